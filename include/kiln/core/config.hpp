@@ -1,0 +1,59 @@
+// kiln/core/config.hpp — feature macros and capacity limits.
+//
+// Everything the core needs to know about its build lives here, so firmware can
+// switch host conveniences off in one place:
+//   KILN_NO_HEAP        no owning Tensor, no heap use anywhere (firmware)
+//   KILN_NO_IOSTREAM    no print_graph(std::ostream&) overloads
+//   KILN_NO_SIMD        force the scalar kernels even when xsimd has an arch
+//   KILN_MAX_NODES      graph capacity (fixed storage, constexpr-friendly)
+//   KILN_EW_TILE        floats per register tile in the fused elementwise loop
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND)
+#define KILN_EXCEPTIONS 1
+#else
+#define KILN_EXCEPTIONS 0
+#endif
+
+#ifndef KILN_MAX_NODES
+#define KILN_MAX_NODES 512
+#endif
+
+#ifndef KILN_EW_TILE
+#if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_6M__) || \
+    defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8M_BASE__)
+#define KILN_EW_TILE 32
+#else
+#define KILN_EW_TILE 128
+#endif
+#endif
+
+#if !defined(KILN_NO_SIMD)
+#if __has_include(<xsimd/xsimd.hpp>)
+#define KILN_HAS_XSIMD 1
+#else
+#define KILN_HAS_XSIMD 0
+#endif
+#else
+#define KILN_HAS_XSIMD 0
+#endif
+
+namespace kiln {
+
+/// Element index and extent type: pointer-sized, so 32-bit on Cortex-M.
+using index_t = std::ptrdiff_t;
+
+inline constexpr int kMaxRank = 6;
+inline constexpr int kMaxNodes = KILN_MAX_NODES;
+inline constexpr int kEwTile = KILN_EW_TILE;
+/// Alignment of every tensor buffer and arena slot (one cache line, enough for AVX-512).
+inline constexpr std::size_t kAlignment = 64;
+
+constexpr std::size_t align_up(std::size_t n, std::size_t a = kAlignment) {
+  return (n + a - 1) / a * a;
+}
+
+}  // namespace kiln
