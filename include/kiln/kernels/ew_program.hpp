@@ -18,6 +18,8 @@
 namespace kiln::kernels {
 
 inline constexpr int kEwMaxRegs = 16;
+/// Most operands and targets one program may read or write.
+inline constexpr int kEwMaxOperands = 24;
 
 enum class EwKind : std::uint8_t {
   load,   // r[dst] = operand a, read at the tile's positions (broadcast by its strides)

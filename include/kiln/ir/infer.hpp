@@ -1,0 +1,224 @@
+// kiln/ir/infer.hpp — the type rules of every op: result shape and dtype, or an error.
+//
+// Both execution modes go through here: the tracer when it appends a node, the
+// eager path before it runs one. So an op's shape rules and its error message
+// exist once.
+#pragma once
+
+#include "../core/status.hpp"
+#include "node.hpp"
+
+namespace kiln {
+
+namespace detail {
+
+constexpr Status op_error(Errc code, const Node& n) {
+  Status s(code);
+  if (n.op == Op::elementwise) s << ewfn_name(n.fn);
+  else if (n.op == Op::reduce) s << reduce_name(n.rk);
+  else if (n.op == Op::matmul && n.trans_b) s << "linear";
+  else s << op_name(n.op);
+  return s << ": ";
+}
+
+constexpr Status inputs_error(Errc code, const Node& n, const Shape* in, const char* what) {
+  Status s = op_error(code, n);
+  s << what << " (inputs";
+  for (int i = 0; i < n.num_inputs; ++i) s << ' ' << in[i];
+  return s << ')';
+}
+
+}  // namespace detail
+
+/// Fills n.shape and n.dtype from the inputs' shapes and dtypes. For reshape, n.shape holds the
+/// requested shape on entry (one extent may be -1).
+constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
+  using detail::inputs_error;
+  for (int i = 0; i < n.num_inputs; ++i)
+    if (!in[i].valid())
+      return inputs_error(in[i].rank() > kMaxRank ? Errc::rank_too_large : Errc::invalid_argument, n,
+                          in, "invalid input shape");
+
+  switch (n.op) {
+    case Op::input:
+    case Op::constant:
+      if (!n.shape.valid())
+        return detail::op_error(n.shape.rank() > kMaxRank ? Errc::rank_too_large : Errc::invalid_argument, n)
+               << "invalid shape " << n.shape << " (max rank " << kMaxRank << ")";
+      return Status();
+    case Op::scalar:
+      n.shape = Shape();
+      n.dtype = DType::f32;
+      return Status();
+
+    case Op::elementwise: {
+      const int arity = ewfn_arity(n.fn);
+      if (n.num_inputs != arity) return inputs_error(Errc::invalid_argument, n, in, "wrong number of inputs");
+      Shape s = in[0];
+      for (int i = 1; i < arity; ++i)
+        if (!broadcast_shapes(s, in[i], s))
+          return inputs_error(Errc::shape_mismatch, n, in, "shapes do not broadcast");
+      // Arithmetic is on floats; masks (boolean) are allowed as the condition of where and
+      // as comparison results.
+      const int first_value = n.fn == EwFn::where ? 1 : 0;
+      for (int i = first_value; i < arity; ++i)
+        if (dt[i] != DType::f32) {
+          Status st = detail::op_error(Errc::dtype_mismatch, n);
+          return st << "input " << i << " has dtype " << dt[i] << ", expected f32 (shape " << in[i] << ')';
+        }
+      if (n.fn == EwFn::where && dt[0] != DType::boolean && dt[0] != DType::f32)
+        return detail::op_error(Errc::dtype_mismatch, n) << "condition has dtype " << dt[0];
+      n.shape = s;
+      n.dtype = ewfn_is_comparison(n.fn) ? DType::boolean : DType::f32;
+      return Status();
+    }
+
+    case Op::reduce:
+    case Op::softmax:
+    case Op::log_softmax: {
+      const int ax = normalize_axis(n.axis, in[0].rank());
+      if (ax < 0) {
+        Status st = detail::op_error(Errc::bad_axis, n);
+        return st << "axis " << n.axis << " out of range for shape " << in[0];
+      }
+      if (dt[0] != DType::f32) return detail::op_error(Errc::dtype_mismatch, n) << "input dtype " << dt[0];
+      n.axis = ax;
+      n.dtype = DType::f32;
+      if (n.op != Op::reduce) {
+        n.shape = in[0];
+        return Status();
+      }
+      Shape s;
+      for (int i = 0; i < in[0].rank(); ++i) {
+        if (i != ax) s.push_back(in[0][i]);
+        else if (n.keepdim) s.push_back(1);
+      }
+      n.shape = s;
+      return Status();
+    }
+
+    case Op::matmul: {
+      const Shape& a = in[0];
+      const Shape& b = in[1];
+      if (dt[0] != DType::f32 || dt[1] != DType::f32)
+        return detail::op_error(Errc::dtype_mismatch, n) << "dtypes " << dt[0] << " and " << dt[1];
+      if (a.rank() < 1 || b.rank() < 2)
+        return inputs_error(Errc::shape_mismatch, n, in, "needs a of rank >= 1 and b of rank >= 2");
+      const index_t K = a.back();
+      const index_t Kb = n.trans_b ? b[b.rank() - 1] : b[b.rank() - 2];
+      const index_t N = n.trans_b ? b[b.rank() - 2] : b[b.rank() - 1];
+      if (K != Kb) return inputs_error(Errc::shape_mismatch, n, in, "inner dimensions differ");
+      if (a.rank() == 1) {  // vector @ matrix: [K] -> [N] (batch dims of b kept)
+        Shape s;
+        for (int i = 0; i < b.rank() - 2; ++i) s.push_back(b[i]);
+        s.push_back(N);
+        n.shape = s;
+      } else {
+        Shape ab, bb;
+        for (int i = 0; i < a.rank() - 2; ++i) ab.push_back(a[i]);
+        for (int i = 0; i < b.rank() - 2; ++i) bb.push_back(b[i]);
+        Shape batch;
+        if (!broadcast_shapes(ab, bb, batch))
+          return inputs_error(Errc::shape_mismatch, n, in, "batch dimensions do not broadcast");
+        batch.push_back(a[a.rank() - 2]);
+        batch.push_back(N);
+        if (batch.rank() > kMaxRank) return inputs_error(Errc::rank_too_large, n, in, "result rank too large");
+        n.shape = batch;
+      }
+      n.dtype = DType::f32;
+      return Status();
+    }
+
+    case Op::reshape: {
+      Shape s = n.shape;
+      if (s.rank() > kMaxRank) return inputs_error(Errc::rank_too_large, n, in, "target rank too large");
+      index_t known = 1;
+      int infer_at = -1;
+      for (int i = 0; i < s.rank(); ++i) {
+        if (s[i] == -1 && infer_at < 0) infer_at = i;
+        else if (s[i] < 0) return inputs_error(Errc::invalid_argument, n, in, "bad target extent");
+        else known *= s[i];
+      }
+      if (infer_at >= 0) {
+        if (known == 0 || in[0].numel() % known != 0) {
+          Status st = detail::op_error(Errc::shape_mismatch, n);
+          return st << "cannot reshape " << in[0] << " to " << n.shape;
+        }
+        s[infer_at] = in[0].numel() / known;
+      }
+      if (s.numel() != in[0].numel()) {
+        Status st = detail::op_error(Errc::shape_mismatch, n);
+        return st << "cannot reshape " << in[0] << " to " << n.shape;
+      }
+      n.shape = s;
+      n.dtype = dt[0];
+      return Status();
+    }
+
+    case Op::permute: {
+      const int r = in[0].rank();
+      bool seen[kMaxRank]{};
+      Shape s = Shape::of_rank(r);
+      for (int i = 0; i < r; ++i) {
+        const int p = n.perm[i];
+        if (p < 0 || p >= r || seen[p]) return inputs_error(Errc::bad_axis, n, in, "invalid permutation");
+        seen[p] = true;
+        s[i] = in[0][p];
+      }
+      n.shape = s;
+      n.dtype = dt[0];
+      return Status();
+    }
+
+    case Op::slice: {
+      const int ax = normalize_axis(n.axis, in[0].rank());
+      if (ax < 0) {
+        Status st = detail::op_error(Errc::bad_axis, n);
+        return st << "axis " << n.axis << " out of range for shape " << in[0];
+      }
+      n.axis = ax;
+      // n.shape[0] carries the requested count on entry; it is validated here.
+      const index_t count = n.shape.rank() == 1 ? n.shape[0] : -1;
+      const index_t len = in[0][ax];
+      if (n.step < 1 || n.start < 0 || count < 0 || (count > 0 && n.start + (count - 1) * n.step >= len)) {
+        Status st = detail::op_error(Errc::shape_mismatch, n);
+        return st << "slice start " << static_cast<long long>(n.start) << " count " << static_cast<long long>(count)
+                  << " step " << static_cast<long long>(n.step) << " outside axis " << ax << " of " << in[0];
+      }
+      Shape s = in[0];
+      s[ax] = count;
+      n.shape = s;
+      n.dtype = dt[0];
+      return Status();
+    }
+
+    case Op::concat: {
+      if (n.num_inputs < 1) return detail::op_error(Errc::invalid_argument, n) << "no inputs";
+      const int ax = normalize_axis(n.axis, in[0].rank());
+      if (ax < 0) {
+        Status st = detail::op_error(Errc::bad_axis, n);
+        return st << "axis " << n.axis << " out of range for shape " << in[0];
+      }
+      Shape s = in[0];
+      for (int i = 1; i < n.num_inputs; ++i) {
+        bool ok = in[i].rank() == s.rank() && dt[i] == dt[0];
+        for (int d = 0; ok && d < s.rank(); ++d)
+          if (d != ax && in[i][d] != s[d]) ok = false;
+        if (!ok) return inputs_error(Errc::shape_mismatch, n, in, "shapes differ outside the concat axis");
+        s[ax] += in[i][ax];
+      }
+      n.axis = ax;
+      n.shape = s;
+      n.dtype = dt[0];
+      return Status();
+    }
+
+    case Op::copy:
+      n.shape = in[0];
+      n.dtype = dt[0];
+      return Status();
+  }
+  return detail::op_error(Errc::not_supported, n) << "unknown op";
+}
+
+}  // namespace kiln

@@ -1,0 +1,103 @@
+// kiln/ir/node.hpp — one operation in the graph.
+//
+// A Node is a plain literal type: opcode, attributes, input ids, and the
+// inferred result type. Graphs store Nodes in fixed arrays so the whole IR can
+// live in a constant expression.
+#pragma once
+
+#include "../core/config.hpp"
+#include "../core/dtype.hpp"
+#include "../core/ewfn.hpp"
+#include "../core/shape.hpp"
+
+namespace kiln {
+
+enum class Op : std::uint8_t {
+  input,        // a tensor argument of the model
+  constant,     // a tensor captured by the model (weights): data bound by pointer
+  scalar,       // a rank-0 constant held inline (p0)
+  elementwise,  // fn, broadcasting over its inputs
+  reduce,       // rk over axis, keepdim
+  softmax,      // over axis
+  log_softmax,  // over axis
+  matmul,       // batched a @ b (b transposed when trans_b): linear is matmul(x, W, trans_b)
+  reshape,      // same elements, new shape (a view when the input is contiguous)
+  permute,      // perm (a view with permuted strides)
+  slice,        // axis, start, step; shape[axis] = count (a view)
+  concat,       // along axis
+  copy,         // materialises its input contiguously (inserted by the planner's needs)
+};
+
+constexpr const char* op_name(Op op) {
+  switch (op) {
+    case Op::input: return "input";
+    case Op::constant: return "constant";
+    case Op::scalar: return "scalar";
+    case Op::elementwise: return "elementwise";
+    case Op::reduce: return "reduce";
+    case Op::softmax: return "softmax";
+    case Op::log_softmax: return "log_softmax";
+    case Op::matmul: return "matmul";
+    case Op::reshape: return "reshape";
+    case Op::permute: return "permute";
+    case Op::slice: return "slice";
+    case Op::concat: return "concat";
+    case Op::copy: return "copy";
+  }
+  return "?";
+}
+
+inline constexpr int kMaxInputs = 8;
+
+struct Node {
+  Op op = Op::input;
+  DType dtype = DType::f32;
+  Shape shape;
+  int inputs[kMaxInputs]{};
+  int num_inputs = 0;
+
+  // Attributes (which ones matter depends on op).
+  EwFn fn = EwFn::identity;
+  ReduceKind rk = ReduceKind::sum;
+  int axis = 0;
+  bool keepdim = false;
+  bool trans_b = false;
+  float p0 = 0.f, p1 = 0.f;
+  index_t start = 0, step = 1;  // slice
+  std::int8_t perm[kMaxRank]{};
+  int index = 0;                 // input: argument position; constant: constant slot
+  const void* data = nullptr;    // constant: the captured tensor's data
+
+  constexpr int input(int i) const { return inputs[i]; }
+  constexpr bool is_elementwise() const { return op == Op::elementwise; }
+  constexpr bool is_view() const { return op == Op::reshape || op == Op::permute || op == Op::slice; }
+  constexpr bool is_leaf() const { return op == Op::input || op == Op::constant || op == Op::scalar; }
+};
+
+/// Same operation on the same inputs (for CSE). Leaves are never equal unless identical data.
+constexpr bool same_computation(const Node& a, const Node& b) {
+  if (a.op != b.op || a.dtype != b.dtype || a.num_inputs != b.num_inputs || a.shape != b.shape) return false;
+  for (int i = 0; i < a.num_inputs; ++i)
+    if (a.inputs[i] != b.inputs[i]) return false;
+  switch (a.op) {
+    case Op::input: return a.index == b.index;
+    case Op::constant: return a.data == b.data;
+    case Op::scalar: return a.p0 == b.p0 || (a.p0 != a.p0 && b.p0 != b.p0);
+    case Op::elementwise: return a.fn == b.fn && a.p0 == b.p0 && a.p1 == b.p1;
+    case Op::reduce: return a.rk == b.rk && a.axis == b.axis && a.keepdim == b.keepdim;
+    case Op::softmax:
+    case Op::log_softmax:
+    case Op::concat: return a.axis == b.axis;
+    case Op::matmul: return a.trans_b == b.trans_b;
+    case Op::reshape:
+    case Op::copy: return true;
+    case Op::permute:
+      for (int i = 0; i < kMaxRank; ++i)
+        if (a.perm[i] != b.perm[i]) return false;
+      return true;
+    case Op::slice: return a.axis == b.axis && a.start == b.start && a.step == b.step;
+  }
+  return false;
+}
+
+}  // namespace kiln

@@ -1,0 +1,58 @@
+// kiln/ir/print.hpp — the graph as a table or as Graphviz DOT (host convenience).
+#pragma once
+
+#ifndef KILN_NO_IOSTREAM
+#include <ostream>
+
+#include "graph.hpp"
+
+namespace kiln {
+
+/// Short description of what a node computes, e.g. "relu", "sum(axis=1)", "linear".
+inline void describe_node(std::ostream& os, const Node& n) {
+  switch (n.op) {
+    case Op::elementwise:
+      os << ewfn_name(n.fn);
+      if (n.fn == EwFn::leaky_relu || n.fn == EwFn::pow_scalar) os << '(' << n.p0 << ')';
+      if (n.fn == EwFn::clamp) os << '(' << n.p0 << ", " << n.p1 << ')';
+      return;
+    case Op::reduce: os << reduce_name(n.rk) << "(axis=" << n.axis << (n.keepdim ? ", keepdim" : "") << ')'; return;
+    case Op::softmax:
+    case Op::log_softmax:
+    case Op::concat: os << op_name(n.op) << "(axis=" << n.axis << ')'; return;
+    case Op::matmul: os << (n.trans_b ? "linear" : "matmul"); return;
+    case Op::scalar: os << "scalar(" << n.p0 << ')'; return;
+    case Op::input: os << "input " << n.index; return;
+    case Op::slice: os << "slice(axis=" << n.axis << ", start=" << n.start << ", step=" << n.step << ')'; return;
+    case Op::permute: {
+      os << "permute(";
+      for (int i = 0; i < n.shape.rank(); ++i) os << (i ? "," : "") << int(n.perm[i]);
+      os << ')';
+      return;
+    }
+    default: os << op_name(n.op); return;
+  }
+}
+
+inline std::ostream& operator<<(std::ostream& os, const Shape& s) {
+  os << '[';
+  for (int i = 0; i < s.rank(); ++i) os << (i ? ", " : "") << s[i];
+  return os << ']';
+}
+
+/// The graph in Graphviz DOT.
+inline void print_dot(std::ostream& os, const Graph& g) {
+  os << "digraph kiln {\n  node [shape=box, fontname=monospace];\n";
+  for (int i = 0; i < g.size(); ++i) {
+    const Node& n = g[i];
+    os << "  n" << i << " [label=\"%" << i << ' ';
+    describe_node(os, n);
+    os << "\\n" << n.shape << ' ' << dtype_name(n.dtype) << "\"];\n";
+    for (int k = 0; k < n.num_inputs; ++k) os << "  n" << n.inputs[k] << " -> n" << i << ";\n";
+  }
+  for (int k = 0; k < g.num_outputs(); ++k) os << "  n" << g.output(k) << " -> out" << k << ";\n";
+  os << "}\n";
+}
+
+}  // namespace kiln
+#endif

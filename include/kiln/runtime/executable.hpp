@@ -1,0 +1,537 @@
+// kiln/runtime/executable.hpp — a planned graph, lowered to kernel calls, ready to run.
+//
+// Built once per guard at the first call: simplify, fuse, plan memory, lower
+// every group to a Step (operand strides, programs, GEMM epilogue, packed
+// weights). run() then only resolves a handful of base pointers and calls one
+// kernel per step: no allocation, no planning, no strings.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "../passes/memory_plan.hpp"
+#include "../passes/simplify.hpp"
+#include "eager.hpp"
+
+namespace kiln::runtime {
+
+/// A value read or written by a step: its base buffer, element offset, and strides over the
+/// step's loop shape.
+struct ValueSpec {
+  int base = -1;
+  index_t offset = 0;
+  Strides strides;
+  DType dtype = DType::f32;
+};
+
+struct Step {
+  passes::GroupKind kind = passes::GroupKind::elementwise;
+  int group = -1;
+  int node = -1;  // the group's root, or its first member
+  Shape loop;
+  int code_begin = 0, code_size = 0, num_regs = 0;
+  int op_begin = 0, num_ops = 0;
+  int tgt_begin = 0, num_tgts = 0;
+  // reduce / softmax
+  ReduceKind rk = ReduceKind::sum;
+  int axis = 0;
+  bool log = false;
+  // gemm: C(batch, M, N) = A(batch, M, K) B(batch, K, N); A/B strides over [batch..., M|K, K|N]
+  index_t M = 0, N = 0, K = 0;
+  Shape batch;
+  ValueSpec a, b, c;  // c: where the raw/bias/clamped product lands (contiguous)
+  int packed = -1;    // index into packed weights, or -1 to pack on the fly
+  int bias = -1;      // spec index (strides over the output) of a bias applied in registers
+  bool clamp = false;
+  float lo = 0.f, hi = 0.f;
+  int workspace_slot = -1;
+};
+
+/// Counters reported by stats().
+struct PlanInfo {
+  int nodes = 0, groups = 0, kernels = 0, folded = 0, cse = 0, simplified = 0, dead = 0, in_place = 0;
+  std::size_t arena_bytes = 0, lower_bound = 0, packed_weight_bytes = 0;
+};
+
+class Executable {
+ public:
+  /// Plans `traced` (consumed). On failure returns false and `status` says why.
+  bool build(const Graph& traced, Status& status) {
+    graph_ = std::make_unique<Graph>(traced);
+    fusion_ = std::make_unique<passes::Fusion>();
+    mem_ = std::make_unique<passes::MemoryPlan>();
+    Graph& g = *graph_;
+    info_ = PlanInfo();
+
+    // Graph-level passes until nothing changes (each is cheap at these sizes).
+    for (int round = 0; round < 4; ++round) {
+      const int s = passes::simplify_algebra(g);
+      const int c = passes::eliminate_common_subexpressions(g);
+      const int f = passes::fold_constants(g, [this](const Graph& gg, int id) { return fold_node(gg, id); });
+      info_.dead += g.remove_dead();
+      info_.simplified += s;
+      info_.cse += c;
+      info_.folded += f;
+      if (s + c + f == 0) break;
+    }
+    if (!g.ok()) {
+      status = g.status();
+      return false;
+    }
+    if (!passes::fuse(g, *fusion_)) {
+      status = Status(Errc::invalid_argument) << "fusion: the group graph has a cycle (internal error)";
+      return false;
+    }
+    lower();
+    std::size_t ws[kMaxNodes]{};
+    for (const Step& s : steps_) ws[s.group] = workspace_bytes(s);
+    passes::plan_memory(g, *fusion_, ws, *mem_);
+    for (Step& s : steps_) s.workspace_slot = mem_->workspace_slot[s.group];
+    info_.nodes = g.size();
+    info_.groups = fusion_->num_groups;
+    info_.kernels = static_cast<int>(steps_.size());
+    info_.arena_bytes = mem_->arena_bytes;
+    info_.lower_bound = mem_->lower_bound;
+    info_.in_place = mem_->in_place;
+    for (const auto& p : packed_) info_.packed_weight_bytes += p.size() * sizeof(float);
+    return true;
+  }
+
+  const Graph& graph() const { return *graph_; }
+  const passes::Fusion& fusion() const { return *fusion_; }
+  const passes::MemoryPlan& memory() const { return *mem_; }
+  const PlanInfo& info() const { return info_; }
+  const std::vector<Step>& steps() const { return steps_; }
+  std::size_t arena_bytes() const { return mem_->arena_bytes; }
+
+  /// Runs the plan. inputs[i]: dense data of graph input i; outputs[k]: dense buffer for output k;
+  /// arena: arena_bytes() bytes, kAlignment-aligned.
+  void run(const void* const* inputs, void* const* outputs, void* arena) const {
+    Bindings b{inputs, outputs, static_cast<char*>(arena)};
+    for (const Step& s : steps_) run_step(s, b);
+    const Graph& g = *graph_;
+    for (int k = 0; k < g.num_outputs(); ++k) {
+      const int from = mem_->output_copy_from[k];
+      if (from < 0) continue;
+      const Node& n = g[from];
+      const passes::Layout& l = fusion_->layouts[from];
+      if (n.op == Op::scalar) {
+        std::memcpy(outputs[k], &n.p0, sizeof(float));
+        continue;
+      }
+      strided_copy(ptr(b, l.base, l.offset, n.dtype), n.dtype, n.shape, l.strides, outputs[k]);
+    }
+  }
+
+ private:
+  struct Bindings {
+    const void* const* inputs;
+    void* const* outputs;
+    char* arena;
+  };
+
+  // ---- constant folding storage -------------------------------------------------------------
+  const float* fold_node(const Graph& g, int id) {
+    const Node& n = g[id];
+    if (n.dtype != DType::f32 && n.dtype != DType::boolean) return nullptr;
+    const void* ins[kMaxInputs]{};
+    Shape shapes[kMaxInputs];
+    DType dts[kMaxInputs]{};
+    for (int k = 0; k < n.num_inputs; ++k) {
+      const Node& in = g[n.inputs[k]];
+      ins[k] = in.op == Op::scalar ? static_cast<const void*>(&in.p0) : in.data;
+      shapes[k] = in.shape;
+      dts[k] = in.dtype;
+    }
+    const std::size_t count = static_cast<std::size_t>(n.shape.numel());
+    folded_.emplace_back(count ? (count * dtype_size(n.dtype) + 3) / 4 : 1);
+    std::vector<float> ws(node_workspace_floats(n, shapes) + 16);
+    float* wsa = align_floats(ws.data());
+    run_node(n, ins, shapes, dts, folded_.back().data(), wsa);
+    return folded_.back().data();
+  }
+  static float* align_floats(float* p) {
+    const auto v = reinterpret_cast<std::uintptr_t>(p);
+    return reinterpret_cast<float*>((v + kAlignment - 1) / kAlignment * kAlignment);
+  }
+
+  // ---- lowering ---------------------------------------------------------------------------
+  ValueSpec spec_over(int node, const Shape& loop) const {
+    const passes::Layout& l = fusion_->layouts[node];
+    const Node& n = (*graph_)[node];
+    return ValueSpec{l.base, l.offset, passes::operand_strides(n.shape, l, loop), n.dtype};
+  }
+  int add_spec(const ValueSpec& s) {
+    specs_.push_back(s);
+    return static_cast<int>(specs_.size()) - 1;
+  }
+
+  void lower() {
+    const Graph& g = *graph_;
+    const passes::Fusion& f = *fusion_;
+    steps_.clear();
+    code_.clear();
+    specs_.clear();
+    for (int k = 0; k < f.num_groups; ++k) {
+      const int gi = f.order[k];
+      const passes::Group& grp = f.groups[gi];
+      Step s;
+      s.kind = grp.kind;
+      s.group = gi;
+      s.node = grp.root;
+      if (s.node < 0)
+        for (int i = 0; i < g.size() && s.node < 0; ++i)
+          if (f.group_of[i] == gi) s.node = i;
+      switch (grp.kind) {
+        case passes::GroupKind::elementwise: lower_program(s, grp.loop); break;
+        case passes::GroupKind::reduce:
+        case passes::GroupKind::softmax: {
+          const Node& r = g[grp.root];
+          s.rk = r.rk;
+          s.axis = r.axis;
+          s.log = r.op == Op::log_softmax;
+          const Shape& in_shape = g[r.inputs[0]].shape;
+          lower_program(s, in_shape);
+          if (s.code_size == 0) {  // no producers: the kernel reads the input value directly
+            s.op_begin = static_cast<int>(specs_.size());
+            add_spec(spec_over(r.inputs[0], in_shape));
+            s.num_ops = 1;
+          }
+          s.loop = in_shape;
+          break;
+        }
+        case passes::GroupKind::gemm: lower_gemm(s, grp); break;
+        case passes::GroupKind::concat:
+        case passes::GroupKind::copy: {
+          const Node& n = g[grp.root];
+          s.op_begin = static_cast<int>(specs_.size());
+          for (int in = 0; in < n.num_inputs; ++in) {
+            const Shape& is = g[n.inputs[in]].shape;
+            add_spec(spec_over(n.inputs[in], is));
+          }
+          s.num_ops = n.num_inputs;
+          s.loop = n.shape;
+          s.axis = n.axis;
+          break;
+        }
+      }
+      steps_.push_back(s);
+    }
+  }
+
+  void lower_program(Step& s, const Shape& loop, int acc = -1, const bool* in_registers = nullptr) {
+    const Graph& g = *graph_;
+    std::vector<kernels::EwInstr> code(4 * static_cast<std::size_t>(g.size()) + 8);
+    int cs = 0, no = 0, nt = 0;
+    int ops[kMaxNodes]{}, tgts[kMaxNodes]{};
+    const int regs = passes::build_program(g, *fusion_, s.group, code.data(), static_cast<int>(code.size()), cs, ops,
+                                           no, tgts, nt, acc, in_registers);
+    s.loop = loop;
+    s.num_regs = regs;
+    s.code_begin = static_cast<int>(code_.size());
+    s.code_size = cs;
+    code_.insert(code_.end(), code.begin(), code.begin() + cs);
+    s.op_begin = static_cast<int>(specs_.size());
+    for (int k = 0; k < no; ++k) add_spec(spec_over(ops[k], loop));
+    s.num_ops = no;
+    s.tgt_begin = static_cast<int>(specs_.size());
+    for (int k = 0; k < nt; ++k) add_spec(spec_over(tgts[k], loop));
+    s.num_tgts = nt;
+    // Members without producers in reduce groups: the program is just "load, store" — drop it so
+    // the kernel reads the value directly.
+    if ((s.kind == passes::GroupKind::reduce || s.kind == passes::GroupKind::softmax) && cs == 0) {
+      s.num_ops = 0;
+      s.num_tgts = 0;
+    }
+  }
+
+  void lower_gemm(Step& s, const passes::Group& grp) {
+    const Graph& g = *graph_;
+    const passes::Fusion& f = *fusion_;
+    const Node& mm = g[grp.root];
+    const Node& an = g[mm.inputs[0]];
+    const Node& bn = g[mm.inputs[1]];
+    const Shape& out = mm.shape;
+    s.K = an.shape.back();
+    s.N = out.back();
+    s.M = an.shape.rank() >= 2 ? an.shape[an.shape.rank() - 2] : 1;
+    // Virtual shapes with explicit batch: [batch..., M, N], A over [batch..., M, K], B over [batch..., K, N].
+    Shape batch;
+    const int out_batch = an.shape.rank() >= 2 ? out.rank() - 2 : out.rank() - 1;
+    for (int d = 0; d < out_batch; ++d) batch.push_back(out[d]);
+    Shape va = batch, vb = batch, vo = batch;
+    va.push_back(s.M);
+    va.push_back(s.K);
+    vo.push_back(s.M);
+    vo.push_back(s.N);
+    vb.push_back(mm.trans_b ? s.N : s.K);
+    vb.push_back(mm.trans_b ? s.K : s.N);
+    const passes::Layout& la = f.layouts[mm.inputs[0]];
+    const passes::Layout& lb = f.layouts[mm.inputs[1]];
+    s.a = ValueSpec{la.base, la.offset, passes::operand_strides(an.shape, la, va), an.dtype};
+    s.b = ValueSpec{lb.base, lb.offset, passes::operand_strides(bn.shape, lb, vb), bn.dtype};
+    if (mm.trans_b) {  // present B as [.., K, N] by swapping the last two strides
+      const int r = vb.rank();
+      const index_t t = s.b.strides[r - 1];
+      s.b.strides[r - 1] = s.b.strides[r - 2];
+      s.b.strides[r - 2] = t;
+    }
+
+    // Epilogue: bias and clamp in registers when they are a private chain off the matmul.
+    int uses[kMaxNodes]{};
+    g.count_uses(uses);
+    bool in_regs[kMaxNodes]{};
+    int acc = grp.root;
+    auto sole_user_in_group = [&](int id) {
+      if (uses[id] != 1 || g.is_output(id)) return -1;
+      for (int u = id + 1; u < g.size(); ++u)
+        for (int k = 0; k < g[u].num_inputs; ++k)
+          if (g[u].inputs[k] == id) return f.group_of[u] == s.group ? u : -1;
+      return -1;
+    };
+    int next = sole_user_in_group(acc);
+    if (next >= 0 && g[next].op == Op::elementwise && g[next].fn == EwFn::add) {
+      const int other = g[next].inputs[0] == acc ? g[next].inputs[1] : g[next].inputs[0];
+      if (other != acc && g[other].op != Op::scalar && g[other].dtype == DType::f32) {
+        const ValueSpec bias = spec_over(other, vo);
+        bool vector = bias.strides[vo.rank() - 1] == 1 || s.N == 1;
+        for (int d = 0; d + 1 < vo.rank(); ++d) vector = vector && bias.strides[d] == 0;
+        if (vector) {
+          s.bias = add_spec(bias);
+          in_regs[next] = true;
+          acc = next;
+          next = sole_user_in_group(acc);
+        }
+      }
+    }
+    if (next >= 0 && g[next].op == Op::elementwise) {
+      const EwFn fn = g[next].fn;
+      const float inf = __builtin_huge_valf();
+      if (fn == EwFn::relu || fn == EwFn::relu6 || fn == EwFn::clamp) {
+        s.clamp = true;
+        s.lo = fn == EwFn::clamp ? g[next].p0 : 0.f;
+        s.hi = fn == EwFn::relu ? inf : fn == EwFn::relu6 ? 6.f : g[next].p1;
+        in_regs[next] = true;
+        acc = next;
+      }
+    }
+    lower_program(s, vo, acc, in_regs);
+    // Where C lands: the acc node's own buffer if it is stored, else the first target of the tail.
+    const int c_node = s.num_tgts > 0 && !(passes::is_group_output(g, f, acc) && f.layouts[acc].base == acc)
+                           ? -2
+                           : acc;
+    if (c_node == -2) s.c = specs_[static_cast<std::size_t>(s.tgt_begin)];
+    else s.c = spec_over(acc, vo);
+    s.loop = vo;
+    s.batch = batch;
+
+    // One GEMM over (batch x M) rows when B and every other operand are batch-invariant or merge.
+    // Prepack B once when it is a constant shared by all batches.
+    bool b_shared = true;
+    for (int d = 0; d < batch.rank(); ++d) b_shared = b_shared && s.b.strides[d] == 0;
+    if (b_shared && g[lb.base].op == Op::constant && bn.dtype == DType::f32) {
+      const int r = vb.rank();
+      const float* bp = static_cast<const float*>(g[lb.base].data) + lb.offset;
+      std::vector<float> packed(kernels::packed_b_size(s.K, s.N));
+      kernels::pack_b(s.K, s.N, kernels::MatrixRef{bp, s.b.strides[r - 2], s.b.strides[r - 1]}, packed.data());
+      packed_.push_back(std::move(packed));
+      s.packed = static_cast<int>(packed_.size()) - 1;
+    }
+    if (batch.rank() > 0 && b_shared) {
+      bool merge = mergeable(s.a.strides, vo) && mergeable(s.c.strides, vo);
+      for (int k = 0; k < s.num_ops; ++k) merge = merge && mergeable(specs_[s.op_begin + k].strides, vo);
+      for (int k = 0; k < s.num_tgts; ++k) merge = merge && mergeable(specs_[s.tgt_begin + k].strides, vo);
+      if (s.bias >= 0) merge = merge && mergeable(specs_[s.bias].strides, vo);
+      if (merge) {
+        s.M *= batch.numel();
+        s.batch = Shape();
+      }
+    }
+  }
+
+  /// Whether rows (batch..., M) of a value with these strides over `vo` form one strided run.
+  static bool mergeable(const Strides& st, const Shape& vo) {
+    const int r = vo.rank();
+    for (int d = r - 3; d >= 0; --d) {
+      // the stride of dim d must equal stride(d+1) * extent(d+1) (or the dim is trivial)
+      if (vo[d] == 1) continue;
+      if (st[d] != st[d + 1] * vo[d + 1]) return false;
+    }
+    return true;
+  }
+
+  std::size_t workspace_bytes(const Step& s) const {
+    if (s.kind != passes::GroupKind::gemm) return 0;
+    return kernels::gemm_workspace_size(s.M, s.N, s.K, s.packed >= 0) * sizeof(float);
+  }
+
+  // ---- execution ---------------------------------------------------------------------------
+  const char* base_ptr(const Bindings& b, int base) const {
+    const passes::Placement& p = mem_->place[base];
+    switch (p.kind) {
+      case passes::Storage::input: return static_cast<const char*>(b.inputs[p.index]);
+      case passes::Storage::output: return static_cast<const char*>(b.outputs[p.index]);
+      case passes::Storage::constant: return static_cast<const char*>((*graph_)[base].data);
+      case passes::Storage::arena: return b.arena + p.offset;
+      case passes::Storage::scalar: return reinterpret_cast<const char*>(&(*graph_)[base].p0);
+      case passes::Storage::none: break;
+    }
+    return nullptr;
+  }
+  const char* ptr(const Bindings& b, int base, index_t offset, DType t) const {
+    return base_ptr(b, base) + offset * dtype_size(t);
+  }
+  kernels::EwOperand operand(const Bindings& b, const ValueSpec& v) const {
+    return kernels::EwOperand{ptr(b, v.base, v.offset, v.dtype), v.dtype, v.strides};
+  }
+  kernels::EwTarget target(const Bindings& b, const ValueSpec& v) const {
+    return kernels::EwTarget{const_cast<char*>(ptr(b, v.base, v.offset, v.dtype)), v.dtype, v.strides};
+  }
+  kernels::EwProgram program(const Step& s) const {
+    return kernels::EwProgram{code_.data() + s.code_begin, s.code_size, s.num_regs};
+  }
+  float* workspace(const Bindings& b, const Step& s) const {
+    if (s.workspace_slot < 0) return nullptr;
+    return reinterpret_cast<float*>(b.arena + mem_->slot_offset[s.workspace_slot]);
+  }
+
+  void run_step(const Step& s, const Bindings& b) const {
+    kernels::EwOperand ops[kernels::kEwMaxOperands];
+    kernels::EwTarget tgts[kernels::kEwMaxOperands];
+    switch (s.kind) {
+      case passes::GroupKind::elementwise: {
+        for (int k = 0; k < s.num_ops; ++k) ops[k] = operand(b, specs_[s.op_begin + k]);
+        for (int k = 0; k < s.num_tgts; ++k) tgts[k] = target(b, specs_[s.tgt_begin + k]);
+        kernels::ew_run(program(s), ops, s.num_ops, tgts, s.num_tgts, s.loop);
+        return;
+      }
+      case passes::GroupKind::reduce:
+      case passes::GroupKind::softmax: {
+        for (int k = 0; k < s.num_ops; ++k) ops[k] = operand(b, specs_[s.op_begin + k]);
+        const kernels::EwProgram p = program(s);
+        const kernels::EwProgram* prod = s.code_size ? &p : nullptr;
+        float* out = reinterpret_cast<float*>(const_cast<char*>(base_ptr(b, s.node)));
+        if (s.kind == passes::GroupKind::reduce)
+          kernels::reduce_run(s.rk, prod, ops, s.num_ops, s.loop, s.axis, out);
+        else
+          kernels::softmax_run(s.log, prod, ops, s.num_ops, s.loop, s.axis, out);
+        return;
+      }
+      case passes::GroupKind::copy: {
+        const ValueSpec& in = specs_[s.op_begin];
+        const Node& n = (*graph_)[s.node];
+        const Shape& is = (*graph_)[n.inputs[0]].shape;
+        strided_copy(ptr(b, in.base, in.offset, in.dtype), n.dtype, is, in.strides,
+                     const_cast<char*>(base_ptr(b, s.node)));
+        return;
+      }
+      case passes::GroupKind::concat: {
+        const Node& n = (*graph_)[s.node];
+        const Strides os = contiguous_strides(n.shape);
+        char* out = const_cast<char*>(base_ptr(b, s.node));
+        index_t at = 0;
+        const SingleOpProgram p(EwFn::identity);
+        for (int k = 0; k < s.num_ops; ++k) {
+          const ValueSpec& in = specs_[s.op_begin + k];
+          const Shape& is = (*graph_)[n.inputs[k]].shape;
+          const kernels::EwOperand src = operand(b, in);
+          const kernels::EwTarget t{out + at * os[n.axis] * dtype_size(n.dtype), n.dtype, os};
+          kernels::ew_run(p.program(), &src, 1, &t, 1, is);
+          at += is[n.axis];
+        }
+        return;
+      }
+      case passes::GroupKind::gemm: run_gemm(s, b); return;
+    }
+  }
+
+  struct TailContext {
+    const Executable* self;
+    const Step* step;
+    const Bindings* b;
+    index_t batch_index[kMaxRank];
+  };
+
+  static void tail(void* ctx, index_t i0, index_t j0, index_t m, index_t n, float* c, index_t ldc) {
+    const TailContext& t = *static_cast<const TailContext*>(ctx);
+    const Executable& e = *t.self;
+    const Step& s = *t.step;
+    const int r = s.loop.rank();
+    auto at = [&](const ValueSpec& v) {
+      index_t off = v.offset + i0 * v.strides[r - 2] + j0 * v.strides[r - 1];
+      for (int d = 0; d < s.batch.rank(); ++d) off += t.batch_index[d] * v.strides[d];
+      return e.ptr(*t.b, v.base, off, v.dtype);
+    };
+    auto two_d = [&](const ValueSpec& v) {
+      Strides st;
+      st[0] = v.strides[r - 2];
+      st[1] = v.strides[r - 1];
+      return st;
+    };
+    kernels::EwOperand ops[kernels::kEwMaxOperands];
+    kernels::EwTarget tgts[kernels::kEwMaxOperands];
+    Strides cst;
+    cst[0] = ldc;
+    cst[1] = 1;
+    ops[0] = kernels::EwOperand{c, DType::f32, cst};  // operand 0 is the accumulator block
+    for (int k = 1; k < s.num_ops; ++k) {
+      const ValueSpec& v = e.specs_[s.op_begin + k];
+      ops[k] = kernels::EwOperand{at(v), v.dtype, two_d(v)};
+    }
+    for (int k = 0; k < s.num_tgts; ++k) {
+      const ValueSpec& v = e.specs_[s.tgt_begin + k];
+      tgts[k] = kernels::EwTarget{const_cast<char*>(at(v)), v.dtype, two_d(v)};
+    }
+    kernels::ew_run(e.program(s), ops, s.num_ops, tgts, s.num_tgts, Shape{m, n});
+  }
+
+  void run_gemm(const Step& s, const Bindings& b) const {
+    const int r = s.loop.rank();
+    TailContext tc{this, &s, &b, {}};
+    kernels::GemmEpilogue ep;
+    ep.clamp = s.clamp;
+    ep.lo = s.lo;
+    ep.hi = s.hi;
+    if (s.bias >= 0) {
+      const ValueSpec& v = specs_[s.bias];
+      ep.bias = reinterpret_cast<const float*>(ptr(b, v.base, v.offset, v.dtype));
+    }
+    if (s.code_size > 0) {
+      ep.tail = &Executable::tail;
+      ep.ctx = &tc;
+    }
+    const float* packed = s.packed >= 0 ? packed_[static_cast<std::size_t>(s.packed)].data() : nullptr;
+    float* ws = workspace(b, s);
+    const index_t nb = s.batch.numel();
+    for (index_t t = 0; t < nb; ++t) {
+      index_t ao = s.a.offset, bo = s.b.offset, co = s.c.offset;
+      for (int d = 0; d < s.batch.rank(); ++d) {
+        ao += tc.batch_index[d] * s.a.strides[d];
+        bo += tc.batch_index[d] * s.b.strides[d];
+        co += tc.batch_index[d] * s.c.strides[d];
+      }
+      const kernels::MatrixRef A{reinterpret_cast<const float*>(ptr(b, s.a.base, ao, s.a.dtype)), s.a.strides[r - 2],
+                                 s.a.strides[r - 1]};
+      const kernels::MatrixRef B{reinterpret_cast<const float*>(ptr(b, s.b.base, bo, s.b.dtype)), s.b.strides[r - 2],
+                                 s.b.strides[r - 1]};
+      float* C = reinterpret_cast<float*>(const_cast<char*>(ptr(b, s.c.base, co, s.c.dtype)));
+      kernels::gemm(s.M, s.N, s.K, A, B, packed, C, s.M == 1 ? s.N : s.c.strides[r - 2], ep, ws);
+      for (int d = s.batch.rank() - 1; d >= 0; --d) {
+        if (++tc.batch_index[d] < s.batch[d]) break;
+        tc.batch_index[d] = 0;
+      }
+    }
+  }
+
+  std::unique_ptr<Graph> graph_;
+  std::unique_ptr<passes::Fusion> fusion_;
+  std::unique_ptr<passes::MemoryPlan> mem_;
+  std::vector<Step> steps_;
+  std::vector<kernels::EwInstr> code_;
+  std::vector<ValueSpec> specs_;
+  std::vector<std::vector<float>> packed_;
+  std::vector<std::vector<float>> folded_;
+  PlanInfo info_;
+};
+
+}  // namespace kiln::runtime

@@ -1,0 +1,381 @@
+// kiln/trace/compile.hpp — compile(fn): trace at the first call, plan, cache under a guard.
+//
+// Compiled<Fn> calls fn with SymTensors in place of its tensor arguments,
+// records the graph, builds an Executable (or hands the graph to a custom
+// backend, like TorchDynamo's compiler callback), and caches it under the
+// call's Guard. Later calls that match a guard only bind pointers and run.
+// A call that matches no guard traces again, up to the cache limit; past it
+// the call runs eagerly and stats() counts it: never a wrong plan.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "../ops.hpp"
+#include "../runtime/executable.hpp"
+#include "guard.hpp"
+#ifndef KILN_NO_IOSTREAM
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+#include <string>
+
+#include "../ir/print.hpp"
+#endif
+
+namespace kiln {
+
+struct CompileOptions {
+  int cache_limit = 8;  // specialisations kept; calls past it run eagerly
+};
+
+struct Stats {
+  int calls = 0, traces = 0, cache_hits = 0, guard_failures = 0, eager_fallbacks = 0;
+  int nodes = 0, groups = 0, kernels = 0;          // of the most recently used specialisation
+  int folded = 0, cse = 0, simplified = 0, dead = 0, in_place = 0;
+  std::size_t arena_bytes = 0, lower_bound = 0, packed_weight_bytes = 0;
+};
+
+/// What a custom backend returns: runs the graph on dense inputs into dense outputs.
+using BackendFn = std::function<void(const TensorView<const float>* inputs, int num_inputs,
+                                     TensorView<float>* outputs, int num_outputs)>;
+
+namespace detail {
+
+/// The structure of a model's result: one tensor, or a tuple/pair of tensors.
+template <class R> struct Results;
+template <class T> struct Results<Tensor<T>> {
+  static constexpr int count = 1;
+  template <class F> static void each(Tensor<T>& r, F&& f) { f(r, 0); }
+};
+template <> struct Results<SymTensor> {
+  static constexpr int count = 1;
+  template <class F> static void each(SymTensor& r, F&& f) { f(r, 0); }
+};
+template <class... T> struct Results<std::tuple<T...>> {
+  static constexpr int count = sizeof...(T);
+  template <class F> static void each(std::tuple<T...>& r, F&& f) {
+    each_impl(r, f, std::index_sequence_for<T...>{});
+  }
+  template <class F, std::size_t... I>
+  static void each_impl(std::tuple<T...>& r, F& f, std::index_sequence<I...>) {
+    (f(std::get<I>(r), static_cast<int>(I)), ...);
+  }
+};
+template <class A, class B> struct Results<std::pair<A, B>> {
+  static constexpr int count = 2;
+  template <class F> static void each(std::pair<A, B>& r, F&& f) {
+    f(r.first, 0);
+    f(r.second, 1);
+  }
+};
+
+/// What the model receives while traced: a SymTensor for a tensor argument, the argument itself
+/// otherwise.
+template <class T>
+const auto& trace_arg(const T& a, int& next_input, const SymTensor* syms) {
+  if constexpr (is_concrete_v<T>) {
+    return syms[next_input++];
+  } else {
+    (void)next_input;
+    (void)syms;
+    return a;
+  }
+}
+
+}  // namespace detail
+
+template <class Fn, class Backend = std::nullptr_t>
+class Compiled {
+ public:
+  explicit Compiled(Fn fn, CompileOptions opts = {}) : fn_(std::move(fn)), opts_(opts) {}
+  Compiled(Fn fn, Backend backend, CompileOptions opts = {})
+      : fn_(std::move(fn)), backend_(std::move(backend)), opts_(opts) {}
+
+  /// Runs the model; traces and plans at the first call for these argument types and shapes.
+  template <class... Args>
+  auto operator()(const Args&... args) {
+    using R = std::invoke_result_t<Fn&, const Args&...>;
+    static_assert(sizeof...(Args) <= kMaxGuardArgs, "kiln::compile: too many arguments");
+    ++stats_.calls;
+    const Guard key = make_guard(args...);
+    Entry* e = nullptr;
+    for (auto& c : cache_)
+      if (c->guard.matches(key)) e = c.get();
+    if (e) {
+      ++stats_.cache_hits;
+    } else {
+      if (!cache_.empty()) ++stats_.guard_failures;
+      if (static_cast<int>(cache_.size()) >= opts_.cache_limit) {
+        ++stats_.eager_fallbacks;
+        return fn_(args...);
+      }
+      e = trace(key, args...);
+      if (!e) return R{};
+    }
+    last_ = e;
+    // Bind: inputs in argument order, outputs allocated with the planned shapes.
+    const void* ins[kMaxGuardArgs]{};
+    int ni = 0;
+    (bind_input(ins, ni, args), ...);
+    R result{};
+    void* outs[kMaxGraphIO]{};
+    bool ok = true;
+    detail::Results<R>::each(result, [&](auto& t, int k) {
+      using T = typename std::remove_reference_t<decltype(t)>::value_type;
+      if (e->out_dtypes[k] != dtype_of_v<T>) {
+        fail(Status(Errc::dtype_mismatch) << "compile: output " << k << " has dtype " << e->out_dtypes[k]
+                                          << " but the model returns Tensor<" << dtype_of_v<T> << '>');
+        ok = false;
+        return;
+      }
+      t = Tensor<T>(e->out_shapes[k]);
+      outs[k] = t.data();
+    });
+    if (!ok) return R{};
+    run_entry(*e, ins, outs);
+    return result;
+  }
+
+  Stats stats() const {
+    Stats s = stats_;
+    if (last_ && last_->exe) {
+      const runtime::PlanInfo& p = last_->exe->info();
+      s.nodes = p.nodes;
+      s.groups = p.groups;
+      s.kernels = p.kernels;
+      s.folded = p.folded;
+      s.cse = p.cse;
+      s.simplified = p.simplified;
+      s.dead = p.dead;
+      s.in_place = p.in_place;
+      s.arena_bytes = p.arena_bytes;
+      s.lower_bound = p.lower_bound;
+      s.packed_weight_bytes = p.packed_weight_bytes;
+    }
+    return s;
+  }
+
+  /// The plan of the most recent call (nullptr before the first call or with a custom backend).
+  const runtime::Executable* executable() const { return last_ ? last_->exe.get() : nullptr; }
+  /// The graph as traced, before any pass (nullptr before the first call).
+  const Graph* traced_graph() const { return last_ ? last_->traced.get() : nullptr; }
+  /// Forgets every specialisation (e.g. after changing captured weights in place).
+  void reset() {
+    cache_.clear();
+    last_ = nullptr;
+  }
+
+#ifndef KILN_NO_IOSTREAM
+  /// One row per node of the planned graph: id, op, inputs, shape, dtype, fused group, memory.
+  void print_graph(std::ostream& os) const;
+#endif
+
+ private:
+  struct Entry {
+    Guard guard;
+    std::unique_ptr<Graph> traced;
+    std::unique_ptr<runtime::Executable> exe;
+    BackendFn backend_fn;
+    std::unique_ptr<std::uint8_t[]> arena_storage;
+    void* arena = nullptr;
+    Shape out_shapes[kMaxGraphIO];
+    DType out_dtypes[kMaxGraphIO]{};
+    Shape in_shapes[kMaxGraphIO];
+    int num_outputs = 0, num_inputs = 0;
+  };
+
+  template <class T>
+  static void bind_input(const void** ins, int& n, const T& a) {
+    if constexpr (detail::is_concrete_v<T>) ins[n++] = static_cast<const void*>(a.data());
+    else (void)a;
+  }
+
+  template <class... Args>
+  static Guard make_guard(const Args&... args) {
+    Guard g;
+    auto add = [&g](const auto& a) {
+      using A = std::remove_cv_t<std::remove_reference_t<decltype(a)>>;
+      Guard::Arg& slot = g.args[g.count++];
+      if constexpr (detail::is_concrete_v<A>) {
+        slot.tensor = true;
+        slot.dtype = dtype_of_v<detail::elem_t<A>>;
+        slot.shape = a.shape();
+      } else {
+        slot.identity = static_cast<const void*>(&a);
+      }
+    };
+    (add(args), ...);
+    return g;
+  }
+
+  template <class... Args>
+  Entry* trace(const Guard& key, const Args&... args) {
+    auto e = std::make_unique<Entry>();
+    e->guard = key;
+    e->traced = std::make_unique<Graph>();
+    Graph& g = *e->traced;
+    // Inputs are created first, in argument order (function arguments have no evaluation order).
+    SymTensor syms[kMaxGuardArgs];
+    int n = 0;
+    auto make_input = [&](const auto& a) {
+      using A = std::remove_cv_t<std::remove_reference_t<decltype(a)>>;
+      if constexpr (detail::is_concrete_v<A>) {
+        Node in;
+        in.op = Op::input;
+        in.dtype = dtype_of_v<detail::elem_t<A>>;
+        in.shape = a.shape();
+        syms[n] = SymTensor(&g, g.add(in));
+        ++n;
+      }
+    };
+    (make_input(args), ...);
+    int next = 0;
+    auto out = fn_(detail::trace_arg(args, next, syms)...);
+    using RS = decltype(out);
+    static_assert(detail::Results<RS>::count > 0, "kiln::compile: the model must return tensors");
+    detail::Results<RS>::each(out, [&](SymTensor& t, int) {
+      if (!t.valid() || t.graph() != &g) {
+        g.set_error(Status(Errc::invalid_argument) << "compile: the model returned a tensor that is not part of its trace");
+        return;
+      }
+      g.add_output(t.id());
+    });
+    if (!g.ok()) {
+      fail(Status(g.status().code()) << "while tracing: " << g.status().message());
+      return nullptr;
+    }
+    ++stats_.traces;
+    e->num_outputs = g.num_outputs();
+    e->num_inputs = g.num_inputs();
+    for (int k = 0; k < g.num_outputs(); ++k) {
+      e->out_shapes[k] = g[g.output(k)].shape;
+      e->out_dtypes[k] = g[g.output(k)].dtype;
+    }
+    for (int k = 0; k < g.num_inputs(); ++k) e->in_shapes[k] = g[g.input(k)].shape;
+    if constexpr (std::is_same_v<Backend, std::nullptr_t>) {
+      e->exe = std::make_unique<runtime::Executable>();
+      Status st;
+      if (!e->exe->build(g, st)) {
+        fail(st);
+        return nullptr;
+      }
+      const std::size_t bytes = e->exe->arena_bytes();
+      e->arena_storage.reset(new std::uint8_t[bytes + kAlignment]);
+      const auto v = reinterpret_cast<std::uintptr_t>(e->arena_storage.get());
+      e->arena = reinterpret_cast<void*>((v + kAlignment - 1) / kAlignment * kAlignment);
+    } else {
+      std::vector<TensorView<const float>> examples;
+      auto add = [&](const auto& a) {
+        using A = std::remove_cv_t<std::remove_reference_t<decltype(a)>>;
+        if constexpr (detail::is_concrete_v<A>)
+          examples.emplace_back(reinterpret_cast<const float*>(a.data()), a.shape());
+      };
+      (add(args), ...);
+      e->backend_fn = backend_(static_cast<const Graph&>(g), examples);
+    }
+    cache_.push_back(std::move(e));
+    return cache_.back().get();
+  }
+
+  void run_entry(Entry& e, const void* const* ins, void* const* outs) {
+    if (e.exe) {
+      e.exe->run(ins, outs, e.arena);
+      return;
+    }
+    TensorView<const float> iv[kMaxGraphIO];
+    TensorView<float> ov[kMaxGraphIO];
+    for (int k = 0; k < e.num_inputs; ++k) iv[k] = TensorView<const float>(static_cast<const float*>(ins[k]), e.in_shapes[k]);
+    for (int k = 0; k < e.num_outputs; ++k) ov[k] = TensorView<float>(static_cast<float*>(outs[k]), e.out_shapes[k]);
+    e.backend_fn(iv, e.num_inputs, ov, e.num_outputs);
+  }
+
+  Fn fn_;
+  Backend backend_{};
+  CompileOptions opts_;
+  std::vector<std::unique_ptr<Entry>> cache_;
+  Entry* last_ = nullptr;
+  Stats stats_;
+};
+
+/// Wraps a model for compilation at its first call.
+template <class Fn>
+Compiled<Fn> compile(Fn fn, CompileOptions opts = {}) {
+  return Compiled<Fn>(std::move(fn), opts);
+}
+/// Wraps a model for a custom backend: backend(const Graph&, const std::vector<TensorView<const float>>&
+/// example_inputs) -> BackendFn, called once per specialisation.
+template <class Fn, class Backend, std::enable_if_t<!std::is_same_v<std::decay_t<Backend>, CompileOptions>, int> = 0>
+Compiled<Fn, Backend> compile(Fn fn, Backend backend, CompileOptions opts = {}) {
+  return Compiled<Fn, Backend>(std::move(fn), std::move(backend), opts);
+}
+
+/// The model run op by op (every intermediate materialised): the oracle and the baseline.
+template <class Fn>
+struct Eager {
+  Fn fn;
+  template <class... Args>
+  auto operator()(const Args&... args) const {
+    return fn(args...);
+  }
+};
+template <class Fn>
+Eager<Fn> eager(Fn fn) {
+  return Eager<Fn>{std::move(fn)};
+}
+
+#ifndef KILN_NO_IOSTREAM
+template <class Fn, class Backend>
+void Compiled<Fn, Backend>::print_graph(std::ostream& os) const {
+  if (!last_) {
+    os << "(not compiled yet: call the model once)\n";
+    return;
+  }
+  if (!last_->exe) {
+    os << "(custom backend) traced graph:\n";
+    print_dot(os, *last_->traced);
+    return;
+  }
+  const runtime::Executable& x = *last_->exe;
+  const Graph& g = x.graph();
+  const passes::Fusion& f = x.fusion();
+  const passes::MemoryPlan& m = x.memory();
+  int step_of[kMaxNodes]{};
+  for (int s = 0; s < f.num_groups; ++s) step_of[f.order[s]] = s;
+  os << "  id  op                   inputs        shape            dtype  group            memory\n";
+  for (int i = 0; i < g.size(); ++i) {
+    const Node& n = g[i];
+    std::ostringstream op, ins, shp, grp, mem;
+    describe_node(op, n);
+    for (int k = 0; k < n.num_inputs; ++k) ins << (k ? "," : "") << '%' << n.inputs[k];
+    shp << n.shape;
+    const int gi = f.group_of[i];
+    if (gi >= 0) grp << 'k' << step_of[gi] << ' ' << passes::group_kind_name(f.groups[gi].kind);
+    else grp << '-';
+    const passes::Layout& l = f.layouts[i];
+    const passes::Placement& p = m.place[l.base >= 0 ? l.base : i];
+    if (l.base != i && l.base >= 0) mem << "view of %" << l.base;
+    else if (p.kind == passes::Storage::arena)
+      mem << "arena @" << p.offset << " (" << m.slot_bytes[p.index] << " B)";
+    else if (p.kind == passes::Storage::input) mem << "input " << p.index;
+    else if (p.kind == passes::Storage::output) mem << "output " << p.index;
+    else if (p.kind == passes::Storage::constant) mem << (n.index >= 0 ? "captured" : "folded");
+    else if (p.kind == passes::Storage::scalar) mem << "immediate";
+    else mem << "fused (registers)";
+    os << std::setw(4) << ('%' + std::to_string(i)) << "  " << std::left << std::setw(21) << op.str()
+       << std::setw(14) << ins.str() << std::setw(17) << shp.str() << std::setw(7) << dtype_name(n.dtype)
+       << std::setw(17) << grp.str() << mem.str() << std::right << '\n';
+  }
+  os << "  outputs:";
+  for (int k = 0; k < g.num_outputs(); ++k) os << " %" << g.output(k);
+  const runtime::PlanInfo& p = x.info();
+  os << "\n  " << p.kernels << " kernels for " << p.nodes << " nodes; arena " << p.arena_bytes
+     << " B (liveness lower bound " << p.lower_bound << " B); packed weights " << p.packed_weight_bytes << " B\n";
+}
+#endif
+
+}  // namespace kiln
