@@ -12,5 +12,16 @@
 #include "core/status.hpp"
 #include "core/tensor.hpp"
 #include "ir/graph.hpp"
+#include "passes/memory_plan.hpp"
+#include "passes/simplify.hpp"
+
+// The run-time compiler and the eager front-end allocate (owning tensors, plans built at the
+// first call): host conveniences. Firmware (KILN_NO_HEAP) gets the IR, the passes and the kernels.
+#ifndef KILN_NO_HEAP
 #include "ops.hpp"
 #include "trace/compile.hpp"
+#else
+#include "kernels/elementwise.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/reduce.hpp"
+#endif

@@ -42,37 +42,44 @@ template <class T> using elem_t = typename elem<bare<T>>::type;
 template <class Out, class... Args>
 using result_t = std::conditional_t<(is_sym_v<Args> || ...), SymTensor, Tensor<Out>>;
 
-inline Graph* graph_of() { return nullptr; }
+inline Tracer* tracer_of() { return nullptr; }
 template <class A, class... Rest>
-Graph* graph_of(const A& a, const Rest&... rest) {
+Tracer* tracer_of(const A& a, const Rest&... rest) {
   if constexpr (is_sym_v<A>) {
-    if (a.graph()) return a.graph();
+    if (a.tracer()) return a.tracer();
   }
-  return graph_of(rest...);
+  return tracer_of(rest...);
 }
 
-/// The node id standing for `a` in graph g (appending a constant or scalar when needed).
+template <class T> struct is_owning : std::false_type {};
+template <class U> struct is_owning<Tensor<U>> : std::true_type {};
+
+/// The node id standing for `a` in the trace (appending a constant or scalar when needed).
 template <class A>
-int node_in(Graph& g, const A& a) {
+int node_in(Tracer& t, const A& a) {
+  Graph& g = t.graph;
   if constexpr (is_sym_v<A>) {
-    if (a.graph() != &g) {
+    if (a.tracer() != &t) {
       g.set_error(Status(Errc::invalid_argument) << "a symbolic tensor from another trace was used");
       return -1;
     }
     return a.id();
   } else if constexpr (is_concrete_v<A>) {
-    constexpr DType t = dtype_of_v<elem_t<A>>;
+    constexpr DType dt = dtype_of_v<elem_t<A>>;
     if (a.data() == nullptr) {
       g.set_error(Status(Errc::invalid_argument) << "an empty tensor (shape " << a.shape() << ") was captured");
       return -1;
     }
-    const int found = g.find_constant(a.data(), a.shape(), t);
+    const void* data = a.data();
+    if constexpr (is_owning<bare<A>>::value)  // possibly a temporary: capture a copy
+      data = t.keep(data, static_cast<std::size_t>(a.size()) * sizeof(elem_t<A>));
+    const int found = g.find_constant(data, a.shape(), dt);
     if (found >= 0) return found;
     Node n;
     n.op = Op::constant;
-    n.dtype = t;
+    n.dtype = dt;
     n.shape = a.shape();
-    n.data = a.data();
+    n.data = data;
     return g.add(n);
   } else {
     Node n;
@@ -147,13 +154,13 @@ result_t<Out, Args...> apply(Node n, const Args&... args) {
   static_assert(sizeof...(Args) <= kMaxInputs, "kiln: too many op inputs");
   n.num_inputs = static_cast<int>(sizeof...(Args));
   if constexpr ((is_sym_v<Args> || ...)) {
-    Graph* g = graph_of(args...);
-    if (!g) return SymTensor();
+    Tracer* t = tracer_of(args...);
+    if (!t) return SymTensor();
     int k = 0;
-    ((n.inputs[k++] = node_in(*g, args)), ...);
+    ((n.inputs[k++] = node_in(*t, args)), ...);
     for (int i = 0; i < n.num_inputs; ++i)
-      if (n.inputs[i] < 0) return SymTensor(g, -1);
-    return SymTensor(g, g->add(n));
+      if (n.inputs[i] < 0) return SymTensor(t, -1);
+    return SymTensor(t, t->graph.add(n));
   } else {
     const EagerArg in[] = {eager_arg(args)...};
     return run_eager<Out>(n, in, (is_empty_tensor(args) || ...));
@@ -402,14 +409,14 @@ auto concat(std::initializer_list<T> parts, int axis = 0) {
     return detail::result_t<detail::elem_t<T>, T>();
   }
   if constexpr (detail::is_sym_v<T>) {
-    Graph* g = parts.begin()->graph();
-    if (!g) return SymTensor();
+    Tracer* t = parts.begin()->tracer();
+    if (!t) return SymTensor();
     int k = 0;
     for (const T& p : parts) {
-      n.inputs[k] = detail::node_in(*g, p);
-      if (n.inputs[k++] < 0) return SymTensor(g, -1);
+      n.inputs[k] = detail::node_in(*t, p);
+      if (n.inputs[k++] < 0) return SymTensor(t, -1);
     }
-    return SymTensor(g, g->add(n));
+    return SymTensor(t, t->graph.add(n));
   } else {
     detail::EagerArg in[kMaxInputs];
     bool any_empty = false;

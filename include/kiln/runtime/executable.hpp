@@ -156,10 +156,20 @@ class Executable {
   }
 
   // ---- lowering ---------------------------------------------------------------------------
-  ValueSpec spec_over(int node, const Shape& loop) const {
+  /// How `node` is read over `loop`. With unit_dim >= 0 the strides are computed over `loop`
+  /// without that dimension and a stride-0 dimension is inserted there (a vector operand of a
+  /// matmul gets an explicit M = 1 that NumPy alignment would put in the wrong place).
+  ValueSpec spec_over(int node, const Shape& loop, int unit_dim = -1) const {
     const passes::Layout& l = fusion_->layouts[node];
     const Node& n = (*graph_)[node];
-    return ValueSpec{l.base, l.offset, passes::operand_strides(n.shape, l, loop), n.dtype};
+    if (unit_dim < 0) return ValueSpec{l.base, l.offset, passes::operand_strides(n.shape, l, loop), n.dtype};
+    Shape real;
+    for (int d = 0; d < loop.rank(); ++d)
+      if (d != unit_dim) real.push_back(loop[d]);
+    const Strides st = passes::operand_strides(n.shape, l, real);
+    Strides out;
+    for (int d = 0, k = 0; d < loop.rank(); ++d) out[d] = d == unit_dim ? 0 : st[k++];
+    return ValueSpec{l.base, l.offset, out, n.dtype};
   }
   int add_spec(const ValueSpec& s) {
     specs_.push_back(s);
@@ -219,7 +229,8 @@ class Executable {
     }
   }
 
-  void lower_program(Step& s, const Shape& loop, int acc = -1, const bool* in_registers = nullptr) {
+  void lower_program(Step& s, const Shape& loop, int acc = -1, const bool* in_registers = nullptr,
+                     int unit_dim = -1) {
     const Graph& g = *graph_;
     std::vector<kernels::EwInstr> code(4 * static_cast<std::size_t>(g.size()) + 8);
     int cs = 0, no = 0, nt = 0;
@@ -232,10 +243,10 @@ class Executable {
     s.code_size = cs;
     code_.insert(code_.end(), code.begin(), code.begin() + cs);
     s.op_begin = static_cast<int>(specs_.size());
-    for (int k = 0; k < no; ++k) add_spec(spec_over(ops[k], loop));
+    for (int k = 0; k < no; ++k) add_spec(spec_over(ops[k], loop, unit_dim));
     s.num_ops = no;
     s.tgt_begin = static_cast<int>(specs_.size());
-    for (int k = 0; k < nt; ++k) add_spec(spec_over(tgts[k], loop));
+    for (int k = 0; k < nt; ++k) add_spec(spec_over(tgts[k], loop, unit_dim));
     s.num_tgts = nt;
     // Members without producers in reduce groups: the program is just "load, store" — drop it so
     // the kernel reads the value directly.
@@ -277,6 +288,9 @@ class Executable {
       s.b.strides[r - 2] = t;
     }
 
+    // A vector `a` has no M dimension in the result: specs over vo get an explicit unit M.
+    const int unit_dim = an.shape.rank() == 1 ? vo.rank() - 2 : -1;
+
     // Epilogue: bias and clamp in registers when they are a private chain off the matmul.
     int uses[kMaxNodes]{};
     g.count_uses(uses);
@@ -293,7 +307,7 @@ class Executable {
     if (next >= 0 && g[next].op == Op::elementwise && g[next].fn == EwFn::add) {
       const int other = g[next].inputs[0] == acc ? g[next].inputs[1] : g[next].inputs[0];
       if (other != acc && g[other].op != Op::scalar && g[other].dtype == DType::f32) {
-        const ValueSpec bias = spec_over(other, vo);
+        const ValueSpec bias = spec_over(other, vo, unit_dim);
         bool vector = bias.strides[vo.rank() - 1] == 1 || s.N == 1;
         for (int d = 0; d + 1 < vo.rank(); ++d) vector = vector && bias.strides[d] == 0;
         if (vector) {
@@ -315,13 +329,13 @@ class Executable {
         acc = next;
       }
     }
-    lower_program(s, vo, acc, in_regs);
+    lower_program(s, vo, acc, in_regs, unit_dim);
     // Where C lands: the acc node's own buffer if it is stored, else the first target of the tail.
     const int c_node = s.num_tgts > 0 && !(passes::is_group_output(g, f, acc) && f.layouts[acc].base == acc)
                            ? -2
                            : acc;
     if (c_node == -2) s.c = specs_[static_cast<std::size_t>(s.tgt_begin)];
-    else s.c = spec_over(acc, vo);
+    else s.c = spec_over(acc, vo, unit_dim);
     s.loop = vo;
     s.batch = batch;
 

@@ -74,14 +74,23 @@ template <class A, class B> struct Results<std::pair<A, B>> {
   }
 };
 
+/// Position of argument I among the tensor arguments (known at compile time, because function
+/// arguments have no evaluation order to count them in).
+template <std::size_t I, class... Args>
+constexpr int tensor_index() {
+  constexpr bool is_tensor[] = {is_concrete_v<Args>..., false};
+  int n = 0;
+  for (std::size_t k = 0; k < I; ++k) n += is_tensor[k] ? 1 : 0;
+  return n;
+}
+
 /// What the model receives while traced: a SymTensor for a tensor argument, the argument itself
 /// otherwise.
-template <class T>
-const auto& trace_arg(const T& a, int& next_input, const SymTensor* syms) {
+template <int Index, class T>
+const auto& trace_arg(const T& a, const SymTensor* syms) {
   if constexpr (is_concrete_v<T>) {
-    return syms[next_input++];
+    return syms[Index];
   } else {
-    (void)next_input;
     (void)syms;
     return a;
   }
@@ -163,7 +172,7 @@ class Compiled {
   /// The plan of the most recent call (nullptr before the first call or with a custom backend).
   const runtime::Executable* executable() const { return last_ ? last_->exe.get() : nullptr; }
   /// The graph as traced, before any pass (nullptr before the first call).
-  const Graph* traced_graph() const { return last_ ? last_->traced.get() : nullptr; }
+  const Graph* traced_graph() const { return last_ ? &last_->traced->graph : nullptr; }
   /// Forgets every specialisation (e.g. after changing captured weights in place).
   void reset() {
     cache_.clear();
@@ -178,7 +187,7 @@ class Compiled {
  private:
   struct Entry {
     Guard guard;
-    std::unique_ptr<Graph> traced;
+    std::unique_ptr<Tracer> traced;  // the recorded graph and the constants it owns
     std::unique_ptr<runtime::Executable> exe;
     BackendFn backend_fn;
     std::unique_ptr<std::uint8_t[]> arena_storage;
@@ -217,8 +226,9 @@ class Compiled {
   Entry* trace(const Guard& key, const Args&... args) {
     auto e = std::make_unique<Entry>();
     e->guard = key;
-    e->traced = std::make_unique<Graph>();
-    Graph& g = *e->traced;
+    e->traced = std::make_unique<Tracer>();
+    Graph& g = e->traced->graph;
+    Tracer* tracer = e->traced.get();
     // Inputs are created first, in argument order (function arguments have no evaluation order).
     SymTensor syms[kMaxGuardArgs];
     int n = 0;
@@ -229,17 +239,16 @@ class Compiled {
         in.op = Op::input;
         in.dtype = dtype_of_v<detail::elem_t<A>>;
         in.shape = a.shape();
-        syms[n] = SymTensor(&g, g.add(in));
+        syms[n] = SymTensor(tracer, g.add(in));
         ++n;
       }
     };
     (make_input(args), ...);
-    int next = 0;
-    auto out = fn_(detail::trace_arg(args, next, syms)...);
+    auto out = call_traced(std::index_sequence_for<Args...>{}, syms, args...);
     using RS = decltype(out);
     static_assert(detail::Results<RS>::count > 0, "kiln::compile: the model must return tensors");
     detail::Results<RS>::each(out, [&](SymTensor& t, int) {
-      if (!t.valid() || t.graph() != &g) {
+      if (!t.valid() || t.tracer() != tracer) {
         g.set_error(Status(Errc::invalid_argument) << "compile: the model returned a tensor that is not part of its trace");
         return;
       }
@@ -280,6 +289,11 @@ class Compiled {
     }
     cache_.push_back(std::move(e));
     return cache_.back().get();
+  }
+
+  template <std::size_t... I, class... Args>
+  auto call_traced(std::index_sequence<I...>, const SymTensor* syms, const Args&... args) {
+    return fn_(detail::trace_arg<detail::tensor_index<I, Args...>()>(args, syms)...);
   }
 
   void run_entry(Entry& e, const void* const* ins, void* const* outs) {
@@ -337,7 +351,7 @@ void Compiled<Fn, Backend>::print_graph(std::ostream& os) const {
   }
   if (!last_->exe) {
     os << "(custom backend) traced graph:\n";
-    print_dot(os, *last_->traced);
+    print_dot(os, last_->traced->graph);
     return;
   }
   const runtime::Executable& x = *last_->exe;
