@@ -166,3 +166,20 @@ TEST_CASE("print_graph shows every node with its group and memory") {
   CHECK(contains(s, "output 0"));
   CHECK(contains(s, "lower bound"));
 }
+
+TEST_CASE("run_into writes caller-owned outputs and checks their shapes") {
+  auto model = [](auto x) { return std::make_tuple(kiln::relu(x), kiln::sum(x, 0)); };
+  auto net = kiln::compile(model);
+  const auto x = kt::random_tensor({4, 3}, 1);
+  kiln::Tensor<float> a({4, 3}), b({3});
+  REQUIRE(net.run_into(std::make_tuple(a.view(), b.view()), x));
+  auto [ea, eb] = kiln::eager(model)(x);
+  kt::check_close(a, ea, {0, 0}, "relu into");
+  kt::check_close(b, eb, {1e-6, 1e-6}, "sum into");
+  kiln::Tensor<float> wrong({5});
+  CHECK(contains(error_of([&] { (void)net.run_into(std::make_tuple(a.view(), wrong.view()), x); }), "output 1 has shape [5]"));
+  auto single = kiln::compile([](auto t) { return t * 2.f; });
+  kiln::Tensor<float> y({4, 3});
+  REQUIRE(single.run_into(y.view(), x));
+  CHECK(y(3, 2) == 2.f * x(3, 2));
+}

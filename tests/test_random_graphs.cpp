@@ -21,7 +21,8 @@
 // a branch.
 //
 // Environment: KILN_FUZZ_SEED (base seed; graph i uses seed + i), KILN_FUZZ_COUNT (graphs),
-// KILN_FUZZ_VERBOSE=1 (print every program), KILN_FUZZ_WEIGHT_EXPR=1 (also generate weight-only
+// KILN_FUZZ_VERBOSE=1 (print every program), KILN_FUZZ_MINIMIZE=1 (also shrink every failing
+// program to a small one that still fails), KILN_FUZZ_WEIGHT_EXPR=1 (also generate weight-only
 // subexpressions such as w * 2.f, tanh(w), transpose(w) inside the model).
 // To reproduce a failure: KILN_FUZZ_SEED=<seed> KILN_FUZZ_COUNT=1 ./test_random_graphs
 #include <doctest/doctest.h>
@@ -235,16 +236,6 @@ struct Program {
       default: return kiln::ne(a, b);
     }
   }
-  /// A divisor bounded away from 0: abs(t) + p for a value; weights and numbers are made so.
-  template <class D>
-  static auto safe_divisor(const D& d, float p) {
-    if constexpr (std::is_same_v<D, float> || std::is_same_v<D, Ten>) {
-      (void)p;
-      return d;
-    } else {
-      return kiln::abs(d) + p;
-    }
-  }
 
   template <class T>
   static T unary(U fn, const T& a, float p0, float p1) {
@@ -276,7 +267,9 @@ struct Program {
       case Kind::binary: {
         const B fn = static_cast<B>(o.fn);
         if (fn == B::div) {
-          if (!o.flag) return with_arg(o.b, v, [&](const auto& d) -> T { return a / safe_divisor(d, o.p0); });
+          // The divisor: abs(value) + p0; weights (positive) and numbers (|s| >= 0.5) as they are.
+          if (!o.flag && o.b.src == Arg::value) return a / (kiln::abs(v[static_cast<std::size_t>(o.b.idx)]) + o.p0);
+          if (!o.flag) return with_arg(o.b, v, [&](const auto& d) -> T { return a / d; });
           return with_arg(o.b, v, [&](const auto& n) -> T { return n / (kiln::abs(a) + o.p0); });
         }
         if (!o.flag) return with_arg(o.b, v, [&](const auto& b) -> T { return binary(fn, a, b); });
@@ -1351,10 +1344,8 @@ std::string check_program(const Program& P, Model model, std::uint32_t seed, Tot
   return err.str();
 }
 
-std::string run_seed(std::uint32_t seed, bool weight_exprs, bool verbose, Totals& tot) {
-  Program P;
-  Gen(seed, P, weight_exprs).build();
-  if (verbose) MESSAGE("seed " << seed << ":\n" << P.describe());
+/// Checks program P (inputs drawn from `seed`); empty string when it passes.
+std::string check(const Program& P, std::uint32_t seed, Totals& tot) {
   std::string e;
   if (P.num_out == 1) {
     const int o0 = P.out[0];
@@ -1371,7 +1362,113 @@ std::string run_seed(std::uint32_t seed, bool weight_exprs, bool verbose, Totals
     };
     e = check_program(P, model, seed, tot);
   }
-  if (!e.empty()) e = "program:\n" + P.describe() + e;
+  return e;
+}
+
+// ---- minimisation (KILN_FUZZ_MINIMIZE=1): shrink a failing program while it keeps failing ----
+
+/// Calls f(int&) on every value index op o reads.
+template <class F>
+void each_value_use(OpRec& o, F&& f) {
+  f(o.a);
+  for (Arg* g : {&o.b, &o.c, &o.d})
+    if (g->src == Arg::value && g->idx >= 0) f(g->idx);
+  if (o.kind == Kind::concat)
+    for (int k = 0; k < o.nparts; ++k) f(o.parts[k]);
+}
+
+/// Drops ops whose values no output needs (indices renumbered).
+Program prune(const Program& P) {
+  const int nv = static_cast<int>(P.vals.size());
+  std::vector<bool> live(static_cast<std::size_t>(nv), false);
+  live[0] = live[1] = true;
+  for (int k = 0; k < P.num_out; ++k) live[static_cast<std::size_t>(P.out[k])] = true;
+  for (int i = nv - 1; i >= 2; --i) {
+    if (!live[static_cast<std::size_t>(i)]) continue;
+    OpRec o = P.ops[static_cast<std::size_t>(i - 2)];
+    each_value_use(o, [&](int& u) { live[static_cast<std::size_t>(u)] = true; });
+  }
+  std::vector<int> remap(static_cast<std::size_t>(nv), -1);
+  Program Q;
+  Q.w = P.w;
+  for (int i = 0; i < nv; ++i) {
+    if (!live[static_cast<std::size_t>(i)]) continue;
+    remap[static_cast<std::size_t>(i)] = static_cast<int>(Q.vals.size());
+    Q.vals.push_back(P.vals[static_cast<std::size_t>(i)]);
+    if (i >= 2) {
+      OpRec o = P.ops[static_cast<std::size_t>(i - 2)];
+      each_value_use(o, [&](int& u) { u = remap[static_cast<std::size_t>(u)]; });
+      Q.ops.push_back(o);
+    }
+  }
+  Q.num_out = P.num_out;
+  for (int k = 0; k < P.num_out; ++k) Q.out[k] = remap[static_cast<std::size_t>(P.out[k])];
+  return Q;
+}
+
+/// Replaces every use of value `from` by value `to` (same shape), then prunes.
+Program bypass(const Program& P, int from, int to) {
+  Program Q = P;
+  for (std::size_t i = static_cast<std::size_t>(from) - 1; i < Q.ops.size(); ++i)
+    each_value_use(Q.ops[i], [&](int& u) {
+      if (u == from) u = to;
+    });
+  for (int k = 0; k < Q.num_out; ++k)
+    if (Q.out[k] == from) Q.out[k] = to;
+  return prune(Q);
+}
+
+Program minimize(Program P, std::uint32_t seed) {
+  Totals scratch;
+  auto fails = [&](const Program& Q) { return !check(Q, seed, scratch).empty(); };
+  P = prune(P);
+  for (bool progress = true; progress;) {
+    progress = false;
+    // One output instead of two.
+    if (P.num_out == 2) {
+      for (int k = 0; k < 2 && !progress; ++k) {
+        Program Q = P;
+        Q.num_out = 1;
+        Q.out[0] = P.out[k];
+        Q = prune(Q);
+        if (fails(Q)) P = Q, progress = true;
+      }
+    }
+    // An earlier value as the output.
+    for (int j = 0; j < static_cast<int>(P.vals.size()) && !progress; ++j) {
+      if (j == P.out[0]) continue;
+      Program Q = P;
+      Q.out[0] = j;
+      if (Q.num_out == 2 && Q.out[1] == j) continue;
+      Q = prune(Q);
+      if (Q.ops.size() < P.ops.size() && fails(Q)) P = Q, progress = true;
+    }
+    // Bypass an op: its users read one of its same-shaped operands instead.
+    for (int i = static_cast<int>(P.vals.size()) - 1; i >= 2 && !progress; --i) {
+      OpRec o = P.ops[static_cast<std::size_t>(i - 2)];
+      std::vector<int> srcs;
+      each_value_use(o, [&](int& u) { srcs.push_back(u); });
+      for (int u : srcs) {
+        if (progress || P.vals[static_cast<std::size_t>(u)].shape != P.vals[static_cast<std::size_t>(i)].shape) continue;
+        Program Q = bypass(P, i, u);
+        if (fails(Q)) P = Q, progress = true;
+      }
+    }
+  }
+  return P;
+}
+
+std::string run_seed(std::uint32_t seed, bool weight_exprs, bool verbose, bool shrink, Totals& tot) {
+  Program P;
+  Gen(seed, P, weight_exprs).build();
+  if (verbose) MESSAGE("seed " << seed << ":\n" << P.describe());
+  std::string e = check(P, seed, tot);
+  if (e.empty()) return e;
+  e = "program:\n" + P.describe() + e;
+  if (shrink) {
+    const Program M = minimize(P, seed);
+    e += "minimised program (same seed, same inputs):\n" + M.describe() + check(M, seed, tot);
+  }
   return e;
 }
 
@@ -1390,12 +1487,13 @@ TEST_CASE("random graphs: kiln::compile matches kiln::eager") {
   const long count = env_long("KILN_FUZZ_COUNT", kDefaultCount);
   const bool weight_exprs = env_long("KILN_FUZZ_WEIGHT_EXPR", 0) != 0;
   const bool verbose = env_long("KILN_FUZZ_VERBOSE", 0) != 0;
+  const bool shrink = env_long("KILN_FUZZ_MINIMIZE", 0) != 0;
   Totals tot;
   int failures = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (long i = 0; i < count && failures < kMaxReported; ++i) {
     const std::uint32_t seed = base + static_cast<std::uint32_t>(i);
-    const std::string e = run_seed(seed, weight_exprs, verbose, tot);
+    const std::string e = run_seed(seed, weight_exprs, verbose, shrink, tot);
     if (!e.empty()) {
       ++failures;
       CAPTURE(seed);

@@ -40,6 +40,24 @@ inline std::ostream& operator<<(std::ostream& os, const Shape& s) {
   return os << ']';
 }
 
+/// The graph as a table: one row per node (id, op, inputs, shape, dtype), then the outputs.
+inline void print_table(std::ostream& os, const Graph& g) {
+  for (int i = 0; i < g.size(); ++i) {
+    const Node& n = g[i];
+    os << "  %" << i << " = ";
+    describe_node(os, n);
+    if (n.num_inputs) {
+      os << '(';
+      for (int k = 0; k < n.num_inputs; ++k) os << (k ? ", %" : "%") << n.inputs[k];
+      os << ')';
+    }
+    os << " : " << n.shape << ' ' << dtype_name(n.dtype) << '\n';
+  }
+  os << "  return";
+  for (int k = 0; k < g.num_outputs(); ++k) os << (k ? ", %" : " %") << g.output(k);
+  os << '\n';
+}
+
 /// The graph in Graphviz DOT.
 inline void print_dot(std::ostream& os, const Graph& g) {
   os << "digraph kiln {\n  node [shape=box, fontname=monospace];\n";

@@ -193,7 +193,8 @@ inline void plan_fusion(EwStep* steps, bool* removed, int n) {
 inline void apply_fused(const EwStep& s, const float* a, const float* b, const float* c, float* d, int n) {
   using ewm::detail::map2;
   using ewm::detail::map3;
-  // Separate statements keep compilers from contracting a*b+c into an FMA (bit-identity).
+  // opaque() keeps compilers from contracting a*b+c into an FMA (bit-identity with the
+  // unfused mul and add).
   switch (s.fused) {
     case EwFused::none: break;
     case EwFused::gate:
@@ -223,17 +224,17 @@ inline void apply_fused(const EwStep& s, const float* a, const float* b, const f
     switch (s.fused) {
       case EwFused::mul_add:
         return map3(a, b, c, d, n, [act](auto x, auto y, auto z) {
-          const auto t = x * y;
+          const auto t = ewm::detail::opaque(x * y);
           return act(t + z);
         });
       case EwFused::mul_sub:
         return map3(a, b, c, d, n, [act](auto x, auto y, auto z) {
-          const auto t = x * y;
+          const auto t = ewm::detail::opaque(x * y);
           return act(t - z);
         });
       default:
         return map3(a, b, c, d, n, [act](auto x, auto y, auto z) {
-          const auto t = x * y;
+          const auto t = ewm::detail::opaque(x * y);
           return act(z - t);
         });
     }

@@ -193,20 +193,28 @@ inline fbatch clamp(fbatch x, fbatch lo, fbatch hi) {
   const fbatch y = xsimd::select(x < lo, lo, x);
   return xsimd::select(y > hi, hi, y);
 }
-/// x^p for a non-integer p (integers take pow_array's fast paths): exp(p log x), patched where
-/// that formula departs from IEEE pow: x = +-0 and x = -inf (finite x < 0 is NaN via log, as wanted).
+/// x^p by exp(p log|x|) (relative error ~ |p log x| ulp) with IEEE pow's special cases: the sign
+/// of x^odd, NaN for x < 0 and non-integer p, x = +-0 and +-inf (log|x| = -inf / inf gives 0 or
+/// inf through exp). Small integer exponents take pow_array's exact-er fast paths instead.
 inline fbatch pow(fbatch x, float p) {
-  const fbatch y = exp(fbatch(p) * xsimd::log(x));
-  const fbatch zero_or_inf(p > 0.f ? 0.f : kInf), inf_or_zero(p > 0.f ? kInf : 0.f);
-  return xsimd::select(x == fbatch(0.f), zero_or_inf, xsimd::select(x == fbatch(-kInf), inf_or_zero, y));
+  const fbatch y = exp(fbatch(p) * xsimd::log(xsimd::abs(x)));
+  const bool integral = std::floor(p) == p;
+  if (!integral) {
+    const fmask invalid = (x < fbatch(0.f)) & (x > fbatch(-kInf));
+    return xsimd::select(invalid, fbatch(std::numeric_limits<float>::quiet_NaN()), y);
+  }
+  const bool odd = std::fabs(std::fmod(p, 2.f)) == 1.f;
+  return odd ? (y | (x & fbatch(-0.f))) : y;  // y >= 0 or NaN: or-ing in x's sign is copysign
 }
+// xsimd 8.1's `!=` is an *ordered* compare on AVX (NaN != NaN is false) but unordered on SSE2:
+// never use it on floats. NaN tests go through isnan, "not equal" through !(a == b).
 inline fbatch minimum(fbatch a, fbatch b) {
-  return xsimd::select(a != a, a, xsimd::select(a < b, a, b));  // b NaN falls through a < b
+  return xsimd::select(xsimd::isnan(a), a, xsimd::select(a < b, a, b));  // b NaN falls through a < b
 }
 inline fbatch maximum(fbatch a, fbatch b) {
-  return xsimd::select(a != a, a, xsimd::select(a > b, a, b));
+  return xsimd::select(xsimd::isnan(a), a, xsimd::select(a > b, a, b));
 }
-inline fbatch where(fbatch c, fbatch a, fbatch b) { return xsimd::select(c != fbatch(0.f), a, b); }
+inline fbatch where(fbatch c, fbatch a, fbatch b) { return xsimd::select(c == fbatch(0.f), b, a); }
 inline fbatch from_mask(fmask m) { return xsimd::select(m, fbatch(1.f), fbatch(0.f)); }
 #endif  // KILN_SIMD
 
@@ -285,13 +293,49 @@ inline void map3(const float* a, const float* b, const float* c, float* d, int n
 }
 #endif
 
+// GCC contracts a*b+c into an FMA across statements by default (-ffp-contract=fast), so a fused
+// mul_add would round differently from the separate mul and add it replaces. opaque() hides the
+// product from the optimizer with an empty asm on its register (no code); clang only contracts
+// within one expression (-ffp-contract=on), which separate statements already prevent.
+#if defined(__GNUC__) && !defined(__clang__)
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__SSE_MATH__)
+#define KILN_EW_OPAQUE_F "+x"
+#define KILN_EW_OPAQUE_V "+x"
+#elif defined(__aarch64__)
+#define KILN_EW_OPAQUE_F "+w"
+#define KILN_EW_OPAQUE_V "+w"
+#elif defined(__arm__) && defined(__ARM_NEON)
+#define KILN_EW_OPAQUE_F "+t"
+#define KILN_EW_OPAQUE_V "+w"
+#else
+#define KILN_EW_OPAQUE_F "+m"
+#define KILN_EW_OPAQUE_V "+m"
+#endif
+inline float opaque(float v) {
+  __asm__("" : KILN_EW_OPAQUE_F(v));
+  return v;
+}
+#if KILN_SIMD
+inline fbatch opaque(fbatch v) {
+  fbatch::register_type r = v;
+  __asm__("" : KILN_EW_OPAQUE_V(r));
+  return fbatch(r);
+}
+#endif
+#else
+inline float opaque(float v) { return v; }
+#if KILN_SIMD
+inline fbatch opaque(fbatch v) { return v; }
+#endif
+#endif
+
 /// Comparison results as 1.f / 0.f, for either twin.
 inline float to_one_zero(bool m) { return m ? 1.f : 0.f; }
 #if KILN_SIMD
 inline fbatch to_one_zero(fmask m) { return from_mask(m); }
 #endif
 
-/// x^n for an integer n >= 1 by repeated squaring (exact for n = 1, 2; a few ulp otherwise).
+/// x^n for an integer n >= 1 by repeated squaring (exact for n = 1, 2; up to ~n/2 ulp otherwise).
 template <class T>
 inline T ipow(T x, unsigned n) {
   T acc = x;
@@ -310,8 +354,9 @@ inline T ipow(T x, unsigned n) {
 
 }  // namespace detail
 
-/// Largest |p| for which pow_scalar with an integer exponent uses repeated multiplication.
-inline constexpr float kPowIntFastMax = 64.f;
+/// Largest |p| for which pow_scalar with an integer exponent uses repeated multiplication
+/// (relative error up to ~|p|/2 ulp; exp(p log x) is worse for such small p).
+inline constexpr float kPowIntFastMax = 16.f;
 
 /// d[i] = pow(a[i], p): the exponent is uniform, so its special cases are chosen once per call.
 inline void pow_array(const float* a, float* d, int n, float p) {
@@ -379,7 +424,7 @@ inline void ew_apply(const EwInstr& ins, const float* a, const float* b, const f
     case EwFn::ge: return map2(a, b, d, n, [](auto x, auto y) { return to_one_zero(x >= y); });
     case EwFn::le: return map2(a, b, d, n, [](auto x, auto y) { return to_one_zero(x <= y); });
     case EwFn::eq: return map2(a, b, d, n, [](auto x, auto y) { return to_one_zero(x == y); });
-    case EwFn::ne: return map2(a, b, d, n, [](auto x, auto y) { return to_one_zero(x != y); });
+    case EwFn::ne: return map2(a, b, d, n, [](auto x, auto y) { return to_one_zero(!(x == y)); });
     case EwFn::where: return map3(a, b, c, d, n, [](auto x, auto y, auto z) { return ewm::where(x, y, z); });
   }
 }

@@ -226,7 +226,10 @@ inline void micro_kernel(index_t kc, const float* KILN_GEMM_RESTRICT a,
 // Small-M row kernel: R rows of A (read in place, any strides) times P packed
 // B panels (panel p at b + p*bps, layout [k][NR]); K split S ways so that
 // R*P*NV*S independent accumulators hide the FMA latency. n = valid columns
-// of the P panels (<= P*NR).
+// of the P panels (<= P*NR). Instantiated for (R,P,S) = (1,4,1) (1,2,3) (1,1,4)
+// (2,2,1) (2,1,2) only: 8-12 accumulators on 16-register SIMD. The loop is
+// load-bound for M = 1 (every B element is used once), so a 64-byte aligned
+// packed B matters more here than in the blocked path.
 template <int R, int P, int S>
 inline void rows_kernel(index_t kc, const float* a, index_t ars, index_t acs, const float* b,
                         index_t bps, float* c, index_t ldc, index_t n, int flags,

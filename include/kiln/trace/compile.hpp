@@ -8,6 +8,7 @@
 // the call runs eagerly and stats() counts it: never a wrong plan.
 #pragma once
 
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <tuple>
@@ -106,39 +107,20 @@ class Compiled {
       : fn_(std::move(fn)), backend_(std::move(backend)), opts_(opts) {}
 
   /// Runs the model; traces and plans at the first call for these argument types and shapes.
+  /// The result tensors are allocated for the caller (see run_into for the allocation-free path).
   template <class... Args>
   auto operator()(const Args&... args) {
     using R = std::invoke_result_t<Fn&, const Args&...>;
-    static_assert(sizeof...(Args) <= kMaxGuardArgs, "kiln::compile: too many arguments");
-    ++stats_.calls;
-    const Guard key = make_guard(args...);
-    Entry* e = nullptr;
-    for (auto& c : cache_)
-      if (c->guard.matches(key)) e = c.get();
-    if (e) {
-      ++stats_.cache_hits;
-    } else {
-      if (!cache_.empty()) ++stats_.guard_failures;
-      if (static_cast<int>(cache_.size()) >= opts_.cache_limit) {
-        ++stats_.eager_fallbacks;
-        return fn_(args...);
-      }
-      e = trace(key, args...);
-      if (!e) return R{};
-    }
-    last_ = e;
-    // Bind: inputs in argument order, outputs allocated with the planned shapes.
-    const void* ins[kMaxGuardArgs]{};
-    int ni = 0;
-    (bind_input(ins, ni, args), ...);
+    bool fallback = false;
+    Entry* e = lookup(fallback, args...);
+    if (fallback) return fn_(args...);
+    if (!e) return R{};
     R result{};
     void* outs[kMaxGraphIO]{};
     bool ok = true;
     detail::Results<R>::each(result, [&](auto& t, int k) {
       using T = typename std::remove_reference_t<decltype(t)>::value_type;
-      if (e->out_dtypes[k] != dtype_of_v<T>) {
-        fail(Status(Errc::dtype_mismatch) << "compile: output " << k << " has dtype " << e->out_dtypes[k]
-                                          << " but the model returns Tensor<" << dtype_of_v<T> << '>');
+      if (!ok || !check_output(*e, k, dtype_of_v<T>)) {
         ok = false;
         return;
       }
@@ -146,8 +128,55 @@ class Compiled {
       outs[k] = t.data();
     });
     if (!ok) return R{};
-    run_entry(*e, ins, outs);
+    run_bound(*e, outs, args...);
     return result;
+  }
+
+  /// Runs the model into caller-owned outputs (a TensorView, or a std::tuple of them, in the
+  /// model's result order): after the first call this allocates nothing. Returns false (error
+  /// reported) when an output's shape or dtype does not match the plan.
+  template <class Out, class... Args>
+  bool run_into(const Out& outputs, const Args&... args) {
+    bool fallback = false;
+    Entry* e = lookup(fallback, args...);
+    void* outs[kMaxGraphIO]{};
+    if (fallback) {  // no plan for this call: run eagerly and copy
+      auto r = fn_(args...);
+      bool ok = true;
+      each_view(outputs, [&](auto& v, int k) {
+        detail::Results<decltype(r)>::each(r, [&](auto& t, int j) {
+          if (j != k || !ok) return;
+          if (t.shape() != v.shape()) ok = false;
+          else std::memcpy(static_cast<void*>(v.data()), t.data(), t.bytes());
+        });
+      });
+      return ok;
+    }
+    if (!e) return false;
+    bool ok = true;
+    int count = 0;
+    each_view(outputs, [&](auto& v, int k) {
+      using T = typename std::remove_reference_t<decltype(v)>::value_type;
+      ++count;
+      if (!ok || !check_output(*e, k, dtype_of_v<T>)) {
+        ok = false;
+        return;
+      }
+      if (v.shape() != e->out_shapes[k] || (v.data() == nullptr && v.size() > 0)) {
+        fail(Status(Errc::buffer_too_small) << "run_into: output " << k << " has shape " << v.shape()
+                                            << ", the model produces " << e->out_shapes[k]);
+        ok = false;
+        return;
+      }
+      outs[k] = static_cast<void*>(v.data());
+    });
+    if (ok && count != e->num_outputs) {
+      fail(Status(Errc::invalid_argument) << "run_into: " << count << " output views for " << e->num_outputs
+                                          << " model outputs");
+      ok = false;
+    }
+    if (ok) run_bound(*e, outs, args...);
+    return ok;
   }
 
   Stats stats() const {
@@ -182,6 +211,8 @@ class Compiled {
 #ifndef KILN_NO_IOSTREAM
   /// One row per node of the planned graph: id, op, inputs, shape, dtype, fused group, memory.
   void print_graph(std::ostream& os) const;
+  /// One row per kernel launch: what it computes, its loop, its epilogue, its scratch.
+  void print_plan(std::ostream& os) const;
 #endif
 
  private:
@@ -197,6 +228,67 @@ class Compiled {
     Shape in_shapes[kMaxGraphIO];
     int num_outputs = 0, num_inputs = 0;
   };
+
+  /// The cached entry for these arguments, tracing one if needed; `fallback` when the cache is
+  /// full (the caller runs eagerly); nullptr after a reported error.
+  template <class... Args>
+  Entry* lookup(bool& fallback, const Args&... args) {
+    static_assert(sizeof...(Args) <= kMaxGuardArgs, "kiln::compile: too many arguments");
+    ++stats_.calls;
+    const Guard key = make_guard(args...);
+    Entry* e = nullptr;
+    for (auto& c : cache_)
+      if (c->guard.matches(key)) {
+        e = c.get();
+        break;
+      }
+    if (e) {
+      ++stats_.cache_hits;
+    } else {
+      if (!cache_.empty()) ++stats_.guard_failures;
+      if (static_cast<int>(cache_.size()) >= opts_.cache_limit) {
+        ++stats_.eager_fallbacks;
+        fallback = true;
+        return nullptr;
+      }
+      e = trace(key, args...);
+    }
+    last_ = e;
+    return e;
+  }
+
+  bool check_output(const Entry& e, int k, DType t) const {
+    if (k < e.num_outputs && e.out_dtypes[k] == t) return true;
+    fail(Status(Errc::dtype_mismatch) << "compile: output " << k << " has dtype " << e.out_dtypes[k]
+                                      << " but the caller expects " << t);
+    return false;
+  }
+
+  template <class... Args>
+  void run_bound(Entry& e, void* const* outs, const Args&... args) {
+    const void* ins[kMaxGuardArgs]{};
+    int ni = 0;
+    (bind_input(ins, ni, args), ...);
+    run_entry(e, ins, outs);
+  }
+
+  template <class V, class F>
+  static void each_view(const V& v, F&& f) {
+    if constexpr (detail::is_concrete_v<V>) {
+      auto copy = v;
+      f(copy, 0);
+    } else {
+      std::apply([&](const auto&... views) {
+        int k = 0;
+        (each_one(views, f, k), ...);
+      }, v);
+    }
+  }
+  template <class V, class F>
+  static void each_one(const V& v, F& f, int& k) {
+    auto copy = v;
+    f(copy, k++);
+  }
 
   template <class T>
   static void bind_input(const void** ins, int& n, const T& a) {
@@ -389,6 +481,33 @@ void Compiled<Fn, Backend>::print_graph(std::ostream& os) const {
   const runtime::PlanInfo& p = x.info();
   os << "\n  " << p.kernels << " kernels for " << p.nodes << " nodes; arena " << p.arena_bytes
      << " B (liveness lower bound " << p.lower_bound << " B); packed weights " << p.packed_weight_bytes << " B\n";
+}
+
+template <class Fn, class Backend>
+void Compiled<Fn, Backend>::print_plan(std::ostream& os) const {
+  const runtime::Executable* x = executable();
+  if (!x) {
+    os << "(no plan: not called yet, or a custom backend)\n";
+    return;
+  }
+  const Graph& g = x->graph();
+  const passes::Fusion& f = x->fusion();
+  int k = 0;
+  for (const runtime::Step& s : x->steps()) {
+    os << "  k" << k++ << ' ' << passes::group_kind_name(s.kind) << " over " << s.loop << ": nodes";
+    for (int i = 0; i < g.size(); ++i)
+      if (f.group_of[i] == s.group) os << " %" << i;
+    if (s.kind == passes::GroupKind::gemm) {
+      os << "; M=" << s.M << " N=" << s.N << " K=" << s.K << (s.packed >= 0 ? ", weights prepacked" : "");
+      if (s.bias >= 0) os << ", bias in registers";
+      if (s.clamp) os << ", clamp [" << s.lo << ", " << s.hi << "] in registers";
+      if (s.code_size) os << ", epilogue of " << s.code_size << " instructions on each finished block";
+    } else if (s.code_size) {
+      os << "; program of " << s.code_size << " instructions, " << s.num_regs << " register tiles, " << s.num_ops
+         << " loads, " << s.num_tgts << " stores";
+    }
+    os << '\n';
+  }
 }
 #endif
 

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# scripts/test.sh — kiln's full check; CI runs exactly this (.ci/run).
+#
+#   1. installs missing Debian packages (apt-get; skipped when all are present)
+#   2. build/      g++ Release -O2 -march=native: tests, examples, benchmarks; ctest
+#                  (kernel tests run twice: SIMD and -DKILN_NO_SIMD; benches get a smoke run)
+#   3. single header: amalgamate.py --check, then kiln_single_header_check built and run
+#   4. build-asan/ clang++ with ASan + UBSan (tests only); ctest
+#
+# Idempotent: reruns reuse both build trees. Env: JOBS (default 2).
+# Exit status is non-zero if any step failed; a summary is printed either way.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/common.sh
+
+RESULTS=()
+FAILED=0
+T_START=$SECONDS
+
+# step <name> <command...>: runs one command, records PASS/FAIL and its time.
+step() {
+  local name=$1 t0=$SECONDS rc=0
+  shift
+  kiln_log "$name"
+  "$@" || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    RESULTS+=("PASS  $(printf '%4ds' $((SECONDS - t0)))  $name")
+  else
+    RESULTS+=("FAIL  $(printf '%4ds' $((SECONDS - t0)))  $name (exit $rc)")
+    FAILED=1
+  fi
+  return "$rc"
+}
+
+summary() {
+  printf '\n===================== kiln test summary =====================\n'
+  printf '%s\n' "${RESULTS[@]}"
+  if [ "${#SKIPPED[@]}" -gt 0 ]; then printf 'note: %s\n' "${SKIPPED[@]}"; fi
+  printf 'total %ds: %s\n' $((SECONDS - T_START)) "$([ "$FAILED" -eq 0 ] && echo ALL PASSED || echo FAILED)"
+}
+SKIPPED=()
+trap summary EXIT
+
+# ctest must find tests once tests/test_*.cpp exist (an empty run then means a broken setup).
+if compgen -G "tests/test_*.cpp" >/dev/null; then
+  NO_TESTS=error
+else
+  NO_TESTS=ignore
+  SKIPPED+=("no tests/test_*.cpp yet: ctest had nothing to run")
+fi
+CTEST_ARGS=(--output-on-failure -j "$JOBS" --timeout 600 --no-tests="$NO_TESTS")
+
+run_single_header_check() {
+  cmake --build build --target kiln_single_header_check -j "$JOBS" || return
+  if [ -x build/tests/kiln_single_header_check ]; then
+    build/tests/kiln_single_header_check
+  else
+    SKIPPED+=("kiln_single_header_check: no test source to compile against single_include/ yet")
+  fi
+}
+
+configure_asan() {
+  cmake -S . -B build-asan \
+    -DCMAKE_CXX_COMPILER=clang++ \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g" \
+    -DKILN_SANITIZE=ON -DKILN_NATIVE=ON \
+    -DKILN_BUILD_TESTS=ON -DKILN_BUILD_BENCH=OFF -DKILN_BUILD_EXAMPLES=OFF
+}
+
+step "packages" kiln_ensure_packages || exit 1
+
+# Each chain stops at its first failure; the next chain still runs.
+{ step "gcc: configure build/" kiln_configure_main &&
+  step "gcc: build (-j$JOBS)" cmake --build build -j "$JOBS" &&
+  step "gcc: ctest" ctest --test-dir build "${CTEST_ARGS[@]}"; } || true
+
+{ step "single header: amalgamate.py --check" python3 scripts/amalgamate.py --check &&
+  step "single header: kiln_single_header_check" run_single_header_check; } || true
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+{ step "clang asan+ubsan: configure build-asan/" configure_asan &&
+  step "clang asan+ubsan: build (-j$JOBS)" cmake --build build-asan -j "$JOBS" &&
+  step "clang asan+ubsan: ctest" ctest --test-dir build-asan "${CTEST_ARGS[@]}"; } || true
+
+exit "$FAILED"
