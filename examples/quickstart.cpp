@@ -8,7 +8,8 @@
 #include <random>
 
 struct Params {
-  kiln::Tensor<float> w1{{64, 10}}, b1{{64}}, w2{{32, 64}}, b2{{32}}, w3{{1, 32}}, b3{{1}};
+  kiln::Tensor<float> w1{kiln::Shape{64, 10}}, b1{kiln::Shape{64}}, w2{kiln::Shape{32, 64}}, b2{kiln::Shape{32}},
+      w3{kiln::Shape{1, 32}}, b3{kiln::Shape{1}};
 };
 
 int main() {

@@ -6,7 +6,7 @@
 
 namespace {
 struct Params {
-  kiln::Tensor<float> w{{4, 3}}, b{{4}};
+  kiln::Tensor<float> w{kiln::Shape{4, 3}}, b{kiln::Shape{4}};
 };
 auto small_model = [](auto x, const Params& p) { return kiln::tanh(kiln::linear(x, p.w, p.b)); };
 }  // namespace
@@ -182,4 +182,17 @@ TEST_CASE("run_into writes caller-owned outputs and checks their shapes") {
   kiln::Tensor<float> y({4, 3});
   REQUIRE(single.run_into(y.view(), x));
   CHECK(y(3, 2) == 2.f * x(3, 2));
+}
+
+TEST_CASE("run_into accepts owning tensors and std::tie, writing into their buffers") {
+  auto net = kiln::compile([](auto t) { return std::make_pair(t + 1.f, t * 3.f); });
+  const auto x = kt::random_tensor({5}, 2);
+  kiln::Tensor<float> a({5}), b({5});
+  const float* before = a.data();
+  REQUIRE(net.run_into(std::tie(a, b), x));
+  CHECK(a.data() == before);
+  for (kiln::index_t i = 0; i < 5; ++i) {
+    CHECK(a[i] == x[i] + 1.f);
+    CHECK(b[i] == x[i] * 3.f);
+  }
 }

@@ -57,6 +57,10 @@ class TensorView {
 
 #ifndef KILN_NO_HEAP
 
+/// Tag for a Tensor whose elements are left unset (the caller writes all of them).
+struct Uninitialized {};
+inline constexpr Uninitialized uninitialized{};
+
 /// Owning, 64-byte aligned, zero-filled dense tensor. Copies are deep.
 template <class T>
 class Tensor {
@@ -68,6 +72,8 @@ class Tensor {
 
   Tensor() = default;
   explicit Tensor(const Shape& shape) { allocate(shape); }
+  /// Allocated but not zero-filled: for buffers that are about to be overwritten entirely.
+  Tensor(const Shape& shape, Uninitialized) { allocate(shape, false); }
   Tensor(std::initializer_list<index_t> dims) : Tensor(Shape(dims)) {}
   /// Shape plus row-major values; a wrong count is an error.
   Tensor(const Shape& shape, std::initializer_list<T> values) {
@@ -147,7 +153,7 @@ class Tensor {
   }
 
  private:
-  bool allocate(const Shape& shape) {
+  bool allocate(const Shape& shape, bool zero = true) {
     if (!shape.valid()) {
       fail(Status(shape.rank() > kMaxRank ? Errc::rank_too_large : Errc::invalid_argument)
            << "Tensor: invalid shape of rank " << shape.rank() << " (max rank " << kMaxRank << ")");
@@ -156,7 +162,7 @@ class Tensor {
     shape_ = shape;
     const std::size_t n = align_up(bytes() ? bytes() : 1);
     data_ = static_cast<T*>(::operator new(n, std::align_val_t{kAlignment}));
-    std::memset(static_cast<void*>(data_), 0, n);
+    if (zero) std::memset(static_cast<void*>(data_), 0, n);
     return true;
   }
   void release() {

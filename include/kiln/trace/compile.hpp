@@ -124,7 +124,7 @@ class Compiled {
         ok = false;
         return;
       }
-      t = Tensor<T>(e->out_shapes[k]);
+      t = Tensor<T>(e->out_shapes[k], uninitialized);  // the plan writes every element
       outs[k] = t.data();
     });
     if (!ok) return R{};
@@ -132,8 +132,8 @@ class Compiled {
     return result;
   }
 
-  /// Runs the model into caller-owned outputs (a TensorView, or a std::tuple of them, in the
-  /// model's result order): after the first call this allocates nothing. Returns false (error
+  /// Runs the model into caller-owned outputs (a TensorView or Tensor, or a std::tuple of them
+  /// — std::tie(a, b) works —, in the model's result order): after the first call this allocates nothing. Returns false (error
   /// reported) when an output's shape or dtype does not match the plan.
   template <class Out, class... Args>
   bool run_into(const Out& outputs, const Args&... args) {
@@ -272,11 +272,13 @@ class Compiled {
     run_entry(e, ins, outs);
   }
 
+  /// Calls f(view, k) for each output: a TensorView/Tensor, or a tuple of them. A Tensor is
+  /// written through a view of its own buffer (never a copy).
   template <class V, class F>
   static void each_view(const V& v, F&& f) {
     if constexpr (detail::is_concrete_v<V>) {
-      auto copy = v;
-      f(copy, 0);
+      auto view = as_view(v);
+      f(view, 0);
     } else {
       std::apply([&](const auto&... views) {
         int k = 0;
@@ -286,8 +288,14 @@ class Compiled {
   }
   template <class V, class F>
   static void each_one(const V& v, F& f, int& k) {
-    auto copy = v;
-    f(copy, k++);
+    auto view = as_view(v);
+    f(view, k++);
+  }
+  template <class T>
+  static TensorView<T> as_view(const TensorView<T>& v) { return v; }
+  template <class T>
+  static TensorView<T> as_view(const Tensor<T>& t) {  // writes go to t's (mutable) buffer
+    return TensorView<T>(const_cast<T*>(t.data()), t.shape());
   }
 
   template <class T>
