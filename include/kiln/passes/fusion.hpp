@@ -250,6 +250,20 @@ constexpr bool program_fits(const Graph& g, const Fusion& f, int gi) {
   return build_program(g, f, gi, code, 4 * kMaxNodes, cs, ops, no, tgts, nt) >= 0;
 }
 
+/// A group may not read a view (permute, slice, reshape) of a value it computes itself: the view
+/// reads memory at other positions, which the group has not written yet.
+constexpr bool reads_own_view(const Graph& g, const Fusion& f, int gi, int upto) {
+  for (int i = 0; i <= upto; ++i) {
+    if (f.group_of[i] != gi) continue;
+    for (int k = 0; k < g[i].num_inputs; ++k) {
+      const int in = g[i].inputs[k];
+      const int base = f.layouts[in].base;
+      if (base != in && base >= 0 && f.group_of[base] == gi) return true;
+    }
+  }
+  return false;
+}
+
 constexpr bool try_membership(const Graph& g, Fusion& f, int node, int gi, const int* merge, int num_merge) {
   int saved[kMaxNodes]{};
   for (int i = 0; i <= node; ++i) saved[i] = f.group_of[i];
@@ -258,7 +272,7 @@ constexpr bool try_membership(const Graph& g, Fusion& f, int node, int gi, const
     for (int m = 0; m < num_merge; ++m)
       if (f.group_of[i] == merge[m]) f.group_of[i] = gi;
   Fusion& ff = f;
-  const bool ok = detail::order_groups(g, ff) && program_fits(g, f, gi);
+  const bool ok = !reads_own_view(g, f, gi, node) && detail::order_groups(g, ff) && program_fits(g, f, gi);
   if (!ok)
     for (int i = 0; i <= node; ++i) f.group_of[i] = saved[i];
   return ok;
@@ -301,6 +315,10 @@ constexpr bool fuse(const Graph& g, Fusion& f) {
           if (host < 0) host = cands[c];
           else if (cands[c] != host && f.groups[cands[c]].kind == GroupKind::elementwise) merge[nm++] = cands[c];
         }
+        // Nothing is merged into a GEMM epilogue: a merged group could compute the GEMM's own
+        // operand, a dependency inside one group that no group order can satisfy. The node
+        // joins alone and reads the other groups' results.
+        if (host >= 0 && f.groups[host].kind == GroupKind::gemm) nm = 0;
         if (host >= 0) placed = detail::try_membership(g, f, i, host, merge, nm);
         if (!placed && host >= 0 && nm > 0) placed = detail::try_membership(g, f, i, host, merge, 0);
         if (!placed) f.group_of[i] = detail::new_group(f, GroupKind::elementwise, -1, n.shape);
@@ -335,7 +353,7 @@ constexpr bool fuse(const Graph& g, Fusion& f) {
             for (int m = 0; m < i; ++m) saved[m] = f.group_of[m];
             for (int m = 0; m < i; ++m)
               if (f.group_of[m] == merge[0]) f.group_of[m] = gi;
-            if (!detail::order_groups(g, f) || !detail::program_fits(g, f, gi))
+            if (detail::reads_own_view(g, f, gi, i) || !detail::order_groups(g, f) || !detail::program_fits(g, f, gi))
               for (int m = 0; m < i; ++m) f.group_of[m] = saved[m];
           }
         }

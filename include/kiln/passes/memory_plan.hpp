@@ -103,41 +103,51 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
   }
 
   // In-place: an elementwise group's stored value takes the slot of an operand that it reads
-  // at the same positions for the last time.
+  // for the last time, only at the positions it writes. Groups are visited in execution order,
+  // so the slot an operand holds is final before it is passed on.
   bool donated[2 * kMaxNodes]{};
-  for (int i = 0; i < g.size(); ++i) {
-    const int s_out = slot_of[i];
-    if (s_out < 0) continue;
-    const int gi = f.group_of[i];
+  for (int step = 0; step < S; ++step) {
+    const int gi = f.order[step];
     if (f.groups[gi].kind != GroupKind::elementwise) continue;
-    const int step = m.step_of_group[gi];
-    const Strides want = contiguous_strides(g[i].shape);
-    for (int u = 0; u < g.size(); ++u) {
-      if (f.group_of[u] != gi) continue;
-      bool taken = false;
-      for (int k = 0; k < g[u].num_inputs && !taken; ++k) {
-        const int in = g[u].inputs[k];
-        const int base = f.layouts[in].base;
-        if (base < 0 || f.group_of[in] == gi) continue;
-        const int s_in = slot_of[base];
-        if (s_in < 0 || donated[s_in] || m.slot_last[s_in] != step) continue;
-        if (m.slot_bytes[s_in] != m.slot_bytes[s_out] || dtype_size(g[in].dtype) != dtype_size(g[i].dtype)) continue;
-        const Strides st = operand_strides(g[in].shape, f.layouts[in], g[i].shape);
-        bool same = f.layouts[in].offset == 0 && g[in].shape.numel() == g[i].shape.numel();
-        for (int d = 0; d < g[i].shape.rank() && same; ++d)
-          if (g[i].shape[d] != 1 && st[d] != want[d]) same = false;
-        if (!same) continue;
-        // Merge: the output uses the input's slot, which now lives until the output's last use.
-        donated[s_in] = true;
-        if (m.slot_last[s_out] > m.slot_last[s_in]) m.slot_last[s_in] = m.slot_last[s_out];
-        m.slot_bytes[s_out] = 0;  // the output's own slot is now unused
-        m.slot_first[s_out] = m.slot_last[s_out] = -1;
-        slot_of[i] = s_in;
-        m.place[i].index = s_in;
-        ++m.in_place;
-        taken = true;
+    for (int i = 0; i < g.size(); ++i) {
+      if (f.group_of[i] != gi) continue;
+      const int s_out = slot_of[i];
+      if (s_out < 0) continue;
+      const Strides want = contiguous_strides(g[i].shape);
+      for (int u = 0; u < g.size() && slot_of[i] == s_out; ++u) {
+        if (f.group_of[u] != gi) continue;
+        for (int k = 0; k < g[u].num_inputs; ++k) {
+          const int base = f.layouts[g[u].inputs[k]].base;
+          if (base < 0 || f.group_of[base] == gi) continue;
+          const int s_in = slot_of[base];
+          if (s_in < 0 || s_in == s_out || donated[s_in] || m.slot_last[s_in] != step) continue;
+          if (m.slot_bytes[s_in] != m.slot_bytes[s_out] || dtype_size(g[base].dtype) != dtype_size(g[i].dtype)) continue;
+          // Every read of `base` by this group, directly or through a view, must be at the
+          // position being written.
+          bool same = g[base].shape.numel() == g[i].shape.numel();
+          for (int v = 0; v < g.size() && same; ++v) {
+            if (f.group_of[v] != gi) continue;
+            for (int q = 0; q < g[v].num_inputs && same; ++q) {
+              const int in = g[v].inputs[q];
+              if (f.layouts[in].base != base) continue;
+              const Strides st = operand_strides(g[in].shape, f.layouts[in], g[i].shape);
+              same = f.layouts[in].offset == 0;
+              for (int d = 0; d < g[i].shape.rank() && same; ++d)
+                if (g[i].shape[d] != 1 && st[d] != want[d]) same = false;
+            }
+          }
+          if (!same) continue;
+          // The output uses the operand's slot, which now lives until the output's last use.
+          donated[s_in] = true;
+          if (m.slot_last[s_out] > m.slot_last[s_in]) m.slot_last[s_in] = m.slot_last[s_out];
+          m.slot_bytes[s_out] = 0;
+          m.slot_first[s_out] = m.slot_last[s_out] = -1;
+          slot_of[i] = s_in;
+          m.place[i].index = s_in;
+          ++m.in_place;
+          break;
+        }
       }
-      if (taken) break;
     }
   }
 

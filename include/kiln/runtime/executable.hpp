@@ -328,7 +328,10 @@ class Executable {
     int next = sole_user_in_group(acc);
     if (next >= 0 && g[next].op == Op::elementwise && g[next].fn == EwFn::add) {
       const int other = g[next].inputs[0] == acc ? g[next].inputs[1] : g[next].inputs[0];
-      if (other != acc && g[other].op != Op::scalar && g[other].dtype == DType::f32) {
+      // The bias must come from outside: a value this group's own epilogue computes does not
+      // exist yet when the micro-kernel adds it.
+      if (other != acc && g[other].op != Op::scalar && g[other].dtype == DType::f32 &&
+          f.group_of[f.layouts[other].base] != s.group) {
         const ValueSpec bias = spec_over(other, vo, unit_dim);
         bool vector = bias.strides[vo.rank() - 1] == 1 || s.N == 1;
         for (int d = 0; d + 1 < vo.rank(); ++d) vector = vector && bias.strides[d] == 0;
@@ -343,7 +346,8 @@ class Executable {
     if (next >= 0 && g[next].op == Op::elementwise) {
       const EwFn fn = g[next].fn;
       const float inf = __builtin_huge_valf();
-      if (fn == EwFn::relu || fn == EwFn::relu6 || fn == EwFn::clamp) {
+      // clamp with lo > hi gives hi everywhere (torch.clamp): left to the general epilogue.
+      if (fn == EwFn::relu || fn == EwFn::relu6 || (fn == EwFn::clamp && g[next].p0 <= g[next].p1)) {
         s.clamp = true;
         s.lo = fn == EwFn::clamp ? g[next].p0 : 0.f;
         s.hi = fn == EwFn::relu ? inf : fn == EwFn::relu6 ? 6.f : g[next].p1;
