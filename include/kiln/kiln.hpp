@@ -12,6 +12,9 @@
 #include "core/status.hpp"
 #include "core/tensor.hpp"
 #include "ir/graph.hpp"
+#include "kernels/elementwise.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/reduce.hpp"
 #include "passes/memory_plan.hpp"
 #include "passes/simplify.hpp"
 
@@ -20,8 +23,4 @@
 #ifndef KILN_NO_HEAP
 #include "ops.hpp"
 #include "trace/compile.hpp"
-#else
-#include "kernels/elementwise.hpp"
-#include "kernels/gemm.hpp"
-#include "kernels/reduce.hpp"
 #endif
