@@ -44,12 +44,18 @@ def rel(path):
     return os.path.relpath(path, INCLUDE_DIR).replace(os.sep, "/")
 
 
+ELSE_RE = re.compile(r"^\s*#\s*(else|elif)\b")
+
+
 class Amalgamator:
     def __init__(self):
         self.out = []
-        self.inlined = {}  # realpath -> True if it was inlined unconditionally
+        # realpath -> the conditional branches open when it was inlined (empty: unconditionally)
+        self.inlined = {}
         self.system_done = set()  # system includes emitted outside any #if
         self.depth = 0  # #if nesting depth in the output so far
+        self.branches = []  # ids of the open #if/#elif/#else branches, outermost first
+        self.next_branch = 0
 
     def resolve(self, current, kind, name):
         """Path of a kiln header to inline, or None for a system include."""
@@ -68,12 +74,15 @@ class Amalgamator:
 
     def add_file(self, path, stack):
         if path in self.inlined:
-            if not self.inlined[path]:
+            first = self.inlined[path]
+            # Fine when emitted unconditionally, or when we are still inside the same branches
+            # (a nested re-include in the same conditional region).
+            if first and self.branches[:len(first)] != first:
                 raise AmalgamateError(
                     f"{rel(path)} was first inlined inside a preprocessor conditional and is "
                     f"included again from {rel(stack[-2])}: include it unconditionally first")
             return
-        self.inlined[path] = self.depth == 0
+        self.inlined[path] = list(self.branches)
         depth_at_entry = self.depth
         self.out.append(f"\n// ---- begin {rel(path)} ----\n")
         with open(path, encoding="utf-8") as f:
@@ -98,8 +107,15 @@ class Amalgamator:
                     self.system_done.add(key)
             elif IF_RE.match(line):
                 self.depth += 1
+                self.branches.append(self.next_branch)
+                self.next_branch += 1
+            elif ELSE_RE.match(line) and self.branches:
+                self.branches[-1] = self.next_branch
+                self.next_branch += 1
             elif ENDIF_RE.match(line):
                 self.depth -= 1
+                if self.branches:
+                    self.branches.pop()
             self.out.append(line + "\n")
         if self.depth != depth_at_entry:
             raise AmalgamateError(f"{rel(path)}: unbalanced #if/#endif")

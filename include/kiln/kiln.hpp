@@ -21,6 +21,5 @@
 // The run-time compiler and the eager front-end allocate (owning tensors, plans built at the
 // first call): host conveniences. Firmware (KILN_NO_HEAP) gets the IR, the passes and the kernels.
 #ifndef KILN_NO_HEAP
-#include "ops.hpp"
-#include "trace/compile.hpp"
+#include "trace/compile.hpp"  // and ops.hpp, the op front-end
 #endif
