@@ -196,3 +196,17 @@ TEST_CASE("run_into accepts owning tensors and std::tie, writing into their buff
     CHECK(b[i] == x[i] * 3.f);
   }
 }
+
+TEST_CASE("two temporaries at the same address during one trace keep their own values") {
+  // A scratch tensor captured, changed, and captured again: each capture is its own constant.
+  auto model = [](auto x) {
+    kiln::Tensor<float> s({1}, {2.f});
+    auto t = x + s;
+    s[0] = 3.f;
+    return t + s;
+  };
+  auto net = kiln::compile(model);
+  const kiln::Tensor<float> x({1}, {0.f});
+  CHECK(net(x)[0] == 5.f);
+  CHECK(kiln::eager(model)(x)[0] == 5.f);
+}

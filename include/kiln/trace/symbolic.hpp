@@ -24,12 +24,13 @@ class Tracer {
  public:
   Graph graph;
 
-  /// A stable copy of `bytes` bytes at `data`, reused when the same source is captured again.
+  /// A stable copy of `bytes` bytes at `data`, shared with an earlier capture of equal bytes.
+  /// Matching by contents, not address: a temporary freed during the trace may be followed by
+  /// another at the same address with other values.
   const void* keep(const void* data, std::size_t bytes) {
     for (const Kept& k : kept_)
-      if (k.source == data && k.bytes == bytes) return k.copy.get();
+      if (k.bytes == bytes && (bytes == 0 || std::memcmp(k.copy.get(), data, bytes) == 0)) return k.copy.get();
     Kept k;
-    k.source = data;
     k.bytes = bytes;
     k.copy.reset(new unsigned char[bytes ? bytes : 1]);
     if (bytes) std::memcpy(k.copy.get(), data, bytes);
@@ -44,7 +45,6 @@ class Tracer {
 
  private:
   struct Kept {
-    const void* source = nullptr;
     std::size_t bytes = 0;
     std::unique_ptr<unsigned char[]> copy;
   };
