@@ -3,8 +3,10 @@
 // Every workload is timed in this one binary so ratios come from the same build and run:
 //   *_compiled   `net(args...)`: the call a user makes. Guard check + plan run + one owning
 //                output Tensor per call (allocated and zero-filled by kiln::Tensor).
-//   *_run        `net.executable()->run(ins, outs, arena)`: the same plan into a preallocated
-//                output and a caller-owned arena: no allocation at all.
+//   *_run_into   `net.run_into(y.view(), args...)`: the same call into a caller-owned output
+//                (guard check + plan run, no allocation).
+//   *_exe_run    (MLP only) `net.executable()->run(ins, outs, arena)`: the plan alone, without
+//                the guard check and argument binding, to split the per-call overhead.
 //   *_eager      `kiln::eager(fn)(args...)`: op by op, every intermediate materialised.
 //   *_eigen      the same math as an Eigen 3 expression (only with KILN_BENCH_HAVE_EIGEN),
 //                single-threaded, into preallocated outputs unless the name says otherwise.
@@ -61,7 +63,7 @@ bool check_close(benchmark::State& state, const float* got, const float* want, i
   return true;
 }
 
-/// The allocation-free path: the plan of the most recent call run into caller-owned buffers.
+/// The bare plan (Executable::run) into caller-owned buffers and arena: no guard, no binding.
 class Runner {
  public:
   explicit Runner(const kiln::runtime::Executable* exe) : exe_(exe) {
@@ -109,25 +111,23 @@ void BM_chain_compiled(benchmark::State& state) {
 }
 BENCHMARK(BM_chain_compiled)->Unit(benchmark::kMicrosecond);
 
-void BM_chain_run(benchmark::State& state) {
+void BM_chain_run_into(benchmark::State& state) {
   const Tensor<float> x = chain_input();
   auto net = kiln::compile(chain);
   (void)net(x);
-  const Runner r(net.executable());
   Tensor<float> y({kChainN});
-  const void* ins[] = {x.data()};
-  void* outs[] = {y.data()};
-  r.run(ins, outs);
+  const kiln::TensorView<float> yv = y.view();
+  if (!net.run_into(yv, x)) return state.SkipWithError("run_into failed");
   const Tensor<float> ref = kiln::eager(chain)(x);
   if (!check_close(state, y.data(), ref.data(), kChainN, 1e-6f)) return;
   for (auto _ : state) {
-    r.run(ins, outs);
+    net.run_into(yv, x);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
   chain_counters(state);
 }
-BENCHMARK(BM_chain_run)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_chain_run_into)->Unit(benchmark::kMicrosecond);
 
 void BM_chain_eager(benchmark::State& state) {
   const Tensor<float> x = chain_input();
@@ -178,7 +178,8 @@ BENCHMARK(BM_chain_eigen_alloc)->Unit(benchmark::kMicrosecond);
 // ---- 2. MLP 10 -> 64 -> 32 -> 1 -----------------------------------------------------------------
 
 struct Mlp {
-  Tensor<float> w1{{64, 10}}, b1{{64}}, w2{{32, 64}}, b2{{32}}, w3{{1, 32}}, b3{{1}};
+  Tensor<float> w1{kiln::Shape{64, 10}}, b1{kiln::Shape{64}}, w2{kiln::Shape{32, 64}}, b2{kiln::Shape{32}},
+      w3{kiln::Shape{1, 32}}, b3{kiln::Shape{1}};
   Mlp() {
     unsigned seed = 10;
     // torch.nn.Linear's default init: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
@@ -226,7 +227,27 @@ void BM_mlp_compiled(benchmark::State& state) {
 }
 BENCHMARK(BM_mlp_compiled)->Arg(1)->Arg(256);
 
-void BM_mlp_run(benchmark::State& state) {
+void BM_mlp_run_into(benchmark::State& state) {
+  const index_t batch = state.range(0);
+  const Mlp p;
+  const Tensor<float> x = mlp_input(batch);
+  auto net = kiln::compile(mlp);
+  (void)net(x, p);
+  Tensor<float> y({batch, 1});
+  const kiln::TensorView<float> yv = y.view();
+  if (!net.run_into(yv, x, p)) return state.SkipWithError("run_into failed");
+  const Tensor<float> ref = kiln::eager(mlp)(x, p);
+  if (!check_close(state, y.data(), ref.data(), batch, 1e-5f)) return;
+  for (auto _ : state) {
+    net.run_into(yv, x, p);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  mlp_counters(state, batch);
+}
+BENCHMARK(BM_mlp_run_into)->Arg(1)->Arg(256);
+
+void BM_mlp_exe_run(benchmark::State& state) {
   const index_t batch = state.range(0);
   const Mlp p;
   const Tensor<float> x = mlp_input(batch);
@@ -246,7 +267,7 @@ void BM_mlp_run(benchmark::State& state) {
   }
   mlp_counters(state, batch);
 }
-BENCHMARK(BM_mlp_run)->Arg(1)->Arg(256);
+BENCHMARK(BM_mlp_exe_run)->Arg(1)->Arg(256);
 
 void BM_mlp_eager(benchmark::State& state) {
   const index_t batch = state.range(0);
@@ -375,24 +396,22 @@ void BM_sgemm_compiled(benchmark::State& state) {
 }
 BENCHMARK(BM_sgemm_compiled)->Arg(64)->Arg(256)->Arg(512)->Unit(benchmark::kMicrosecond);
 
-void BM_sgemm_run(benchmark::State& state) {
+void BM_sgemm_run_into(benchmark::State& state) {
   const Gemm g(state.range(0));
   auto net = kiln::compile(matmul_fn);
   (void)net(g.a, g.b);
-  const Runner r(net.executable());
   Tensor<float> c({g.n, g.n});
-  const void* ins[] = {g.a.data(), g.b.data()};
-  void* outs[] = {c.data()};
-  r.run(ins, outs);
+  const kiln::TensorView<float> cv = c.view();
+  if (!net.run_into(cv, g.a, g.b)) return state.SkipWithError("run_into failed");
   if (!check_close(state, c.data(), g.ref.data(), g.n * g.n, g.tol())) return;
   for (auto _ : state) {
-    r.run(ins, outs);
+    net.run_into(cv, g.a, g.b);
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
   }
   gemm_counters(state, g.n);
 }
-BENCHMARK(BM_sgemm_run)->Arg(64)->Arg(256)->Arg(512)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_sgemm_run_into)->Arg(64)->Arg(256)->Arg(512)->Unit(benchmark::kMicrosecond);
 
 void BM_sgemm_eager(benchmark::State& state) {
   const Gemm g(state.range(0));
@@ -500,26 +519,24 @@ void BM_softmax_compiled(benchmark::State& state) {
 }
 BENCHMARK(BM_softmax_compiled)->Args({256, 1000})->Args({1024, 128})->Unit(benchmark::kMicrosecond);
 
-void BM_softmax_run(benchmark::State& state) {
+void BM_softmax_run_into(benchmark::State& state) {
   const index_t rows = state.range(0), cols = state.range(1);
   const Tensor<float> x = softmax_input(rows, cols);
   auto net = kiln::compile(softmax_fn);
   (void)net(x);
-  const Runner r(net.executable());
   Tensor<float> y({rows, cols});
-  const void* ins[] = {x.data()};
-  void* outs[] = {y.data()};
-  r.run(ins, outs);
+  const kiln::TensorView<float> yv = y.view();
+  if (!net.run_into(yv, x)) return state.SkipWithError("run_into failed");
   const Tensor<float> ref = kiln::eager(softmax_fn)(x);
   if (!check_close(state, y.data(), ref.data(), rows * cols, 1e-6f)) return;
   for (auto _ : state) {
-    r.run(ins, outs);
+    net.run_into(yv, x);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
   softmax_counters(state, rows * cols);
 }
-BENCHMARK(BM_softmax_run)->Args({256, 1000})->Args({1024, 128})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_softmax_run_into)->Args({256, 1000})->Args({1024, 128})->Unit(benchmark::kMicrosecond);
 
 void BM_softmax_eager(benchmark::State& state) {
   const index_t rows = state.range(0), cols = state.range(1);

@@ -747,6 +747,36 @@ TEST_CASE("ew_run: all 16 registers, a long program and program length beyond th
   }
 }
 
+TEST_CASE("ew_run: a fusion needing more than kEwMaxRegs tiles runs the program as written") {
+  // r2 = a * b, then a and b's registers are reused by 15 more operands while r2 waits for the
+  // add: fusing mul+add would keep a and b alive too, 17 values for 16 tiles.
+  const index_t n = 77;
+  std::vector<std::vector<float>> data;
+  for (int k = 0; k < 17; ++k) data.push_back(iota_values(static_cast<std::size_t>(n), 0.5f + 0.01f * k, -k * 1.f));
+  const Shape s{n};
+  const Strides st = contiguous_strides(s);
+  std::vector<EwOperand> ops;
+  for (int k = 0; k < 17; ++k) ops.push_back(f32_in(data[static_cast<std::size_t>(k)].data(), st));
+  Prog p;
+  p.load(0, 0).load(1, 1).op(EwFn::mul, 2, 0, 1);
+  const int regs[15] = {0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  for (int k = 0; k < 15; ++k) p.load(regs[k], 2 + k);
+  p.op(EwFn::add, 2, 2, 15);
+  for (int k = 0; k < 14; ++k) p.op(EwFn::sub, 2, 2, regs[k]);
+  p.store(0, 2);
+  EwTileEval ev(p.get());
+  CHECK(ev.num_steps() == 0);
+  std::vector<float> y(static_cast<std::size_t>(n));
+  const EwTarget t = f32_out(y.data(), st);
+  ew_run(p.get(), ops.data(), 17, &t, 1, s);
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    volatile float prod = data[0][i] * data[1][i];  // volatile: no FMA contraction in the reference
+    float v = prod + data[16][i];
+    for (int k = 0; k < 14; ++k) v = v - data[static_cast<std::size_t>(2 + k)][i];
+    CHECK(y[i] == v);
+  }
+}
+
 TEST_CASE("ew_run: fused plans give bit-identical results to the unfused instructions") {
   // Programs shaped like passes/fusion.hpp output, compared bit for bit with the same
   // instructions run one ew_run each (no fusion possible).
@@ -804,9 +834,13 @@ TEST_CASE("ew_run: fused plans give bit-identical results to the unfused instruc
     Prog q;
     q.load(0, 0).load(1, 1).op(EwFn::mul, 2, 0, 1).op(EwFn::add, 3, 2, 0).op(EwFn::sub, 3, 3, 2).store(0, 3);
     cases.push_back({"two readers", q, 6});
-    Prog r;  // the mul's input register is overwritten between the mul and the add
+    Prog r;  // the mul's input register is reused before the add: fused anyway (values, not registers)
     r.load(0, 0).load(1, 1).op(EwFn::mul, 2, 0, 1).load(0, 2).op(EwFn::add, 2, 2, 0).store(0, 2);
-    cases.push_back({"input overwritten", r, 6});
+    cases.push_back({"input register reused", r, 5});
+    Prog q2;  // what passes/fusion.hpp emits for relu(0.75x + 0.1) * sigmoid(x): registers reused
+    q2.load(0, 0).op(EwFn::sigmoid, 1, 0).splat(2, 0.75f).op(EwFn::mul, 0, 2, 0).splat(2, 0.1f);
+    q2.op(EwFn::add, 0, 0, 2).op(EwFn::relu, 0, 0).op(EwFn::mul, 0, 0, 1).store(0, 0);
+    cases.push_back({"chain as built", q2, 6});
   }
   for (const Case& c : cases) {
     INFO(std::string(c.name) << " #" << (&c - cases.data()));

@@ -434,3 +434,37 @@ TEST_CASE("softmax_run: a row of length 1 is exactly 1 (log: 0); empty shapes wr
   softmax_run(false, nullptr, &e, 1, Shape{3, 0}, 1, &none);
   CHECK(none == 5.f);
 }
+
+TEST_CASE("softmax_run: rows around the kept-tiles limit (both pass-2 strategies)") {
+  const index_t kept = static_cast<index_t>(kSoftmaxKeptTiles) * kEwTile;
+  for (const index_t len : {kept, kept + 3}) {
+    const Shape s{2, len};
+    Input x = make_input(s, 31, false, -10.f, 10.f);
+    x.data[5] = -kInf;                                   // masked entry in row 0
+    x.data[static_cast<std::size_t>(len + 17)] = 30.f;   // a late new maximum in row 1
+    const EwOperand op = {x.data.data(), DType::f32, x.strides};
+    for (bool log : {false, true}) {
+      INFO("len " << len << std::string(log ? " log_softmax" : " softmax"));
+      std::vector<float> out(static_cast<std::size_t>(2 * len));
+      softmax_run(log, nullptr, &op, 1, s, 1, out.data());
+      for (index_t r = 0; r < 2; ++r) {
+        double m = -INFINITY, sum = 0;
+        for (index_t j = 0; j < len; ++j) m = std::max(m, static_cast<double>(x.data[static_cast<std::size_t>(r * len + j)]));
+        for (index_t j = 0; j < len; ++j) sum += std::exp(x.data[static_cast<std::size_t>(r * len + j)] - m);
+        int bad = 0;
+        for (index_t j = 0; j < len; ++j) {
+          const double e = x.data[static_cast<std::size_t>(r * len + j)] - m;
+          const double want = log ? e - std::log(sum) : std::exp(e) / sum;
+          const double got = out[static_cast<std::size_t>(r * len + j)];
+          const bool ok = (std::isinf(want) || want == 0) ? got == want
+                                           : std::fabs(got - want) <= (log ? 2e-6 * (1 + std::fabs(want)) : 2e-6 * (1 + std::fabs(e)) * want);
+          if (!ok && ++bad <= 3) {
+            INFO("row " << r << " col " << j << ": got " << fmt(got) << ", want " << fmt(want));
+            CHECK(false);
+          }
+        }
+        CHECK(bad == 0);
+      }
+    }
+  }
+}

@@ -548,6 +548,10 @@ class TensorView {
 
 #ifndef KILN_NO_HEAP
 
+/// Tag for a Tensor whose elements are left unset (the caller writes all of them).
+struct Uninitialized {};
+inline constexpr Uninitialized uninitialized{};
+
 /// Owning, 64-byte aligned, zero-filled dense tensor. Copies are deep.
 template <class T>
 class Tensor {
@@ -559,6 +563,8 @@ class Tensor {
 
   Tensor() = default;
   explicit Tensor(const Shape& shape) { allocate(shape); }
+  /// Allocated but not zero-filled: for buffers that are about to be overwritten entirely.
+  Tensor(const Shape& shape, Uninitialized) { allocate(shape, false); }
   Tensor(std::initializer_list<index_t> dims) : Tensor(Shape(dims)) {}
   /// Shape plus row-major values; a wrong count is an error.
   Tensor(const Shape& shape, std::initializer_list<T> values) {
@@ -638,7 +644,7 @@ class Tensor {
   }
 
  private:
-  bool allocate(const Shape& shape) {
+  bool allocate(const Shape& shape, bool zero = true) {
     if (!shape.valid()) {
       fail(Status(shape.rank() > kMaxRank ? Errc::rank_too_large : Errc::invalid_argument)
            << "Tensor: invalid shape of rank " << shape.rank() << " (max rank " << kMaxRank << ")");
@@ -647,7 +653,7 @@ class Tensor {
     shape_ = shape;
     const std::size_t n = align_up(bytes() ? bytes() : 1);
     data_ = static_cast<T*>(::operator new(n, std::align_val_t{kAlignment}));
-    std::memset(static_cast<void*>(data_), 0, n);
+    if (zero) std::memset(static_cast<void*>(data_), 0, n);
     return true;
   }
   void release() {
@@ -1149,42 +1155,25 @@ class Graph {
 }  // namespace kiln
 // ---- end kiln/ir/graph.hpp ----
 
-// ---- begin kiln/ops.hpp ----
-// kiln/ops.hpp — the op front-end: one function per op, for real and symbolic tensors.
-//
-// Each op describes itself as a Node and hands it to apply(): with a SymTensor
-// among the arguments the node is appended to the traced graph (concrete
-// tensors become constants, numbers become scalars); otherwise it is type
-// checked by the same rules and run at once by the eager executor. An op's
-// whole front-end story is therefore its Node, its rules in ir/infer.hpp and
-// its kernel.
-
-#include <vector>
-
-
-// ---- begin kiln/runtime/eager.hpp ----
-// kiln/runtime/eager.hpp — run one node, op by op, on dense row-major buffers.
-//
-// This is the oracle: no fusion, no planning, every result materialised. It is
-// also what constant folding uses to compute weight-only subgraphs once. It
-// calls the same single-op kernels as compiled steps, so a mismatch between
-// eager and compiled points at fusion, lowering or planning.
-
-
-
 // ---- begin kiln/kernels/elementwise.hpp ----
 // kiln/kernels/elementwise.hpp — runs a fused elementwise program over a shape.
 //
 // Two layers:
-//   EwTileEval  runs the program on one tile (<= kEwTile consecutive positions of a
-//               strided row). The reduction kernels reuse it to evaluate producer chains.
+//   EwTileEval  plans the program once (fuses producer/consumer pairs into one loop,
+//               reassigns register tiles), then runs it on one tile at a time (<= kEwTile
+//               consecutive positions of a strided row). The reduction kernels reuse it to
+//               evaluate producer chains.
 //   ew_run      coalesces the loop dimensions and walks the output row by row, tile by tile.
 //
-// Memory traffic per tile: an f32 operand read with unit stride is never copied (its
-// register is a pointer into the input); a broadcast (stride 0) operand is a constant
-// tile filled once and reused while its value does not change; any other stride is
-// gathered. The instruction whose result is stored to a unit-stride f32 target writes
-// straight into the target (unless that would clobber an input still to be read).
+// Per tile, each step is one switch and one SIMD loop over the tile. An f32 operand read
+// with unit stride is never copied (its register is a pointer into the input); a broadcast
+// (stride 0) operand or a constant is a tile filled once and reused while its value does not
+// change; any other stride is gathered. The step whose result is stored to a unit-stride f32
+// target writes straight into the target (unless that would clobber an input still to be read).
+//
+// Cost model: each step of each tile has a fixed cost (~50 cycles on Zen 3: call, loop setup,
+// reading what the previous step just stored), so kEwTile (KILN_EW_TILE) trades stack for
+// speed: the relu(a*x+b)*sigmoid(x) chain runs ~25% faster with 512 than with 128.
 
 
 
@@ -1193,9 +1182,10 @@ class Graph {
 //
 // Each function exists twice with the same semantics: on `fbatch` (KILN_SIMD)
 // and on plain float (always; the scalar build uses only these). The semantics
-// are PyTorch's, with NaN and Inf handled identically on every ISA: nothing
-// here relies on how an instruction set treats NaN in min/max, so ReLU & co.
-// are written as compare + select.
+// are PyTorch's, with NaN and Inf handled identically on every ISA. ISAs differ
+// on NaN in min/max (x86 returns the second operand, NEON returns NaN), so
+// lower bounds (ReLU & co.) are compare + select, and the only min/max take the
+// constant first, min(c, x) / max(c, x), where a NaN x comes out NaN on both.
 //
 // ew_apply() is the one place that maps an instruction over arrays: one switch
 // per call, then a SIMD loop specialised for that function.
@@ -1304,6 +1294,14 @@ inline constexpr const char* kSimdName = "scalar";
 }  // namespace kiln::kernels
 // ---- end kiln/kernels/simd.hpp ----
 
+#if defined(__GNUC__)
+#define KILN_EW_NOINLINE __attribute__((noinline)) inline
+#elif defined(_MSC_VER)
+#define KILN_EW_NOINLINE __declspec(noinline) inline
+#else
+#define KILN_EW_NOINLINE inline
+#endif
+
 namespace kiln::kernels {
 namespace ewm {
 
@@ -1321,6 +1319,7 @@ inline constexpr float kSiluZeroBelow = -128.f;
 
 // ---------------------------------------------------------------- scalar twin
 
+inline float div(float a, float b) { return a / b; }
 inline float identity(float x) { return x; }
 inline float neg(float x) { return -x; }
 inline float abs(float x) { return std::fabs(x); }
@@ -1365,23 +1364,51 @@ inline float maximum(float a, float b) { return a != a ? a : (a > b ? a : b); }
 inline float where(float c, float a, float b) { return c != 0.f ? a : b; }
 
 // ---------------------------------------------------------------- SIMD twin
+// Hot functions are inline; the expensive or rarely taken ones (full-range exp, log, gelu_erf,
+// pow) are out of line: a call costs little next to them and saves a copy in every loop.
 #if KILN_SIMD
 using ibatch = xsimd::batch<std::int32_t, simd_arch>;
+
+/// a / b and sqrt, correctly rounded on every ISA. xsimd 8.1 builds both on ARM from estimate
+/// instructions plus Newton steps: 1-2 ulp off, x / x != 1, a denormal divisor gives -inf and
+/// sqrt(inf) NaN. aarch64 has exact vector instructions; 32-bit NEON has none, so it divides
+/// lane by lane on the VFP unit.
+inline fbatch div(fbatch a, fbatch b) {
+#if defined(__aarch64__)
+  return fbatch(vdivq_f32(a, b));
+#elif defined(__arm__)
+  alignas(16) float x[kLanes], y[kLanes];
+  a.store_aligned(x);
+  b.store_aligned(y);
+  for (int i = 0; i < kLanes; ++i) x[i] /= y[i];
+  return fbatch::load_aligned(x);
+#else
+  return a / b;
+#endif
+}
+inline fbatch sqrt(fbatch x) {
+#if defined(__aarch64__)
+  return fbatch(vsqrtq_f32(x));
+#elif defined(__arm__)
+  alignas(16) float v[kLanes];
+  x.store_aligned(v);
+  for (int i = 0; i < kLanes; ++i) v[i] = std::sqrt(v[i]);
+  return fbatch::load_aligned(v);
+#else
+  return xsimd::sqrt(x);
+#endif
+}
 
 inline fbatch identity(fbatch x) { return x; }
 inline fbatch neg(fbatch x) { return -x; }
 inline fbatch abs(fbatch x) { return xsimd::abs(x); }
 
-/// exp(x), ~1 ulp over the whole float range, denormal results included.
-/// Cephes' reduction x = k ln2 + r with |r| <= ln2/2 and a degree-5 polynomial; k is rounded with
-/// the 1.5*2^23 trick (exact for |k| < 2^22 on every ISA). 2^k is applied as two factors so that
-/// k in [-150, 128] (results from the least denormal to overflow) never leaves the exponent range.
-inline fbatch exp(fbatch x) {
-  const fbatch lo(-104.f), hi(89.f);  // exp(-104) underflows to 0, exp(89) overflows: clamping is exact
-  x = xsimd::select(x < lo, lo, x);  // compare + select (not min/max) so NaN passes through
-  x = xsimd::select(x > hi, hi, x);
-  const fbatch magic(12582912.f);  // 1.5 * 2^23
-  const fbatch t = xsimd::fma(x, fbatch(1.44269504088896341f), magic);
+namespace detail {
+/// Cephes' exp core: x = k ln2 + r with |r| <= ln2/2 and a degree-5 polynomial (~1 ulp). k is
+/// rounded with the 1.5*2^23 trick (exact for |k| < 2^22 on every ISA; t's low bits then hold k).
+/// Returns p = exp(r) and sets k.
+inline fbatch exp_reduced(fbatch x, fbatch magic, fbatch& t) {
+  t = xsimd::fma(x, fbatch(1.44269504088896341f), magic);
   const fbatch k = t - magic;
   fbatch r = xsimd::fnma(k, fbatch(0.693359375f), x);  // ln2 split so that k * hi is exact
   r = xsimd::fnma(k, fbatch(-2.12194440e-4f), r);
@@ -1391,7 +1418,24 @@ inline fbatch exp(fbatch x) {
   p = xsimd::fma(p, r, fbatch(4.1665795894e-2f));
   p = xsimd::fma(p, r, fbatch(1.6666665459e-1f));
   p = xsimd::fma(p, r, fbatch(5.0000001201e-1f));
-  p = xsimd::fma(p, r * r, r) + fbatch(1.f);
+  return xsimd::fma(p, r * r, r) + fbatch(1.f);
+}
+/// exp for |x| <= 87, where 2^k is a normal float: the magic constant carries the exponent
+/// bias, so t's bits shifted into the exponent field are 2^k directly.
+inline fbatch exp_normal_range(fbatch x) {
+  fbatch t;
+  const fbatch p = exp_reduced(x, fbatch(12582912.f + 127.f), t);
+  return p * xsimd::bitwise_cast<fbatch>(xsimd::bitwise_cast<ibatch>(t) << 23);
+}
+/// exp for every input: NaN passes, results from the least denormal up to overflow are right.
+/// Clamping to [-104, 89] is exact (exp underflows / overflows beyond), and 2^k is applied as two
+/// factors so k in [-150, 128] never leaves the exponent range.
+KILN_EW_NOINLINE fbatch exp_full_range(fbatch x) {
+  const fbatch lo(-104.f), hi(89.f);
+  x = xsimd::select(x < lo, lo, x);  // compare + select (not min/max) so NaN passes through
+  x = xsimd::select(x > hi, hi, x);
+  fbatch t;
+  const fbatch p = exp_reduced(x, fbatch(12582912.f), t);
   const ibatch ki = xsimd::bitwise_cast<ibatch>(t) - ibatch(0x4B400000);  // integer k from t's bits
   const ibatch k1 = ki >> 1;
   const ibatch k2 = ki - k1;
@@ -1399,50 +1443,83 @@ inline fbatch exp(fbatch x) {
   const fbatch s2 = xsimd::bitwise_cast<fbatch>((k2 + ibatch(127)) << 23);
   return p * s1 * s2;  // p * s1 is exact; one rounding into the result (denormals round correctly)
 }
-inline fbatch log(fbatch x) { return xsimd::log(x); }
-inline fbatch sqrt(fbatch x) { return xsimd::sqrt(x); }
-inline fbatch rsqrt(fbatch x) { return fbatch(1.f) / xsimd::sqrt(x); }
-inline fbatch tanh(fbatch x) { return xsimd::tanh(x); }
+}  // namespace detail
+
+/// exp(x), ~1 ulp everywhere (denormal results included). Vectors with every lane in the normal
+/// range take the short path; the check is off the dependency chain and predicts well.
+inline fbatch exp(fbatch x) {
+  if (xsimd::all(xsimd::abs(x) <= fbatch(87.f))) return detail::exp_normal_range(x);  // NaN fails it
+  return detail::exp_full_range(x);
+}
+KILN_EW_NOINLINE fbatch log(fbatch x) { return xsimd::log(x); }
+inline fbatch rsqrt(fbatch x) { return div(fbatch(1.f), sqrt(x)); }
+/// tanh: Cephes' odd polynomial below |x| = 0.625, else 1 - 2/(1 + exp(2|x|)) (at most a factor
+/// ~2 of cancellation there), sign restored at the end. 2|x| is clamped at 89, where exp is inf
+/// and the result exactly 1; NaN passes the clamp (see sigmoid). ~2 ulp.
+inline fbatch tanh(fbatch x) {
+  const fbatch ax = xsimd::abs(x);
+  const fbatch z = x * x;
+  fbatch p(-5.70498872745e-3f);
+  p = xsimd::fma(p, z, fbatch(2.06390887954e-2f));
+  p = xsimd::fma(p, z, fbatch(-5.37397155531e-2f));
+  p = xsimd::fma(p, z, fbatch(1.33314422036e-1f));
+  p = xsimd::fma(p, z, fbatch(-3.33332819422e-1f));
+  const fbatch small = xsimd::fma(p * z, ax, ax);
+  const fbatch e = detail::exp_normal_range(xsimd::min(fbatch(89.f), ax + ax));
+  const fbatch big = xsimd::fnma(fbatch(2.f), div(fbatch(1.f), fbatch(1.f) + e), fbatch(1.f));
+  const fbatch r = xsimd::select(ax < fbatch(0.625f), small, big);
+  return r | (x & fbatch(-0.f));  // |r| with x's sign (r >= 0 or NaN)
+}
+/// 1/(1+exp(-x)). The exp argument is clamped to [-88, 89] with max/min taking x second (x86
+/// returns the second operand when one is NaN, NEON propagates NaN: NaN passes either way), so
+/// the short exp path is always valid: -x = 89 gives 2^128 = inf and so exactly 0 (sigmoid(-inf)
+/// = 0), -x = -88 gives 0 and so 1. Relative error ~2 ulp; below x = -88.4 the result is 0 where
+/// the true value is under 2e-39.
 inline fbatch sigmoid(fbatch x) {
-  const fbatch e = exp(-xsimd::abs(x));
-  const fbatch r = fbatch(1.f) / (fbatch(1.f) + e);
-  return xsimd::select(x < fbatch(0.f), e * r, r);
+  const fbatch e = xsimd::min(fbatch(89.f), xsimd::max(fbatch(-88.f), -x));
+  return div(fbatch(1.f), fbatch(1.f) + detail::exp_normal_range(e));
 }
 inline fbatch relu(fbatch x) { return xsimd::select(x < fbatch(0.f), fbatch(0.f), x); }
-inline fbatch relu6(fbatch x) {
-  const fbatch y = xsimd::select(x < fbatch(0.f), fbatch(0.f), x);
-  return xsimd::select(y > fbatch(6.f), fbatch(6.f), y);
+/// The upper bound is min(hi, y): one instruction, and a NaN y passes (y is the second operand,
+/// see the header note). Only a bound of hi = -0 can differ in the sign of a zero across ISAs.
+inline fbatch clamp(fbatch x, fbatch lo, fbatch hi) {
+  return xsimd::min(hi, xsimd::select(x < lo, lo, x));
 }
+inline fbatch relu6(fbatch x) { return clamp(x, fbatch(0.f), fbatch(6.f)); }
 inline fbatch leaky_relu(fbatch x, fbatch slope) { return xsimd::select(x < fbatch(0.f), x * slope, x); }
 inline fbatch gelu_tanh(fbatch x) {
   const fbatch y = x * sigmoid(x * xsimd::fma(fbatch(kGeluT3), x * x, fbatch(kGeluT1)));
   return xsimd::select(x < fbatch(kGeluTanhZeroBelow), fbatch(-0.f), y);
 }
-inline fbatch gelu_erf(fbatch x) {
+KILN_EW_NOINLINE fbatch gelu_erf(fbatch x) {
   const fbatch y = fbatch(0.5f) * x * xsimd::erfc(x * fbatch(-kSqrtHalf));
   return xsimd::select(x < fbatch(kGeluErfZeroBelow), fbatch(-0.f), y);
 }
 inline fbatch silu(fbatch x) {
   return xsimd::select(x < fbatch(kSiluZeroBelow), fbatch(-0.f), x * sigmoid(x));
 }
-inline fbatch clamp(fbatch x, fbatch lo, fbatch hi) {
-  const fbatch y = xsimd::select(x < lo, lo, x);
-  return xsimd::select(y > hi, hi, y);
+/// x^p by exp(p log|x|) (relative error ~ |p log x| ulp) with IEEE pow's special cases: the sign
+/// of x^odd, NaN for x < 0 and non-integer p, x = +-0 and +-inf (log|x| = -inf / inf gives 0 or
+/// inf through exp). Small integer exponents take pow_array's exact-er fast paths instead.
+KILN_EW_NOINLINE fbatch pow(fbatch x, float p) {
+  const fbatch y = exp(fbatch(p) * xsimd::log(xsimd::abs(x)));
+  const bool integral = std::floor(p) == p;
+  if (!integral) {
+    const fmask invalid = (x < fbatch(0.f)) & (x > fbatch(-kInf));
+    return xsimd::select(invalid, fbatch(std::numeric_limits<float>::quiet_NaN()), y);
+  }
+  const bool odd = std::fabs(std::fmod(p, 2.f)) == 1.f;
+  return odd ? (y | (x & fbatch(-0.f))) : y;  // y >= 0 or NaN: or-ing in x's sign is copysign
 }
-/// x^p for a non-integer p (integers take pow_array's fast paths): exp(p log x), patched where
-/// that formula departs from IEEE pow: x = +-0 and x = -inf (finite x < 0 is NaN via log, as wanted).
-inline fbatch pow(fbatch x, float p) {
-  const fbatch y = exp(fbatch(p) * xsimd::log(x));
-  const fbatch zero_or_inf(p > 0.f ? 0.f : kInf), inf_or_zero(p > 0.f ? kInf : 0.f);
-  return xsimd::select(x == fbatch(0.f), zero_or_inf, xsimd::select(x == fbatch(-kInf), inf_or_zero, y));
-}
+// xsimd 8.1's `!=` is an *ordered* compare on AVX (NaN != NaN is false) but unordered on SSE2:
+// never use it on floats. NaN tests go through isnan, "not equal" through !(a == b).
 inline fbatch minimum(fbatch a, fbatch b) {
-  return xsimd::select(a != a, a, xsimd::select(a < b, a, b));  // b NaN falls through a < b
+  return xsimd::select(xsimd::isnan(a), a, xsimd::select(a < b, a, b));  // b NaN falls through a < b
 }
 inline fbatch maximum(fbatch a, fbatch b) {
-  return xsimd::select(a != a, a, xsimd::select(a > b, a, b));
+  return xsimd::select(xsimd::isnan(a), a, xsimd::select(a > b, a, b));
 }
-inline fbatch where(fbatch c, fbatch a, fbatch b) { return xsimd::select(c != fbatch(0.f), a, b); }
+inline fbatch where(fbatch c, fbatch a, fbatch b) { return xsimd::select(c == fbatch(0.f), b, a); }
 inline fbatch from_mask(fmask m) { return xsimd::select(m, fbatch(1.f), fbatch(0.f)); }
 #endif  // KILN_SIMD
 
@@ -1455,46 +1532,47 @@ inline fbatch from_mask(fmask m) { return xsimd::select(m, fbatch(1.f), fbatch(0
 namespace detail {
 
 #if KILN_SIMD
+// The loops are kept out of line, so ew_apply's switch is a jump table of small leaf functions
+// (unrolling them measured no faster, and costs compile time). A ragged end (n % kLanes values)
+// is copied into a zero-padded stack vector and run through the same function once more, so
+// the tail adds no code per function and never touches memory past n.
 template <class F>
-inline void map1(const float* a, float* d, int n, F f) {
+KILN_EW_NOINLINE void map1(const float* a, float* d, int n, F f) {
   int i = 0;
   for (; i + kLanes <= n; i += kLanes) f(fbatch::load_unaligned(a + i)).store_unaligned(d + i);
   if (i < n) {
-    alignas(64) float ta[kLanes] = {};
-    const std::size_t bytes = static_cast<std::size_t>(n - i) * sizeof(float);
-    std::memcpy(ta, a + i, bytes);
-    f(fbatch::load_aligned(ta)).store_aligned(ta);
-    std::memcpy(d + i, ta, bytes);
+    float ta[kLanes] = {};
+    std::memcpy(ta, a + i, static_cast<std::size_t>(n - i) * sizeof(float));
+    map1(ta, ta, kLanes, f);
+    std::memcpy(d + i, ta, static_cast<std::size_t>(n - i) * sizeof(float));
   }
 }
 template <class F>
-inline void map2(const float* a, const float* b, float* d, int n, F f) {
+KILN_EW_NOINLINE void map2(const float* a, const float* b, float* d, int n, F f) {
   int i = 0;
   for (; i + kLanes <= n; i += kLanes)
     f(fbatch::load_unaligned(a + i), fbatch::load_unaligned(b + i)).store_unaligned(d + i);
   if (i < n) {
-    alignas(64) float ta[kLanes] = {}, tb[kLanes] = {};
-    const std::size_t bytes = static_cast<std::size_t>(n - i) * sizeof(float);
-    std::memcpy(ta, a + i, bytes);
-    std::memcpy(tb, b + i, bytes);
-    f(fbatch::load_aligned(ta), fbatch::load_aligned(tb)).store_aligned(ta);
-    std::memcpy(d + i, ta, bytes);
+    float ta[kLanes] = {}, tb[kLanes] = {};
+    std::memcpy(ta, a + i, static_cast<std::size_t>(n - i) * sizeof(float));
+    std::memcpy(tb, b + i, static_cast<std::size_t>(n - i) * sizeof(float));
+    map2(ta, tb, ta, kLanes, f);
+    std::memcpy(d + i, ta, static_cast<std::size_t>(n - i) * sizeof(float));
   }
 }
 template <class F>
-inline void map3(const float* a, const float* b, const float* c, float* d, int n, F f) {
+KILN_EW_NOINLINE void map3(const float* a, const float* b, const float* c, float* d, int n, F f) {
   int i = 0;
   for (; i + kLanes <= n; i += kLanes)
     f(fbatch::load_unaligned(a + i), fbatch::load_unaligned(b + i), fbatch::load_unaligned(c + i))
         .store_unaligned(d + i);
   if (i < n) {
-    alignas(64) float ta[kLanes] = {}, tb[kLanes] = {}, tc[kLanes] = {};
-    const std::size_t bytes = static_cast<std::size_t>(n - i) * sizeof(float);
-    std::memcpy(ta, a + i, bytes);
-    std::memcpy(tb, b + i, bytes);
-    std::memcpy(tc, c + i, bytes);
-    f(fbatch::load_aligned(ta), fbatch::load_aligned(tb), fbatch::load_aligned(tc)).store_aligned(ta);
-    std::memcpy(d + i, ta, bytes);
+    float ta[kLanes] = {}, tb[kLanes] = {}, tc[kLanes] = {};
+    std::memcpy(ta, a + i, static_cast<std::size_t>(n - i) * sizeof(float));
+    std::memcpy(tb, b + i, static_cast<std::size_t>(n - i) * sizeof(float));
+    std::memcpy(tc, c + i, static_cast<std::size_t>(n - i) * sizeof(float));
+    map3(ta, tb, tc, ta, kLanes, f);
+    std::memcpy(d + i, ta, static_cast<std::size_t>(n - i) * sizeof(float));
   }
 }
 #else
@@ -1512,13 +1590,51 @@ inline void map3(const float* a, const float* b, const float* c, float* d, int n
 }
 #endif
 
+// GCC contracts a*b+c into an FMA across statements by default (-ffp-contract=fast), so a fused
+// mul_add would round differently from the separate mul and add it replaces. opaque() hides the
+// product from the optimizer with an empty asm on its register (no code); clang only contracts
+// within one expression (-ffp-contract=on), which separate statements already prevent.
+#if defined(__GNUC__) && !defined(__clang__)
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__SSE_MATH__)
+#define KILN_EW_OPAQUE_F "+x"
+#define KILN_EW_OPAQUE_V "+x"
+#elif defined(__aarch64__)
+#define KILN_EW_OPAQUE_F "+w"
+#define KILN_EW_OPAQUE_V "+w"
+#elif defined(__arm__) && defined(__ARM_FP)
+#define KILN_EW_OPAQUE_F "+t"  // a VFP single register (Cortex-M4F/M7, armv7-a)
+#define KILN_EW_OPAQUE_V "+w"  // a NEON q register (only used when KILN_SIMD, i.e. with NEON)
+#else
+#define KILN_EW_OPAQUE_F "+m"
+#define KILN_EW_OPAQUE_V "+m"
+#endif
+inline float opaque(float v) {
+  __asm__("" : KILN_EW_OPAQUE_F(v));
+  return v;
+}
+#if KILN_SIMD
+inline fbatch opaque(fbatch v) {
+  fbatch::register_type r = v;
+  __asm__("" : KILN_EW_OPAQUE_V(r));
+  return fbatch(r);
+}
+#endif
+#undef KILN_EW_OPAQUE_F
+#undef KILN_EW_OPAQUE_V
+#else
+inline float opaque(float v) { return v; }
+#if KILN_SIMD
+inline fbatch opaque(fbatch v) { return v; }
+#endif
+#endif
+
 /// Comparison results as 1.f / 0.f, for either twin.
 inline float to_one_zero(bool m) { return m ? 1.f : 0.f; }
 #if KILN_SIMD
 inline fbatch to_one_zero(fmask m) { return from_mask(m); }
 #endif
 
-/// x^n for an integer n >= 1 by repeated squaring (exact for n = 1, 2; a few ulp otherwise).
+/// x^n for an integer n >= 1 by repeated squaring (exact for n = 1, 2; up to ~n/2 ulp otherwise).
 template <class T>
 inline T ipow(T x, unsigned n) {
   T acc = x;
@@ -1537,8 +1653,9 @@ inline T ipow(T x, unsigned n) {
 
 }  // namespace detail
 
-/// Largest |p| for which pow_scalar with an integer exponent uses repeated multiplication.
-inline constexpr float kPowIntFastMax = 64.f;
+/// Largest |p| for which pow_scalar with an integer exponent uses repeated multiplication
+/// (relative error up to ~|p|/2 ulp; exp(p log x) is worse for such small p).
+inline constexpr float kPowIntFastMax = 16.f;
 
 /// d[i] = pow(a[i], p): the exponent is uniform, so its special cases are chosen once per call.
 inline void pow_array(const float* a, float* d, int n, float p) {
@@ -1552,7 +1669,7 @@ inline void pow_array(const float* a, float* d, int n, float p) {
   } else if (p == -0.5f) {
     map1(a, d, n, [](auto x) { return ewm::rsqrt(x); });
   } else if (p == -1.f) {
-    map1(a, d, n, [](auto x) { return decltype(x)(1.f) / x; });
+    map1(a, d, n, [](auto x) { return ewm::div(decltype(x)(1.f), x); });
   } else if (p == 0.f) {
     for (int i = 0; i < n; ++i) d[i] = 1.f;  // IEEE pow(x, 0) = 1 for every x, NaN included
   } else if (p == std::floor(p) && std::fabs(p) <= kPowIntFastMax) {
@@ -1560,7 +1677,7 @@ inline void pow_array(const float* a, float* d, int n, float p) {
     if (p > 0.f)
       map1(a, d, n, [m](auto x) { return ipow(x, m); });
     else
-      map1(a, d, n, [m](auto x) { return decltype(x)(1.f) / ipow(x, m); });
+      map1(a, d, n, [m](auto x) { return ewm::div(decltype(x)(1.f), ipow(x, m)); });
   } else {
     map1(a, d, n, [p](auto x) { return ewm::pow(x, p); });
   }
@@ -1598,7 +1715,7 @@ inline void ew_apply(const EwInstr& ins, const float* a, const float* b, const f
     case EwFn::add: return map2(a, b, d, n, [](auto x, auto y) { return x + y; });
     case EwFn::sub: return map2(a, b, d, n, [](auto x, auto y) { return x - y; });
     case EwFn::mul: return map2(a, b, d, n, [](auto x, auto y) { return x * y; });
-    case EwFn::div: return map2(a, b, d, n, [](auto x, auto y) { return x / y; });
+    case EwFn::div: return map2(a, b, d, n, [](auto x, auto y) { return ewm::div(x, y); });
     case EwFn::minimum: return map2(a, b, d, n, [](auto x, auto y) { return ewm::minimum(x, y); });
     case EwFn::maximum: return map2(a, b, d, n, [](auto x, auto y) { return ewm::maximum(x, y); });
     case EwFn::gt: return map2(a, b, d, n, [](auto x, auto y) { return to_one_zero(x > y); });
@@ -1606,7 +1723,7 @@ inline void ew_apply(const EwInstr& ins, const float* a, const float* b, const f
     case EwFn::ge: return map2(a, b, d, n, [](auto x, auto y) { return to_one_zero(x >= y); });
     case EwFn::le: return map2(a, b, d, n, [](auto x, auto y) { return to_one_zero(x <= y); });
     case EwFn::eq: return map2(a, b, d, n, [](auto x, auto y) { return to_one_zero(x == y); });
-    case EwFn::ne: return map2(a, b, d, n, [](auto x, auto y) { return to_one_zero(x != y); });
+    case EwFn::ne: return map2(a, b, d, n, [](auto x, auto y) { return to_one_zero(!(x == y)); });
     case EwFn::where: return map3(a, b, c, d, n, [](auto x, auto y, auto z) { return ewm::where(x, y, z); });
   }
 }
@@ -1616,9 +1733,8 @@ inline void ew_apply(const EwInstr& ins, const float* a, const float* b, const f
 
 namespace kiln::kernels {
 
-/// Capacity of one ew_run call (operand descriptors live on the stack).
-inline constexpr int kEwMaxInputs = 64;
-inline constexpr int kEwMaxOutputs = 32;
+/// Longest program EwTileEval plans (fuses and writes directly); longer ones run as written.
+inline constexpr int kEwMaxSteps = 64;
 
 /// One operand along the loop's innermost dimension: position i is at data + i * stride (elements).
 struct EwRowIn {
@@ -1633,68 +1749,348 @@ struct EwRowOut {
   DType dtype = DType::f32;
 };
 
+/// What a plan step computes beyond its instruction (see detail::plan_program). Each fused form
+/// performs exactly the operations of the instructions it replaces, in the same order and
+/// rounding (no FMA contraction), so fusion never changes a result bit.
+enum class EwFused : std::uint8_t {
+  none,     // the instruction as written
+  mul_add,  // r[dst] = r[a] * r[b] + r[c]
+  mul_sub,  // r[dst] = r[a] * r[b] - r[c]
+  sub_mul,  // r[dst] = r[c] - r[a] * r[b]
+  gate,     // r[dst] = fn(r[a]) * r[b], fn a unary instruction's function
+};
+/// Activation applied to the result of an add/sub/mul or mul_* step in the same loop: relu,
+/// relu6 and clamp all become clamp(lo, hi) (relu = clamp(0, +inf) gives the same bits as relu:
+/// min(+inf, y) is y).
+enum class EwAct : std::uint8_t { none, clamp };
+
+struct EwStep {
+  EwInstr ins;  // kind, fn, dst, operands and parameters (of the fused-in unary for `gate`)
+  EwFused fused = EwFused::none;
+  EwAct act = EwAct::none;
+  float lo = 0.f, hi = 0.f;  // clamp bounds for act == clamp
+};
+
+namespace detail {
+
+using RegMask = std::uint32_t;
+static_assert(kEwMaxRegs <= 32, "register sets are 32-bit masks");
+inline RegMask reg_bit(int r) { return RegMask{1} << r; }
+
+/// Registers a step writes.
+inline RegMask step_writes(const EwStep& s) { return s.ins.kind == EwKind::store ? 0 : reg_bit(s.ins.dst); }
+
+/// Unary functions worth fusing into a following multiply (gating: GLU, SwiGLU, LSTM, x*sigmoid(y)).
+inline bool gate_fn(EwFn f) {
+  return f == EwFn::sigmoid || f == EwFn::silu || f == EwFn::tanh || f == EwFn::gelu_tanh || f == EwFn::gelu_erf;
+}
+
+/// The operand fields a step reads (by kind, arity and fused form); returns how many.
+inline int operand_fields(EwStep& s, std::uint8_t** out) {
+  switch (s.ins.kind) {
+    case EwKind::load:
+    case EwKind::splat: return 0;
+    case EwKind::store: out[0] = &s.ins.a; return 1;
+    case EwKind::apply: break;
+  }
+  int arity = ewfn_arity(s.ins.fn);
+  if (s.fused == EwFused::gate) arity = 2;
+  if (s.fused == EwFused::mul_add || s.fused == EwFused::mul_sub || s.fused == EwFused::sub_mul) arity = 3;
+  out[0] = &s.ins.a;
+  if (arity > 1) out[1] = &s.ins.b;
+  if (arity > 2) out[2] = &s.ins.c;
+  return arity;
+}
+
+/// Registers a step reads.
+inline RegMask step_reads(const EwStep& s) {
+  EwStep copy = s;
+  std::uint8_t* f[3];
+  RegMask m = 0;
+  for (int j = 0, k = operand_fields(copy, f); j < k; ++j) m |= reg_bit(*f[j]);
+  return m;
+}
+
+/// Plans `prog` (size <= kEwMaxSteps) into `steps`: fuses producer/consumer pairs, then assigns
+/// register tiles anew. Returns false (caller runs the program as written) when the program reads
+/// a register it never wrote or the fused plan needs more than kEwMaxRegs tiles.
+///
+/// Registers are first renamed to values (value v = the result of instruction v), so fusion is
+/// free of the program's register reuse: producer p fuses into consumer c when c is the only
+/// reader of p's value. Patterns: mul -> add/sub (mul_add, mul_sub, sub_mul); add/sub/mul/mul_*
+/// -> relu/relu6/clamp (act); sigmoid/silu/tanh/gelu -> mul (gate). A fused step reads p's
+/// inputs at c's place, so their values must live longer: tiles are then reassigned by a linear
+/// scan over the plan (lowest free tile; constants from the top, so that their tiles, which the
+/// constant cache keeps filled, are rarely taken by other values).
+inline bool plan_program(const EwProgram& prog, EwStep* steps, int& n_steps) {
+  const int n = prog.size;
+  EwStep v[kEwMaxSteps];  // value space: register fields hold value ids (instruction indices)
+  bool removed[kEwMaxSteps] = {};
+  int cur[kEwMaxRegs];
+  for (int r = 0; r < kEwMaxRegs; ++r) cur[r] = -1;
+  for (int i = 0; i < n; ++i) {
+    v[i] = EwStep{};
+    v[i].ins = prog.code[i];
+    std::uint8_t* ops[3];
+    const int k = operand_fields(v[i], ops);
+    for (int j = 0; j < k; ++j) {
+      if (*ops[j] >= kEwMaxRegs || cur[*ops[j]] < 0) return false;
+      *ops[j] = static_cast<std::uint8_t>(cur[*ops[j]]);
+    }
+    if (v[i].ins.kind != EwKind::store) {
+      if (v[i].ins.dst >= kEwMaxRegs) return false;
+      cur[v[i].ins.dst] = i;
+      v[i].ins.dst = static_cast<std::uint8_t>(i);
+    }
+  }
+  // reader[p]: the one step reading value p once (-1: none, several, or a store).
+  int readers[kEwMaxSteps] = {}, reader[kEwMaxSteps];
+  for (int i = 0; i < n; ++i) reader[i] = -1;
+  for (int i = 0; i < n; ++i) {
+    std::uint8_t* ops[3];
+    const int k = operand_fields(v[i], ops);
+    for (int j = 0; j < k; ++j) {
+      ++readers[*ops[j]];
+      reader[*ops[j]] = v[i].ins.kind == EwKind::apply ? i : kEwMaxSteps;
+    }
+  }
+  const auto only_reader = [&](int p, int c) {
+    return readers[p] == 1 && reader[p] == c && v[p].ins.kind == EwKind::apply && !removed[p];
+  };
+  const auto plain = [&](int i, EwFn f) {
+    return !removed[i] && v[i].ins.kind == EwKind::apply && v[i].fused == EwFused::none && v[i].act == EwAct::none &&
+           v[i].ins.fn == f;
+  };
+  // mul -> add / sub
+  for (int c = 0; c < n; ++c) {
+    if (!(plain(c, EwFn::add) || plain(c, EwFn::sub))) continue;
+    for (int which = 0; which < 2; ++which) {
+      const int p = which == 0 ? v[c].ins.a : v[c].ins.b;
+      if (!only_reader(p, c) || !plain(p, EwFn::mul)) continue;
+      EwStep& s = v[c];
+      const std::uint8_t other = which == 0 ? s.ins.b : s.ins.a;
+      s.fused = s.ins.fn == EwFn::add ? EwFused::mul_add : (which == 0 ? EwFused::mul_sub : EwFused::sub_mul);
+      s.ins.a = v[p].ins.a;
+      s.ins.b = v[p].ins.b;
+      s.ins.c = other;
+      removed[p] = true;
+      break;
+    }
+  }
+  // arithmetic -> relu / relu6 / clamp
+  for (int c = 0; c < n; ++c) {
+    const EwFn f = v[c].ins.fn;
+    if (!(plain(c, EwFn::relu) || plain(c, EwFn::relu6) || plain(c, EwFn::clamp))) continue;
+    const int p = v[c].ins.a;
+    if (!only_reader(p, c) || v[p].act != EwAct::none) continue;
+    const EwFused pf = v[p].fused;
+    const EwFn pfn = v[p].ins.fn;
+    const bool arith = pf == EwFused::mul_add || pf == EwFused::mul_sub || pf == EwFused::sub_mul ||
+                       (pf == EwFused::none && (pfn == EwFn::add || pfn == EwFn::sub || pfn == EwFn::mul));
+    if (!arith) continue;
+    EwStep s = v[p];
+    s.ins.dst = v[c].ins.dst;
+    s.act = EwAct::clamp;
+    s.lo = f == EwFn::clamp ? v[c].ins.p0 : 0.f;
+    s.hi = f == EwFn::clamp ? v[c].ins.p1 : (f == EwFn::relu6 ? 6.f : ewm::kInf);
+    v[c] = s;
+    removed[p] = true;
+  }
+  // sigmoid / silu / tanh / gelu -> mul
+  for (int c = 0; c < n; ++c) {
+    if (!plain(c, EwFn::mul)) continue;
+    for (int which = 0; which < 2; ++which) {
+      const int p = which == 0 ? v[c].ins.a : v[c].ins.b;
+      if (!only_reader(p, c) || v[p].fused != EwFused::none || v[p].act != EwAct::none || !gate_fn(v[p].ins.fn))
+        continue;
+      EwStep& s = v[c];
+      const std::uint8_t other = which == 0 ? s.ins.b : s.ins.a;
+      s.fused = EwFused::gate;
+      s.ins.fn = v[p].ins.fn;
+      s.ins.p0 = v[p].ins.p0;
+      s.ins.p1 = v[p].ins.p1;
+      s.ins.a = v[p].ins.a;
+      s.ins.b = other;
+      removed[p] = true;
+      break;
+    }
+  }
+  // Tiles: linear scan. A value's tile is released after its last reading step (that step may
+  // write its own result into it: every loop reads a position before writing it).
+  int last_use[kEwMaxSteps];
+  for (int i = 0; i < n; ++i) last_use[i] = -1;
+  for (int i = 0; i < n; ++i) {
+    if (removed[i]) continue;
+    std::uint8_t* ops[3];
+    const int k = operand_fields(v[i], ops);
+    for (int j = 0; j < k; ++j) last_use[*ops[j]] = i;
+  }
+  int tile[kEwMaxSteps];
+  RegMask busy = 0;
+  n_steps = 0;
+  for (int i = 0; i < n; ++i) {
+    if (removed[i]) continue;
+    EwStep s = v[i];
+    std::uint8_t *vals[3], *regs[3];
+    const int k = operand_fields(v[i], vals);
+    operand_fields(s, regs);
+    for (int j = 0; j < k; ++j) *regs[j] = static_cast<std::uint8_t>(tile[*vals[j]]);
+    for (int j = 0; j < k; ++j)
+      if (last_use[*vals[j]] == i) busy &= ~reg_bit(tile[*vals[j]]);
+    if (s.ins.kind != EwKind::store) {
+      int t = -1;
+      const bool constant = s.ins.kind == EwKind::splat;
+      for (int r = 0; r < kEwMaxRegs; ++r) {
+        const int cand = constant ? kEwMaxRegs - 1 - r : r;
+        if (!(busy & reg_bit(cand))) {
+          t = cand;
+          break;
+        }
+      }
+      if (t < 0) return false;
+      tile[i] = t;
+      s.ins.dst = static_cast<std::uint8_t>(t);
+      busy |= reg_bit(t);
+      if (last_use[i] < 0) busy &= ~reg_bit(t);  // never read: the tile is free again at once
+    }
+    steps[n_steps++] = s;
+  }
+  return true;
+}
+
+/// Runs a fused step over [0, n): the same operations as the instructions it replaced.
+inline void apply_fused(const EwStep& s, const float* a, const float* b, const float* c, float* d, int n) {
+  using ewm::detail::map2;
+  using ewm::detail::map3;
+  using ewm::detail::opaque;  // keeps compilers from contracting a*b+c into an FMA (bit-identity)
+  const float lo = s.lo, hi = s.hi;
+  const bool act = s.act == EwAct::clamp;
+#define KILN_EW_CLAMPED(expr) ewm::clamp(expr, decltype(x)(lo), decltype(x)(hi))
+  switch (s.fused) {
+    case EwFused::gate:
+      switch (s.ins.fn) {
+        case EwFn::sigmoid: return map2(a, b, d, n, [](auto x, auto y) { return ewm::sigmoid(x) * y; });
+        case EwFn::silu: return map2(a, b, d, n, [](auto x, auto y) { return ewm::silu(x) * y; });
+        case EwFn::tanh: return map2(a, b, d, n, [](auto x, auto y) { return ewm::tanh(x) * y; });
+        case EwFn::gelu_tanh: return map2(a, b, d, n, [](auto x, auto y) { return ewm::gelu_tanh(x) * y; });
+        case EwFn::gelu_erf: return map2(a, b, d, n, [](auto x, auto y) { return ewm::gelu_erf(x) * y; });
+        default: return;
+      }
+    case EwFused::none:  // add / sub / mul followed by a clamp (a plain binary never gets here)
+      switch (s.ins.fn) {
+        case EwFn::add: return map2(a, b, d, n, [lo, hi](auto x, auto y) { return KILN_EW_CLAMPED(x + y); });
+        case EwFn::sub: return map2(a, b, d, n, [lo, hi](auto x, auto y) { return KILN_EW_CLAMPED(x - y); });
+        default: return map2(a, b, d, n, [lo, hi](auto x, auto y) { return KILN_EW_CLAMPED(x * y); });
+      }
+    case EwFused::mul_add:
+      if (act) return map3(a, b, c, d, n, [lo, hi](auto x, auto y, auto z) { return KILN_EW_CLAMPED(opaque(x * y) + z); });
+      return map3(a, b, c, d, n, [](auto x, auto y, auto z) { return opaque(x * y) + z; });
+    case EwFused::mul_sub:
+      if (act) return map3(a, b, c, d, n, [lo, hi](auto x, auto y, auto z) { return KILN_EW_CLAMPED(opaque(x * y) - z); });
+      return map3(a, b, c, d, n, [](auto x, auto y, auto z) { return opaque(x * y) - z; });
+    case EwFused::sub_mul:
+      if (act) return map3(a, b, c, d, n, [lo, hi](auto x, auto y, auto z) { return KILN_EW_CLAMPED(z - opaque(x * y)); });
+      return map3(a, b, c, d, n, [](auto x, auto y, auto z) { return z - opaque(x * y); });
+  }
+#undef KILN_EW_CLAMPED
+}
+
+}  // namespace detail
+
 /// Evaluates an EwProgram tile by tile. Holds the register file (kEwMaxRegs x kEwTile floats,
-/// 64-byte aligned), so construct it on the stack once per loop, not once per tile.
+/// 64-byte aligned) and the plan, so construct it once per loop, not once per tile.
+///
+/// The plan (programs up to kEwMaxSteps instructions) fuses producer/consumer pairs into one
+/// loop (detail::plan_program) and may let the step that produces a stored register write
+/// straight into the target (write_directly).
 class EwTileEval {
  public:
   explicit EwTileEval(const EwProgram& prog) : prog_(prog) {
-    for (int r = 0; r < kEwMaxRegs; ++r) {
-      view_[r] = regs_[r];
-      direct_pc_[r] = -1;
-      direct_target_[r] = -1;
+    for (int r = 0; r < kEwMaxRegs; ++r) view_[r] = regs_[r];
+    planned_ = prog.size <= kEwMaxSteps && detail::plan_program(prog, steps_, n_steps_);
+    // Which register `store dst=0` reads, in the plan or else in the program as written.
+    const int n = planned_ ? n_steps_ : prog.size;
+    for (int i = 0; i < n; ++i) {
+      const EwInstr& ins = planned_ ? steps_[i].ins : prog.code[i];
+      if (ins.kind == EwKind::store && ins.dst == 0) store0_reg_ = ins.a;
     }
-    for (int pc = 0; pc < prog.size; ++pc)
-      if (prog.code[pc].kind == EwKind::store && prog.code[pc].dst == 0) store0_reg_ = prog.code[pc].a;
   }
   EwTileEval(const EwTileEval&) = delete;
   EwTileEval& operator=(const EwTileEval&) = delete;
 
-  /// Lets the apply at `pc` write its result straight into target `target` instead of a register
-  /// tile. Only valid when `pc` is the last writer of the register stored to `target`, the target
-  /// is f32 with unit stride, and no later instruction reads memory that write overwrites
-  /// (ew_run's plan_direct_writes checks all of this).
-  void write_directly(int pc, int target) {
-    const int r = prog_.code[pc].dst;
-    direct_pc_[r] = pc;
-    direct_target_[r] = target;
+  /// The plan: steps() [0, num_steps()) (empty when the program is run as written: longer than
+  /// kEwMaxSteps, or not plannable, see detail::plan_program).
+  const EwStep* steps() const { return steps_; }
+  int num_steps() const { return planned_ ? n_steps_ : 0; }
+
+  /// Lets plan step `step` (the last writer of the register stored to `target`) write straight
+  /// into target memory instead of a register tile. Only valid when the target is f32 with unit
+  /// stride and no later step reads memory that write overwrites (ew_run checks all of this).
+  void write_directly(int step, int target) {
+    direct_[step] = static_cast<std::int8_t>(target);
+    has_direct_ = true;
   }
 
   /// Runs the program on positions [pos, pos + len) of one row, len in [1, kEwTile].
   /// in[k] / out[k] describe the row of operand / target k (position 0 at .data). `out` may be
-  /// null: nothing is stored, and stored_values() / reg() give the results.
+  /// null: nothing is stored, and stored_values() gives the result of `store dst=0`.
   void run(const EwRowIn* in, const EwRowOut* out, index_t pos, int len) {
-    const EwInstr* code = prog_.code;
-    for (int pc = 0; pc < prog_.size; ++pc) {
-      const EwInstr& ins = code[pc];
-      switch (ins.kind) {
-        case EwKind::load: view_[ins.dst] = load(in[ins.a], pos, ins.dst, len); break;
-        case EwKind::splat: view_[ins.dst] = fill_const(ins.dst, ins.p0); break;
-        case EwKind::apply: {
-          float* d = regs_[ins.dst];
-          if (direct_pc_[ins.dst] == pc && out) {
-            const EwRowOut& t = out[direct_target_[ins.dst]];
-            d = static_cast<float*>(t.data) + pos;  // unit stride, f32 (checked by the planner)
-          } else {
-            const_mask_ &= ~(1u << ins.dst);
-          }
-          ew_apply(ins, view_[ins.a], view_[ins.b], view_[ins.c], d, len);
-          view_[ins.dst] = d;
-          break;
-        }
-        case EwKind::store:
-          if (out) store(out[ins.dst], pos, view_[ins.a], len);
-          break;
+    if (!planned_) {
+      EwStep s;
+      for (int pc = 0; pc < prog_.size; ++pc) {
+        s.ins = prog_.code[pc];
+        run_step(s, -1, in, out, pos, len);
       }
+      return;
     }
+    for (int i = 0; i < n_steps_; ++i) run_step(steps_[i], has_direct_ ? direct_[i] : -1, in, out, pos, len);
   }
 
-  /// The `len` values register r held at the end of the last run.
-  const float* reg(int r) const { return view_[r]; }
   /// The values `store dst=0` wrote (or would have written) in the last run: how reductions
   /// read a producer's result without a target.
   const float* stored_values() const { return view_[store0_reg_]; }
 
+  /// k when the program only passes operand k through (`load r=k; store 0=r`), else -1: the
+  /// caller may then read the operand directly, in chunks of any length.
+  int passthrough_operand() const {
+    const EwInstr* c = planned_ ? nullptr : prog_.code;
+    const EwInstr& first = c ? c[0] : steps_[0].ins;
+    const EwInstr& second = c ? c[1] : steps_[1].ins;
+    const int n = planned_ ? n_steps_ : prog_.size;
+    if (n != 2 || first.kind != EwKind::load || second.kind != EwKind::store || second.dst != 0 ||
+        second.a != first.dst)
+      return -1;
+    return first.a;
+  }
+
  private:
+  void run_step(const EwStep& s, int direct, const EwRowIn* in, const EwRowOut* out, index_t pos, int len) {
+    const EwInstr& ins = s.ins;
+    switch (ins.kind) {
+      case EwKind::load: view_[ins.dst] = load(in[ins.a], pos, ins.dst, len); return;
+      case EwKind::splat: view_[ins.dst] = fill_const(ins.dst, ins.p0); return;
+      case EwKind::store:
+        if (out) store(out[ins.dst], pos, view_[ins.a], len);
+        return;
+      case EwKind::apply: break;
+    }
+    float* d = regs_[ins.dst];
+    if (direct >= 0 && out) {
+      d = static_cast<float*>(out[direct].data) + pos;  // unit stride, f32 (checked by the planner)
+    } else {
+      const_mask_ &= ~detail::reg_bit(ins.dst);
+    }
+    // Operands a function does not take may hold anything: keep their index in range.
+    constexpr int m = kEwMaxRegs - 1;
+    static_assert((kEwMaxRegs & m) == 0, "kEwMaxRegs must be a power of two");
+    const float *a = view_[ins.a & m], *b = view_[ins.b & m], *c = view_[ins.c & m];
+    if (s.fused == EwFused::none && s.act == EwAct::none)
+      ew_apply(ins, a, b, c, d, len);
+    else
+      detail::apply_fused(s, a, b, c, d, len);
+    view_[ins.dst] = d;
+  }
+
   const float* load(const EwRowIn& op, index_t pos, int r, int len) {
     const index_t st = op.stride;
     if (op.dtype == DType::boolean) {
@@ -1750,12 +2146,18 @@ class EwTileEval {
   alignas(64) float regs_[kEwMaxRegs][kEwTile];
   const EwProgram& prog_;
   const float* view_[kEwMaxRegs];  // where each register's current values are (tile or memory)
-  std::int16_t direct_pc_[kEwMaxRegs];
-  std::int16_t direct_target_[kEwMaxRegs];
   std::uint32_t const_bits_[kEwMaxRegs] = {};
-  std::uint32_t const_mask_ = 0;  // bit r: regs_[r] is entirely const_bits_[r]
+  detail::RegMask const_mask_ = 0;  // bit r: regs_[r] is entirely const_bits_[r]
   int store0_reg_ = 0;
-  static_assert(kEwMaxRegs <= 32, "const_mask_ has one bit per register");
+  EwStep steps_[kEwMaxSteps];
+  int n_steps_ = 0;
+  bool planned_ = false;
+  bool has_direct_ = false;
+  std::int8_t direct_[kEwMaxSteps] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                      -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                      -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                      -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+  static_assert(kEwMaxSteps == 64, "direct_ initializer lists one -1 per step");
 };
 
 namespace detail {
@@ -1831,58 +2233,50 @@ inline Span span_of(const void* data, DType dt, const Strides& st, const Shape& 
   return {base + static_cast<std::uintptr_t>(lo * size), base + static_cast<std::uintptr_t>((hi + 1) * size)};
 }
 
-/// Decides which targets the producing apply may write directly (see EwTileEval::write_directly).
-/// Target t qualifies when it is f32 with unit inner stride, stored exactly once, its register's
-/// last writer is an apply, it overlaps no other target, and after that apply nothing reads an
-/// operand overlapping t (same-position in-place reuse would otherwise see overwritten values).
-inline void plan_direct_writes(EwTileEval& ev, const EwProgram& prog, const EwOperand* in, int n_in,
-                               const EwTarget* out, int n_out, const Shape& shape, const bool* unit_stride) {
-  Span in_span[kEwMaxInputs], out_span[kEwMaxOutputs];
+/// Decides which targets the step producing them may write directly (EwTileEval::write_directly).
+/// Target t qualifies when it is f32 with unit inner stride, stored exactly once, the last writer
+/// of its register is an apply step, it overlaps no other target, and after that step nothing
+/// reads an operand overlapping t (same-position in-place reuse would otherwise read values the
+/// direct write already replaced).
+inline void plan_direct_writes(EwTileEval& ev, const EwOperand* in, int n_in, const EwTarget* out, int n_out,
+                               const Shape& shape, const bool* unit_stride) {
+  const EwStep* steps = ev.steps();
+  const int n = ev.num_steps();
+  if (n == 0) return;
+  Span in_span[kEwMaxOperands], out_span[kEwMaxOperands];
   for (int k = 0; k < n_in; ++k) in_span[k] = span_of(in[k].data, in[k].dtype, in[k].strides, shape);
   for (int t = 0; t < n_out; ++t) out_span[t] = span_of(out[t].data, out[t].dtype, out[t].strides, shape);
-  std::uint32_t reg_taken = 0;
+  RegMask reg_taken = 0;
   for (int t = 0; t < n_out; ++t) {
     if (out[t].dtype != DType::f32 || !unit_stride[t]) continue;
     bool ok = true;
     for (int u = 0; u < n_out && ok; ++u) ok = u == t || !out_span[t].overlaps(out_span[u]);
-    int store_pc = -1, n_stores = 0, first_store = prog.size;
-    for (int pc = 0; pc < prog.size; ++pc) {
-      const EwInstr& ins = prog.code[pc];
-      if (ins.kind != EwKind::store) continue;
-      if (pc < first_store) first_store = pc;
-      if (ins.dst == t) store_pc = pc, ++n_stores;
+    int store = -1, n_stores = 0, first_store = n;
+    for (int i = 0; i < n; ++i) {
+      if (steps[i].ins.kind != EwKind::store) continue;
+      if (i < first_store) first_store = i;
+      if (steps[i].ins.dst == t) store = i, ++n_stores;
     }
     if (!ok || n_stores != 1) continue;
-    const int r = prog.code[store_pc].a;
-    if (reg_taken & (1u << r)) continue;
+    const int r = steps[store].ins.a;
+    if (reg_taken & reg_bit(r)) continue;
     int writer = -1;
-    for (int pc = first_store - 1; pc >= 0 && writer < 0; --pc)
-      if (prog.code[pc].kind != EwKind::store && prog.code[pc].dst == r) writer = pc;
-    if (writer < 0 || prog.code[writer].kind != EwKind::apply) continue;
-    // Replay the program, tracking which registers are views of an operand overlapping t.
-    std::uint32_t aliased = 0;
-    for (int pc = 0; pc < prog.size && ok; ++pc) {
-      const EwInstr& ins = prog.code[pc];
-      const bool after = pc > writer;
-      if (ins.kind == EwKind::store) {
-        ok = !(aliased & (1u << ins.a));
-        continue;
-      }
-      if (ins.kind == EwKind::apply && after) {
-        const int arity = ewfn_arity(ins.fn);
-        std::uint32_t reads = 1u << ins.a;
-        if (arity > 1) reads |= 1u << ins.b;
-        if (arity > 2) reads |= 1u << ins.c;
-        ok = !(aliased & reads);
-      }
-      const bool overlaps = ins.kind == EwKind::load && in_span[ins.a].overlaps(out_span[t]);
-      if (overlaps && after) ok = false;
-      if (overlaps) aliased |= 1u << ins.dst;
-      else aliased &= ~(1u << ins.dst);
+    for (int i = first_store - 1; i >= 0 && writer < 0; --i)
+      if (step_writes(steps[i]) & reg_bit(r)) writer = i;
+    if (writer < 0 || steps[writer].ins.kind != EwKind::apply) continue;
+    // Replay the plan, tracking which registers are views of an operand overlapping t.
+    RegMask aliased = 0;
+    for (int i = 0; i < n && ok; ++i) {
+      const EwStep& s = steps[i];
+      if (i > writer && (step_reads(s) & aliased)) ok = false;
+      const bool overlaps = s.ins.kind == EwKind::load && in_span[s.ins.a].overlaps(out_span[t]);
+      if (overlaps && i > writer) ok = false;
+      if (overlaps) aliased |= reg_bit(s.ins.dst);
+      else aliased &= ~step_writes(s);
     }
     if (!ok) continue;
     ev.write_directly(writer, t);
-    reg_taken |= 1u << r;
+    reg_taken |= reg_bit(r);
   }
 }
 
@@ -1892,12 +2286,13 @@ inline void plan_direct_writes(EwTileEval& ev, const EwProgram& prog, const EwOp
 /// written by `store dst=k`; both carry element strides over `shape` (0 = broadcast). Adjacent
 /// dims are coalesced where every operand and target allows it; outer dims are walked with a
 /// counter and the innermost dim in tiles of kEwTile. An extent of 0 does nothing; rank 0 runs once.
-/// At most kEwMaxInputs inputs and kEwMaxOutputs targets (more is reported through kiln::fail).
+/// At most kEwMaxOperands inputs and as many targets (more is reported through kiln::fail).
 inline void ew_run(const EwProgram& prog, const EwOperand* in, int n_in, const EwTarget* out, int n_out,
                    const Shape& shape) {
-  if (n_in > kEwMaxInputs || n_out > kEwMaxOutputs || n_in < 0 || n_out < 0) {
-    fail(Status(Errc::capacity_exceeded) << "ew_run: " << n_in << " inputs, " << n_out
-                                         << " outputs (max " << kEwMaxInputs << ", " << kEwMaxOutputs << ")");
+  if (n_in > kEwMaxOperands || n_out > kEwMaxOperands || n_in < 0 || n_out < 0) {
+    // One literal: building a message from numbers inlines Status's formatting loops here,
+    // which measurably slows the compilation of every user of this header.
+    fail(Status(Errc::capacity_exceeded) << "ew_run: more than kEwMaxOperands inputs or targets");
     return;
   }
   if (shape.numel() == 0) return;
@@ -1911,9 +2306,9 @@ inline void ew_run(const EwProgram& prog, const EwOperand* in, int n_in, const E
   const int outer = nd > 0 ? nd - 1 : 0;
   const auto inner_stride = [&](const Strides& s) -> index_t { return nd > 0 ? s[dims.src[nd - 1]] : 1; };
 
-  EwRowIn rin[kEwMaxInputs];
-  EwRowOut rout[kEwMaxOutputs];
-  bool unit_stride[kEwMaxOutputs];
+  EwRowIn rin[kEwMaxOperands];
+  EwRowOut rout[kEwMaxOperands];
+  bool unit_stride[kEwMaxOperands];
   for (int k = 0; k < n_in; ++k) rin[k] = {in[k].data, inner_stride(in[k].strides), in[k].dtype};
   for (int t = 0; t < n_out; ++t) {
     rout[t] = {out[t].data, inner_stride(out[t].strides), out[t].dtype};
@@ -1924,7 +2319,7 @@ inline void ew_run(const EwProgram& prog, const EwOperand* in, int n_in, const E
     for (int k = 0; k < n_in; ++k) rin[k].stride = rin[k].stride == 0 ? 0 : 1;
 
   EwTileEval ev(prog);
-  detail::plan_direct_writes(ev, prog, in, n_in, out, n_out, shape, unit_stride);
+  detail::plan_direct_writes(ev, in, n_in, out, n_out, shape, unit_stride);
 
   index_t idx[kMaxRank] = {};
   do {
@@ -1970,8 +2365,14 @@ inline void ew_run(const EwProgram& prog, const EwOperand* in, int n_in, const E
 // (edge tiles go through the same kernel and a partial store) and five small
 // row kernels for M < MR; nothing is templated on M, N or K.
 
-#include <utility>
 
+
+#if KILN_SIMD && (defined(__SSE2__) || defined(_M_X64))
+#include <xmmintrin.h>
+#define KILN_GEMM_SSE 1
+#else
+#define KILN_GEMM_SSE 0
+#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 #define KILN_GEMM_INLINE inline __attribute__((always_inline))
@@ -2003,6 +2404,9 @@ struct GemmEpilogue {
   /// General epilogue: called once per finished block of C (bias/clamp already
   /// applied), while the block is still in cache; blocks are disjoint and cover
   /// C exactly; block = rows [i0,i0+m) x cols [j0,j0+n), c points at C(i0,j0).
+  /// Blocks are at most MC x 8*NR (144 x 128 on AVX2) when M >= MR; all M rows
+  /// by up to NC columns when M < MR; the whole of C when K == 0. Called in the
+  /// caller's thread, in increasing block order, after the block's last K panel.
   void (*tail)(void* ctx, index_t i0, index_t j0, index_t m, index_t n, float* c,
                index_t ldc) = nullptr;
   void* ctx = nullptr;
@@ -2051,8 +2455,7 @@ KILN_GEMM_INLINE float sclamp(float x, float lo, float hi) {
 //   scalar (KILN_SIMD == 0):            4 x 4 floats  -> 16 accumulators
 #if KILN_SIMD
 inline constexpr int kNV = (kVectorRegs >= 32 && kLanes <= 4) ? 3 : 2;
-inline constexpr int kMR = kVectorRegs >= 32 ? (kNV == 3 ? 8 : (kVectorRegs - kNV - 1) / kNV)
-                                             : (kVectorRegs - kNV - 1) / kNV;
+inline constexpr int kMR = kNV == 3 ? 8 : (kVectorRegs - kNV - 1) / kNV;
 #else
 inline constexpr int kNV = 4;
 inline constexpr int kMR = 4;
@@ -2109,7 +2512,7 @@ KILN_GEMM_INLINE void finish_row(vec* acc, float* c, index_t n, int flags, const
     KILN_GEMM_UNROLL
     for (int v = 0; v < NV; ++v) vstore(c + v * kLanes, acc[v]);
   } else {
-    alignas(64) float t[NV * kLanes];
+    float t[NV * kLanes];
     KILN_GEMM_UNROLL
     for (int v = 0; v < NV; ++v) vstore(t + v * kLanes, acc[v]);
     for (index_t j = 0; j < n; ++j) {
@@ -2163,7 +2566,10 @@ inline void micro_kernel(index_t kc, const float* KILN_GEMM_RESTRICT a,
 // Small-M row kernel: R rows of A (read in place, any strides) times P packed
 // B panels (panel p at b + p*bps, layout [k][NR]); K split S ways so that
 // R*P*NV*S independent accumulators hide the FMA latency. n = valid columns
-// of the P panels (<= P*NR).
+// of the P panels (<= P*NR). Instantiated for (R,P,S) = (1,4,1) (1,2,3) (1,1,4)
+// (2,2,1) (2,1,2) only: 8-12 accumulators on 16-register SIMD. The loop is
+// load-bound for M = 1 (every B element is used once), so a 64-byte aligned
+// packed B matters more here than in the blocked path.
 template <int R, int P, int S>
 inline void rows_kernel(index_t kc, const float* a, index_t ars, index_t acs, const float* b,
                         index_t bps, float* c, index_t ldc, index_t n, int flags,
@@ -2267,7 +2673,7 @@ inline void rows_block(index_t kc, const float* a, index_t ars, index_t acs, con
   if constexpr (R == 1) {
     if (np - p >= 2) {
       const auto g = at(p, 2);
-      rows_kernel<1, 2, 2>(kc, a, ars, acs, g.b, bps, g.c, ldc, g.n, flags, g.bias, lo, hi);
+      rows_kernel<1, 2, 3>(kc, a, ars, acs, g.b, bps, g.c, ldc, g.n, flags, g.bias, lo, hi);
       p += 2;
     }
     if (np - p == 1) {
@@ -2296,6 +2702,52 @@ inline void small_m(index_t m, index_t kc, const float* a, index_t ars, index_t 
 // ---------------------------------------------------------------------------
 // Packing.
 
+// Transposing copy: dst[k*W + i] = src[i*ss + k] for i < W, k < kc (W source
+// rows, each contiguous in k). Packs row-major A (W = MR) and a column-contiguous
+// B (W = NR, a linear layer's weight). On x86 it moves 4x4 blocks through SSE
+// registers.
+template <int W>
+inline void pack_transposed(const float* src, index_t ss, index_t kc, float* dst) {
+#if KILN_GEMM_SSE
+  constexpr int W4 = W / 4 * 4, W2 = W / 2 * 2;
+  const index_t k4 = kc / 4 * 4;
+  for (index_t k = 0; k < k4; k += 4) {
+    float* d = dst + k * W;
+    KILN_GEMM_UNROLL
+    for (int i = 0; i < W4; i += 4) {
+      __m128 r0 = _mm_loadu_ps(src + (i + 0) * ss + k);
+      __m128 r1 = _mm_loadu_ps(src + (i + 1) * ss + k);
+      __m128 r2 = _mm_loadu_ps(src + (i + 2) * ss + k);
+      __m128 r3 = _mm_loadu_ps(src + (i + 3) * ss + k);
+      _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+      _mm_storeu_ps(d + i, r0);
+      _mm_storeu_ps(d + W + i, r1);
+      _mm_storeu_ps(d + 2 * W + i, r2);
+      _mm_storeu_ps(d + 3 * W + i, r3);
+    }
+    if constexpr (W2 > W4) {
+      const __m128 r0 = _mm_loadu_ps(src + W4 * ss + k);
+      const __m128 r1 = _mm_loadu_ps(src + (W4 + 1) * ss + k);
+      const __m128 lo = _mm_unpacklo_ps(r0, r1);  // (r0,r1) at k, k+1
+      const __m128 hi = _mm_unpackhi_ps(r0, r1);  // (r0,r1) at k+2, k+3
+      _mm_storel_pi(reinterpret_cast<__m64*>(d + W4), lo);
+      _mm_storeh_pi(reinterpret_cast<__m64*>(d + W + W4), lo);
+      _mm_storel_pi(reinterpret_cast<__m64*>(d + 2 * W + W4), hi);
+      _mm_storeh_pi(reinterpret_cast<__m64*>(d + 3 * W + W4), hi);
+    }
+    if constexpr (W > W2) {
+      for (int t = 0; t < 4; ++t) d[t * W + W2] = src[W2 * ss + k + t];
+    }
+  }
+#else
+  const index_t k4 = 0;
+#endif
+  for (index_t k = k4; k < kc; ++k) {
+    KILN_GEMM_UNROLL
+    for (int i = 0; i < W; ++i) dst[k * W + i] = src[i * ss + k];
+  }
+}
+
 // B rows [0,kc) x cols [0,nc) of the view (data already offset to the block
 // origin) into NR-column panels: panel q at dst + q*pstride, dst[k*NR + j],
 // zero-padded to a multiple of NR columns.
@@ -2309,12 +2761,9 @@ inline void pack_b_panels(index_t kc, index_t nc, MatrixRef B, float* dst, index
         KILN_GEMM_UNROLL
         for (int v = 0; v < kNV; ++v) vstore(dst + k * kNR + v * kLanes, vload(src + k * rs + v * kLanes));
       }
-    } else if (rs == 1) {
+    } else if (nr == kNR && rs == 1) {
       // Column j is contiguous in k (a linear layer's weight W[out,in]).
-      for (index_t j = 0; j < nr; ++j)
-        for (index_t k = 0; k < kc; ++k) dst[k * kNR + j] = src[j * cs + k];
-      for (index_t k = 0; k < kc; ++k)
-        for (index_t j = nr; j < kNR; ++j) dst[k * kNR + j] = 0.f;
+      pack_transposed<kNR>(src, cs, kc, dst);
     } else {
       for (index_t k = 0; k < kc; ++k) {
         for (index_t j = 0; j < nr; ++j) dst[k * kNR + j] = src[k * rs + j * cs];
@@ -2332,13 +2781,7 @@ inline void pack_a_panels(index_t mc, index_t kc, MatrixRef A, float* dst) {
     const index_t mr = min_i(kMR, mc - i0);
     const float* src = A.data + i0 * rs;
     if (mr == kMR && cs == 1) {
-      const float* row[kMR];
-      KILN_GEMM_UNROLL
-      for (int i = 0; i < kMR; ++i) row[i] = src + i * rs;
-      for (index_t k = 0; k < kc; ++k) {
-        KILN_GEMM_UNROLL
-        for (int i = 0; i < kMR; ++i) dst[k * kMR + i] = row[i][k];
-      }
+      pack_transposed<kMR>(src, rs, kc, dst);
     } else if (mr == kMR && rs == 1) {
       for (index_t k = 0; k < kc; ++k) {
         KILN_GEMM_UNROLL
@@ -2408,9 +2851,11 @@ inline std::size_t gemm_workspace_size(index_t M, index_t N, index_t K, bool b_p
 }
 
 /// C(i,j) = epilogue( sum_k A(i,k) * B(k,j) ), C row-major with leading dimension ldc.
-/// If packed_b != nullptr it holds pack_b(K,N,B) and B is ignored. workspace:
-/// 64-byte aligned, gemm_workspace_size floats. K == 0 gives epilogue(0).
-/// M or N == 0 does nothing. C must not alias A or B.
+/// If packed_b != nullptr it holds pack_b(K,N,B) and B is ignored (any alignment
+/// works; 64-byte aligned is fastest). workspace: 64-byte aligned,
+/// gemm_workspace_size floats (may be nullptr when that is 0, e.g. M < MR with
+/// prepacked B). K == 0 gives epilogue(0). M or N == 0 does nothing. C must not
+/// alias A or B.
 inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
                  const float* packed_b, float* C, index_t ldc, const GemmEpilogue& ep,
                  float* workspace) {
@@ -2481,6 +2926,7 @@ inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
 #undef KILN_GEMM_UNROLL
 #undef KILN_GEMM_RESTRICT
 #undef KILN_GEMM_PREFETCH_W
+#undef KILN_GEMM_SSE
 // ---- end kiln/kernels/gemm.hpp ----
 
 // ---- begin kiln/kernels/reduce.hpp ----
@@ -2488,18 +2934,27 @@ inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
 //
 // The problem is viewed as [outer, axis, inner] (outer and inner dims coalesced where the
 // operands allow). The values come from an elementwise producer program evaluated tile by
-// tile with EwTileEval, so a chain like sum(exp(x - m)) never materialises its input.
-//   inner == 1: each output reduces one strided row; vector accumulators over a tile, tiles
+// tile with EwTileEval, so a chain like sum(exp(x - m)) never materialises its input; a
+// producer that only passes a unit-stride operand through is skipped (rows read directly).
+//   inner == 1: each output reduces one strided row; four vector accumulators per tile, tiles
 //               combined with a compensated (Neumaier) sum.
 //   inner  > 1: a tile of the innermost dim is reduced across the axis with vector ops on an
-//               accumulator tile (sums blocked in two levels for accuracy).
+//               accumulator tile (sums: a partial tile per 32 rows, partials added to the total
+//               with Neumaier compensation).
 //
 // NaN: max/min and softmax propagate it (once NaN, stays NaN). Empty axis: sum 0, mean NaN,
 // max -inf, min +inf (the identities of each fold; softmax of an empty axis writes nothing).
+// softmax of a row of all -inf (or with +inf or NaN) is NaN, like PyTorch.
 
 
 
 namespace kiln::kernels {
+
+/// softmax rows of at most this many chunks (kEwTile values, or kDirectChunk when read directly)
+/// keep exp(x - running max) in the output from pass 1, with each chunk's max, and pass 2 only
+/// rescales: one exp per element. Longer rows, and log_softmax, evaluate the producer again.
+inline constexpr int kSoftmaxKeptTiles = 64;
+
 namespace detail {
 
 /// load r0 = in[0]; store 0 = r0 — the producer used when the caller passes none.
@@ -2510,9 +2965,42 @@ inline const EwProgram& identity_program() {
   return kProg;
 }
 
-/// Rows of the sums along the axis: inner > 1 sums are accumulated in blocks of this many rows,
-/// then added to the total, so rounding error grows with ~(block + len / block), not len.
+/// d = fn(a, b) through ew_apply, so reductions reuse its loops instead of instantiating more.
+inline void apply_fn(EwFn fn, const float* a, const float* b, float* d, int n, float p0 = 0.f) {
+  EwInstr ins;
+  ins.fn = fn;
+  ins.p0 = p0;
+  ew_apply(ins, a, b, b, d, n);
+}
+
+/// abs and select for either twin (float / fbatch), for lambdas written once for both.
+inline float twin_abs(float x) { return std::fabs(x); }
+inline float twin_select(bool m, float a, float b) { return m ? a : b; }
+#if KILN_SIMD
+inline fbatch twin_abs(fbatch x) { return xsimd::abs(x); }
+inline fbatch twin_select(fmask m, fbatch a, fbatch b) { return xsimd::select(m, a, b); }
+#endif
+
+/// inner > 1 sums add rows into a partial tile; every kSumBlockRows rows the partial goes into
+/// the total with Neumaier compensation, so the error is ~kSumBlockRows ulp whatever the length.
 inline constexpr int kSumBlockRows = 32;
+
+/// total += part elementwise with Neumaier compensation kept in comp.
+inline void compensated_add(float* total, float* comp, const float* part, int n) {
+  using ewm::detail::map3;
+  // comp first (it needs the old total), then the total itself.
+  map3(total, part, comp, comp, n, [](auto s, auto x, auto c) {
+    const auto t = s + x;
+    const auto big = twin_abs(s) >= twin_abs(x);
+    return c + twin_select(big, (s - t) + x, (x - t) + s);
+  });
+  apply_fn(EwFn::add, total, part, total, n);
+}
+
+/// total + comp, except where the total is inf or NaN (the compensation is then meaningless).
+inline void compensated_finish(float* total, const float* comp, int n) {
+  ewm::detail::map2(total, comp, total, n, [](auto s, auto c) { return twin_select((s - s) == decltype(s)(0.f), s + c, s); });
+}
 
 /// Sum with a running compensation term (Neumaier): exact-ish across many tile sums.
 struct CompensatedSum {
@@ -2577,64 +3065,72 @@ inline float extremum_tile(const float* v, int n) {
   return m;
 }
 
-/// Sum of exp(v[i] - m) over v[0..n).
-inline float sum_exp_tile(const float* v, int n, float m) {
-  int i = 0;
-  float s = 0.f;
+/// o[i] = exp(v[i] - m) for i in [0, n); returns their sum. A ragged end is padded with -inf
+/// (exp adds 0) and run through the same loop, so exp is expanded once.
+inline float exp_store_sum(const float* v, float m, float* o, int n) {
 #if KILN_SIMD
   const fbatch mb(m);
-  fbatch a0(0.f), a1(0.f);
-  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
-    a0 += ewm::exp(fbatch::load_unaligned(v + i) - mb);
-    a1 += ewm::exp(fbatch::load_unaligned(v + i + kLanes) - mb);
+  fbatch acc(0.f);
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const fbatch e = ewm::exp(fbatch::load_unaligned(v + i) - mb);
+    e.store_unaligned(o + i);
+    acc += e;
   }
-  for (; i + kLanes <= n; i += kLanes) a0 += ewm::exp(fbatch::load_unaligned(v + i) - mb);
-  if (i < n) {  // padded with -inf, whose exp adds 0
-    alignas(64) float t[kLanes];
+  float s = xsimd::hadd(acc);
+  if (i < n) {
+    float t[kLanes], e[kLanes];
     for (int l = 0; l < kLanes; ++l) t[l] = i + l < n ? v[i + l] : -std::numeric_limits<float>::infinity();
-    a1 += ewm::exp(fbatch::load_aligned(t) - mb);
-    i = n;
+    s += exp_store_sum(t, m, e, kLanes);
+    for (int l = 0; l < n - i; ++l) o[i + l] = e[l];
   }
-  s = xsimd::hadd(a0 + a1);
-#endif
-  for (; i < n; ++i) s += std::exp(v[i] - m);
   return s;
+#else
+  float s = 0.f;
+  for (int i = 0; i < n; ++i) {
+    o[i] = std::exp(v[i] - m);
+    s += o[i];
+  }
+  return s;
+#endif
+}
+
+/// o[i] *= c for i in [0, n).
+inline void scale_inplace(float* o, float c, int n) {
+  int i = 0;
+#if KILN_SIMD
+  const fbatch cb(c);
+  for (; i + kLanes <= n; i += kLanes) (fbatch::load_unaligned(o + i) * cb).store_unaligned(o + i);
+#endif
+  for (; i < n; ++i) o[i] *= c;
 }
 
 /// Online softmax statistics across the axis, per element of a tile: after all rows, m[i] is the
 /// max and s[i] the sum of exp(x - m[i]). An all -inf prefix contributes nothing (instead of
 /// exp(-inf - -inf) = NaN), so a later finite value still gives a proper distribution.
 inline void online_softmax_step(float* m, float* s, const float* v, int n) {
-  int i = 0;
 #if KILN_SIMD
   const fbatch ninf(-std::numeric_limits<float>::infinity()), one(1.f), zero(0.f);
-  auto step = [&](float* mp, float* sp, const float* vp, bool aligned_tmp) {
-    const fbatch mo = aligned_tmp ? fbatch::load_aligned(mp) : fbatch::load_unaligned(mp);
-    const fbatch so = aligned_tmp ? fbatch::load_aligned(sp) : fbatch::load_unaligned(sp);
-    const fbatch x = aligned_tmp ? fbatch::load_aligned(vp) : fbatch::load_unaligned(vp);
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const fbatch mo = fbatch::load_unaligned(m + i), so = fbatch::load_unaligned(s + i);
+    const fbatch x = fbatch::load_unaligned(v + i);
     const fbatch mn = ewm::maximum(mo, x);
     const fmask same = mo == mn;
     // The running max rarely changes after the first rows: skip the rescale exp when it did not.
     const fbatch scale = xsimd::all(same) ? one : xsimd::select(same, one, ewm::exp(mo - mn));
     const fbatch term = xsimd::select(mn == ninf, zero, ewm::exp(x - mn));
-    const fbatch sn = xsimd::fma(so, scale, term);
-    if (aligned_tmp) {
-      mn.store_aligned(mp);
-      sn.store_aligned(sp);
-    } else {
-      mn.store_unaligned(mp);
-      sn.store_unaligned(sp);
-    }
-  };
-  for (; i + kLanes <= n; i += kLanes) step(m + i, s + i, v + i, false);
-  if (i < n) {
-    alignas(64) float tm[kLanes] = {}, ts[kLanes] = {}, tv[kLanes] = {};
+    mn.store_unaligned(m + i);
+    xsimd::fma(so, scale, term).store_unaligned(s + i);
+  }
+  if (i < n) {  // ragged end: padded copies through the same loop
+    float tm[kLanes] = {}, ts[kLanes] = {}, tv[kLanes] = {};
     for (int l = 0; l < n - i; ++l) tm[l] = m[i + l], ts[l] = s[i + l], tv[l] = v[i + l];
-    step(tm, ts, tv, true);
+    online_softmax_step(tm, ts, tv, kLanes);
     for (int l = 0; l < n - i; ++l) m[i + l] = tm[l], s[i + l] = ts[l];
   }
 #else
-  for (; i < n; ++i) {
+  for (int i = 0; i < n; ++i) {
     const float mn = ewm::maximum(m[i], v[i]);
     const float scale = m[i] == mn ? 1.f : std::exp(m[i] - mn);
     const float term = mn == -std::numeric_limits<float>::infinity() ? 0.f : std::exp(v[i] - mn);
@@ -2642,6 +3138,18 @@ inline void online_softmax_step(float* m, float* s, const float* v, int n) {
     m[i] = mn;
   }
 #endif
+}
+
+/// Pass 2 of softmax for one tile: o = exp(x - m) * s (s = 1/sum), or for log_softmax
+/// o = (x - m) - s (s = log(sum)); subtracting separately keeps the result accurate when |m| is
+/// large (m + log(sum) rounded first would carry an error of ulp(m)).
+inline void softmax_write(bool log, const float* x, const float* m, const float* s, float* o, int n) {
+  if (log) {
+    apply_fn(EwFn::sub, x, m, o, n);
+    apply_fn(EwFn::sub, o, s, o, n);
+  } else {
+    ewm::detail::map3(x, m, s, o, n, [](auto v, auto mx, auto inv) { return ewm::exp(v - mx) * inv; });
+  }
 }
 
 /// The [outer, axis, inner] view of a reduction or softmax, with outer and inner dims coalesced.
@@ -2673,18 +3181,45 @@ inline float empty_reduction(ReduceKind kind) {
   return 0.f;
 }
 
+/// Longest chunk a row is read in when it needs no evaluation (RowReader::direct).
+inline constexpr int kDirectChunk = 4096;
+
+/// The values along one row, chunk by chunk: evaluated tile by tile through the producer, or,
+/// when the producer only passes a unit-stride f32 operand through, read straight from memory in
+/// chunks of kDirectChunk (no per-tile dispatch).
+struct RowReader {
+  EwTileEval& ev;
+  const EwRowIn* rin;
+  const float* direct = nullptr;
+  RowReader(EwTileEval& e, const EwRowIn* r) : ev(e), rin(r) {
+    const int k = e.passthrough_operand();
+    if (k >= 0 && r[k].dtype == DType::f32 && r[k].stride == 1) direct = static_cast<const float*>(r[k].data);
+  }
+  index_t chunk() const { return direct ? kDirectChunk : kEwTile; }
+  int length(index_t pos, index_t len) const {
+    return static_cast<int>(len - pos < chunk() ? len - pos : chunk());
+  }
+  const float* read(index_t pos, int n) {
+    if (direct) return direct + pos;
+    ev.run(rin, nullptr, pos, n);
+    return ev.stored_values();
+  }
+};
+
 /// Reduces one row of `len` values (producer evaluated along the axis).
 inline float reduce_row(ReduceKind kind, EwTileEval& ev, const EwRowIn* rin, index_t len) {
   CompensatedSum sum;
   float ext = kind == ReduceKind::max ? -std::numeric_limits<float>::infinity()
                                       : std::numeric_limits<float>::infinity();
-  for (index_t pos = 0; pos < len; pos += kEwTile) {
-    const int n = static_cast<int>(len - pos < kEwTile ? len - pos : kEwTile);
-    ev.run(rin, nullptr, pos, n);
-    const float* v = ev.stored_values();
+  RowReader row(ev, rin);
+  for (index_t pos = 0; pos < len; pos += row.chunk()) {
+    const int n = row.length(pos, len);
+    const float* v = row.read(pos, n);
     switch (kind) {
       case ReduceKind::sum:
-      case ReduceKind::mean: sum.add(sum_tile(v, n)); break;
+      case ReduceKind::mean:  // tiles of kEwTile: few additions per lane, compensated across tiles
+        for (int j = 0; j < n; j += kEwTile) sum.add(sum_tile(v + j, n - j < kEwTile ? n - j : kEwTile));
+        break;
       case ReduceKind::max: ext = nan_sticky_max(ext, extremum_tile<true>(v, n)); break;
       case ReduceKind::min: ext = nan_sticky_min(ext, extremum_tile<false>(v, n)); break;
     }
@@ -2711,10 +3246,9 @@ inline void point_rows(EwRowIn* rin, const EwOperand* in, int n_in, const AxisLo
   }
 }
 
-inline bool check_reduce_args(const char* who, int n_in, const Shape& shape, int axis) {
-  if (n_in < 0 || n_in > kEwMaxInputs || axis < 0 || axis >= shape.rank()) {
-    fail(Status(Errc::invalid_argument) << who << ": " << n_in << " inputs, axis " << axis << " of shape "
-                                        << shape);
+inline bool check_reduce_args(const char* who, const EwProgram* producer, int n_in, const Shape& shape, int axis) {
+  if (n_in < (producer ? 0 : 1) || n_in > kEwMaxOperands || axis < 0 || axis >= shape.rank()) {
+    fail(Status(Errc::invalid_argument) << who << ": bad axis or more than kEwMaxOperands inputs");
     return false;
   }
   return true;
@@ -2728,7 +3262,7 @@ inline bool check_reduce_args(const char* who, int n_in, const Shape& shape, int
 /// max/min propagate NaN. Empty axis: sum 0, mean NaN, max -inf, min +inf.
 inline void reduce_run(ReduceKind kind, const EwProgram* producer, const EwOperand* in, int n_in,
                        const Shape& shape, int axis, float* out) {
-  if (!detail::check_reduce_args("reduce_run", n_in, shape, axis)) return;
+  if (!detail::check_reduce_args("reduce_run", producer, n_in, shape, axis)) return;
   const EwProgram& prog = producer ? *producer : detail::identity_program();
   const detail::AxisLoop L = detail::make_axis_loop(in, n_in, shape, axis);
   index_t n_out = 1;
@@ -2742,7 +3276,7 @@ inline void reduce_run(ReduceKind kind, const EwProgram* producer, const EwOpera
   }
 
   EwTileEval ev(prog);
-  EwRowIn rin[kEwMaxInputs];
+  EwRowIn rin[kEwMaxOperands];
   index_t oidx[kMaxRank] = {};
   const bool is_sum = kind == ReduceKind::sum || kind == ReduceKind::mean;
   if (L.inner_numel == 1) {
@@ -2754,12 +3288,12 @@ inline void reduce_run(ReduceKind kind, const EwProgram* producer, const EwOpera
   }
 
   const int inner_rows = L.inner.nd - 1;
-  alignas(64) float acc[kEwTile], part[kEwTile];
+  alignas(64) float acc[kEwTile], part[kEwTile], comp[kEwTile];
   do {
     index_t iidx[kMaxRank] = {};
     do {
       detail::point_rows(rin, in, n_in, L, oidx, iidx, 0, axis, false);
-      const char* row0[kEwMaxInputs];
+      const char* row0[kEwMaxOperands];
       for (int k = 0; k < n_in; ++k) row0[k] = static_cast<const char*>(rin[k].data);
       for (index_t pos = 0; pos < L.row_len; pos += kEwTile) {
         const int n = static_cast<int>(L.row_len - pos < kEwTile ? L.row_len - pos : kEwTile);
@@ -2770,26 +3304,29 @@ inline void reduce_run(ReduceKind kind, const EwProgram* producer, const EwOpera
           const float* v = ev.stored_values();
           if (t == 0) {
             std::memcpy(acc, v, static_cast<std::size_t>(n) * sizeof(float));
-            if (is_sum) std::memset(part, 0, sizeof part);
+            if (is_sum) {
+              std::memset(part, 0, sizeof part);
+              std::memset(comp, 0, sizeof comp);
+            }
             continue;
           }
-          using ewm::detail::map2;
           switch (kind) {
             case ReduceKind::sum:
             case ReduceKind::mean:
-              map2(part, v, part, n, [](auto a, auto b) { return a + b; });
+              detail::apply_fn(EwFn::add, part, v, part, n);
               if (t % detail::kSumBlockRows == 0 || t + 1 == L.len) {
-                map2(acc, part, acc, n, [](auto a, auto b) { return a + b; });
+                detail::compensated_add(acc, comp, part, n);
                 std::memset(part, 0, sizeof part);
               }
               break;
-            case ReduceKind::max: map2(acc, v, acc, n, [](auto a, auto b) { return ewm::maximum(a, b); }); break;
-            case ReduceKind::min: map2(acc, v, acc, n, [](auto a, auto b) { return ewm::minimum(a, b); }); break;
+            case ReduceKind::max: detail::apply_fn(EwFn::maximum, acc, v, acc, n); break;
+            case ReduceKind::min: detail::apply_fn(EwFn::minimum, acc, v, acc, n); break;
           }
         }
+        if (is_sum && L.len > 1) detail::compensated_finish(acc, comp, n);
         if (kind == ReduceKind::mean) {
-          const float len = static_cast<float>(L.len);
-          ewm::detail::map1(acc, acc, n, [len](auto a) { return a / decltype(a)(len); });
+          for (int i = 0; i < n; ++i) part[i] = static_cast<float>(L.len);
+          detail::apply_fn(EwFn::div, acc, part, acc, n);
         }
         std::memcpy(out + pos, acc, static_cast<std::size_t>(n) * sizeof(float));
       }
@@ -2799,45 +3336,60 @@ inline void reduce_run(ReduceKind kind, const EwProgram* producer, const EwOpera
 }
 
 /// softmax (or log_softmax when `log`) along `axis`, numerically stable: pass 1 keeps an online
-/// max and sum of exp(x - max), pass 2 writes; the producer is evaluated twice, the data read
-/// twice. `out` is contiguous with `shape`. A row of all -inf (or containing NaN or +inf) gives
+/// max and sum of exp(x - max), pass 2 writes. Rows (softmax over the innermost dim) of up to
+/// kSoftmaxKeptTiles tiles keep the exponentials in `out` from pass 1, so pass 2 only rescales
+/// them; otherwise pass 2 evaluates the producer again. `out` is contiguous with `shape`. A row of all -inf (or containing NaN or +inf) gives
 /// NaN, like PyTorch; never a crash.
 inline void softmax_run(bool log, const EwProgram* producer, const EwOperand* in, int n_in, const Shape& shape,
                         int axis, float* out) {
-  if (!detail::check_reduce_args("softmax_run", n_in, shape, axis)) return;
+  if (!detail::check_reduce_args("softmax_run", producer, n_in, shape, axis)) return;
   if (shape.numel() == 0) return;
   const EwProgram& prog = producer ? *producer : detail::identity_program();
   const detail::AxisLoop L = detail::make_axis_loop(in, n_in, shape, axis);
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  using ewm::detail::map1;
-  using ewm::detail::map2;
-  using ewm::detail::map3;
 
   EwTileEval ev(prog);
-  EwRowIn rin[kEwMaxInputs];
+  EwRowIn rin[kEwMaxOperands];
   index_t oidx[kMaxRank] = {};
+  alignas(64) float m[kEwTile], s[kEwTile];  // per element of a tile: max, then log(sum) or 1/sum
   if (L.inner_numel == 1) {
+    float chunk_max[kSoftmaxKeptTiles];
     do {
       detail::point_rows(rin, in, n_in, L, oidx, nullptr, 0, axis, true);
-      float m = kNegInf, s = 0.f;
-      for (index_t pos = 0; pos < L.len; pos += kEwTile) {
-        const int n = static_cast<int>(L.len - pos < kEwTile ? L.len - pos : kEwTile);
-        ev.run(rin, nullptr, pos, n);
-        const float* v = ev.stored_values();
-        const float mn = detail::nan_sticky_max(m, detail::extremum_tile<true>(v, n));
-        if (mn == kNegInf) continue;  // all -inf so far: nothing to add yet
-        s = s * (m == mn ? 1.f : std::exp(m - mn)) + detail::sum_exp_tile(v, n, mn);
-        m = mn;
+      detail::RowReader row(ev, rin);
+      const bool keep = !log && (L.len + row.chunk() - 1) / row.chunk() <= kSoftmaxKeptTiles;
+      float mx = kNegInf, sum = 0.f;
+      for (index_t pos = 0, t = 0; pos < L.len; pos += row.chunk(), ++t) {
+        const int n = row.length(pos, L.len);
+        const float* v = row.read(pos, n);
+        const float mn = detail::nan_sticky_max(mx, detail::extremum_tile<true>(v, n));
+        if (keep) chunk_max[t] = mn;
+        if (mn == kNegInf) {  // all -inf so far: nothing to add yet (pass 2 makes these 0, or NaN)
+          if (keep) std::memset(out + pos, 0, static_cast<std::size_t>(n) * sizeof(float));
+          continue;
+        }
+        // kEwTile values at a time, compensated across them (a chunk can be kDirectChunk long);
+        // without `keep` only the sum is needed and the exponentials go to the s tile.
+        detail::CompensatedSum part;
+        for (int j = 0; j < n; j += kEwTile)
+          part.add(detail::exp_store_sum(v + j, mn, keep ? out + pos + j : s, n - j < kEwTile ? n - j : kEwTile));
+        sum = sum * (mx == mn ? 1.f : std::exp(mx - mn)) + part.value();
+        mx = mn;
       }
-      const float inv_s = 1.f / s, shift = m + std::log(s);
-      for (index_t pos = 0; pos < L.len; pos += kEwTile) {
-        const int n = static_cast<int>(L.len - pos < kEwTile ? L.len - pos : kEwTile);
-        ev.run(rin, nullptr, pos, n);
-        const float* v = ev.stored_values();
-        if (log)
-          map1(v, out + pos, n, [shift](auto x) { return x - decltype(x)(shift); });
-        else
-          map1(v, out + pos, n, [m, inv_s](auto x) { return ewm::exp(x - decltype(x)(m)) * decltype(x)(inv_s); });
+      if (keep) {  // out holds exp(x - chunk max): scale by exp(chunk max - max) / sum
+        const float inv = 1.f / sum;
+        for (index_t pos = 0, t = 0; pos < L.len; pos += row.chunk(), ++t) {
+          const float scale = (chunk_max[t] == mx ? 1.f : std::exp(chunk_max[t] - mx)) * inv;
+          detail::scale_inplace(out + pos, scale, row.length(pos, L.len));
+        }
+      } else {
+        const float scale = log ? std::log(sum) : 1.f / sum;
+        for (int i = 0; i < kEwTile; ++i) m[i] = mx, s[i] = scale;
+        for (index_t pos = 0; pos < L.len; pos += kEwTile) {
+          const int n = static_cast<int>(L.len - pos < kEwTile ? L.len - pos : kEwTile);
+          const float* v = row.direct ? row.direct + pos : (ev.run(rin, nullptr, pos, n), ev.stored_values());
+          detail::softmax_write(log, v, m, s, out + pos, n);
+        }
       }
       out += L.len;
     } while (detail::next_index(L.outer, oidx, L.outer.nd));
@@ -2846,14 +3398,13 @@ inline void softmax_run(bool log, const EwProgram* producer, const EwOperand* in
 
   const int inner_rows = L.inner.nd - 1;
   const index_t slab = L.len * L.inner_numel;  // output floats per outer index
-  alignas(64) float m[kEwTile], s[kEwTile];
   index_t outer_lin = 0;
   do {
     index_t iidx[kMaxRank] = {};
     index_t inner_off = 0;
     do {
       detail::point_rows(rin, in, n_in, L, oidx, iidx, 0, axis, false);
-      const char* row0[kEwMaxInputs];
+      const char* row0[kEwMaxOperands];
       for (int k = 0; k < n_in; ++k) row0[k] = static_cast<const char*>(rin[k].data);
       const auto point_at = [&](index_t t) {
         for (int k = 0; k < n_in; ++k) rin[k].data = row0[k] + t * in[k].strides[axis] * dtype_size(in[k].dtype);
@@ -2866,20 +3417,13 @@ inline void softmax_run(bool log, const EwProgram* producer, const EwOperand* in
           ev.run(rin, nullptr, pos, n);
           detail::online_softmax_step(m, s, ev.stored_values(), n);
         }
-        // Turn (m, s) into what pass 2 needs per element: shift (log) or m and 1/s.
-        if (log)
-          map2(m, s, m, n, [](auto mx, auto sx) { return mx + ewm::log(sx); });
-        else
-          map1(s, s, n, [](auto sx) { return decltype(sx)(1.f) / sx; });
+        // Turn s into what pass 2 needs per element: log(s) or 1/s.
+        detail::apply_fn(log ? EwFn::log : EwFn::pow_scalar, s, s, s, n, -1.f);
         float* o = out + outer_lin * slab + inner_off + pos;
         for (index_t t = 0; t < L.len; ++t, o += L.inner_numel) {
           point_at(t);
           ev.run(rin, nullptr, pos, n);
-          const float* v = ev.stored_values();
-          if (log)
-            map2(v, m, o, n, [](auto x, auto q) { return x - q; });
-          else
-            map3(v, m, s, o, n, [](auto x, auto mx, auto inv) { return ewm::exp(x - mx) * inv; });
+          detail::softmax_write(log, ev.stored_values(), m, s, o, n);
         }
       }
       inner_off += L.row_len;
@@ -2890,665 +3434,6 @@ inline void softmax_run(bool log, const EwProgram* producer, const EwOperand* in
 
 }  // namespace kiln::kernels
 // ---- end kiln/kernels/reduce.hpp ----
-
-#ifndef KILN_NO_HEAP
-#include <new>
-#endif
-
-namespace kiln::runtime {
-
-/// One load per input, the op, one store: the single-op elementwise program.
-struct SingleOpProgram {
-  kernels::EwInstr code[5]{};
-  kernels::EwProgram program() const { return {code, size, regs}; }
-  int size = 0, regs = 0;
-
-  constexpr explicit SingleOpProgram(EwFn fn, float p0 = 0.f, float p1 = 0.f) {
-    const int arity = ewfn_arity(fn);
-    for (int k = 0; k < arity; ++k) {
-      code[size].kind = kernels::EwKind::load;
-      code[size].dst = static_cast<std::uint8_t>(k);
-      code[size].a = static_cast<std::uint8_t>(k);
-      ++size;
-    }
-    kernels::EwInstr& ap = code[size++];
-    ap.kind = kernels::EwKind::apply;
-    ap.fn = fn;
-    ap.dst = 0;
-    ap.a = 0;
-    ap.b = 1;
-    ap.c = 2;
-    ap.p0 = p0;
-    ap.p1 = p1;
-    kernels::EwInstr& st = code[size++];
-    st.kind = kernels::EwKind::store;
-    st.dst = 0;
-    st.a = 0;
-    regs = arity;
-  }
-};
-
-/// Copies `shape` elements read through `strides` (elements, from `src`) into a dense buffer.
-inline void strided_copy(const void* src, DType t, const Shape& shape, const Strides& strides, void* dst) {
-  if (t == DType::f32 || t == DType::boolean) {
-    const SingleOpProgram p(EwFn::identity);
-    kernels::EwOperand in{src, t, strides};
-    kernels::EwTarget out{dst, t, contiguous_strides(shape)};
-    kernels::ew_run(p.program(), &in, 1, &out, 1, shape);
-    return;
-  }
-  // Other dtypes: plain element loop (not on any hot path in this release).
-  const int es = dtype_size(t);
-  index_t idx[kMaxRank]{};
-  const index_t n = shape.numel();
-  for (index_t e = 0; e < n; ++e) {
-    index_t off = 0;
-    for (int d = 0; d < shape.rank(); ++d) off += idx[d] * strides[d];
-    std::memcpy(static_cast<char*>(dst) + e * es, static_cast<const char*>(src) + off * es, static_cast<std::size_t>(es));
-    for (int d = shape.rank() - 1; d >= 0; --d) {
-      if (++idx[d] < shape[d]) break;
-      idx[d] = 0;
-    }
-  }
-}
-
-/// Workspace (floats) run_node needs for `n`.
-inline std::size_t node_workspace_floats(const Node& n, const Shape* in) {
-  if (n.op != Op::matmul) return 0;
-  const index_t K = in[0].back();
-  const index_t N = n.shape.back();
-  const index_t M = in[0].rank() >= 2 ? in[0][in[0].rank() - 2] : 1;
-  return kernels::gemm_workspace_size(M, N, K, false);
-}
-
-/// Batched matmul on dense inputs (batch dims broadcast), optional bias/clamp/tail epilogue.
-inline void matmul_dense(const float* a, const Shape& as, const float* b, const Shape& bs, bool trans_b,
-                         float* c, const Shape& cs, float* workspace) {
-  const index_t K = as.back();
-  const index_t M = as.rank() >= 2 ? as[as.rank() - 2] : 1;
-  const index_t N = cs.back();
-  const Strides ast = contiguous_strides(as), bst = contiguous_strides(bs);
-  // Batch shape of the result and broadcast batch strides of a and b over it.
-  Shape batch;
-  const int out_batch_rank = as.rank() >= 2 ? cs.rank() - 2 : cs.rank() - 1;
-  for (int d = 0; d < out_batch_rank; ++d) batch.push_back(cs[d]);
-  Shape ab, bb;
-  Strides abs_, bbs_;
-  for (int d = 0; d + 2 < as.rank(); ++d) {
-    abs_[ab.rank()] = ast[d];
-    ab.push_back(as[d]);
-  }
-  for (int d = 0; d + 2 < bs.rank(); ++d) {
-    bbs_[bb.rank()] = bst[d];
-    bb.push_back(bs[d]);
-  }
-  const Strides a_b = broadcast_strides(ab, abs_, batch), b_b = broadcast_strides(bb, bbs_, batch);
-  const index_t nb = batch.numel();
-  index_t idx[kMaxRank]{};
-  kernels::GemmEpilogue ep;
-  for (index_t t = 0; t < nb; ++t) {
-    index_t ao = 0, bo = 0;
-    for (int d = 0; d < batch.rank(); ++d) {
-      ao += idx[d] * a_b[d];
-      bo += idx[d] * b_b[d];
-    }
-    const kernels::MatrixRef A{a + ao, K, 1};
-    const kernels::MatrixRef B = trans_b ? kernels::MatrixRef{b + bo, 1, K} : kernels::MatrixRef{b + bo, N, 1};
-    kernels::gemm(M, N, K, A, B, nullptr, c + t * M * N, N, ep, workspace);
-    for (int d = batch.rank() - 1; d >= 0; --d) {
-      if (++idx[d] < batch[d]) break;
-      idx[d] = 0;
-    }
-  }
-}
-
-/// Runs node `n` (shape already inferred) on dense inputs; writes a dense result to `out`.
-/// `workspace` must hold node_workspace_floats(n, in_shapes) floats (64-byte aligned).
-inline void run_node(const Node& n, const void* const* in, const Shape* in_shapes, const DType* in_dtypes,
-                     void* out, float* workspace) {
-  switch (n.op) {
-    case Op::input:
-    case Op::constant:
-      std::memcpy(out, n.data, static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
-      return;
-    case Op::scalar:
-      std::memcpy(out, &n.p0, sizeof(float));
-      return;
-    case Op::elementwise: {
-      const SingleOpProgram p(n.fn, n.p0, n.p1);
-      kernels::EwOperand ops[3];
-      for (int k = 0; k < n.num_inputs; ++k)
-        ops[k] = {in[k], in_dtypes[k], broadcast_strides(in_shapes[k], contiguous_strides(in_shapes[k]), n.shape)};
-      kernels::EwTarget t{out, n.dtype, contiguous_strides(n.shape)};
-      kernels::ew_run(p.program(), ops, n.num_inputs, &t, 1, n.shape);
-      return;
-    }
-    case Op::reduce: {
-      kernels::EwOperand op{in[0], DType::f32, contiguous_strides(in_shapes[0])};
-      kernels::reduce_run(n.rk, nullptr, &op, 1, in_shapes[0], n.axis, static_cast<float*>(out));
-      return;
-    }
-    case Op::softmax:
-    case Op::log_softmax: {
-      kernels::EwOperand op{in[0], DType::f32, contiguous_strides(in_shapes[0])};
-      kernels::softmax_run(n.op == Op::log_softmax, nullptr, &op, 1, in_shapes[0], n.axis, static_cast<float*>(out));
-      return;
-    }
-    case Op::matmul:
-      matmul_dense(static_cast<const float*>(in[0]), in_shapes[0], static_cast<const float*>(in[1]), in_shapes[1],
-                   n.trans_b, static_cast<float*>(out), n.shape, workspace);
-      return;
-    case Op::reshape:
-    case Op::copy:
-      std::memcpy(out, in[0], static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
-      return;
-    case Op::permute: {
-      const Strides s = contiguous_strides(in_shapes[0]);
-      Strides ps;
-      for (int d = 0; d < n.shape.rank(); ++d) ps[d] = s[n.perm[d]];
-      strided_copy(in[0], n.dtype, n.shape, ps, out);
-      return;
-    }
-    case Op::slice: {
-      const Strides s = contiguous_strides(in_shapes[0]);
-      Strides ss = s;
-      ss[n.axis] = s[n.axis] * n.step;
-      const char* base = static_cast<const char*>(in[0]) + n.start * s[n.axis] * dtype_size(n.dtype);
-      strided_copy(base, n.dtype, n.shape, ss, out);
-      return;
-    }
-    case Op::concat: {
-      const Strides os = contiguous_strides(n.shape);
-      index_t at = 0;
-      for (int k = 0; k < n.num_inputs; ++k) {
-        // Write input k into the output's slab [at, at + len) along the axis.
-        char* dst = static_cast<char*>(out) + at * os[n.axis] * dtype_size(n.dtype);
-        if (n.dtype == DType::f32 || n.dtype == DType::boolean) {
-          const SingleOpProgram p(EwFn::identity);
-          kernels::EwOperand src{in[k], n.dtype, contiguous_strides(in_shapes[k])};
-          kernels::EwTarget t{dst, n.dtype, os};
-          kernels::ew_run(p.program(), &src, 1, &t, 1, in_shapes[k]);
-        }
-        at += in_shapes[k][n.axis];
-      }
-      return;
-    }
-  }
-}
-
-}  // namespace kiln::runtime
-// ---- end kiln/runtime/eager.hpp ----
-
-// ---- begin kiln/trace/symbolic.hpp ----
-// kiln/trace/symbolic.hpp — the tensor a model sees while it is being traced.
-//
-// A SymTensor is a node id plus the graph being recorded. Every op applied to
-// it appends a node instead of computing (TorchDynamo/FX's contract, with C++
-// overloads in place of bytecode interpretation). Its shape and dtype are
-// known, so model code may branch on them as it would on a real tensor.
-
-
-namespace kiln {
-
-class SymTensor {
- public:
-  SymTensor() = default;
-  SymTensor(Graph* g, int id) : graph_(g), id_(id) {}
-
-  bool valid() const { return graph_ && id_ >= 0; }
-  int id() const { return id_; }
-  Graph* graph() const { return graph_; }
-
-  const Shape& shape() const { return valid() ? graph_->node(id_).shape : empty_shape(); }
-  DType dtype() const { return valid() ? graph_->node(id_).dtype : DType::f32; }
-  int rank() const { return shape().rank(); }
-  index_t size() const { return shape().numel(); }
-
- private:
-  static const Shape& empty_shape() {
-    static const Shape s;
-    return s;
-  }
-  Graph* graph_ = nullptr;
-  int id_ = -1;
-};
-
-}  // namespace kiln
-// ---- end kiln/trace/symbolic.hpp ----
-
-namespace kiln {
-
-namespace detail {
-
-template <class T> struct is_sym : std::false_type {};
-template <> struct is_sym<SymTensor> : std::true_type {};
-template <class T> struct is_concrete : std::false_type {};
-template <class U> struct is_concrete<Tensor<U>> : std::true_type {};
-template <class U> struct is_concrete<TensorView<U>> : std::true_type {};
-template <class T> using bare = std::remove_cv_t<std::remove_reference_t<T>>;
-template <class T> inline constexpr bool is_sym_v = is_sym<bare<T>>::value;
-template <class T> inline constexpr bool is_concrete_v = is_concrete<bare<T>>::value;
-template <class T> inline constexpr bool is_tensor_v = is_sym_v<T> || is_concrete_v<T>;
-template <class T> inline constexpr bool is_number_v = std::is_arithmetic_v<bare<T>> && !std::is_same_v<bare<T>, bool>;
-template <class T> inline constexpr bool is_operand_v = is_tensor_v<T> || is_number_v<T>;
-
-/// Element type of a concrete tensor argument (float for numbers and symbolic tensors).
-template <class T, class = void> struct elem { using type = float; };
-template <class U> struct elem<Tensor<U>> { using type = U; };
-template <class U> struct elem<TensorView<U>> { using type = std::remove_const_t<U>; };
-template <class T> using elem_t = typename elem<bare<T>>::type;
-
-/// Result of an op: SymTensor when tracing, Tensor<Out> when eager.
-template <class Out, class... Args>
-using result_t = std::conditional_t<(is_sym_v<Args> || ...), SymTensor, Tensor<Out>>;
-
-inline Graph* graph_of() { return nullptr; }
-template <class A, class... Rest>
-Graph* graph_of(const A& a, const Rest&... rest) {
-  if constexpr (is_sym_v<A>) {
-    if (a.graph()) return a.graph();
-  }
-  return graph_of(rest...);
-}
-
-/// The node id standing for `a` in graph g (appending a constant or scalar when needed).
-template <class A>
-int node_in(Graph& g, const A& a) {
-  if constexpr (is_sym_v<A>) {
-    if (a.graph() != &g) {
-      g.set_error(Status(Errc::invalid_argument) << "a symbolic tensor from another trace was used");
-      return -1;
-    }
-    return a.id();
-  } else if constexpr (is_concrete_v<A>) {
-    constexpr DType t = dtype_of_v<elem_t<A>>;
-    if (a.data() == nullptr) {
-      g.set_error(Status(Errc::invalid_argument) << "an empty tensor (shape " << a.shape() << ") was captured");
-      return -1;
-    }
-    const int found = g.find_constant(a.data(), a.shape(), t);
-    if (found >= 0) return found;
-    Node n;
-    n.op = Op::constant;
-    n.dtype = t;
-    n.shape = a.shape();
-    n.data = a.data();
-    return g.add(n);
-  } else {
-    Node n;
-    n.op = Op::scalar;
-    n.p0 = static_cast<float>(a);
-    return g.add(n);
-  }
-}
-
-struct EagerArg {
-  const void* data = nullptr;
-  Shape shape;
-  DType dtype = DType::f32;
-  float scalar = 0.f;
-};
-
-template <class A>
-EagerArg eager_arg(const A& a) {
-  EagerArg e;
-  if constexpr (is_concrete_v<A>) {
-    e.data = a.data();
-    e.shape = a.shape();
-    e.dtype = dtype_of_v<elem_t<A>>;
-  } else {
-    e.scalar = static_cast<float>(a);
-  }
-  return e;
-}
-
-/// Runs node `n` at once on dense inputs (the eager path); an empty input (the result of an
-/// earlier failed op, already reported) gives an empty result.
-template <class Out>
-Tensor<Out> run_eager(Node n, const EagerArg* in, bool any_empty) {
-  if (any_empty) return Tensor<Out>();
-  const void* ptrs[kMaxInputs]{};
-  Shape shapes[kMaxInputs];
-  DType dtypes[kMaxInputs]{};
-  for (int k = 0; k < n.num_inputs; ++k) {
-    ptrs[k] = in[k].data ? in[k].data : static_cast<const void*>(&in[k].scalar);
-    shapes[k] = in[k].shape;
-    dtypes[k] = in[k].dtype;
-  }
-  const Status s = infer_node(n, shapes, dtypes);
-  if (!s.ok()) {
-    fail(s);
-    return Tensor<Out>();
-  }
-  if (n.dtype != dtype_of_v<Out>) {
-    fail(Status(Errc::dtype_mismatch) << op_name(n.op) << ": result dtype " << n.dtype << " is not the requested "
-                                      << dtype_of_v<Out>);
-    return Tensor<Out>();
-  }
-  Tensor<Out> out(n.shape);
-  const std::size_t ws = runtime::node_workspace_floats(n, shapes);
-  std::vector<float> workspace(ws ? ws + kAlignment / sizeof(float) : 0);
-  float* wsp = workspace.empty() ? nullptr
-                                 : reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(workspace.data()) +
-                                                             kAlignment - 1) / kAlignment * kAlignment);
-  runtime::run_node(n, ptrs, shapes, dtypes, out.data(), wsp);
-  return out;
-}
-
-template <class A>
-bool is_empty_tensor(const A& a) {
-  if constexpr (is_concrete_v<A>) return a.data() == nullptr;
-  else return false;
-}
-
-/// Records or runs node `n` on `args`.
-template <class Out, class... Args>
-result_t<Out, Args...> apply(Node n, const Args&... args) {
-  static_assert(sizeof...(Args) <= kMaxInputs, "kiln: too many op inputs");
-  n.num_inputs = static_cast<int>(sizeof...(Args));
-  if constexpr ((is_sym_v<Args> || ...)) {
-    Graph* g = graph_of(args...);
-    if (!g) return SymTensor();
-    int k = 0;
-    ((n.inputs[k++] = node_in(*g, args)), ...);
-    for (int i = 0; i < n.num_inputs; ++i)
-      if (n.inputs[i] < 0) return SymTensor(g, -1);
-    return SymTensor(g, g->add(n));
-  } else {
-    const EagerArg in[] = {eager_arg(args)...};
-    return run_eager<Out>(n, in, (is_empty_tensor(args) || ...));
-  }
-}
-
-template <class... Args>
-using enable_op = std::enable_if_t<(is_operand_v<Args> && ...) && (is_tensor_v<Args> || ...), int>;
-
-inline Node ew_node(EwFn fn, float p0 = 0.f, float p1 = 0.f) {
-  Node n;
-  n.op = Op::elementwise;
-  n.fn = fn;
-  n.p0 = p0;
-  n.p1 = p1;
-  return n;
-}
-
-}  // namespace detail
-
-// ---- elementwise ------------------------------------------------------------------------------
-
-#define KILN_UNARY_OP(name, fn)                                       \
-  template <class A, detail::enable_op<A> = 0>                        \
-  auto name(const A& a) {                                             \
-    return detail::apply<float>(detail::ew_node(EwFn::fn), a);        \
-  }
-KILN_UNARY_OP(neg, neg)
-KILN_UNARY_OP(abs, abs)
-KILN_UNARY_OP(exp, exp)
-KILN_UNARY_OP(log, log)
-KILN_UNARY_OP(sqrt, sqrt)
-KILN_UNARY_OP(rsqrt, rsqrt)
-KILN_UNARY_OP(tanh, tanh)
-KILN_UNARY_OP(sigmoid, sigmoid)
-KILN_UNARY_OP(relu, relu)
-KILN_UNARY_OP(relu6, relu6)
-KILN_UNARY_OP(silu, silu)
-#undef KILN_UNARY_OP
-
-enum class GeluApprox { none, tanh };
-
-template <class A, detail::enable_op<A> = 0>
-auto gelu(const A& a, GeluApprox approx = GeluApprox::none) {
-  return detail::apply<float>(detail::ew_node(approx == GeluApprox::tanh ? EwFn::gelu_tanh : EwFn::gelu_erf), a);
-}
-template <class A, detail::enable_op<A> = 0>
-auto leaky_relu(const A& a, float negative_slope = 0.01f) {
-  return detail::apply<float>(detail::ew_node(EwFn::leaky_relu, negative_slope), a);
-}
-template <class A, detail::enable_op<A> = 0>
-auto clamp(const A& a, float lo, float hi) {
-  return detail::apply<float>(detail::ew_node(EwFn::clamp, lo, hi), a);
-}
-template <class A, detail::enable_op<A> = 0>
-auto pow(const A& a, float exponent) {
-  return detail::apply<float>(detail::ew_node(EwFn::pow_scalar, exponent), a);
-}
-template <class A, detail::enable_op<A> = 0>
-auto operator-(const A& a) {
-  return neg(a);
-}
-
-#define KILN_BINARY_OP(name, fn, Out)                                 \
-  template <class A, class B, detail::enable_op<A, B> = 0>            \
-  auto name(const A& a, const B& b) {                                 \
-    return detail::apply<Out>(detail::ew_node(EwFn::fn), a, b);       \
-  }
-KILN_BINARY_OP(operator+, add, float)
-KILN_BINARY_OP(operator-, sub, float)
-KILN_BINARY_OP(operator*, mul, float)
-KILN_BINARY_OP(operator/, div, float)
-KILN_BINARY_OP(add, add, float)
-KILN_BINARY_OP(sub, sub, float)
-KILN_BINARY_OP(mul, mul, float)
-KILN_BINARY_OP(div, div, float)
-KILN_BINARY_OP(minimum, minimum, float)
-KILN_BINARY_OP(maximum, maximum, float)
-KILN_BINARY_OP(gt, gt, bool)
-KILN_BINARY_OP(lt, lt, bool)
-KILN_BINARY_OP(ge, ge, bool)
-KILN_BINARY_OP(le, le, bool)
-KILN_BINARY_OP(eq, eq, bool)
-KILN_BINARY_OP(ne, ne, bool)
-KILN_BINARY_OP(operator>, gt, bool)
-KILN_BINARY_OP(operator<, lt, bool)
-KILN_BINARY_OP(operator>=, ge, bool)
-KILN_BINARY_OP(operator<=, le, bool)
-#undef KILN_BINARY_OP
-
-/// where(cond, a, b): a where cond is true (non-zero), else b; all three broadcast.
-template <class C, class A, class B, detail::enable_op<C, A, B> = 0>
-auto where(const C& cond, const A& a, const B& b) {
-  return detail::apply<float>(detail::ew_node(EwFn::where), cond, a, b);
-}
-
-// ---- reductions -------------------------------------------------------------------------------
-
-namespace detail {
-inline Node reduce_node(ReduceKind k, int axis, bool keepdim) {
-  Node n;
-  n.op = Op::reduce;
-  n.rk = k;
-  n.axis = axis;
-  n.keepdim = keepdim;
-  return n;
-}
-}  // namespace detail
-
-#define KILN_REDUCE_OP(name, kind)                                                  \
-  template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>             \
-  auto name(const A& a, int axis, bool keepdim = false) {                           \
-    return detail::apply<float>(detail::reduce_node(ReduceKind::kind, axis, keepdim), a); \
-  }
-KILN_REDUCE_OP(sum, sum)
-KILN_REDUCE_OP(mean, mean)
-KILN_REDUCE_OP(max, max)
-KILN_REDUCE_OP(min, min)
-#undef KILN_REDUCE_OP
-
-template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto softmax(const A& a, int axis = -1) {
-  Node n;
-  n.op = Op::softmax;
-  n.axis = axis;
-  return detail::apply<float>(n, a);
-}
-template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto log_softmax(const A& a, int axis = -1) {
-  Node n;
-  n.op = Op::log_softmax;
-  n.axis = axis;
-  return detail::apply<float>(n, a);
-}
-
-// ---- matmul -----------------------------------------------------------------------------------
-
-/// a @ b with batch dimensions broadcast (a: [..., M, K] or [K]; b: [..., K, N]).
-template <class A, class B, std::enable_if_t<detail::is_tensor_v<A> && detail::is_tensor_v<B>, int> = 0>
-auto matmul(const A& a, const B& b) {
-  Node n;
-  n.op = Op::matmul;
-  return detail::apply<float>(n, a, b);
-}
-/// x @ weight^T, weight [out, in] (torch.nn.Linear's layout).
-template <class X, class W, std::enable_if_t<detail::is_tensor_v<X> && detail::is_tensor_v<W>, int> = 0>
-auto linear(const X& x, const W& weight) {
-  Node n;
-  n.op = Op::matmul;
-  n.trans_b = true;
-  return detail::apply<float>(n, x, weight);
-}
-/// x @ weight^T + bias.
-template <class X, class W, class Bi,
-          std::enable_if_t<detail::is_tensor_v<X> && detail::is_tensor_v<W> && detail::is_tensor_v<Bi>, int> = 0>
-auto linear(const X& x, const W& weight, const Bi& bias) {
-  return linear(x, weight) + bias;
-}
-
-// ---- shape ops --------------------------------------------------------------------------------
-
-/// Same elements in a new shape; one extent may be -1. A view when the input is contiguous.
-template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto reshape(const A& a, const Shape& shape) {
-  Node n;
-  n.op = Op::reshape;
-  n.shape = shape;
-  return detail::apply<detail::elem_t<A>>(n, a);
-}
-/// Merges dimensions start..end (inclusive, negative counts from the back) into one.
-template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto flatten(const A& a, int start = 0, int end = -1) {
-  const Shape& s = a.shape();
-  const int r = s.rank();
-  const int b = normalize_axis(start, r), e = normalize_axis(end, r);
-  if (r == 0) return reshape(a, Shape{1});
-  if (b < 0 || e < 0 || b > e) return reshape(a, Shape::of_rank(kMaxRank + 1));  // reports a bad shape
-  Shape t;
-  for (int i = 0; i < b; ++i) t.push_back(s[i]);
-  index_t m = 1;
-  for (int i = b; i <= e; ++i) m *= s[i];
-  t.push_back(m);
-  for (int i = e + 1; i < r; ++i) t.push_back(s[i]);
-  return reshape(a, t);
-}
-/// Reorders dimensions: result dim i is input dim perm[i]. A view (no copy).
-template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto permute(const A& a, std::initializer_list<int> perm) {
-  Node n;
-  n.op = Op::permute;
-  int i = 0;
-  for (int p : perm) {
-    if (i < kMaxRank) n.perm[i] = static_cast<std::int8_t>(p);
-    ++i;
-  }
-  if (i != a.shape().rank())  // a wrong-length permutation is reported by the type rules
-    for (int k = 0; k < kMaxRank; ++k) n.perm[k] = -1;
-  return detail::apply<detail::elem_t<A>>(n, a);
-}
-/// Swaps two dimensions (negative counts from the back). A view (no copy).
-template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto transpose(const A& a, int d0 = -2, int d1 = -1) {
-  Node n;
-  n.op = Op::permute;
-  const int r = a.shape().rank();
-  const int x = normalize_axis(d0, r), y = normalize_axis(d1, r);
-  for (int k = 0; k < kMaxRank; ++k) n.perm[k] = static_cast<std::int8_t>(k);
-  if (x < 0 || y < 0) n.perm[0] = -1;
-  else {
-    n.perm[x] = static_cast<std::int8_t>(y);
-    n.perm[y] = static_cast<std::int8_t>(x);
-  }
-  return detail::apply<detail::elem_t<A>>(n, a);
-}
-/// Elements [start, stop) with `step` along `axis`, Python-style: negative indices count from the
-/// end and out-of-range bounds are clamped. A view (no copy).
-template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto slice(const A& a, int axis, index_t start, index_t stop, index_t step = 1) {
-  Node n;
-  n.op = Op::slice;
-  n.axis = axis;
-  n.step = step;
-  const int ax = normalize_axis(axis, a.shape().rank());
-  index_t count = -1;
-  if (ax >= 0 && step >= 1) {
-    const index_t len = a.shape()[ax];
-    auto norm = [len](index_t v) { return v < 0 ? (v + len < 0 ? 0 : v + len) : (v > len ? len : v); };
-    start = norm(start);
-    stop = norm(stop);
-    count = stop > start ? (stop - start + step - 1) / step : 0;
-  }
-  n.start = start;
-  n.shape = Shape{count};
-  return detail::apply<detail::elem_t<A>>(n, a);
-}
-/// Joins tensors along `axis` (all other extents must match; 1 to kMaxInputs parts).
-template <class T, std::enable_if_t<detail::is_tensor_v<T>, int> = 0>
-auto concat(std::initializer_list<T> parts, int axis = 0) {
-  Node n;
-  n.op = Op::concat;
-  n.axis = axis;
-  n.num_inputs = static_cast<int>(parts.size());
-  if (n.num_inputs < 1 || n.num_inputs > kMaxInputs) {
-    fail(Status(Errc::invalid_argument) << "concat: " << n.num_inputs << " inputs (1 to " << kMaxInputs
-                                        << " supported)");
-    return detail::result_t<detail::elem_t<T>, T>();
-  }
-  if constexpr (detail::is_sym_v<T>) {
-    Graph* g = parts.begin()->graph();
-    if (!g) return SymTensor();
-    int k = 0;
-    for (const T& p : parts) {
-      n.inputs[k] = detail::node_in(*g, p);
-      if (n.inputs[k++] < 0) return SymTensor(g, -1);
-    }
-    return SymTensor(g, g->add(n));
-  } else {
-    detail::EagerArg in[kMaxInputs];
-    bool any_empty = false;
-    int k = 0;
-    for (const T& p : parts) {
-      in[k++] = detail::eager_arg(p);
-      any_empty = any_empty || p.data() == nullptr;
-    }
-    return detail::run_eager<detail::elem_t<T>>(n, in, any_empty);
-  }
-}
-
-}  // namespace kiln
-// ---- end kiln/ops.hpp ----
-
-// ---- begin kiln/trace/compile.hpp ----
-// kiln/trace/compile.hpp — compile(fn): trace at the first call, plan, cache under a guard.
-//
-// Compiled<Fn> calls fn with SymTensors in place of its tensor arguments,
-// records the graph, builds an Executable (or hands the graph to a custom
-// backend, like TorchDynamo's compiler callback), and caches it under the
-// call's Guard. Later calls that match a guard only bind pointers and run.
-// A call that matches no guard traces again, up to the cache limit; past it
-// the call runs eagerly and stats() counts it: never a wrong plan.
-
-#include <functional>
-#include <memory>
-#include <tuple>
-
-
-// ---- begin kiln/runtime/executable.hpp ----
-// kiln/runtime/executable.hpp — a planned graph, lowered to kernel calls, ready to run.
-//
-// Built once per guard at the first call: simplify, fuse, plan memory, lower
-// every group to a Step (operand strides, programs, GEMM epilogue, packed
-// weights). run() then only resolves a handful of base pointers and calls one
-// kernel per step: no allocation, no planning, no strings.
-
-
 
 // ---- begin kiln/passes/memory_plan.hpp ----
 // kiln/passes/memory_plan.hpp — one arena for every intermediate, sized from liveness.
@@ -3879,6 +3764,20 @@ constexpr bool program_fits(const Graph& g, const Fusion& f, int gi) {
   return build_program(g, f, gi, code, 4 * kMaxNodes, cs, ops, no, tgts, nt) >= 0;
 }
 
+/// A group may not read a view (permute, slice, reshape) of a value it computes itself: the view
+/// reads memory at other positions, which the group has not written yet.
+constexpr bool reads_own_view(const Graph& g, const Fusion& f, int gi, int upto) {
+  for (int i = 0; i <= upto; ++i) {
+    if (f.group_of[i] != gi) continue;
+    for (int k = 0; k < g[i].num_inputs; ++k) {
+      const int in = g[i].inputs[k];
+      const int base = f.layouts[in].base;
+      if (base != in && base >= 0 && f.group_of[base] == gi) return true;
+    }
+  }
+  return false;
+}
+
 constexpr bool try_membership(const Graph& g, Fusion& f, int node, int gi, const int* merge, int num_merge) {
   int saved[kMaxNodes]{};
   for (int i = 0; i <= node; ++i) saved[i] = f.group_of[i];
@@ -3887,7 +3786,7 @@ constexpr bool try_membership(const Graph& g, Fusion& f, int node, int gi, const
     for (int m = 0; m < num_merge; ++m)
       if (f.group_of[i] == merge[m]) f.group_of[i] = gi;
   Fusion& ff = f;
-  const bool ok = detail::order_groups(g, ff) && program_fits(g, f, gi);
+  const bool ok = !reads_own_view(g, f, gi, node) && detail::order_groups(g, ff) && program_fits(g, f, gi);
   if (!ok)
     for (int i = 0; i <= node; ++i) f.group_of[i] = saved[i];
   return ok;
@@ -3930,6 +3829,10 @@ constexpr bool fuse(const Graph& g, Fusion& f) {
           if (host < 0) host = cands[c];
           else if (cands[c] != host && f.groups[cands[c]].kind == GroupKind::elementwise) merge[nm++] = cands[c];
         }
+        // Nothing is merged into a GEMM epilogue: a merged group could compute the GEMM's own
+        // operand, a dependency inside one group that no group order can satisfy. The node
+        // joins alone and reads the other groups' results.
+        if (host >= 0 && f.groups[host].kind == GroupKind::gemm) nm = 0;
         if (host >= 0) placed = detail::try_membership(g, f, i, host, merge, nm);
         if (!placed && host >= 0 && nm > 0) placed = detail::try_membership(g, f, i, host, merge, 0);
         if (!placed) f.group_of[i] = detail::new_group(f, GroupKind::elementwise, -1, n.shape);
@@ -3964,7 +3867,7 @@ constexpr bool fuse(const Graph& g, Fusion& f) {
             for (int m = 0; m < i; ++m) saved[m] = f.group_of[m];
             for (int m = 0; m < i; ++m)
               if (f.group_of[m] == merge[0]) f.group_of[m] = gi;
-            if (!detail::order_groups(g, f) || !detail::program_fits(g, f, gi))
+            if (detail::reads_own_view(g, f, gi, i) || !detail::order_groups(g, f) || !detail::program_fits(g, f, gi))
               for (int m = 0; m < i; ++m) f.group_of[m] = saved[m];
           }
         }
@@ -4086,41 +3989,51 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
   }
 
   // In-place: an elementwise group's stored value takes the slot of an operand that it reads
-  // at the same positions for the last time.
+  // for the last time, only at the positions it writes. Groups are visited in execution order,
+  // so the slot an operand holds is final before it is passed on.
   bool donated[2 * kMaxNodes]{};
-  for (int i = 0; i < g.size(); ++i) {
-    const int s_out = slot_of[i];
-    if (s_out < 0) continue;
-    const int gi = f.group_of[i];
+  for (int step = 0; step < S; ++step) {
+    const int gi = f.order[step];
     if (f.groups[gi].kind != GroupKind::elementwise) continue;
-    const int step = m.step_of_group[gi];
-    const Strides want = contiguous_strides(g[i].shape);
-    for (int u = 0; u < g.size(); ++u) {
-      if (f.group_of[u] != gi) continue;
-      bool taken = false;
-      for (int k = 0; k < g[u].num_inputs && !taken; ++k) {
-        const int in = g[u].inputs[k];
-        const int base = f.layouts[in].base;
-        if (base < 0 || f.group_of[in] == gi) continue;
-        const int s_in = slot_of[base];
-        if (s_in < 0 || donated[s_in] || m.slot_last[s_in] != step) continue;
-        if (m.slot_bytes[s_in] != m.slot_bytes[s_out] || dtype_size(g[in].dtype) != dtype_size(g[i].dtype)) continue;
-        const Strides st = operand_strides(g[in].shape, f.layouts[in], g[i].shape);
-        bool same = f.layouts[in].offset == 0 && g[in].shape.numel() == g[i].shape.numel();
-        for (int d = 0; d < g[i].shape.rank() && same; ++d)
-          if (g[i].shape[d] != 1 && st[d] != want[d]) same = false;
-        if (!same) continue;
-        // Merge: the output uses the input's slot, which now lives until the output's last use.
-        donated[s_in] = true;
-        if (m.slot_last[s_out] > m.slot_last[s_in]) m.slot_last[s_in] = m.slot_last[s_out];
-        m.slot_bytes[s_out] = 0;  // the output's own slot is now unused
-        m.slot_first[s_out] = m.slot_last[s_out] = -1;
-        slot_of[i] = s_in;
-        m.place[i].index = s_in;
-        ++m.in_place;
-        taken = true;
+    for (int i = 0; i < g.size(); ++i) {
+      if (f.group_of[i] != gi) continue;
+      const int s_out = slot_of[i];
+      if (s_out < 0) continue;
+      const Strides want = contiguous_strides(g[i].shape);
+      for (int u = 0; u < g.size() && slot_of[i] == s_out; ++u) {
+        if (f.group_of[u] != gi) continue;
+        for (int k = 0; k < g[u].num_inputs; ++k) {
+          const int base = f.layouts[g[u].inputs[k]].base;
+          if (base < 0 || f.group_of[base] == gi) continue;
+          const int s_in = slot_of[base];
+          if (s_in < 0 || s_in == s_out || donated[s_in] || m.slot_last[s_in] != step) continue;
+          if (m.slot_bytes[s_in] != m.slot_bytes[s_out] || dtype_size(g[base].dtype) != dtype_size(g[i].dtype)) continue;
+          // Every read of `base` by this group, directly or through a view, must be at the
+          // position being written.
+          bool same = g[base].shape.numel() == g[i].shape.numel();
+          for (int v = 0; v < g.size() && same; ++v) {
+            if (f.group_of[v] != gi) continue;
+            for (int q = 0; q < g[v].num_inputs && same; ++q) {
+              const int in = g[v].inputs[q];
+              if (f.layouts[in].base != base) continue;
+              const Strides st = operand_strides(g[in].shape, f.layouts[in], g[i].shape);
+              same = f.layouts[in].offset == 0;
+              for (int d = 0; d < g[i].shape.rank() && same; ++d)
+                if (g[i].shape[d] != 1 && st[d] != want[d]) same = false;
+            }
+          }
+          if (!same) continue;
+          // The output uses the operand's slot, which now lives until the output's last use.
+          donated[s_in] = true;
+          if (m.slot_last[s_out] > m.slot_last[s_in]) m.slot_last[s_in] = m.slot_last[s_out];
+          m.slot_bytes[s_out] = 0;
+          m.slot_first[s_out] = m.slot_last[s_out] = -1;
+          slot_of[i] = s_in;
+          m.place[i].index = s_in;
+          ++m.in_place;
+          break;
+        }
       }
-      if (taken) break;
     }
   }
 
@@ -4336,6 +4249,744 @@ constexpr int fold_constants(Graph& g, Evaluator&& eval) {
 }  // namespace kiln::passes
 // ---- end kiln/passes/simplify.hpp ----
 
+// The run-time compiler and the eager front-end allocate (owning tensors, plans built at the
+// first call): host conveniences. Firmware (KILN_NO_HEAP) gets the IR, the passes and the kernels.
+#ifndef KILN_NO_HEAP
+
+// ---- begin kiln/trace/compile.hpp ----
+// kiln/trace/compile.hpp — compile(fn): trace at the first call, plan, cache under a guard.
+//
+// Compiled<Fn> calls fn with SymTensors in place of its tensor arguments,
+// records the graph, builds an Executable (or hands the graph to a custom
+// backend, like TorchDynamo's compiler callback), and caches it under the
+// call's Guard. Later calls that match a guard only bind pointers and run.
+// A call that matches no guard traces again, up to the cache limit; past it
+// the call runs eagerly and stats() counts it: never a wrong plan.
+
+#include <functional>
+#include <memory>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+
+// ---- begin kiln/ops.hpp ----
+// kiln/ops.hpp — the op front-end: one function per op, for real and symbolic tensors.
+//
+// Each op describes itself as a Node and hands it to apply(): with a SymTensor
+// among the arguments the node is appended to the traced graph (concrete
+// tensors become constants, numbers become scalars); otherwise it is type
+// checked by the same rules and run at once by the eager executor. An op's
+// whole front-end story is therefore its Node, its rules in ir/infer.hpp and
+// its kernel.
+
+#include <vector>
+
+
+// ---- begin kiln/runtime/eager.hpp ----
+// kiln/runtime/eager.hpp — run one node, op by op, on dense row-major buffers.
+//
+// This is the oracle: no fusion, no planning, every result materialised. It is
+// also what constant folding uses to compute weight-only subgraphs once. It
+// calls the same single-op kernels as compiled steps, so a mismatch between
+// eager and compiled points at fusion, lowering or planning.
+
+
+
+#ifndef KILN_NO_HEAP
+#include <new>
+#endif
+
+namespace kiln::runtime {
+
+/// One load per input, the op, one store: the single-op elementwise program.
+struct SingleOpProgram {
+  kernels::EwInstr code[5]{};
+  kernels::EwProgram program() const { return {code, size, regs}; }
+  int size = 0, regs = 0;
+
+  constexpr explicit SingleOpProgram(EwFn fn, float p0 = 0.f, float p1 = 0.f) {
+    const int arity = ewfn_arity(fn);
+    for (int k = 0; k < arity; ++k) {
+      code[size].kind = kernels::EwKind::load;
+      code[size].dst = static_cast<std::uint8_t>(k);
+      code[size].a = static_cast<std::uint8_t>(k);
+      ++size;
+    }
+    kernels::EwInstr& ap = code[size++];
+    ap.kind = kernels::EwKind::apply;
+    ap.fn = fn;
+    ap.dst = 0;
+    ap.a = 0;
+    ap.b = 1;
+    ap.c = 2;
+    ap.p0 = p0;
+    ap.p1 = p1;
+    kernels::EwInstr& st = code[size++];
+    st.kind = kernels::EwKind::store;
+    st.dst = 0;
+    st.a = 0;
+    regs = arity;
+  }
+};
+
+/// Copies `shape` elements read through `strides` (elements, from `src`) into a dense buffer.
+inline void strided_copy(const void* src, DType t, const Shape& shape, const Strides& strides, void* dst) {
+  if (t == DType::f32 || t == DType::boolean) {
+    const SingleOpProgram p(EwFn::identity);
+    kernels::EwOperand in{src, t, strides};
+    kernels::EwTarget out{dst, t, contiguous_strides(shape)};
+    kernels::ew_run(p.program(), &in, 1, &out, 1, shape);
+    return;
+  }
+  // Other dtypes: plain element loop (not on any hot path in this release).
+  const int es = dtype_size(t);
+  index_t idx[kMaxRank]{};
+  const index_t n = shape.numel();
+  for (index_t e = 0; e < n; ++e) {
+    index_t off = 0;
+    for (int d = 0; d < shape.rank(); ++d) off += idx[d] * strides[d];
+    std::memcpy(static_cast<char*>(dst) + e * es, static_cast<const char*>(src) + off * es, static_cast<std::size_t>(es));
+    for (int d = shape.rank() - 1; d >= 0; --d) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+/// Workspace (floats) run_node needs for `n`.
+inline std::size_t node_workspace_floats(const Node& n, const Shape* in) {
+  if (n.op != Op::matmul) return 0;
+  const index_t K = in[0].back();
+  const index_t N = n.shape.back();
+  const index_t M = in[0].rank() >= 2 ? in[0][in[0].rank() - 2] : 1;
+  return kernels::gemm_workspace_size(M, N, K, false);
+}
+
+/// Batched matmul on dense inputs (batch dims broadcast), optional bias/clamp/tail epilogue.
+inline void matmul_dense(const float* a, const Shape& as, const float* b, const Shape& bs, bool trans_b,
+                         float* c, const Shape& cs, float* workspace) {
+  const index_t K = as.back();
+  const index_t M = as.rank() >= 2 ? as[as.rank() - 2] : 1;
+  const index_t N = cs.back();
+  const Strides ast = contiguous_strides(as), bst = contiguous_strides(bs);
+  // Batch shape of the result and broadcast batch strides of a and b over it.
+  Shape batch;
+  const int out_batch_rank = as.rank() >= 2 ? cs.rank() - 2 : cs.rank() - 1;
+  for (int d = 0; d < out_batch_rank; ++d) batch.push_back(cs[d]);
+  Shape ab, bb;
+  Strides abs_, bbs_;
+  for (int d = 0; d + 2 < as.rank(); ++d) {
+    abs_[ab.rank()] = ast[d];
+    ab.push_back(as[d]);
+  }
+  for (int d = 0; d + 2 < bs.rank(); ++d) {
+    bbs_[bb.rank()] = bst[d];
+    bb.push_back(bs[d]);
+  }
+  const Strides a_b = broadcast_strides(ab, abs_, batch), b_b = broadcast_strides(bb, bbs_, batch);
+  const index_t nb = batch.numel();
+  index_t idx[kMaxRank]{};
+  kernels::GemmEpilogue ep;
+  for (index_t t = 0; t < nb; ++t) {
+    index_t ao = 0, bo = 0;
+    for (int d = 0; d < batch.rank(); ++d) {
+      ao += idx[d] * a_b[d];
+      bo += idx[d] * b_b[d];
+    }
+    const kernels::MatrixRef A{a + ao, K, 1};
+    const kernels::MatrixRef B = trans_b ? kernels::MatrixRef{b + bo, 1, K} : kernels::MatrixRef{b + bo, N, 1};
+    kernels::gemm(M, N, K, A, B, nullptr, c + t * M * N, N, ep, workspace);
+    for (int d = batch.rank() - 1; d >= 0; --d) {
+      if (++idx[d] < batch[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+/// Runs node `n` (shape already inferred) on dense inputs; writes a dense result to `out`.
+/// `workspace` must hold node_workspace_floats(n, in_shapes) floats (64-byte aligned).
+inline void run_node(const Node& n, const void* const* in, const Shape* in_shapes, const DType* in_dtypes,
+                     void* out, float* workspace) {
+  switch (n.op) {
+    case Op::input:
+    case Op::constant:
+      std::memcpy(out, n.data, static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
+      return;
+    case Op::scalar:
+      std::memcpy(out, &n.p0, sizeof(float));
+      return;
+    case Op::elementwise: {
+      const SingleOpProgram p(n.fn, n.p0, n.p1);
+      kernels::EwOperand ops[3];
+      for (int k = 0; k < n.num_inputs; ++k)
+        ops[k] = {in[k], in_dtypes[k], broadcast_strides(in_shapes[k], contiguous_strides(in_shapes[k]), n.shape)};
+      kernels::EwTarget t{out, n.dtype, contiguous_strides(n.shape)};
+      kernels::ew_run(p.program(), ops, n.num_inputs, &t, 1, n.shape);
+      return;
+    }
+    case Op::reduce: {
+      kernels::EwOperand op{in[0], DType::f32, contiguous_strides(in_shapes[0])};
+      kernels::reduce_run(n.rk, nullptr, &op, 1, in_shapes[0], n.axis, static_cast<float*>(out));
+      return;
+    }
+    case Op::softmax:
+    case Op::log_softmax: {
+      kernels::EwOperand op{in[0], DType::f32, contiguous_strides(in_shapes[0])};
+      kernels::softmax_run(n.op == Op::log_softmax, nullptr, &op, 1, in_shapes[0], n.axis, static_cast<float*>(out));
+      return;
+    }
+    case Op::matmul:
+      matmul_dense(static_cast<const float*>(in[0]), in_shapes[0], static_cast<const float*>(in[1]), in_shapes[1],
+                   n.trans_b, static_cast<float*>(out), n.shape, workspace);
+      return;
+    case Op::reshape:
+    case Op::copy:
+      std::memcpy(out, in[0], static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
+      return;
+    case Op::permute: {
+      const Strides s = contiguous_strides(in_shapes[0]);
+      Strides ps;
+      for (int d = 0; d < n.shape.rank(); ++d) ps[d] = s[n.perm[d]];
+      strided_copy(in[0], n.dtype, n.shape, ps, out);
+      return;
+    }
+    case Op::slice: {
+      const Strides s = contiguous_strides(in_shapes[0]);
+      Strides ss = s;
+      ss[n.axis] = s[n.axis] * n.step;
+      const char* base = static_cast<const char*>(in[0]) + n.start * s[n.axis] * dtype_size(n.dtype);
+      strided_copy(base, n.dtype, n.shape, ss, out);
+      return;
+    }
+    case Op::concat: {
+      const Strides os = contiguous_strides(n.shape);
+      index_t at = 0;
+      for (int k = 0; k < n.num_inputs; ++k) {
+        // Write input k into the output's slab [at, at + len) along the axis.
+        char* dst = static_cast<char*>(out) + at * os[n.axis] * dtype_size(n.dtype);
+        if (n.dtype == DType::f32 || n.dtype == DType::boolean) {
+          const SingleOpProgram p(EwFn::identity);
+          kernels::EwOperand src{in[k], n.dtype, contiguous_strides(in_shapes[k])};
+          kernels::EwTarget t{dst, n.dtype, os};
+          kernels::ew_run(p.program(), &src, 1, &t, 1, in_shapes[k]);
+        }
+        at += in_shapes[k][n.axis];
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace kiln::runtime
+// ---- end kiln/runtime/eager.hpp ----
+
+// ---- begin kiln/trace/symbolic.hpp ----
+// kiln/trace/symbolic.hpp — the tensor a model sees while it is being traced.
+//
+// A SymTensor is a node id plus the Tracer recording the graph. Every op
+// applied to it appends a node instead of computing (TorchDynamo/FX's
+// contract, with C++ overloads in place of bytecode interpretation). Its shape
+// and dtype are known, so model code may branch on them as on a real tensor.
+
+#include <memory>
+#include <vector>
+
+
+namespace kiln {
+
+/// The graph being recorded, plus copies of the owning tensors the model captured.
+///
+/// A kiln::Tensor used by the model may be a temporary (a weight transformed eagerly inside the
+/// model, say), so its values are copied when captured: the plan never points at freed memory.
+/// A kiln::TensorView is captured by reference: it is how weights in flash or in the user's own
+/// storage are used without a copy, and that memory must outlive the compiled model.
+class Tracer {
+ public:
+  Graph graph;
+
+  /// A stable copy of `bytes` bytes at `data`, shared with an earlier capture of equal bytes.
+  /// Matching by contents, not address: a temporary freed during the trace may be followed by
+  /// another at the same address with other values.
+  const void* keep(const void* data, std::size_t bytes) {
+    for (const Kept& k : kept_)
+      if (k.bytes == bytes && (bytes == 0 || std::memcmp(k.copy.get(), data, bytes) == 0)) return k.copy.get();
+    Kept k;
+    k.bytes = bytes;
+    k.copy.reset(new unsigned char[bytes ? bytes : 1]);
+    if (bytes) std::memcpy(k.copy.get(), data, bytes);
+    kept_.push_back(std::move(k));
+    return kept_.back().copy.get();
+  }
+  std::size_t kept_bytes() const {
+    std::size_t n = 0;
+    for (const Kept& k : kept_) n += k.bytes;
+    return n;
+  }
+
+ private:
+  struct Kept {
+    std::size_t bytes = 0;
+    std::unique_ptr<unsigned char[]> copy;
+  };
+  std::vector<Kept> kept_;
+};
+
+class SymTensor {
+ public:
+  SymTensor() = default;
+  SymTensor(Tracer* t, int id) : tracer_(t), id_(id) {}
+
+  bool valid() const { return tracer_ && id_ >= 0; }
+  int id() const { return id_; }
+  Tracer* tracer() const { return tracer_; }
+  Graph* graph() const { return tracer_ ? &tracer_->graph : nullptr; }
+
+  const Shape& shape() const { return valid() ? tracer_->graph.node(id_).shape : empty_shape(); }
+  DType dtype() const { return valid() ? tracer_->graph.node(id_).dtype : DType::f32; }
+  int rank() const { return shape().rank(); }
+  index_t size() const { return shape().numel(); }
+
+ private:
+  static const Shape& empty_shape() {
+    static const Shape s;
+    return s;
+  }
+  Tracer* tracer_ = nullptr;
+  int id_ = -1;
+};
+
+}  // namespace kiln
+// ---- end kiln/trace/symbolic.hpp ----
+
+namespace kiln {
+
+namespace detail {
+
+template <class T> struct is_sym : std::false_type {};
+template <> struct is_sym<SymTensor> : std::true_type {};
+template <class T> struct is_concrete : std::false_type {};
+template <class U> struct is_concrete<Tensor<U>> : std::true_type {};
+template <class U> struct is_concrete<TensorView<U>> : std::true_type {};
+template <class T> using bare = std::remove_cv_t<std::remove_reference_t<T>>;
+template <class T> inline constexpr bool is_sym_v = is_sym<bare<T>>::value;
+template <class T> inline constexpr bool is_concrete_v = is_concrete<bare<T>>::value;
+template <class T> inline constexpr bool is_tensor_v = is_sym_v<T> || is_concrete_v<T>;
+template <class T> inline constexpr bool is_number_v = std::is_arithmetic_v<bare<T>> && !std::is_same_v<bare<T>, bool>;
+template <class T> inline constexpr bool is_operand_v = is_tensor_v<T> || is_number_v<T>;
+
+/// Element type of a concrete tensor argument (float for numbers and symbolic tensors).
+template <class T, class = void> struct elem { using type = float; };
+template <class U> struct elem<Tensor<U>> { using type = U; };
+template <class U> struct elem<TensorView<U>> { using type = std::remove_const_t<U>; };
+template <class T> using elem_t = typename elem<bare<T>>::type;
+
+/// Result of an op: SymTensor when tracing, Tensor<Out> when eager.
+template <class Out, class... Args>
+using result_t = std::conditional_t<(is_sym_v<Args> || ...), SymTensor, Tensor<Out>>;
+
+inline Tracer* tracer_of() { return nullptr; }
+template <class A, class... Rest>
+Tracer* tracer_of(const A& a, const Rest&... rest) {
+  if constexpr (is_sym_v<A>) {
+    if (a.tracer()) return a.tracer();
+  }
+  return tracer_of(rest...);
+}
+
+template <class T> struct is_owning : std::false_type {};
+template <class U> struct is_owning<Tensor<U>> : std::true_type {};
+
+/// The node id standing for `a` in the trace (appending a constant or scalar when needed).
+template <class A>
+int node_in(Tracer& t, const A& a) {
+  Graph& g = t.graph;
+  if constexpr (is_sym_v<A>) {
+    if (a.tracer() != &t) {
+      g.set_error(Status(Errc::invalid_argument) << "a symbolic tensor from another trace was used");
+      return -1;
+    }
+    return a.id();
+  } else if constexpr (is_concrete_v<A>) {
+    constexpr DType dt = dtype_of_v<elem_t<A>>;
+    if (a.data() == nullptr) {
+      g.set_error(Status(Errc::invalid_argument) << "an empty tensor (shape " << a.shape() << ") was captured");
+      return -1;
+    }
+    const void* data = a.data();
+    if constexpr (is_owning<bare<A>>::value)  // possibly a temporary: capture a copy
+      data = t.keep(data, static_cast<std::size_t>(a.size()) * sizeof(elem_t<A>));
+    const int found = g.find_constant(data, a.shape(), dt);
+    if (found >= 0) return found;
+    Node n;
+    n.op = Op::constant;
+    n.dtype = dt;
+    n.shape = a.shape();
+    n.data = data;
+    return g.add(n);
+  } else {
+    Node n;
+    n.op = Op::scalar;
+    n.p0 = static_cast<float>(a);
+    return g.add(n);
+  }
+}
+
+struct EagerArg {
+  const void* data = nullptr;
+  Shape shape;
+  DType dtype = DType::f32;
+  float scalar = 0.f;
+};
+
+template <class A>
+EagerArg eager_arg(const A& a) {
+  EagerArg e;
+  if constexpr (is_concrete_v<A>) {
+    e.data = a.data();
+    e.shape = a.shape();
+    e.dtype = dtype_of_v<elem_t<A>>;
+  } else {
+    e.scalar = static_cast<float>(a);
+  }
+  return e;
+}
+
+/// Runs node `n` at once on dense inputs (the eager path); an empty input (the result of an
+/// earlier failed op, already reported) gives an empty result.
+template <class Out>
+Tensor<Out> run_eager(Node n, const EagerArg* in, bool any_empty) {
+  if (any_empty) return Tensor<Out>();
+  const void* ptrs[kMaxInputs]{};
+  Shape shapes[kMaxInputs];
+  DType dtypes[kMaxInputs]{};
+  for (int k = 0; k < n.num_inputs; ++k) {
+    ptrs[k] = in[k].data ? in[k].data : static_cast<const void*>(&in[k].scalar);
+    shapes[k] = in[k].shape;
+    dtypes[k] = in[k].dtype;
+  }
+  const Status s = infer_node(n, shapes, dtypes);
+  if (!s.ok()) {
+    fail(s);
+    return Tensor<Out>();
+  }
+  if (n.dtype != dtype_of_v<Out>) {
+    fail(Status(Errc::dtype_mismatch) << op_name(n.op) << ": result dtype " << n.dtype << " is not the requested "
+                                      << dtype_of_v<Out>);
+    return Tensor<Out>();
+  }
+  Tensor<Out> out(n.shape);
+  const std::size_t ws = runtime::node_workspace_floats(n, shapes);
+  std::vector<float> workspace(ws ? ws + kAlignment / sizeof(float) : 0);
+  float* wsp = workspace.empty() ? nullptr
+                                 : reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(workspace.data()) +
+                                                             kAlignment - 1) / kAlignment * kAlignment);
+  runtime::run_node(n, ptrs, shapes, dtypes, out.data(), wsp);
+  return out;
+}
+
+template <class A>
+bool is_empty_tensor(const A& a) {
+  if constexpr (is_concrete_v<A>) return a.data() == nullptr;
+  else return false;
+}
+
+/// Records or runs node `n` on `args`.
+template <class Out, class... Args>
+result_t<Out, Args...> apply(Node n, const Args&... args) {
+  static_assert(sizeof...(Args) <= kMaxInputs, "kiln: too many op inputs");
+  n.num_inputs = static_cast<int>(sizeof...(Args));
+  if constexpr ((is_sym_v<Args> || ...)) {
+    Tracer* t = tracer_of(args...);
+    if (!t) return SymTensor();
+    int k = 0;
+    ((n.inputs[k++] = node_in(*t, args)), ...);
+    for (int i = 0; i < n.num_inputs; ++i)
+      if (n.inputs[i] < 0) return SymTensor(t, -1);
+    return SymTensor(t, t->graph.add(n));
+  } else {
+    const EagerArg in[] = {eager_arg(args)...};
+    return run_eager<Out>(n, in, (is_empty_tensor(args) || ...));
+  }
+}
+
+template <class... Args>
+using enable_op = std::enable_if_t<(is_operand_v<Args> && ...) && (is_tensor_v<Args> || ...), int>;
+
+inline Node ew_node(EwFn fn, float p0 = 0.f, float p1 = 0.f) {
+  Node n;
+  n.op = Op::elementwise;
+  n.fn = fn;
+  n.p0 = p0;
+  n.p1 = p1;
+  return n;
+}
+
+}  // namespace detail
+
+// ---- elementwise ------------------------------------------------------------------------------
+
+#define KILN_UNARY_OP(name, fn)                                       \
+  template <class A, detail::enable_op<A> = 0>                        \
+  auto name(const A& a) {                                             \
+    return detail::apply<float>(detail::ew_node(EwFn::fn), a);        \
+  }
+KILN_UNARY_OP(neg, neg)
+KILN_UNARY_OP(abs, abs)
+KILN_UNARY_OP(exp, exp)
+KILN_UNARY_OP(log, log)
+KILN_UNARY_OP(sqrt, sqrt)
+KILN_UNARY_OP(rsqrt, rsqrt)
+KILN_UNARY_OP(tanh, tanh)
+KILN_UNARY_OP(sigmoid, sigmoid)
+KILN_UNARY_OP(relu, relu)
+KILN_UNARY_OP(relu6, relu6)
+KILN_UNARY_OP(silu, silu)
+#undef KILN_UNARY_OP
+
+enum class GeluApprox { none, tanh };
+
+template <class A, detail::enable_op<A> = 0>
+auto gelu(const A& a, GeluApprox approx = GeluApprox::none) {
+  return detail::apply<float>(detail::ew_node(approx == GeluApprox::tanh ? EwFn::gelu_tanh : EwFn::gelu_erf), a);
+}
+template <class A, detail::enable_op<A> = 0>
+auto leaky_relu(const A& a, float negative_slope = 0.01f) {
+  return detail::apply<float>(detail::ew_node(EwFn::leaky_relu, negative_slope), a);
+}
+template <class A, detail::enable_op<A> = 0>
+auto clamp(const A& a, float lo, float hi) {
+  return detail::apply<float>(detail::ew_node(EwFn::clamp, lo, hi), a);
+}
+template <class A, detail::enable_op<A> = 0>
+auto pow(const A& a, float exponent) {
+  return detail::apply<float>(detail::ew_node(EwFn::pow_scalar, exponent), a);
+}
+template <class A, detail::enable_op<A> = 0>
+auto operator-(const A& a) {
+  return neg(a);
+}
+
+#define KILN_BINARY_OP(name, fn, Out)                                 \
+  template <class A, class B, detail::enable_op<A, B> = 0>            \
+  auto name(const A& a, const B& b) {                                 \
+    return detail::apply<Out>(detail::ew_node(EwFn::fn), a, b);       \
+  }
+KILN_BINARY_OP(operator+, add, float)
+KILN_BINARY_OP(operator-, sub, float)
+KILN_BINARY_OP(operator*, mul, float)
+KILN_BINARY_OP(operator/, div, float)
+KILN_BINARY_OP(add, add, float)
+KILN_BINARY_OP(sub, sub, float)
+KILN_BINARY_OP(mul, mul, float)
+KILN_BINARY_OP(div, div, float)
+KILN_BINARY_OP(minimum, minimum, float)
+KILN_BINARY_OP(maximum, maximum, float)
+KILN_BINARY_OP(gt, gt, bool)
+KILN_BINARY_OP(lt, lt, bool)
+KILN_BINARY_OP(ge, ge, bool)
+KILN_BINARY_OP(le, le, bool)
+KILN_BINARY_OP(eq, eq, bool)
+KILN_BINARY_OP(ne, ne, bool)
+KILN_BINARY_OP(operator>, gt, bool)
+KILN_BINARY_OP(operator<, lt, bool)
+KILN_BINARY_OP(operator>=, ge, bool)
+KILN_BINARY_OP(operator<=, le, bool)
+#undef KILN_BINARY_OP
+
+/// where(cond, a, b): a where cond is true (non-zero), else b; all three broadcast.
+template <class C, class A, class B, detail::enable_op<C, A, B> = 0>
+auto where(const C& cond, const A& a, const B& b) {
+  return detail::apply<float>(detail::ew_node(EwFn::where), cond, a, b);
+}
+
+// ---- reductions -------------------------------------------------------------------------------
+
+namespace detail {
+inline Node reduce_node(ReduceKind k, int axis, bool keepdim) {
+  Node n;
+  n.op = Op::reduce;
+  n.rk = k;
+  n.axis = axis;
+  n.keepdim = keepdim;
+  return n;
+}
+}  // namespace detail
+
+#define KILN_REDUCE_OP(name, kind)                                                  \
+  template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>             \
+  auto name(const A& a, int axis, bool keepdim = false) {                           \
+    return detail::apply<float>(detail::reduce_node(ReduceKind::kind, axis, keepdim), a); \
+  }
+KILN_REDUCE_OP(sum, sum)
+KILN_REDUCE_OP(mean, mean)
+KILN_REDUCE_OP(max, max)
+KILN_REDUCE_OP(min, min)
+#undef KILN_REDUCE_OP
+
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto softmax(const A& a, int axis = -1) {
+  Node n;
+  n.op = Op::softmax;
+  n.axis = axis;
+  return detail::apply<float>(n, a);
+}
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto log_softmax(const A& a, int axis = -1) {
+  Node n;
+  n.op = Op::log_softmax;
+  n.axis = axis;
+  return detail::apply<float>(n, a);
+}
+
+// ---- matmul -----------------------------------------------------------------------------------
+
+/// a @ b with batch dimensions broadcast (a: [..., M, K] or [K]; b: [..., K, N]).
+template <class A, class B, std::enable_if_t<detail::is_tensor_v<A> && detail::is_tensor_v<B>, int> = 0>
+auto matmul(const A& a, const B& b) {
+  Node n;
+  n.op = Op::matmul;
+  return detail::apply<float>(n, a, b);
+}
+/// x @ weight^T, weight [out, in] (torch.nn.Linear's layout).
+template <class X, class W, std::enable_if_t<detail::is_tensor_v<X> && detail::is_tensor_v<W>, int> = 0>
+auto linear(const X& x, const W& weight) {
+  Node n;
+  n.op = Op::matmul;
+  n.trans_b = true;
+  return detail::apply<float>(n, x, weight);
+}
+/// x @ weight^T + bias.
+template <class X, class W, class Bi,
+          std::enable_if_t<detail::is_tensor_v<X> && detail::is_tensor_v<W> && detail::is_tensor_v<Bi>, int> = 0>
+auto linear(const X& x, const W& weight, const Bi& bias) {
+  return linear(x, weight) + bias;
+}
+
+// ---- shape ops --------------------------------------------------------------------------------
+
+/// Same elements in a new shape; one extent may be -1. A view when the input is contiguous.
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto reshape(const A& a, const Shape& shape) {
+  Node n;
+  n.op = Op::reshape;
+  n.shape = shape;
+  return detail::apply<detail::elem_t<A>>(n, a);
+}
+/// Merges dimensions start..end (inclusive, negative counts from the back) into one.
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto flatten(const A& a, int start = 0, int end = -1) {
+  const Shape& s = a.shape();
+  const int r = s.rank();
+  const int b = normalize_axis(start, r), e = normalize_axis(end, r);
+  if (r == 0) return reshape(a, Shape{1});
+  if (b < 0 || e < 0 || b > e) return reshape(a, Shape::of_rank(kMaxRank + 1));  // reports a bad shape
+  Shape t;
+  for (int i = 0; i < b; ++i) t.push_back(s[i]);
+  index_t m = 1;
+  for (int i = b; i <= e; ++i) m *= s[i];
+  t.push_back(m);
+  for (int i = e + 1; i < r; ++i) t.push_back(s[i]);
+  return reshape(a, t);
+}
+/// Reorders dimensions: result dim i is input dim perm[i]. A view (no copy).
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto permute(const A& a, std::initializer_list<int> perm) {
+  Node n;
+  n.op = Op::permute;
+  int i = 0;
+  for (int p : perm) {
+    if (i < kMaxRank) n.perm[i] = static_cast<std::int8_t>(p);
+    ++i;
+  }
+  if (i != a.shape().rank())  // a wrong-length permutation is reported by the type rules
+    for (int k = 0; k < kMaxRank; ++k) n.perm[k] = -1;
+  return detail::apply<detail::elem_t<A>>(n, a);
+}
+/// Swaps two dimensions (negative counts from the back). A view (no copy).
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto transpose(const A& a, int d0 = -2, int d1 = -1) {
+  Node n;
+  n.op = Op::permute;
+  const int r = a.shape().rank();
+  const int x = normalize_axis(d0, r), y = normalize_axis(d1, r);
+  for (int k = 0; k < kMaxRank; ++k) n.perm[k] = static_cast<std::int8_t>(k);
+  if (x < 0 || y < 0) n.perm[0] = -1;
+  else {
+    n.perm[x] = static_cast<std::int8_t>(y);
+    n.perm[y] = static_cast<std::int8_t>(x);
+  }
+  return detail::apply<detail::elem_t<A>>(n, a);
+}
+/// Elements [start, stop) with `step` along `axis`, Python-style: negative indices count from the
+/// end and out-of-range bounds are clamped. A view (no copy).
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto slice(const A& a, int axis, index_t start, index_t stop, index_t step = 1) {
+  Node n;
+  n.op = Op::slice;
+  n.axis = axis;
+  n.step = step;
+  const int ax = normalize_axis(axis, a.shape().rank());
+  index_t count = -1;
+  if (ax >= 0 && step >= 1) {
+    const index_t len = a.shape()[ax];
+    auto norm = [len](index_t v) { return v < 0 ? (v + len < 0 ? 0 : v + len) : (v > len ? len : v); };
+    start = norm(start);
+    stop = norm(stop);
+    count = stop > start ? (stop - start + step - 1) / step : 0;
+  }
+  n.start = start;
+  n.shape = Shape{count};
+  return detail::apply<detail::elem_t<A>>(n, a);
+}
+/// Joins tensors along `axis` (all other extents must match; 1 to kMaxInputs parts).
+template <class T, std::enable_if_t<detail::is_tensor_v<T>, int> = 0>
+auto concat(std::initializer_list<T> parts, int axis = 0) {
+  Node n;
+  n.op = Op::concat;
+  n.axis = axis;
+  n.num_inputs = static_cast<int>(parts.size());
+  if (n.num_inputs < 1 || n.num_inputs > kMaxInputs) {
+    fail(Status(Errc::invalid_argument) << "concat: " << n.num_inputs << " inputs (1 to " << kMaxInputs
+                                        << " supported)");
+    return detail::result_t<detail::elem_t<T>, T>();
+  }
+  if constexpr (detail::is_sym_v<T>) {
+    Tracer* t = parts.begin()->tracer();
+    if (!t) return SymTensor();
+    int k = 0;
+    for (const T& p : parts) {
+      n.inputs[k] = detail::node_in(*t, p);
+      if (n.inputs[k++] < 0) return SymTensor(t, -1);
+    }
+    return SymTensor(t, t->graph.add(n));
+  } else {
+    detail::EagerArg in[kMaxInputs];
+    bool any_empty = false;
+    int k = 0;
+    for (const T& p : parts) {
+      in[k++] = detail::eager_arg(p);
+      any_empty = any_empty || p.data() == nullptr;
+    }
+    return detail::run_eager<detail::elem_t<T>>(n, in, any_empty);
+  }
+}
+
+}  // namespace kiln
+// ---- end kiln/ops.hpp ----
+
+// ---- begin kiln/runtime/executable.hpp ----
+// kiln/runtime/executable.hpp — a planned graph, lowered to kernel calls, ready to run.
+//
+// Built once per guard at the first call: simplify, fuse, plan memory, lower
+// every group to a Step (operand strides, programs, GEMM epilogue, packed
+// weights). run() then only resolves a handful of base pointers and calls one
+// kernel per step: no allocation, no planning, no strings.
+
+#include <memory>
+#include <vector>
+
+
 namespace kiln::runtime {
 
 /// A value read or written by a step: its base buffer, element offset, and strides over the
@@ -4368,6 +5019,28 @@ struct Step {
   bool clamp = false;
   float lo = 0.f, hi = 0.f;
   int workspace_slot = -1;
+};
+
+/// A heap buffer of floats aligned to kAlignment (packed weights, folded constants): the GEMM's
+/// batch-1 path reads packed panels much faster from whole cache lines.
+class AlignedFloats {
+ public:
+  explicit AlignedFloats(std::size_t n) : size_(n) {
+    data_ = static_cast<float*>(::operator new(align_up((n ? n : 1) * sizeof(float)), std::align_val_t{kAlignment}));
+    std::memset(static_cast<void*>(data_), 0, (n ? n : 1) * sizeof(float));
+  }
+  AlignedFloats(AlignedFloats&& o) noexcept : data_(o.data_), size_(o.size_) { o.data_ = nullptr; }
+  AlignedFloats& operator=(AlignedFloats&&) = delete;
+  AlignedFloats(const AlignedFloats&) = delete;
+  ~AlignedFloats() {
+    if (data_) ::operator delete(static_cast<void*>(data_), std::align_val_t{kAlignment});
+  }
+  float* data() const { return data_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  float* data_ = nullptr;
+  std::size_t size_ = 0;
 };
 
 /// Counters reported by stats().
@@ -4479,10 +5152,20 @@ class Executable {
   }
 
   // ---- lowering ---------------------------------------------------------------------------
-  ValueSpec spec_over(int node, const Shape& loop) const {
+  /// How `node` is read over `loop`. With unit_dim >= 0 the strides are computed over `loop`
+  /// without that dimension and a stride-0 dimension is inserted there (a vector operand of a
+  /// matmul gets an explicit M = 1 that NumPy alignment would put in the wrong place).
+  ValueSpec spec_over(int node, const Shape& loop, int unit_dim = -1) const {
     const passes::Layout& l = fusion_->layouts[node];
     const Node& n = (*graph_)[node];
-    return ValueSpec{l.base, l.offset, passes::operand_strides(n.shape, l, loop), n.dtype};
+    if (unit_dim < 0) return ValueSpec{l.base, l.offset, passes::operand_strides(n.shape, l, loop), n.dtype};
+    Shape real;
+    for (int d = 0; d < loop.rank(); ++d)
+      if (d != unit_dim) real.push_back(loop[d]);
+    const Strides st = passes::operand_strides(n.shape, l, real);
+    Strides out;
+    for (int d = 0, k = 0; d < loop.rank(); ++d) out[d] = d == unit_dim ? 0 : st[k++];
+    return ValueSpec{l.base, l.offset, out, n.dtype};
   }
   int add_spec(const ValueSpec& s) {
     specs_.push_back(s);
@@ -4542,7 +5225,8 @@ class Executable {
     }
   }
 
-  void lower_program(Step& s, const Shape& loop, int acc = -1, const bool* in_registers = nullptr) {
+  void lower_program(Step& s, const Shape& loop, int acc = -1, const bool* in_registers = nullptr,
+                     int unit_dim = -1) {
     const Graph& g = *graph_;
     std::vector<kernels::EwInstr> code(4 * static_cast<std::size_t>(g.size()) + 8);
     int cs = 0, no = 0, nt = 0;
@@ -4555,10 +5239,10 @@ class Executable {
     s.code_size = cs;
     code_.insert(code_.end(), code.begin(), code.begin() + cs);
     s.op_begin = static_cast<int>(specs_.size());
-    for (int k = 0; k < no; ++k) add_spec(spec_over(ops[k], loop));
+    for (int k = 0; k < no; ++k) add_spec(spec_over(ops[k], loop, unit_dim));
     s.num_ops = no;
     s.tgt_begin = static_cast<int>(specs_.size());
-    for (int k = 0; k < nt; ++k) add_spec(spec_over(tgts[k], loop));
+    for (int k = 0; k < nt; ++k) add_spec(spec_over(tgts[k], loop, unit_dim));
     s.num_tgts = nt;
     // Members without producers in reduce groups: the program is just "load, store" — drop it so
     // the kernel reads the value directly.
@@ -4600,6 +5284,9 @@ class Executable {
       s.b.strides[r - 2] = t;
     }
 
+    // A vector `a` has no M dimension in the result: specs over vo get an explicit unit M.
+    const int unit_dim = an.shape.rank() == 1 ? vo.rank() - 2 : -1;
+
     // Epilogue: bias and clamp in registers when they are a private chain off the matmul.
     int uses[kMaxNodes]{};
     g.count_uses(uses);
@@ -4615,8 +5302,11 @@ class Executable {
     int next = sole_user_in_group(acc);
     if (next >= 0 && g[next].op == Op::elementwise && g[next].fn == EwFn::add) {
       const int other = g[next].inputs[0] == acc ? g[next].inputs[1] : g[next].inputs[0];
-      if (other != acc && g[other].op != Op::scalar && g[other].dtype == DType::f32) {
-        const ValueSpec bias = spec_over(other, vo);
+      // The bias must come from outside: a value this group's own epilogue computes does not
+      // exist yet when the micro-kernel adds it.
+      if (other != acc && g[other].op != Op::scalar && g[other].dtype == DType::f32 &&
+          f.group_of[f.layouts[other].base] != s.group) {
+        const ValueSpec bias = spec_over(other, vo, unit_dim);
         bool vector = bias.strides[vo.rank() - 1] == 1 || s.N == 1;
         for (int d = 0; d + 1 < vo.rank(); ++d) vector = vector && bias.strides[d] == 0;
         if (vector) {
@@ -4630,7 +5320,8 @@ class Executable {
     if (next >= 0 && g[next].op == Op::elementwise) {
       const EwFn fn = g[next].fn;
       const float inf = __builtin_huge_valf();
-      if (fn == EwFn::relu || fn == EwFn::relu6 || fn == EwFn::clamp) {
+      // clamp with lo > hi gives hi everywhere (torch.clamp): left to the general epilogue.
+      if (fn == EwFn::relu || fn == EwFn::relu6 || (fn == EwFn::clamp && g[next].p0 <= g[next].p1)) {
         s.clamp = true;
         s.lo = fn == EwFn::clamp ? g[next].p0 : 0.f;
         s.hi = fn == EwFn::relu ? inf : fn == EwFn::relu6 ? 6.f : g[next].p1;
@@ -4638,13 +5329,13 @@ class Executable {
         acc = next;
       }
     }
-    lower_program(s, vo, acc, in_regs);
+    lower_program(s, vo, acc, in_regs, unit_dim);
     // Where C lands: the acc node's own buffer if it is stored, else the first target of the tail.
     const int c_node = s.num_tgts > 0 && !(passes::is_group_output(g, f, acc) && f.layouts[acc].base == acc)
                            ? -2
                            : acc;
     if (c_node == -2) s.c = specs_[static_cast<std::size_t>(s.tgt_begin)];
-    else s.c = spec_over(acc, vo);
+    else s.c = spec_over(acc, vo, unit_dim);
     s.loop = vo;
     s.batch = batch;
 
@@ -4655,7 +5346,7 @@ class Executable {
     if (b_shared && g[lb.base].op == Op::constant && bn.dtype == DType::f32) {
       const int r = vb.rank();
       const float* bp = static_cast<const float*>(g[lb.base].data) + lb.offset;
-      std::vector<float> packed(kernels::packed_b_size(s.K, s.N));
+      AlignedFloats packed(kernels::packed_b_size(s.K, s.N));
       kernels::pack_b(s.K, s.N, kernels::MatrixRef{bp, s.b.strides[r - 2], s.b.strides[r - 1]}, packed.data());
       packed_.push_back(std::move(packed));
       s.packed = static_cast<int>(packed_.size()) - 1;
@@ -4718,9 +5409,27 @@ class Executable {
     return reinterpret_cast<float*>(b.arena + mem_->slot_offset[s.workspace_slot]);
   }
 
+  /// Operand arrays left uninitialised: a step fills only what it uses, and zeroing ~3 KiB per
+  /// step was a fifth of a batch-1 MLP's run time. (Both types are trivially copyable, so
+  /// assigning an element starts its lifetime.)
+  union OperandSlots {
+    OperandSlots() {}
+    kernels::EwOperand v[kernels::kEwMaxOperands];
+  };
+  union TargetSlots {
+    TargetSlots() {}
+    kernels::EwTarget v[kernels::kEwMaxOperands];
+  };
+
   void run_step(const Step& s, const Bindings& b) const {
-    kernels::EwOperand ops[kernels::kEwMaxOperands];
-    kernels::EwTarget tgts[kernels::kEwMaxOperands];
+    if (s.kind == passes::GroupKind::gemm) {
+      run_gemm(s, b);
+      return;
+    }
+    OperandSlots op_slots;
+    TargetSlots tgt_slots;
+    kernels::EwOperand* ops = op_slots.v;
+    kernels::EwTarget* tgts = tgt_slots.v;
     switch (s.kind) {
       case passes::GroupKind::elementwise: {
         for (int k = 0; k < s.num_ops; ++k) ops[k] = operand(b, specs_[s.op_begin + k]);
@@ -4764,7 +5473,7 @@ class Executable {
         }
         return;
       }
-      case passes::GroupKind::gemm: run_gemm(s, b); return;
+      case passes::GroupKind::gemm: return;  // handled above
     }
   }
 
@@ -4791,8 +5500,10 @@ class Executable {
       st[1] = v.strides[r - 1];
       return st;
     };
-    kernels::EwOperand ops[kernels::kEwMaxOperands];
-    kernels::EwTarget tgts[kernels::kEwMaxOperands];
+    OperandSlots op_slots;
+    TargetSlots tgt_slots;
+    kernels::EwOperand* ops = op_slots.v;
+    kernels::EwTarget* tgts = tgt_slots.v;
     Strides cst;
     cst[0] = ldc;
     cst[1] = 1;
@@ -4810,35 +5521,41 @@ class Executable {
 
   void run_gemm(const Step& s, const Bindings& b) const {
     const int r = s.loop.rank();
-    TailContext tc{this, &s, &b, {}};
     kernels::GemmEpilogue ep;
     ep.clamp = s.clamp;
     ep.lo = s.lo;
     ep.hi = s.hi;
     if (s.bias >= 0) {
-      const ValueSpec& v = specs_[s.bias];
+      const ValueSpec& v = specs_[static_cast<std::size_t>(s.bias)];
       ep.bias = reinterpret_cast<const float*>(ptr(b, v.base, v.offset, v.dtype));
     }
+    const float* packed = s.packed >= 0 ? packed_[static_cast<std::size_t>(s.packed)].data() : nullptr;
+    float* ws = workspace(b, s);
+    const auto* a0 = reinterpret_cast<const float*>(ptr(b, s.a.base, s.a.offset, s.a.dtype));
+    const auto* b0 = packed ? nullptr : reinterpret_cast<const float*>(ptr(b, s.b.base, s.b.offset, s.b.dtype));
+    auto* c0 = reinterpret_cast<float*>(const_cast<char*>(ptr(b, s.c.base, s.c.offset, s.c.dtype)));
+    const index_t ldc = s.M == 1 ? s.N : s.c.strides[r - 2];
+    if (s.batch.rank() == 0 && s.code_size == 0) {  // the common case: one launch, no tail
+      kernels::gemm(s.M, s.N, s.K, kernels::MatrixRef{a0, s.a.strides[r - 2], s.a.strides[r - 1]},
+                    kernels::MatrixRef{b0, s.b.strides[r - 2], s.b.strides[r - 1]}, packed, c0, ldc, ep, ws);
+      return;
+    }
+    TailContext tc{this, &s, &b, {}};
     if (s.code_size > 0) {
       ep.tail = &Executable::tail;
       ep.ctx = &tc;
     }
-    const float* packed = s.packed >= 0 ? packed_[static_cast<std::size_t>(s.packed)].data() : nullptr;
-    float* ws = workspace(b, s);
     const index_t nb = s.batch.numel();
     for (index_t t = 0; t < nb; ++t) {
-      index_t ao = s.a.offset, bo = s.b.offset, co = s.c.offset;
+      index_t ao = 0, bo = 0, co = 0;
       for (int d = 0; d < s.batch.rank(); ++d) {
         ao += tc.batch_index[d] * s.a.strides[d];
         bo += tc.batch_index[d] * s.b.strides[d];
         co += tc.batch_index[d] * s.c.strides[d];
       }
-      const kernels::MatrixRef A{reinterpret_cast<const float*>(ptr(b, s.a.base, ao, s.a.dtype)), s.a.strides[r - 2],
-                                 s.a.strides[r - 1]};
-      const kernels::MatrixRef B{reinterpret_cast<const float*>(ptr(b, s.b.base, bo, s.b.dtype)), s.b.strides[r - 2],
-                                 s.b.strides[r - 1]};
-      float* C = reinterpret_cast<float*>(const_cast<char*>(ptr(b, s.c.base, co, s.c.dtype)));
-      kernels::gemm(s.M, s.N, s.K, A, B, packed, C, s.M == 1 ? s.N : s.c.strides[r - 2], ep, ws);
+      const kernels::MatrixRef A{a0 + ao, s.a.strides[r - 2], s.a.strides[r - 1]};
+      const kernels::MatrixRef B{b0 ? b0 + bo : nullptr, s.b.strides[r - 2], s.b.strides[r - 1]};
+      kernels::gemm(s.M, s.N, s.K, A, B, packed, c0 + co, ldc, ep, ws);
       for (int d = s.batch.rank() - 1; d >= 0; --d) {
         if (++tc.batch_index[d] < s.batch[d]) break;
         tc.batch_index[d] = 0;
@@ -4852,8 +5569,8 @@ class Executable {
   std::vector<Step> steps_;
   std::vector<kernels::EwInstr> code_;
   std::vector<ValueSpec> specs_;
-  std::vector<std::vector<float>> packed_;
-  std::vector<std::vector<float>> folded_;
+  std::vector<AlignedFloats> packed_;
+  std::vector<AlignedFloats> folded_;
   PlanInfo info_;
 };
 
@@ -4945,6 +5662,24 @@ inline std::ostream& operator<<(std::ostream& os, const Shape& s) {
   return os << ']';
 }
 
+/// The graph as a table: one row per node (id, op, inputs, shape, dtype), then the outputs.
+inline void print_table(std::ostream& os, const Graph& g) {
+  for (int i = 0; i < g.size(); ++i) {
+    const Node& n = g[i];
+    os << "  %" << i << " = ";
+    describe_node(os, n);
+    if (n.num_inputs) {
+      os << '(';
+      for (int k = 0; k < n.num_inputs; ++k) os << (k ? ", %" : "%") << n.inputs[k];
+      os << ')';
+    }
+    os << " : " << n.shape << ' ' << dtype_name(n.dtype) << '\n';
+  }
+  os << "  return";
+  for (int k = 0; k < g.num_outputs(); ++k) os << (k ? ", %" : " %") << g.output(k);
+  os << '\n';
+}
+
 /// The graph in Graphviz DOT.
 inline void print_dot(std::ostream& os, const Graph& g) {
   os << "digraph kiln {\n  node [shape=box, fontname=monospace];\n";
@@ -5011,14 +5746,23 @@ template <class A, class B> struct Results<std::pair<A, B>> {
   }
 };
 
+/// Position of argument I among the tensor arguments (known at compile time, because function
+/// arguments have no evaluation order to count them in).
+template <std::size_t I, class... Args>
+constexpr int tensor_index() {
+  constexpr bool is_tensor[] = {is_concrete_v<Args>..., false};
+  int n = 0;
+  for (std::size_t k = 0; k < I; ++k) n += is_tensor[k] ? 1 : 0;
+  return n;
+}
+
 /// What the model receives while traced: a SymTensor for a tensor argument, the argument itself
 /// otherwise.
-template <class T>
-const auto& trace_arg(const T& a, int& next_input, const SymTensor* syms) {
+template <int Index, class T>
+const auto& trace_arg(const T& a, const SymTensor* syms) {
   if constexpr (is_concrete_v<T>) {
-    return syms[next_input++];
+    return syms[Index];
   } else {
-    (void)next_input;
     (void)syms;
     return a;
   }
@@ -5034,48 +5778,76 @@ class Compiled {
       : fn_(std::move(fn)), backend_(std::move(backend)), opts_(opts) {}
 
   /// Runs the model; traces and plans at the first call for these argument types and shapes.
+  /// The result tensors are allocated for the caller (see run_into for the allocation-free path).
   template <class... Args>
   auto operator()(const Args&... args) {
     using R = std::invoke_result_t<Fn&, const Args&...>;
-    static_assert(sizeof...(Args) <= kMaxGuardArgs, "kiln::compile: too many arguments");
-    ++stats_.calls;
-    const Guard key = make_guard(args...);
-    Entry* e = nullptr;
-    for (auto& c : cache_)
-      if (c->guard.matches(key)) e = c.get();
-    if (e) {
-      ++stats_.cache_hits;
-    } else {
-      if (!cache_.empty()) ++stats_.guard_failures;
-      if (static_cast<int>(cache_.size()) >= opts_.cache_limit) {
-        ++stats_.eager_fallbacks;
-        return fn_(args...);
-      }
-      e = trace(key, args...);
-      if (!e) return R{};
-    }
-    last_ = e;
-    // Bind: inputs in argument order, outputs allocated with the planned shapes.
-    const void* ins[kMaxGuardArgs]{};
-    int ni = 0;
-    (bind_input(ins, ni, args), ...);
+    bool fallback = false;
+    Entry* e = lookup(fallback, args...);
+    if (fallback) return fn_(args...);
+    if (!e) return R{};
     R result{};
     void* outs[kMaxGraphIO]{};
     bool ok = true;
     detail::Results<R>::each(result, [&](auto& t, int k) {
       using T = typename std::remove_reference_t<decltype(t)>::value_type;
-      if (e->out_dtypes[k] != dtype_of_v<T>) {
-        fail(Status(Errc::dtype_mismatch) << "compile: output " << k << " has dtype " << e->out_dtypes[k]
-                                          << " but the model returns Tensor<" << dtype_of_v<T> << '>');
+      if (!ok || !check_output(*e, k, dtype_of_v<T>)) {
         ok = false;
         return;
       }
-      t = Tensor<T>(e->out_shapes[k]);
+      t = Tensor<T>(e->out_shapes[k], uninitialized);  // the plan writes every element
       outs[k] = t.data();
     });
     if (!ok) return R{};
-    run_entry(*e, ins, outs);
+    run_bound(*e, outs, args...);
     return result;
+  }
+
+  /// Runs the model into caller-owned outputs (a TensorView or Tensor, or a std::tuple of them
+  /// — std::tie(a, b) works —, in the model's result order): after the first call this allocates nothing. Returns false (error
+  /// reported) when an output's shape or dtype does not match the plan.
+  template <class Out, class... Args>
+  bool run_into(const Out& outputs, const Args&... args) {
+    bool fallback = false;
+    Entry* e = lookup(fallback, args...);
+    void* outs[kMaxGraphIO]{};
+    if (fallback) {  // no plan for this call: run eagerly and copy
+      auto r = fn_(args...);
+      bool ok = true;
+      each_view(outputs, [&](auto& v, int k) {
+        detail::Results<decltype(r)>::each(r, [&](auto& t, int j) {
+          if (j != k || !ok) return;
+          if (t.shape() != v.shape()) ok = false;
+          else std::memcpy(static_cast<void*>(v.data()), t.data(), t.bytes());
+        });
+      });
+      return ok;
+    }
+    if (!e) return false;
+    bool ok = true;
+    int count = 0;
+    each_view(outputs, [&](auto& v, int k) {
+      using T = typename std::remove_reference_t<decltype(v)>::value_type;
+      ++count;
+      if (!ok || !check_output(*e, k, dtype_of_v<T>)) {
+        ok = false;
+        return;
+      }
+      if (v.shape() != e->out_shapes[k] || (v.data() == nullptr && v.size() > 0)) {
+        fail(Status(Errc::buffer_too_small) << "run_into: output " << k << " has shape " << v.shape()
+                                            << ", the model produces " << e->out_shapes[k]);
+        ok = false;
+        return;
+      }
+      outs[k] = static_cast<void*>(v.data());
+    });
+    if (ok && count != e->num_outputs) {
+      fail(Status(Errc::invalid_argument) << "run_into: " << count << " output views for " << e->num_outputs
+                                          << " model outputs");
+      ok = false;
+    }
+    if (ok) run_bound(*e, outs, args...);
+    return ok;
   }
 
   Stats stats() const {
@@ -5100,7 +5872,7 @@ class Compiled {
   /// The plan of the most recent call (nullptr before the first call or with a custom backend).
   const runtime::Executable* executable() const { return last_ ? last_->exe.get() : nullptr; }
   /// The graph as traced, before any pass (nullptr before the first call).
-  const Graph* traced_graph() const { return last_ ? last_->traced.get() : nullptr; }
+  const Graph* traced_graph() const { return last_ ? &last_->traced->graph : nullptr; }
   /// Forgets every specialisation (e.g. after changing captured weights in place).
   void reset() {
     cache_.clear();
@@ -5110,12 +5882,14 @@ class Compiled {
 #ifndef KILN_NO_IOSTREAM
   /// One row per node of the planned graph: id, op, inputs, shape, dtype, fused group, memory.
   void print_graph(std::ostream& os) const;
+  /// One row per kernel launch: what it computes, its loop, its epilogue, its scratch.
+  void print_plan(std::ostream& os) const;
 #endif
 
  private:
   struct Entry {
     Guard guard;
-    std::unique_ptr<Graph> traced;
+    std::unique_ptr<Tracer> traced;  // the recorded graph and the constants it owns
     std::unique_ptr<runtime::Executable> exe;
     BackendFn backend_fn;
     std::unique_ptr<std::uint8_t[]> arena_storage;
@@ -5125,6 +5899,75 @@ class Compiled {
     Shape in_shapes[kMaxGraphIO];
     int num_outputs = 0, num_inputs = 0;
   };
+
+  /// The cached entry for these arguments, tracing one if needed; `fallback` when the cache is
+  /// full (the caller runs eagerly); nullptr after a reported error.
+  template <class... Args>
+  Entry* lookup(bool& fallback, const Args&... args) {
+    static_assert(sizeof...(Args) <= kMaxGuardArgs, "kiln::compile: too many arguments");
+    ++stats_.calls;
+    const Guard key = make_guard(args...);
+    Entry* e = nullptr;
+    for (auto& c : cache_)
+      if (c->guard.matches(key)) {
+        e = c.get();
+        break;
+      }
+    if (e) {
+      ++stats_.cache_hits;
+    } else {
+      if (!cache_.empty()) ++stats_.guard_failures;
+      if (static_cast<int>(cache_.size()) >= opts_.cache_limit) {
+        ++stats_.eager_fallbacks;
+        fallback = true;
+        return nullptr;
+      }
+      e = trace(key, args...);
+    }
+    last_ = e;
+    return e;
+  }
+
+  bool check_output(const Entry& e, int k, DType t) const {
+    if (k < e.num_outputs && e.out_dtypes[k] == t) return true;
+    fail(Status(Errc::dtype_mismatch) << "compile: output " << k << " has dtype " << e.out_dtypes[k]
+                                      << " but the caller expects " << t);
+    return false;
+  }
+
+  template <class... Args>
+  void run_bound(Entry& e, void* const* outs, const Args&... args) {
+    const void* ins[kMaxGuardArgs]{};
+    int ni = 0;
+    (bind_input(ins, ni, args), ...);
+    run_entry(e, ins, outs);
+  }
+
+  /// Calls f(view, k) for each output: a TensorView/Tensor, or a tuple of them. A Tensor is
+  /// written through a view of its own buffer (never a copy).
+  template <class V, class F>
+  static void each_view(const V& v, F&& f) {
+    if constexpr (detail::is_concrete_v<V>) {
+      auto view = as_view(v);
+      f(view, 0);
+    } else {
+      std::apply([&](const auto&... views) {
+        int k = 0;
+        (each_one(views, f, k), ...);
+      }, v);
+    }
+  }
+  template <class V, class F>
+  static void each_one(const V& v, F& f, int& k) {
+    auto view = as_view(v);
+    f(view, k++);
+  }
+  template <class T>
+  static TensorView<T> as_view(const TensorView<T>& v) { return v; }
+  template <class T>
+  static TensorView<T> as_view(const Tensor<T>& t) {  // writes go to t's (mutable) buffer
+    return TensorView<T>(const_cast<T*>(t.data()), t.shape());
+  }
 
   template <class T>
   static void bind_input(const void** ins, int& n, const T& a) {
@@ -5154,8 +5997,9 @@ class Compiled {
   Entry* trace(const Guard& key, const Args&... args) {
     auto e = std::make_unique<Entry>();
     e->guard = key;
-    e->traced = std::make_unique<Graph>();
-    Graph& g = *e->traced;
+    e->traced = std::make_unique<Tracer>();
+    Graph& g = e->traced->graph;
+    Tracer* tracer = e->traced.get();
     // Inputs are created first, in argument order (function arguments have no evaluation order).
     SymTensor syms[kMaxGuardArgs];
     int n = 0;
@@ -5166,17 +6010,16 @@ class Compiled {
         in.op = Op::input;
         in.dtype = dtype_of_v<detail::elem_t<A>>;
         in.shape = a.shape();
-        syms[n] = SymTensor(&g, g.add(in));
+        syms[n] = SymTensor(tracer, g.add(in));
         ++n;
       }
     };
     (make_input(args), ...);
-    int next = 0;
-    auto out = fn_(detail::trace_arg(args, next, syms)...);
+    auto out = call_traced(std::index_sequence_for<Args...>{}, syms, args...);
     using RS = decltype(out);
     static_assert(detail::Results<RS>::count > 0, "kiln::compile: the model must return tensors");
     detail::Results<RS>::each(out, [&](SymTensor& t, int) {
-      if (!t.valid() || t.graph() != &g) {
+      if (!t.valid() || t.tracer() != tracer) {
         g.set_error(Status(Errc::invalid_argument) << "compile: the model returned a tensor that is not part of its trace");
         return;
       }
@@ -5217,6 +6060,11 @@ class Compiled {
     }
     cache_.push_back(std::move(e));
     return cache_.back().get();
+  }
+
+  template <std::size_t... I, class... Args>
+  auto call_traced(std::index_sequence<I...>, const SymTensor* syms, const Args&... args) {
+    return fn_(detail::trace_arg<detail::tensor_index<I, Args...>()>(args, syms)...);
   }
 
   void run_entry(Entry& e, const void* const* ins, void* const* outs) {
@@ -5274,7 +6122,7 @@ void Compiled<Fn, Backend>::print_graph(std::ostream& os) const {
   }
   if (!last_->exe) {
     os << "(custom backend) traced graph:\n";
-    print_dot(os, *last_->traced);
+    print_dot(os, last_->traced->graph);
     return;
   }
   const runtime::Executable& x = *last_->exe;
@@ -5313,8 +6161,36 @@ void Compiled<Fn, Backend>::print_graph(std::ostream& os) const {
   os << "\n  " << p.kernels << " kernels for " << p.nodes << " nodes; arena " << p.arena_bytes
      << " B (liveness lower bound " << p.lower_bound << " B); packed weights " << p.packed_weight_bytes << " B\n";
 }
+
+template <class Fn, class Backend>
+void Compiled<Fn, Backend>::print_plan(std::ostream& os) const {
+  const runtime::Executable* x = executable();
+  if (!x) {
+    os << "(no plan: not called yet, or a custom backend)\n";
+    return;
+  }
+  const Graph& g = x->graph();
+  const passes::Fusion& f = x->fusion();
+  int k = 0;
+  for (const runtime::Step& s : x->steps()) {
+    os << "  k" << k++ << ' ' << passes::group_kind_name(s.kind) << " over " << s.loop << ": nodes";
+    for (int i = 0; i < g.size(); ++i)
+      if (f.group_of[i] == s.group) os << " %" << i;
+    if (s.kind == passes::GroupKind::gemm) {
+      os << "; M=" << s.M << " N=" << s.N << " K=" << s.K << (s.packed >= 0 ? ", weights prepacked" : "");
+      if (s.bias >= 0) os << ", bias in registers";
+      if (s.clamp) os << ", clamp [" << s.lo << ", " << s.hi << "] in registers";
+      if (s.code_size) os << ", epilogue of " << s.code_size << " instructions on each finished block";
+    } else if (s.code_size) {
+      os << "; program of " << s.code_size << " instructions, " << s.num_regs << " register tiles, " << s.num_ops
+         << " loads, " << s.num_tgts << " stores";
+    }
+    os << '\n';
+  }
+}
 #endif
 
 }  // namespace kiln
 // ---- end kiln/trace/compile.hpp ----
+#endif
 // ---- end kiln/kiln.hpp ----

@@ -2,9 +2,10 @@
 //
 // Each function exists twice with the same semantics: on `fbatch` (KILN_SIMD)
 // and on plain float (always; the scalar build uses only these). The semantics
-// are PyTorch's, with NaN and Inf handled identically on every ISA: nothing
-// here relies on how an instruction set treats NaN in min/max, so ReLU & co.
-// are written as compare + select.
+// are PyTorch's, with NaN and Inf handled identically on every ISA. ISAs differ
+// on NaN in min/max (x86 returns the second operand, NEON returns NaN), so
+// lower bounds (ReLU & co.) are compare + select, and the only min/max take the
+// constant first, min(c, x) / max(c, x), where a NaN x comes out NaN on both.
 //
 // ew_apply() is the one place that maps an instruction over arrays: one switch
 // per call, then a SIMD loop specialised for that function.
@@ -21,10 +22,10 @@
 
 #if defined(__GNUC__)
 #define KILN_EW_NOINLINE __attribute__((noinline)) inline
-#define KILN_EW_COLD __attribute__((cold))
+#elif defined(_MSC_VER)
+#define KILN_EW_NOINLINE __declspec(noinline) inline
 #else
 #define KILN_EW_NOINLINE inline
-#define KILN_EW_COLD
 #endif
 
 namespace kiln::kernels {
@@ -44,6 +45,7 @@ inline constexpr float kSiluZeroBelow = -128.f;
 
 // ---------------------------------------------------------------- scalar twin
 
+inline float div(float a, float b) { return a / b; }
 inline float identity(float x) { return x; }
 inline float neg(float x) { return -x; }
 inline float abs(float x) { return std::fabs(x); }
@@ -88,8 +90,40 @@ inline float maximum(float a, float b) { return a != a ? a : (a > b ? a : b); }
 inline float where(float c, float a, float b) { return c != 0.f ? a : b; }
 
 // ---------------------------------------------------------------- SIMD twin
+// Hot functions are inline; the expensive or rarely taken ones (full-range exp, log, gelu_erf,
+// pow) are out of line: a call costs little next to them and saves a copy in every loop.
 #if KILN_SIMD
 using ibatch = xsimd::batch<std::int32_t, simd_arch>;
+
+/// a / b and sqrt, correctly rounded on every ISA. xsimd 8.1 builds both on ARM from estimate
+/// instructions plus Newton steps: 1-2 ulp off, x / x != 1, a denormal divisor gives -inf and
+/// sqrt(inf) NaN. aarch64 has exact vector instructions; 32-bit NEON has none, so it divides
+/// lane by lane on the VFP unit.
+inline fbatch div(fbatch a, fbatch b) {
+#if defined(__aarch64__)
+  return fbatch(vdivq_f32(a, b));
+#elif defined(__arm__)
+  alignas(16) float x[kLanes], y[kLanes];
+  a.store_aligned(x);
+  b.store_aligned(y);
+  for (int i = 0; i < kLanes; ++i) x[i] /= y[i];
+  return fbatch::load_aligned(x);
+#else
+  return a / b;
+#endif
+}
+inline fbatch sqrt(fbatch x) {
+#if defined(__aarch64__)
+  return fbatch(vsqrtq_f32(x));
+#elif defined(__arm__)
+  alignas(16) float v[kLanes];
+  x.store_aligned(v);
+  for (int i = 0; i < kLanes; ++i) v[i] = std::sqrt(v[i]);
+  return fbatch::load_aligned(v);
+#else
+  return xsimd::sqrt(x);
+#endif
+}
 
 inline fbatch identity(fbatch x) { return x; }
 inline fbatch neg(fbatch x) { return -x; }
@@ -122,7 +156,7 @@ inline fbatch exp_normal_range(fbatch x) {
 /// exp for every input: NaN passes, results from the least denormal up to overflow are right.
 /// Clamping to [-104, 89] is exact (exp underflows / overflows beyond), and 2^k is applied as two
 /// factors so k in [-150, 128] never leaves the exponent range.
-inline fbatch exp_full_range(fbatch x) {
+KILN_EW_NOINLINE fbatch exp_full_range(fbatch x) {
   const fbatch lo(-104.f), hi(89.f);
   x = xsimd::select(x < lo, lo, x);  // compare + select (not min/max) so NaN passes through
   x = xsimd::select(x > hi, hi, x);
@@ -143,9 +177,8 @@ inline fbatch exp(fbatch x) {
   if (xsimd::all(xsimd::abs(x) <= fbatch(87.f))) return detail::exp_normal_range(x);  // NaN fails it
   return detail::exp_full_range(x);
 }
-inline fbatch log(fbatch x) { return xsimd::log(x); }
-inline fbatch sqrt(fbatch x) { return xsimd::sqrt(x); }
-inline fbatch rsqrt(fbatch x) { return fbatch(1.f) / xsimd::sqrt(x); }
+KILN_EW_NOINLINE fbatch log(fbatch x) { return xsimd::log(x); }
+inline fbatch rsqrt(fbatch x) { return div(fbatch(1.f), sqrt(x)); }
 /// tanh: Cephes' odd polynomial below |x| = 0.625, else 1 - 2/(1 + exp(2|x|)) (at most a factor
 /// ~2 of cancellation there), sign restored at the end. 2|x| is clamped at 89, where exp is inf
 /// and the result exactly 1; NaN passes the clamp (see sigmoid). ~2 ulp.
@@ -159,7 +192,7 @@ inline fbatch tanh(fbatch x) {
   p = xsimd::fma(p, z, fbatch(-3.33332819422e-1f));
   const fbatch small = xsimd::fma(p * z, ax, ax);
   const fbatch e = detail::exp_normal_range(xsimd::min(fbatch(89.f), ax + ax));
-  const fbatch big = xsimd::fnma(fbatch(2.f), fbatch(1.f) / (fbatch(1.f) + e), fbatch(1.f));
+  const fbatch big = xsimd::fnma(fbatch(2.f), div(fbatch(1.f), fbatch(1.f) + e), fbatch(1.f));
   const fbatch r = xsimd::select(ax < fbatch(0.625f), small, big);
   return r | (x & fbatch(-0.f));  // |r| with x's sign (r >= 0 or NaN)
 }
@@ -170,33 +203,31 @@ inline fbatch tanh(fbatch x) {
 /// the true value is under 2e-39.
 inline fbatch sigmoid(fbatch x) {
   const fbatch e = xsimd::min(fbatch(89.f), xsimd::max(fbatch(-88.f), -x));
-  return fbatch(1.f) / (fbatch(1.f) + detail::exp_normal_range(e));
+  return div(fbatch(1.f), fbatch(1.f) + detail::exp_normal_range(e));
 }
 inline fbatch relu(fbatch x) { return xsimd::select(x < fbatch(0.f), fbatch(0.f), x); }
-inline fbatch relu6(fbatch x) {
-  const fbatch y = xsimd::select(x < fbatch(0.f), fbatch(0.f), x);
-  return xsimd::select(y > fbatch(6.f), fbatch(6.f), y);
+/// The upper bound is min(hi, y): one instruction, and a NaN y passes (y is the second operand,
+/// see the header note). Only a bound of hi = -0 can differ in the sign of a zero across ISAs.
+inline fbatch clamp(fbatch x, fbatch lo, fbatch hi) {
+  return xsimd::min(hi, xsimd::select(x < lo, lo, x));
 }
+inline fbatch relu6(fbatch x) { return clamp(x, fbatch(0.f), fbatch(6.f)); }
 inline fbatch leaky_relu(fbatch x, fbatch slope) { return xsimd::select(x < fbatch(0.f), x * slope, x); }
 inline fbatch gelu_tanh(fbatch x) {
   const fbatch y = x * sigmoid(x * xsimd::fma(fbatch(kGeluT3), x * x, fbatch(kGeluT1)));
   return xsimd::select(x < fbatch(kGeluTanhZeroBelow), fbatch(-0.f), y);
 }
-inline fbatch gelu_erf(fbatch x) {
+KILN_EW_NOINLINE fbatch gelu_erf(fbatch x) {
   const fbatch y = fbatch(0.5f) * x * xsimd::erfc(x * fbatch(-kSqrtHalf));
   return xsimd::select(x < fbatch(kGeluErfZeroBelow), fbatch(-0.f), y);
 }
 inline fbatch silu(fbatch x) {
   return xsimd::select(x < fbatch(kSiluZeroBelow), fbatch(-0.f), x * sigmoid(x));
 }
-inline fbatch clamp(fbatch x, fbatch lo, fbatch hi) {
-  const fbatch y = xsimd::select(x < lo, lo, x);
-  return xsimd::select(y > hi, hi, y);
-}
 /// x^p by exp(p log|x|) (relative error ~ |p log x| ulp) with IEEE pow's special cases: the sign
 /// of x^odd, NaN for x < 0 and non-integer p, x = +-0 and +-inf (log|x| = -inf / inf gives 0 or
 /// inf through exp). Small integer exponents take pow_array's exact-er fast paths instead.
-inline fbatch pow(fbatch x, float p) {
+KILN_EW_NOINLINE fbatch pow(fbatch x, float p) {
   const fbatch y = exp(fbatch(p) * xsimd::log(xsimd::abs(x)));
   const bool integral = std::floor(p) == p;
   if (!integral) {
@@ -227,48 +258,33 @@ inline fbatch from_mask(fmask m) { return xsimd::select(m, fbatch(1.f), fbatch(0
 namespace detail {
 
 #if KILN_SIMD
-/// The ragged end of a loop: the last n < kLanes elements, evaluated as one padded vector in a
-/// stack buffer. Kept out of line so the hot loops need no aligned stack frame.
-template <int kArity, class F>
-KILN_EW_NOINLINE KILN_EW_COLD void map_tail(const float* a, const float* b, const float* c, float* d, int n, F f) {
-  alignas(64) float ta[kLanes] = {}, tb[kLanes] = {}, tc[kLanes] = {};
-  const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(float);
-  std::memcpy(ta, a, bytes);
-  if (kArity > 1) std::memcpy(tb, b, bytes);
-  if (kArity > 2) std::memcpy(tc, c, bytes);
-  fbatch r;
-  if constexpr (kArity == 1) r = f(fbatch::load_aligned(ta));
-  if constexpr (kArity == 2) r = f(fbatch::load_aligned(ta), fbatch::load_aligned(tb));
-  if constexpr (kArity == 3) r = f(fbatch::load_aligned(ta), fbatch::load_aligned(tb), fbatch::load_aligned(tc));
-  r.store_aligned(ta);
-  std::memcpy(d, ta, bytes);
-}
-// The loops run two vectors per iteration (less loop overhead for cheap functions, two
-// independent dependency chains for expensive ones) and are kept out of line, so ew_apply's
-// switch is a jump table of small leaf functions.
+// The loops are kept out of line, so ew_apply's switch is a jump table of small leaf functions
+// (unrolling them measured no faster, and costs compile time). A ragged end (n % kLanes values)
+// is copied into a zero-padded stack vector and run through the same function once more, so
+// the tail adds no code per function and never touches memory past n.
 template <class F>
 KILN_EW_NOINLINE void map1(const float* a, float* d, int n, F f) {
   int i = 0;
-  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
-    const fbatch r0 = f(fbatch::load_unaligned(a + i));
-    const fbatch r1 = f(fbatch::load_unaligned(a + i + kLanes));
-    r0.store_unaligned(d + i);
-    r1.store_unaligned(d + i + kLanes);
+  for (; i + kLanes <= n; i += kLanes) f(fbatch::load_unaligned(a + i)).store_unaligned(d + i);
+  if (i < n) {
+    float ta[kLanes] = {};
+    std::memcpy(ta, a + i, static_cast<std::size_t>(n - i) * sizeof(float));
+    map1(ta, ta, kLanes, f);
+    std::memcpy(d + i, ta, static_cast<std::size_t>(n - i) * sizeof(float));
   }
-  if (i + kLanes <= n) f(fbatch::load_unaligned(a + i)).store_unaligned(d + i), i += kLanes;
-  if (i < n) map_tail<1>(a + i, a + i, a + i, d + i, n - i, f);
 }
 template <class F>
 KILN_EW_NOINLINE void map2(const float* a, const float* b, float* d, int n, F f) {
   int i = 0;
-  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
-    const fbatch r0 = f(fbatch::load_unaligned(a + i), fbatch::load_unaligned(b + i));
-    const fbatch r1 = f(fbatch::load_unaligned(a + i + kLanes), fbatch::load_unaligned(b + i + kLanes));
-    r0.store_unaligned(d + i);
-    r1.store_unaligned(d + i + kLanes);
+  for (; i + kLanes <= n; i += kLanes)
+    f(fbatch::load_unaligned(a + i), fbatch::load_unaligned(b + i)).store_unaligned(d + i);
+  if (i < n) {
+    float ta[kLanes] = {}, tb[kLanes] = {};
+    std::memcpy(ta, a + i, static_cast<std::size_t>(n - i) * sizeof(float));
+    std::memcpy(tb, b + i, static_cast<std::size_t>(n - i) * sizeof(float));
+    map2(ta, tb, ta, kLanes, f);
+    std::memcpy(d + i, ta, static_cast<std::size_t>(n - i) * sizeof(float));
   }
-  if (i + kLanes <= n) f(fbatch::load_unaligned(a + i), fbatch::load_unaligned(b + i)).store_unaligned(d + i), i += kLanes;
-  if (i < n) map_tail<2>(a + i, b + i, b + i, d + i, n - i, f);
 }
 template <class F>
 KILN_EW_NOINLINE void map3(const float* a, const float* b, const float* c, float* d, int n, F f) {
@@ -276,7 +292,14 @@ KILN_EW_NOINLINE void map3(const float* a, const float* b, const float* c, float
   for (; i + kLanes <= n; i += kLanes)
     f(fbatch::load_unaligned(a + i), fbatch::load_unaligned(b + i), fbatch::load_unaligned(c + i))
         .store_unaligned(d + i);
-  if (i < n) map_tail<3>(a + i, b + i, c + i, d + i, n - i, f);
+  if (i < n) {
+    float ta[kLanes] = {}, tb[kLanes] = {}, tc[kLanes] = {};
+    std::memcpy(ta, a + i, static_cast<std::size_t>(n - i) * sizeof(float));
+    std::memcpy(tb, b + i, static_cast<std::size_t>(n - i) * sizeof(float));
+    std::memcpy(tc, c + i, static_cast<std::size_t>(n - i) * sizeof(float));
+    map3(ta, tb, tc, ta, kLanes, f);
+    std::memcpy(d + i, ta, static_cast<std::size_t>(n - i) * sizeof(float));
+  }
 }
 #else
 template <class F>
@@ -304,9 +327,9 @@ inline void map3(const float* a, const float* b, const float* c, float* d, int n
 #elif defined(__aarch64__)
 #define KILN_EW_OPAQUE_F "+w"
 #define KILN_EW_OPAQUE_V "+w"
-#elif defined(__arm__) && defined(__ARM_NEON)
-#define KILN_EW_OPAQUE_F "+t"
-#define KILN_EW_OPAQUE_V "+w"
+#elif defined(__arm__) && defined(__ARM_FP)
+#define KILN_EW_OPAQUE_F "+t"  // a VFP single register (Cortex-M4F/M7, armv7-a)
+#define KILN_EW_OPAQUE_V "+w"  // a NEON q register (only used when KILN_SIMD, i.e. with NEON)
 #else
 #define KILN_EW_OPAQUE_F "+m"
 #define KILN_EW_OPAQUE_V "+m"
@@ -322,6 +345,8 @@ inline fbatch opaque(fbatch v) {
   return fbatch(r);
 }
 #endif
+#undef KILN_EW_OPAQUE_F
+#undef KILN_EW_OPAQUE_V
 #else
 inline float opaque(float v) { return v; }
 #if KILN_SIMD
@@ -370,7 +395,7 @@ inline void pow_array(const float* a, float* d, int n, float p) {
   } else if (p == -0.5f) {
     map1(a, d, n, [](auto x) { return ewm::rsqrt(x); });
   } else if (p == -1.f) {
-    map1(a, d, n, [](auto x) { return decltype(x)(1.f) / x; });
+    map1(a, d, n, [](auto x) { return ewm::div(decltype(x)(1.f), x); });
   } else if (p == 0.f) {
     for (int i = 0; i < n; ++i) d[i] = 1.f;  // IEEE pow(x, 0) = 1 for every x, NaN included
   } else if (p == std::floor(p) && std::fabs(p) <= kPowIntFastMax) {
@@ -378,7 +403,7 @@ inline void pow_array(const float* a, float* d, int n, float p) {
     if (p > 0.f)
       map1(a, d, n, [m](auto x) { return ipow(x, m); });
     else
-      map1(a, d, n, [m](auto x) { return decltype(x)(1.f) / ipow(x, m); });
+      map1(a, d, n, [m](auto x) { return ewm::div(decltype(x)(1.f), ipow(x, m)); });
   } else {
     map1(a, d, n, [p](auto x) { return ewm::pow(x, p); });
   }
@@ -416,7 +441,7 @@ inline void ew_apply(const EwInstr& ins, const float* a, const float* b, const f
     case EwFn::add: return map2(a, b, d, n, [](auto x, auto y) { return x + y; });
     case EwFn::sub: return map2(a, b, d, n, [](auto x, auto y) { return x - y; });
     case EwFn::mul: return map2(a, b, d, n, [](auto x, auto y) { return x * y; });
-    case EwFn::div: return map2(a, b, d, n, [](auto x, auto y) { return x / y; });
+    case EwFn::div: return map2(a, b, d, n, [](auto x, auto y) { return ewm::div(x, y); });
     case EwFn::minimum: return map2(a, b, d, n, [](auto x, auto y) { return ewm::minimum(x, y); });
     case EwFn::maximum: return map2(a, b, d, n, [](auto x, auto y) { return ewm::maximum(x, y); });
     case EwFn::gt: return map2(a, b, d, n, [](auto x, auto y) { return to_one_zero(x > y); });

@@ -2,14 +2,17 @@
 //
 // The problem is viewed as [outer, axis, inner] (outer and inner dims coalesced where the
 // operands allow). The values come from an elementwise producer program evaluated tile by
-// tile with EwTileEval, so a chain like sum(exp(x - m)) never materialises its input.
-//   inner == 1: each output reduces one strided row; vector accumulators over a tile, tiles
+// tile with EwTileEval, so a chain like sum(exp(x - m)) never materialises its input; a
+// producer that only passes a unit-stride operand through is skipped (rows read directly).
+//   inner == 1: each output reduces one strided row; four vector accumulators per tile, tiles
 //               combined with a compensated (Neumaier) sum.
 //   inner  > 1: a tile of the innermost dim is reduced across the axis with vector ops on an
-//               accumulator tile (sums blocked in two levels for accuracy).
+//               accumulator tile (sums: a partial tile per 32 rows, partials added to the total
+//               with Neumaier compensation).
 //
 // NaN: max/min and softmax propagate it (once NaN, stays NaN). Empty axis: sum 0, mean NaN,
 // max -inf, min +inf (the identities of each fold; softmax of an empty axis writes nothing).
+// softmax of a row of all -inf (or with +inf or NaN) is NaN, like PyTorch.
 #pragma once
 
 #include <cmath>
@@ -24,6 +27,12 @@
 #include "ew_program.hpp"
 
 namespace kiln::kernels {
+
+/// softmax rows of at most this many chunks (kEwTile values, or kDirectChunk when read directly)
+/// keep exp(x - running max) in the output from pass 1, with each chunk's max, and pass 2 only
+/// rescales: one exp per element. Longer rows, and log_softmax, evaluate the producer again.
+inline constexpr int kSoftmaxKeptTiles = 64;
+
 namespace detail {
 
 /// load r0 = in[0]; store 0 = r0 — the producer used when the caller passes none.
@@ -34,9 +43,42 @@ inline const EwProgram& identity_program() {
   return kProg;
 }
 
-/// Rows of the sums along the axis: inner > 1 sums are accumulated in blocks of this many rows,
-/// then added to the total, so rounding error grows with ~(block + len / block), not len.
+/// d = fn(a, b) through ew_apply, so reductions reuse its loops instead of instantiating more.
+inline void apply_fn(EwFn fn, const float* a, const float* b, float* d, int n, float p0 = 0.f) {
+  EwInstr ins;
+  ins.fn = fn;
+  ins.p0 = p0;
+  ew_apply(ins, a, b, b, d, n);
+}
+
+/// abs and select for either twin (float / fbatch), for lambdas written once for both.
+inline float twin_abs(float x) { return std::fabs(x); }
+inline float twin_select(bool m, float a, float b) { return m ? a : b; }
+#if KILN_SIMD
+inline fbatch twin_abs(fbatch x) { return xsimd::abs(x); }
+inline fbatch twin_select(fmask m, fbatch a, fbatch b) { return xsimd::select(m, a, b); }
+#endif
+
+/// inner > 1 sums add rows into a partial tile; every kSumBlockRows rows the partial goes into
+/// the total with Neumaier compensation, so the error is ~kSumBlockRows ulp whatever the length.
 inline constexpr int kSumBlockRows = 32;
+
+/// total += part elementwise with Neumaier compensation kept in comp.
+inline void compensated_add(float* total, float* comp, const float* part, int n) {
+  using ewm::detail::map3;
+  // comp first (it needs the old total), then the total itself.
+  map3(total, part, comp, comp, n, [](auto s, auto x, auto c) {
+    const auto t = s + x;
+    const auto big = twin_abs(s) >= twin_abs(x);
+    return c + twin_select(big, (s - t) + x, (x - t) + s);
+  });
+  apply_fn(EwFn::add, total, part, total, n);
+}
+
+/// total + comp, except where the total is inf or NaN (the compensation is then meaningless).
+inline void compensated_finish(float* total, const float* comp, int n) {
+  ewm::detail::map2(total, comp, total, n, [](auto s, auto c) { return twin_select((s - s) == decltype(s)(0.f), s + c, s); });
+}
 
 /// Sum with a running compensation term (Neumaier): exact-ish across many tile sums.
 struct CompensatedSum {
@@ -101,64 +143,72 @@ inline float extremum_tile(const float* v, int n) {
   return m;
 }
 
-/// Sum of exp(v[i] - m) over v[0..n).
-inline float sum_exp_tile(const float* v, int n, float m) {
-  int i = 0;
-  float s = 0.f;
+/// o[i] = exp(v[i] - m) for i in [0, n); returns their sum. A ragged end is padded with -inf
+/// (exp adds 0) and run through the same loop, so exp is expanded once.
+inline float exp_store_sum(const float* v, float m, float* o, int n) {
 #if KILN_SIMD
   const fbatch mb(m);
-  fbatch a0(0.f), a1(0.f);
-  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
-    a0 += ewm::exp(fbatch::load_unaligned(v + i) - mb);
-    a1 += ewm::exp(fbatch::load_unaligned(v + i + kLanes) - mb);
+  fbatch acc(0.f);
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const fbatch e = ewm::exp(fbatch::load_unaligned(v + i) - mb);
+    e.store_unaligned(o + i);
+    acc += e;
   }
-  for (; i + kLanes <= n; i += kLanes) a0 += ewm::exp(fbatch::load_unaligned(v + i) - mb);
-  if (i < n) {  // padded with -inf, whose exp adds 0
-    alignas(64) float t[kLanes];
+  float s = xsimd::hadd(acc);
+  if (i < n) {
+    float t[kLanes], e[kLanes];
     for (int l = 0; l < kLanes; ++l) t[l] = i + l < n ? v[i + l] : -std::numeric_limits<float>::infinity();
-    a1 += ewm::exp(fbatch::load_aligned(t) - mb);
-    i = n;
+    s += exp_store_sum(t, m, e, kLanes);
+    for (int l = 0; l < n - i; ++l) o[i + l] = e[l];
   }
-  s = xsimd::hadd(a0 + a1);
-#endif
-  for (; i < n; ++i) s += std::exp(v[i] - m);
   return s;
+#else
+  float s = 0.f;
+  for (int i = 0; i < n; ++i) {
+    o[i] = std::exp(v[i] - m);
+    s += o[i];
+  }
+  return s;
+#endif
+}
+
+/// o[i] *= c for i in [0, n).
+inline void scale_inplace(float* o, float c, int n) {
+  int i = 0;
+#if KILN_SIMD
+  const fbatch cb(c);
+  for (; i + kLanes <= n; i += kLanes) (fbatch::load_unaligned(o + i) * cb).store_unaligned(o + i);
+#endif
+  for (; i < n; ++i) o[i] *= c;
 }
 
 /// Online softmax statistics across the axis, per element of a tile: after all rows, m[i] is the
 /// max and s[i] the sum of exp(x - m[i]). An all -inf prefix contributes nothing (instead of
 /// exp(-inf - -inf) = NaN), so a later finite value still gives a proper distribution.
 inline void online_softmax_step(float* m, float* s, const float* v, int n) {
-  int i = 0;
 #if KILN_SIMD
   const fbatch ninf(-std::numeric_limits<float>::infinity()), one(1.f), zero(0.f);
-  auto step = [&](float* mp, float* sp, const float* vp, bool aligned_tmp) {
-    const fbatch mo = aligned_tmp ? fbatch::load_aligned(mp) : fbatch::load_unaligned(mp);
-    const fbatch so = aligned_tmp ? fbatch::load_aligned(sp) : fbatch::load_unaligned(sp);
-    const fbatch x = aligned_tmp ? fbatch::load_aligned(vp) : fbatch::load_unaligned(vp);
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const fbatch mo = fbatch::load_unaligned(m + i), so = fbatch::load_unaligned(s + i);
+    const fbatch x = fbatch::load_unaligned(v + i);
     const fbatch mn = ewm::maximum(mo, x);
     const fmask same = mo == mn;
     // The running max rarely changes after the first rows: skip the rescale exp when it did not.
     const fbatch scale = xsimd::all(same) ? one : xsimd::select(same, one, ewm::exp(mo - mn));
     const fbatch term = xsimd::select(mn == ninf, zero, ewm::exp(x - mn));
-    const fbatch sn = xsimd::fma(so, scale, term);
-    if (aligned_tmp) {
-      mn.store_aligned(mp);
-      sn.store_aligned(sp);
-    } else {
-      mn.store_unaligned(mp);
-      sn.store_unaligned(sp);
-    }
-  };
-  for (; i + kLanes <= n; i += kLanes) step(m + i, s + i, v + i, false);
-  if (i < n) {
-    alignas(64) float tm[kLanes] = {}, ts[kLanes] = {}, tv[kLanes] = {};
+    mn.store_unaligned(m + i);
+    xsimd::fma(so, scale, term).store_unaligned(s + i);
+  }
+  if (i < n) {  // ragged end: padded copies through the same loop
+    float tm[kLanes] = {}, ts[kLanes] = {}, tv[kLanes] = {};
     for (int l = 0; l < n - i; ++l) tm[l] = m[i + l], ts[l] = s[i + l], tv[l] = v[i + l];
-    step(tm, ts, tv, true);
+    online_softmax_step(tm, ts, tv, kLanes);
     for (int l = 0; l < n - i; ++l) m[i + l] = tm[l], s[i + l] = ts[l];
   }
 #else
-  for (; i < n; ++i) {
+  for (int i = 0; i < n; ++i) {
     const float mn = ewm::maximum(m[i], v[i]);
     const float scale = m[i] == mn ? 1.f : std::exp(m[i] - mn);
     const float term = mn == -std::numeric_limits<float>::infinity() ? 0.f : std::exp(v[i] - mn);
@@ -166,6 +216,18 @@ inline void online_softmax_step(float* m, float* s, const float* v, int n) {
     m[i] = mn;
   }
 #endif
+}
+
+/// Pass 2 of softmax for one tile: o = exp(x - m) * s (s = 1/sum), or for log_softmax
+/// o = (x - m) - s (s = log(sum)); subtracting separately keeps the result accurate when |m| is
+/// large (m + log(sum) rounded first would carry an error of ulp(m)).
+inline void softmax_write(bool log, const float* x, const float* m, const float* s, float* o, int n) {
+  if (log) {
+    apply_fn(EwFn::sub, x, m, o, n);
+    apply_fn(EwFn::sub, o, s, o, n);
+  } else {
+    ewm::detail::map3(x, m, s, o, n, [](auto v, auto mx, auto inv) { return ewm::exp(v - mx) * inv; });
+  }
 }
 
 /// The [outer, axis, inner] view of a reduction or softmax, with outer and inner dims coalesced.
@@ -197,18 +259,45 @@ inline float empty_reduction(ReduceKind kind) {
   return 0.f;
 }
 
+/// Longest chunk a row is read in when it needs no evaluation (RowReader::direct).
+inline constexpr int kDirectChunk = 4096;
+
+/// The values along one row, chunk by chunk: evaluated tile by tile through the producer, or,
+/// when the producer only passes a unit-stride f32 operand through, read straight from memory in
+/// chunks of kDirectChunk (no per-tile dispatch).
+struct RowReader {
+  EwTileEval& ev;
+  const EwRowIn* rin;
+  const float* direct = nullptr;
+  RowReader(EwTileEval& e, const EwRowIn* r) : ev(e), rin(r) {
+    const int k = e.passthrough_operand();
+    if (k >= 0 && r[k].dtype == DType::f32 && r[k].stride == 1) direct = static_cast<const float*>(r[k].data);
+  }
+  index_t chunk() const { return direct ? kDirectChunk : kEwTile; }
+  int length(index_t pos, index_t len) const {
+    return static_cast<int>(len - pos < chunk() ? len - pos : chunk());
+  }
+  const float* read(index_t pos, int n) {
+    if (direct) return direct + pos;
+    ev.run(rin, nullptr, pos, n);
+    return ev.stored_values();
+  }
+};
+
 /// Reduces one row of `len` values (producer evaluated along the axis).
 inline float reduce_row(ReduceKind kind, EwTileEval& ev, const EwRowIn* rin, index_t len) {
   CompensatedSum sum;
   float ext = kind == ReduceKind::max ? -std::numeric_limits<float>::infinity()
                                       : std::numeric_limits<float>::infinity();
-  for (index_t pos = 0; pos < len; pos += kEwTile) {
-    const int n = static_cast<int>(len - pos < kEwTile ? len - pos : kEwTile);
-    ev.run(rin, nullptr, pos, n);
-    const float* v = ev.stored_values();
+  RowReader row(ev, rin);
+  for (index_t pos = 0; pos < len; pos += row.chunk()) {
+    const int n = row.length(pos, len);
+    const float* v = row.read(pos, n);
     switch (kind) {
       case ReduceKind::sum:
-      case ReduceKind::mean: sum.add(sum_tile(v, n)); break;
+      case ReduceKind::mean:  // tiles of kEwTile: few additions per lane, compensated across tiles
+        for (int j = 0; j < n; j += kEwTile) sum.add(sum_tile(v + j, n - j < kEwTile ? n - j : kEwTile));
+        break;
       case ReduceKind::max: ext = nan_sticky_max(ext, extremum_tile<true>(v, n)); break;
       case ReduceKind::min: ext = nan_sticky_min(ext, extremum_tile<false>(v, n)); break;
     }
@@ -235,10 +324,9 @@ inline void point_rows(EwRowIn* rin, const EwOperand* in, int n_in, const AxisLo
   }
 }
 
-inline bool check_reduce_args(const char* who, int n_in, const Shape& shape, int axis) {
-  if (n_in < 0 || n_in > kEwMaxOperands || axis < 0 || axis >= shape.rank()) {
-    fail(Status(Errc::invalid_argument) << who << ": " << n_in << " inputs, axis " << axis << " of shape "
-                                        << shape);
+inline bool check_reduce_args(const char* who, const EwProgram* producer, int n_in, const Shape& shape, int axis) {
+  if (n_in < (producer ? 0 : 1) || n_in > kEwMaxOperands || axis < 0 || axis >= shape.rank()) {
+    fail(Status(Errc::invalid_argument) << who << ": bad axis or more than kEwMaxOperands inputs");
     return false;
   }
   return true;
@@ -252,7 +340,7 @@ inline bool check_reduce_args(const char* who, int n_in, const Shape& shape, int
 /// max/min propagate NaN. Empty axis: sum 0, mean NaN, max -inf, min +inf.
 inline void reduce_run(ReduceKind kind, const EwProgram* producer, const EwOperand* in, int n_in,
                        const Shape& shape, int axis, float* out) {
-  if (!detail::check_reduce_args("reduce_run", n_in, shape, axis)) return;
+  if (!detail::check_reduce_args("reduce_run", producer, n_in, shape, axis)) return;
   const EwProgram& prog = producer ? *producer : detail::identity_program();
   const detail::AxisLoop L = detail::make_axis_loop(in, n_in, shape, axis);
   index_t n_out = 1;
@@ -278,7 +366,7 @@ inline void reduce_run(ReduceKind kind, const EwProgram* producer, const EwOpera
   }
 
   const int inner_rows = L.inner.nd - 1;
-  alignas(64) float acc[kEwTile], part[kEwTile];
+  alignas(64) float acc[kEwTile], part[kEwTile], comp[kEwTile];
   do {
     index_t iidx[kMaxRank] = {};
     do {
@@ -294,26 +382,29 @@ inline void reduce_run(ReduceKind kind, const EwProgram* producer, const EwOpera
           const float* v = ev.stored_values();
           if (t == 0) {
             std::memcpy(acc, v, static_cast<std::size_t>(n) * sizeof(float));
-            if (is_sum) std::memset(part, 0, sizeof part);
+            if (is_sum) {
+              std::memset(part, 0, sizeof part);
+              std::memset(comp, 0, sizeof comp);
+            }
             continue;
           }
-          using ewm::detail::map2;
           switch (kind) {
             case ReduceKind::sum:
             case ReduceKind::mean:
-              map2(part, v, part, n, [](auto a, auto b) { return a + b; });
+              detail::apply_fn(EwFn::add, part, v, part, n);
               if (t % detail::kSumBlockRows == 0 || t + 1 == L.len) {
-                map2(acc, part, acc, n, [](auto a, auto b) { return a + b; });
+                detail::compensated_add(acc, comp, part, n);
                 std::memset(part, 0, sizeof part);
               }
               break;
-            case ReduceKind::max: map2(acc, v, acc, n, [](auto a, auto b) { return ewm::maximum(a, b); }); break;
-            case ReduceKind::min: map2(acc, v, acc, n, [](auto a, auto b) { return ewm::minimum(a, b); }); break;
+            case ReduceKind::max: detail::apply_fn(EwFn::maximum, acc, v, acc, n); break;
+            case ReduceKind::min: detail::apply_fn(EwFn::minimum, acc, v, acc, n); break;
           }
         }
+        if (is_sum && L.len > 1) detail::compensated_finish(acc, comp, n);
         if (kind == ReduceKind::mean) {
-          const float len = static_cast<float>(L.len);
-          ewm::detail::map1(acc, acc, n, [len](auto a) { return a / decltype(a)(len); });
+          for (int i = 0; i < n; ++i) part[i] = static_cast<float>(L.len);
+          detail::apply_fn(EwFn::div, acc, part, acc, n);
         }
         std::memcpy(out + pos, acc, static_cast<std::size_t>(n) * sizeof(float));
       }
@@ -323,45 +414,60 @@ inline void reduce_run(ReduceKind kind, const EwProgram* producer, const EwOpera
 }
 
 /// softmax (or log_softmax when `log`) along `axis`, numerically stable: pass 1 keeps an online
-/// max and sum of exp(x - max), pass 2 writes; the producer is evaluated twice, the data read
-/// twice. `out` is contiguous with `shape`. A row of all -inf (or containing NaN or +inf) gives
+/// max and sum of exp(x - max), pass 2 writes. Rows (softmax over the innermost dim) of up to
+/// kSoftmaxKeptTiles tiles keep the exponentials in `out` from pass 1, so pass 2 only rescales
+/// them; otherwise pass 2 evaluates the producer again. `out` is contiguous with `shape`. A row of all -inf (or containing NaN or +inf) gives
 /// NaN, like PyTorch; never a crash.
 inline void softmax_run(bool log, const EwProgram* producer, const EwOperand* in, int n_in, const Shape& shape,
                         int axis, float* out) {
-  if (!detail::check_reduce_args("softmax_run", n_in, shape, axis)) return;
+  if (!detail::check_reduce_args("softmax_run", producer, n_in, shape, axis)) return;
   if (shape.numel() == 0) return;
   const EwProgram& prog = producer ? *producer : detail::identity_program();
   const detail::AxisLoop L = detail::make_axis_loop(in, n_in, shape, axis);
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  using ewm::detail::map1;
-  using ewm::detail::map2;
-  using ewm::detail::map3;
 
   EwTileEval ev(prog);
   EwRowIn rin[kEwMaxOperands];
   index_t oidx[kMaxRank] = {};
+  alignas(64) float m[kEwTile], s[kEwTile];  // per element of a tile: max, then log(sum) or 1/sum
   if (L.inner_numel == 1) {
+    float chunk_max[kSoftmaxKeptTiles];
     do {
       detail::point_rows(rin, in, n_in, L, oidx, nullptr, 0, axis, true);
-      float m = kNegInf, s = 0.f;
-      for (index_t pos = 0; pos < L.len; pos += kEwTile) {
-        const int n = static_cast<int>(L.len - pos < kEwTile ? L.len - pos : kEwTile);
-        ev.run(rin, nullptr, pos, n);
-        const float* v = ev.stored_values();
-        const float mn = detail::nan_sticky_max(m, detail::extremum_tile<true>(v, n));
-        if (mn == kNegInf) continue;  // all -inf so far: nothing to add yet
-        s = s * (m == mn ? 1.f : std::exp(m - mn)) + detail::sum_exp_tile(v, n, mn);
-        m = mn;
+      detail::RowReader row(ev, rin);
+      const bool keep = !log && (L.len + row.chunk() - 1) / row.chunk() <= kSoftmaxKeptTiles;
+      float mx = kNegInf, sum = 0.f;
+      for (index_t pos = 0, t = 0; pos < L.len; pos += row.chunk(), ++t) {
+        const int n = row.length(pos, L.len);
+        const float* v = row.read(pos, n);
+        const float mn = detail::nan_sticky_max(mx, detail::extremum_tile<true>(v, n));
+        if (keep) chunk_max[t] = mn;
+        if (mn == kNegInf) {  // all -inf so far: nothing to add yet (pass 2 makes these 0, or NaN)
+          if (keep) std::memset(out + pos, 0, static_cast<std::size_t>(n) * sizeof(float));
+          continue;
+        }
+        // kEwTile values at a time, compensated across them (a chunk can be kDirectChunk long);
+        // without `keep` only the sum is needed and the exponentials go to the s tile.
+        detail::CompensatedSum part;
+        for (int j = 0; j < n; j += kEwTile)
+          part.add(detail::exp_store_sum(v + j, mn, keep ? out + pos + j : s, n - j < kEwTile ? n - j : kEwTile));
+        sum = sum * (mx == mn ? 1.f : std::exp(mx - mn)) + part.value();
+        mx = mn;
       }
-      const float inv_s = 1.f / s, shift = m + std::log(s);
-      for (index_t pos = 0; pos < L.len; pos += kEwTile) {
-        const int n = static_cast<int>(L.len - pos < kEwTile ? L.len - pos : kEwTile);
-        ev.run(rin, nullptr, pos, n);
-        const float* v = ev.stored_values();
-        if (log)
-          map1(v, out + pos, n, [shift](auto x) { return x - decltype(x)(shift); });
-        else
-          map1(v, out + pos, n, [m, inv_s](auto x) { return ewm::exp(x - decltype(x)(m)) * decltype(x)(inv_s); });
+      if (keep) {  // out holds exp(x - chunk max): scale by exp(chunk max - max) / sum
+        const float inv = 1.f / sum;
+        for (index_t pos = 0, t = 0; pos < L.len; pos += row.chunk(), ++t) {
+          const float scale = (chunk_max[t] == mx ? 1.f : std::exp(chunk_max[t] - mx)) * inv;
+          detail::scale_inplace(out + pos, scale, row.length(pos, L.len));
+        }
+      } else {
+        const float scale = log ? std::log(sum) : 1.f / sum;
+        for (int i = 0; i < kEwTile; ++i) m[i] = mx, s[i] = scale;
+        for (index_t pos = 0; pos < L.len; pos += kEwTile) {
+          const int n = static_cast<int>(L.len - pos < kEwTile ? L.len - pos : kEwTile);
+          const float* v = row.direct ? row.direct + pos : (ev.run(rin, nullptr, pos, n), ev.stored_values());
+          detail::softmax_write(log, v, m, s, out + pos, n);
+        }
       }
       out += L.len;
     } while (detail::next_index(L.outer, oidx, L.outer.nd));
@@ -370,7 +476,6 @@ inline void softmax_run(bool log, const EwProgram* producer, const EwOperand* in
 
   const int inner_rows = L.inner.nd - 1;
   const index_t slab = L.len * L.inner_numel;  // output floats per outer index
-  alignas(64) float m[kEwTile], s[kEwTile];
   index_t outer_lin = 0;
   do {
     index_t iidx[kMaxRank] = {};
@@ -390,20 +495,13 @@ inline void softmax_run(bool log, const EwProgram* producer, const EwOperand* in
           ev.run(rin, nullptr, pos, n);
           detail::online_softmax_step(m, s, ev.stored_values(), n);
         }
-        // Turn (m, s) into what pass 2 needs per element: shift (log) or m and 1/s.
-        if (log)
-          map2(m, s, m, n, [](auto mx, auto sx) { return mx + ewm::log(sx); });
-        else
-          map1(s, s, n, [](auto sx) { return decltype(sx)(1.f) / sx; });
+        // Turn s into what pass 2 needs per element: log(s) or 1/s.
+        detail::apply_fn(log ? EwFn::log : EwFn::pow_scalar, s, s, s, n, -1.f);
         float* o = out + outer_lin * slab + inner_off + pos;
         for (index_t t = 0; t < L.len; ++t, o += L.inner_numel) {
           point_at(t);
           ev.run(rin, nullptr, pos, n);
-          const float* v = ev.stored_values();
-          if (log)
-            map2(v, m, o, n, [](auto x, auto q) { return x - q; });
-          else
-            map3(v, m, s, o, n, [](auto x, auto mx, auto inv) { return ewm::exp(x - mx) * inv; });
+          detail::softmax_write(log, ev.stored_values(), m, s, o, n);
         }
       }
       inner_off += L.row_len;
