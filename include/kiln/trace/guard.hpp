@@ -22,17 +22,7 @@ struct Guard {
   };
   Arg args[kMaxGuardArgs]{};
   int count = 0;
-
-  bool matches(const Guard& o) const {
-    if (count != o.count) return false;
-    for (int i = 0; i < count; ++i) {
-      const Arg& a = args[i];
-      const Arg& b = o.args[i];
-      if (a.tensor != b.tensor) return false;
-      if (a.tensor ? (a.dtype != b.dtype || a.shape != b.shape) : a.identity != b.identity) return false;
-    }
-    return true;
-  }
+  // Checked against a call's arguments in place by Compiled::guard_matches (no key is built).
 };
 
 }  // namespace kiln
