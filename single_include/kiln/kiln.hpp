@@ -5599,17 +5599,7 @@ struct Guard {
   };
   Arg args[kMaxGuardArgs]{};
   int count = 0;
-
-  bool matches(const Guard& o) const {
-    if (count != o.count) return false;
-    for (int i = 0; i < count; ++i) {
-      const Arg& a = args[i];
-      const Arg& b = o.args[i];
-      if (a.tensor != b.tensor) return false;
-      if (a.tensor ? (a.dtype != b.dtype || a.shape != b.shape) : a.identity != b.identity) return false;
-    }
-    return true;
-  }
+  // Checked against a call's arguments in place by Compiled::guard_matches (no key is built).
 };
 
 }  // namespace kiln
@@ -5906,13 +5896,11 @@ class Compiled {
   Entry* lookup(bool& fallback, const Args&... args) {
     static_assert(sizeof...(Args) <= kMaxGuardArgs, "kiln::compile: too many arguments");
     ++stats_.calls;
-    const Guard key = make_guard(args...);
     Entry* e = nullptr;
-    for (auto& c : cache_)
-      if (c->guard.matches(key)) {
-        e = c.get();
-        break;
-      }
+    // The last entry used is the likely one; compare the arguments in place (no key is built).
+    if (last_ && guard_matches(last_->guard, args...)) e = last_;
+    for (std::size_t c = 0; !e && c < cache_.size(); ++c)
+      if (guard_matches(cache_[c]->guard, args...)) e = cache_[c].get();
     if (e) {
       ++stats_.cache_hits;
     } else {
@@ -5922,7 +5910,7 @@ class Compiled {
         fallback = true;
         return nullptr;
       }
-      e = trace(key, args...);
+      e = trace(make_guard(args...), args...);
     }
     last_ = e;
     return e;
@@ -5973,6 +5961,25 @@ class Compiled {
   static void bind_input(const void** ins, int& n, const T& a) {
     if constexpr (detail::is_concrete_v<T>) ins[n++] = static_cast<const void*>(a.data());
     else (void)a;
+  }
+
+  /// Whether a cached guard admits these arguments: the same tests as Guard::matches, without
+  /// materialising a key.
+  template <class... Args>
+  static bool guard_matches(const Guard& g, const Args&... args) {
+    if (g.count != static_cast<int>(sizeof...(Args))) return false;
+    int i = 0;
+    bool ok = true;
+    auto check = [&](const auto& a) {
+      using A = std::remove_cv_t<std::remove_reference_t<decltype(a)>>;
+      const Guard::Arg& slot = g.args[i++];
+      if constexpr (detail::is_concrete_v<A>)
+        ok = ok && slot.tensor && slot.dtype == dtype_of_v<detail::elem_t<A>> && slot.shape == a.shape();
+      else
+        ok = ok && !slot.tensor && slot.identity == static_cast<const void*>(&a);
+    };
+    (check(args), ...);
+    return ok;
   }
 
   template <class... Args>
