@@ -1657,7 +1657,10 @@ inline T ipow(T x, unsigned n) {
 /// (relative error up to ~|p|/2 ulp; exp(p log x) is worse for such small p).
 inline constexpr float kPowIntFastMax = 16.f;
 
-/// d[i] = pow(a[i], p): the exponent is uniform, so its special cases are chosen once per call.
+inline void ew_apply_fn(EwFn fn, const float* a, float* d, int n);
+
+/// d[i] = pow(a[i], p): the exponent is uniform, so its special cases are chosen once per call
+/// (sqrt and rsqrt reuse ew_apply's loops).
 inline void pow_array(const float* a, float* d, int n, float p) {
   using namespace detail;
   if (p == 1.f) {
@@ -1665,18 +1668,16 @@ inline void pow_array(const float* a, float* d, int n, float p) {
   } else if (p == 2.f) {
     map1(a, d, n, [](auto x) { return x * x; });
   } else if (p == 0.5f) {
-    map1(a, d, n, [](auto x) { return ewm::sqrt(x); });
+    ew_apply_fn(EwFn::sqrt, a, d, n);
   } else if (p == -0.5f) {
-    map1(a, d, n, [](auto x) { return ewm::rsqrt(x); });
-  } else if (p == -1.f) {
-    map1(a, d, n, [](auto x) { return ewm::div(decltype(x)(1.f), x); });
+    ew_apply_fn(EwFn::rsqrt, a, d, n);
   } else if (p == 0.f) {
     for (int i = 0; i < n; ++i) d[i] = 1.f;  // IEEE pow(x, 0) = 1 for every x, NaN included
   } else if (p == std::floor(p) && std::fabs(p) <= kPowIntFastMax) {
     const unsigned m = static_cast<unsigned>(std::fabs(p));
     if (p > 0.f)
       map1(a, d, n, [m](auto x) { return ipow(x, m); });
-    else
+    else  // 1 / x^m (m = 1: plain 1 / x)
       map1(a, d, n, [m](auto x) { return ewm::div(decltype(x)(1.f), ipow(x, m)); });
   } else {
     map1(a, d, n, [p](auto x) { return ewm::pow(x, p); });
@@ -1703,7 +1704,13 @@ inline void ew_apply(const EwInstr& ins, const float* a, const float* b, const f
     case EwFn::tanh: return map1(a, d, n, [](auto x) { return ewm::tanh(x); });
     case EwFn::sigmoid: return map1(a, d, n, [](auto x) { return ewm::sigmoid(x); });
     case EwFn::relu: return map1(a, d, n, [](auto x) { return ewm::relu(x); });
-    case EwFn::relu6: return map1(a, d, n, [](auto x) { return ewm::relu6(x); });
+    case EwFn::relu6: {  // relu6 is clamp(x, 0, 6), operation for operation: share its loop
+      EwInstr clamp06 = ins;
+      clamp06.fn = EwFn::clamp;
+      clamp06.p0 = 0.f;
+      clamp06.p1 = 6.f;
+      return ew_apply(clamp06, a, b, c, d, n);
+    }
     case EwFn::leaky_relu:
       return map1(a, d, n, [p0](auto x) { return ewm::leaky_relu(x, decltype(x)(p0)); });
     case EwFn::gelu_tanh: return map1(a, d, n, [](auto x) { return ewm::gelu_tanh(x); });
@@ -1727,6 +1734,15 @@ inline void ew_apply(const EwInstr& ins, const float* a, const float* b, const f
     case EwFn::where: return map3(a, b, c, d, n, [](auto x, auto y, auto z) { return ewm::where(x, y, z); });
   }
 }
+
+namespace ewm {
+/// ew_apply of a one-operand function without parameters (pow_array's fast paths).
+inline void ew_apply_fn(EwFn fn, const float* a, float* d, int n) {
+  EwInstr ins;
+  ins.fn = fn;
+  ew_apply(ins, a, a, a, d, n);
+}
+}  // namespace ewm
 
 }  // namespace kiln::kernels
 // ---- end kiln/kernels/ew_math.hpp ----
