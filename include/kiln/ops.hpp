@@ -135,9 +135,7 @@ Tensor<Out> run_eager(Node n, const EagerArg* in, bool any_empty) {
   Tensor<Out> out(n.shape);
   const std::size_t ws = runtime::node_workspace_floats(n, shapes);
   std::vector<float> workspace(ws ? ws + kAlignment / sizeof(float) : 0);
-  float* wsp = workspace.empty() ? nullptr
-                                 : reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(workspace.data()) +
-                                                             kAlignment - 1) / kAlignment * kAlignment);
+  float* wsp = workspace.empty() ? nullptr : align_up(workspace.data());
   runtime::run_node(n, ptrs, shapes, dtypes, out.data(), wsp);
   return out;
 }

@@ -69,6 +69,12 @@ constexpr std::size_t align_up(std::size_t n, std::size_t a = kAlignment) {
   return (n + a - 1) / a * a;
 }
 
+/// The first kAlignment-aligned address at or after p (for buffers over-allocated by kAlignment).
+template <class T>
+inline T* align_up(T* p) {
+  return reinterpret_cast<T*>(align_up(reinterpret_cast<std::uintptr_t>(p)));
+}
+
 }  // namespace kiln
 // ---- end kiln/core/config.hpp ----
 
@@ -4694,9 +4700,7 @@ Tensor<Out> run_eager(Node n, const EagerArg* in, bool any_empty) {
   Tensor<Out> out(n.shape);
   const std::size_t ws = runtime::node_workspace_floats(n, shapes);
   std::vector<float> workspace(ws ? ws + kAlignment / sizeof(float) : 0);
-  float* wsp = workspace.empty() ? nullptr
-                                 : reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(workspace.data()) +
-                                                             kAlignment - 1) / kAlignment * kAlignment);
+  float* wsp = workspace.empty() ? nullptr : align_up(workspace.data());
   runtime::run_node(n, ptrs, shapes, dtypes, out.data(), wsp);
   return out;
 }
@@ -5158,13 +5162,9 @@ class Executable {
     const std::size_t count = static_cast<std::size_t>(n.shape.numel());
     folded_.emplace_back(count ? (count * dtype_size(n.dtype) + 3) / 4 : 1);
     std::vector<float> ws(node_workspace_floats(n, shapes) + 16);
-    float* wsa = align_floats(ws.data());
+    float* wsa = align_up(ws.data());
     run_node(n, ins, shapes, dts, folded_.back().data(), wsa);
     return folded_.back().data();
-  }
-  static float* align_floats(float* p) {
-    const auto v = reinterpret_cast<std::uintptr_t>(p);
-    return reinterpret_cast<float*>((v + kAlignment - 1) / kAlignment * kAlignment);
   }
 
   // ---- lowering ---------------------------------------------------------------------------
@@ -6069,8 +6069,7 @@ class Compiled {
       }
       const std::size_t bytes = e->exe->arena_bytes();
       e->arena_storage.reset(new std::uint8_t[bytes + kAlignment]);
-      const auto v = reinterpret_cast<std::uintptr_t>(e->arena_storage.get());
-      e->arena = reinterpret_cast<void*>((v + kAlignment - 1) / kAlignment * kAlignment);
+      e->arena = align_up(e->arena_storage.get());
     } else {
       std::vector<TensorView<const float>> examples;
       auto add = [&](const auto& a) {

@@ -56,4 +56,10 @@ constexpr std::size_t align_up(std::size_t n, std::size_t a = kAlignment) {
   return (n + a - 1) / a * a;
 }
 
+/// The first kAlignment-aligned address at or after p (for buffers over-allocated by kAlignment).
+template <class T>
+inline T* align_up(T* p) {
+  return reinterpret_cast<T*>(align_up(reinterpret_cast<std::uintptr_t>(p)));
+}
+
 }  // namespace kiln

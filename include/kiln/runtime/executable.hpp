@@ -168,13 +168,9 @@ class Executable {
     const std::size_t count = static_cast<std::size_t>(n.shape.numel());
     folded_.emplace_back(count ? (count * dtype_size(n.dtype) + 3) / 4 : 1);
     std::vector<float> ws(node_workspace_floats(n, shapes) + 16);
-    float* wsa = align_floats(ws.data());
+    float* wsa = align_up(ws.data());
     run_node(n, ins, shapes, dts, folded_.back().data(), wsa);
     return folded_.back().data();
-  }
-  static float* align_floats(float* p) {
-    const auto v = reinterpret_cast<std::uintptr_t>(p);
-    return reinterpret_cast<float*>((v + kAlignment - 1) / kAlignment * kAlignment);
   }
 
   // ---- lowering ---------------------------------------------------------------------------

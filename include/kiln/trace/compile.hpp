@@ -392,8 +392,7 @@ class Compiled {
       }
       const std::size_t bytes = e->exe->arena_bytes();
       e->arena_storage.reset(new std::uint8_t[bytes + kAlignment]);
-      const auto v = reinterpret_cast<std::uintptr_t>(e->arena_storage.get());
-      e->arena = reinterpret_cast<void*>((v + kAlignment - 1) / kAlignment * kAlignment);
+      e->arena = align_up(e->arena_storage.get());
     } else {
       std::vector<TensorView<const float>> examples;
       auto add = [&](const auto& a) {
