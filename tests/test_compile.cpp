@@ -147,6 +147,8 @@ TEST_CASE("errors name the op and the shapes, in compiled and eager mode") {
   CHECK(contains(error_of([&] { (void)kiln::compile([](auto x) { return kiln::where(x, x, x) * x; })(a); }), "(no error)"));
   const kiln::Tensor<bool> mask({3, 4});
   CHECK(contains(error_of([&] { (void)kiln::compile([](auto m) { return kiln::relu(m); })(mask); }), "dtype bool"));
+  const kiln::Tensor<std::int8_t> q({2, 2});
+  CHECK(contains(error_of([&] { (void)kiln::concat({q, q}, 0); }), "concat: dtype i8"));
   // The failed call left nothing cached; a good call afterwards works.
   auto net = kiln::compile(add);
   (void)error_of([&] { (void)net(a, b); });

@@ -985,6 +985,9 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
         Status st = detail::op_error(Errc::bad_axis, n);
         return st << "axis " << n.axis << " out of range for shape " << in[0];
       }
+      // The copy kernels of this release move f32 and boolean elements only.
+      if (dt[0] != DType::f32 && dt[0] != DType::boolean)
+        return detail::op_error(Errc::not_supported, n) << "dtype " << dt[0] << " (f32 and bool are supported)";
       Shape s = in[0];
       for (int i = 1; i < n.num_inputs; ++i) {
         bool ok = in[i].rank() == s.rank() && dt[i] == dt[0];
@@ -4487,12 +4490,10 @@ inline void run_node(const Node& n, const void* const* in, const Shape* in_shape
       for (int k = 0; k < n.num_inputs; ++k) {
         // Write input k into the output's slab [at, at + len) along the axis.
         char* dst = static_cast<char*>(out) + at * os[n.axis] * dtype_size(n.dtype);
-        if (n.dtype == DType::f32 || n.dtype == DType::boolean) {
-          const SingleOpProgram p(EwFn::identity);
-          kernels::EwOperand src{in[k], n.dtype, contiguous_strides(in_shapes[k])};
-          kernels::EwTarget t{dst, n.dtype, os};
-          kernels::ew_run(p.program(), &src, 1, &t, 1, in_shapes[k]);
-        }
+        const SingleOpProgram p(EwFn::identity);  // f32 or bool: the type rules allow no other
+        kernels::EwOperand src{in[k], n.dtype, contiguous_strides(in_shapes[k])};
+        kernels::EwTarget t{dst, n.dtype, os};
+        kernels::ew_run(p.program(), &src, 1, &t, 1, in_shapes[k]);
         at += in_shapes[k][n.axis];
       }
       return;

@@ -199,6 +199,9 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
         Status st = detail::op_error(Errc::bad_axis, n);
         return st << "axis " << n.axis << " out of range for shape " << in[0];
       }
+      // The copy kernels of this release move f32 and boolean elements only.
+      if (dt[0] != DType::f32 && dt[0] != DType::boolean)
+        return detail::op_error(Errc::not_supported, n) << "dtype " << dt[0] << " (f32 and bool are supported)";
       Shape s = in[0];
       for (int i = 1; i < n.num_inputs; ++i) {
         bool ok = in[i].rank() == s.rank() && dt[i] == dt[0];

@@ -185,12 +185,10 @@ inline void run_node(const Node& n, const void* const* in, const Shape* in_shape
       for (int k = 0; k < n.num_inputs; ++k) {
         // Write input k into the output's slab [at, at + len) along the axis.
         char* dst = static_cast<char*>(out) + at * os[n.axis] * dtype_size(n.dtype);
-        if (n.dtype == DType::f32 || n.dtype == DType::boolean) {
-          const SingleOpProgram p(EwFn::identity);
-          kernels::EwOperand src{in[k], n.dtype, contiguous_strides(in_shapes[k])};
-          kernels::EwTarget t{dst, n.dtype, os};
-          kernels::ew_run(p.program(), &src, 1, &t, 1, in_shapes[k]);
-        }
+        const SingleOpProgram p(EwFn::identity);  // f32 or bool: the type rules allow no other
+        kernels::EwOperand src{in[k], n.dtype, contiguous_strides(in_shapes[k])};
+        kernels::EwTarget t{dst, n.dtype, os};
+        kernels::ew_run(p.program(), &src, 1, &t, 1, in_shapes[k]);
         at += in_shapes[k][n.axis];
       }
       return;
