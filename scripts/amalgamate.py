@@ -54,8 +54,7 @@ class Amalgamator:
         self.inlined = {}
         self.system_done = set()  # system includes emitted outside any #if
         self.depth = 0  # #if nesting depth in the output so far
-        self.branches = []  # ids of the open #if/#elif/#else branches, outermost first
-        self.next_branch = 0
+        self.branches = []  # the open #if/#elif/#else branches (by their condition text), outermost first
 
     def resolve(self, current, kind, name):
         """Path of a kiln header to inline, or None for a system include."""
@@ -75,9 +74,10 @@ class Amalgamator:
     def add_file(self, path, stack):
         if path in self.inlined:
             first = self.inlined[path]
-            # Fine when emitted unconditionally, or when we are still inside the same branches
-            # (a nested re-include in the same conditional region).
-            if first and self.branches[:len(first)] != first:
+            # Fine when emitted unconditionally, or when every condition it was first inlined
+            # under also holds here (kiln's conditions are configuration macros, constant
+            # through the header): e.g. first under `#if A`, again under `#ifndef B` + `#if A`.
+            if first and not set(first) <= set(self.branches):
                 raise AmalgamateError(
                     f"{rel(path)} was first inlined inside a preprocessor conditional and is "
                     f"included again from {rel(stack[-2])}: include it unconditionally first")
@@ -107,11 +107,10 @@ class Amalgamator:
                     self.system_done.add(key)
             elif IF_RE.match(line):
                 self.depth += 1
-                self.branches.append(self.next_branch)
-                self.next_branch += 1
+                self.branches.append(("if", " ".join(line.split())))
             elif ELSE_RE.match(line) and self.branches:
-                self.branches[-1] = self.next_branch
-                self.next_branch += 1
+                # The branch after #else/#elif is identified by everything that led to it.
+                self.branches[-1] = ("else", self.branches[-1], " ".join(line.split()))
             elif ENDIF_RE.match(line):
                 self.depth -= 1
                 if self.branches:

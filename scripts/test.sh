@@ -5,6 +5,8 @@
 #   2. build/      g++ Release -O2 -march=native: tests, examples, benchmarks; ctest
 #                  (kernel tests run twice: SIMD and -DKILN_NO_SIMD; benches get a smoke run)
 #   3. single header: amalgamate.py --check, then kiln_single_header_check built and run
+#      package: cmake --install into build/package-check, then tests/package_consumer built
+#      against it with find_package(kiln) (kiln::kiln and kiln::compiled) and run
 #   4. build-asan/ clang++ with ASan + UBSan (tests only); ctest
 #
 # Idempotent: reruns reuse both build trees. Env: JOBS (default 2).
@@ -77,6 +79,18 @@ step "packages" kiln_ensure_packages || exit 1
 
 { step "single header: amalgamate.py --check" python3 scripts/amalgamate.py --check &&
   step "single header: kiln_single_header_check" run_single_header_check; } || true
+
+# The installed package as a consumer sees it: find_package(kiln) with kiln::kiln and kiln::compiled.
+run_package_consumer() {
+  local dir=build/package-check
+  rm -rf "$dir" &&
+    cmake --install build --prefix "$dir/prefix" >/dev/null &&
+    cmake -S tests/package_consumer -B "$dir/build" -DCMAKE_PREFIX_PATH="$PWD/$dir/prefix" \
+      -DCMAKE_BUILD_TYPE=Release >/dev/null &&
+    cmake --build "$dir/build" -j "$JOBS" >/dev/null &&
+    "$dir/build/consumer_header_only" && "$dir/build/consumer_compiled"
+}
+step "package: install + find_package consumer" run_package_consumer || true
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

@@ -1,6 +1,7 @@
 // compile(): guards and recompiles, the bounded cache, several outputs, custom backends, captured
 // weights, and errors that name the op and the shapes.
 #include <cstring>
+#include <sstream>
 
 #include "test_util.hpp"
 

@@ -12,11 +12,16 @@
 #include "core/status.hpp"
 #include "core/tensor.hpp"
 #include "ir/graph.hpp"
+
+// The engine: passes, planner, kernels. Left out of a model's TU built with
+// KILN_SEPARATE_COMPILATION (it then links the one TU that defines KILN_IMPLEMENTATION).
+#if KILN_ENGINE_BODIES
 #include "kernels/elementwise.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/reduce.hpp"
 #include "passes/memory_plan.hpp"
 #include "passes/simplify.hpp"
+#endif
 
 // The run-time compiler and the eager front-end allocate (owning tensors, plans built at the
 // first call): host conveniences. Firmware (KILN_NO_HEAP) gets the IR, the passes and the kernels.

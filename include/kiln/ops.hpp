@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "core/tensor.hpp"
-#include "runtime/eager.hpp"
+#include "runtime/engine.hpp"
 #include "trace/symbolic.hpp"
 
 namespace kiln {
@@ -133,10 +133,10 @@ Tensor<Out> run_eager(Node n, const EagerArg* in, bool any_empty) {
     return Tensor<Out>();
   }
   Tensor<Out> out(n.shape);
-  const std::size_t ws = runtime::node_workspace_floats(n, shapes);
+  const std::size_t ws = engine::node_workspace_floats(n, shapes);
   std::vector<float> workspace(ws ? ws + kAlignment / sizeof(float) : 0);
   float* wsp = workspace.empty() ? nullptr : align_up(workspace.data());
-  runtime::run_node(n, ptrs, shapes, dtypes, out.data(), wsp);
+  engine::run_node(n, ptrs, shapes, dtypes, out.data(), wsp);
   return out;
 }
 

@@ -21,6 +21,10 @@
 //   KILN_NO_SIMD        force the scalar kernels even when xsimd has an arch
 //   KILN_MAX_NODES      graph capacity (fixed storage, constexpr-friendly)
 //   KILN_EW_TILE        floats per register tile in the fused elementwise loop
+//   KILN_SEPARATE_COMPILATION  a model's translation unit sees only the engine's declarations
+//                       (runtime/engine.hpp): no kernels, passes or xsimd to parse and optimise;
+//   KILN_IMPLEMENTATION   defined (with the above) in the one TU that compiles the engine.
+//                       CMake: link kiln::compiled instead of kiln::kiln.
 
 #include <cstddef>
 #include <cstdint>
@@ -52,6 +56,21 @@
 #endif
 #else
 #define KILN_HAS_XSIMD 0
+#endif
+
+// KILN_ENGINE_BODIES: whether this TU compiles the engine (kernels, passes, planner, runtime).
+// KILN_ENGINE_API: linkage of the functions at the front-end/engine seam (runtime/engine.hpp):
+// inline when header-only, ordinary external functions when compiled once.
+#if defined(KILN_SEPARATE_COMPILATION)
+#define KILN_ENGINE_API
+#if defined(KILN_IMPLEMENTATION)
+#define KILN_ENGINE_BODIES 1
+#else
+#define KILN_ENGINE_BODIES 0
+#endif
+#else
+#define KILN_ENGINE_API inline
+#define KILN_ENGINE_BODIES 1
 #endif
 
 namespace kiln {
@@ -1163,6 +1182,10 @@ class Graph {
 
 }  // namespace kiln
 // ---- end kiln/ir/graph.hpp ----
+
+// The engine: passes, planner, kernels. Left out of a model's TU built with
+// KILN_SEPARATE_COMPILATION (it then links the one TU that defines KILN_IMPLEMENTATION).
+#if KILN_ENGINE_BODIES
 
 // ---- begin kiln/kernels/elementwise.hpp ----
 // kiln/kernels/elementwise.hpp — runs a fused elementwise program over a shape.
@@ -2971,6 +2994,8 @@ inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
 // max -inf, min +inf (the identities of each fold; softmax of an empty axis writes nothing).
 // softmax of a row of all -inf (or with +inf or NaN) is NaN, like PyTorch.
 
+#include <cmath>
+#include <limits>
 
 
 namespace kiln::kernels {
@@ -4273,6 +4298,7 @@ constexpr int fold_constants(Graph& g, Evaluator&& eval) {
 
 }  // namespace kiln::passes
 // ---- end kiln/passes/simplify.hpp ----
+#endif
 
 // The run-time compiler and the eager front-end allocate (owning tensors, plans built at the
 // first call): host conveniences. Firmware (KILN_NO_HEAP) gets the IR, the passes and the kernels.
@@ -4294,6 +4320,87 @@ constexpr int fold_constants(Graph& g, Evaluator&& eval) {
 #include <utility>
 #include <vector>
 
+#ifndef KILN_NO_IOSTREAM
+#include <ostream>
+
+
+// ---- begin kiln/ir/print.hpp ----
+// kiln/ir/print.hpp — the graph as a table or as Graphviz DOT (host convenience).
+
+#ifndef KILN_NO_IOSTREAM
+#include <ostream>
+
+
+namespace kiln {
+
+/// Short description of what a node computes, e.g. "relu", "sum(axis=1)", "linear".
+inline void describe_node(std::ostream& os, const Node& n) {
+  switch (n.op) {
+    case Op::elementwise:
+      os << ewfn_name(n.fn);
+      if (n.fn == EwFn::leaky_relu || n.fn == EwFn::pow_scalar) os << '(' << n.p0 << ')';
+      if (n.fn == EwFn::clamp) os << '(' << n.p0 << ", " << n.p1 << ')';
+      return;
+    case Op::reduce: os << reduce_name(n.rk) << "(axis=" << n.axis << (n.keepdim ? ", keepdim" : "") << ')'; return;
+    case Op::softmax:
+    case Op::log_softmax:
+    case Op::concat: os << op_name(n.op) << "(axis=" << n.axis << ')'; return;
+    case Op::matmul: os << (n.trans_b ? "linear" : "matmul"); return;
+    case Op::scalar: os << "scalar(" << n.p0 << ')'; return;
+    case Op::input: os << "input " << n.index; return;
+    case Op::slice: os << "slice(axis=" << n.axis << ", start=" << n.start << ", step=" << n.step << ')'; return;
+    case Op::permute: {
+      os << "permute(";
+      for (int i = 0; i < n.shape.rank(); ++i) os << (i ? "," : "") << int(n.perm[i]);
+      os << ')';
+      return;
+    }
+    default: os << op_name(n.op); return;
+  }
+}
+
+inline std::ostream& operator<<(std::ostream& os, const Shape& s) {
+  os << '[';
+  for (int i = 0; i < s.rank(); ++i) os << (i ? ", " : "") << s[i];
+  return os << ']';
+}
+
+/// The graph as a table: one row per node (id, op, inputs, shape, dtype), then the outputs.
+inline void print_table(std::ostream& os, const Graph& g) {
+  for (int i = 0; i < g.size(); ++i) {
+    const Node& n = g[i];
+    os << "  %" << i << " = ";
+    describe_node(os, n);
+    if (n.num_inputs) {
+      os << '(';
+      for (int k = 0; k < n.num_inputs; ++k) os << (k ? ", %" : "%") << n.inputs[k];
+      os << ')';
+    }
+    os << " : " << n.shape << ' ' << dtype_name(n.dtype) << '\n';
+  }
+  os << "  return";
+  for (int k = 0; k < g.num_outputs(); ++k) os << (k ? ", %" : " %") << g.output(k);
+  os << '\n';
+}
+
+/// The graph in Graphviz DOT.
+inline void print_dot(std::ostream& os, const Graph& g) {
+  os << "digraph kiln {\n  node [shape=box, fontname=monospace];\n";
+  for (int i = 0; i < g.size(); ++i) {
+    const Node& n = g[i];
+    os << "  n" << i << " [label=\"%" << i << ' ';
+    describe_node(os, n);
+    os << "\\n" << n.shape << ' ' << dtype_name(n.dtype) << "\"];\n";
+    for (int k = 0; k < n.num_inputs; ++k) os << "  n" << n.inputs[k] << " -> n" << i << ";\n";
+  }
+  for (int k = 0; k < g.num_outputs(); ++k) os << "  n" << g.output(k) << " -> out" << k << ";\n";
+  os << "}\n";
+}
+
+}  // namespace kiln
+#endif
+// ---- end kiln/ir/print.hpp ----
+#endif
 
 // ---- begin kiln/ops.hpp ----
 // kiln/ops.hpp — the op front-end: one function per op, for real and symbolic tensors.
@@ -4306,6 +4413,85 @@ constexpr int fold_constants(Graph& g, Evaluator&& eval) {
 // its kernel.
 
 #include <vector>
+
+
+// ---- begin kiln/runtime/engine.hpp ----
+// kiln/runtime/engine.hpp — the seam between the front-end and the engine.
+//
+// Everything a model's translation unit instantiates (the op front-ends in ops.hpp, Compiled<Fn>)
+// reaches the engine — passes, planner, kernels — only through these few functions. Header-only
+// (the default) their bodies follow inline. With KILN_SEPARATE_COMPILATION a model's TU sees only
+// these declarations, so it parses and optimises no kernel, pass or xsimd code; one TU of the
+// program defines KILN_IMPLEMENTATION as well and compiles the engine once (CMake: kiln::compiled).
+
+
+
+// ---- begin kiln/runtime/plan_info.hpp ----
+// kiln/runtime/plan_info.hpp — the counters a plan reports (Compiled::stats() copies them).
+
+
+namespace kiln {
+namespace runtime {
+
+/// What the passes did and what the plan costs: filled by Executable::build.
+struct PlanInfo {
+  int nodes = 0, groups = 0, kernels = 0, folded = 0, cse = 0, simplified = 0, dead = 0, in_place = 0;
+  std::size_t arena_bytes = 0, lower_bound = 0, packed_weight_bytes = 0;
+};
+
+}  // namespace runtime
+}  // namespace kiln
+// ---- end kiln/runtime/plan_info.hpp ----
+#ifndef KILN_NO_IOSTREAM
+#include <iosfwd>
+#endif
+
+namespace kiln {
+
+class Graph;
+namespace runtime {
+class Executable;
+}
+
+namespace engine {
+
+/// Scratch floats the eager kernel of `n` needs (0 for most ops).
+KILN_ENGINE_API std::size_t node_workspace_floats(const Node& n, const Shape* in_shapes);
+/// Runs one type-checked node on dense inputs into `out` (the eager path).
+KILN_ENGINE_API void run_node(const Node& n, const void* const* in, const Shape* in_shapes,
+                              const DType* in_dtypes, void* out, float* workspace);
+
+/// Plans a traced graph; nullptr with `status` set when it cannot.
+KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status);
+KILN_ENGINE_API void destroy(runtime::Executable* exe);
+struct ExecutableDeleter {
+  void operator()(runtime::Executable* exe) const { destroy(exe); }
+};
+KILN_ENGINE_API std::size_t arena_bytes(const runtime::Executable& exe);
+KILN_ENGINE_API const runtime::PlanInfo& plan_info(const runtime::Executable& exe);
+/// inputs[i]/outputs[k]: dense buffers of graph input i / output k; arena: arena_bytes(), aligned.
+KILN_ENGINE_API void run(const runtime::Executable& exe, const void* const* inputs, void* const* outputs,
+                         void* arena);
+
+#ifndef KILN_NO_IOSTREAM
+/// One row per node of the planned graph: id, op, inputs, shape, dtype, fused group, memory.
+KILN_ENGINE_API void print_graph(std::ostream& os, const runtime::Executable& exe);
+/// One row per kernel launch: what it computes, its loop, its epilogue, its scratch.
+KILN_ENGINE_API void print_plan(std::ostream& os, const runtime::Executable& exe);
+#endif
+
+}  // namespace engine
+}  // namespace kiln
+
+#if KILN_ENGINE_BODIES
+
+// ---- begin kiln/runtime/engine_impl.hpp ----
+// kiln/runtime/engine_impl.hpp — the bodies of runtime/engine.hpp's functions.
+//
+// Included by engine.hpp in every TU that compiles the engine (all of them when header-only;
+// only the KILN_IMPLEMENTATION TU with KILN_SEPARATE_COMPILATION). Each body forwards to the
+// engine's own (inline) code, so a TU that also includes runtime/executable.hpp directly (tests,
+// benchmarks looking inside a plan) never defines anything twice.
 
 
 // ---- begin kiln/runtime/eager.hpp ----
@@ -4504,498 +4690,6 @@ inline void run_node(const Node& n, const void* const* in, const Shape* in_shape
 }  // namespace kiln::runtime
 // ---- end kiln/runtime/eager.hpp ----
 
-// ---- begin kiln/trace/symbolic.hpp ----
-// kiln/trace/symbolic.hpp — the tensor a model sees while it is being traced.
-//
-// A SymTensor is a node id plus the Tracer recording the graph. Every op
-// applied to it appends a node instead of computing (TorchDynamo/FX's
-// contract, with C++ overloads in place of bytecode interpretation). Its shape
-// and dtype are known, so model code may branch on them as on a real tensor.
-
-#include <memory>
-#include <vector>
-
-
-namespace kiln {
-
-/// The graph being recorded, plus copies of the owning tensors the model captured.
-///
-/// A kiln::Tensor used by the model may be a temporary (a weight transformed eagerly inside the
-/// model, say), so its values are copied when captured: the plan never points at freed memory.
-/// A kiln::TensorView is captured by reference: it is how weights in flash or in the user's own
-/// storage are used without a copy, and that memory must outlive the compiled model.
-class Tracer {
- public:
-  Graph graph;
-
-  /// A stable copy of `bytes` bytes at `data`, shared with an earlier capture of equal bytes.
-  /// Matching by contents, not address: a temporary freed during the trace may be followed by
-  /// another at the same address with other values.
-  const void* keep(const void* data, std::size_t bytes) {
-    for (const Kept& k : kept_)
-      if (k.bytes == bytes && (bytes == 0 || std::memcmp(k.copy.get(), data, bytes) == 0)) return k.copy.get();
-    Kept k;
-    k.bytes = bytes;
-    k.copy.reset(new unsigned char[bytes ? bytes : 1]);
-    if (bytes) std::memcpy(k.copy.get(), data, bytes);
-    kept_.push_back(std::move(k));
-    return kept_.back().copy.get();
-  }
-  std::size_t kept_bytes() const {
-    std::size_t n = 0;
-    for (const Kept& k : kept_) n += k.bytes;
-    return n;
-  }
-
- private:
-  struct Kept {
-    std::size_t bytes = 0;
-    std::unique_ptr<unsigned char[]> copy;
-  };
-  std::vector<Kept> kept_;
-};
-
-class SymTensor {
- public:
-  SymTensor() = default;
-  SymTensor(Tracer* t, int id) : tracer_(t), id_(id) {}
-
-  bool valid() const { return tracer_ && id_ >= 0; }
-  int id() const { return id_; }
-  Tracer* tracer() const { return tracer_; }
-  Graph* graph() const { return tracer_ ? &tracer_->graph : nullptr; }
-
-  const Shape& shape() const { return valid() ? tracer_->graph.node(id_).shape : empty_shape(); }
-  DType dtype() const { return valid() ? tracer_->graph.node(id_).dtype : DType::f32; }
-  int rank() const { return shape().rank(); }
-  index_t size() const { return shape().numel(); }
-
- private:
-  static const Shape& empty_shape() {
-    static const Shape s;
-    return s;
-  }
-  Tracer* tracer_ = nullptr;
-  int id_ = -1;
-};
-
-}  // namespace kiln
-// ---- end kiln/trace/symbolic.hpp ----
-
-namespace kiln {
-
-namespace detail {
-
-template <class T> struct is_sym : std::false_type {};
-template <> struct is_sym<SymTensor> : std::true_type {};
-template <class T> struct is_concrete : std::false_type {};
-template <class U> struct is_concrete<Tensor<U>> : std::true_type {};
-template <class U> struct is_concrete<TensorView<U>> : std::true_type {};
-template <class T> using bare = std::remove_cv_t<std::remove_reference_t<T>>;
-template <class T> inline constexpr bool is_sym_v = is_sym<bare<T>>::value;
-template <class T> inline constexpr bool is_concrete_v = is_concrete<bare<T>>::value;
-template <class T> inline constexpr bool is_tensor_v = is_sym_v<T> || is_concrete_v<T>;
-template <class T> inline constexpr bool is_number_v = std::is_arithmetic_v<bare<T>> && !std::is_same_v<bare<T>, bool>;
-template <class T> inline constexpr bool is_operand_v = is_tensor_v<T> || is_number_v<T>;
-
-/// Element type of a concrete tensor argument (float for numbers and symbolic tensors).
-template <class T, class = void> struct elem { using type = float; };
-template <class U> struct elem<Tensor<U>> { using type = U; };
-template <class U> struct elem<TensorView<U>> { using type = std::remove_const_t<U>; };
-template <class T> using elem_t = typename elem<bare<T>>::type;
-
-/// Result of an op: SymTensor when tracing, Tensor<Out> when eager.
-template <class Out, class... Args>
-using result_t = std::conditional_t<(is_sym_v<Args> || ...), SymTensor, Tensor<Out>>;
-
-inline Tracer* tracer_of() { return nullptr; }
-template <class A, class... Rest>
-Tracer* tracer_of(const A& a, const Rest&... rest) {
-  if constexpr (is_sym_v<A>) {
-    if (a.tracer()) return a.tracer();
-  }
-  return tracer_of(rest...);
-}
-
-template <class T> struct is_owning : std::false_type {};
-template <class U> struct is_owning<Tensor<U>> : std::true_type {};
-
-/// The node id standing for `a` in the trace (appending a constant or scalar when needed).
-template <class A>
-int node_in(Tracer& t, const A& a) {
-  Graph& g = t.graph;
-  if constexpr (is_sym_v<A>) {
-    if (a.tracer() != &t) {
-      g.set_error(Status(Errc::invalid_argument) << "a symbolic tensor from another trace was used");
-      return -1;
-    }
-    return a.id();
-  } else if constexpr (is_concrete_v<A>) {
-    constexpr DType dt = dtype_of_v<elem_t<A>>;
-    if (a.data() == nullptr) {
-      g.set_error(Status(Errc::invalid_argument) << "an empty tensor (shape " << a.shape() << ") was captured");
-      return -1;
-    }
-    const void* data = a.data();
-    if constexpr (is_owning<bare<A>>::value)  // possibly a temporary: capture a copy
-      data = t.keep(data, static_cast<std::size_t>(a.size()) * sizeof(elem_t<A>));
-    const int found = g.find_constant(data, a.shape(), dt);
-    if (found >= 0) return found;
-    Node n;
-    n.op = Op::constant;
-    n.dtype = dt;
-    n.shape = a.shape();
-    n.data = data;
-    return g.add(n);
-  } else {
-    Node n;
-    n.op = Op::scalar;
-    n.p0 = static_cast<float>(a);
-    return g.add(n);
-  }
-}
-
-struct EagerArg {
-  const void* data = nullptr;
-  Shape shape;
-  DType dtype = DType::f32;
-  float scalar = 0.f;
-};
-
-template <class A>
-EagerArg eager_arg(const A& a) {
-  EagerArg e;
-  if constexpr (is_concrete_v<A>) {
-    e.data = a.data();
-    e.shape = a.shape();
-    e.dtype = dtype_of_v<elem_t<A>>;
-  } else {
-    e.scalar = static_cast<float>(a);
-  }
-  return e;
-}
-
-/// Runs node `n` at once on dense inputs (the eager path); an empty input (the result of an
-/// earlier failed op, already reported) gives an empty result.
-template <class Out>
-Tensor<Out> run_eager(Node n, const EagerArg* in, bool any_empty) {
-  if (any_empty) return Tensor<Out>();
-  const void* ptrs[kMaxInputs]{};
-  Shape shapes[kMaxInputs];
-  DType dtypes[kMaxInputs]{};
-  for (int k = 0; k < n.num_inputs; ++k) {
-    ptrs[k] = in[k].data ? in[k].data : static_cast<const void*>(&in[k].scalar);
-    shapes[k] = in[k].shape;
-    dtypes[k] = in[k].dtype;
-  }
-  const Status s = infer_node(n, shapes, dtypes);
-  if (!s.ok()) {
-    fail(s);
-    return Tensor<Out>();
-  }
-  if (n.dtype != dtype_of_v<Out>) {
-    fail(Status(Errc::dtype_mismatch) << op_name(n.op) << ": result dtype " << n.dtype << " is not the requested "
-                                      << dtype_of_v<Out>);
-    return Tensor<Out>();
-  }
-  Tensor<Out> out(n.shape);
-  const std::size_t ws = runtime::node_workspace_floats(n, shapes);
-  std::vector<float> workspace(ws ? ws + kAlignment / sizeof(float) : 0);
-  float* wsp = workspace.empty() ? nullptr : align_up(workspace.data());
-  runtime::run_node(n, ptrs, shapes, dtypes, out.data(), wsp);
-  return out;
-}
-
-template <class A>
-bool is_empty_tensor(const A& a) {
-  if constexpr (is_concrete_v<A>) return a.data() == nullptr;
-  else return false;
-}
-
-/// Records or runs node `n` on `args`.
-template <class Out, class... Args>
-result_t<Out, Args...> apply(Node n, const Args&... args) {
-  static_assert(sizeof...(Args) <= kMaxInputs, "kiln: too many op inputs");
-  n.num_inputs = static_cast<int>(sizeof...(Args));
-  if constexpr ((is_sym_v<Args> || ...)) {
-    Tracer* t = tracer_of(args...);
-    if (!t) return SymTensor();
-    int k = 0;
-    ((n.inputs[k++] = node_in(*t, args)), ...);
-    for (int i = 0; i < n.num_inputs; ++i)
-      if (n.inputs[i] < 0) return SymTensor(t, -1);
-    return SymTensor(t, t->graph.add(n));
-  } else {
-    const EagerArg in[] = {eager_arg(args)...};
-    return run_eager<Out>(n, in, (is_empty_tensor(args) || ...));
-  }
-}
-
-template <class... Args>
-using enable_op = std::enable_if_t<(is_operand_v<Args> && ...) && (is_tensor_v<Args> || ...), int>;
-
-inline Node ew_node(EwFn fn, float p0 = 0.f, float p1 = 0.f) {
-  Node n;
-  n.op = Op::elementwise;
-  n.fn = fn;
-  n.p0 = p0;
-  n.p1 = p1;
-  return n;
-}
-
-}  // namespace detail
-
-// ---- elementwise ------------------------------------------------------------------------------
-
-#define KILN_UNARY_OP(name, fn)                                       \
-  template <class A, detail::enable_op<A> = 0>                        \
-  auto name(const A& a) {                                             \
-    return detail::apply<float>(detail::ew_node(EwFn::fn), a);        \
-  }
-KILN_UNARY_OP(neg, neg)
-KILN_UNARY_OP(abs, abs)
-KILN_UNARY_OP(exp, exp)
-KILN_UNARY_OP(log, log)
-KILN_UNARY_OP(sqrt, sqrt)
-KILN_UNARY_OP(rsqrt, rsqrt)
-KILN_UNARY_OP(tanh, tanh)
-KILN_UNARY_OP(sigmoid, sigmoid)
-KILN_UNARY_OP(relu, relu)
-KILN_UNARY_OP(relu6, relu6)
-KILN_UNARY_OP(silu, silu)
-#undef KILN_UNARY_OP
-
-enum class GeluApprox { none, tanh };
-
-template <class A, detail::enable_op<A> = 0>
-auto gelu(const A& a, GeluApprox approx = GeluApprox::none) {
-  return detail::apply<float>(detail::ew_node(approx == GeluApprox::tanh ? EwFn::gelu_tanh : EwFn::gelu_erf), a);
-}
-template <class A, detail::enable_op<A> = 0>
-auto leaky_relu(const A& a, float negative_slope = 0.01f) {
-  return detail::apply<float>(detail::ew_node(EwFn::leaky_relu, negative_slope), a);
-}
-template <class A, detail::enable_op<A> = 0>
-auto clamp(const A& a, float lo, float hi) {
-  return detail::apply<float>(detail::ew_node(EwFn::clamp, lo, hi), a);
-}
-template <class A, detail::enable_op<A> = 0>
-auto pow(const A& a, float exponent) {
-  return detail::apply<float>(detail::ew_node(EwFn::pow_scalar, exponent), a);
-}
-template <class A, detail::enable_op<A> = 0>
-auto operator-(const A& a) {
-  return neg(a);
-}
-
-#define KILN_BINARY_OP(name, fn, Out)                                 \
-  template <class A, class B, detail::enable_op<A, B> = 0>            \
-  auto name(const A& a, const B& b) {                                 \
-    return detail::apply<Out>(detail::ew_node(EwFn::fn), a, b);       \
-  }
-KILN_BINARY_OP(operator+, add, float)
-KILN_BINARY_OP(operator-, sub, float)
-KILN_BINARY_OP(operator*, mul, float)
-KILN_BINARY_OP(operator/, div, float)
-KILN_BINARY_OP(add, add, float)
-KILN_BINARY_OP(sub, sub, float)
-KILN_BINARY_OP(mul, mul, float)
-KILN_BINARY_OP(div, div, float)
-KILN_BINARY_OP(minimum, minimum, float)
-KILN_BINARY_OP(maximum, maximum, float)
-KILN_BINARY_OP(gt, gt, bool)
-KILN_BINARY_OP(lt, lt, bool)
-KILN_BINARY_OP(ge, ge, bool)
-KILN_BINARY_OP(le, le, bool)
-KILN_BINARY_OP(eq, eq, bool)
-KILN_BINARY_OP(ne, ne, bool)
-KILN_BINARY_OP(operator>, gt, bool)
-KILN_BINARY_OP(operator<, lt, bool)
-KILN_BINARY_OP(operator>=, ge, bool)
-KILN_BINARY_OP(operator<=, le, bool)
-#undef KILN_BINARY_OP
-
-/// where(cond, a, b): a where cond is true (non-zero), else b; all three broadcast.
-template <class C, class A, class B, detail::enable_op<C, A, B> = 0>
-auto where(const C& cond, const A& a, const B& b) {
-  return detail::apply<float>(detail::ew_node(EwFn::where), cond, a, b);
-}
-
-// ---- reductions -------------------------------------------------------------------------------
-
-namespace detail {
-inline Node reduce_node(ReduceKind k, int axis, bool keepdim) {
-  Node n;
-  n.op = Op::reduce;
-  n.rk = k;
-  n.axis = axis;
-  n.keepdim = keepdim;
-  return n;
-}
-}  // namespace detail
-
-#define KILN_REDUCE_OP(name, kind)                                                  \
-  template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>             \
-  auto name(const A& a, int axis, bool keepdim = false) {                           \
-    return detail::apply<float>(detail::reduce_node(ReduceKind::kind, axis, keepdim), a); \
-  }
-KILN_REDUCE_OP(sum, sum)
-KILN_REDUCE_OP(mean, mean)
-KILN_REDUCE_OP(max, max)
-KILN_REDUCE_OP(min, min)
-#undef KILN_REDUCE_OP
-
-template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto softmax(const A& a, int axis = -1) {
-  Node n;
-  n.op = Op::softmax;
-  n.axis = axis;
-  return detail::apply<float>(n, a);
-}
-template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto log_softmax(const A& a, int axis = -1) {
-  Node n;
-  n.op = Op::log_softmax;
-  n.axis = axis;
-  return detail::apply<float>(n, a);
-}
-
-// ---- matmul -----------------------------------------------------------------------------------
-
-/// a @ b with batch dimensions broadcast (a: [..., M, K] or [K]; b: [..., K, N]).
-template <class A, class B, std::enable_if_t<detail::is_tensor_v<A> && detail::is_tensor_v<B>, int> = 0>
-auto matmul(const A& a, const B& b) {
-  Node n;
-  n.op = Op::matmul;
-  return detail::apply<float>(n, a, b);
-}
-/// x @ weight^T, weight [out, in] (torch.nn.Linear's layout).
-template <class X, class W, std::enable_if_t<detail::is_tensor_v<X> && detail::is_tensor_v<W>, int> = 0>
-auto linear(const X& x, const W& weight) {
-  Node n;
-  n.op = Op::matmul;
-  n.trans_b = true;
-  return detail::apply<float>(n, x, weight);
-}
-/// x @ weight^T + bias.
-template <class X, class W, class Bi,
-          std::enable_if_t<detail::is_tensor_v<X> && detail::is_tensor_v<W> && detail::is_tensor_v<Bi>, int> = 0>
-auto linear(const X& x, const W& weight, const Bi& bias) {
-  return linear(x, weight) + bias;
-}
-
-// ---- shape ops --------------------------------------------------------------------------------
-
-/// Same elements in a new shape; one extent may be -1. A view when the input is contiguous.
-template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto reshape(const A& a, const Shape& shape) {
-  Node n;
-  n.op = Op::reshape;
-  n.shape = shape;
-  return detail::apply<detail::elem_t<A>>(n, a);
-}
-/// Merges dimensions start..end (inclusive, negative counts from the back) into one.
-template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto flatten(const A& a, int start = 0, int end = -1) {
-  const Shape& s = a.shape();
-  const int r = s.rank();
-  const int b = normalize_axis(start, r), e = normalize_axis(end, r);
-  if (r == 0) return reshape(a, Shape{1});
-  if (b < 0 || e < 0 || b > e) return reshape(a, Shape::of_rank(kMaxRank + 1));  // reports a bad shape
-  Shape t;
-  for (int i = 0; i < b; ++i) t.push_back(s[i]);
-  index_t m = 1;
-  for (int i = b; i <= e; ++i) m *= s[i];
-  t.push_back(m);
-  for (int i = e + 1; i < r; ++i) t.push_back(s[i]);
-  return reshape(a, t);
-}
-/// Reorders dimensions: result dim i is input dim perm[i]. A view (no copy).
-template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto permute(const A& a, std::initializer_list<int> perm) {
-  Node n;
-  n.op = Op::permute;
-  int i = 0;
-  for (int p : perm) {
-    if (i < kMaxRank) n.perm[i] = static_cast<std::int8_t>(p);
-    ++i;
-  }
-  if (i != a.shape().rank())  // a wrong-length permutation is reported by the type rules
-    for (int k = 0; k < kMaxRank; ++k) n.perm[k] = -1;
-  return detail::apply<detail::elem_t<A>>(n, a);
-}
-/// Swaps two dimensions (negative counts from the back). A view (no copy).
-template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto transpose(const A& a, int d0 = -2, int d1 = -1) {
-  Node n;
-  n.op = Op::permute;
-  const int r = a.shape().rank();
-  const int x = normalize_axis(d0, r), y = normalize_axis(d1, r);
-  for (int k = 0; k < kMaxRank; ++k) n.perm[k] = static_cast<std::int8_t>(k);
-  if (x < 0 || y < 0) n.perm[0] = -1;
-  else {
-    n.perm[x] = static_cast<std::int8_t>(y);
-    n.perm[y] = static_cast<std::int8_t>(x);
-  }
-  return detail::apply<detail::elem_t<A>>(n, a);
-}
-/// Elements [start, stop) with `step` along `axis`, Python-style: negative indices count from the
-/// end and out-of-range bounds are clamped. A view (no copy).
-template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto slice(const A& a, int axis, index_t start, index_t stop, index_t step = 1) {
-  Node n;
-  n.op = Op::slice;
-  n.axis = axis;
-  n.step = step;
-  const int ax = normalize_axis(axis, a.shape().rank());
-  index_t count = -1;
-  if (ax >= 0 && step >= 1) {
-    const index_t len = a.shape()[ax];
-    auto norm = [len](index_t v) { return v < 0 ? (v + len < 0 ? 0 : v + len) : (v > len ? len : v); };
-    start = norm(start);
-    stop = norm(stop);
-    count = stop > start ? (stop - start + step - 1) / step : 0;
-  }
-  n.start = start;
-  n.shape = Shape{count};
-  return detail::apply<detail::elem_t<A>>(n, a);
-}
-/// Joins tensors along `axis` (all other extents must match; 1 to kMaxInputs parts).
-template <class T, std::enable_if_t<detail::is_tensor_v<T>, int> = 0>
-auto concat(std::initializer_list<T> parts, int axis = 0) {
-  Node n;
-  n.op = Op::concat;
-  n.axis = axis;
-  n.num_inputs = static_cast<int>(parts.size());
-  if (n.num_inputs < 1 || n.num_inputs > kMaxInputs) {
-    fail(Status(Errc::invalid_argument) << "concat: " << n.num_inputs << " inputs (1 to " << kMaxInputs
-                                        << " supported)");
-    return detail::result_t<detail::elem_t<T>, T>();
-  }
-  if constexpr (detail::is_sym_v<T>) {
-    Tracer* t = parts.begin()->tracer();
-    if (!t) return SymTensor();
-    int k = 0;
-    for (const T& p : parts) {
-      n.inputs[k] = detail::node_in(*t, p);
-      if (n.inputs[k++] < 0) return SymTensor(t, -1);
-    }
-    return SymTensor(t, t->graph.add(n));
-  } else {
-    detail::EagerArg in[kMaxInputs];
-    bool any_empty = false;
-    int k = 0;
-    for (const T& p : parts) {
-      in[k++] = detail::eager_arg(p);
-      any_empty = any_empty || p.data() == nullptr;
-    }
-    return detail::run_eager<detail::elem_t<T>>(n, in, any_empty);
-  }
-}
-
-}  // namespace kiln
-// ---- end kiln/ops.hpp ----
-
 // ---- begin kiln/runtime/executable.hpp ----
 // kiln/runtime/executable.hpp — a planned graph, lowered to kernel calls, ready to run.
 //
@@ -5062,12 +4756,6 @@ class AlignedFloats {
  private:
   float* data_ = nullptr;
   std::size_t size_ = 0;
-};
-
-/// Counters reported by stats().
-struct PlanInfo {
-  int nodes = 0, groups = 0, kernels = 0, folded = 0, cse = 0, simplified = 0, dead = 0, in_place = 0;
-  std::size_t arena_bytes = 0, lower_bound = 0, packed_weight_bytes = 0;
 };
 
 class Executable {
@@ -5593,6 +5281,624 @@ class Executable {
 
 }  // namespace kiln::runtime
 // ---- end kiln/runtime/executable.hpp ----
+#ifndef KILN_NO_IOSTREAM
+
+// ---- begin kiln/runtime/plan_print.hpp ----
+// kiln/runtime/plan_print.hpp — human-readable views of a plan (print_graph, print_plan).
+//
+// Host convenience (iostream): not compiled with KILN_NO_IOSTREAM. Non-template, so every model
+// shares one copy instead of instantiating the printers per Compiled<Fn>.
+
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+#include <string>
+
+
+namespace kiln::runtime {
+
+/// One row per node of the planned graph: id, op, inputs, shape, dtype, fused group, memory.
+inline void print_graph(std::ostream& os, const Executable& x) {
+  const Graph& g = x.graph();
+  const passes::Fusion& f = x.fusion();
+  const passes::MemoryPlan& m = x.memory();
+  int step_of[kMaxNodes]{};
+  for (int s = 0; s < f.num_groups; ++s) step_of[f.order[s]] = s;
+  os << "  id  op                   inputs        shape            dtype  group            memory\n";
+  for (int i = 0; i < g.size(); ++i) {
+    const Node& n = g[i];
+    std::ostringstream op, ins, shp, grp, mem;
+    describe_node(op, n);
+    for (int k = 0; k < n.num_inputs; ++k) ins << (k ? "," : "") << '%' << n.inputs[k];
+    shp << n.shape;
+    const int gi = f.group_of[i];
+    if (gi >= 0) grp << 'k' << step_of[gi] << ' ' << passes::group_kind_name(f.groups[gi].kind);
+    else grp << '-';
+    const passes::Layout& l = f.layouts[i];
+    const passes::Placement& p = m.place[l.base >= 0 ? l.base : i];
+    if (l.base != i && l.base >= 0) mem << "view of %" << l.base;
+    else if (p.kind == passes::Storage::arena)
+      mem << "arena @" << p.offset << " (" << m.slot_bytes[p.index] << " B)";
+    else if (p.kind == passes::Storage::input) mem << "input " << p.index;
+    else if (p.kind == passes::Storage::output) mem << "output " << p.index;
+    else if (p.kind == passes::Storage::constant) mem << (n.index >= 0 ? "captured" : "folded");
+    else if (p.kind == passes::Storage::scalar) mem << "immediate";
+    else mem << "fused (registers)";
+    os << std::setw(4) << ('%' + std::to_string(i)) << "  " << std::left << std::setw(21) << op.str()
+       << std::setw(14) << ins.str() << std::setw(17) << shp.str() << std::setw(7) << dtype_name(n.dtype)
+       << std::setw(17) << grp.str() << mem.str() << std::right << '\n';
+  }
+  os << "  outputs:";
+  for (int k = 0; k < g.num_outputs(); ++k) os << " %" << g.output(k);
+  const runtime::PlanInfo& p = x.info();
+  os << "\n  " << p.kernels << " kernels for " << p.nodes << " nodes; arena " << p.arena_bytes
+     << " B (liveness lower bound " << p.lower_bound << " B); packed weights " << p.packed_weight_bytes << " B\n";
+}
+
+/// One row per kernel launch: what it computes, its loop, its epilogue.
+inline void print_plan(std::ostream& os, const Executable& x) {
+  const Graph& g = x.graph();
+  const passes::Fusion& f = x.fusion();
+  int k = 0;
+  for (const runtime::Step& s : x.steps()) {
+    os << "  k" << k++ << ' ' << passes::group_kind_name(s.kind) << " over " << s.loop << ": nodes";
+    for (int i = 0; i < g.size(); ++i)
+      if (f.group_of[i] == s.group) os << " %" << i;
+    if (s.kind == passes::GroupKind::gemm) {
+      os << "; M=" << s.M << " N=" << s.N << " K=" << s.K << (s.packed >= 0 ? ", weights prepacked" : "");
+      if (s.bias >= 0) os << ", bias in registers";
+      if (s.clamp) os << ", clamp [" << s.lo << ", " << s.hi << "] in registers";
+      if (s.code_size) os << ", epilogue of " << s.code_size << " instructions on each finished block";
+    } else if (s.code_size) {
+      os << "; program of " << s.code_size << " instructions, " << s.num_regs << " register tiles, " << s.num_ops
+         << " loads, " << s.num_tgts << " stores";
+    }
+    os << '\n';
+  }
+}
+
+}  // namespace kiln::runtime
+// ---- end kiln/runtime/plan_print.hpp ----
+#endif
+
+namespace kiln {
+namespace engine {
+
+KILN_ENGINE_API std::size_t node_workspace_floats(const Node& n, const Shape* in_shapes) {
+  return runtime::node_workspace_floats(n, in_shapes);
+}
+
+KILN_ENGINE_API void run_node(const Node& n, const void* const* in, const Shape* in_shapes,
+                              const DType* in_dtypes, void* out, float* workspace) {
+  runtime::run_node(n, in, in_shapes, in_dtypes, out, workspace);
+}
+
+KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status) {
+  auto* exe = new runtime::Executable();
+  if (!exe->build(traced, status)) {
+    delete exe;
+    return nullptr;
+  }
+  return exe;
+}
+
+KILN_ENGINE_API void destroy(runtime::Executable* exe) { delete exe; }
+
+KILN_ENGINE_API std::size_t arena_bytes(const runtime::Executable& exe) { return exe.arena_bytes(); }
+
+KILN_ENGINE_API const runtime::PlanInfo& plan_info(const runtime::Executable& exe) { return exe.info(); }
+
+KILN_ENGINE_API void run(const runtime::Executable& exe, const void* const* inputs, void* const* outputs,
+                         void* arena) {
+  exe.run(inputs, outputs, arena);
+}
+
+#ifndef KILN_NO_IOSTREAM
+KILN_ENGINE_API void print_graph(std::ostream& os, const runtime::Executable& exe) {
+  runtime::print_graph(os, exe);
+}
+KILN_ENGINE_API void print_plan(std::ostream& os, const runtime::Executable& exe) {
+  runtime::print_plan(os, exe);
+}
+#endif
+
+}  // namespace engine
+}  // namespace kiln
+// ---- end kiln/runtime/engine_impl.hpp ----
+#endif
+// ---- end kiln/runtime/engine.hpp ----
+
+// ---- begin kiln/trace/symbolic.hpp ----
+// kiln/trace/symbolic.hpp — the tensor a model sees while it is being traced.
+//
+// A SymTensor is a node id plus the Tracer recording the graph. Every op
+// applied to it appends a node instead of computing (TorchDynamo/FX's
+// contract, with C++ overloads in place of bytecode interpretation). Its shape
+// and dtype are known, so model code may branch on them as on a real tensor.
+
+#include <memory>
+#include <vector>
+
+
+namespace kiln {
+
+/// The graph being recorded, plus copies of the owning tensors the model captured.
+///
+/// A kiln::Tensor used by the model may be a temporary (a weight transformed eagerly inside the
+/// model, say), so its values are copied when captured: the plan never points at freed memory.
+/// A kiln::TensorView is captured by reference: it is how weights in flash or in the user's own
+/// storage are used without a copy, and that memory must outlive the compiled model.
+class Tracer {
+ public:
+  Graph graph;
+
+  /// A stable copy of `bytes` bytes at `data`, shared with an earlier capture of equal bytes.
+  /// Matching by contents, not address: a temporary freed during the trace may be followed by
+  /// another at the same address with other values.
+  const void* keep(const void* data, std::size_t bytes) {
+    for (const Kept& k : kept_)
+      if (k.bytes == bytes && (bytes == 0 || std::memcmp(k.copy.get(), data, bytes) == 0)) return k.copy.get();
+    Kept k;
+    k.bytes = bytes;
+    k.copy.reset(new unsigned char[bytes ? bytes : 1]);
+    if (bytes) std::memcpy(k.copy.get(), data, bytes);
+    kept_.push_back(std::move(k));
+    return kept_.back().copy.get();
+  }
+  std::size_t kept_bytes() const {
+    std::size_t n = 0;
+    for (const Kept& k : kept_) n += k.bytes;
+    return n;
+  }
+
+ private:
+  struct Kept {
+    std::size_t bytes = 0;
+    std::unique_ptr<unsigned char[]> copy;
+  };
+  std::vector<Kept> kept_;
+};
+
+class SymTensor {
+ public:
+  SymTensor() = default;
+  SymTensor(Tracer* t, int id) : tracer_(t), id_(id) {}
+
+  bool valid() const { return tracer_ && id_ >= 0; }
+  int id() const { return id_; }
+  Tracer* tracer() const { return tracer_; }
+  Graph* graph() const { return tracer_ ? &tracer_->graph : nullptr; }
+
+  const Shape& shape() const { return valid() ? tracer_->graph.node(id_).shape : empty_shape(); }
+  DType dtype() const { return valid() ? tracer_->graph.node(id_).dtype : DType::f32; }
+  int rank() const { return shape().rank(); }
+  index_t size() const { return shape().numel(); }
+
+ private:
+  static const Shape& empty_shape() {
+    static const Shape s;
+    return s;
+  }
+  Tracer* tracer_ = nullptr;
+  int id_ = -1;
+};
+
+}  // namespace kiln
+// ---- end kiln/trace/symbolic.hpp ----
+
+namespace kiln {
+
+namespace detail {
+
+template <class T> struct is_sym : std::false_type {};
+template <> struct is_sym<SymTensor> : std::true_type {};
+template <class T> struct is_concrete : std::false_type {};
+template <class U> struct is_concrete<Tensor<U>> : std::true_type {};
+template <class U> struct is_concrete<TensorView<U>> : std::true_type {};
+template <class T> using bare = std::remove_cv_t<std::remove_reference_t<T>>;
+template <class T> inline constexpr bool is_sym_v = is_sym<bare<T>>::value;
+template <class T> inline constexpr bool is_concrete_v = is_concrete<bare<T>>::value;
+template <class T> inline constexpr bool is_tensor_v = is_sym_v<T> || is_concrete_v<T>;
+template <class T> inline constexpr bool is_number_v = std::is_arithmetic_v<bare<T>> && !std::is_same_v<bare<T>, bool>;
+template <class T> inline constexpr bool is_operand_v = is_tensor_v<T> || is_number_v<T>;
+
+/// Element type of a concrete tensor argument (float for numbers and symbolic tensors).
+template <class T, class = void> struct elem { using type = float; };
+template <class U> struct elem<Tensor<U>> { using type = U; };
+template <class U> struct elem<TensorView<U>> { using type = std::remove_const_t<U>; };
+template <class T> using elem_t = typename elem<bare<T>>::type;
+
+/// Result of an op: SymTensor when tracing, Tensor<Out> when eager.
+template <class Out, class... Args>
+using result_t = std::conditional_t<(is_sym_v<Args> || ...), SymTensor, Tensor<Out>>;
+
+inline Tracer* tracer_of() { return nullptr; }
+template <class A, class... Rest>
+Tracer* tracer_of(const A& a, const Rest&... rest) {
+  if constexpr (is_sym_v<A>) {
+    if (a.tracer()) return a.tracer();
+  }
+  return tracer_of(rest...);
+}
+
+template <class T> struct is_owning : std::false_type {};
+template <class U> struct is_owning<Tensor<U>> : std::true_type {};
+
+/// The node id standing for `a` in the trace (appending a constant or scalar when needed).
+template <class A>
+int node_in(Tracer& t, const A& a) {
+  Graph& g = t.graph;
+  if constexpr (is_sym_v<A>) {
+    if (a.tracer() != &t) {
+      g.set_error(Status(Errc::invalid_argument) << "a symbolic tensor from another trace was used");
+      return -1;
+    }
+    return a.id();
+  } else if constexpr (is_concrete_v<A>) {
+    constexpr DType dt = dtype_of_v<elem_t<A>>;
+    if (a.data() == nullptr) {
+      g.set_error(Status(Errc::invalid_argument) << "an empty tensor (shape " << a.shape() << ") was captured");
+      return -1;
+    }
+    const void* data = a.data();
+    if constexpr (is_owning<bare<A>>::value)  // possibly a temporary: capture a copy
+      data = t.keep(data, static_cast<std::size_t>(a.size()) * sizeof(elem_t<A>));
+    const int found = g.find_constant(data, a.shape(), dt);
+    if (found >= 0) return found;
+    Node n;
+    n.op = Op::constant;
+    n.dtype = dt;
+    n.shape = a.shape();
+    n.data = data;
+    return g.add(n);
+  } else {
+    Node n;
+    n.op = Op::scalar;
+    n.p0 = static_cast<float>(a);
+    return g.add(n);
+  }
+}
+
+struct EagerArg {
+  const void* data = nullptr;
+  Shape shape;
+  DType dtype = DType::f32;
+  float scalar = 0.f;
+};
+
+template <class A>
+EagerArg eager_arg(const A& a) {
+  EagerArg e;
+  if constexpr (is_concrete_v<A>) {
+    e.data = a.data();
+    e.shape = a.shape();
+    e.dtype = dtype_of_v<elem_t<A>>;
+  } else {
+    e.scalar = static_cast<float>(a);
+  }
+  return e;
+}
+
+/// Runs node `n` at once on dense inputs (the eager path); an empty input (the result of an
+/// earlier failed op, already reported) gives an empty result.
+template <class Out>
+Tensor<Out> run_eager(Node n, const EagerArg* in, bool any_empty) {
+  if (any_empty) return Tensor<Out>();
+  const void* ptrs[kMaxInputs]{};
+  Shape shapes[kMaxInputs];
+  DType dtypes[kMaxInputs]{};
+  for (int k = 0; k < n.num_inputs; ++k) {
+    ptrs[k] = in[k].data ? in[k].data : static_cast<const void*>(&in[k].scalar);
+    shapes[k] = in[k].shape;
+    dtypes[k] = in[k].dtype;
+  }
+  const Status s = infer_node(n, shapes, dtypes);
+  if (!s.ok()) {
+    fail(s);
+    return Tensor<Out>();
+  }
+  if (n.dtype != dtype_of_v<Out>) {
+    fail(Status(Errc::dtype_mismatch) << op_name(n.op) << ": result dtype " << n.dtype << " is not the requested "
+                                      << dtype_of_v<Out>);
+    return Tensor<Out>();
+  }
+  Tensor<Out> out(n.shape);
+  const std::size_t ws = engine::node_workspace_floats(n, shapes);
+  std::vector<float> workspace(ws ? ws + kAlignment / sizeof(float) : 0);
+  float* wsp = workspace.empty() ? nullptr : align_up(workspace.data());
+  engine::run_node(n, ptrs, shapes, dtypes, out.data(), wsp);
+  return out;
+}
+
+template <class A>
+bool is_empty_tensor(const A& a) {
+  if constexpr (is_concrete_v<A>) return a.data() == nullptr;
+  else return false;
+}
+
+/// Records or runs node `n` on `args`.
+template <class Out, class... Args>
+result_t<Out, Args...> apply(Node n, const Args&... args) {
+  static_assert(sizeof...(Args) <= kMaxInputs, "kiln: too many op inputs");
+  n.num_inputs = static_cast<int>(sizeof...(Args));
+  if constexpr ((is_sym_v<Args> || ...)) {
+    Tracer* t = tracer_of(args...);
+    if (!t) return SymTensor();
+    int k = 0;
+    ((n.inputs[k++] = node_in(*t, args)), ...);
+    for (int i = 0; i < n.num_inputs; ++i)
+      if (n.inputs[i] < 0) return SymTensor(t, -1);
+    return SymTensor(t, t->graph.add(n));
+  } else {
+    const EagerArg in[] = {eager_arg(args)...};
+    return run_eager<Out>(n, in, (is_empty_tensor(args) || ...));
+  }
+}
+
+template <class... Args>
+using enable_op = std::enable_if_t<(is_operand_v<Args> && ...) && (is_tensor_v<Args> || ...), int>;
+
+inline Node ew_node(EwFn fn, float p0 = 0.f, float p1 = 0.f) {
+  Node n;
+  n.op = Op::elementwise;
+  n.fn = fn;
+  n.p0 = p0;
+  n.p1 = p1;
+  return n;
+}
+
+}  // namespace detail
+
+// ---- elementwise ------------------------------------------------------------------------------
+
+#define KILN_UNARY_OP(name, fn)                                       \
+  template <class A, detail::enable_op<A> = 0>                        \
+  auto name(const A& a) {                                             \
+    return detail::apply<float>(detail::ew_node(EwFn::fn), a);        \
+  }
+KILN_UNARY_OP(neg, neg)
+KILN_UNARY_OP(abs, abs)
+KILN_UNARY_OP(exp, exp)
+KILN_UNARY_OP(log, log)
+KILN_UNARY_OP(sqrt, sqrt)
+KILN_UNARY_OP(rsqrt, rsqrt)
+KILN_UNARY_OP(tanh, tanh)
+KILN_UNARY_OP(sigmoid, sigmoid)
+KILN_UNARY_OP(relu, relu)
+KILN_UNARY_OP(relu6, relu6)
+KILN_UNARY_OP(silu, silu)
+#undef KILN_UNARY_OP
+
+enum class GeluApprox { none, tanh };
+
+template <class A, detail::enable_op<A> = 0>
+auto gelu(const A& a, GeluApprox approx = GeluApprox::none) {
+  return detail::apply<float>(detail::ew_node(approx == GeluApprox::tanh ? EwFn::gelu_tanh : EwFn::gelu_erf), a);
+}
+template <class A, detail::enable_op<A> = 0>
+auto leaky_relu(const A& a, float negative_slope = 0.01f) {
+  return detail::apply<float>(detail::ew_node(EwFn::leaky_relu, negative_slope), a);
+}
+template <class A, detail::enable_op<A> = 0>
+auto clamp(const A& a, float lo, float hi) {
+  return detail::apply<float>(detail::ew_node(EwFn::clamp, lo, hi), a);
+}
+template <class A, detail::enable_op<A> = 0>
+auto pow(const A& a, float exponent) {
+  return detail::apply<float>(detail::ew_node(EwFn::pow_scalar, exponent), a);
+}
+template <class A, detail::enable_op<A> = 0>
+auto operator-(const A& a) {
+  return neg(a);
+}
+
+#define KILN_BINARY_OP(name, fn, Out)                                 \
+  template <class A, class B, detail::enable_op<A, B> = 0>            \
+  auto name(const A& a, const B& b) {                                 \
+    return detail::apply<Out>(detail::ew_node(EwFn::fn), a, b);       \
+  }
+KILN_BINARY_OP(operator+, add, float)
+KILN_BINARY_OP(operator-, sub, float)
+KILN_BINARY_OP(operator*, mul, float)
+KILN_BINARY_OP(operator/, div, float)
+KILN_BINARY_OP(add, add, float)
+KILN_BINARY_OP(sub, sub, float)
+KILN_BINARY_OP(mul, mul, float)
+KILN_BINARY_OP(div, div, float)
+KILN_BINARY_OP(minimum, minimum, float)
+KILN_BINARY_OP(maximum, maximum, float)
+KILN_BINARY_OP(gt, gt, bool)
+KILN_BINARY_OP(lt, lt, bool)
+KILN_BINARY_OP(ge, ge, bool)
+KILN_BINARY_OP(le, le, bool)
+KILN_BINARY_OP(eq, eq, bool)
+KILN_BINARY_OP(ne, ne, bool)
+KILN_BINARY_OP(operator>, gt, bool)
+KILN_BINARY_OP(operator<, lt, bool)
+KILN_BINARY_OP(operator>=, ge, bool)
+KILN_BINARY_OP(operator<=, le, bool)
+#undef KILN_BINARY_OP
+
+/// where(cond, a, b): a where cond is true (non-zero), else b; all three broadcast.
+template <class C, class A, class B, detail::enable_op<C, A, B> = 0>
+auto where(const C& cond, const A& a, const B& b) {
+  return detail::apply<float>(detail::ew_node(EwFn::where), cond, a, b);
+}
+
+// ---- reductions -------------------------------------------------------------------------------
+
+namespace detail {
+inline Node reduce_node(ReduceKind k, int axis, bool keepdim) {
+  Node n;
+  n.op = Op::reduce;
+  n.rk = k;
+  n.axis = axis;
+  n.keepdim = keepdim;
+  return n;
+}
+}  // namespace detail
+
+#define KILN_REDUCE_OP(name, kind)                                                  \
+  template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>             \
+  auto name(const A& a, int axis, bool keepdim = false) {                           \
+    return detail::apply<float>(detail::reduce_node(ReduceKind::kind, axis, keepdim), a); \
+  }
+KILN_REDUCE_OP(sum, sum)
+KILN_REDUCE_OP(mean, mean)
+KILN_REDUCE_OP(max, max)
+KILN_REDUCE_OP(min, min)
+#undef KILN_REDUCE_OP
+
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto softmax(const A& a, int axis = -1) {
+  Node n;
+  n.op = Op::softmax;
+  n.axis = axis;
+  return detail::apply<float>(n, a);
+}
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto log_softmax(const A& a, int axis = -1) {
+  Node n;
+  n.op = Op::log_softmax;
+  n.axis = axis;
+  return detail::apply<float>(n, a);
+}
+
+// ---- matmul -----------------------------------------------------------------------------------
+
+/// a @ b with batch dimensions broadcast (a: [..., M, K] or [K]; b: [..., K, N]).
+template <class A, class B, std::enable_if_t<detail::is_tensor_v<A> && detail::is_tensor_v<B>, int> = 0>
+auto matmul(const A& a, const B& b) {
+  Node n;
+  n.op = Op::matmul;
+  return detail::apply<float>(n, a, b);
+}
+/// x @ weight^T, weight [out, in] (torch.nn.Linear's layout).
+template <class X, class W, std::enable_if_t<detail::is_tensor_v<X> && detail::is_tensor_v<W>, int> = 0>
+auto linear(const X& x, const W& weight) {
+  Node n;
+  n.op = Op::matmul;
+  n.trans_b = true;
+  return detail::apply<float>(n, x, weight);
+}
+/// x @ weight^T + bias.
+template <class X, class W, class Bi,
+          std::enable_if_t<detail::is_tensor_v<X> && detail::is_tensor_v<W> && detail::is_tensor_v<Bi>, int> = 0>
+auto linear(const X& x, const W& weight, const Bi& bias) {
+  return linear(x, weight) + bias;
+}
+
+// ---- shape ops --------------------------------------------------------------------------------
+
+/// Same elements in a new shape; one extent may be -1. A view when the input is contiguous.
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto reshape(const A& a, const Shape& shape) {
+  Node n;
+  n.op = Op::reshape;
+  n.shape = shape;
+  return detail::apply<detail::elem_t<A>>(n, a);
+}
+/// Merges dimensions start..end (inclusive, negative counts from the back) into one.
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto flatten(const A& a, int start = 0, int end = -1) {
+  const Shape& s = a.shape();
+  const int r = s.rank();
+  const int b = normalize_axis(start, r), e = normalize_axis(end, r);
+  if (r == 0) return reshape(a, Shape{1});
+  if (b < 0 || e < 0 || b > e) return reshape(a, Shape::of_rank(kMaxRank + 1));  // reports a bad shape
+  Shape t;
+  for (int i = 0; i < b; ++i) t.push_back(s[i]);
+  index_t m = 1;
+  for (int i = b; i <= e; ++i) m *= s[i];
+  t.push_back(m);
+  for (int i = e + 1; i < r; ++i) t.push_back(s[i]);
+  return reshape(a, t);
+}
+/// Reorders dimensions: result dim i is input dim perm[i]. A view (no copy).
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto permute(const A& a, std::initializer_list<int> perm) {
+  Node n;
+  n.op = Op::permute;
+  int i = 0;
+  for (int p : perm) {
+    if (i < kMaxRank) n.perm[i] = static_cast<std::int8_t>(p);
+    ++i;
+  }
+  if (i != a.shape().rank())  // a wrong-length permutation is reported by the type rules
+    for (int k = 0; k < kMaxRank; ++k) n.perm[k] = -1;
+  return detail::apply<detail::elem_t<A>>(n, a);
+}
+/// Swaps two dimensions (negative counts from the back). A view (no copy).
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto transpose(const A& a, int d0 = -2, int d1 = -1) {
+  Node n;
+  n.op = Op::permute;
+  const int r = a.shape().rank();
+  const int x = normalize_axis(d0, r), y = normalize_axis(d1, r);
+  for (int k = 0; k < kMaxRank; ++k) n.perm[k] = static_cast<std::int8_t>(k);
+  if (x < 0 || y < 0) n.perm[0] = -1;
+  else {
+    n.perm[x] = static_cast<std::int8_t>(y);
+    n.perm[y] = static_cast<std::int8_t>(x);
+  }
+  return detail::apply<detail::elem_t<A>>(n, a);
+}
+/// Elements [start, stop) with `step` along `axis`, Python-style: negative indices count from the
+/// end and out-of-range bounds are clamped. A view (no copy).
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto slice(const A& a, int axis, index_t start, index_t stop, index_t step = 1) {
+  Node n;
+  n.op = Op::slice;
+  n.axis = axis;
+  n.step = step;
+  const int ax = normalize_axis(axis, a.shape().rank());
+  index_t count = -1;
+  if (ax >= 0 && step >= 1) {
+    const index_t len = a.shape()[ax];
+    auto norm = [len](index_t v) { return v < 0 ? (v + len < 0 ? 0 : v + len) : (v > len ? len : v); };
+    start = norm(start);
+    stop = norm(stop);
+    count = stop > start ? (stop - start + step - 1) / step : 0;
+  }
+  n.start = start;
+  n.shape = Shape{count};
+  return detail::apply<detail::elem_t<A>>(n, a);
+}
+/// Joins tensors along `axis` (all other extents must match; 1 to kMaxInputs parts).
+template <class T, std::enable_if_t<detail::is_tensor_v<T>, int> = 0>
+auto concat(std::initializer_list<T> parts, int axis = 0) {
+  Node n;
+  n.op = Op::concat;
+  n.axis = axis;
+  n.num_inputs = static_cast<int>(parts.size());
+  if (n.num_inputs < 1 || n.num_inputs > kMaxInputs) {
+    fail(Status(Errc::invalid_argument) << "concat: " << n.num_inputs << " inputs (1 to " << kMaxInputs
+                                        << " supported)");
+    return detail::result_t<detail::elem_t<T>, T>();
+  }
+  if constexpr (detail::is_sym_v<T>) {
+    Tracer* t = parts.begin()->tracer();
+    if (!t) return SymTensor();
+    int k = 0;
+    for (const T& p : parts) {
+      n.inputs[k] = detail::node_in(*t, p);
+      if (n.inputs[k++] < 0) return SymTensor(t, -1);
+    }
+    return SymTensor(t, t->graph.add(n));
+  } else {
+    detail::EagerArg in[kMaxInputs];
+    bool any_empty = false;
+    int k = 0;
+    for (const T& p : parts) {
+      in[k++] = detail::eager_arg(p);
+      any_empty = any_empty || p.data() == nullptr;
+    }
+    return detail::run_eager<detail::elem_t<T>>(n, in, any_empty);
+  }
+}
+
+}  // namespace kiln
+// ---- end kiln/ops.hpp ----
 
 // ---- begin kiln/trace/guard.hpp ----
 // kiln/trace/guard.hpp — what a cached plan assumes about its call's arguments.
@@ -5621,90 +5927,6 @@ struct Guard {
 
 }  // namespace kiln
 // ---- end kiln/trace/guard.hpp ----
-#ifndef KILN_NO_IOSTREAM
-#include <iomanip>
-#include <ostream>
-#include <sstream>
-#include <string>
-
-
-// ---- begin kiln/ir/print.hpp ----
-// kiln/ir/print.hpp — the graph as a table or as Graphviz DOT (host convenience).
-
-#ifndef KILN_NO_IOSTREAM
-#include <ostream>
-
-
-namespace kiln {
-
-/// Short description of what a node computes, e.g. "relu", "sum(axis=1)", "linear".
-inline void describe_node(std::ostream& os, const Node& n) {
-  switch (n.op) {
-    case Op::elementwise:
-      os << ewfn_name(n.fn);
-      if (n.fn == EwFn::leaky_relu || n.fn == EwFn::pow_scalar) os << '(' << n.p0 << ')';
-      if (n.fn == EwFn::clamp) os << '(' << n.p0 << ", " << n.p1 << ')';
-      return;
-    case Op::reduce: os << reduce_name(n.rk) << "(axis=" << n.axis << (n.keepdim ? ", keepdim" : "") << ')'; return;
-    case Op::softmax:
-    case Op::log_softmax:
-    case Op::concat: os << op_name(n.op) << "(axis=" << n.axis << ')'; return;
-    case Op::matmul: os << (n.trans_b ? "linear" : "matmul"); return;
-    case Op::scalar: os << "scalar(" << n.p0 << ')'; return;
-    case Op::input: os << "input " << n.index; return;
-    case Op::slice: os << "slice(axis=" << n.axis << ", start=" << n.start << ", step=" << n.step << ')'; return;
-    case Op::permute: {
-      os << "permute(";
-      for (int i = 0; i < n.shape.rank(); ++i) os << (i ? "," : "") << int(n.perm[i]);
-      os << ')';
-      return;
-    }
-    default: os << op_name(n.op); return;
-  }
-}
-
-inline std::ostream& operator<<(std::ostream& os, const Shape& s) {
-  os << '[';
-  for (int i = 0; i < s.rank(); ++i) os << (i ? ", " : "") << s[i];
-  return os << ']';
-}
-
-/// The graph as a table: one row per node (id, op, inputs, shape, dtype), then the outputs.
-inline void print_table(std::ostream& os, const Graph& g) {
-  for (int i = 0; i < g.size(); ++i) {
-    const Node& n = g[i];
-    os << "  %" << i << " = ";
-    describe_node(os, n);
-    if (n.num_inputs) {
-      os << '(';
-      for (int k = 0; k < n.num_inputs; ++k) os << (k ? ", %" : "%") << n.inputs[k];
-      os << ')';
-    }
-    os << " : " << n.shape << ' ' << dtype_name(n.dtype) << '\n';
-  }
-  os << "  return";
-  for (int k = 0; k < g.num_outputs(); ++k) os << (k ? ", %" : " %") << g.output(k);
-  os << '\n';
-}
-
-/// The graph in Graphviz DOT.
-inline void print_dot(std::ostream& os, const Graph& g) {
-  os << "digraph kiln {\n  node [shape=box, fontname=monospace];\n";
-  for (int i = 0; i < g.size(); ++i) {
-    const Node& n = g[i];
-    os << "  n" << i << " [label=\"%" << i << ' ';
-    describe_node(os, n);
-    os << "\\n" << n.shape << ' ' << dtype_name(n.dtype) << "\"];\n";
-    for (int k = 0; k < n.num_inputs; ++k) os << "  n" << n.inputs[k] << " -> n" << i << ";\n";
-  }
-  for (int k = 0; k < g.num_outputs(); ++k) os << "  n" << g.output(k) << " -> out" << k << ";\n";
-  os << "}\n";
-}
-
-}  // namespace kiln
-#endif
-// ---- end kiln/ir/print.hpp ----
-#endif
 
 namespace kiln {
 
@@ -5860,7 +6082,7 @@ class Compiled {
   Stats stats() const {
     Stats s = stats_;
     if (last_ && last_->exe) {
-      const runtime::PlanInfo& p = last_->exe->info();
+      const runtime::PlanInfo& p = engine::plan_info(*last_->exe);
       s.nodes = p.nodes;
       s.groups = p.groups;
       s.kernels = p.kernels;
@@ -5897,7 +6119,7 @@ class Compiled {
   struct Entry {
     Guard guard;
     std::unique_ptr<Tracer> traced;  // the recorded graph and the constants it owns
-    std::unique_ptr<runtime::Executable> exe;
+    std::unique_ptr<runtime::Executable, engine::ExecutableDeleter> exe;  // null: custom backend
     BackendFn backend_fn;
     std::unique_ptr<std::uint8_t[]> arena_storage;
     void* arena = nullptr;
@@ -6062,13 +6284,13 @@ class Compiled {
     }
     for (int k = 0; k < g.num_inputs(); ++k) e->in_shapes[k] = g[g.input(k)].shape;
     if constexpr (std::is_same_v<Backend, std::nullptr_t>) {
-      e->exe = std::make_unique<runtime::Executable>();
       Status st;
-      if (!e->exe->build(g, st)) {
+      e->exe.reset(engine::build(g, st));
+      if (!e->exe) {
         fail(st);
         return nullptr;
       }
-      const std::size_t bytes = e->exe->arena_bytes();
+      const std::size_t bytes = engine::arena_bytes(*e->exe);
       e->arena_storage.reset(new std::uint8_t[bytes + kAlignment]);
       e->arena = align_up(e->arena_storage.get());
     } else {
@@ -6092,7 +6314,7 @@ class Compiled {
 
   void run_entry(Entry& e, const void* const* ins, void* const* outs) {
     if (e.exe) {
-      e.exe->run(ins, outs, e.arena);
+      engine::run(*e.exe, ins, outs, e.arena);
       return;
     }
     TensorView<const float> iv[kMaxGraphIO];
@@ -6148,68 +6370,16 @@ void Compiled<Fn, Backend>::print_graph(std::ostream& os) const {
     print_dot(os, last_->traced->graph);
     return;
   }
-  const runtime::Executable& x = *last_->exe;
-  const Graph& g = x.graph();
-  const passes::Fusion& f = x.fusion();
-  const passes::MemoryPlan& m = x.memory();
-  int step_of[kMaxNodes]{};
-  for (int s = 0; s < f.num_groups; ++s) step_of[f.order[s]] = s;
-  os << "  id  op                   inputs        shape            dtype  group            memory\n";
-  for (int i = 0; i < g.size(); ++i) {
-    const Node& n = g[i];
-    std::ostringstream op, ins, shp, grp, mem;
-    describe_node(op, n);
-    for (int k = 0; k < n.num_inputs; ++k) ins << (k ? "," : "") << '%' << n.inputs[k];
-    shp << n.shape;
-    const int gi = f.group_of[i];
-    if (gi >= 0) grp << 'k' << step_of[gi] << ' ' << passes::group_kind_name(f.groups[gi].kind);
-    else grp << '-';
-    const passes::Layout& l = f.layouts[i];
-    const passes::Placement& p = m.place[l.base >= 0 ? l.base : i];
-    if (l.base != i && l.base >= 0) mem << "view of %" << l.base;
-    else if (p.kind == passes::Storage::arena)
-      mem << "arena @" << p.offset << " (" << m.slot_bytes[p.index] << " B)";
-    else if (p.kind == passes::Storage::input) mem << "input " << p.index;
-    else if (p.kind == passes::Storage::output) mem << "output " << p.index;
-    else if (p.kind == passes::Storage::constant) mem << (n.index >= 0 ? "captured" : "folded");
-    else if (p.kind == passes::Storage::scalar) mem << "immediate";
-    else mem << "fused (registers)";
-    os << std::setw(4) << ('%' + std::to_string(i)) << "  " << std::left << std::setw(21) << op.str()
-       << std::setw(14) << ins.str() << std::setw(17) << shp.str() << std::setw(7) << dtype_name(n.dtype)
-       << std::setw(17) << grp.str() << mem.str() << std::right << '\n';
-  }
-  os << "  outputs:";
-  for (int k = 0; k < g.num_outputs(); ++k) os << " %" << g.output(k);
-  const runtime::PlanInfo& p = x.info();
-  os << "\n  " << p.kernels << " kernels for " << p.nodes << " nodes; arena " << p.arena_bytes
-     << " B (liveness lower bound " << p.lower_bound << " B); packed weights " << p.packed_weight_bytes << " B\n";
+  engine::print_graph(os, *last_->exe);
 }
 
 template <class Fn, class Backend>
 void Compiled<Fn, Backend>::print_plan(std::ostream& os) const {
-  const runtime::Executable* x = executable();
-  if (!x) {
+  if (!last_ || !last_->exe) {
     os << "(no plan: not called yet, or a custom backend)\n";
     return;
   }
-  const Graph& g = x->graph();
-  const passes::Fusion& f = x->fusion();
-  int k = 0;
-  for (const runtime::Step& s : x->steps()) {
-    os << "  k" << k++ << ' ' << passes::group_kind_name(s.kind) << " over " << s.loop << ": nodes";
-    for (int i = 0; i < g.size(); ++i)
-      if (f.group_of[i] == s.group) os << " %" << i;
-    if (s.kind == passes::GroupKind::gemm) {
-      os << "; M=" << s.M << " N=" << s.N << " K=" << s.K << (s.packed >= 0 ? ", weights prepacked" : "");
-      if (s.bias >= 0) os << ", bias in registers";
-      if (s.clamp) os << ", clamp [" << s.lo << ", " << s.hi << "] in registers";
-      if (s.code_size) os << ", epilogue of " << s.code_size << " instructions on each finished block";
-    } else if (s.code_size) {
-      os << "; program of " << s.code_size << " instructions, " << s.num_regs << " register tiles, " << s.num_ops
-         << " loads, " << s.num_tgts << " stores";
-    }
-    os << '\n';
-  }
+  engine::print_plan(os, *last_->exe);
 }
 #endif
 

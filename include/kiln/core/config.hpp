@@ -7,6 +7,10 @@
 //   KILN_NO_SIMD        force the scalar kernels even when xsimd has an arch
 //   KILN_MAX_NODES      graph capacity (fixed storage, constexpr-friendly)
 //   KILN_EW_TILE        floats per register tile in the fused elementwise loop
+//   KILN_SEPARATE_COMPILATION  a model's translation unit sees only the engine's declarations
+//                       (runtime/engine.hpp): no kernels, passes or xsimd to parse and optimise;
+//   KILN_IMPLEMENTATION   defined (with the above) in the one TU that compiles the engine.
+//                       CMake: link kiln::compiled instead of kiln::kiln.
 #pragma once
 
 #include <cstddef>
@@ -39,6 +43,21 @@
 #endif
 #else
 #define KILN_HAS_XSIMD 0
+#endif
+
+// KILN_ENGINE_BODIES: whether this TU compiles the engine (kernels, passes, planner, runtime).
+// KILN_ENGINE_API: linkage of the functions at the front-end/engine seam (runtime/engine.hpp):
+// inline when header-only, ordinary external functions when compiled once.
+#if defined(KILN_SEPARATE_COMPILATION)
+#define KILN_ENGINE_API
+#if defined(KILN_IMPLEMENTATION)
+#define KILN_ENGINE_BODIES 1
+#else
+#define KILN_ENGINE_BODIES 0
+#endif
+#else
+#define KILN_ENGINE_API inline
+#define KILN_ENGINE_BODIES 1
 #endif
 
 namespace kiln {

@@ -12,6 +12,7 @@
 #include "../passes/memory_plan.hpp"
 #include "../passes/simplify.hpp"
 #include "eager.hpp"
+#include "plan_info.hpp"
 
 namespace kiln::runtime {
 
@@ -67,12 +68,6 @@ class AlignedFloats {
  private:
   float* data_ = nullptr;
   std::size_t size_ = 0;
-};
-
-/// Counters reported by stats().
-struct PlanInfo {
-  int nodes = 0, groups = 0, kernels = 0, folded = 0, cse = 0, simplified = 0, dead = 0, in_place = 0;
-  std::size_t arena_bytes = 0, lower_bound = 0, packed_weight_bytes = 0;
 };
 
 class Executable {

@@ -16,17 +16,14 @@
 #include <utility>
 #include <vector>
 
-#include "../ops.hpp"
-#include "../runtime/executable.hpp"
-#include "guard.hpp"
 #ifndef KILN_NO_IOSTREAM
-#include <iomanip>
 #include <ostream>
-#include <sstream>
-#include <string>
 
 #include "../ir/print.hpp"
 #endif
+#include "../ops.hpp"
+#include "../runtime/engine.hpp"
+#include "guard.hpp"
 
 namespace kiln {
 
@@ -182,7 +179,7 @@ class Compiled {
   Stats stats() const {
     Stats s = stats_;
     if (last_ && last_->exe) {
-      const runtime::PlanInfo& p = last_->exe->info();
+      const runtime::PlanInfo& p = engine::plan_info(*last_->exe);
       s.nodes = p.nodes;
       s.groups = p.groups;
       s.kernels = p.kernels;
@@ -219,7 +216,7 @@ class Compiled {
   struct Entry {
     Guard guard;
     std::unique_ptr<Tracer> traced;  // the recorded graph and the constants it owns
-    std::unique_ptr<runtime::Executable> exe;
+    std::unique_ptr<runtime::Executable, engine::ExecutableDeleter> exe;  // null: custom backend
     BackendFn backend_fn;
     std::unique_ptr<std::uint8_t[]> arena_storage;
     void* arena = nullptr;
@@ -384,13 +381,13 @@ class Compiled {
     }
     for (int k = 0; k < g.num_inputs(); ++k) e->in_shapes[k] = g[g.input(k)].shape;
     if constexpr (std::is_same_v<Backend, std::nullptr_t>) {
-      e->exe = std::make_unique<runtime::Executable>();
       Status st;
-      if (!e->exe->build(g, st)) {
+      e->exe.reset(engine::build(g, st));
+      if (!e->exe) {
         fail(st);
         return nullptr;
       }
-      const std::size_t bytes = e->exe->arena_bytes();
+      const std::size_t bytes = engine::arena_bytes(*e->exe);
       e->arena_storage.reset(new std::uint8_t[bytes + kAlignment]);
       e->arena = align_up(e->arena_storage.get());
     } else {
@@ -414,7 +411,7 @@ class Compiled {
 
   void run_entry(Entry& e, const void* const* ins, void* const* outs) {
     if (e.exe) {
-      e.exe->run(ins, outs, e.arena);
+      engine::run(*e.exe, ins, outs, e.arena);
       return;
     }
     TensorView<const float> iv[kMaxGraphIO];
@@ -470,68 +467,16 @@ void Compiled<Fn, Backend>::print_graph(std::ostream& os) const {
     print_dot(os, last_->traced->graph);
     return;
   }
-  const runtime::Executable& x = *last_->exe;
-  const Graph& g = x.graph();
-  const passes::Fusion& f = x.fusion();
-  const passes::MemoryPlan& m = x.memory();
-  int step_of[kMaxNodes]{};
-  for (int s = 0; s < f.num_groups; ++s) step_of[f.order[s]] = s;
-  os << "  id  op                   inputs        shape            dtype  group            memory\n";
-  for (int i = 0; i < g.size(); ++i) {
-    const Node& n = g[i];
-    std::ostringstream op, ins, shp, grp, mem;
-    describe_node(op, n);
-    for (int k = 0; k < n.num_inputs; ++k) ins << (k ? "," : "") << '%' << n.inputs[k];
-    shp << n.shape;
-    const int gi = f.group_of[i];
-    if (gi >= 0) grp << 'k' << step_of[gi] << ' ' << passes::group_kind_name(f.groups[gi].kind);
-    else grp << '-';
-    const passes::Layout& l = f.layouts[i];
-    const passes::Placement& p = m.place[l.base >= 0 ? l.base : i];
-    if (l.base != i && l.base >= 0) mem << "view of %" << l.base;
-    else if (p.kind == passes::Storage::arena)
-      mem << "arena @" << p.offset << " (" << m.slot_bytes[p.index] << " B)";
-    else if (p.kind == passes::Storage::input) mem << "input " << p.index;
-    else if (p.kind == passes::Storage::output) mem << "output " << p.index;
-    else if (p.kind == passes::Storage::constant) mem << (n.index >= 0 ? "captured" : "folded");
-    else if (p.kind == passes::Storage::scalar) mem << "immediate";
-    else mem << "fused (registers)";
-    os << std::setw(4) << ('%' + std::to_string(i)) << "  " << std::left << std::setw(21) << op.str()
-       << std::setw(14) << ins.str() << std::setw(17) << shp.str() << std::setw(7) << dtype_name(n.dtype)
-       << std::setw(17) << grp.str() << mem.str() << std::right << '\n';
-  }
-  os << "  outputs:";
-  for (int k = 0; k < g.num_outputs(); ++k) os << " %" << g.output(k);
-  const runtime::PlanInfo& p = x.info();
-  os << "\n  " << p.kernels << " kernels for " << p.nodes << " nodes; arena " << p.arena_bytes
-     << " B (liveness lower bound " << p.lower_bound << " B); packed weights " << p.packed_weight_bytes << " B\n";
+  engine::print_graph(os, *last_->exe);
 }
 
 template <class Fn, class Backend>
 void Compiled<Fn, Backend>::print_plan(std::ostream& os) const {
-  const runtime::Executable* x = executable();
-  if (!x) {
+  if (!last_ || !last_->exe) {
     os << "(no plan: not called yet, or a custom backend)\n";
     return;
   }
-  const Graph& g = x->graph();
-  const passes::Fusion& f = x->fusion();
-  int k = 0;
-  for (const runtime::Step& s : x->steps()) {
-    os << "  k" << k++ << ' ' << passes::group_kind_name(s.kind) << " over " << s.loop << ": nodes";
-    for (int i = 0; i < g.size(); ++i)
-      if (f.group_of[i] == s.group) os << " %" << i;
-    if (s.kind == passes::GroupKind::gemm) {
-      os << "; M=" << s.M << " N=" << s.N << " K=" << s.K << (s.packed >= 0 ? ", weights prepacked" : "");
-      if (s.bias >= 0) os << ", bias in registers";
-      if (s.clamp) os << ", clamp [" << s.lo << ", " << s.hi << "] in registers";
-      if (s.code_size) os << ", epilogue of " << s.code_size << " instructions on each finished block";
-    } else if (s.code_size) {
-      os << "; program of " << s.code_size << " instructions, " << s.num_regs << " register tiles, " << s.num_ops
-         << " loads, " << s.num_tgts << " stores";
-    }
-    os << '\n';
-  }
+  engine::print_plan(os, *last_->exe);
 }
 #endif
 
