@@ -4713,6 +4713,18 @@ struct ValueSpec {
   DType dtype = DType::f32;
 };
 
+/// An address the plan knows up to the call's buffers: a fixed address (captured, folded or
+/// scalar data) or a byte offset into the arena, an input or an output. Resolved once at build
+/// time so the batch-1 call path spends a few instructions per operand, not a walk through the
+/// memory plan and the graph.
+struct Loc {
+  enum class Root : std::uint8_t { fixed, arena, input, output };
+  Root root = Root::fixed;
+  int index = 0;
+  index_t bytes = 0;
+  const char* fixed = nullptr;
+};
+
 struct Step {
   passes::GroupKind kind = passes::GroupKind::elementwise;
   int group = -1;
@@ -4734,6 +4746,9 @@ struct Step {
   bool clamp = false;
   float lo = 0.f, hi = 0.f;
   int workspace_slot = -1;
+  // gemm, resolved after memory planning: operand addresses and the scratch offset (-1: none).
+  Loc a_at, b_at, c_at, bias_at;
+  index_t workspace_bytes = -1;
 };
 
 /// A heap buffer of floats aligned to kAlignment (packed weights, folded constants): the GEMM's
@@ -4791,7 +4806,10 @@ class Executable {
     std::size_t ws[kMaxNodes]{};
     for (const Step& s : steps_) ws[s.group] = workspace_bytes(s);
     passes::plan_memory(g, *fusion_, ws, *mem_);
-    for (Step& s : steps_) s.workspace_slot = mem_->workspace_slot[s.group];
+    for (Step& s : steps_) {
+      s.workspace_slot = mem_->workspace_slot[s.group];
+      if (s.kind == passes::GroupKind::gemm) resolve_gemm(s);
+    }
     info_.nodes = g.size();
     info_.groups = fusion_->num_groups;
     info_.kernels = static_cast<int>(steps_.size());
@@ -4813,7 +4831,10 @@ class Executable {
   /// arena: arena_bytes() bytes, kAlignment-aligned.
   void run(const void* const* inputs, void* const* outputs, void* arena) const {
     Bindings b{inputs, outputs, static_cast<char*>(arena)};
-    for (const Step& s : steps_) run_step(s, b);
+    for (const Step& s : steps_) {
+      if (s.kind == passes::GroupKind::gemm) run_gemm(s, b);
+      else run_step(s, b);
+    }
     const Graph& g = *graph_;
     for (int k = 0; k < g.num_outputs(); ++k) {
       const int from = mem_->output_copy_from[k];
@@ -5084,6 +5105,42 @@ class Executable {
     return kernels::gemm_workspace_size(s.M, s.N, s.K, s.packed >= 0) * sizeof(float);
   }
 
+  Loc locate(int base, index_t offset, DType t) const {
+    const passes::Placement& p = mem_->place[base];
+    const index_t bytes = offset * static_cast<index_t>(dtype_size(t));
+    Loc l;
+    switch (p.kind) {
+      case passes::Storage::input: l = Loc{Loc::Root::input, p.index, bytes, nullptr}; break;
+      case passes::Storage::output: l = Loc{Loc::Root::output, p.index, bytes, nullptr}; break;
+      case passes::Storage::arena: l = Loc{Loc::Root::arena, 0, static_cast<index_t>(p.offset) + bytes, nullptr}; break;
+      case passes::Storage::constant:
+        l.fixed = static_cast<const char*>((*graph_)[base].data) + bytes;
+        break;
+      case passes::Storage::scalar: l.fixed = reinterpret_cast<const char*>(&(*graph_)[base].p0); break;
+      case passes::Storage::none: break;
+    }
+    return l;
+  }
+  void resolve_gemm(Step& s) const {
+    s.a_at = locate(s.a.base, s.a.offset, s.a.dtype);
+    if (s.packed < 0) s.b_at = locate(s.b.base, s.b.offset, s.b.dtype);
+    s.c_at = locate(s.c.base, s.c.offset, s.c.dtype);
+    if (s.bias >= 0) {
+      const ValueSpec& v = specs_[static_cast<std::size_t>(s.bias)];
+      s.bias_at = locate(v.base, v.offset, v.dtype);
+    }
+    s.workspace_bytes = s.workspace_slot >= 0 ? static_cast<index_t>(mem_->slot_offset[s.workspace_slot]) : -1;
+  }
+  static const char* at(const Bindings& b, const Loc& l) {
+    switch (l.root) {
+      case Loc::Root::fixed: return l.fixed;
+      case Loc::Root::arena: return b.arena + l.bytes;
+      case Loc::Root::input: return static_cast<const char*>(b.inputs[l.index]) + l.bytes;
+      case Loc::Root::output: return static_cast<const char*>(b.outputs[l.index]) + l.bytes;
+    }
+    return nullptr;
+  }
+
   // ---- execution ---------------------------------------------------------------------------
   const char* base_ptr(const Bindings& b, int base) const {
     const passes::Placement& p = mem_->place[base];
@@ -5108,10 +5165,6 @@ class Executable {
   }
   kernels::EwProgram program(const Step& s) const {
     return kernels::EwProgram{code_.data() + s.code_begin, s.code_size, s.num_regs};
-  }
-  float* workspace(const Bindings& b, const Step& s) const {
-    if (s.workspace_slot < 0) return nullptr;
-    return reinterpret_cast<float*>(b.arena + mem_->slot_offset[s.workspace_slot]);
   }
 
   /// Operand arrays left uninitialised: a step fills only what it uses, and zeroing ~3 KiB per
@@ -5230,15 +5283,12 @@ class Executable {
     ep.clamp = s.clamp;
     ep.lo = s.lo;
     ep.hi = s.hi;
-    if (s.bias >= 0) {
-      const ValueSpec& v = specs_[static_cast<std::size_t>(s.bias)];
-      ep.bias = reinterpret_cast<const float*>(ptr(b, v.base, v.offset, v.dtype));
-    }
+    if (s.bias >= 0) ep.bias = reinterpret_cast<const float*>(at(b, s.bias_at));
     const float* packed = s.packed >= 0 ? packed_[static_cast<std::size_t>(s.packed)].data() : nullptr;
-    float* ws = workspace(b, s);
-    const auto* a0 = reinterpret_cast<const float*>(ptr(b, s.a.base, s.a.offset, s.a.dtype));
-    const auto* b0 = packed ? nullptr : reinterpret_cast<const float*>(ptr(b, s.b.base, s.b.offset, s.b.dtype));
-    auto* c0 = reinterpret_cast<float*>(const_cast<char*>(ptr(b, s.c.base, s.c.offset, s.c.dtype)));
+    float* ws = s.workspace_bytes >= 0 ? reinterpret_cast<float*>(b.arena + s.workspace_bytes) : nullptr;
+    const auto* a0 = reinterpret_cast<const float*>(at(b, s.a_at));
+    const auto* b0 = packed ? nullptr : reinterpret_cast<const float*>(at(b, s.b_at));
+    auto* c0 = reinterpret_cast<float*>(const_cast<char*>(at(b, s.c_at)));
     const index_t ldc = s.M == 1 ? s.N : s.c.strides[r - 2];
     if (s.batch.rank() == 0 && s.code_size == 0) {  // the common case: one launch, no tail
       kernels::gemm(s.M, s.N, s.K, kernels::MatrixRef{a0, s.a.strides[r - 2], s.a.strides[r - 1]},
