@@ -4,6 +4,9 @@
 # Debian packages kiln's scripts need. libeigen3-dev is optional for CMake (benchmarks
 # compare against Eigen when it is present) but the scripts install it.
 KILN_PACKAGES=(cmake make g++ clang libxsimd-dev xtl-dev doctest-dev libbenchmark-dev libeigen3-dev)
+# Only scripts/test.sh needs these: the Cortex-M4 firmware tests (bare-metal toolchain, newlib,
+# QEMU's mps2-an386 board).
+KILN_FIRMWARE_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev qemu-system-arm)
 JOBS=${JOBS:-2}
 
 kiln_log() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
@@ -35,14 +38,15 @@ kiln_apt_install() {
     apt-get install -y -q --no-install-recommends "$@" || return 1
 }
 
-# Installs whatever is missing; a no-op (no apt-get at all) when everything is present.
+# Installs whatever is missing of KILN_PACKAGES and the packages given as arguments; a no-op
+# (no apt-get at all) when everything is present.
 kiln_ensure_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "note: not a Debian system; assuming build dependencies are installed" >&2
     return 0
   fi
   local missing=() p
-  for p in "${KILN_PACKAGES[@]}"; do
+  for p in "${KILN_PACKAGES[@]}" "$@"; do
     kiln_pkg_installed "$p" || missing+=("$p")
   done
   command -v python3 >/dev/null 2>&1 || missing+=(python3)
@@ -61,7 +65,7 @@ kiln_ensure_packages() {
       kiln_apt_install "$rt" || return 1
     fi
   fi
-  echo "packages: all present (${KILN_PACKAGES[*]} $rt python3)"
+  echo "packages: all present (${KILN_PACKAGES[*]} $* $rt python3)"
 }
 
 # The main tree, build/: g++, Release at -O2, -march=native, tests + bench + examples.

@@ -7,7 +7,9 @@
 #   3. single header: amalgamate.py --check, then kiln_single_header_check built and run
 #      package: cmake --install into build/package-check, then tests/package_consumer built
 #      against it with find_package(kiln) (kiln::kiln and kiln::compiled) and run
-#   4. build-asan/ clang++ with ASan + UBSan (tests only); ctest
+#   4. build-cortex-m4/  tests/firmware/fw_*.cpp for a Cortex-M4F (arm-none-eabi, no heap, no
+#      exceptions), run under qemu-system-arm -M mps2-an386; footprint printed
+#   5. build-asan/ clang++ with ASan + UBSan (tests only); ctest
 #
 # Idempotent: reruns reuse both build trees. Env: JOBS (default 2).
 # Exit status is non-zero if any step failed; a summary is printed either way.
@@ -70,7 +72,7 @@ configure_asan() {
     -DKILN_BUILD_TESTS=ON -DKILN_BUILD_BENCH=OFF -DKILN_BUILD_EXAMPLES=OFF
 }
 
-step "packages" kiln_ensure_packages || exit 1
+step "packages" kiln_ensure_packages "${KILN_FIRMWARE_PACKAGES[@]}" || exit 1
 
 # Each chain stops at its first failure; the next chain still runs.
 { step "gcc: configure build/" kiln_configure_main &&
@@ -91,6 +93,20 @@ run_package_consumer() {
     "$dir/build/consumer_header_only" && "$dir/build/consumer_compiled"
 }
 step "package: install + find_package consumer" run_package_consumer || true
+
+# Firmware: tests/firmware/fw_*.cpp as Cortex-M4F images (no heap, no exceptions), run under
+# qemu-system-arm; the footprint of each image is printed.
+configure_firmware() {
+  cmake -S tests/firmware -B build-cortex-m4 \
+    -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchains/arm-none-eabi-cortex-m4.cmake"
+}
+firmware_ctest() {
+  ctest --test-dir build-cortex-m4 "${CTEST_ARGS[@]}" || return
+  arm-none-eabi-size build-cortex-m4/*.elf
+}
+{ step "cortex-m4 (qemu-system-arm): configure build-cortex-m4/" configure_firmware &&
+  step "cortex-m4 (qemu-system-arm): build" cmake --build build-cortex-m4 -j "$JOBS" &&
+  step "cortex-m4 (qemu-system-arm): ctest" firmware_ctest; } || true
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
