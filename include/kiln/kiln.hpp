@@ -12,6 +12,9 @@
 #include "core/status.hpp"
 #include "core/tensor.hpp"
 #include "ir/graph.hpp"
+#ifndef KILN_NO_IOSTREAM
+#include "ir/print.hpp"
+#endif
 
 // The engine: passes, planner, kernels. Left out of a model's TU built with
 // KILN_SEPARATE_COMPILATION (it then links the one TU that defines KILN_IMPLEMENTATION).
@@ -21,6 +24,13 @@
 #include "kernels/reduce.hpp"
 #include "passes/memory_plan.hpp"
 #include "passes/simplify.hpp"
+#endif
+
+// The op front-end (symbolic everywhere; eager where there is a heap), and kiln::plan: a model
+// traced and planned in a constant expression.
+#include "ops.hpp"
+#if KILN_ENGINE_BODIES
+#include "trace/static_trace.hpp"
 #endif
 
 // The run-time compiler and the eager front-end allocate (owning tensors, plans built at the

@@ -6,15 +6,23 @@
 // checked by the same rules and run at once by the eager executor. An op's
 // whole front-end story is therefore its Node, its rules in ir/infer.hpp and
 // its kernel.
+//
+// The same functions trace in a constant expression (trace/static_trace.hpp: static shapes,
+// weights as TensorViews over static data). Firmware builds (KILN_NO_HEAP) have no eager path:
+// there every op is symbolic.
 #pragma once
 
 #include <initializer_list>
 #include <type_traits>
-#include <vector>
 
 #include "core/tensor.hpp"
-#include "runtime/engine.hpp"
+#include "trace/static_error.hpp"
 #include "trace/symbolic.hpp"
+#ifndef KILN_NO_HEAP
+#include <vector>
+
+#include "runtime/engine.hpp"
+#endif
 
 namespace kiln {
 
@@ -23,8 +31,10 @@ namespace detail {
 template <class T> struct is_sym : std::false_type {};
 template <> struct is_sym<SymTensor> : std::true_type {};
 template <class T> struct is_concrete : std::false_type {};
-template <class U> struct is_concrete<Tensor<U>> : std::true_type {};
 template <class U> struct is_concrete<TensorView<U>> : std::true_type {};
+#ifndef KILN_NO_HEAP
+template <class U> struct is_concrete<Tensor<U>> : std::true_type {};
+#endif
 template <class T> using bare = std::remove_cv_t<std::remove_reference_t<T>>;
 template <class T> inline constexpr bool is_sym_v = is_sym<bare<T>>::value;
 template <class T> inline constexpr bool is_concrete_v = is_concrete<bare<T>>::value;
@@ -34,32 +44,49 @@ template <class T> inline constexpr bool is_operand_v = is_tensor_v<T> || is_num
 
 /// Element type of a concrete tensor argument (float for numbers and symbolic tensors).
 template <class T, class = void> struct elem { using type = float; };
+#ifndef KILN_NO_HEAP
 template <class U> struct elem<Tensor<U>> { using type = U; };
+#endif
 template <class U> struct elem<TensorView<U>> { using type = std::remove_const_t<U>; };
 template <class T> using elem_t = typename elem<bare<T>>::type;
 
 /// Result of an op: SymTensor when tracing, Tensor<Out> when eager.
+#ifndef KILN_NO_HEAP
 template <class Out, class... Args>
 using result_t = std::conditional_t<(is_sym_v<Args> || ...), SymTensor, Tensor<Out>>;
+#else
+template <class Out, class... Args>
+using result_t = SymTensor;
+template <class T>
+inline constexpr bool always_false_v = false;
+#endif
 
-inline Tracer* tracer_of() { return nullptr; }
+/// The recording an op's symbolic arguments belong to: the graph, and its Tracer when the trace
+/// happens at run time (none in a compile-time trace).
+struct Trace {
+  Graph* graph = nullptr;
+  Tracer* tracer = nullptr;
+};
+constexpr Trace trace_of() { return {}; }
 template <class A, class... Rest>
-Tracer* tracer_of(const A& a, const Rest&... rest) {
+constexpr Trace trace_of(const A& a, const Rest&... rest) {
   if constexpr (is_sym_v<A>) {
-    if (a.tracer()) return a.tracer();
+    if (a.graph()) return Trace{a.graph(), a.tracer()};
   }
-  return tracer_of(rest...);
+  return trace_of(rest...);
 }
 
 template <class T> struct is_owning : std::false_type {};
+#ifndef KILN_NO_HEAP
 template <class U> struct is_owning<Tensor<U>> : std::true_type {};
+#endif
 
 /// The node id standing for `a` in the trace (appending a constant or scalar when needed).
 template <class A>
-int node_in(Tracer& t, const A& a) {
-  Graph& g = t.graph;
+constexpr int node_in(const Trace& t, const A& a) {
+  Graph& g = *t.graph;
   if constexpr (is_sym_v<A>) {
-    if (a.tracer() != &t) {
+    if (a.graph() != t.graph) {
       g.set_error(Status(Errc::invalid_argument) << "a symbolic tensor from another trace was used");
       return -1;
     }
@@ -71,8 +98,17 @@ int node_in(Tracer& t, const A& a) {
       return -1;
     }
     const void* data = a.data();
-    if constexpr (is_owning<bare<A>>::value)  // possibly a temporary: capture a copy
-      data = t.keep(data, static_cast<std::size_t>(a.size()) * sizeof(elem_t<A>));
+#ifndef KILN_NO_HEAP
+    if constexpr (is_owning<bare<A>>::value) {  // possibly a temporary: capture a copy
+      if (!t.tracer) {
+        g.set_error(Status(Errc::invalid_argument)
+                    << "an owning Tensor " << a.shape()
+                    << " cannot be captured by a compile-time trace: use a TensorView over static data");
+        return -1;
+      }
+      data = t.tracer->keep(data, static_cast<std::size_t>(a.size()) * sizeof(elem_t<A>));
+    }
+#endif
     const int found = g.find_constant(data, a.shape(), dt);
     if (found >= 0) return found;
     Node n;
@@ -89,6 +125,7 @@ int node_in(Tracer& t, const A& a) {
   }
 }
 
+#ifndef KILN_NO_HEAP
 struct EagerArg {
   const void* data = nullptr;
   Shape shape;
@@ -145,30 +182,46 @@ bool is_empty_tensor(const A& a) {
   if constexpr (is_concrete_v<A>) return a.data() == nullptr;
   else return false;
 }
+#endif  // KILN_NO_HEAP
+
+/// Appends `n` (its inputs already resolved) to the trace. A compile-time trace (no Tracer) stops
+/// at the first op that fails, so the compiler's diagnostic names it (trace/static_error.hpp); a
+/// run-time trace collects the error and compile() reports it after the trace.
+constexpr SymTensor recorded(const Trace& t, const Node& n) {
+  bool inputs_ok = true;
+  for (int i = 0; i < n.num_inputs; ++i) inputs_ok = inputs_ok && n.inputs[i] >= 0;
+  const int id = inputs_ok ? t.graph->add(n) : -1;
+  if (!t.tracer) report_static_trace_error(t.graph->status());
+  return SymTensor(t.graph, t.tracer, id);
+}
 
 /// Records or runs node `n` on `args`.
 template <class Out, class... Args>
-result_t<Out, Args...> apply(Node n, const Args&... args) {
+constexpr result_t<Out, Args...> apply(Node n, const Args&... args) {
   static_assert(sizeof...(Args) <= kMaxInputs, "kiln: too many op inputs");
   n.num_inputs = static_cast<int>(sizeof...(Args));
   if constexpr ((is_sym_v<Args> || ...)) {
-    Tracer* t = tracer_of(args...);
-    if (!t) return SymTensor();
+    const Trace t = trace_of(args...);
+    if (!t.graph) return SymTensor();
     int k = 0;
-    ((n.inputs[k++] = node_in(*t, args)), ...);
-    for (int i = 0; i < n.num_inputs; ++i)
-      if (n.inputs[i] < 0) return SymTensor(t, -1);
-    return SymTensor(t, t->graph.add(n));
+    ((n.inputs[k++] = node_in(t, args)), ...);
+    return recorded(t, n);
   } else {
+#ifndef KILN_NO_HEAP
     const EagerArg in[] = {eager_arg(args)...};
     return run_eager<Out>(n, in, (is_empty_tensor(args) || ...));
+#else
+    static_assert(always_false_v<Out>, "kiln: firmware builds (KILN_NO_HEAP) have no eager ops; trace the model "
+                                       "with kiln::plan (trace/static_trace.hpp)");
+    return SymTensor();
+#endif
   }
 }
 
 template <class... Args>
 using enable_op = std::enable_if_t<(is_operand_v<Args> && ...) && (is_tensor_v<Args> || ...), int>;
 
-inline Node ew_node(EwFn fn, float p0 = 0.f, float p1 = 0.f) {
+constexpr Node ew_node(EwFn fn, float p0 = 0.f, float p1 = 0.f) {
   Node n;
   n.op = Op::elementwise;
   n.fn = fn;
@@ -183,7 +236,7 @@ inline Node ew_node(EwFn fn, float p0 = 0.f, float p1 = 0.f) {
 
 #define KILN_UNARY_OP(name, fn)                                       \
   template <class A, detail::enable_op<A> = 0>                        \
-  auto name(const A& a) {                                             \
+  constexpr auto name(const A& a) {                                             \
     return detail::apply<float>(detail::ew_node(EwFn::fn), a);        \
   }
 KILN_UNARY_OP(neg, neg)
@@ -202,29 +255,29 @@ KILN_UNARY_OP(silu, silu)
 enum class GeluApprox { none, tanh };
 
 template <class A, detail::enable_op<A> = 0>
-auto gelu(const A& a, GeluApprox approx = GeluApprox::none) {
+constexpr auto gelu(const A& a, GeluApprox approx = GeluApprox::none) {
   return detail::apply<float>(detail::ew_node(approx == GeluApprox::tanh ? EwFn::gelu_tanh : EwFn::gelu_erf), a);
 }
 template <class A, detail::enable_op<A> = 0>
-auto leaky_relu(const A& a, float negative_slope = 0.01f) {
+constexpr auto leaky_relu(const A& a, float negative_slope = 0.01f) {
   return detail::apply<float>(detail::ew_node(EwFn::leaky_relu, negative_slope), a);
 }
 template <class A, detail::enable_op<A> = 0>
-auto clamp(const A& a, float lo, float hi) {
+constexpr auto clamp(const A& a, float lo, float hi) {
   return detail::apply<float>(detail::ew_node(EwFn::clamp, lo, hi), a);
 }
 template <class A, detail::enable_op<A> = 0>
-auto pow(const A& a, float exponent) {
+constexpr auto pow(const A& a, float exponent) {
   return detail::apply<float>(detail::ew_node(EwFn::pow_scalar, exponent), a);
 }
 template <class A, detail::enable_op<A> = 0>
-auto operator-(const A& a) {
+constexpr auto operator-(const A& a) {
   return neg(a);
 }
 
 #define KILN_BINARY_OP(name, fn, Out)                                 \
   template <class A, class B, detail::enable_op<A, B> = 0>            \
-  auto name(const A& a, const B& b) {                                 \
+  constexpr auto name(const A& a, const B& b) {                                 \
     return detail::apply<Out>(detail::ew_node(EwFn::fn), a, b);       \
   }
 KILN_BINARY_OP(operator+, add, float)
@@ -251,14 +304,14 @@ KILN_BINARY_OP(operator<=, le, bool)
 
 /// where(cond, a, b): a where cond is true (non-zero), else b; all three broadcast.
 template <class C, class A, class B, detail::enable_op<C, A, B> = 0>
-auto where(const C& cond, const A& a, const B& b) {
+constexpr auto where(const C& cond, const A& a, const B& b) {
   return detail::apply<float>(detail::ew_node(EwFn::where), cond, a, b);
 }
 
 // ---- reductions -------------------------------------------------------------------------------
 
 namespace detail {
-inline Node reduce_node(ReduceKind k, int axis, bool keepdim) {
+constexpr Node reduce_node(ReduceKind k, int axis, bool keepdim) {
   Node n;
   n.op = Op::reduce;
   n.rk = k;
@@ -270,7 +323,7 @@ inline Node reduce_node(ReduceKind k, int axis, bool keepdim) {
 
 #define KILN_REDUCE_OP(name, kind)                                                  \
   template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>             \
-  auto name(const A& a, int axis, bool keepdim = false) {                           \
+  constexpr auto name(const A& a, int axis, bool keepdim = false) {                           \
     return detail::apply<float>(detail::reduce_node(ReduceKind::kind, axis, keepdim), a); \
   }
 KILN_REDUCE_OP(sum, sum)
@@ -280,14 +333,14 @@ KILN_REDUCE_OP(min, min)
 #undef KILN_REDUCE_OP
 
 template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto softmax(const A& a, int axis = -1) {
+constexpr auto softmax(const A& a, int axis = -1) {
   Node n;
   n.op = Op::softmax;
   n.axis = axis;
   return detail::apply<float>(n, a);
 }
 template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto log_softmax(const A& a, int axis = -1) {
+constexpr auto log_softmax(const A& a, int axis = -1) {
   Node n;
   n.op = Op::log_softmax;
   n.axis = axis;
@@ -298,14 +351,14 @@ auto log_softmax(const A& a, int axis = -1) {
 
 /// a @ b with batch dimensions broadcast (a: [..., M, K] or [K]; b: [..., K, N]).
 template <class A, class B, std::enable_if_t<detail::is_tensor_v<A> && detail::is_tensor_v<B>, int> = 0>
-auto matmul(const A& a, const B& b) {
+constexpr auto matmul(const A& a, const B& b) {
   Node n;
   n.op = Op::matmul;
   return detail::apply<float>(n, a, b);
 }
 /// x @ weight^T, weight [out, in] (torch.nn.Linear's layout).
 template <class X, class W, std::enable_if_t<detail::is_tensor_v<X> && detail::is_tensor_v<W>, int> = 0>
-auto linear(const X& x, const W& weight) {
+constexpr auto linear(const X& x, const W& weight) {
   Node n;
   n.op = Op::matmul;
   n.trans_b = true;
@@ -314,7 +367,7 @@ auto linear(const X& x, const W& weight) {
 /// x @ weight^T + bias.
 template <class X, class W, class Bi,
           std::enable_if_t<detail::is_tensor_v<X> && detail::is_tensor_v<W> && detail::is_tensor_v<Bi>, int> = 0>
-auto linear(const X& x, const W& weight, const Bi& bias) {
+constexpr auto linear(const X& x, const W& weight, const Bi& bias) {
   return linear(x, weight) + bias;
 }
 
@@ -322,7 +375,7 @@ auto linear(const X& x, const W& weight, const Bi& bias) {
 
 /// Same elements in a new shape; one extent may be -1. A view when the input is contiguous.
 template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto reshape(const A& a, const Shape& shape) {
+constexpr auto reshape(const A& a, const Shape& shape) {
   Node n;
   n.op = Op::reshape;
   n.shape = shape;
@@ -330,7 +383,7 @@ auto reshape(const A& a, const Shape& shape) {
 }
 /// Merges dimensions start..end (inclusive, negative counts from the back) into one.
 template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto flatten(const A& a, int start = 0, int end = -1) {
+constexpr auto flatten(const A& a, int start = 0, int end = -1) {
   const Shape& s = a.shape();
   const int r = s.rank();
   const int b = normalize_axis(start, r), e = normalize_axis(end, r);
@@ -346,7 +399,7 @@ auto flatten(const A& a, int start = 0, int end = -1) {
 }
 /// Reorders dimensions: result dim i is input dim perm[i]. A view (no copy).
 template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto permute(const A& a, std::initializer_list<int> perm) {
+constexpr auto permute(const A& a, std::initializer_list<int> perm) {
   Node n;
   n.op = Op::permute;
   int i = 0;
@@ -360,7 +413,7 @@ auto permute(const A& a, std::initializer_list<int> perm) {
 }
 /// Swaps two dimensions (negative counts from the back). A view (no copy).
 template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto transpose(const A& a, int d0 = -2, int d1 = -1) {
+constexpr auto transpose(const A& a, int d0 = -2, int d1 = -1) {
   Node n;
   n.op = Op::permute;
   const int r = a.shape().rank();
@@ -376,7 +429,7 @@ auto transpose(const A& a, int d0 = -2, int d1 = -1) {
 /// Elements [start, stop) with `step` along `axis`, Python-style: negative indices count from the
 /// end and out-of-range bounds are clamped. A view (no copy).
 template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto slice(const A& a, int axis, index_t start, index_t stop, index_t step = 1) {
+constexpr auto slice(const A& a, int axis, index_t start, index_t stop, index_t step = 1) {
   Node n;
   n.op = Op::slice;
   n.axis = axis;
@@ -396,7 +449,7 @@ auto slice(const A& a, int axis, index_t start, index_t stop, index_t step = 1) 
 }
 /// Joins tensors along `axis` (all other extents must match; 1 to kMaxInputs parts).
 template <class T, std::enable_if_t<detail::is_tensor_v<T>, int> = 0>
-auto concat(std::initializer_list<T> parts, int axis = 0) {
+constexpr auto concat(std::initializer_list<T> parts, int axis = 0) {
   Node n;
   n.op = Op::concat;
   n.axis = axis;
@@ -407,15 +460,13 @@ auto concat(std::initializer_list<T> parts, int axis = 0) {
     return detail::result_t<detail::elem_t<T>, T>();
   }
   if constexpr (detail::is_sym_v<T>) {
-    Tracer* t = parts.begin()->tracer();
-    if (!t) return SymTensor();
+    const detail::Trace t{parts.begin()->graph(), parts.begin()->tracer()};
+    if (!t.graph) return SymTensor();
     int k = 0;
-    for (const T& p : parts) {
-      n.inputs[k] = detail::node_in(*t, p);
-      if (n.inputs[k++] < 0) return SymTensor(t, -1);
-    }
-    return SymTensor(t, t->graph.add(n));
+    for (const T& p : parts) n.inputs[k++] = detail::node_in(t, p);
+    return detail::recorded(t, n);
   } else {
+#ifndef KILN_NO_HEAP
     detail::EagerArg in[kMaxInputs];
     bool any_empty = false;
     int k = 0;
@@ -424,6 +475,10 @@ auto concat(std::initializer_list<T> parts, int axis = 0) {
       any_empty = any_empty || p.data() == nullptr;
     }
     return detail::run_eager<detail::elem_t<T>>(n, in, any_empty);
+#else
+    static_assert(detail::always_false_v<T>, "kiln: firmware builds (KILN_NO_HEAP) have no eager ops");
+    return SymTensor();
+#endif
   }
 }
 

@@ -1182,6 +1182,85 @@ class Graph {
 
 }  // namespace kiln
 // ---- end kiln/ir/graph.hpp ----
+#ifndef KILN_NO_IOSTREAM
+
+// ---- begin kiln/ir/print.hpp ----
+// kiln/ir/print.hpp — the graph as a table or as Graphviz DOT (host convenience).
+
+#ifndef KILN_NO_IOSTREAM
+#include <ostream>
+
+
+namespace kiln {
+
+/// Short description of what a node computes, e.g. "relu", "sum(axis=1)", "linear".
+inline void describe_node(std::ostream& os, const Node& n) {
+  switch (n.op) {
+    case Op::elementwise:
+      os << ewfn_name(n.fn);
+      if (n.fn == EwFn::leaky_relu || n.fn == EwFn::pow_scalar) os << '(' << n.p0 << ')';
+      if (n.fn == EwFn::clamp) os << '(' << n.p0 << ", " << n.p1 << ')';
+      return;
+    case Op::reduce: os << reduce_name(n.rk) << "(axis=" << n.axis << (n.keepdim ? ", keepdim" : "") << ')'; return;
+    case Op::softmax:
+    case Op::log_softmax:
+    case Op::concat: os << op_name(n.op) << "(axis=" << n.axis << ')'; return;
+    case Op::matmul: os << (n.trans_b ? "linear" : "matmul"); return;
+    case Op::scalar: os << "scalar(" << n.p0 << ')'; return;
+    case Op::input: os << "input " << n.index; return;
+    case Op::slice: os << "slice(axis=" << n.axis << ", start=" << n.start << ", step=" << n.step << ')'; return;
+    case Op::permute: {
+      os << "permute(";
+      for (int i = 0; i < n.shape.rank(); ++i) os << (i ? "," : "") << int(n.perm[i]);
+      os << ')';
+      return;
+    }
+    default: os << op_name(n.op); return;
+  }
+}
+
+inline std::ostream& operator<<(std::ostream& os, const Shape& s) {
+  os << '[';
+  for (int i = 0; i < s.rank(); ++i) os << (i ? ", " : "") << s[i];
+  return os << ']';
+}
+
+/// The graph as a table: one row per node (id, op, inputs, shape, dtype), then the outputs.
+inline void print_table(std::ostream& os, const Graph& g) {
+  for (int i = 0; i < g.size(); ++i) {
+    const Node& n = g[i];
+    os << "  %" << i << " = ";
+    describe_node(os, n);
+    if (n.num_inputs) {
+      os << '(';
+      for (int k = 0; k < n.num_inputs; ++k) os << (k ? ", %" : "%") << n.inputs[k];
+      os << ')';
+    }
+    os << " : " << n.shape << ' ' << dtype_name(n.dtype) << '\n';
+  }
+  os << "  return";
+  for (int k = 0; k < g.num_outputs(); ++k) os << (k ? ", %" : " %") << g.output(k);
+  os << '\n';
+}
+
+/// The graph in Graphviz DOT.
+inline void print_dot(std::ostream& os, const Graph& g) {
+  os << "digraph kiln {\n  node [shape=box, fontname=monospace];\n";
+  for (int i = 0; i < g.size(); ++i) {
+    const Node& n = g[i];
+    os << "  n" << i << " [label=\"%" << i << ' ';
+    describe_node(os, n);
+    os << "\\n" << n.shape << ' ' << dtype_name(n.dtype) << "\"];\n";
+    for (int k = 0; k < n.num_inputs; ++k) os << "  n" << n.inputs[k] << " -> n" << i << ";\n";
+  }
+  for (int k = 0; k < g.num_outputs(); ++k) os << "  n" << g.output(k) << " -> out" << k << ";\n";
+  os << "}\n";
+}
+
+}  // namespace kiln
+#endif
+// ---- end kiln/ir/print.hpp ----
+#endif
 
 // The engine: passes, planner, kernels. Left out of a model's TU built with
 // KILN_SEPARATE_COMPILATION (it then links the one TU that defines KILN_IMPLEMENTATION).
@@ -4300,107 +4379,8 @@ constexpr int fold_constants(Graph& g, Evaluator&& eval) {
 // ---- end kiln/passes/simplify.hpp ----
 #endif
 
-// The run-time compiler and the eager front-end allocate (owning tensors, plans built at the
-// first call): host conveniences. Firmware (KILN_NO_HEAP) gets the IR, the passes and the kernels.
-#ifndef KILN_NO_HEAP
-
-// ---- begin kiln/trace/compile.hpp ----
-// kiln/trace/compile.hpp — compile(fn): trace at the first call, plan, cache under a guard.
-//
-// Compiled<Fn> calls fn with SymTensors in place of its tensor arguments,
-// records the graph, builds an Executable (or hands the graph to a custom
-// backend, like TorchDynamo's compiler callback), and caches it under the
-// call's Guard. Later calls that match a guard only bind pointers and run.
-// A call that matches no guard traces again, up to the cache limit; past it
-// the call runs eagerly and stats() counts it: never a wrong plan.
-
-#include <functional>
-#include <memory>
-#include <tuple>
-#include <utility>
-#include <vector>
-
-#ifndef KILN_NO_IOSTREAM
-#include <ostream>
-
-
-// ---- begin kiln/ir/print.hpp ----
-// kiln/ir/print.hpp — the graph as a table or as Graphviz DOT (host convenience).
-
-#ifndef KILN_NO_IOSTREAM
-#include <ostream>
-
-
-namespace kiln {
-
-/// Short description of what a node computes, e.g. "relu", "sum(axis=1)", "linear".
-inline void describe_node(std::ostream& os, const Node& n) {
-  switch (n.op) {
-    case Op::elementwise:
-      os << ewfn_name(n.fn);
-      if (n.fn == EwFn::leaky_relu || n.fn == EwFn::pow_scalar) os << '(' << n.p0 << ')';
-      if (n.fn == EwFn::clamp) os << '(' << n.p0 << ", " << n.p1 << ')';
-      return;
-    case Op::reduce: os << reduce_name(n.rk) << "(axis=" << n.axis << (n.keepdim ? ", keepdim" : "") << ')'; return;
-    case Op::softmax:
-    case Op::log_softmax:
-    case Op::concat: os << op_name(n.op) << "(axis=" << n.axis << ')'; return;
-    case Op::matmul: os << (n.trans_b ? "linear" : "matmul"); return;
-    case Op::scalar: os << "scalar(" << n.p0 << ')'; return;
-    case Op::input: os << "input " << n.index; return;
-    case Op::slice: os << "slice(axis=" << n.axis << ", start=" << n.start << ", step=" << n.step << ')'; return;
-    case Op::permute: {
-      os << "permute(";
-      for (int i = 0; i < n.shape.rank(); ++i) os << (i ? "," : "") << int(n.perm[i]);
-      os << ')';
-      return;
-    }
-    default: os << op_name(n.op); return;
-  }
-}
-
-inline std::ostream& operator<<(std::ostream& os, const Shape& s) {
-  os << '[';
-  for (int i = 0; i < s.rank(); ++i) os << (i ? ", " : "") << s[i];
-  return os << ']';
-}
-
-/// The graph as a table: one row per node (id, op, inputs, shape, dtype), then the outputs.
-inline void print_table(std::ostream& os, const Graph& g) {
-  for (int i = 0; i < g.size(); ++i) {
-    const Node& n = g[i];
-    os << "  %" << i << " = ";
-    describe_node(os, n);
-    if (n.num_inputs) {
-      os << '(';
-      for (int k = 0; k < n.num_inputs; ++k) os << (k ? ", %" : "%") << n.inputs[k];
-      os << ')';
-    }
-    os << " : " << n.shape << ' ' << dtype_name(n.dtype) << '\n';
-  }
-  os << "  return";
-  for (int k = 0; k < g.num_outputs(); ++k) os << (k ? ", %" : " %") << g.output(k);
-  os << '\n';
-}
-
-/// The graph in Graphviz DOT.
-inline void print_dot(std::ostream& os, const Graph& g) {
-  os << "digraph kiln {\n  node [shape=box, fontname=monospace];\n";
-  for (int i = 0; i < g.size(); ++i) {
-    const Node& n = g[i];
-    os << "  n" << i << " [label=\"%" << i << ' ';
-    describe_node(os, n);
-    os << "\\n" << n.shape << ' ' << dtype_name(n.dtype) << "\"];\n";
-    for (int k = 0; k < n.num_inputs; ++k) os << "  n" << n.inputs[k] << " -> n" << i << ";\n";
-  }
-  for (int k = 0; k < g.num_outputs(); ++k) os << "  n" << g.output(k) << " -> out" << k << ";\n";
-  os << "}\n";
-}
-
-}  // namespace kiln
-#endif
-// ---- end kiln/ir/print.hpp ----
-#endif
+// The op front-end (symbolic everywhere; eager where there is a heap), and kiln::plan: a model
+// traced and planned in a constant expression.
 
 // ---- begin kiln/ops.hpp ----
 // kiln/ops.hpp — the op front-end: one function per op, for real and symbolic tensors.
@@ -4411,7 +4391,146 @@ inline void print_dot(std::ostream& os, const Graph& g) {
 // checked by the same rules and run at once by the eager executor. An op's
 // whole front-end story is therefore its Node, its rules in ir/infer.hpp and
 // its kernel.
+//
+// The same functions trace in a constant expression (trace/static_trace.hpp: static shapes,
+// weights as TensorViews over static data). Firmware builds (KILN_NO_HEAP) have no eager path:
+// there every op is symbolic.
 
+
+
+// ---- begin kiln/trace/static_error.hpp ----
+// kiln/trace/static_error.hpp — how a compile-time trace stops the build at the failing op.
+//
+// While kiln::plan traces a model in a constant expression, an op that does not type-check calls
+// one of these functions. They are deliberately not constexpr: the call *is* the compile error,
+// the function's name says what went wrong, and the compiler's "in constexpr expansion of" notes
+// above it name the op and its argument types, e.g.
+//   in 'constexpr' expansion of 'kiln::linear<kiln::SymTensor, kiln::TensorView<const float>>(x, W)'
+//   error: call to non-'constexpr' function 'void kiln::static_error::shapes_do_not_fit(...)'
+// Evaluated at run time (plan() outside a constant expression) they report the status the way
+// every op does (kiln::Error, or kiln::last_error() without exceptions).
+
+
+namespace kiln {
+namespace static_error {
+
+inline void shapes_do_not_fit(const Status& s) { fail(s); }
+inline void bad_axis(const Status& s) { fail(s); }
+inline void rank_too_large(const Status& s) { fail(s); }
+inline void dtype_mismatch(const Status& s) { fail(s); }
+inline void graph_capacity_exceeded_raise_KILN_MAX_NODES(const Status& s) { fail(s); }
+inline void invalid_argument(const Status& s) { fail(s); }
+inline void not_supported(const Status& s) { fail(s); }
+
+}  // namespace static_error
+
+/// Stops a compile-time trace at the op that failed (see above); does nothing for an ok status.
+constexpr void report_static_trace_error(const Status& s) {
+  switch (s.code()) {
+    case Errc::ok: return;
+    case Errc::shape_mismatch:
+    case Errc::buffer_too_small: static_error::shapes_do_not_fit(s); return;
+    case Errc::bad_axis: static_error::bad_axis(s); return;
+    case Errc::rank_too_large: static_error::rank_too_large(s); return;
+    case Errc::dtype_mismatch: static_error::dtype_mismatch(s); return;
+    case Errc::capacity_exceeded: static_error::graph_capacity_exceeded_raise_KILN_MAX_NODES(s); return;
+    case Errc::invalid_argument: static_error::invalid_argument(s); return;
+    case Errc::not_supported: static_error::not_supported(s); return;
+  }
+}
+
+}  // namespace kiln
+// ---- end kiln/trace/static_error.hpp ----
+
+// ---- begin kiln/trace/symbolic.hpp ----
+// kiln/trace/symbolic.hpp — the tensor a model sees while it is being traced.
+//
+// A SymTensor is a node id plus the Tracer recording the graph. Every op
+// applied to it appends a node instead of computing (TorchDynamo/FX's
+// contract, with C++ overloads in place of bytecode interpretation). Its shape
+// and dtype are known, so model code may branch on them as on a real tensor.
+
+#ifndef KILN_NO_HEAP
+#include <memory>
+#include <vector>
+#endif
+
+namespace kiln {
+
+#ifndef KILN_NO_HEAP
+
+/// The graph being recorded, plus copies of the owning tensors the model captured.
+///
+/// A kiln::Tensor used by the model may be a temporary (a weight transformed eagerly inside the
+/// model, say), so its values are copied when captured: the plan never points at freed memory.
+/// A kiln::TensorView is captured by reference: it is how weights in flash or in the user's own
+/// storage are used without a copy, and that memory must outlive the compiled model.
+class Tracer {
+ public:
+  Graph graph;
+
+  /// A stable copy of `bytes` bytes at `data`, shared with an earlier capture of equal bytes.
+  /// Matching by contents, not address: a temporary freed during the trace may be followed by
+  /// another at the same address with other values.
+  const void* keep(const void* data, std::size_t bytes) {
+    for (const Kept& k : kept_)
+      if (k.bytes == bytes && (bytes == 0 || std::memcmp(k.copy.get(), data, bytes) == 0)) return k.copy.get();
+    Kept k;
+    k.bytes = bytes;
+    k.copy.reset(new unsigned char[bytes ? bytes : 1]);
+    if (bytes) std::memcpy(k.copy.get(), data, bytes);
+    kept_.push_back(std::move(k));
+    return kept_.back().copy.get();
+  }
+  std::size_t kept_bytes() const {
+    std::size_t n = 0;
+    for (const Kept& k : kept_) n += k.bytes;
+    return n;
+  }
+
+ private:
+  struct Kept {
+    std::size_t bytes = 0;
+    std::unique_ptr<unsigned char[]> copy;
+  };
+  std::vector<Kept> kept_;
+};
+#else
+class Tracer;  // run-time tracing needs the heap; firmware traces at compile time only
+#endif
+
+/// A value of the graph being recorded. It points at the Graph (a literal type), and at the
+/// Tracer owning it when there is one: a run-time trace (compile()) has a Tracer that keeps
+/// copies of captured owning tensors; a compile-time trace (static_trace.hpp) records into a
+/// plain Graph in a constant expression and has none.
+class SymTensor {
+ public:
+  constexpr SymTensor() = default;
+#ifndef KILN_NO_HEAP
+  SymTensor(Tracer* t, int id) : graph_(t ? &t->graph : nullptr), tracer_(t), id_(id) {}
+#endif
+  constexpr SymTensor(Graph* g, Tracer* t, int id) : graph_(g), tracer_(t), id_(id) {}
+
+  constexpr bool valid() const { return graph_ && id_ >= 0; }
+  constexpr int id() const { return id_; }
+  constexpr Tracer* tracer() const { return tracer_; }
+  constexpr Graph* graph() const { return graph_; }
+
+  constexpr const Shape& shape() const { return valid() ? graph_->node(id_).shape : kNoShape; }
+  constexpr DType dtype() const { return valid() ? graph_->node(id_).dtype : DType::f32; }
+  constexpr int rank() const { return shape().rank(); }
+  constexpr index_t size() const { return shape().numel(); }
+
+ private:
+  static constexpr Shape kNoShape{};
+  Graph* graph_ = nullptr;
+  Tracer* tracer_ = nullptr;
+  int id_ = -1;
+};
+
+}  // namespace kiln
+// ---- end kiln/trace/symbolic.hpp ----
+#ifndef KILN_NO_HEAP
 #include <vector>
 
 
@@ -5457,84 +5576,7 @@ KILN_ENGINE_API void print_plan(std::ostream& os, const runtime::Executable& exe
 // ---- end kiln/runtime/engine_impl.hpp ----
 #endif
 // ---- end kiln/runtime/engine.hpp ----
-
-// ---- begin kiln/trace/symbolic.hpp ----
-// kiln/trace/symbolic.hpp — the tensor a model sees while it is being traced.
-//
-// A SymTensor is a node id plus the Tracer recording the graph. Every op
-// applied to it appends a node instead of computing (TorchDynamo/FX's
-// contract, with C++ overloads in place of bytecode interpretation). Its shape
-// and dtype are known, so model code may branch on them as on a real tensor.
-
-#include <memory>
-#include <vector>
-
-
-namespace kiln {
-
-/// The graph being recorded, plus copies of the owning tensors the model captured.
-///
-/// A kiln::Tensor used by the model may be a temporary (a weight transformed eagerly inside the
-/// model, say), so its values are copied when captured: the plan never points at freed memory.
-/// A kiln::TensorView is captured by reference: it is how weights in flash or in the user's own
-/// storage are used without a copy, and that memory must outlive the compiled model.
-class Tracer {
- public:
-  Graph graph;
-
-  /// A stable copy of `bytes` bytes at `data`, shared with an earlier capture of equal bytes.
-  /// Matching by contents, not address: a temporary freed during the trace may be followed by
-  /// another at the same address with other values.
-  const void* keep(const void* data, std::size_t bytes) {
-    for (const Kept& k : kept_)
-      if (k.bytes == bytes && (bytes == 0 || std::memcmp(k.copy.get(), data, bytes) == 0)) return k.copy.get();
-    Kept k;
-    k.bytes = bytes;
-    k.copy.reset(new unsigned char[bytes ? bytes : 1]);
-    if (bytes) std::memcpy(k.copy.get(), data, bytes);
-    kept_.push_back(std::move(k));
-    return kept_.back().copy.get();
-  }
-  std::size_t kept_bytes() const {
-    std::size_t n = 0;
-    for (const Kept& k : kept_) n += k.bytes;
-    return n;
-  }
-
- private:
-  struct Kept {
-    std::size_t bytes = 0;
-    std::unique_ptr<unsigned char[]> copy;
-  };
-  std::vector<Kept> kept_;
-};
-
-class SymTensor {
- public:
-  SymTensor() = default;
-  SymTensor(Tracer* t, int id) : tracer_(t), id_(id) {}
-
-  bool valid() const { return tracer_ && id_ >= 0; }
-  int id() const { return id_; }
-  Tracer* tracer() const { return tracer_; }
-  Graph* graph() const { return tracer_ ? &tracer_->graph : nullptr; }
-
-  const Shape& shape() const { return valid() ? tracer_->graph.node(id_).shape : empty_shape(); }
-  DType dtype() const { return valid() ? tracer_->graph.node(id_).dtype : DType::f32; }
-  int rank() const { return shape().rank(); }
-  index_t size() const { return shape().numel(); }
-
- private:
-  static const Shape& empty_shape() {
-    static const Shape s;
-    return s;
-  }
-  Tracer* tracer_ = nullptr;
-  int id_ = -1;
-};
-
-}  // namespace kiln
-// ---- end kiln/trace/symbolic.hpp ----
+#endif
 
 namespace kiln {
 
@@ -5543,8 +5585,10 @@ namespace detail {
 template <class T> struct is_sym : std::false_type {};
 template <> struct is_sym<SymTensor> : std::true_type {};
 template <class T> struct is_concrete : std::false_type {};
-template <class U> struct is_concrete<Tensor<U>> : std::true_type {};
 template <class U> struct is_concrete<TensorView<U>> : std::true_type {};
+#ifndef KILN_NO_HEAP
+template <class U> struct is_concrete<Tensor<U>> : std::true_type {};
+#endif
 template <class T> using bare = std::remove_cv_t<std::remove_reference_t<T>>;
 template <class T> inline constexpr bool is_sym_v = is_sym<bare<T>>::value;
 template <class T> inline constexpr bool is_concrete_v = is_concrete<bare<T>>::value;
@@ -5554,32 +5598,49 @@ template <class T> inline constexpr bool is_operand_v = is_tensor_v<T> || is_num
 
 /// Element type of a concrete tensor argument (float for numbers and symbolic tensors).
 template <class T, class = void> struct elem { using type = float; };
+#ifndef KILN_NO_HEAP
 template <class U> struct elem<Tensor<U>> { using type = U; };
+#endif
 template <class U> struct elem<TensorView<U>> { using type = std::remove_const_t<U>; };
 template <class T> using elem_t = typename elem<bare<T>>::type;
 
 /// Result of an op: SymTensor when tracing, Tensor<Out> when eager.
+#ifndef KILN_NO_HEAP
 template <class Out, class... Args>
 using result_t = std::conditional_t<(is_sym_v<Args> || ...), SymTensor, Tensor<Out>>;
+#else
+template <class Out, class... Args>
+using result_t = SymTensor;
+template <class T>
+inline constexpr bool always_false_v = false;
+#endif
 
-inline Tracer* tracer_of() { return nullptr; }
+/// The recording an op's symbolic arguments belong to: the graph, and its Tracer when the trace
+/// happens at run time (none in a compile-time trace).
+struct Trace {
+  Graph* graph = nullptr;
+  Tracer* tracer = nullptr;
+};
+constexpr Trace trace_of() { return {}; }
 template <class A, class... Rest>
-Tracer* tracer_of(const A& a, const Rest&... rest) {
+constexpr Trace trace_of(const A& a, const Rest&... rest) {
   if constexpr (is_sym_v<A>) {
-    if (a.tracer()) return a.tracer();
+    if (a.graph()) return Trace{a.graph(), a.tracer()};
   }
-  return tracer_of(rest...);
+  return trace_of(rest...);
 }
 
 template <class T> struct is_owning : std::false_type {};
+#ifndef KILN_NO_HEAP
 template <class U> struct is_owning<Tensor<U>> : std::true_type {};
+#endif
 
 /// The node id standing for `a` in the trace (appending a constant or scalar when needed).
 template <class A>
-int node_in(Tracer& t, const A& a) {
-  Graph& g = t.graph;
+constexpr int node_in(const Trace& t, const A& a) {
+  Graph& g = *t.graph;
   if constexpr (is_sym_v<A>) {
-    if (a.tracer() != &t) {
+    if (a.graph() != t.graph) {
       g.set_error(Status(Errc::invalid_argument) << "a symbolic tensor from another trace was used");
       return -1;
     }
@@ -5591,8 +5652,17 @@ int node_in(Tracer& t, const A& a) {
       return -1;
     }
     const void* data = a.data();
-    if constexpr (is_owning<bare<A>>::value)  // possibly a temporary: capture a copy
-      data = t.keep(data, static_cast<std::size_t>(a.size()) * sizeof(elem_t<A>));
+#ifndef KILN_NO_HEAP
+    if constexpr (is_owning<bare<A>>::value) {  // possibly a temporary: capture a copy
+      if (!t.tracer) {
+        g.set_error(Status(Errc::invalid_argument)
+                    << "an owning Tensor " << a.shape()
+                    << " cannot be captured by a compile-time trace: use a TensorView over static data");
+        return -1;
+      }
+      data = t.tracer->keep(data, static_cast<std::size_t>(a.size()) * sizeof(elem_t<A>));
+    }
+#endif
     const int found = g.find_constant(data, a.shape(), dt);
     if (found >= 0) return found;
     Node n;
@@ -5609,6 +5679,7 @@ int node_in(Tracer& t, const A& a) {
   }
 }
 
+#ifndef KILN_NO_HEAP
 struct EagerArg {
   const void* data = nullptr;
   Shape shape;
@@ -5665,30 +5736,46 @@ bool is_empty_tensor(const A& a) {
   if constexpr (is_concrete_v<A>) return a.data() == nullptr;
   else return false;
 }
+#endif  // KILN_NO_HEAP
+
+/// Appends `n` (its inputs already resolved) to the trace. A compile-time trace (no Tracer) stops
+/// at the first op that fails, so the compiler's diagnostic names it (trace/static_error.hpp); a
+/// run-time trace collects the error and compile() reports it after the trace.
+constexpr SymTensor recorded(const Trace& t, const Node& n) {
+  bool inputs_ok = true;
+  for (int i = 0; i < n.num_inputs; ++i) inputs_ok = inputs_ok && n.inputs[i] >= 0;
+  const int id = inputs_ok ? t.graph->add(n) : -1;
+  if (!t.tracer) report_static_trace_error(t.graph->status());
+  return SymTensor(t.graph, t.tracer, id);
+}
 
 /// Records or runs node `n` on `args`.
 template <class Out, class... Args>
-result_t<Out, Args...> apply(Node n, const Args&... args) {
+constexpr result_t<Out, Args...> apply(Node n, const Args&... args) {
   static_assert(sizeof...(Args) <= kMaxInputs, "kiln: too many op inputs");
   n.num_inputs = static_cast<int>(sizeof...(Args));
   if constexpr ((is_sym_v<Args> || ...)) {
-    Tracer* t = tracer_of(args...);
-    if (!t) return SymTensor();
+    const Trace t = trace_of(args...);
+    if (!t.graph) return SymTensor();
     int k = 0;
-    ((n.inputs[k++] = node_in(*t, args)), ...);
-    for (int i = 0; i < n.num_inputs; ++i)
-      if (n.inputs[i] < 0) return SymTensor(t, -1);
-    return SymTensor(t, t->graph.add(n));
+    ((n.inputs[k++] = node_in(t, args)), ...);
+    return recorded(t, n);
   } else {
+#ifndef KILN_NO_HEAP
     const EagerArg in[] = {eager_arg(args)...};
     return run_eager<Out>(n, in, (is_empty_tensor(args) || ...));
+#else
+    static_assert(always_false_v<Out>, "kiln: firmware builds (KILN_NO_HEAP) have no eager ops; trace the model "
+                                       "with kiln::plan (trace/static_trace.hpp)");
+    return SymTensor();
+#endif
   }
 }
 
 template <class... Args>
 using enable_op = std::enable_if_t<(is_operand_v<Args> && ...) && (is_tensor_v<Args> || ...), int>;
 
-inline Node ew_node(EwFn fn, float p0 = 0.f, float p1 = 0.f) {
+constexpr Node ew_node(EwFn fn, float p0 = 0.f, float p1 = 0.f) {
   Node n;
   n.op = Op::elementwise;
   n.fn = fn;
@@ -5703,7 +5790,7 @@ inline Node ew_node(EwFn fn, float p0 = 0.f, float p1 = 0.f) {
 
 #define KILN_UNARY_OP(name, fn)                                       \
   template <class A, detail::enable_op<A> = 0>                        \
-  auto name(const A& a) {                                             \
+  constexpr auto name(const A& a) {                                             \
     return detail::apply<float>(detail::ew_node(EwFn::fn), a);        \
   }
 KILN_UNARY_OP(neg, neg)
@@ -5722,29 +5809,29 @@ KILN_UNARY_OP(silu, silu)
 enum class GeluApprox { none, tanh };
 
 template <class A, detail::enable_op<A> = 0>
-auto gelu(const A& a, GeluApprox approx = GeluApprox::none) {
+constexpr auto gelu(const A& a, GeluApprox approx = GeluApprox::none) {
   return detail::apply<float>(detail::ew_node(approx == GeluApprox::tanh ? EwFn::gelu_tanh : EwFn::gelu_erf), a);
 }
 template <class A, detail::enable_op<A> = 0>
-auto leaky_relu(const A& a, float negative_slope = 0.01f) {
+constexpr auto leaky_relu(const A& a, float negative_slope = 0.01f) {
   return detail::apply<float>(detail::ew_node(EwFn::leaky_relu, negative_slope), a);
 }
 template <class A, detail::enable_op<A> = 0>
-auto clamp(const A& a, float lo, float hi) {
+constexpr auto clamp(const A& a, float lo, float hi) {
   return detail::apply<float>(detail::ew_node(EwFn::clamp, lo, hi), a);
 }
 template <class A, detail::enable_op<A> = 0>
-auto pow(const A& a, float exponent) {
+constexpr auto pow(const A& a, float exponent) {
   return detail::apply<float>(detail::ew_node(EwFn::pow_scalar, exponent), a);
 }
 template <class A, detail::enable_op<A> = 0>
-auto operator-(const A& a) {
+constexpr auto operator-(const A& a) {
   return neg(a);
 }
 
 #define KILN_BINARY_OP(name, fn, Out)                                 \
   template <class A, class B, detail::enable_op<A, B> = 0>            \
-  auto name(const A& a, const B& b) {                                 \
+  constexpr auto name(const A& a, const B& b) {                                 \
     return detail::apply<Out>(detail::ew_node(EwFn::fn), a, b);       \
   }
 KILN_BINARY_OP(operator+, add, float)
@@ -5771,14 +5858,14 @@ KILN_BINARY_OP(operator<=, le, bool)
 
 /// where(cond, a, b): a where cond is true (non-zero), else b; all three broadcast.
 template <class C, class A, class B, detail::enable_op<C, A, B> = 0>
-auto where(const C& cond, const A& a, const B& b) {
+constexpr auto where(const C& cond, const A& a, const B& b) {
   return detail::apply<float>(detail::ew_node(EwFn::where), cond, a, b);
 }
 
 // ---- reductions -------------------------------------------------------------------------------
 
 namespace detail {
-inline Node reduce_node(ReduceKind k, int axis, bool keepdim) {
+constexpr Node reduce_node(ReduceKind k, int axis, bool keepdim) {
   Node n;
   n.op = Op::reduce;
   n.rk = k;
@@ -5790,7 +5877,7 @@ inline Node reduce_node(ReduceKind k, int axis, bool keepdim) {
 
 #define KILN_REDUCE_OP(name, kind)                                                  \
   template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>             \
-  auto name(const A& a, int axis, bool keepdim = false) {                           \
+  constexpr auto name(const A& a, int axis, bool keepdim = false) {                           \
     return detail::apply<float>(detail::reduce_node(ReduceKind::kind, axis, keepdim), a); \
   }
 KILN_REDUCE_OP(sum, sum)
@@ -5800,14 +5887,14 @@ KILN_REDUCE_OP(min, min)
 #undef KILN_REDUCE_OP
 
 template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto softmax(const A& a, int axis = -1) {
+constexpr auto softmax(const A& a, int axis = -1) {
   Node n;
   n.op = Op::softmax;
   n.axis = axis;
   return detail::apply<float>(n, a);
 }
 template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto log_softmax(const A& a, int axis = -1) {
+constexpr auto log_softmax(const A& a, int axis = -1) {
   Node n;
   n.op = Op::log_softmax;
   n.axis = axis;
@@ -5818,14 +5905,14 @@ auto log_softmax(const A& a, int axis = -1) {
 
 /// a @ b with batch dimensions broadcast (a: [..., M, K] or [K]; b: [..., K, N]).
 template <class A, class B, std::enable_if_t<detail::is_tensor_v<A> && detail::is_tensor_v<B>, int> = 0>
-auto matmul(const A& a, const B& b) {
+constexpr auto matmul(const A& a, const B& b) {
   Node n;
   n.op = Op::matmul;
   return detail::apply<float>(n, a, b);
 }
 /// x @ weight^T, weight [out, in] (torch.nn.Linear's layout).
 template <class X, class W, std::enable_if_t<detail::is_tensor_v<X> && detail::is_tensor_v<W>, int> = 0>
-auto linear(const X& x, const W& weight) {
+constexpr auto linear(const X& x, const W& weight) {
   Node n;
   n.op = Op::matmul;
   n.trans_b = true;
@@ -5834,7 +5921,7 @@ auto linear(const X& x, const W& weight) {
 /// x @ weight^T + bias.
 template <class X, class W, class Bi,
           std::enable_if_t<detail::is_tensor_v<X> && detail::is_tensor_v<W> && detail::is_tensor_v<Bi>, int> = 0>
-auto linear(const X& x, const W& weight, const Bi& bias) {
+constexpr auto linear(const X& x, const W& weight, const Bi& bias) {
   return linear(x, weight) + bias;
 }
 
@@ -5842,7 +5929,7 @@ auto linear(const X& x, const W& weight, const Bi& bias) {
 
 /// Same elements in a new shape; one extent may be -1. A view when the input is contiguous.
 template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto reshape(const A& a, const Shape& shape) {
+constexpr auto reshape(const A& a, const Shape& shape) {
   Node n;
   n.op = Op::reshape;
   n.shape = shape;
@@ -5850,7 +5937,7 @@ auto reshape(const A& a, const Shape& shape) {
 }
 /// Merges dimensions start..end (inclusive, negative counts from the back) into one.
 template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto flatten(const A& a, int start = 0, int end = -1) {
+constexpr auto flatten(const A& a, int start = 0, int end = -1) {
   const Shape& s = a.shape();
   const int r = s.rank();
   const int b = normalize_axis(start, r), e = normalize_axis(end, r);
@@ -5866,7 +5953,7 @@ auto flatten(const A& a, int start = 0, int end = -1) {
 }
 /// Reorders dimensions: result dim i is input dim perm[i]. A view (no copy).
 template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto permute(const A& a, std::initializer_list<int> perm) {
+constexpr auto permute(const A& a, std::initializer_list<int> perm) {
   Node n;
   n.op = Op::permute;
   int i = 0;
@@ -5880,7 +5967,7 @@ auto permute(const A& a, std::initializer_list<int> perm) {
 }
 /// Swaps two dimensions (negative counts from the back). A view (no copy).
 template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto transpose(const A& a, int d0 = -2, int d1 = -1) {
+constexpr auto transpose(const A& a, int d0 = -2, int d1 = -1) {
   Node n;
   n.op = Op::permute;
   const int r = a.shape().rank();
@@ -5896,7 +5983,7 @@ auto transpose(const A& a, int d0 = -2, int d1 = -1) {
 /// Elements [start, stop) with `step` along `axis`, Python-style: negative indices count from the
 /// end and out-of-range bounds are clamped. A view (no copy).
 template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
-auto slice(const A& a, int axis, index_t start, index_t stop, index_t step = 1) {
+constexpr auto slice(const A& a, int axis, index_t start, index_t stop, index_t step = 1) {
   Node n;
   n.op = Op::slice;
   n.axis = axis;
@@ -5916,7 +6003,7 @@ auto slice(const A& a, int axis, index_t start, index_t stop, index_t step = 1) 
 }
 /// Joins tensors along `axis` (all other extents must match; 1 to kMaxInputs parts).
 template <class T, std::enable_if_t<detail::is_tensor_v<T>, int> = 0>
-auto concat(std::initializer_list<T> parts, int axis = 0) {
+constexpr auto concat(std::initializer_list<T> parts, int axis = 0) {
   Node n;
   n.op = Op::concat;
   n.axis = axis;
@@ -5927,15 +6014,13 @@ auto concat(std::initializer_list<T> parts, int axis = 0) {
     return detail::result_t<detail::elem_t<T>, T>();
   }
   if constexpr (detail::is_sym_v<T>) {
-    Tracer* t = parts.begin()->tracer();
-    if (!t) return SymTensor();
+    const detail::Trace t{parts.begin()->graph(), parts.begin()->tracer()};
+    if (!t.graph) return SymTensor();
     int k = 0;
-    for (const T& p : parts) {
-      n.inputs[k] = detail::node_in(*t, p);
-      if (n.inputs[k++] < 0) return SymTensor(t, -1);
-    }
-    return SymTensor(t, t->graph.add(n));
+    for (const T& p : parts) n.inputs[k++] = detail::node_in(t, p);
+    return detail::recorded(t, n);
   } else {
+#ifndef KILN_NO_HEAP
     detail::EagerArg in[kMaxInputs];
     bool any_empty = false;
     int k = 0;
@@ -5944,11 +6029,157 @@ auto concat(std::initializer_list<T> parts, int axis = 0) {
       any_empty = any_empty || p.data() == nullptr;
     }
     return detail::run_eager<detail::elem_t<T>>(n, in, any_empty);
+#else
+    static_assert(detail::always_false_v<T>, "kiln: firmware builds (KILN_NO_HEAP) have no eager ops");
+    return SymTensor();
+#endif
   }
 }
 
 }  // namespace kiln
 // ---- end kiln/ops.hpp ----
+#if KILN_ENGINE_BODIES
+
+// ---- begin kiln/trace/static_trace.hpp ----
+// kiln/trace/static_trace.hpp — trace and plan a model inside a constant expression.
+//
+// When every input shape is static, the same front-end, passes and planner that compile() runs
+// at the first call run at compile time:
+//
+//   static constexpr float kW[4 * 8] = {...};                    // weights in flash
+//   constexpr kiln::TensorView<const float> W(kW, {4, 8});
+//   constexpr auto model = [](auto x) { return kiln::relu(kiln::linear(x, W)); };
+//   constexpr kiln::StaticPlan plan = kiln::plan(model, kiln::input<float>({1, 8}));
+//   static_assert(plan.arena_bytes() == ...);                   // a compile-time number
+//
+// Weights are TensorViews over static data (their addresses are constants; an owning Tensor
+// cannot exist in a constant expression). A model that does not type-check stops the
+// compilation at the offending op: trace/static_error.hpp. The run path that executes such a plan comes with the firmware
+// issue; today the plan gives the graph, the fused groups and the activation arena.
+
+#include <tuple>
+#include <utility>
+
+
+namespace kiln {
+
+/// A model input of a compile-time trace: element type T, static shape.
+template <class T = float>
+struct Input {
+  Shape shape;
+};
+template <class T = float>
+constexpr Input<T> input(const Shape& shape) {
+  return Input<T>{shape};
+}
+
+/// A model traced, simplified, fused and planned in a constant expression.
+struct StaticPlan {
+  Graph graph;
+  passes::Fusion fusion;
+  passes::MemoryPlan memory;
+  int simplified = 0, cse = 0, dead = 0;
+
+  constexpr bool ok() const { return graph.ok(); }
+  constexpr const Status& status() const { return graph.status(); }
+  /// Bytes of the one arena holding every intermediate (activations; GEMM packing scratch comes
+  /// with the static runner).
+  constexpr std::size_t arena_bytes() const { return memory.arena_bytes; }
+  /// The most bytes live at any step: what no plan can go below.
+  constexpr std::size_t lower_bound() const { return memory.lower_bound; }
+  constexpr int kernels() const { return fusion.num_groups; }
+  constexpr int nodes() const { return graph.size(); }
+};
+
+namespace detail {
+
+template <class T>
+constexpr int add_static_input(Graph& g, const Input<T>& in) {
+  Node n;
+  n.op = Op::input;
+  n.dtype = dtype_of_v<T>;
+  n.shape = in.shape;
+  return g.add(n);
+}
+
+constexpr void add_static_output(Graph& g, const SymTensor& t) {
+  if (!t.valid() || t.graph() != &g) {
+    if (g.ok()) g.set_error(Status(Errc::invalid_argument) << "plan: the model returned a tensor that is not part of its trace");
+    return;
+  }
+  g.add_output(t.id());
+}
+template <class... T>
+constexpr void add_static_output(Graph& g, const std::tuple<T...>& outs) {
+  std::apply([&g](const auto&... t) { (add_static_output(g, t), ...); }, outs);
+}
+
+template <class Fn, std::size_t... I>
+constexpr auto call_static(const Fn& fn, Graph& g, const int* ids, std::index_sequence<I...>) {
+  return fn(SymTensor(&g, nullptr, ids[I])...);
+}
+
+}  // namespace detail
+
+/// Traces `fn` on symbolic inputs of the given static shapes and plans it: simplification, CSE,
+/// dead-code removal, fusion and the arena, all in a constant expression when used as one.
+template <class Fn, class... T>
+constexpr StaticPlan plan(const Fn& fn, const Input<T>&... inputs) {
+  static_assert(sizeof...(T) >= 1 && sizeof...(T) <= kMaxGraphIO, "kiln::plan: 1 to kMaxGraphIO model inputs");
+  StaticPlan p;
+  Graph& g = p.graph;
+  const int ids[] = {detail::add_static_input(g, inputs)...};
+  detail::add_static_output(g, detail::call_static(fn, g, ids, std::index_sequence_for<T...>{}));
+  if (!g.ok()) {
+    report_static_trace_error(g.status());
+    return p;
+  }
+  for (int round = 0; round < 4; ++round) {
+    const int s = passes::simplify_algebra(g);
+    const int c = passes::eliminate_common_subexpressions(g);
+    p.dead += g.remove_dead();
+    p.simplified += s;
+    p.cse += c;
+    if (s + c == 0) break;
+  }
+  if (!passes::fuse(g, p.fusion)) {
+    g.set_error(Status(Errc::invalid_argument) << "plan: the group graph has a cycle (internal error)");
+    report_static_trace_error(g.status());
+    return p;
+  }
+  std::size_t workspace[kMaxNodes]{};
+  passes::plan_memory(g, p.fusion, workspace, p.memory);
+  return p;
+}
+
+}  // namespace kiln
+// ---- end kiln/trace/static_trace.hpp ----
+#endif
+
+// The run-time compiler and the eager front-end allocate (owning tensors, plans built at the
+// first call): host conveniences. Firmware (KILN_NO_HEAP) gets the IR, the passes and the kernels.
+#ifndef KILN_NO_HEAP
+
+// ---- begin kiln/trace/compile.hpp ----
+// kiln/trace/compile.hpp — compile(fn): trace at the first call, plan, cache under a guard.
+//
+// Compiled<Fn> calls fn with SymTensors in place of its tensor arguments,
+// records the graph, builds an Executable (or hands the graph to a custom
+// backend, like TorchDynamo's compiler callback), and caches it under the
+// call's Guard. Later calls that match a guard only bind pointers and run.
+// A call that matches no guard traces again, up to the cache limit; past it
+// the call runs eagerly and stats() counts it: never a wrong plan.
+
+#include <functional>
+#include <memory>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#ifndef KILN_NO_IOSTREAM
+#include <ostream>
+
+#endif
 
 // ---- begin kiln/trace/guard.hpp ----
 // kiln/trace/guard.hpp — what a cached plan assumes about its call's arguments.

@@ -6,13 +6,16 @@
 // and dtype are known, so model code may branch on them as on a real tensor.
 #pragma once
 
+#include "../ir/graph.hpp"
+#ifndef KILN_NO_HEAP
 #include <cstring>
 #include <memory>
 #include <vector>
-
-#include "../ir/graph.hpp"
+#endif
 
 namespace kiln {
+
+#ifndef KILN_NO_HEAP
 
 /// The graph being recorded, plus copies of the owning tensors the model captured.
 ///
@@ -50,27 +53,35 @@ class Tracer {
   };
   std::vector<Kept> kept_;
 };
+#else
+class Tracer;  // run-time tracing needs the heap; firmware traces at compile time only
+#endif
 
+/// A value of the graph being recorded. It points at the Graph (a literal type), and at the
+/// Tracer owning it when there is one: a run-time trace (compile()) has a Tracer that keeps
+/// copies of captured owning tensors; a compile-time trace (static_trace.hpp) records into a
+/// plain Graph in a constant expression and has none.
 class SymTensor {
  public:
-  SymTensor() = default;
-  SymTensor(Tracer* t, int id) : tracer_(t), id_(id) {}
+  constexpr SymTensor() = default;
+#ifndef KILN_NO_HEAP
+  SymTensor(Tracer* t, int id) : graph_(t ? &t->graph : nullptr), tracer_(t), id_(id) {}
+#endif
+  constexpr SymTensor(Graph* g, Tracer* t, int id) : graph_(g), tracer_(t), id_(id) {}
 
-  bool valid() const { return tracer_ && id_ >= 0; }
-  int id() const { return id_; }
-  Tracer* tracer() const { return tracer_; }
-  Graph* graph() const { return tracer_ ? &tracer_->graph : nullptr; }
+  constexpr bool valid() const { return graph_ && id_ >= 0; }
+  constexpr int id() const { return id_; }
+  constexpr Tracer* tracer() const { return tracer_; }
+  constexpr Graph* graph() const { return graph_; }
 
-  const Shape& shape() const { return valid() ? tracer_->graph.node(id_).shape : empty_shape(); }
-  DType dtype() const { return valid() ? tracer_->graph.node(id_).dtype : DType::f32; }
-  int rank() const { return shape().rank(); }
-  index_t size() const { return shape().numel(); }
+  constexpr const Shape& shape() const { return valid() ? graph_->node(id_).shape : kNoShape; }
+  constexpr DType dtype() const { return valid() ? graph_->node(id_).dtype : DType::f32; }
+  constexpr int rank() const { return shape().rank(); }
+  constexpr index_t size() const { return shape().numel(); }
 
  private:
-  static const Shape& empty_shape() {
-    static const Shape s;
-    return s;
-  }
+  static constexpr Shape kNoShape{};
+  Graph* graph_ = nullptr;
   Tracer* tracer_ = nullptr;
   int id_ = -1;
 };

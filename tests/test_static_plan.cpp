@@ -1,0 +1,67 @@
+// kiln::plan: a model written with the ordinary op front-end, traced and planned inside a constant
+// expression (static shapes, weights as TensorViews over static data). The plan's graph, fused
+// groups and arena are static_asserted, then checked against what compile() plans for the same
+// model at its first call.
+#define KILN_MAX_NODES 32  // constant evaluation cost grows with the graph capacity
+#include <doctest/doctest.h>
+
+#include <kiln/kiln.hpp>
+
+namespace {
+
+// Weights of a 8 -> 16 -> 4 MLP: only their addresses and shapes matter to the plan.
+constexpr float kW1[16 * 8] = {};
+constexpr float kB1[16] = {};
+constexpr float kW2[4 * 16] = {};
+constexpr float kB2[4] = {};
+constexpr kiln::TensorView<const float> W1(kW1, {16, 8}), B1(kB1, {16}), W2(kW2, {4, 16}), B2(kB2, {4});
+
+constexpr auto mlp = [](auto x) {
+  auto h = kiln::relu(kiln::linear(x, W1, B1)) * 1.f;  // "* 1" is simplified away
+  return kiln::softmax(kiln::linear(h, W2, B2), -1);
+};
+
+constexpr kiln::StaticPlan kMlp = kiln::plan(mlp, kiln::input<float>({2, 8}));
+static_assert(kMlp.ok(), "the model type-checks at compile time");
+static_assert(kMlp.simplified >= 1, "x * 1 was removed");
+// linear+bias+relu, linear+bias, softmax: three kernels.
+static_assert(kMlp.kernels() == 3, "two GEMMs with fused epilogues and one softmax");
+// Live at once: the [2, 16] hidden activation, then the [2, 4] logits: the arena holds the
+// larger plus whatever overlaps; it never exceeds the two together.
+static_assert(kMlp.arena_bytes() >= kMlp.lower_bound(), "an arena cannot beat the liveness bound");
+static_assert(kMlp.arena_bytes() <= (2 * 16 + 2 * 4) * sizeof(float) + 2 * kiln::kAlignment,
+              "the arena holds the two activations at most");
+static_assert(kMlp.graph.node(kMlp.graph.output(0)).shape == kiln::Shape{2, 4}, "output shape inferred");
+
+// Several inputs and outputs, broadcasting and a reduction.
+constexpr auto two_heads = [](auto a, auto b) {
+  auto s = kiln::sigmoid(a + b);  // [3, 5] + [5]
+  return std::make_tuple(kiln::sum(s, 1), kiln::max(s * a, 0, true));
+};
+constexpr kiln::StaticPlan kHeads = kiln::plan(two_heads, kiln::input<float>({3, 5}), kiln::input<float>({5}));
+static_assert(kHeads.ok() && kHeads.graph.num_outputs() == 2 && kHeads.graph.num_inputs() == 2);
+static_assert(kHeads.graph.node(kHeads.graph.output(0)).shape == kiln::Shape{3});
+static_assert(kHeads.graph.node(kHeads.graph.output(1)).shape == kiln::Shape{1, 5});
+
+}  // namespace
+
+TEST_CASE("a compile-time plan matches the plan compile() builds at the first call") {
+  // The same weights as real tensors for the run-time compile (values do not change the plan).
+  kiln::Tensor<float> x({2, 8});
+  auto net = kiln::compile(mlp);
+  (void)net(x);
+  const kiln::Stats s = net.stats();
+  CHECK(s.kernels == kMlp.kernels());
+  CHECK(s.nodes == kMlp.nodes());
+  // compile()'s arena also holds the GEMM packing scratch; the activations alone are the same.
+  CHECK(s.arena_bytes >= kMlp.arena_bytes());
+  CHECK(s.lower_bound >= kMlp.lower_bound());
+}
+
+TEST_CASE("plan() evaluated at run time reports errors like any op") {
+  auto bad = [](auto x) { return kiln::linear(x, W1); };  // x has 5 features, W1 expects 8
+  CHECK_THROWS_WITH_AS(kiln::plan(bad, kiln::input<float>({2, 5})), doctest::Contains("linear"), kiln::Error);
+  const kiln::StaticPlan ok = kiln::plan(mlp, kiln::input<float>({7, 8}));
+  CHECK(ok.ok());
+  CHECK(ok.graph.node(ok.graph.output(0)).shape == kiln::Shape{7, 4});
+}
