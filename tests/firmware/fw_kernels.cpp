@@ -197,7 +197,10 @@ void test_matmul() {
     lin.trans_b = true;
     const float* in[] = {x, w};
     const Shape sh[] = {Shape{rows, 17}, Shape{9, 17}};
-    FW_CHECK(run(lin, in, sh, 2, y));
+    fw_mark();  // instruction-count window (ctest fw_kernels_insns): one eager linear
+    const bool ran = run(lin, in, sh, 2, y);
+    fw_mark();
+    FW_CHECK(ran);
     for (int i = 0; i < rows; ++i)
       for (int j = 0; j < 9; ++j) {
         float acc = 0.f;

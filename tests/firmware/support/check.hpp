@@ -7,6 +7,9 @@
 
 #include "semihost.hpp"
 
+/// Opens or closes an instruction-count window (support/startup.cpp, qemu/insn_count.c).
+extern "C" void fw_mark();
+
 namespace fw {
 
 inline int g_failures = 0;

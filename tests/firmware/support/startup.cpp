@@ -33,6 +33,11 @@ int firmware_main() __asm__("main");
   fw::semihost::exit(firmware_main());
 }
 
+// Instruction-count windows: tests/firmware/qemu/insn_count.c counts the instructions executed
+// between two calls of this function (its address comes from nm). noinline and not empty, so it
+// exists exactly once; outside that plugin it costs a call.
+extern "C" __attribute__((noinline)) void fw_mark() { __asm volatile("" ::: "memory"); }
+
 using Handler = void (*)();
 // Initial MSP, Reset, NMI, HardFault, MemManage, BusFault, UsageFault, 4 reserved, SVCall,
 // DebugMon, reserved, PendSV, SysTick.
