@@ -2,6 +2,7 @@
 // annotation by predicate, greedy region merging that keeps the graph acyclic, and the reason
 // every refused node records. Graphs come from kiln::plan (the ordinary front-end traced into a
 // Graph), so the cases read like models.
+// kiln-test: header-only (KILN_MAX_NODES 48 differs from the compiled engine)
 #define KILN_MAX_NODES 48
 #include <doctest/doctest.h>
 

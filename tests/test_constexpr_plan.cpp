@@ -1,6 +1,7 @@
 // The IR, the passes and the memory planner run in a constant expression: the plan of a small
 // static model (its arena size, its kernel count) is a compile-time constant. This is what the
 // firmware issue builds on; here it proves nothing in them needs the heap or run-time dispatch.
+// kiln-test: header-only (KILN_MAX_NODES 24; IR and passes only)
 #define KILN_MAX_NODES 24  // small capacity: constant evaluation cost grows with it
 #include <doctest/doctest.h>
 

@@ -1,6 +1,7 @@
 // The compiler's decisions themselves: which fused groups a graph produces, what runs in the GEMM's
 // registers, what the simplifier removes, and that the arena equals the liveness lower bound on
 // chains (as Eigen's vectorization_logic tests its traversal choices).
+// kiln-test: header-only (reads the plan: passes and runtime internals; the header-only compile() path)
 #include "test_util.hpp"
 
 namespace {

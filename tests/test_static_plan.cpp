@@ -2,6 +2,7 @@
 // expression (static shapes, weights as TensorViews over static data). The plan's graph, fused
 // groups and arena are static_asserted, then checked against what compile() plans for the same
 // model at its first call.
+// kiln-test: header-only (KILN_MAX_NODES 32 differs from the compiled engine)
 #define KILN_MAX_NODES 32  // constant evaluation cost grows with the graph capacity
 #include <doctest/doctest.h>
 
