@@ -1,0 +1,203 @@
+// kiln/kernels/int8/dot.hpp — the int8 inner product every quantised layer spends its time in.
+//
+//   acc += sum_i (x[i] + x_offset) * w[i]      x, w int8; x_offset = -input_zero_point
+//
+// x + x_offset lies in [-255, 255] and w in [-128, 127], so every product fits in
+// 16 bits plus sign and a pair of products fits easily in int32: the sum is exact in
+// int32 whatever the order of accumulation (integer addition is associative), which
+// is why the SIMD and scalar paths below give bit-identical results.
+//
+// One accumulator object per output value; feed it several spans (the rows of a
+// convolution window) and read it once, so a vector accumulator is reduced to a
+// scalar once per output, not once per window row.
+//
+// Paths, chosen at compile time (KILN_NO_SIMD forces the scalar one, as for the f32 kernels):
+//   AVX2   sign-extend 16 int8 to int16 (vpmovsxbw), add the offset, vpmaddwd into 8 int32
+//   SSE4.1 the same 8 at a time (pmovsxbw + pmaddwd)
+//   NEON   vmovl_s8 to int16, add the offset, vmlal_s16 into int32x4 (armv7 and aarch64)
+//   scalar two elements per step as int16 pairs: on Cortex-M with the DSP extension
+//          (__ARM_FEATURE_DSP: M4/M7/M33/M55) four bytes are unpacked with SXTAB16 and
+//          accumulated with SMLAD (two 16x16 products per instruction), as CMSIS-NN does;
+//          elsewhere the pair form is plain C.
+// The xsimd batch types are not used: xsimd 8.1 has no widening int8/int16 multiply-add.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "../../core/config.hpp"
+
+#if !defined(KILN_NO_SIMD) && defined(__AVX2__)
+#include <immintrin.h>
+#define KILN_INT8_AVX2 1
+#elif !defined(KILN_NO_SIMD) && defined(__SSE4_1__)
+#include <smmintrin.h>
+#define KILN_INT8_SSE41 1
+#elif !defined(KILN_NO_SIMD) && (defined(__ARM_NEON) || defined(__ARM_NEON__))
+#include <arm_neon.h>
+#define KILN_INT8_NEON 1
+#elif defined(__ARM_FEATURE_DSP) && defined(__ARM_ARCH_ISA_THUMB)
+#include <arm_acle.h>
+#define KILN_INT8_ARM_DSP 1
+#endif
+#ifndef KILN_INT8_AVX2
+#define KILN_INT8_AVX2 0
+#endif
+#ifndef KILN_INT8_SSE41
+#define KILN_INT8_SSE41 0
+#endif
+#ifndef KILN_INT8_NEON
+#define KILN_INT8_NEON 0
+#endif
+#ifndef KILN_INT8_ARM_DSP
+#define KILN_INT8_ARM_DSP 0
+#endif
+
+namespace kiln::kernels::int8 {
+
+/// Which inner-product path this build uses (for benchmarks and test logs).
+inline constexpr const char* kDotPathName = KILN_INT8_AVX2    ? "avx2"
+                                            : KILN_INT8_SSE41 ? "sse4.1"
+                                            : KILN_INT8_NEON  ? "neon"
+                                            : KILN_INT8_ARM_DSP ? "scalar+dsp(smlad)"
+                                                                : "scalar";
+
+namespace dot_detail {
+
+// Scalar pair form: (x0+o)*w0 + (x1+o)*w1 with int16 operands, the shape of one SMLAD.
+inline std::int32_t dot_pairs(const std::int8_t* x, const std::int8_t* w, index_t n,
+                              std::int32_t x_offset, std::int32_t acc) {
+  index_t i = 0;
+#if KILN_INT8_ARM_DSP
+  // Four bytes per step: SXTAB16 sign-extends bytes 0 and 2 (and, after a rotate by 8,
+  // bytes 1 and 3) into two int16 lanes and adds the offset to both; SMLAD multiplies
+  // the lane pairs and adds both products to the accumulator.
+  const std::uint32_t offset2 =
+      (static_cast<std::uint32_t>(x_offset) & 0xFFFFu) * 0x00010001u;  // offset in both lanes
+  for (; i + 4 <= n; i += 4) {
+    std::uint32_t xv, wv;
+    std::memcpy(&xv, x + i, 4);
+    std::memcpy(&wv, w + i, 4);
+    const std::uint32_t x02 = __sxtab16(offset2, xv), x13 = __sxtab16(offset2, __ror(xv, 8));
+    const std::uint32_t w02 = __sxtb16(wv), w13 = __sxtb16(__ror(wv, 8));
+    acc = __smlad(x02, w02, acc);
+    acc = __smlad(x13, w13, acc);
+  }
+#endif
+  for (; i + 2 <= n; i += 2) {
+    const std::int16_t x0 = static_cast<std::int16_t>(x[i] + x_offset);
+    const std::int16_t x1 = static_cast<std::int16_t>(x[i + 1] + x_offset);
+    const std::int16_t w0 = w[i], w1 = w[i + 1];
+    acc += static_cast<std::int32_t>(x0) * w0 + static_cast<std::int32_t>(x1) * w1;
+  }
+  if (i < n) acc += (static_cast<std::int32_t>(x[i]) + x_offset) * w[i];
+  return acc;
+}
+
+}  // namespace dot_detail
+
+/// Accumulates sum (x[i] + x_offset) * w[i] over any number of spans; value() reads it.
+/// Requires -255 <= x_offset <= 255 (the kernels check the zero points).
+class DotAccumulator {
+ public:
+  explicit DotAccumulator(std::int32_t x_offset, std::int32_t init = 0)
+      : offset_(x_offset), scalar_(init) {
+#if KILN_INT8_AVX2
+    vacc_ = _mm256_setzero_si256();
+    voff_ = _mm256_set1_epi16(static_cast<short>(x_offset));
+#elif KILN_INT8_SSE41
+    vacc_ = _mm_setzero_si128();
+    voff_ = _mm_set1_epi16(static_cast<short>(x_offset));
+#elif KILN_INT8_NEON
+    vacc_ = vdupq_n_s32(0);
+    voff_ = vdupq_n_s16(static_cast<std::int16_t>(x_offset));
+#endif
+  }
+
+  /// acc += sum_{i<n} (x[i] + x_offset) * w[i]. No alignment required.
+  inline void add(const std::int8_t* x, const std::int8_t* w, index_t n) {
+    index_t i = 0;
+#if KILN_INT8_AVX2
+    for (; i + 32 <= n; i += 32) {
+      const __m256i x0 = widen_add(x + i), x1 = widen_add(x + i + 16);
+      const __m256i w0 = widen(w + i), w1 = widen(w + i + 16);
+      vacc_ = _mm256_add_epi32(vacc_, _mm256_add_epi32(_mm256_madd_epi16(x0, w0), _mm256_madd_epi16(x1, w1)));
+    }
+    for (; i + 16 <= n; i += 16) vacc_ = _mm256_add_epi32(vacc_, _mm256_madd_epi16(widen_add(x + i), widen(w + i)));
+#elif KILN_INT8_SSE41
+    for (; i + 8 <= n; i += 8) {
+      const __m128i xv = _mm_add_epi16(
+          _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + i))), voff_);
+      const __m128i wv = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + i)));
+      vacc_ = _mm_add_epi32(vacc_, _mm_madd_epi16(xv, wv));
+    }
+#elif KILN_INT8_NEON
+    for (; i + 16 <= n; i += 16) {
+      const int8x16_t xv = vld1q_s8(x + i), wv = vld1q_s8(w + i);
+      const int16x8_t xl = vaddq_s16(vmovl_s8(vget_low_s8(xv)), voff_);
+      const int16x8_t xh = vaddq_s16(vmovl_s8(vget_high_s8(xv)), voff_);
+      const int16x8_t wl = vmovl_s8(vget_low_s8(wv)), wh = vmovl_s8(vget_high_s8(wv));
+      vacc_ = vmlal_s16(vacc_, vget_low_s16(xl), vget_low_s16(wl));
+      vacc_ = vmlal_s16(vacc_, vget_high_s16(xl), vget_high_s16(wl));
+      vacc_ = vmlal_s16(vacc_, vget_low_s16(xh), vget_low_s16(wh));
+      vacc_ = vmlal_s16(vacc_, vget_high_s16(xh), vget_high_s16(wh));
+    }
+    for (; i + 8 <= n; i += 8) {
+      const int16x8_t xv = vaddq_s16(vmovl_s8(vld1_s8(x + i)), voff_);
+      const int16x8_t wv = vmovl_s8(vld1_s8(w + i));
+      vacc_ = vmlal_s16(vacc_, vget_low_s16(xv), vget_low_s16(wv));
+      vacc_ = vmlal_s16(vacc_, vget_high_s16(xv), vget_high_s16(wv));
+    }
+#endif
+    if (i < n) scalar_ = dot_detail::dot_pairs(x + i, w + i, n - i, offset_, scalar_);
+  }
+
+  /// The accumulated int32 sum (plus the initial value).
+  inline std::int32_t value() const {
+#if KILN_INT8_AVX2
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(vacc_), _mm256_extracti128_si256(vacc_, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return scalar_ + _mm_cvtsi128_si32(s);
+#elif KILN_INT8_SSE41
+    __m128i s = _mm_add_epi32(vacc_, _mm_shuffle_epi32(vacc_, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return scalar_ + _mm_cvtsi128_si32(s);
+#elif KILN_INT8_NEON
+#if defined(__aarch64__)
+    return scalar_ + vaddvq_s32(vacc_);
+#else
+    const int32x2_t s = vadd_s32(vget_low_s32(vacc_), vget_high_s32(vacc_));
+    return scalar_ + vget_lane_s32(vpadd_s32(s, s), 0);
+#endif
+#else
+    return scalar_;
+#endif
+  }
+
+ private:
+#if KILN_INT8_AVX2
+  static inline __m256i widen(const std::int8_t* p) {
+    return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  inline __m256i widen_add(const std::int8_t* p) const { return _mm256_add_epi16(widen(p), voff_); }
+  __m256i vacc_, voff_;
+#elif KILN_INT8_SSE41
+  __m128i vacc_, voff_;
+#elif KILN_INT8_NEON
+  int32x4_t vacc_;
+  int16x8_t voff_;
+#endif
+  std::int32_t offset_;
+  std::int32_t scalar_;
+};
+
+/// sum_{i<n} (x[i] + x_offset) * w[i] over one contiguous span.
+inline std::int32_t dot_with_offset(const std::int8_t* x, const std::int8_t* w, index_t n,
+                                    std::int32_t x_offset) {
+  DotAccumulator acc(x_offset);
+  acc.add(x, w, n);
+  return acc.value();
+}
+
+}  // namespace kiln::kernels::int8
