@@ -167,6 +167,20 @@ TEST_CASE("int8 add: bit-exact vs reference and within one step of the float sum
   CHECK(std::string(st.message()).find("[3, 2]") != std::string::npos);
 }
 
+TEST_CASE("fixed-point exp and 1/(1+x): raw Q0.31 bits equal the typed reference") {
+  ref::Rng rng(1);
+  std::uniform_int_distribution<std::int32_t> neg(ref::kMin32, 0);
+  for (int i = 0; i < 200000; ++i) {
+    const std::int32_t a = i < 4096 ? -i * 4099 : neg(rng.gen);
+    REQUIRE(q::exp_on_negative_values<5>(a) == exp_neg(Fx<5>{a}).raw);
+  }
+  std::uniform_int_distribution<std::int32_t> unit(0, ref::kMax32);
+  for (int i = 0; i < 200000; ++i) {
+    const std::int32_t a = i < 64 ? i : (i < 128 ? ref::kMax32 - (i - 64) : unit(rng.gen));
+    REQUIRE(q::one_over_one_plus_x_for_x_in_0_1(a) == one_over_one_plus(Fx<0>{a}).raw);
+  }
+}
+
 TEST_CASE("int8 softmax: parameters as TFLite computes them") {
   // beta 1, scale 1/16: real multiplier 2^-4 * 2^26 = 2^22 -> {2^30, 23}; radius floor(31*2^26 / 2^23).
   const SoftmaxParams p = make_softmax_params(1.f, 1.f / 16);
