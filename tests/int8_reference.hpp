@@ -33,7 +33,7 @@ inline std::int32_t rdbpot(std::int32_t x, int e) {
 
 // x * 2^s wrapped to int32, as TFLite's x * (1 << s) behaves on every real target.
 inline std::int32_t shl_wrap(std::int32_t x, int s) {
-  return static_cast<std::int32_t>(static_cast<std::uint32_t>(static_cast<std::uint64_t>(i64{x} << s)));
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(static_cast<std::uint64_t>(i64{x} * (i64{1} << s))));
 }
 
 // TFLite MultiplyByQuantizedMultiplier (double rounding).
@@ -43,7 +43,7 @@ inline std::int32_t mbqm(std::int32_t x, std::int32_t m, int shift) {
 
 // Exactly rounded x * m * 2^(shift-31) (half away from zero), for |x * 2^max(shift,0)| < 2^31.
 inline i64 exact_scaled(std::int32_t x, std::int32_t m, int shift) {
-  const i64 num = (shift > 0 ? (i64{x} << shift) : i64{x}) * m;  // |num| < 2^62
+  const i64 num = (shift > 0 ? i64{x} * (i64{1} << shift) : i64{x}) * m;  // |num| < 2^62
   const int e = 31 + (shift > 0 ? 0 : -shift);
   if (e >= 63) return 0;
   const i64 mag = num < 0 ? -num : num;

@@ -49,7 +49,7 @@ Fx<I> operator-(Fx<I> a, Fx<I> b) { return {static_cast<std::int32_t>(static_cas
 // Multiply the raw by 2^e: saturating for e > 0, rounding (ties away from zero) for e < 0.
 std::int32_t mul_pot(std::int32_t x, int e) {
   if (e <= 0) return ref::rdbpot(x, -e);
-  const std::int64_t v = std::int64_t{x} << e;
+  const std::int64_t v = std::int64_t{x} * (std::int64_t{1} << e);
   return static_cast<std::int32_t>(std::clamp<std::int64_t>(v, ref::kMin32, ref::kMax32));
 }
 template <int To, int From>

@@ -127,7 +127,8 @@ TEST_CASE("quantize_multiplier: TFLite's frexp scheme and its edge cases") {
   ref::Rng rng(77);
   std::uniform_real_distribution<double> mant(0.5, 1.0);
   for (int i = 0; i < 20000; ++i) {
-    const double d = std::ldexp(mant(rng.gen), rng.uniform(-40, 20)) * (i % 7 == 0 ? -1 : 1);
+    const double mantissa = mant(rng.gen);  // sequenced: argument order would differ by compiler
+    const double d = std::ldexp(mantissa, rng.uniform(-40, 20)) * (i % 7 == 0 ? -1 : 1);
     const QuantizedMultiplier got = quantize_multiplier(d);
     const QuantizedMultiplier want = tflite_quantize_multiplier(d);
     REQUIRE(got.multiplier == want.multiplier);
