@@ -105,6 +105,24 @@ TEST_CASE("int8 dot: the SIMD path equals the scalar pair loop for every length 
   MESSAGE("int8 dot path: " << std::string(kDotPathName));
 }
 
+TEST_CASE("int8 dot4: four weight rows against one input equal four single dots") {
+  ref::Rng rng(6);
+  for (index_t n = 0; n <= 100; ++n)
+    for (std::int32_t off : {-127, 5, 128}) {
+      const index_t stride = n + rng.uniform(0, 5);
+      const auto x = rng.int8s(static_cast<std::size_t>(n) + 1);
+      const auto w = rng.int8s(static_cast<std::size_t>(4 * stride + 1));
+      std::int32_t acc[4] = {1, -2, 3, -4};
+      dot4_with_offset(x.data(), w.data(), stride, n, off, acc);
+      for (int r = 0; r < 4; ++r) {
+        std::int64_t want = (r % 2 ? -1 : 1) * (r + 1);
+        for (index_t i = 0; i < n; ++i)
+          want += (std::int64_t{x[static_cast<std::size_t>(i)]} + off) * w[static_cast<std::size_t>(r * stride + i)];
+        REQUIRE(acc[r] == want);
+      }
+    }
+}
+
 TEST_CASE("int8 fully_connected: bit-exact vs reference, per-channel and per-tensor, odd sizes") {
   ref::Rng rng(2024);
   int cases = 0;
@@ -276,6 +294,38 @@ TEST_CASE("int8 conv2d: bit-exact vs reference over channels, strides, padding, 
           }
   CHECK(cases == 5 * 4 * 2 * 2 * 3);
   CHECK(nonconstant * 10 > cases * 8);  // most cases produce varied outputs
+}
+
+TEST_CASE("int8 conv2d: windows too large for the stack patch take the span path, same bits") {
+  ref::Rng rng(99);
+  // 3x3 x 250 = 2250 bytes > KILN_INT8_CONV_PATCH_BYTES (2048); and a 1x1 conv used in place.
+  const ConvCase cases[] = {
+      {1, 6, 5, 250, 7, 3, 3, Window2D{1, 1, 1, 1, 1, 1, 1, 1}},
+      {2, 7, 7, 230, 5, 3, 3, Window2D{2, 2, 2, 2, 2, 1, 0, 2}},
+      {2, 5, 6, 19, 9, 1, 1, Window2D{1, 1, 1, 1, 0, 0, 0, 0}},
+      {1, 5, 6, 19, 9, 1, 3, Window2D{2, 1, 1, 1, 0, 0, 1, 1}},
+  };
+  for (const ConvCase& cc : cases) {
+    const index_t out_h = window_output_size(cc.in_h, cc.kh, cc.win.stride_h, cc.win.dilation_h, cc.win.pad_top, cc.win.pad_bottom);
+    const index_t out_w = window_output_size(cc.in_w, cc.kw, cc.win.stride_w, cc.win.dilation_w, cc.win.pad_left, cc.win.pad_right);
+    const auto x = rng.int8s(static_cast<std::size_t>(cc.batches * cc.in_h * cc.in_w * cc.in_c));
+    const auto f = rng.int8s(static_cast<std::size_t>(cc.out_c * cc.kh * cc.kw * cc.in_c));
+    const auto bias = rng.int32s(static_cast<std::size_t>(cc.out_c), -30000, 30000);
+    const Quant q = random_quant(rng, cc.out_c, true, -14, -11);
+    Conv2DParams p;
+    p.window = cc.win;
+    p.input_offset = q.in_off;
+    p.output = q.stage();
+    const Shape out_shape{cc.batches, out_h, out_w, cc.out_c};
+    Out y(out_shape.numel());
+    const kiln::Status st = conv2d(p, Shape{cc.batches, cc.in_h, cc.in_w, cc.in_c}, x.data(),
+                                   Shape{cc.out_c, cc.kh, cc.kw, cc.in_c}, f.data(), bias.data(), out_shape, y.data());
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    REQUIRE(y.canaries_intact());
+    const auto want = ref_conv(cc, out_h, out_w, x, f, bias.data(), q);
+    for (std::size_t i = 0; i < want.size(); ++i) REQUIRE(y.v[i] == want[i]);
+    CHECK(std::set<int>(want.begin(), want.end()).size() > 5);
+  }
 }
 
 TEST_CASE("int8 conv2d: a 10x4 first layer like KWS (1 input channel, stride 2, SAME)") {

@@ -27,40 +27,9 @@
 
 #include "../../core/config.hpp"
 
-#if !defined(KILN_NO_SIMD) && defined(__AVX2__)
-#include <immintrin.h>
-#define KILN_INT8_AVX2 1
-#elif !defined(KILN_NO_SIMD) && defined(__SSE4_1__)
-#include <smmintrin.h>
-#define KILN_INT8_SSE41 1
-#elif !defined(KILN_NO_SIMD) && (defined(__ARM_NEON) || defined(__ARM_NEON__))
-#include <arm_neon.h>
-#define KILN_INT8_NEON 1
-#elif defined(__ARM_FEATURE_DSP) && defined(__ARM_ARCH_ISA_THUMB)
-#include <arm_acle.h>
-#define KILN_INT8_ARM_DSP 1
-#endif
-#ifndef KILN_INT8_AVX2
-#define KILN_INT8_AVX2 0
-#endif
-#ifndef KILN_INT8_SSE41
-#define KILN_INT8_SSE41 0
-#endif
-#ifndef KILN_INT8_NEON
-#define KILN_INT8_NEON 0
-#endif
-#ifndef KILN_INT8_ARM_DSP
-#define KILN_INT8_ARM_DSP 0
-#endif
+#include "isa.hpp"
 
 namespace kiln::kernels::int8 {
-
-/// Which inner-product path this build uses (for benchmarks and test logs).
-inline constexpr const char* kDotPathName = KILN_INT8_AVX2    ? "avx2"
-                                            : KILN_INT8_SSE41 ? "sse4.1"
-                                            : KILN_INT8_NEON  ? "neon"
-                                            : KILN_INT8_ARM_DSP ? "scalar+dsp(smlad)"
-                                                                : "scalar";
 
 namespace dot_detail {
 
@@ -191,6 +160,150 @@ class DotAccumulator {
   std::int32_t offset_;
   std::int32_t scalar_;
 };
+
+namespace dot_detail {
+
+#if KILN_INT8_AVX2
+inline std::int32_t hsum(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+inline __m256i widen16(const std::int8_t* p) {
+  return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+#elif KILN_INT8_SSE41
+inline std::int32_t hsum(__m128i v) {
+  __m128i s = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+inline __m128i widen8(const std::int8_t* p) {
+  return _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+#elif KILN_INT8_NEON
+inline std::int32_t hsum(int32x4_t v) {
+#if defined(__aarch64__)
+  return vaddvq_s32(v);
+#else
+  const int32x2_t s = vadd_s32(vget_low_s32(v), vget_high_s32(v));
+  return vget_lane_s32(vpadd_s32(s, s), 0);
+#endif
+}
+#endif
+
+// Scalar twin of dot4: the input pair is widened once and used for four rows.
+inline void dot4_pairs(const std::int8_t* x, const std::int8_t* w, index_t w_stride, index_t n,
+                       std::int32_t x_offset, std::int32_t* acc) {
+  const std::int8_t* w0 = w;
+  const std::int8_t* w1 = w + w_stride;
+  const std::int8_t* w2 = w + 2 * w_stride;
+  const std::int8_t* w3 = w + 3 * w_stride;
+  std::int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  index_t i = 0;
+#if KILN_INT8_ARM_DSP
+  const std::uint32_t offset2 = (static_cast<std::uint32_t>(x_offset) & 0xFFFFu) * 0x00010001u;
+  auto smlad_row = [](const std::int8_t* wr, std::uint32_t x02, std::uint32_t x13, std::int32_t a) {
+    std::uint32_t wv;
+    std::memcpy(&wv, wr, 4);
+    return static_cast<std::int32_t>(__smlad(x13, __sxtb16(__ror(wv, 8)), __smlad(x02, __sxtb16(wv), a)));
+  };
+  for (; i + 4 <= n; i += 4) {
+    std::uint32_t xv;
+    std::memcpy(&xv, x + i, 4);
+    const std::uint32_t x02 = __sxtab16(offset2, xv), x13 = __sxtab16(offset2, __ror(xv, 8));
+    a0 = smlad_row(w0 + i, x02, x13, a0);
+    a1 = smlad_row(w1 + i, x02, x13, a1);
+    a2 = smlad_row(w2 + i, x02, x13, a2);
+    a3 = smlad_row(w3 + i, x02, x13, a3);
+  }
+#endif
+  for (; i + 2 <= n; i += 2) {
+    const std::int32_t x0 = static_cast<std::int16_t>(x[i] + x_offset);
+    const std::int32_t x1 = static_cast<std::int16_t>(x[i + 1] + x_offset);
+    a0 += x0 * w0[i] + x1 * w0[i + 1];
+    a1 += x0 * w1[i] + x1 * w1[i + 1];
+    a2 += x0 * w2[i] + x1 * w2[i + 1];
+    a3 += x0 * w3[i] + x1 * w3[i + 1];
+  }
+  if (i < n) {
+    const std::int32_t x0 = x[i] + x_offset;
+    a0 += x0 * w0[i];
+    a1 += x0 * w1[i];
+    a2 += x0 * w2[i];
+    a3 += x0 * w3[i];
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+}
+
+}  // namespace dot_detail
+
+/// acc[r] += sum_{i<n} (x[i] + x_offset) * w[r * w_stride + i] for r = 0..3: four weight rows
+/// against one input span (a GEMV tile). Each input vector is loaded and widened once and
+/// feeds four multiply-add chains, and the four horizontal sums happen once per call.
+inline void dot4_with_offset(const std::int8_t* x, const std::int8_t* w, index_t w_stride, index_t n,
+                             std::int32_t x_offset, std::int32_t* acc) {
+  index_t i = 0;
+#if KILN_INT8_AVX2
+  if (n >= 16) {
+    const __m256i off = _mm256_set1_epi16(static_cast<short>(x_offset));
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (; i + 16 <= n; i += 16) {
+      const __m256i xv = _mm256_add_epi16(dot_detail::widen16(x + i), off);
+      a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(xv, dot_detail::widen16(w + i)));
+      a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(xv, dot_detail::widen16(w + w_stride + i)));
+      a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(xv, dot_detail::widen16(w + 2 * w_stride + i)));
+      a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(xv, dot_detail::widen16(w + 3 * w_stride + i)));
+    }
+    acc[0] += dot_detail::hsum(a0);
+    acc[1] += dot_detail::hsum(a1);
+    acc[2] += dot_detail::hsum(a2);
+    acc[3] += dot_detail::hsum(a3);
+  }
+#elif KILN_INT8_SSE41
+  if (n >= 8) {
+    const __m128i off = _mm_set1_epi16(static_cast<short>(x_offset));
+    __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
+    for (; i + 8 <= n; i += 8) {
+      const __m128i xv = _mm_add_epi16(dot_detail::widen8(x + i), off);
+      a0 = _mm_add_epi32(a0, _mm_madd_epi16(xv, dot_detail::widen8(w + i)));
+      a1 = _mm_add_epi32(a1, _mm_madd_epi16(xv, dot_detail::widen8(w + w_stride + i)));
+      a2 = _mm_add_epi32(a2, _mm_madd_epi16(xv, dot_detail::widen8(w + 2 * w_stride + i)));
+      a3 = _mm_add_epi32(a3, _mm_madd_epi16(xv, dot_detail::widen8(w + 3 * w_stride + i)));
+    }
+    acc[0] += dot_detail::hsum(a0);
+    acc[1] += dot_detail::hsum(a1);
+    acc[2] += dot_detail::hsum(a2);
+    acc[3] += dot_detail::hsum(a3);
+  }
+#elif KILN_INT8_NEON
+  if (n >= 8) {
+    const int16x8_t off = vdupq_n_s16(static_cast<std::int16_t>(x_offset));
+    int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+    auto mla = [](int32x4_t a, int16x8_t xv, const std::int8_t* wp) {
+      const int16x8_t wv = vmovl_s8(vld1_s8(wp));
+      a = vmlal_s16(a, vget_low_s16(xv), vget_low_s16(wv));
+      return vmlal_s16(a, vget_high_s16(xv), vget_high_s16(wv));
+    };
+    for (; i + 8 <= n; i += 8) {
+      const int16x8_t xv = vaddq_s16(vmovl_s8(vld1_s8(x + i)), off);
+      a0 = mla(a0, xv, w + i);
+      a1 = mla(a1, xv, w + w_stride + i);
+      a2 = mla(a2, xv, w + 2 * w_stride + i);
+      a3 = mla(a3, xv, w + 3 * w_stride + i);
+    }
+    acc[0] += dot_detail::hsum(a0);
+    acc[1] += dot_detail::hsum(a1);
+    acc[2] += dot_detail::hsum(a2);
+    acc[3] += dot_detail::hsum(a3);
+  }
+#endif
+  if (i < n) dot_detail::dot4_pairs(x + i, w + i, w_stride, n - i, x_offset, acc);
+}
 
 /// sum_{i<n} (x[i] + x_offset) * w[i] over one contiguous span.
 inline std::int32_t dot_with_offset(const std::int8_t* x, const std::int8_t* w, index_t n,

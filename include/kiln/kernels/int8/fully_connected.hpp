@@ -47,7 +47,15 @@ inline Status fully_connected(const FullyConnectedParams& p, const Shape& input_
   for (index_t b = 0; b < batches; ++b) {
     const std::int8_t* x = input + b * n_in;
     std::int8_t* y = output + b * n_out;
-    for (index_t o = 0; o < n_out; ++o) {
+    index_t o = 0;
+    // Four output rows per pass: each input vector is loaded once for four weight rows.
+    for (; o + 4 <= n_out; o += 4) {
+      std::int32_t acc[4];
+      for (int r = 0; r < 4; ++r) acc[r] = bias ? bias[o + r] : 0;
+      dot4_with_offset(x, weights + o * n_in, n_in, n_in, p.input_offset, acc);
+      for (int r = 0; r < 4; ++r) y[o + r] = p.output.apply(acc[r], o + r);
+    }
+    for (; o < n_out; ++o) {
       DotAccumulator acc(p.input_offset, bias ? bias[o] : 0);
       acc.add(x, weights + o * n_in, n_in);
       y[o] = p.output.apply(acc.value(), o);
