@@ -33,6 +33,12 @@ namespace kiln::kernels::int8 {
 
 namespace dot_detail {
 
+#if KILN_INT8_ARM_DSP
+// Rotate right by 8 (ACLE's __ror is missing from GCC 12's arm_acle.h); GCC 12 emits it as a
+// separate "mov r, r, ror #8" rather than SXTB16's rotate operand: one extra instruction per word.
+inline std::uint32_t ror8(std::uint32_t v) { return (v >> 8) | (v << 24); }
+#endif
+
 // Scalar pair form: (x0+o)*w0 + (x1+o)*w1 with int16 operands, the shape of one SMLAD.
 inline std::int32_t dot_pairs(const std::int8_t* x, const std::int8_t* w, index_t n,
                               std::int32_t x_offset, std::int32_t acc) {
@@ -47,8 +53,8 @@ inline std::int32_t dot_pairs(const std::int8_t* x, const std::int8_t* w, index_
     std::uint32_t xv, wv;
     std::memcpy(&xv, x + i, 4);
     std::memcpy(&wv, w + i, 4);
-    const std::uint32_t x02 = __sxtab16(offset2, xv), x13 = __sxtab16(offset2, __ror(xv, 8));
-    const std::uint32_t w02 = __sxtb16(wv), w13 = __sxtb16(__ror(wv, 8));
+    const std::uint32_t x02 = __sxtab16(offset2, xv), x13 = __sxtab16(offset2, ror8(xv));
+    const std::uint32_t w02 = __sxtb16(wv), w13 = __sxtb16(ror8(wv));
     acc = __smlad(x02, w02, acc);
     acc = __smlad(x13, w13, acc);
   }
@@ -207,12 +213,12 @@ inline void dot4_pairs(const std::int8_t* x, const std::int8_t* w, index_t w_str
   auto smlad_row = [](const std::int8_t* wr, std::uint32_t x02, std::uint32_t x13, std::int32_t a) {
     std::uint32_t wv;
     std::memcpy(&wv, wr, 4);
-    return static_cast<std::int32_t>(__smlad(x13, __sxtb16(__ror(wv, 8)), __smlad(x02, __sxtb16(wv), a)));
+    return static_cast<std::int32_t>(__smlad(x13, __sxtb16(ror8(wv)), __smlad(x02, __sxtb16(wv), a)));
   };
   for (; i + 4 <= n; i += 4) {
     std::uint32_t xv;
     std::memcpy(&xv, x + i, 4);
-    const std::uint32_t x02 = __sxtab16(offset2, xv), x13 = __sxtab16(offset2, __ror(xv, 8));
+    const std::uint32_t x02 = __sxtab16(offset2, xv), x13 = __sxtab16(offset2, ror8(xv));
     a0 = smlad_row(w0 + i, x02, x13, a0);
     a1 = smlad_row(w1 + i, x02, x13, a1);
     a2 = smlad_row(w2 + i, x02, x13, a2);
