@@ -14,6 +14,7 @@
 #include "ir/graph.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/int8.hpp"  // int8 quantised kernels (TFLite arithmetic); not yet used by compile()
 #include "kernels/reduce.hpp"
 #include "passes/memory_plan.hpp"
 #include "passes/simplify.hpp"
