@@ -58,7 +58,10 @@ inline std::int8_t clamp8(i64 v, i64 lo, i64 hi) {
 // Requantisation of one accumulator as TFLite's conv/FC epilogue.
 inline std::int8_t requant(i64 acc, std::int32_t m, std::int32_t shift, std::int32_t out_offset,
                            std::int32_t lo, std::int32_t hi) {
-  return clamp8(i64{mbqm(static_cast<std::int32_t>(acc), m, shift)} + out_offset, lo, hi);
+  // The offset is added in int32 as TFLite does; an overflow (only with absurd multipliers)
+  // wraps, as it does in TFLite's binaries.
+  const i64 sum = i64{mbqm(static_cast<std::int32_t>(acc), m, shift)} + out_offset;
+  return clamp8(static_cast<std::int32_t>(static_cast<std::uint32_t>(static_cast<std::uint64_t>(sum))), lo, hi);
 }
 
 // Seeded random data.

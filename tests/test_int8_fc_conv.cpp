@@ -105,6 +105,43 @@ TEST_CASE("int8 dot: the SIMD path equals the scalar pair loop for every length 
   MESSAGE("int8 dot path: " << std::string(kDotPathName));
 }
 
+TEST_CASE("int8 requantize8 (vector epilogue) equals OutputStage::apply lane by lane") {
+  ref::Rng rng(8);
+  const std::int32_t special_acc[] = {static_cast<std::int32_t>(ref::kMin32),
+                                      static_cast<std::int32_t>(ref::kMax32), -1, 0, 1, -(1 << 20), (1 << 20) + 1,
+                                      -3 * 1024, 3 * 1024, -12345678, 12345678};
+  const std::int32_t special_m[] = {static_cast<std::int32_t>(ref::kMin32), static_cast<std::int32_t>(ref::kMax32),
+                                    1 << 30, (1 << 30) + 1, -(1 << 30), 1234567890};
+  std::uniform_int_distribution<std::int32_t> any(static_cast<std::int32_t>(ref::kMin32),
+                                                  static_cast<std::int32_t>(ref::kMax32));
+  for (int trial = 0; trial < 20000; ++trial) {
+    std::int32_t acc[8], m[16], sh[16];
+    for (int i = 0; i < 8; ++i) {
+      acc[i] = trial % 3 == 0 ? special_acc[rng.uniform(0, 10)] : (trial % 3 == 1 ? any(rng.gen) : rng.uniform(-70000, 70000));
+      m[i + 8] = m[i] = trial % 4 == 0 ? special_m[rng.uniform(0, 5)] : rng.uniform(1 << 30, 2147483647);
+      sh[i + 8] = sh[i] = trial % 5 == 0 ? rng.uniform(-31, 31) : rng.uniform(-20, 2);
+    }
+    OutputStage st;
+    st.multiplier = m;
+    st.shift = sh;
+    st.per_channel = trial % 7 != 0;
+    st.output_offset = rng.uniform(-128, 127);
+    st.act_min = rng.uniform(-128, 0);
+    st.act_max = rng.uniform(0, 127);
+    const index_t c0 = st.per_channel ? rng.uniform(0, 8) : 0;
+    // Per channel, lane i reads channel c0 + i: shift the multipliers so lane i uses m[c0 + i].
+    std::int8_t got[8];
+    requantize8(acc, c0, st, got);
+    for (int i = 0; i < 8; ++i) {
+      INFO("trial " << trial << " lane " << i << " acc " << acc[i]);
+      REQUIRE(got[i] == st.apply(acc[i], c0 + i));
+      const std::size_t k = st.per_channel ? static_cast<std::size_t>(c0 + i) : 0;
+      INFO("m " << m[k] << " shift " << sh[k] << " offset " << st.output_offset << " clamp " << st.act_min << ".." << st.act_max);
+      REQUIRE(got[i] == ref::requant(acc[i], m[k], sh[k], st.output_offset, st.act_min, st.act_max));
+    }
+  }
+}
+
 TEST_CASE("int8 dot4: four weight rows against one input equal four single dots") {
   ref::Rng rng(6);
   for (index_t n = 0; n <= 100; ++n)

@@ -98,6 +98,13 @@ inline Status conv2d(const Conv2DParams& p, const Shape& input_shape, const std:
             }
           }
           index_t oc = 0;
+          for (; oc + 8 <= out_c; oc += 8) {
+            std::int32_t acc[8];
+            for (int r = 0; r < 8; ++r) acc[r] = bias ? bias[oc + r] : 0;
+            dot4_with_offset(px, filter + oc * patch_len, patch_len, patch_len, p.input_offset, acc);
+            dot4_with_offset(px, filter + (oc + 4) * patch_len, patch_len, patch_len, p.input_offset, acc + 4);
+            requantize8(acc, oc, p.output, y + oc);
+          }
           for (; oc + 4 <= out_c; oc += 4) {
             std::int32_t acc[4];
             for (int r = 0; r < 4; ++r) acc[r] = bias ? bias[oc + r] : 0;

@@ -59,7 +59,8 @@ inline index_t depthwise_pixel_simd(const std::int8_t* in_b, const std::int8_t* 
     alignas(32) std::int32_t acc[16];
     _mm256_store_si256(reinterpret_cast<__m256i*>(acc), a0);
     _mm256_store_si256(reinterpret_cast<__m256i*>(acc + 8), a1);
-    for (int i = 0; i < 16; ++i) y[c + i] = p.output.apply(acc[i], c + i);
+    requantize8(acc, c, p.output, y + c);
+    requantize8(acc + 8, c + 8, p.output, y + c + 8);
   }
 #elif KILN_INT8_SSE41
   const __m128i off = _mm_set1_epi16(static_cast<short>(p.input_offset));
@@ -96,7 +97,7 @@ inline index_t depthwise_pixel_simd(const std::int8_t* in_b, const std::int8_t* 
     std::int32_t acc[8];
     vst1q_s32(acc, a0);
     vst1q_s32(acc + 4, a1);
-    for (int i = 0; i < 8; ++i) y[c + i] = p.output.apply(acc[i], c + i);
+    requantize8(acc, c, p.output, y + c);
   }
 #else
   (void)in_b, (void)filter, (void)bias, (void)in_w, (void)channels, (void)kw, (void)y0, (void)x0,

@@ -48,7 +48,15 @@ inline Status fully_connected(const FullyConnectedParams& p, const Shape& input_
     const std::int8_t* x = input + b * n_in;
     std::int8_t* y = output + b * n_out;
     index_t o = 0;
-    // Four output rows per pass: each input vector is loaded once for four weight rows.
+    // Eight output rows per pass (two 4-row dot tiles, each input vector loaded once per
+    // four weight rows), requantised together; then groups of four, then single rows.
+    for (; o + 8 <= n_out; o += 8) {
+      std::int32_t acc[8];
+      for (int r = 0; r < 8; ++r) acc[r] = bias ? bias[o + r] : 0;
+      dot4_with_offset(x, weights + o * n_in, n_in, n_in, p.input_offset, acc);
+      dot4_with_offset(x, weights + (o + 4) * n_in, n_in, n_in, p.input_offset, acc + 4);
+      requantize8(acc, o, p.output, y + o);
+    }
     for (; o + 4 <= n_out; o += 4) {
       std::int32_t acc[4];
       for (int r = 0; r < 4; ++r) acc[r] = bias ? bias[o + r] : 0;
