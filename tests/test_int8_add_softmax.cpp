@@ -115,6 +115,11 @@ std::vector<std::int8_t> ref_softmax(const SoftmaxParams& p, const std::vector<s
 
 }  // namespace
 
+// Parameter derivation is constexpr: a static plan can bake the integers into flash.
+static_assert(make_softmax_params(1.f, 1.f / 16).input_left_shift == 23, "");
+static_assert(make_add_params({0.5f, 3}, {0.25f, -7}, {1.0f, 10}, {-128, 127}).output_shift == -19, "");
+static_assert(add_one(make_add_params({0.5f, 3}, {0.25f, -7}, {1.0f, 10}, {-128, 127}), 5, 1) == 13, "");
+
 TEST_CASE("int8 add: make_add_params follows TFLite's Prepare") {
   const AddParams p = make_add_params({0.5f, 3}, {0.25f, -7}, {1.0f, 10}, {-128, 127});
   CHECK(p.left_shift == 20);

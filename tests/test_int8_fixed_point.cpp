@@ -44,6 +44,8 @@ static_assert(saturating_rounding_doubling_high_mul(kMin, kMin) == kMax, "SRDHM 
 static_assert(rounding_divide_by_pot(-5, 1) == -3, "negative tie away from zero");
 static_assert(quantize_multiplier(0.5).multiplier == (1 << 30) && quantize_multiplier(0.5).shift == 0, "");
 static_assert(multiply_by_quantized_multiplier(100, 1 << 30, 0) == 50, "");
+static_assert(activation_range(Activation::relu6, TensorQuant{0.05f, -10}).max == 110, "");
+static_assert(quantize_value(0.25f, TensorQuant{0.5f, 3}) == 4, "");
 
 TEST_CASE("srdhm: known values and edge cases") {
   CHECK(saturating_rounding_doubling_high_mul(kMin, kMin) == kMax);  // the one overflow
