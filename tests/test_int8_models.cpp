@@ -303,7 +303,9 @@ TEST_CASE("MLPerf Tiny int8 models: kiln's kernels give TFLite Micro's output by
   const std::pair<const char*, const char*> models[] = {
       {"ad", "ad01_int8.tflite"}, {"kws", "kws_ref_model.tflite"}, {"ic", "pretrainedResnet_quant.tflite"},
       {"vww", "vww_96_int8.tflite"}};
-  for (const auto& [name, file] : models) {
+  for (const auto& entry : models) {
+    // Plain variables, not a structured binding: clang 14 cannot capture those in doctest's lambdas.
+    const std::string name = entry.first, file = entry.second;
     Model m;
     REQUIRE_MESSAGE(m.load(dir + "/" + file), file);
     const index_t n = m.shape(m.input).numel();
@@ -315,8 +317,8 @@ TEST_CASE("MLPerf Tiny int8 models: kiln's kernels give TFLite Micro's output by
     REQUIRE(all.size() == static_cast<std::size_t>(2 * n));
     for (std::size_t i = 0; i < all.size(); i += 2)
       a.push_back(static_cast<std::int8_t>(std::stoul(all.substr(i, 2), nullptr, 16)));
-    INFO("model " << std::string(name) << " (" << m.ops.size() << " operators)");
-    CHECK(hex(run(m, a)) == expected.at(std::string(name) + "A"));
-    CHECK(hex(run(m, b)) == expected.at(std::string(name) + "B"));
+    INFO("model " << name << " (" << m.ops.size() << " operators)");
+    CHECK(hex(run(m, a)) == expected.at(name + "A"));
+    CHECK(hex(run(m, b)) == expected.at(name + "B"));
   }
 }
