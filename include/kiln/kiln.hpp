@@ -21,6 +21,7 @@
 #if KILN_ENGINE_BODIES
 #include "kernels/elementwise.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/int8.hpp"  // int8 quantised kernels (TFLite arithmetic); not yet used by compile()
 #include "kernels/reduce.hpp"
 #include "passes/memory_plan.hpp"
 #include "passes/simplify.hpp"

@@ -3056,6 +3056,1777 @@ inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
 #undef KILN_GEMM_SSE
 // ---- end kiln/kernels/gemm.hpp ----
 
+// ---- begin kiln/kernels/int8.hpp ----
+// kiln/kernels/int8.hpp — the int8 quantised kernel layer (TFLite int8 arithmetic, bit-exact).
+//
+// Kernels on raw pointers + shapes + a params struct, each returning a kiln::Status:
+// fully_connected, conv2d, depthwise_conv2d, max_pool2d, avg_pool2d, add, softmax.
+// The integers they take (multipliers, shifts, offsets, clamps) come from kiln/quant/.
+// Not yet reachable from the graph (compile()/eager): a later layer maps IR nodes onto them.
+
+
+// ---- begin kiln/quant/fixed_point.hpp ----
+// kiln/quant/fixed_point.hpp — the integer arithmetic of TFLite's int8 kernels.
+//
+// Every int8 kernel ends the same way: an int32 accumulator is scaled by a real
+// factor M = input_scale * weight_scale / output_scale that the model fixes at
+// conversion time. TFLite (and TFLite Micro, CMSIS-NN) represent M as a Q0.31
+// multiplier m in [2^30, 2^31) and a power-of-two exponent `shift`:
+//
+//     M ~= m * 2^(shift - 31)
+//
+// and evaluate x * M with two integer roundings (gemmlowp's "double rounding"):
+//
+//     multiply_by_quantized_multiplier(x, m, shift) =
+//         rounding_divide_by_pot(srdhm(x * 2^max(shift,0), m), max(-shift, 0))
+//
+// A model reproduces TFLite's bytes only if these match bit for bit, so the
+// definitions below follow gemmlowp's fixedpoint.h operation by operation; the
+// rounding of each step is documented where it happens. TFLite's optional
+// TFLITE_SINGLE_ROUNDING build (one rounding, shift <= 30) is not what TFLite
+// Micro ships by default and is not implemented.
+//
+// All functions are constexpr and branch-light; no heap, no exceptions.
+
+
+namespace kiln::quant {
+
+inline constexpr std::int32_t kInt32Min = -2147483647 - 1;
+inline constexpr std::int32_t kInt32Max = 2147483647;
+
+/// Wrapping int32 addition (two's complement). gemmlowp adds fixed-point raws
+/// without saturation; doing it through uint32 keeps the wrap defined behaviour.
+constexpr std::int32_t wrapping_add(std::int32_t a, std::int32_t b) {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(a) + static_cast<std::uint32_t>(b));
+}
+constexpr std::int32_t wrapping_sub(std::int32_t a, std::int32_t b) {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(a) - static_cast<std::uint32_t>(b));
+}
+
+/// x * 2^n for 0 <= n <= 31, wrapping like the `x * (1 << n)` TFLite writes (which
+/// is undefined behaviour in C++ when it overflows; here it is a defined wrap).
+constexpr std::int32_t wrapping_shift_left(std::int32_t x, int n) {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(x) << n);
+}
+
+/// Saturating rounding doubling high multiply (gemmlowp SaturatingRoundingDoublingHighMul):
+/// the high 32 bits of 2*a*b, i.e. a*b / 2^31 rounded to nearest.
+/// Rounding: the 64-bit product gets a nudge of +2^30 (product >= 0) or 1 - 2^30
+/// (product < 0) and is then divided by 2^31 truncating toward zero. The net effect
+/// is round to nearest with ties toward +infinity (+0.5 -> 1, -0.5 -> 0, -1.5 -> -1).
+/// The one overflowing input, INT32_MIN * INT32_MIN (= +1.0 in Q0.31), saturates
+/// to INT32_MAX.
+constexpr std::int32_t saturating_rounding_doubling_high_mul(std::int32_t a, std::int32_t b) {
+  if (a == kInt32Min && b == kInt32Min) return kInt32Max;
+  const std::int64_t ab = static_cast<std::int64_t>(a) * static_cast<std::int64_t>(b);
+  const std::int32_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
+  // C++ division truncates toward zero, which is what gemmlowp relies on.
+  return static_cast<std::int32_t>((ab + nudge) / (std::int64_t{1} << 31));
+}
+
+/// x / 2^exponent rounded to nearest, ties away from zero (gemmlowp RoundingDivideByPOT),
+/// for 0 <= exponent <= 31. Uses an arithmetic right shift plus a correction:
+/// the remainder is compared against half the divisor, with the threshold raised by
+/// one for negative x so that a negative tie rounds down (away from zero).
+constexpr std::int32_t rounding_divide_by_pot(std::int32_t x, int exponent) {
+  const std::int32_t mask = static_cast<std::int32_t>((std::int64_t{1} << exponent) - 1);
+  const std::int32_t remainder = x & mask;
+  const std::int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/// gemmlowp SaturatingRoundingMultiplyByPOT: x * 2^exponent. A positive exponent
+/// saturates to [INT32_MIN, INT32_MAX]; a negative one is rounding_divide_by_pot
+/// (ties away from zero).
+constexpr std::int32_t saturating_rounding_multiply_by_pot(std::int32_t x, int exponent) {
+  if (exponent == 0) return x;
+  if (exponent < 0) return rounding_divide_by_pot(x, -exponent);
+  const std::int32_t threshold = static_cast<std::int32_t>((std::int64_t{1} << (31 - exponent)) - 1);
+  if (x > threshold) return kInt32Max;
+  if (x < -threshold) return kInt32Min;
+  return wrapping_shift_left(x, exponent);
+}
+
+/// TFLite MultiplyByQuantizedMultiplier (double-rounding form, the default of
+/// TFLite and TFLite Micro): x * m * 2^(shift - 31), for -31 <= shift <= 31.
+/// A positive shift is applied as an exact left shift *before* the high multiply,
+/// a negative one as a rounding right shift after it; so two roundings happen:
+/// SRDHM (ties toward +inf) and the divide (ties away from zero). The result can
+/// differ by one from the exactly rounded product; TFLite's bytes depend on it.
+constexpr std::int32_t multiply_by_quantized_multiplier(std::int32_t x, std::int32_t multiplier,
+                                                        int shift) {
+  const int left_shift = shift > 0 ? shift : 0;
+  const int right_shift = shift > 0 ? 0 : -shift;
+  return rounding_divide_by_pot(
+      saturating_rounding_doubling_high_mul(wrapping_shift_left(x, left_shift), multiplier),
+      right_shift);
+}
+
+/// TFLite MultiplyByQuantizedMultiplierSmallerThanOneExp (used by ADD): left_shift <= 0.
+constexpr std::int32_t multiply_by_quantized_multiplier_smaller_than_one(std::int32_t x,
+                                                                         std::int32_t multiplier,
+                                                                         int left_shift) {
+  return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -left_shift);
+}
+
+/// TFLite MultiplyByQuantizedMultiplierGreaterThanOne (used by SOFTMAX): left_shift >= 0,
+/// one rounding (SRDHM's).
+constexpr std::int32_t multiply_by_quantized_multiplier_greater_than_one(std::int32_t x,
+                                                                         std::int32_t multiplier,
+                                                                         int left_shift) {
+  return saturating_rounding_doubling_high_mul(wrapping_shift_left(x, left_shift), multiplier);
+}
+
+/// gemmlowp RoundingHalfSum for int32: (a + b) / 2 rounded half away from zero.
+constexpr std::int32_t rounding_half_sum(std::int32_t a, std::int32_t b) {
+  const std::int64_t sum = static_cast<std::int64_t>(a) + static_cast<std::int64_t>(b);
+  const std::int64_t sign = sum >= 0 ? 1 : -1;
+  return static_cast<std::int32_t>((sum + sign) / 2);
+}
+
+/// Leading zero bits of a 32-bit value (32 for 0); constexpr, no intrinsic needed.
+constexpr int count_leading_zeros(std::uint32_t x) {
+  if (x == 0) return 32;
+  int n = 0;
+  if (x <= 0x0000FFFFu) { n += 16; x <<= 16; }
+  if (x <= 0x00FFFFFFu) { n += 8; x <<= 8; }
+  if (x <= 0x0FFFFFFFu) { n += 4; x <<= 4; }
+  if (x <= 0x3FFFFFFFu) { n += 2; x <<= 2; }
+  if (x <= 0x7FFFFFFFu) { n += 1; }
+  return n;
+}
+
+}  // namespace kiln::quant
+// ---- end kiln/quant/fixed_point.hpp ----
+
+// ---- begin kiln/quant/fixed_point_exp.hpp ----
+// kiln/quant/fixed_point_exp.hpp — gemmlowp's fixed-point exp and reciprocal (int8 SOFTMAX).
+//
+// Values are int32 "raws" of fixed-point numbers Q(I).(31-I): raw = real * 2^(31-I).
+// The operations follow gemmlowp/fixedpoint/fixedpoint.h exactly, because TFLite's
+// int8 softmax bytes depend on every rounding:
+//   - a product of Q(a) and Q(b) is SRDHM of the raws, giving Q(a+b);
+//   - sums are wrapping int32 adds of the raws (gemmlowp does not saturate int32 adds);
+//   - Rescale<J> of a Q(I) multiplies the raw by 2^(I-J) (saturating left, or
+//     rounding-divide ties away from zero).
+
+
+
+namespace kiln::quant {
+
+/// exp(a) for a Q0.31 raw a in [-1/4, 0): a 4th-order Taylor expansion around -1/8
+/// (gemmlowp exp_on_interval_between_negative_one_quarter_and_0_excl). Returns Q0.31.
+constexpr std::int32_t exp_on_interval_between_negative_one_quarter_and_0_excl(std::int32_t a) {
+  constexpr std::int32_t kExpMinusOneEighth = 1895147668;  // exp(-1/8) in Q0.31
+  constexpr std::int32_t kOneThird = 715827883;            // 1/3 in Q0.31
+  const std::int32_t x = wrapping_add(a, std::int32_t{1} << 28);  // x = a + 1/8
+  const std::int32_t x2 = saturating_rounding_doubling_high_mul(x, x);
+  const std::int32_t x3 = saturating_rounding_doubling_high_mul(x2, x);
+  const std::int32_t x4 = saturating_rounding_doubling_high_mul(x2, x2);
+  const std::int32_t x4_over_4 = rounding_divide_by_pot(x4, 2);
+  // (x^4/4 + x^3) / 3 + x^2, then halved: x^4/24 + x^3/6 + x^2/2.
+  const std::int32_t poly = rounding_divide_by_pot(
+      wrapping_add(saturating_rounding_doubling_high_mul(wrapping_add(x4_over_4, x3), kOneThird), x2),
+      1);
+  return wrapping_add(kExpMinusOneEighth,
+                      saturating_rounding_doubling_high_mul(kExpMinusOneEighth, wrapping_add(x, poly)));
+}
+
+/// exp(a) for a <= 0 given as a Q(kIntegerBits).(31-kIntegerBits) raw; returns Q0.31
+/// (gemmlowp exp_on_negative_values). a is split into a remainder in [-1/4, 0), done by
+/// the polynomial above, and a multiple of 1/4 whose binary digits select the factors
+/// exp(-1/4), exp(-1/2), exp(-1), ... exp(-16) (a "barrel shifter" of constants).
+template <int kIntegerBits>
+constexpr std::int32_t exp_on_negative_values(std::int32_t a) {
+  static_assert(kIntegerBits >= 0 && kIntegerBits <= 30, "fixed-point format");
+  constexpr int kFractionalBits = 31 - kIntegerBits;
+  static_assert(kFractionalBits >= 2, "exp needs 1/4 to be representable");
+  constexpr std::int32_t kOneQuarter = std::int32_t{1} << (kFractionalBits - 2);
+  constexpr std::int32_t kMask = kOneQuarter - 1;
+  const std::int32_t a_mod_quarter_minus_one_quarter = wrapping_sub(a & kMask, kOneQuarter);
+  std::int32_t result = exp_on_interval_between_negative_one_quarter_and_0_excl(
+      saturating_rounding_multiply_by_pot(a_mod_quarter_minus_one_quarter, kIntegerBits));
+  const std::int32_t remainder = wrapping_sub(a_mod_quarter_minus_one_quarter, a);
+
+  // exp(-2^e) in Q0.31 for e = -2 .. 4, as gemmlowp's GEMMLOWP_EXP_BARREL_SHIFTER constants.
+  constexpr std::int32_t kFactors[7] = {1672461947, 1302514674, 790015084, 290630308,
+                                        39332535,   720401,     242};
+  for (int i = 0; i < 7; ++i) {
+    const int exponent = i - 2;
+    if (kIntegerBits > exponent) {
+      const int bit = kFractionalBits + exponent;
+      if (remainder & (std::int32_t{1} << bit))
+        result = saturating_rounding_doubling_high_mul(result, kFactors[i]);
+    }
+  }
+  if constexpr (kIntegerBits > 5) {
+    // Below -32 every factor has underflowed: gemmlowp returns exactly zero.
+    constexpr std::int32_t kClamp = -(std::int32_t{1} << (36 - kIntegerBits));  // -32
+    if (a < kClamp) result = 0;
+  }
+  if (a == 0) result = kInt32Max;  // exp(0) = 1, the largest Q0.31
+  return result;
+}
+
+/// 1 / (1 + x) for a Q0.31 raw x in [0, 1); returns Q0.31 (gemmlowp
+/// one_over_one_plus_x_for_x_in_0_1): three Newton-Raphson steps on the half
+/// denominator (1 + x) / 2, started at 48/17 - 32/17 * d, computed in Q2.29.
+constexpr std::int32_t one_over_one_plus_x_for_x_in_0_1(std::int32_t a) {
+  const std::int32_t half_denominator = rounding_half_sum(a, kInt32Max);  // Q0.31
+  constexpr std::int32_t k48Over17 = 1515870810;      // Q2.29
+  constexpr std::int32_t kNeg32Over17 = -1010580540;  // Q2.29
+  constexpr std::int32_t kOneQ2 = std::int32_t{1} << 29;
+  std::int32_t x = wrapping_add(k48Over17, saturating_rounding_doubling_high_mul(half_denominator, kNeg32Over17));
+  for (int i = 0; i < 3; ++i) {
+    const std::int32_t half_denominator_times_x = saturating_rounding_doubling_high_mul(half_denominator, x);  // Q2
+    const std::int32_t one_minus = wrapping_sub(kOneQ2, half_denominator_times_x);                           // Q2
+    // x * one_minus is Q4.27; Rescale<2> multiplies the raw by 4, saturating.
+    x = wrapping_add(x, saturating_rounding_multiply_by_pot(saturating_rounding_doubling_high_mul(x, one_minus), 2));
+  }
+  // ExactMulByPot<-1> reinterprets Q2.29 as Q1.30 (x / 2), Rescale<0> multiplies the raw by 2.
+  return saturating_rounding_multiply_by_pot(x, 1);
+}
+
+/// TFLite GetReciprocal: 1 / x for a positive Q(x_integer_digits) raw x, as a Q0.31
+/// scale in [0.5, 1] and num_bits_over_unit such that 1/x = scale * 2^-num_bits_over_unit.
+/// x is normalised by its leading zeros to 1 + f, f in [0, 1), then 1 / (1 + f).
+struct Reciprocal {
+  std::int32_t scale = 0;
+  int num_bits_over_unit = 0;
+};
+constexpr Reciprocal get_reciprocal(std::int32_t x, int x_integer_digits) {
+  const int headroom_plus_one = count_leading_zeros(static_cast<std::uint32_t>(x));
+  const std::int32_t shifted_minus_one = static_cast<std::int32_t>(
+      (static_cast<std::uint32_t>(x) << headroom_plus_one) - (std::uint32_t{1} << 31));
+  return {one_over_one_plus_x_for_x_in_0_1(shifted_minus_one), x_integer_digits - headroom_plus_one};
+}
+
+}  // namespace kiln::quant
+// ---- end kiln/quant/fixed_point_exp.hpp ----
+
+// ---- begin kiln/quant/multiplier.hpp ----
+// kiln/quant/multiplier.hpp — real scale factors as Q0.31 multiplier + shift.
+//
+// TFLite's QuantizeMultiplier, constexpr: frexp splits M into q * 2^shift with
+// |q| in [0.5, 1); q is rounded to Q0.31 (round half away from zero, like
+// TfLiteRound = std::round). Edge cases, as in TFLite:
+//   - M == 0 gives {0, 0};
+//   - q rounding up to 2^31 (M just below a power of two) gives {2^30, shift + 1};
+//   - shift < -31 (|M| < ~2^-32) flushes to {0, 0}: every result would be 0 anyway,
+//     and right shifts by more than 31 are avoided.
+// Computed in double, exactly as TFLite does, so multipliers match its bytes.
+
+
+namespace kiln::quant {
+
+/// M ~= multiplier * 2^(shift - 31); multiplier in [2^30, 2^31) (or 0), shift > 0 means
+/// a left shift. The pair the int8 kernels consume (TFLite's output_multiplier/output_shift).
+struct QuantizedMultiplier {
+  std::int32_t multiplier = 0;
+  int shift = 0;
+};
+
+namespace detail {
+// frexp for finite doubles, constexpr: d = q * 2^e with |q| in [0.5, 1). Scaling by two is
+// exact in binary floating point, so q is exactly std::frexp's.
+constexpr double frexp_constexpr(double d, int& e) {
+  e = 0;
+  if (d == 0.0) return 0.0;
+  double a = d < 0 ? -d : d;
+  while (a >= 1.0) { a *= 0.5; ++e; }
+  while (a < 0.5) { a *= 2.0; --e; }
+  return d < 0 ? -a : a;
+}
+// std::round for |x| < 2^62, constexpr: half away from zero. x - trunc(x) is exact.
+constexpr std::int64_t round_half_away(double x) {
+  const bool neg = x < 0;
+  const double a = neg ? -x : x;
+  std::int64_t t = static_cast<std::int64_t>(a);
+  if (a - static_cast<double>(t) >= 0.5) ++t;
+  return neg ? -t : t;
+}
+}  // namespace detail
+
+/// TFLite QuantizeMultiplier (double-rounding build). Valid for any finite M; a
+/// |M| >= 2^31 gives a shift above 31 that the kernels reject.
+constexpr QuantizedMultiplier quantize_multiplier(double real_multiplier) {
+  if (real_multiplier == 0.0) return {};
+  int shift = 0;
+  const double q = detail::frexp_constexpr(real_multiplier, shift);
+  std::int64_t q_fixed = detail::round_half_away(q * static_cast<double>(std::int64_t{1} << 31));
+  // |q| < 1, so rounding reaches at most 2^31: renormalise to 2^30 with one more bit of shift.
+  if (q_fixed == (std::int64_t{1} << 31) || q_fixed == -(std::int64_t{1} << 31)) {
+    q_fixed /= 2;
+    ++shift;
+  }
+  if (shift < -31) return {};
+  return {static_cast<std::int32_t>(q_fixed), shift};
+}
+
+/// TFLite QuantizeMultiplierSmallerThanOneExp (ADD's multipliers): for 0 < M < 1, shift <= 0.
+constexpr QuantizedMultiplier quantize_multiplier_smaller_than_one(double real_multiplier) {
+  return quantize_multiplier(real_multiplier);
+}
+
+/// TFLite QuantizeMultiplierGreaterThanOne (SOFTMAX's input multiplier): for M > 1, shift >= 0.
+constexpr QuantizedMultiplier quantize_multiplier_greater_than_one(double real_multiplier) {
+  return quantize_multiplier(real_multiplier);
+}
+
+/// Output scale factor of a convolution / fully connected channel, as TFLite computes it
+/// (kernel_util.cc PopulateConvolutionQuantizationParams): the float scales are widened to
+/// double *before* multiplying, so the product is the exact product of the two floats.
+constexpr double conv_effective_scale(float input_scale, float weight_scale, float output_scale) {
+  return static_cast<double>(input_scale) * static_cast<double>(weight_scale) /
+         static_cast<double>(output_scale);
+}
+
+}  // namespace kiln::quant
+// ---- end kiln/quant/multiplier.hpp ----
+
+// ---- begin kiln/quant/params.hpp ----
+// kiln/quant/params.hpp — quantisation parameters of TFLite's int8 scheme.
+//
+//   activations: int8, per tensor, asymmetric:  real = scale * (q - zero_point)
+//   weights:     int8, per output channel (or per tensor), symmetric: zero_point = 0
+//   bias:        int32, scale = input_scale * weight_scale[c], zero_point = 0
+//
+// The kernels never see floats: these types exist to derive, once, the integers
+// the kernels take (multipliers, shifts, offsets, clamp bounds) the way TFLite's
+// Prepare() does, so a converted model gives TFLite's bytes.
+
+
+
+namespace kiln::quant {
+
+inline constexpr std::int32_t kInt8Min = -128;
+inline constexpr std::int32_t kInt8Max = 127;
+
+/// Per-tensor asymmetric quantisation of an int8 activation tensor.
+struct TensorQuant {
+  float scale = 1.f;
+  std::int32_t zero_point = 0;
+};
+
+/// Per-output-channel symmetric quantisation of int8 weights (zero point 0 by the
+/// TFLite int8 spec). `channels == 1` is per-tensor quantisation.
+struct ChannelQuant {
+  const float* scales = nullptr;
+  index_t channels = 0;
+};
+
+/// Fused activation of a TFLite op, applied as a clamp of the int8 output.
+enum class Activation : std::uint8_t { none, relu, relu6, relu_n1_to_1 };
+
+struct ActivationRange {
+  std::int32_t min = kInt8Min;
+  std::int32_t max = kInt8Max;
+};
+
+/// TFLite CalculateActivationRangeQuantized for int8: the real bounds 0, 6, -1, 1
+/// quantised with the output's parameters (zero_point + round(f / scale), the
+/// division in float and the rounding half away from zero), intersected with [-128, 127].
+constexpr ActivationRange activation_range(Activation act, TensorQuant out) {
+  auto quantize = [out](float f) {
+    return out.zero_point + static_cast<std::int32_t>(detail::round_half_away(f / out.scale));
+  };
+  auto max_i = [](std::int32_t a, std::int32_t b) { return a > b ? a : b; };
+  auto min_i = [](std::int32_t a, std::int32_t b) { return a < b ? a : b; };
+  switch (act) {
+    case Activation::none: return {kInt8Min, kInt8Max};
+    case Activation::relu: return {max_i(kInt8Min, quantize(0.f)), kInt8Max};
+    case Activation::relu6: return {max_i(kInt8Min, quantize(0.f)), min_i(kInt8Max, quantize(6.f))};
+    case Activation::relu_n1_to_1:
+      return {max_i(kInt8Min, quantize(-1.f)), min_i(kInt8Max, quantize(1.f))};
+  }
+  return {};
+}
+
+/// Per-channel output multipliers of a conv / depthwise conv / fully connected layer
+/// (TFLite PopulateConvolutionQuantizationParams): for each output channel c,
+/// quantize_multiplier(input_scale * weight_scale[c] / output_scale). A per-tensor
+/// weight scale (w.channels == 1) is broadcast over the `channels` outputs.
+/// Writes `channels` entries to multiplier[] and shift[].
+constexpr void conv_output_multipliers(TensorQuant input, ChannelQuant w, TensorQuant output,
+                                       index_t channels, std::int32_t* multiplier,
+                                       std::int32_t* shift) {
+  for (index_t c = 0; c < channels; ++c) {
+    const float ws = w.scales[w.channels == 1 ? 0 : c];
+    const QuantizedMultiplier q =
+        quantize_multiplier(conv_effective_scale(input.scale, ws, output.scale));
+    multiplier[c] = q.multiplier;
+    shift[c] = q.shift;
+  }
+}
+
+}  // namespace kiln::quant
+// ---- end kiln/quant/params.hpp ----
+
+// ---- begin kiln/quant/quantize.hpp ----
+// kiln/quant/quantize.hpp — float <-> int8 conversion as TFLite's QUANTIZE / DEQUANTIZE.
+//
+//   quantize:   q = clamp(round(x / scale) + zero_point, -128, 127)
+//               (division in float, round half away from zero: TfLiteRound = std::round)
+//   dequantize: x = scale * (q - zero_point)   (in float)
+//
+// Used to build test data and, later, at the float boundary of a quantised graph.
+
+
+
+namespace kiln::quant {
+
+/// One float to int8 with TFLite's rounding and saturation.
+constexpr std::int8_t quantize_value(float x, TensorQuant q) {
+  const float r = x / q.scale;
+  if (r != r) return static_cast<std::int8_t>(q.zero_point);  // NaN: the real value 0 (TFLite: UB)
+  // Saturate before converting: a huge (or infinite) quotient must not overflow int64.
+  if (r >= 1e9f) return static_cast<std::int8_t>(kInt8Max);
+  if (r <= -1e9f) return static_cast<std::int8_t>(kInt8Min);
+  std::int64_t v = detail::round_half_away(r) + q.zero_point;
+  v = v < kInt8Min ? kInt8Min : (v > kInt8Max ? kInt8Max : v);
+  return static_cast<std::int8_t>(v);
+}
+
+/// One int8 back to float: scale * (q - zero_point).
+constexpr float dequantize_value(std::int8_t v, TensorQuant q) {
+  return q.scale * static_cast<float>(static_cast<std::int32_t>(v) - q.zero_point);
+}
+
+inline void quantize(const float* x, std::int8_t* out, index_t n, TensorQuant q) {
+  for (index_t i = 0; i < n; ++i) out[i] = quantize_value(x[i], q);
+}
+
+inline void dequantize(const std::int8_t* x, float* out, index_t n, TensorQuant q) {
+  for (index_t i = 0; i < n; ++i) out[i] = dequantize_value(x[i], q);
+}
+
+/// A float bias as TFLite's converter stores it: int32, scale input_scale * weight_scale,
+/// zero point 0, rounded half away from zero (and saturated to int32).
+constexpr std::int32_t quantize_bias_value(float b, float input_scale, float weight_scale) {
+  const double r = static_cast<double>(b) /
+                   (static_cast<double>(input_scale) * static_cast<double>(weight_scale));
+  if (r >= 2147483647.0) return kInt32Max;
+  if (r <= -2147483648.0) return kInt32Min;
+  return static_cast<std::int32_t>(detail::round_half_away(r));
+}
+
+}  // namespace kiln::quant
+// ---- end kiln/quant/quantize.hpp ----
+
+// ---- begin kiln/kernels/int8/add.hpp ----
+// kiln/kernels/int8/add.hpp — TFLite int8 ADD (same-shape operands).
+//
+// Both inputs are brought to a common scale 2 * max(s1, s2) with 20 bits of headroom,
+// added, and the sum rescaled to the output (TFLite reference_integer_ops::Add):
+//   a_i = (q_i + input_i_offset) << 20                         exact
+//   a_i = srdhm(a_i, m_i) / 2^-shift_i   (shift_i <= 0)        SRDHM ties to +inf, divide ties away from 0
+//   y   = clamp(srdhm(a_1 + a_2, m_out) / 2^-shift_out + output_offset, act_min, act_max)
+// make_add_params() derives the integers from the float scales exactly as TFLite's Prepare.
+// Broadcasting (TFLite's BroadcastAdd4DSlow) is not implemented: shapes must be equal.
+
+
+
+namespace kiln::kernels::int8 {
+
+struct AddParams {
+  int left_shift = 20;  ///< TFLite's headroom for int8 ADD
+  std::int32_t input1_offset = 0, input2_offset = 0;  ///< -zero points
+  std::int32_t input1_multiplier = 0, input2_multiplier = 0;
+  int input1_shift = 0, input2_shift = 0;  ///< <= 0
+  std::int32_t output_multiplier = 0;
+  int output_shift = 0;  ///< <= 0
+  std::int32_t output_offset = 0;
+  std::int32_t act_min = -128, act_max = 127;
+};
+
+/// TFLite's Prepare for int8 ADD: the multipliers are computed in double from the float scales.
+constexpr AddParams make_add_params(quant::TensorQuant in1, quant::TensorQuant in2,
+                                    quant::TensorQuant out, quant::ActivationRange act) {
+  AddParams p;
+  p.left_shift = 20;
+  p.input1_offset = -in1.zero_point;
+  p.input2_offset = -in2.zero_point;
+  p.output_offset = out.zero_point;
+  const double twice_max_input_scale =
+      2.0 * static_cast<double>(in1.scale > in2.scale ? in1.scale : in2.scale);
+  const quant::QuantizedMultiplier m1 = quant::quantize_multiplier_smaller_than_one(
+      static_cast<double>(in1.scale) / twice_max_input_scale);
+  const quant::QuantizedMultiplier m2 = quant::quantize_multiplier_smaller_than_one(
+      static_cast<double>(in2.scale) / twice_max_input_scale);
+  const quant::QuantizedMultiplier mo = quant::quantize_multiplier_smaller_than_one(
+      twice_max_input_scale / (static_cast<double>(1 << p.left_shift) * static_cast<double>(out.scale)));
+  p.input1_multiplier = m1.multiplier;
+  p.input1_shift = m1.shift;
+  p.input2_multiplier = m2.multiplier;
+  p.input2_shift = m2.shift;
+  p.output_multiplier = mo.multiplier;
+  p.output_shift = mo.shift;
+  p.act_min = act.min;
+  p.act_max = act.max;
+  return p;
+}
+
+/// One element of TFLite's int8 ADD.
+constexpr std::int8_t add_one(const AddParams& p, std::int8_t a, std::int8_t b) {
+  using quant::multiply_by_quantized_multiplier_smaller_than_one;
+  const std::int32_t x1 = quant::wrapping_shift_left(p.input1_offset + a, p.left_shift);
+  const std::int32_t x2 = quant::wrapping_shift_left(p.input2_offset + b, p.left_shift);
+  const std::int32_t s1 = multiply_by_quantized_multiplier_smaller_than_one(x1, p.input1_multiplier, p.input1_shift);
+  const std::int32_t s2 = multiply_by_quantized_multiplier_smaller_than_one(x2, p.input2_multiplier, p.input2_shift);
+  std::int32_t v = multiply_by_quantized_multiplier_smaller_than_one(s1 + s2, p.output_multiplier, p.output_shift) +
+                   p.output_offset;
+  v = v < p.act_min ? p.act_min : (v > p.act_max ? p.act_max : v);
+  return static_cast<std::int8_t>(v);
+}
+
+inline Status add(const AddParams& p, const Shape& input1_shape, const std::int8_t* input1,
+                  const Shape& input2_shape, const std::int8_t* input2, const Shape& output_shape,
+                  std::int8_t* output) {
+  if (!(input1_shape == input2_shape) || !(input1_shape == output_shape) || !output_shape.valid())
+    return Status(Errc::shape_mismatch) << "add (int8): inputs " << input1_shape << " and "
+                                        << input2_shape << ", output " << output_shape
+                                        << " must be equal (broadcasting is not implemented)";
+  if (p.left_shift < 0 || p.left_shift > 20 || p.input1_shift > 0 || p.input2_shift > 0 ||
+      p.output_shift > 0 || p.input1_shift < -31 || p.input2_shift < -31 || p.output_shift < -31 ||
+      p.input1_offset < -127 || p.input1_offset > 128 || p.input2_offset < -127 ||
+      p.input2_offset > 128 || p.act_min < -128 || p.act_max > 127 || p.act_min > p.act_max)
+    return Status(Errc::invalid_argument)
+           << "add (int8): left_shift " << p.left_shift << " must be in [0, 20], shifts ("
+           << p.input1_shift << ", " << p.input2_shift << ", " << p.output_shift
+           << ") in [-31, 0], offsets minus int8 zero points, clamp an int8 range";
+  const index_t n = output_shape.numel();
+  for (index_t i = 0; i < n; ++i) output[i] = add_one(p, input1[i], input2[i]);
+  return Status();
+}
+
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/add.hpp ----
+
+// ---- begin kiln/kernels/int8/conv2d.hpp ----
+// kiln/kernels/int8/conv2d.hpp — TFLite int8 CONV_2D (per-channel weights).
+//
+//   out[b, oy, ox, oc] = requant( bias[oc] + sum_{ky, kx, ic}
+//       (in[b, oy*sh - pt + ky*dh, ox*sw - pl + kx*dw, ic] + input_offset) * w[oc, ky, kx, ic], oc )
+//
+// NHWC activations, OHWI weights [out_c, kh, kw, in_c] (TFLite's layout). Taps in the
+// padding are skipped (they would read the input zero point and add zero).
+// Per output pixel the window is gathered into a contiguous patch (im2col of one pixel, on
+// the stack, padded taps filled with the input zero point so they add exactly zero); the
+// OHWI weights of one output channel are contiguous in the same order, so every output
+// channel is one dot product of patch_len = kh*kw*in_c bytes, computed four channels at a
+// time (dot4_with_offset). A 1-row window that lies inside the input (1x1 convs) is used in
+// place. Windows larger than KILN_INT8_CONV_PATCH_BYTES fall back to dot products over the
+// valid spans of each window row ((kx1 - kx0) * in_c consecutive bytes when dilation_w == 1).
+
+
+
+// ---- begin kiln/kernels/int8/dot.hpp ----
+// kiln/kernels/int8/dot.hpp — the int8 inner product every quantised layer spends its time in.
+//
+//   acc += sum_i (x[i] + x_offset) * w[i]      x, w int8; x_offset = -input_zero_point
+//
+// x + x_offset lies in [-255, 255] and w in [-128, 127], so every product fits in
+// 16 bits plus sign and a pair of products fits easily in int32: the sum is exact in
+// int32 whatever the order of accumulation (integer addition is associative), which
+// is why the SIMD and scalar paths below give bit-identical results.
+//
+// One accumulator object per output value; feed it several spans (the rows of a
+// convolution window) and read it once, so a vector accumulator is reduced to a
+// scalar once per output, not once per window row.
+//
+// Paths, chosen at compile time (KILN_NO_SIMD forces the scalar one, as for the f32 kernels):
+//   AVX2   sign-extend 16 int8 to int16 (vpmovsxbw), add the offset, vpmaddwd into 8 int32
+//   SSE4.1 the same 8 at a time (pmovsxbw + pmaddwd)
+//   NEON   vmovl_s8 to int16, add the offset, vmlal_s16 into int32x4 (armv7 and aarch64)
+//   scalar two elements per step as int16 pairs: on Cortex-M with the DSP extension
+//          (__ARM_FEATURE_DSP: M4/M7/M33/M55) four bytes are unpacked with SXTAB16 and
+//          accumulated with SMLAD (two 16x16 products per instruction), as CMSIS-NN does;
+//          elsewhere the pair form is plain C.
+// The xsimd batch types are not used: xsimd 8.1 has no widening int8/int16 multiply-add.
+
+
+
+
+// ---- begin kiln/kernels/int8/isa.hpp ----
+// kiln/kernels/int8/isa.hpp — which integer SIMD the int8 kernels compile for.
+//
+// Chosen at compile time from the target's predefined macros; KILN_NO_SIMD forces the
+// scalar code, as for the f32 kernels. Raw intrinsics, not xsimd: xsimd 8.1 has no
+// widening int8/int16 multiply-add (vpmaddwd, vmlal_s16), which is what int8 needs.
+//   KILN_INT8_AVX2    AVX2: vpmovsxbw + vpmaddwd, 16 int8 per step
+//   KILN_INT8_SSE41   SSE4.1: pmovsxbw + pmaddwd, 8 per step
+//   KILN_INT8_NEON    NEON (armv7 and aarch64): vmovl_s8 + vmlal_s16
+//   KILN_INT8_ARM_DSP Cortex-M with the DSP extension (M4/M7/M33/M55): SXTAB16 + SMLAD
+// Every path computes exact int32 sums, so all give the scalar path's bits.
+
+#if !defined(KILN_NO_SIMD) && defined(__AVX2__)
+#include <immintrin.h>
+#define KILN_INT8_AVX2 1
+#elif !defined(KILN_NO_SIMD) && defined(__SSE4_1__)
+#include <smmintrin.h>
+#define KILN_INT8_SSE41 1
+#elif !defined(KILN_NO_SIMD) && (defined(__ARM_NEON) || defined(__ARM_NEON__))
+#include <arm_neon.h>
+#define KILN_INT8_NEON 1
+#elif defined(__ARM_FEATURE_DSP) && defined(__ARM_ARCH_ISA_THUMB)
+#include <arm_acle.h>
+#define KILN_INT8_ARM_DSP 1
+#endif
+#ifndef KILN_INT8_AVX2
+#define KILN_INT8_AVX2 0
+#endif
+#ifndef KILN_INT8_SSE41
+#define KILN_INT8_SSE41 0
+#endif
+#ifndef KILN_INT8_NEON
+#define KILN_INT8_NEON 0
+#endif
+#ifndef KILN_INT8_ARM_DSP
+#define KILN_INT8_ARM_DSP 0
+#endif
+
+namespace kiln::kernels::int8 {
+
+/// Which inner-product path this build uses (for benchmarks and test logs).
+inline constexpr const char* kDotPathName = KILN_INT8_AVX2    ? "avx2"
+                                            : KILN_INT8_SSE41 ? "sse4.1"
+                                            : KILN_INT8_NEON  ? "neon"
+                                            : KILN_INT8_ARM_DSP ? "scalar+dsp(smlad)"
+                                                                : "scalar";
+
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/isa.hpp ----
+
+namespace kiln::kernels::int8 {
+
+namespace dot_detail {
+
+#if KILN_INT8_ARM_DSP
+// Rotate right by 8 (ACLE's __ror is missing from GCC 12's arm_acle.h); GCC 12 emits it as a
+// separate "mov r, r, ror #8" rather than SXTB16's rotate operand: one extra instruction per word.
+inline std::uint32_t ror8(std::uint32_t v) { return (v >> 8) | (v << 24); }
+#endif
+
+// Scalar pair form: (x0+o)*w0 + (x1+o)*w1 with int16 operands, the shape of one SMLAD.
+inline std::int32_t dot_pairs(const std::int8_t* x, const std::int8_t* w, index_t n,
+                              std::int32_t x_offset, std::int32_t acc) {
+  index_t i = 0;
+#if KILN_INT8_ARM_DSP
+  // Four bytes per step: SXTAB16 sign-extends bytes 0 and 2 (and, after a rotate by 8,
+  // bytes 1 and 3) into two int16 lanes and adds the offset to both; SMLAD multiplies
+  // the lane pairs and adds both products to the accumulator.
+  const std::uint32_t offset2 =
+      (static_cast<std::uint32_t>(x_offset) & 0xFFFFu) * 0x00010001u;  // offset in both lanes
+  for (; i + 4 <= n; i += 4) {
+    std::uint32_t xv, wv;
+    std::memcpy(&xv, x + i, 4);
+    std::memcpy(&wv, w + i, 4);
+    const std::uint32_t x02 = __sxtab16(offset2, xv), x13 = __sxtab16(offset2, ror8(xv));
+    const std::uint32_t w02 = __sxtb16(wv), w13 = __sxtb16(ror8(wv));
+    acc = __smlad(x02, w02, acc);
+    acc = __smlad(x13, w13, acc);
+  }
+#endif
+  for (; i + 2 <= n; i += 2) {
+    const std::int16_t x0 = static_cast<std::int16_t>(x[i] + x_offset);
+    const std::int16_t x1 = static_cast<std::int16_t>(x[i + 1] + x_offset);
+    const std::int16_t w0 = w[i], w1 = w[i + 1];
+    acc += static_cast<std::int32_t>(x0) * w0 + static_cast<std::int32_t>(x1) * w1;
+  }
+  if (i < n) acc += (static_cast<std::int32_t>(x[i]) + x_offset) * w[i];
+  return acc;
+}
+
+}  // namespace dot_detail
+
+/// Accumulates sum (x[i] + x_offset) * w[i] over any number of spans; value() reads it.
+/// Requires -255 <= x_offset <= 255 (the kernels check the zero points).
+class DotAccumulator {
+ public:
+  explicit DotAccumulator(std::int32_t x_offset, std::int32_t init = 0)
+      : offset_(x_offset), scalar_(init) {
+#if KILN_INT8_AVX2
+    vacc_ = _mm256_setzero_si256();
+    voff_ = _mm256_set1_epi16(static_cast<short>(x_offset));
+#elif KILN_INT8_SSE41
+    vacc_ = _mm_setzero_si128();
+    voff_ = _mm_set1_epi16(static_cast<short>(x_offset));
+#elif KILN_INT8_NEON
+    vacc_ = vdupq_n_s32(0);
+    voff_ = vdupq_n_s16(static_cast<std::int16_t>(x_offset));
+#endif
+  }
+
+  /// acc += sum_{i<n} (x[i] + x_offset) * w[i]. No alignment required.
+  inline void add(const std::int8_t* x, const std::int8_t* w, index_t n) {
+    index_t i = 0;
+#if KILN_INT8_AVX2
+    for (; i + 32 <= n; i += 32) {
+      const __m256i x0 = widen_add(x + i), x1 = widen_add(x + i + 16);
+      const __m256i w0 = widen(w + i), w1 = widen(w + i + 16);
+      vacc_ = _mm256_add_epi32(vacc_, _mm256_add_epi32(_mm256_madd_epi16(x0, w0), _mm256_madd_epi16(x1, w1)));
+    }
+    for (; i + 16 <= n; i += 16) vacc_ = _mm256_add_epi32(vacc_, _mm256_madd_epi16(widen_add(x + i), widen(w + i)));
+#elif KILN_INT8_SSE41
+    for (; i + 8 <= n; i += 8) {
+      const __m128i xv = _mm_add_epi16(
+          _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + i))), voff_);
+      const __m128i wv = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + i)));
+      vacc_ = _mm_add_epi32(vacc_, _mm_madd_epi16(xv, wv));
+    }
+#elif KILN_INT8_NEON
+    for (; i + 16 <= n; i += 16) {
+      const int8x16_t xv = vld1q_s8(x + i), wv = vld1q_s8(w + i);
+      const int16x8_t xl = vaddq_s16(vmovl_s8(vget_low_s8(xv)), voff_);
+      const int16x8_t xh = vaddq_s16(vmovl_s8(vget_high_s8(xv)), voff_);
+      const int16x8_t wl = vmovl_s8(vget_low_s8(wv)), wh = vmovl_s8(vget_high_s8(wv));
+      vacc_ = vmlal_s16(vacc_, vget_low_s16(xl), vget_low_s16(wl));
+      vacc_ = vmlal_s16(vacc_, vget_high_s16(xl), vget_high_s16(wl));
+      vacc_ = vmlal_s16(vacc_, vget_low_s16(xh), vget_low_s16(wh));
+      vacc_ = vmlal_s16(vacc_, vget_high_s16(xh), vget_high_s16(wh));
+    }
+    for (; i + 8 <= n; i += 8) {
+      const int16x8_t xv = vaddq_s16(vmovl_s8(vld1_s8(x + i)), voff_);
+      const int16x8_t wv = vmovl_s8(vld1_s8(w + i));
+      vacc_ = vmlal_s16(vacc_, vget_low_s16(xv), vget_low_s16(wv));
+      vacc_ = vmlal_s16(vacc_, vget_high_s16(xv), vget_high_s16(wv));
+    }
+#endif
+    if (i < n) scalar_ = dot_detail::dot_pairs(x + i, w + i, n - i, offset_, scalar_);
+  }
+
+  /// The accumulated int32 sum (plus the initial value).
+  inline std::int32_t value() const {
+#if KILN_INT8_AVX2
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(vacc_), _mm256_extracti128_si256(vacc_, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return scalar_ + _mm_cvtsi128_si32(s);
+#elif KILN_INT8_SSE41
+    __m128i s = _mm_add_epi32(vacc_, _mm_shuffle_epi32(vacc_, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return scalar_ + _mm_cvtsi128_si32(s);
+#elif KILN_INT8_NEON
+#if defined(__aarch64__)
+    return scalar_ + vaddvq_s32(vacc_);
+#else
+    const int32x2_t s = vadd_s32(vget_low_s32(vacc_), vget_high_s32(vacc_));
+    return scalar_ + vget_lane_s32(vpadd_s32(s, s), 0);
+#endif
+#else
+    return scalar_;
+#endif
+  }
+
+ private:
+#if KILN_INT8_AVX2
+  static inline __m256i widen(const std::int8_t* p) {
+    return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  inline __m256i widen_add(const std::int8_t* p) const { return _mm256_add_epi16(widen(p), voff_); }
+  __m256i vacc_, voff_;
+#elif KILN_INT8_SSE41
+  __m128i vacc_, voff_;
+#elif KILN_INT8_NEON
+  int32x4_t vacc_;
+  int16x8_t voff_;
+#endif
+  std::int32_t offset_;
+  std::int32_t scalar_;
+};
+
+namespace dot_detail {
+
+#if KILN_INT8_AVX2
+inline std::int32_t hsum(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+inline __m256i widen16(const std::int8_t* p) {
+  return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+#elif KILN_INT8_SSE41
+inline std::int32_t hsum(__m128i v) {
+  __m128i s = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+inline __m128i widen8(const std::int8_t* p) {
+  return _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+#elif KILN_INT8_NEON
+inline std::int32_t hsum(int32x4_t v) {
+#if defined(__aarch64__)
+  return vaddvq_s32(v);
+#else
+  const int32x2_t s = vadd_s32(vget_low_s32(v), vget_high_s32(v));
+  return vget_lane_s32(vpadd_s32(s, s), 0);
+#endif
+}
+#endif
+
+// Scalar twin of dot4: the input pair is widened once and used for four rows.
+inline void dot4_pairs(const std::int8_t* x, const std::int8_t* w, index_t w_stride, index_t n,
+                       std::int32_t x_offset, std::int32_t* acc) {
+  const std::int8_t* w0 = w;
+  const std::int8_t* w1 = w + w_stride;
+  const std::int8_t* w2 = w + 2 * w_stride;
+  const std::int8_t* w3 = w + 3 * w_stride;
+  std::int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  index_t i = 0;
+#if KILN_INT8_ARM_DSP
+  const std::uint32_t offset2 = (static_cast<std::uint32_t>(x_offset) & 0xFFFFu) * 0x00010001u;
+  auto smlad_row = [](const std::int8_t* wr, std::uint32_t x02, std::uint32_t x13, std::int32_t a) {
+    std::uint32_t wv;
+    std::memcpy(&wv, wr, 4);
+    return static_cast<std::int32_t>(__smlad(x13, __sxtb16(ror8(wv)), __smlad(x02, __sxtb16(wv), a)));
+  };
+  for (; i + 4 <= n; i += 4) {
+    std::uint32_t xv;
+    std::memcpy(&xv, x + i, 4);
+    const std::uint32_t x02 = __sxtab16(offset2, xv), x13 = __sxtab16(offset2, ror8(xv));
+    a0 = smlad_row(w0 + i, x02, x13, a0);
+    a1 = smlad_row(w1 + i, x02, x13, a1);
+    a2 = smlad_row(w2 + i, x02, x13, a2);
+    a3 = smlad_row(w3 + i, x02, x13, a3);
+  }
+#endif
+  for (; i + 2 <= n; i += 2) {
+    const std::int32_t x0 = static_cast<std::int16_t>(x[i] + x_offset);
+    const std::int32_t x1 = static_cast<std::int16_t>(x[i + 1] + x_offset);
+    a0 += x0 * w0[i] + x1 * w0[i + 1];
+    a1 += x0 * w1[i] + x1 * w1[i + 1];
+    a2 += x0 * w2[i] + x1 * w2[i + 1];
+    a3 += x0 * w3[i] + x1 * w3[i + 1];
+  }
+  if (i < n) {
+    const std::int32_t x0 = x[i] + x_offset;
+    a0 += x0 * w0[i];
+    a1 += x0 * w1[i];
+    a2 += x0 * w2[i];
+    a3 += x0 * w3[i];
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+}
+
+}  // namespace dot_detail
+
+/// acc[r] += sum_{i<n} (x[i] + x_offset) * w[r * w_stride + i] for r = 0..3: four weight rows
+/// against one input span (a GEMV tile). Each input vector is loaded and widened once and
+/// feeds four multiply-add chains, and the four horizontal sums happen once per call.
+inline void dot4_with_offset(const std::int8_t* x, const std::int8_t* w, index_t w_stride, index_t n,
+                             std::int32_t x_offset, std::int32_t* acc) {
+  index_t i = 0;
+#if KILN_INT8_AVX2
+  if (n >= 16) {
+    const __m256i off = _mm256_set1_epi16(static_cast<short>(x_offset));
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (; i + 16 <= n; i += 16) {
+      const __m256i xv = _mm256_add_epi16(dot_detail::widen16(x + i), off);
+      a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(xv, dot_detail::widen16(w + i)));
+      a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(xv, dot_detail::widen16(w + w_stride + i)));
+      a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(xv, dot_detail::widen16(w + 2 * w_stride + i)));
+      a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(xv, dot_detail::widen16(w + 3 * w_stride + i)));
+    }
+    acc[0] += dot_detail::hsum(a0);
+    acc[1] += dot_detail::hsum(a1);
+    acc[2] += dot_detail::hsum(a2);
+    acc[3] += dot_detail::hsum(a3);
+  }
+#elif KILN_INT8_SSE41
+  if (n >= 8) {
+    const __m128i off = _mm_set1_epi16(static_cast<short>(x_offset));
+    __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
+    for (; i + 8 <= n; i += 8) {
+      const __m128i xv = _mm_add_epi16(dot_detail::widen8(x + i), off);
+      a0 = _mm_add_epi32(a0, _mm_madd_epi16(xv, dot_detail::widen8(w + i)));
+      a1 = _mm_add_epi32(a1, _mm_madd_epi16(xv, dot_detail::widen8(w + w_stride + i)));
+      a2 = _mm_add_epi32(a2, _mm_madd_epi16(xv, dot_detail::widen8(w + 2 * w_stride + i)));
+      a3 = _mm_add_epi32(a3, _mm_madd_epi16(xv, dot_detail::widen8(w + 3 * w_stride + i)));
+    }
+    acc[0] += dot_detail::hsum(a0);
+    acc[1] += dot_detail::hsum(a1);
+    acc[2] += dot_detail::hsum(a2);
+    acc[3] += dot_detail::hsum(a3);
+  }
+#elif KILN_INT8_NEON
+  if (n >= 8) {
+    const int16x8_t off = vdupq_n_s16(static_cast<std::int16_t>(x_offset));
+    int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+    auto mla = [](int32x4_t a, int16x8_t xv, const std::int8_t* wp) {
+      const int16x8_t wv = vmovl_s8(vld1_s8(wp));
+      a = vmlal_s16(a, vget_low_s16(xv), vget_low_s16(wv));
+      return vmlal_s16(a, vget_high_s16(xv), vget_high_s16(wv));
+    };
+    for (; i + 8 <= n; i += 8) {
+      const int16x8_t xv = vaddq_s16(vmovl_s8(vld1_s8(x + i)), off);
+      a0 = mla(a0, xv, w + i);
+      a1 = mla(a1, xv, w + w_stride + i);
+      a2 = mla(a2, xv, w + 2 * w_stride + i);
+      a3 = mla(a3, xv, w + 3 * w_stride + i);
+    }
+    acc[0] += dot_detail::hsum(a0);
+    acc[1] += dot_detail::hsum(a1);
+    acc[2] += dot_detail::hsum(a2);
+    acc[3] += dot_detail::hsum(a3);
+  }
+#endif
+  if (i < n) dot_detail::dot4_pairs(x + i, w + i, w_stride, n - i, x_offset, acc);
+}
+
+/// sum_{i<n} (x[i] + x_offset) * w[i] over one contiguous span.
+inline std::int32_t dot_with_offset(const std::int8_t* x, const std::int8_t* w, index_t n,
+                                    std::int32_t x_offset) {
+  DotAccumulator acc(x_offset);
+  acc.add(x, w, n);
+  return acc.value();
+}
+
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/dot.hpp ----
+
+// ---- begin kiln/kernels/int8/requant.hpp ----
+// kiln/kernels/int8/requant.hpp — the fused epilogue of the int8 layers.
+//
+//   y = clamp( multiply_by_quantized_multiplier(acc + bias[c], m[c], shift[c])
+//              + output_offset, act_min, act_max )
+//
+// acc is the exact int32 inner product; the multiplier/shift pair comes from
+// quant::conv_output_multipliers (per output channel) or quant::quantize_multiplier
+// (per tensor). The activation (relu, relu6) is only this clamp, with bounds from
+// quant::activation_range.
+
+
+
+namespace kiln::kernels::int8 {
+
+/// How int32 accumulators become int8 outputs.
+struct OutputStage {
+  /// Q0.31 multipliers and shifts (shift > 0: left): `channels` entries when per_channel,
+  /// else one entry used for every channel.
+  const std::int32_t* multiplier = nullptr;
+  const std::int32_t* shift = nullptr;
+  bool per_channel = true;
+  /// The output zero point, added after scaling.
+  std::int32_t output_offset = 0;
+  /// Clamp bounds (fused relu / relu6), within [-128, 127].
+  std::int32_t act_min = -128;
+  std::int32_t act_max = 127;
+
+  inline std::int8_t apply(std::int32_t acc, index_t channel) const {
+    const index_t k = per_channel ? channel : 0;
+    // TFLite adds the offset in int32 (undefined on overflow, a wrap on every real target);
+    // the wrap is made explicit so extreme multipliers stay defined and match the SIMD adds.
+    std::int32_t v = quant::wrapping_add(
+        quant::multiply_by_quantized_multiplier(acc, multiplier[k], shift[k]), output_offset);
+    v = v < act_min ? act_min : v;
+    v = v > act_max ? act_max : v;
+    return static_cast<std::int8_t>(v);
+  }
+};
+
+/// y[i] = stage.apply(acc[i], c0 + i) for i < 8. Vector form on AVX2 and NEON, same bits:
+///   AVX2: x << max(shift, 0) (vpsllvd); SRDHM as floor((x*m + 2^30) / 2^31) on 64-bit
+///         products of even and odd lanes (vpmuldq), which equals gemmlowp's nudge-and-truncate
+///         for every input but INT32_MIN * INT32_MIN (saturated separately); then the rounding
+///         divide with per-lane mask/threshold and arithmetic shift (vpsravd).
+///   NEON: vqrdmulhq_s32 *is* SRDHM (rounding (2ab + 2^31) >> 32, saturating); the divide is
+///         vrshlq_s32 by -exponent (ties toward +inf) after subtracting 1 from negative x when
+///         exponent > 0 (saturating), which turns the ties away from zero, as TFLite's NEON code.
+inline void requantize8(const std::int32_t* acc, index_t c0, const OutputStage& s, std::int8_t* y) {
+#if KILN_INT8_AVX2
+  const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc));
+  __m256i m, sh;
+  if (s.per_channel) {
+    m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.multiplier + c0));
+    sh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.shift + c0));
+  } else {
+    m = _mm256_set1_epi32(s.multiplier[0]);
+    sh = _mm256_set1_epi32(s.shift[0]);
+  }
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i left = _mm256_max_epi32(sh, zero);
+  const __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, sh), zero);
+  const __m256i a = _mm256_sllv_epi32(x, left);
+  // SRDHM: 64-bit products of lanes 0,2,4,6 and (after a 32-bit shift) 1,3,5,7.
+  const __m256i nudge = _mm256_set1_epi64x(std::int64_t{1} << 30);
+  const __m256i p_even = _mm256_add_epi64(_mm256_mul_epi32(a, m), nudge);
+  const __m256i p_odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(m, 32)), nudge);
+  // floor(p / 2^31): bits 31..62 of p; a logical shift keeps the same low 32 bits as an arithmetic one.
+  const __m256i q_even = _mm256_srli_epi64(p_even, 31);
+  const __m256i q_odd = _mm256_slli_epi64(_mm256_srli_epi64(p_odd, 31), 32);
+  __m256i h = _mm256_blend_epi32(q_even, q_odd, 0xAA);
+  const __m256i int_min = _mm256_set1_epi32(quant::kInt32Min);
+  const __m256i overflow = _mm256_and_si256(_mm256_cmpeq_epi32(a, int_min), _mm256_cmpeq_epi32(m, int_min));
+  h = _mm256_blendv_epi8(h, _mm256_set1_epi32(quant::kInt32Max), overflow);
+  // Rounding divide by 2^right, ties away from zero.
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+  const __m256i remainder = _mm256_and_si256(h, mask);
+  const __m256i threshold = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), _mm256_cmpgt_epi32(zero, h));
+  __m256i r = _mm256_add_epi32(_mm256_srav_epi32(h, right),
+                               _mm256_and_si256(_mm256_cmpgt_epi32(remainder, threshold), one));
+  r = _mm256_add_epi32(r, _mm256_set1_epi32(s.output_offset));
+  r = _mm256_min_epi32(_mm256_max_epi32(r, _mm256_set1_epi32(s.act_min)), _mm256_set1_epi32(s.act_max));
+  // 8 x int32 (already in [-128, 127]) -> 8 x int8.
+  const __m128i r16 = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+  const __m128i r8 = _mm_packs_epi16(r16, r16);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(y), r8);
+#elif KILN_INT8_NEON
+  int16x4_t half[2];
+  for (int k = 0; k < 2; ++k) {
+    const int32x4_t x = vld1q_s32(acc + 4 * k);
+    const int32x4_t m = s.per_channel ? vld1q_s32(s.multiplier + c0 + 4 * k) : vdupq_n_s32(s.multiplier[0]);
+    const int32x4_t sh = s.per_channel ? vld1q_s32(s.shift + c0 + 4 * k) : vdupq_n_s32(s.shift[0]);
+    const int32x4_t zero = vdupq_n_s32(0);
+    const int32x4_t left = vmaxq_s32(sh, zero);
+    const int32x4_t right_neg = vminq_s32(sh, zero);  // -exponent of the divide, <= 0
+    // x << left (vshlq by a positive count is a plain left shift, wrapping like the scalar code).
+    const int32x4_t h = vqrdmulhq_s32(vshlq_s32(x, left), m);
+    // fixup = -1 where h < 0 and the exponent is > 0: (h & right_neg) has its sign bit set then.
+    const int32x4_t fixup = vshrq_n_s32(vandq_s32(h, right_neg), 31);
+    int32x4_t r = vrshlq_s32(vqaddq_s32(h, fixup), right_neg);
+    r = vaddq_s32(r, vdupq_n_s32(s.output_offset));
+    r = vminq_s32(vmaxq_s32(r, vdupq_n_s32(s.act_min)), vdupq_n_s32(s.act_max));
+    half[k] = vmovn_s32(r);
+  }
+  vst1_s8(y, vmovn_s16(vcombine_s16(half[0], half[1])));
+#else
+  for (int i = 0; i < 8; ++i) y[i] = s.apply(acc[i], c0 + i);
+#endif
+}
+
+namespace detail {
+
+/// Checks an OutputStage (and an input offset) before a kernel touches memory.
+/// `channels` is the number of multipliers read when per_channel.
+inline Status check_output_stage(const char* op, const OutputStage& s, index_t channels,
+                                 std::int32_t input_offset) {
+  if (!s.multiplier || !s.shift)
+    return Status(Errc::invalid_argument) << op << ": output multiplier/shift pointers are null";
+  if (s.act_min < -128 || s.act_max > 127 || s.act_min > s.act_max)
+    return Status(Errc::invalid_argument)
+           << op << ": activation range [" << s.act_min << ", " << s.act_max
+           << "] is not an int8 range";
+  if (s.output_offset < -128 || s.output_offset > 127)
+    return Status(Errc::invalid_argument)
+           << op << ": output offset " << s.output_offset << " is not an int8 zero point";
+  // -input_zero_point for an int8 zero point; keeps (x + offset) within int16 in the dot paths.
+  if (input_offset < -127 || input_offset > 128)
+    return Status(Errc::invalid_argument)
+           << op << ": input offset " << input_offset << " is not minus an int8 zero point";
+  const index_t n = s.per_channel ? channels : 1;
+  for (index_t c = 0; c < n; ++c)
+    if (s.shift[c] < -31 || s.shift[c] > 31)
+      return Status(Errc::invalid_argument)
+             << op << ": output shift " << s.shift[c] << " of channel " << static_cast<long long>(c)
+             << " outside [-31, 31]";
+  return Status();
+}
+
+}  // namespace detail
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/requant.hpp ----
+
+// ---- begin kiln/kernels/int8/window.hpp ----
+// kiln/kernels/int8/window.hpp — sliding-window geometry shared by conv, depthwise conv, pooling.
+//
+// Padding is explicit (top, bottom, left, right), so the output size is determined:
+//   out = (in + pad_before + pad_after - ((k - 1) * dilation + 1)) / stride + 1
+// Input position of output o, tap t:  o * stride - pad_before + t * dilation; taps that fall
+// outside the input read the input zero point (they add nothing), as in TFLite.
+// same_padding() reproduces TFLite's Padding::SAME (odd total padding: the extra row/column
+// goes after), valid padding is all zeros.
+
+
+namespace kiln::kernels::int8 {
+
+struct Window2D {
+  index_t stride_h = 1, stride_w = 1;
+  index_t dilation_h = 1, dilation_w = 1;
+  index_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+};
+
+/// Output extent of one spatial dimension (0 or negative when the window does not fit).
+constexpr index_t window_output_size(index_t in, index_t k, index_t stride, index_t dilation,
+                                     index_t pad_before, index_t pad_after) {
+  const index_t span = in + pad_before + pad_after - ((k - 1) * dilation + 1);
+  return span < 0 ? 0 : span / stride + 1;
+}
+
+struct PaddingPair {
+  index_t before = 0, after = 0;
+};
+
+/// TFLite's SAME padding for one dimension: out = ceil(in / stride), total padding
+/// max((out - 1) * stride + effective_k - in, 0), before = total / 2.
+constexpr PaddingPair same_padding(index_t in, index_t k, index_t stride, index_t dilation) {
+  const index_t out = (in + stride - 1) / stride;
+  const index_t eff_k = (k - 1) * dilation + 1;
+  index_t total = (out - 1) * stride + eff_k - in;
+  total = total < 0 ? 0 : total;
+  return {total / 2, total - total / 2};
+}
+
+/// A Window2D with TFLite SAME padding for an input of in_h x in_w and a kh x kw window.
+constexpr Window2D same_window(index_t in_h, index_t in_w, index_t kh, index_t kw, index_t stride_h,
+                               index_t stride_w, index_t dilation_h = 1, index_t dilation_w = 1) {
+  const PaddingPair ph = same_padding(in_h, kh, stride_h, dilation_h);
+  const PaddingPair pw = same_padding(in_w, kw, stride_w, dilation_w);
+  return {stride_h, stride_w, dilation_h, dilation_w, ph.before, ph.after, pw.before, pw.after};
+}
+
+namespace detail {
+
+// Valid tap range [t0, t1) of a window starting at `origin` (may be negative).
+struct TapRange {
+  index_t t0, t1;
+};
+constexpr TapRange valid_taps(index_t origin, index_t taps, index_t dilation, index_t extent) {
+  // First t with origin + t*d >= 0, first t with origin + t*d >= extent.
+  index_t t0 = origin >= 0 ? 0 : (-origin + dilation - 1) / dilation;
+  index_t t1 = extent - origin <= 0 ? 0 : (extent - origin + dilation - 1) / dilation;
+  t1 = t1 < taps ? t1 : taps;
+  t0 = t0 < t1 ? t0 : t1;
+  return {t0, t1};
+}
+
+/// Validates the window against a kh x kw filter and the NHWC input/output extents.
+inline Status check_window(const char* op, const Window2D& w, index_t kh, index_t kw,
+                           const Shape& input, const Shape& output) {
+  if (w.stride_h < 1 || w.stride_w < 1 || w.dilation_h < 1 || w.dilation_w < 1 || w.pad_top < 0 ||
+      w.pad_bottom < 0 || w.pad_left < 0 || w.pad_right < 0)
+    return Status(Errc::invalid_argument)
+           << op << ": stride " << w.stride_h << "x" << w.stride_w << ", dilation " << w.dilation_h
+           << "x" << w.dilation_w << " must be >= 1 and padding >= 0";
+  const index_t oh = window_output_size(input[1], kh, w.stride_h, w.dilation_h, w.pad_top, w.pad_bottom);
+  const index_t ow = window_output_size(input[2], kw, w.stride_w, w.dilation_w, w.pad_left, w.pad_right);
+  if (oh != output[1] || ow != output[2])
+    return Status(Errc::shape_mismatch)
+           << op << ": input " << input << " with a " << kh << "x" << kw << " window, stride "
+           << w.stride_h << "x" << w.stride_w << ", dilation " << w.dilation_h << "x"
+           << w.dilation_w << " and padding gives " << oh << "x" << ow << ", output is " << output;
+  return Status();
+}
+
+/// Both shapes NHWC (rank 4, same batch).
+inline Status check_nhwc(const char* op, const Shape& input, const Shape& output) {
+  if (input.rank() != 4 || output.rank() != 4 || !input.valid() || !output.valid() ||
+      input[0] != output[0])
+    return Status(Errc::shape_mismatch)
+           << op << ": input " << input << " and output " << output
+           << " must be NHWC with the same batch";
+  return Status();
+}
+
+}  // namespace detail
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/window.hpp ----
+
+#ifndef KILN_INT8_CONV_PATCH_BYTES
+/// Stack bytes for one im2col patch of conv2d (kh*kw*in_c); firmware may lower it.
+#define KILN_INT8_CONV_PATCH_BYTES 2048
+#endif
+
+namespace kiln::kernels::int8 {
+
+struct Conv2DParams {
+  Window2D window;
+  std::int32_t input_offset = 0;  ///< -input_zero_point
+  OutputStage output;
+};
+
+inline Status conv2d(const Conv2DParams& p, const Shape& input_shape, const std::int8_t* input,
+                     const Shape& filter_shape, const std::int8_t* filter, const std::int32_t* bias,
+                     const Shape& output_shape, std::int8_t* output) {
+  if (Status s = detail::check_nhwc("conv2d", input_shape, output_shape); !s) return s;
+  if (filter_shape.rank() != 4 || !filter_shape.valid() || filter_shape[3] != input_shape[3] ||
+      filter_shape[0] != output_shape[3] || filter_shape[1] < 1 || filter_shape[2] < 1)
+    return Status(Errc::shape_mismatch)
+           << "conv2d: filter " << filter_shape << " must be [out_c, kh, kw, in_c] for input "
+           << input_shape << " and output " << output_shape;
+  const index_t kh = filter_shape[1], kw = filter_shape[2];
+  if (Status s = detail::check_window("conv2d", p.window, kh, kw, input_shape, output_shape); !s)
+    return s;
+  const index_t out_c = output_shape[3];
+  if (Status s = detail::check_output_stage("conv2d", p.output, out_c, p.input_offset); !s) return s;
+
+  const index_t batches = input_shape[0], in_h = input_shape[1], in_w = input_shape[2],
+                in_c = input_shape[3];
+  const index_t out_h = output_shape[1], out_w = output_shape[2];
+  const Window2D& w = p.window;
+  const index_t filter_row = kw * in_c;  // one ky row of one output channel's weights
+
+  const index_t patch_len = kh * filter_row;
+  const bool use_patch = patch_len <= KILN_INT8_CONV_PATCH_BYTES;
+  // The input zero point: a padded tap holding it contributes (zp + input_offset) * w = 0.
+  const std::int8_t zero_point = static_cast<std::int8_t>(-p.input_offset);
+  alignas(64) std::int8_t patch[KILN_INT8_CONV_PATCH_BYTES];
+
+  for (index_t b = 0; b < batches; ++b) {
+    const std::int8_t* in_b = input + b * in_h * in_w * in_c;
+    for (index_t oy = 0; oy < out_h; ++oy) {
+      const index_t y0 = oy * w.stride_h - w.pad_top;
+      const detail::TapRange ry = detail::valid_taps(y0, kh, w.dilation_h, in_h);
+      for (index_t ox = 0; ox < out_w; ++ox) {
+        const index_t x0 = ox * w.stride_w - w.pad_left;
+        const detail::TapRange rx = detail::valid_taps(x0, kw, w.dilation_w, in_w);
+        std::int8_t* y = output + ((b * out_h + oy) * out_w + ox) * out_c;
+        if (use_patch) {
+          const std::int8_t* px = patch;
+          if (kh == 1 && ry.t0 == 0 && ry.t1 == 1 && rx.t0 == 0 && rx.t1 == kw && (w.dilation_w == 1 || kw == 1)) {
+            px = in_b + (y0 * in_w + x0) * in_c;  // the window is one contiguous input span
+          } else {
+            for (index_t ky = 0; ky < kh; ++ky) {
+              std::int8_t* dst = patch + ky * filter_row;
+              if (ky < ry.t0 || ky >= ry.t1) {
+                std::memset(dst, zero_point, static_cast<std::size_t>(filter_row));
+                continue;
+              }
+              const std::int8_t* in_row = in_b + (y0 + ky * w.dilation_h) * in_w * in_c;
+              std::memset(dst, zero_point, static_cast<std::size_t>(rx.t0 * in_c));
+              if (w.dilation_w == 1) {
+                std::memcpy(dst + rx.t0 * in_c, in_row + (x0 + rx.t0) * in_c,
+                            static_cast<std::size_t>((rx.t1 - rx.t0) * in_c));
+              } else {
+                for (index_t kx = rx.t0; kx < rx.t1; ++kx)
+                  std::memcpy(dst + kx * in_c, in_row + (x0 + kx * w.dilation_w) * in_c,
+                              static_cast<std::size_t>(in_c));
+              }
+              std::memset(dst + rx.t1 * in_c, zero_point, static_cast<std::size_t>((kw - rx.t1) * in_c));
+            }
+          }
+          index_t oc = 0;
+          for (; oc + 8 <= out_c; oc += 8) {
+            std::int32_t acc[8];
+            for (int r = 0; r < 8; ++r) acc[r] = bias ? bias[oc + r] : 0;
+            dot4_with_offset(px, filter + oc * patch_len, patch_len, patch_len, p.input_offset, acc);
+            dot4_with_offset(px, filter + (oc + 4) * patch_len, patch_len, patch_len, p.input_offset, acc + 4);
+            requantize8(acc, oc, p.output, y + oc);
+          }
+          for (; oc + 4 <= out_c; oc += 4) {
+            std::int32_t acc[4];
+            for (int r = 0; r < 4; ++r) acc[r] = bias ? bias[oc + r] : 0;
+            dot4_with_offset(px, filter + oc * patch_len, patch_len, patch_len, p.input_offset, acc);
+            for (int r = 0; r < 4; ++r) y[oc + r] = p.output.apply(acc[r], oc + r);
+          }
+          for (; oc < out_c; ++oc) {
+            DotAccumulator acc(p.input_offset, bias ? bias[oc] : 0);
+            acc.add(px, filter + oc * patch_len, patch_len);
+            y[oc] = p.output.apply(acc.value(), oc);
+          }
+          continue;
+        }
+        for (index_t oc = 0; oc < out_c; ++oc) {
+          const std::int8_t* f_oc = filter + oc * patch_len;
+          DotAccumulator acc(p.input_offset, bias ? bias[oc] : 0);
+          for (index_t ky = ry.t0; ky < ry.t1; ++ky) {
+            const std::int8_t* in_row = in_b + (y0 + ky * w.dilation_h) * in_w * in_c;
+            const std::int8_t* f_row = f_oc + ky * filter_row;
+            if (w.dilation_w == 1) {
+              acc.add(in_row + (x0 + rx.t0) * in_c, f_row + rx.t0 * in_c, (rx.t1 - rx.t0) * in_c);
+            } else {
+              for (index_t kx = rx.t0; kx < rx.t1; ++kx)
+                acc.add(in_row + (x0 + kx * w.dilation_w) * in_c, f_row + kx * in_c, in_c);
+            }
+          }
+          y[oc] = p.output.apply(acc.value(), oc);
+        }
+      }
+    }
+  }
+  return Status();
+}
+
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/conv2d.hpp ----
+
+// ---- begin kiln/kernels/int8/depthwise_conv2d.hpp ----
+// kiln/kernels/int8/depthwise_conv2d.hpp — TFLite int8 DEPTHWISE_CONV_2D (per-channel weights).
+//
+//   out[b, oy, ox, ic*dm + m] = requant( bias[oc] + sum_{ky, kx}
+//       (in[b, oy*sh - pt + ky*dh, ox*sw - pl + kx*dw, ic] + input_offset) * w[0, ky, kx, ic*dm + m], oc )
+//
+// Weights [1, kh, kw, out_c] with out_c = in_c * depth_multiplier (TFLite's layout).
+// Channels are independent, so the loop keeps a block of int32 accumulators (one per
+// output channel) and walks the window taps outside, the channels inside. With depth
+// multiplier 1 (every MLPerf Tiny model) the channel loop is explicit SIMD, 16 (AVX2) or
+// 8 (SSE4.1, NEON) channels in registers; other channels and depth multipliers use the
+// scalar block (int32 accumulators on the stack). Integer sums: any order gives the same bits.
+
+
+
+namespace kiln::kernels::int8 {
+
+struct DepthwiseConv2DParams {
+  Window2D window;
+  index_t depth_multiplier = 1;
+  std::int32_t input_offset = 0;  ///< -input_zero_point
+  OutputStage output;
+};
+
+namespace detail {
+
+// One output pixel of a depth-multiplier-1 depthwise conv, vector channels only: returns how
+// many leading channels it wrote (a multiple of the vector width; 0 without SIMD). The
+// accumulators stay in registers across all taps. (x + offset) * w is at most 255 * 128 in
+// magnitude, so the int16 product (vpmullw / vmull) is exact before widening to int32.
+inline index_t depthwise_pixel_simd(const std::int8_t* in_b, const std::int8_t* filter,
+                                    const std::int32_t* bias, const DepthwiseConv2DParams& p,
+                                    index_t in_w, index_t channels, index_t kw, index_t y0,
+                                    index_t x0, TapRange ry, TapRange rx, std::int8_t* y) {
+  const Window2D& w = p.window;
+  index_t c = 0;
+#if KILN_INT8_AVX2
+  const __m256i off = _mm256_set1_epi16(static_cast<short>(p.input_offset));
+  for (; c + 16 <= channels; c += 16) {
+    __m256i a0 = bias ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + c)) : _mm256_setzero_si256();
+    __m256i a1 = bias ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + c + 8)) : _mm256_setzero_si256();
+    for (index_t ky = ry.t0; ky < ry.t1; ++ky)
+      for (index_t kx = rx.t0; kx < rx.t1; ++kx) {
+        const std::int8_t* px = in_b + ((y0 + ky * w.dilation_h) * in_w + (x0 + kx * w.dilation_w)) * channels + c;
+        const std::int8_t* f = filter + (ky * kw + kx) * channels + c;
+        const __m256i xv = _mm256_add_epi16(dot_detail::widen16(px), off);
+        const __m256i prod = _mm256_mullo_epi16(xv, dot_detail::widen16(f));
+        a0 = _mm256_add_epi32(a0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(prod)));
+        a1 = _mm256_add_epi32(a1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(prod, 1)));
+      }
+    alignas(32) std::int32_t acc[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(acc), a0);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(acc + 8), a1);
+    requantize8(acc, c, p.output, y + c);
+    requantize8(acc + 8, c + 8, p.output, y + c + 8);
+  }
+#elif KILN_INT8_SSE41
+  const __m128i off = _mm_set1_epi16(static_cast<short>(p.input_offset));
+  for (; c + 8 <= channels; c += 8) {
+    __m128i a0 = bias ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(bias + c)) : _mm_setzero_si128();
+    __m128i a1 = bias ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(bias + c + 4)) : _mm_setzero_si128();
+    for (index_t ky = ry.t0; ky < ry.t1; ++ky)
+      for (index_t kx = rx.t0; kx < rx.t1; ++kx) {
+        const std::int8_t* px = in_b + ((y0 + ky * w.dilation_h) * in_w + (x0 + kx * w.dilation_w)) * channels + c;
+        const std::int8_t* f = filter + (ky * kw + kx) * channels + c;
+        const __m128i prod = _mm_mullo_epi16(_mm_add_epi16(dot_detail::widen8(px), off), dot_detail::widen8(f));
+        a0 = _mm_add_epi32(a0, _mm_cvtepi16_epi32(prod));
+        a1 = _mm_add_epi32(a1, _mm_cvtepi16_epi32(_mm_srli_si128(prod, 8)));
+      }
+    alignas(16) std::int32_t acc[8];
+    _mm_store_si128(reinterpret_cast<__m128i*>(acc), a0);
+    _mm_store_si128(reinterpret_cast<__m128i*>(acc + 4), a1);
+    for (int i = 0; i < 8; ++i) y[c + i] = p.output.apply(acc[i], c + i);
+  }
+#elif KILN_INT8_NEON
+  const int16x8_t off = vdupq_n_s16(static_cast<std::int16_t>(p.input_offset));
+  for (; c + 8 <= channels; c += 8) {
+    int32x4_t a0 = bias ? vld1q_s32(bias + c) : vdupq_n_s32(0);
+    int32x4_t a1 = bias ? vld1q_s32(bias + c + 4) : vdupq_n_s32(0);
+    for (index_t ky = ry.t0; ky < ry.t1; ++ky)
+      for (index_t kx = rx.t0; kx < rx.t1; ++kx) {
+        const std::int8_t* px = in_b + ((y0 + ky * w.dilation_h) * in_w + (x0 + kx * w.dilation_w)) * channels + c;
+        const std::int8_t* f = filter + (ky * kw + kx) * channels + c;
+        const int16x8_t xv = vaddq_s16(vmovl_s8(vld1_s8(px)), off);
+        const int16x8_t fv = vmovl_s8(vld1_s8(f));
+        a0 = vmlal_s16(a0, vget_low_s16(xv), vget_low_s16(fv));
+        a1 = vmlal_s16(a1, vget_high_s16(xv), vget_high_s16(fv));
+      }
+    std::int32_t acc[8];
+    vst1q_s32(acc, a0);
+    vst1q_s32(acc + 4, a1);
+    requantize8(acc, c, p.output, y + c);
+  }
+#else
+  (void)in_b, (void)filter, (void)bias, (void)in_w, (void)channels, (void)kw, (void)y0, (void)x0,
+      (void)ry, (void)rx, (void)y, (void)w;
+#endif
+  return c;
+}
+
+}  // namespace detail
+
+inline Status depthwise_conv2d(const DepthwiseConv2DParams& p, const Shape& input_shape,
+                               const std::int8_t* input, const Shape& filter_shape,
+                               const std::int8_t* filter, const std::int32_t* bias,
+                               const Shape& output_shape, std::int8_t* output) {
+  if (Status s = detail::check_nhwc("depthwise_conv2d", input_shape, output_shape); !s) return s;
+  const index_t dm = p.depth_multiplier;
+  if (dm < 1 || filter_shape.rank() != 4 || !filter_shape.valid() || filter_shape[0] != 1 ||
+      filter_shape[3] != output_shape[3] || output_shape[3] != input_shape[3] * dm ||
+      filter_shape[1] < 1 || filter_shape[2] < 1)
+    return Status(Errc::shape_mismatch)
+           << "depthwise_conv2d: filter " << filter_shape << " must be [1, kh, kw, in_c * "
+           << dm << "] for input " << input_shape << " and output " << output_shape;
+  const index_t kh = filter_shape[1], kw = filter_shape[2];
+  if (Status s = detail::check_window("depthwise_conv2d", p.window, kh, kw, input_shape, output_shape); !s)
+    return s;
+  const index_t out_c = output_shape[3];
+  if (Status s = detail::check_output_stage("depthwise_conv2d", p.output, out_c, p.input_offset); !s)
+    return s;
+
+  const index_t batches = input_shape[0], in_h = input_shape[1], in_w = input_shape[2],
+                in_c = input_shape[3];
+  const index_t out_h = output_shape[1], out_w = output_shape[2];
+  const Window2D& w = p.window;
+  const std::int32_t in_off = p.input_offset;
+
+  // Output channels handled per pass; 64 int32 accumulators = 256 bytes of stack.
+  constexpr index_t kBlock = 64;
+  for (index_t b = 0; b < batches; ++b) {
+    const std::int8_t* in_b = input + b * in_h * in_w * in_c;
+    for (index_t oy = 0; oy < out_h; ++oy) {
+      const index_t y0 = oy * w.stride_h - w.pad_top;
+      const detail::TapRange ry = detail::valid_taps(y0, kh, w.dilation_h, in_h);
+      for (index_t ox = 0; ox < out_w; ++ox) {
+        const index_t x0 = ox * w.stride_w - w.pad_left;
+        const detail::TapRange rx = detail::valid_taps(x0, kw, w.dilation_w, in_w);
+        std::int8_t* y = output + ((b * out_h + oy) * out_w + ox) * out_c;
+        index_t c_done = 0;
+        if (dm == 1) c_done = detail::depthwise_pixel_simd(in_b, filter, bias, p, in_w, in_c, kw, y0, x0, ry, rx, y);
+        for (index_t c0 = c_done; c0 < out_c; c0 += kBlock) {
+          const index_t nc = out_c - c0 < kBlock ? out_c - c0 : kBlock;
+          std::int32_t acc[kBlock];
+          for (index_t c = 0; c < nc; ++c) acc[c] = bias ? bias[c0 + c] : 0;
+          for (index_t ky = ry.t0; ky < ry.t1; ++ky) {
+            for (index_t kx = rx.t0; kx < rx.t1; ++kx) {
+              const std::int8_t* px =
+                  in_b + ((y0 + ky * w.dilation_h) * in_w + (x0 + kx * w.dilation_w)) * in_c;
+              const std::int8_t* f = filter + (ky * kw + kx) * out_c + c0;
+              if (dm == 1) {
+                const std::int8_t* xc = px + c0;
+                for (index_t c = 0; c < nc; ++c)
+                  acc[c] += static_cast<std::int32_t>(static_cast<std::int16_t>(xc[c] + in_off) * f[c]);
+              } else {
+                for (index_t c = 0; c < nc; ++c)
+                  acc[c] += (static_cast<std::int32_t>(px[(c0 + c) / dm]) + in_off) * f[c];
+              }
+            }
+          }
+          for (index_t c = 0; c < nc; ++c) y[c0 + c] = p.output.apply(acc[c], c0 + c);
+        }
+      }
+    }
+  }
+  return Status();
+}
+
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/depthwise_conv2d.hpp ----
+
+// ---- begin kiln/kernels/int8/fully_connected.hpp ----
+// kiln/kernels/int8/fully_connected.hpp — TFLite int8 FULLY_CONNECTED.
+//
+//   out[b, o] = requant( sum_i (in[b, i] + input_offset) * w[o, i] + bias[o], channel o )
+//
+// Layouts as in TFLite: weights [out, in] (row o is output o's weights, contiguous),
+// input [..., in] flattened to batches x in, output [batches, out] (any shape with
+// batches * out elements and out as its last extent). Weights are symmetric int8
+// (zero point 0); multipliers per output channel or per tensor (OutputStage::per_channel).
+// bias may be null (no bias).
+
+
+
+namespace kiln::kernels::int8 {
+
+struct FullyConnectedParams {
+  std::int32_t input_offset = 0;  ///< -input_zero_point
+  OutputStage output;
+};
+
+inline Status fully_connected(const FullyConnectedParams& p, const Shape& input_shape,
+                              const std::int8_t* input, const Shape& weight_shape,
+                              const std::int8_t* weights, const std::int32_t* bias,
+                              const Shape& output_shape, std::int8_t* output) {
+  if (weight_shape.rank() != 2 || !weight_shape.valid() || !input_shape.valid() ||
+      !output_shape.valid() || input_shape.rank() < 1 || output_shape.rank() < 1)
+    return Status(Errc::shape_mismatch) << "fully_connected: weights " << weight_shape
+                                        << " must be [out, in]; input " << input_shape
+                                        << ", output " << output_shape;
+  const index_t n_out = weight_shape[0], n_in = weight_shape[1];
+  const index_t batches = n_in > 0 ? input_shape.numel() / n_in : 0;
+  if (n_in == 0 || input_shape.back() != n_in || output_shape.back() != n_out ||
+      output_shape.numel() != batches * n_out)
+    return Status(Errc::shape_mismatch)
+           << "fully_connected: input " << input_shape << ", weights " << weight_shape
+           << " and output " << output_shape << " do not agree (want input [..., " << n_in
+           << "], output [batches, " << n_out << "])";
+  if (Status s = detail::check_output_stage("fully_connected", p.output, n_out, p.input_offset); !s)
+    return s;
+
+  for (index_t b = 0; b < batches; ++b) {
+    const std::int8_t* x = input + b * n_in;
+    std::int8_t* y = output + b * n_out;
+    index_t o = 0;
+    // Eight output rows per pass (two 4-row dot tiles, each input vector loaded once per
+    // four weight rows), requantised together; then groups of four, then single rows.
+    for (; o + 8 <= n_out; o += 8) {
+      std::int32_t acc[8];
+      for (int r = 0; r < 8; ++r) acc[r] = bias ? bias[o + r] : 0;
+      dot4_with_offset(x, weights + o * n_in, n_in, n_in, p.input_offset, acc);
+      dot4_with_offset(x, weights + (o + 4) * n_in, n_in, n_in, p.input_offset, acc + 4);
+      requantize8(acc, o, p.output, y + o);
+    }
+    for (; o + 4 <= n_out; o += 4) {
+      std::int32_t acc[4];
+      for (int r = 0; r < 4; ++r) acc[r] = bias ? bias[o + r] : 0;
+      dot4_with_offset(x, weights + o * n_in, n_in, n_in, p.input_offset, acc);
+      for (int r = 0; r < 4; ++r) y[o + r] = p.output.apply(acc[r], o + r);
+    }
+    for (; o < n_out; ++o) {
+      DotAccumulator acc(p.input_offset, bias ? bias[o] : 0);
+      acc.add(x, weights + o * n_in, n_in);
+      y[o] = p.output.apply(acc.value(), o);
+    }
+  }
+  return Status();
+}
+
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/fully_connected.hpp ----
+
+// ---- begin kiln/kernels/int8/pooling.hpp ----
+// kiln/kernels/int8/pooling.hpp — TFLite int8 MAX_POOL_2D and AVERAGE_POOL_2D.
+//
+// Input and output share scale and zero point (TFLite requires it), so there is no
+// requantisation: only the fused activation clamp [act_min, act_max].
+//   max: the largest valid element of the window (padding is ignored, not zero).
+//   avg: sum / count over the valid elements only (count excludes padding, as TFLite),
+//        rounded half away from zero: (sum +- count/2) / count with C++'s truncating
+//        division. A window lying entirely in the padding is an error (TFLite fails too).
+// NHWC; dilation must be 1 (TFLite pooling has none).
+
+
+
+namespace kiln::kernels::int8 {
+
+struct Pool2DParams {
+  index_t filter_h = 1, filter_w = 1;
+  Window2D window;  ///< stride and padding; dilation must stay 1
+  std::int32_t act_min = -128;
+  std::int32_t act_max = 127;
+};
+
+namespace detail {
+
+inline Status check_pool(const char* op, const Pool2DParams& p, const Shape& input,
+                         const Shape& output) {
+  if (Status s = check_nhwc(op, input, output); !s) return s;
+  if (input[3] != output[3] || p.filter_h < 1 || p.filter_w < 1)
+    return Status(Errc::shape_mismatch) << op << ": input " << input << ", output " << output
+                                        << ", filter " << p.filter_h << "x" << p.filter_w
+                                        << " (channels must match, filter >= 1)";
+  if (p.window.dilation_h != 1 || p.window.dilation_w != 1)
+    return Status(Errc::not_supported) << op << ": pooling has no dilation";
+  if (p.act_min < -128 || p.act_max > 127 || p.act_min > p.act_max)
+    return Status(Errc::invalid_argument)
+           << op << ": activation range [" << p.act_min << ", " << p.act_max << "] is not an int8 range";
+  if (Status s = check_window(op, p.window, p.filter_h, p.filter_w, input, output); !s) return s;
+  // A window with no valid tap (padding >= filter) has no max and no average.
+  for (index_t oy = 0; oy < output[1]; ++oy) {
+    const TapRange r = valid_taps(oy * p.window.stride_h - p.window.pad_top, p.filter_h, 1, input[1]);
+    if (r.t0 == r.t1)
+      return Status(Errc::invalid_argument) << op << ": output row " << oy << " of " << output
+                                            << " pools only padding (input " << input << ")";
+  }
+  for (index_t ox = 0; ox < output[2]; ++ox) {
+    const TapRange r = valid_taps(ox * p.window.stride_w - p.window.pad_left, p.filter_w, 1, input[2]);
+    if (r.t0 == r.t1)
+      return Status(Errc::invalid_argument) << op << ": output column " << ox << " of " << output
+                                            << " pools only padding (input " << input << ")";
+  }
+  return Status();
+}
+
+// Calls f(y, x_row_start, tap ranges) for every output pixel; shared loop of both pools.
+template <class PerPixel>
+inline void pool_loop(const Pool2DParams& p, const Shape& input, const Shape& output,
+                      PerPixel&& per_pixel) {
+  for (index_t b = 0; b < input[0]; ++b)
+    for (index_t oy = 0; oy < output[1]; ++oy) {
+      const index_t y0 = oy * p.window.stride_h - p.window.pad_top;
+      const TapRange ry = valid_taps(y0, p.filter_h, 1, input[1]);
+      for (index_t ox = 0; ox < output[2]; ++ox) {
+        const index_t x0 = ox * p.window.stride_w - p.window.pad_left;
+        const TapRange rx = valid_taps(x0, p.filter_w, 1, input[2]);
+        per_pixel(b, oy, ox, y0 + ry.t0, y0 + ry.t1, x0 + rx.t0, x0 + rx.t1);
+      }
+    }
+}
+
+}  // namespace detail
+
+inline Status max_pool2d(const Pool2DParams& p, const Shape& input_shape, const std::int8_t* input,
+                         const Shape& output_shape, std::int8_t* output) {
+  if (Status s = detail::check_pool("max_pool2d", p, input_shape, output_shape); !s) return s;
+  const index_t in_h = input_shape[1], in_w = input_shape[2], ch = input_shape[3];
+  const index_t out_h = output_shape[1], out_w = output_shape[2];
+  constexpr index_t kBlock = 64;
+  detail::pool_loop(p, input_shape, output_shape,
+                    [&](index_t b, index_t oy, index_t ox, index_t iy0, index_t iy1, index_t ix0, index_t ix1) {
+                      std::int8_t* y = output + ((b * out_h + oy) * out_w + ox) * ch;
+                      for (index_t c0 = 0; c0 < ch; c0 += kBlock) {
+                        const index_t nc = ch - c0 < kBlock ? ch - c0 : kBlock;
+                        std::int8_t m[kBlock];
+                        for (index_t c = 0; c < nc; ++c) m[c] = -128;
+                        for (index_t iy = iy0; iy < iy1; ++iy)
+                          for (index_t ix = ix0; ix < ix1; ++ix) {
+                            const std::int8_t* px = input + ((b * in_h + iy) * in_w + ix) * ch + c0;
+                            for (index_t c = 0; c < nc; ++c) m[c] = px[c] > m[c] ? px[c] : m[c];
+                          }
+                        for (index_t c = 0; c < nc; ++c) {
+                          std::int32_t v = m[c];
+                          v = v < p.act_min ? p.act_min : (v > p.act_max ? p.act_max : v);
+                          y[c0 + c] = static_cast<std::int8_t>(v);
+                        }
+                      }
+                    });
+  return Status();
+}
+
+inline Status avg_pool2d(const Pool2DParams& p, const Shape& input_shape, const std::int8_t* input,
+                         const Shape& output_shape, std::int8_t* output) {
+  if (Status s = detail::check_pool("avg_pool2d", p, input_shape, output_shape); !s) return s;
+  const index_t in_h = input_shape[1], in_w = input_shape[2], ch = input_shape[3];
+  const index_t out_h = output_shape[1], out_w = output_shape[2];
+  constexpr index_t kBlock = 64;
+  detail::pool_loop(p, input_shape, output_shape,
+                    [&](index_t b, index_t oy, index_t ox, index_t iy0, index_t iy1, index_t ix0, index_t ix1) {
+                      std::int8_t* y = output + ((b * out_h + oy) * out_w + ox) * ch;
+                      const std::int32_t count = static_cast<std::int32_t>((iy1 - iy0) * (ix1 - ix0));
+                      for (index_t c0 = 0; c0 < ch; c0 += kBlock) {
+                        const index_t nc = ch - c0 < kBlock ? ch - c0 : kBlock;
+                        std::int32_t sum[kBlock];
+                        for (index_t c = 0; c < nc; ++c) sum[c] = 0;
+                        for (index_t iy = iy0; iy < iy1; ++iy)
+                          for (index_t ix = ix0; ix < ix1; ++ix) {
+                            const std::int8_t* px = input + ((b * in_h + iy) * in_w + ix) * ch + c0;
+                            for (index_t c = 0; c < nc; ++c) sum[c] += px[c];
+                          }
+                        for (index_t c = 0; c < nc; ++c) {
+                          const std::int32_t s = sum[c];
+                          // Round half away from zero (TFLite's "round to the closest integer").
+                          std::int32_t v = s > 0 ? (s + count / 2) / count : (s - count / 2) / count;
+                          v = v < p.act_min ? p.act_min : (v > p.act_max ? p.act_max : v);
+                          y[c0 + c] = static_cast<std::int8_t>(v);
+                        }
+                      }
+                    });
+  return Status();
+}
+
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/pooling.hpp ----
+
+// ---- begin kiln/kernels/int8/softmax.hpp ----
+// kiln/kernels/int8/softmax.hpp — TFLite int8 SOFTMAX (int8 in, int8 out) over the last axis.
+//
+// TFLite's fixed-point scheme (reference_ops::Softmax, quantised):
+//   diff  = q - max(row)                          <= 0, integer
+//   skip  when diff < diff_min (exp underflows to nothing the output can show)
+//   z     = srdhm(diff << input_left_shift, input_multiplier)     beta*scale*diff as Q5.26
+//   e     = exp_on_negative_values<5>(z)                          Q0.31
+//   sum   = sum over the row of rescale(e) to Q12.19               (rounding divide by 2^12)
+//   r     = get_reciprocal(sum): 1/sum = r.scale * 2^-r.num_bits_over_unit
+//   y     = rounding_divide_by_pot(srdhm(r.scale, e), num_bits_over_unit + 31 - 8) - 128
+//           clamped to [-128, 127]; skipped elements give -128
+// The output is always scale 1/256, zero point -128 (TFLite requires it).
+
+
+
+namespace kiln::kernels::int8 {
+
+struct SoftmaxParams {
+  std::int32_t input_multiplier = 0;  ///< beta * input_scale * 2^26 as Q0.31 + left shift
+  int input_left_shift = 0;           ///< >= 0
+  std::int32_t diff_min = 0;          ///< <= 0: differences below it contribute 0
+};
+
+inline constexpr int kSoftmaxScaledDiffIntegerBits = 5;   // Q5.26 exp input
+inline constexpr int kSoftmaxAccumulationIntegerBits = 12;  // Q12.19 sum of exps
+
+/// TFLite PreprocessSoftmaxScaling + CalculateInputRadius (double-rounding build), for beta
+/// (usually 1) and the input scale, computed in double as TFLite does.
+constexpr SoftmaxParams make_softmax_params(float beta, float input_scale) {
+  constexpr int kBits = kSoftmaxScaledDiffIntegerBits;
+  const double max_real_multiplier = static_cast<double>((std::int64_t{1} << 31) - 1);
+  double real = static_cast<double>(beta) * static_cast<double>(input_scale) *
+                static_cast<double>(std::int64_t{1} << (31 - kBits));
+  real = real < max_real_multiplier ? real : max_real_multiplier;
+  const quant::QuantizedMultiplier m = quant::quantize_multiplier_greater_than_one(real);
+  SoftmaxParams p;
+  p.input_multiplier = m.multiplier;
+  p.input_left_shift = m.shift;
+  // The largest |diff| whose rescaled value still fits Q5.26: floor of
+  // (2^5 - 1) * 2^26 / 2^left_shift; anything further from the max is skipped.
+  const double max_input_rescaled = 1.0 * ((1 << kBits) - 1) *
+                                    static_cast<double>(std::int64_t{1} << (31 - kBits)) /
+                                    static_cast<double>(std::int64_t{1} << m.shift);
+  p.diff_min = -static_cast<std::int32_t>(max_input_rescaled);  // floor: the value is positive
+  return p;
+}
+
+inline Status softmax(const SoftmaxParams& p, const Shape& input_shape, const std::int8_t* input,
+                      const Shape& output_shape, std::int8_t* output) {
+  if (!(input_shape == output_shape) || !input_shape.valid() || input_shape.rank() < 1)
+    return Status(Errc::shape_mismatch) << "softmax (int8): input " << input_shape << " and output "
+                                        << output_shape << " must be equal, rank >= 1";
+  if (p.input_left_shift < 0 || p.input_left_shift > 31 || p.diff_min > 0)
+    return Status(Errc::invalid_argument) << "softmax (int8): input_left_shift " << p.input_left_shift
+                                          << " must be in [0, 31] and diff_min " << p.diff_min << " <= 0";
+  using namespace quant;
+  const index_t depth = input_shape.back();
+  // Each exp adds at most 2^19 to the Q12.19 sum: 4096 equal inputs would overflow int32.
+  if (depth > 4095)
+    return Status(Errc::not_supported) << "softmax (int8): rows of " << depth
+                                       << " elements overflow the Q12.19 sum (max 4095), shape " << input_shape;
+  const index_t rows = depth > 0 ? input_shape.numel() / depth : 0;
+  for (index_t r = 0; r < rows; ++r) {
+    const std::int8_t* x = input + r * depth;
+    std::int8_t* y = output + r * depth;
+    std::int32_t max_in_row = -128;
+    for (index_t c = 0; c < depth; ++c) max_in_row = x[c] > max_in_row ? x[c] : max_in_row;
+
+    auto exp_of = [&](std::int32_t diff) {
+      const std::int32_t z =
+          multiply_by_quantized_multiplier_greater_than_one(diff, p.input_multiplier, p.input_left_shift);
+      return exp_on_negative_values<kSoftmaxScaledDiffIntegerBits>(z);
+    };
+    std::int32_t sum_of_exps = 0;  // Q12.19
+    for (index_t c = 0; c < depth; ++c) {
+      const std::int32_t diff = x[c] - max_in_row;
+      if (diff >= p.diff_min)
+        sum_of_exps = wrapping_add(sum_of_exps, rounding_divide_by_pot(exp_of(diff), kSoftmaxAccumulationIntegerBits));
+    }
+    // The row's maximum contributes exp(0) = 1, so sum_of_exps > 0.
+    const Reciprocal inv = get_reciprocal(sum_of_exps, kSoftmaxAccumulationIntegerBits);
+    for (index_t c = 0; c < depth; ++c) {
+      const std::int32_t diff = x[c] - max_in_row;
+      std::int32_t v = -128;
+      if (diff >= p.diff_min) {
+        // A sum of 2^28 or more (>= 512 large terms) asks for a shift above 31, where TFLite's
+        // RoundingDivideByPOT is undefined; the exact quotient of an int32 by 2^32 or more
+        // rounds to 0, so that is what it gives here.
+        const int exponent = inv.num_bits_over_unit + 31 - 8;
+        const std::int32_t unsat =
+            exponent > 31 ? 0
+                          : rounding_divide_by_pot(
+                                saturating_rounding_doubling_high_mul(inv.scale, exp_of(diff)), exponent);
+        v = unsat - 128;
+        v = v < -128 ? -128 : (v > 127 ? 127 : v);
+      }
+      y[c] = static_cast<std::int8_t>(v);
+    }
+  }
+  return Status();
+}
+
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/softmax.hpp ----
+// ---- end kiln/kernels/int8.hpp ----
+
 // ---- begin kiln/kernels/reduce.hpp ----
 // kiln/kernels/reduce.hpp — reductions and softmax along one axis, with fused producers.
 //

@@ -1,0 +1,176 @@
+// kiln/kernels/int8/depthwise_conv2d.hpp — TFLite int8 DEPTHWISE_CONV_2D (per-channel weights).
+//
+//   out[b, oy, ox, ic*dm + m] = requant( bias[oc] + sum_{ky, kx}
+//       (in[b, oy*sh - pt + ky*dh, ox*sw - pl + kx*dw, ic] + input_offset) * w[0, ky, kx, ic*dm + m], oc )
+//
+// Weights [1, kh, kw, out_c] with out_c = in_c * depth_multiplier (TFLite's layout).
+// Channels are independent, so the loop keeps a block of int32 accumulators (one per
+// output channel) and walks the window taps outside, the channels inside. With depth
+// multiplier 1 (every MLPerf Tiny model) the channel loop is explicit SIMD, 16 (AVX2) or
+// 8 (SSE4.1, NEON) channels in registers; other channels and depth multipliers use the
+// scalar block (int32 accumulators on the stack). Integer sums: any order gives the same bits.
+#pragma once
+
+#include <cstdint>
+
+#include "../../core/config.hpp"
+#include "../../core/shape.hpp"
+#include "../../core/status.hpp"
+#include "dot.hpp"
+#include "isa.hpp"
+#include "requant.hpp"
+#include "window.hpp"
+
+namespace kiln::kernels::int8 {
+
+struct DepthwiseConv2DParams {
+  Window2D window;
+  index_t depth_multiplier = 1;
+  std::int32_t input_offset = 0;  ///< -input_zero_point
+  OutputStage output;
+};
+
+namespace detail {
+
+// One output pixel of a depth-multiplier-1 depthwise conv, vector channels only: returns how
+// many leading channels it wrote (a multiple of the vector width; 0 without SIMD). The
+// accumulators stay in registers across all taps. (x + offset) * w is at most 255 * 128 in
+// magnitude, so the int16 product (vpmullw / vmull) is exact before widening to int32.
+inline index_t depthwise_pixel_simd(const std::int8_t* in_b, const std::int8_t* filter,
+                                    const std::int32_t* bias, const DepthwiseConv2DParams& p,
+                                    index_t in_w, index_t channels, index_t kw, index_t y0,
+                                    index_t x0, TapRange ry, TapRange rx, std::int8_t* y) {
+  const Window2D& w = p.window;
+  index_t c = 0;
+#if KILN_INT8_AVX2
+  const __m256i off = _mm256_set1_epi16(static_cast<short>(p.input_offset));
+  for (; c + 16 <= channels; c += 16) {
+    __m256i a0 = bias ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + c)) : _mm256_setzero_si256();
+    __m256i a1 = bias ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + c + 8)) : _mm256_setzero_si256();
+    for (index_t ky = ry.t0; ky < ry.t1; ++ky)
+      for (index_t kx = rx.t0; kx < rx.t1; ++kx) {
+        const std::int8_t* px = in_b + ((y0 + ky * w.dilation_h) * in_w + (x0 + kx * w.dilation_w)) * channels + c;
+        const std::int8_t* f = filter + (ky * kw + kx) * channels + c;
+        const __m256i xv = _mm256_add_epi16(dot_detail::widen16(px), off);
+        const __m256i prod = _mm256_mullo_epi16(xv, dot_detail::widen16(f));
+        a0 = _mm256_add_epi32(a0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(prod)));
+        a1 = _mm256_add_epi32(a1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(prod, 1)));
+      }
+    alignas(32) std::int32_t acc[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(acc), a0);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(acc + 8), a1);
+    requantize8(acc, c, p.output, y + c);
+    requantize8(acc + 8, c + 8, p.output, y + c + 8);
+  }
+#elif KILN_INT8_SSE41
+  const __m128i off = _mm_set1_epi16(static_cast<short>(p.input_offset));
+  for (; c + 8 <= channels; c += 8) {
+    __m128i a0 = bias ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(bias + c)) : _mm_setzero_si128();
+    __m128i a1 = bias ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(bias + c + 4)) : _mm_setzero_si128();
+    for (index_t ky = ry.t0; ky < ry.t1; ++ky)
+      for (index_t kx = rx.t0; kx < rx.t1; ++kx) {
+        const std::int8_t* px = in_b + ((y0 + ky * w.dilation_h) * in_w + (x0 + kx * w.dilation_w)) * channels + c;
+        const std::int8_t* f = filter + (ky * kw + kx) * channels + c;
+        const __m128i prod = _mm_mullo_epi16(_mm_add_epi16(dot_detail::widen8(px), off), dot_detail::widen8(f));
+        a0 = _mm_add_epi32(a0, _mm_cvtepi16_epi32(prod));
+        a1 = _mm_add_epi32(a1, _mm_cvtepi16_epi32(_mm_srli_si128(prod, 8)));
+      }
+    alignas(16) std::int32_t acc[8];
+    _mm_store_si128(reinterpret_cast<__m128i*>(acc), a0);
+    _mm_store_si128(reinterpret_cast<__m128i*>(acc + 4), a1);
+    for (int i = 0; i < 8; ++i) y[c + i] = p.output.apply(acc[i], c + i);
+  }
+#elif KILN_INT8_NEON
+  const int16x8_t off = vdupq_n_s16(static_cast<std::int16_t>(p.input_offset));
+  for (; c + 8 <= channels; c += 8) {
+    int32x4_t a0 = bias ? vld1q_s32(bias + c) : vdupq_n_s32(0);
+    int32x4_t a1 = bias ? vld1q_s32(bias + c + 4) : vdupq_n_s32(0);
+    for (index_t ky = ry.t0; ky < ry.t1; ++ky)
+      for (index_t kx = rx.t0; kx < rx.t1; ++kx) {
+        const std::int8_t* px = in_b + ((y0 + ky * w.dilation_h) * in_w + (x0 + kx * w.dilation_w)) * channels + c;
+        const std::int8_t* f = filter + (ky * kw + kx) * channels + c;
+        const int16x8_t xv = vaddq_s16(vmovl_s8(vld1_s8(px)), off);
+        const int16x8_t fv = vmovl_s8(vld1_s8(f));
+        a0 = vmlal_s16(a0, vget_low_s16(xv), vget_low_s16(fv));
+        a1 = vmlal_s16(a1, vget_high_s16(xv), vget_high_s16(fv));
+      }
+    std::int32_t acc[8];
+    vst1q_s32(acc, a0);
+    vst1q_s32(acc + 4, a1);
+    requantize8(acc, c, p.output, y + c);
+  }
+#else
+  (void)in_b, (void)filter, (void)bias, (void)in_w, (void)channels, (void)kw, (void)y0, (void)x0,
+      (void)ry, (void)rx, (void)y, (void)w;
+#endif
+  return c;
+}
+
+}  // namespace detail
+
+inline Status depthwise_conv2d(const DepthwiseConv2DParams& p, const Shape& input_shape,
+                               const std::int8_t* input, const Shape& filter_shape,
+                               const std::int8_t* filter, const std::int32_t* bias,
+                               const Shape& output_shape, std::int8_t* output) {
+  if (Status s = detail::check_nhwc("depthwise_conv2d", input_shape, output_shape); !s) return s;
+  const index_t dm = p.depth_multiplier;
+  if (dm < 1 || filter_shape.rank() != 4 || !filter_shape.valid() || filter_shape[0] != 1 ||
+      filter_shape[3] != output_shape[3] || output_shape[3] != input_shape[3] * dm ||
+      filter_shape[1] < 1 || filter_shape[2] < 1)
+    return Status(Errc::shape_mismatch)
+           << "depthwise_conv2d: filter " << filter_shape << " must be [1, kh, kw, in_c * "
+           << dm << "] for input " << input_shape << " and output " << output_shape;
+  const index_t kh = filter_shape[1], kw = filter_shape[2];
+  if (Status s = detail::check_window("depthwise_conv2d", p.window, kh, kw, input_shape, output_shape); !s)
+    return s;
+  const index_t out_c = output_shape[3];
+  if (Status s = detail::check_output_stage("depthwise_conv2d", p.output, out_c, p.input_offset); !s)
+    return s;
+
+  const index_t batches = input_shape[0], in_h = input_shape[1], in_w = input_shape[2],
+                in_c = input_shape[3];
+  const index_t out_h = output_shape[1], out_w = output_shape[2];
+  const Window2D& w = p.window;
+  const std::int32_t in_off = p.input_offset;
+
+  // Output channels handled per pass; 64 int32 accumulators = 256 bytes of stack.
+  constexpr index_t kBlock = 64;
+  for (index_t b = 0; b < batches; ++b) {
+    const std::int8_t* in_b = input + b * in_h * in_w * in_c;
+    for (index_t oy = 0; oy < out_h; ++oy) {
+      const index_t y0 = oy * w.stride_h - w.pad_top;
+      const detail::TapRange ry = detail::valid_taps(y0, kh, w.dilation_h, in_h);
+      for (index_t ox = 0; ox < out_w; ++ox) {
+        const index_t x0 = ox * w.stride_w - w.pad_left;
+        const detail::TapRange rx = detail::valid_taps(x0, kw, w.dilation_w, in_w);
+        std::int8_t* y = output + ((b * out_h + oy) * out_w + ox) * out_c;
+        index_t c_done = 0;
+        if (dm == 1) c_done = detail::depthwise_pixel_simd(in_b, filter, bias, p, in_w, in_c, kw, y0, x0, ry, rx, y);
+        for (index_t c0 = c_done; c0 < out_c; c0 += kBlock) {
+          const index_t nc = out_c - c0 < kBlock ? out_c - c0 : kBlock;
+          std::int32_t acc[kBlock];
+          for (index_t c = 0; c < nc; ++c) acc[c] = bias ? bias[c0 + c] : 0;
+          for (index_t ky = ry.t0; ky < ry.t1; ++ky) {
+            for (index_t kx = rx.t0; kx < rx.t1; ++kx) {
+              const std::int8_t* px =
+                  in_b + ((y0 + ky * w.dilation_h) * in_w + (x0 + kx * w.dilation_w)) * in_c;
+              const std::int8_t* f = filter + (ky * kw + kx) * out_c + c0;
+              if (dm == 1) {
+                const std::int8_t* xc = px + c0;
+                for (index_t c = 0; c < nc; ++c)
+                  acc[c] += static_cast<std::int32_t>(static_cast<std::int16_t>(xc[c] + in_off) * f[c]);
+              } else {
+                for (index_t c = 0; c < nc; ++c)
+                  acc[c] += (static_cast<std::int32_t>(px[(c0 + c) / dm]) + in_off) * f[c];
+              }
+            }
+          }
+          for (index_t c = 0; c < nc; ++c) y[c0 + c] = p.output.apply(acc[c], c0 + c);
+        }
+      }
+    }
+  }
+  return Status();
+}
+
+}  // namespace kiln::kernels::int8
