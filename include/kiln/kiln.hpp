@@ -12,9 +12,13 @@
 #include "core/status.hpp"
 #include "core/tensor.hpp"
 #include "ir/graph.hpp"
+#include "kernels/conv.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/pool.hpp"
 #include "kernels/reduce.hpp"
+#include "kernels/resize.hpp"
+#include "passes/fold_channel_affine.hpp"
 #include "passes/memory_plan.hpp"
 #include "passes/simplify.hpp"
 
@@ -22,4 +26,5 @@
 // first call): host conveniences. Firmware (KILN_NO_HEAP) gets the IR, the passes and the kernels.
 #ifndef KILN_NO_HEAP
 #include "trace/compile.hpp"  // and ops.hpp, the op front-end
+#include "ops_cnn.hpp"          // conv2d, pooling, pad, upsample, batch_norm
 #endif
