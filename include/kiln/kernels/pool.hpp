@@ -21,31 +21,30 @@ KILN_WINDOW_INLINE void pool_pixel(const WindowGeometry& g, NhwcIn x, index_t n,
   constexpr index_t L = kLanes;
   const index_t C = g.in_c;
   index_t c = 0;
+  // Max starts from -inf (every window holds at least one input tap), the sum from 0.
+  const float init = Max ? -__builtin_huge_valf() : 0.f;
   auto one = [&](auto V, index_t c0) {
     constexpr int nv = decltype(V)::value;
     vec acc[nv];
-    bool first = true;
+    for (int v = 0; v < nv; ++v) acc[v] = vsplat(init);
     for (int kh = th.t0; kh < th.t1; ++kh)
       for (int kw = tw.t0; kw < tw.t1; ++kw) {
         const float* xp = x.at(n, th.origin + kh, tw.origin + kw) + c0;
         for (int v = 0; v < nv; ++v) {
           const vec xv = vload(xp + v * L);
-          acc[v] = first ? xv : (Max ? vmax(acc[v], xv) : vadd(acc[v], xv));
+          acc[v] = Max ? vmax(acc[v], xv) : vadd(acc[v], xv);
         }
-        first = false;
       }
     for (int v = 0; v < nv; ++v) vstore(out + c0 + v * L, Max ? acc[v] : vmul(acc[v], vsplat(scale)));
   };
   for (; c + 4 * L <= C; c += 4 * L) one(std::integral_constant<int, 4>{}, c);
   for (; c + L <= C; c += L) one(std::integral_constant<int, 1>{}, c);
   for (; c < C; ++c) {
-    float acc = 0.f;
-    bool first = true;
+    float acc = init;
     for (int kh = th.t0; kh < th.t1; ++kh)
       for (int kw = tw.t0; kw < tw.t1; ++kw) {
         const float v = x.at(n, th.origin + kh, tw.origin + kw)[c];
-        acc = first ? v : (Max ? (v > acc ? v : acc) : acc + v);
-        first = false;
+        acc = Max ? (v > acc ? v : acc) : acc + v;
       }
     out[c] = Max ? acc : acc * scale;
   }

@@ -465,8 +465,29 @@ class Executable {
     lower_epilogue(s, grp.root, vo, -1);
     s.loop = vo;
     s.rows_merge = true;
-    for (int k = 1; k < s.num_ops; ++k) s.rows_merge = s.rows_merge && mergeable(specs_[s.op_begin + k].strides, vo);
-    for (int k = 0; k < s.num_tgts; ++k) s.rows_merge = s.rows_merge && mergeable(specs_[s.tgt_begin + k].strides, vo);
+    index_t rs = 0;
+    for (int k = 1; k < s.num_ops; ++k) s.rows_merge = s.rows_merge && pixel_row_stride(specs_[s.op_begin + k].strides, vo, rs);
+    for (int k = 0; k < s.num_tgts; ++k) s.rows_merge = s.rows_merge && pixel_row_stride(specs_[s.tgt_begin + k].strides, vo, rs);
+  }
+
+  /// Whether a value with these strides over an NHWC loop `vo` steps by one stride `rs` from one
+  /// output pixel (row of the conv's [N*OH*OW, C] matrix) to the next. Broadcast strides of unit
+  /// extents are 0, so the stride comes from the innermost non-unit pixel dimension.
+  static bool pixel_row_stride(const Strides& st, const Shape& vo, index_t& rs) {
+    rs = 0;
+    index_t span = 1;  // pixels per step of dimension d
+    bool found = false;
+    for (int d = 2; d >= 0; --d) {
+      if (vo[d] == 1) continue;
+      if (!found) {
+        rs = st[d];
+        found = true;
+      } else if (st[d] != rs * span) {
+        return false;
+      }
+      span *= vo[d];
+    }
+    return true;
   }
 
   /// Floats of a dense copy of n floats, rounded so what follows it stays 64-byte aligned.
@@ -662,13 +683,16 @@ class Executable {
     for (index_t i = i0; i < i0 + m;) {
       const index_t ow = i % OW, oh = (i / OW) % OH, nb = i / (OW * OH);
       const index_t len = s.rows_merge ? i0 + m - i : (OW - ow < i0 + m - i ? OW - ow : i0 + m - i);
+      // Rows of a run: merged (any pixel dimension's stride, see pixel_row_stride), or within one
+      // (n, oh), where the step is the W stride.
       auto at = [&](const ValueSpec& v) {
         const index_t off = v.offset + nb * v.strides[0] + oh * v.strides[1] + ow * v.strides[2] + j0 * v.strides[3];
         return e.ptr(*t.b, v.base, off, v.dtype);
       };
-      auto two_d = [](const ValueSpec& v) {
+      auto two_d = [&](const ValueSpec& v) {
         Strides st;
         st[0] = v.strides[2];
+        if (s.rows_merge) pixel_row_stride(v.strides, s.loop, st[0]);
         st[1] = v.strides[3];
         return st;
       };
@@ -728,7 +752,7 @@ class Executable {
       ep.tail = &Executable::conv_tail;
       ep.ctx = &tc;
     }
-    kernels::conv2d(s.window, x, w, packed, c0, s.c.strides[2], ep, ws);
+    kernels::conv2d(s.window, x, w, packed, c0, s.N, ep, ws);  // C is a dense [N, OH, OW, O] buffer
   }
 
   void run_gemm(const Step& s, const Bindings& b) const {
