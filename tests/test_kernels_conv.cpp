@@ -114,7 +114,7 @@ TEST_CASE("conv2d kernel: every algorithm, prepacked or not, with bias, clamp an
       {geometry(1, 7, 7, 12, 10, 1, 1, 0, 1, 2), ConvAlgorithm::pointwise},
       {geometry(1, 9, 8, 3, 17, 3, 1, 1, 1, 1), ConvAlgorithm::im2col},
       {geometry(3, 11, 10, 4, 6, 5, 2, 2, 1, 2), ConvAlgorithm::im2col},
-      {geometry(1, 30, 30, 16, 32, 3, 1, 1, 1, 1), ConvAlgorithm::im2col},  // several im2col chunks
+      {geometry(1, 30, 30, 16, 32, 3, 1, 1, 1, 1), ConvAlgorithm::im2col},  // several tail blocks
       {geometry(1, 9, 7, 17, 17, 3, 1, 1, 1, 17), ConvAlgorithm::depthwise},
       {geometry(2, 8, 9, 40, 40, 3, 2, 1, 2, 40), ConvAlgorithm::depthwise},
       {geometry(1, 6, 6, 5, 10, 3, 1, 1, 1, 5), ConvAlgorithm::depthwise},  // multiplier 2

@@ -6,9 +6,13 @@
 //  - depthwise (groups == in_c, any channel multiplier): direct, vectorised over output channels
 //    with the weight transposed to [kh][kw][out_c]; a GEMM would have depth kh*kw and waste
 //    its register tile.
-//  - im2col: everything else. Rows of the implicit im2col matrix (one per output pixel, columns
-//    (kh, kw, c) in the order of an OHWI weight's rows) are gathered chunk by chunk into the
-//    workspace (a chunk stays in L2) and multiplied by the GEMM.
+//  - im2col (implicit): everything else, as a GEMM whose A is the im2col matrix (one row per
+//    output pixel, columns (kh, kw, c) in the order of an OHWI weight's rows) without ever
+//    materialising it: the GEMM micro-kernel's A operand is MR pointers into the input, one per
+//    output pixel, walked tap by tap (a window row of a stride-1 conv is one contiguous run of
+//    kw * C floats). Only tiles whose windows touch the padding gather their MR rows into a small
+//    buffer first. This saves the im2col copy and the A packing, both as large as the FMAs'
+//    own memory traffic when the output has few channels.
 // Both GEMM paths keep the weight as the GEMM's B operand: an OHWI weight is exactly a linear
 // layer's [out, in] matrix, so it is prepacked once like one (conv_pack_weights).
 //
@@ -43,15 +47,16 @@ constexpr ConvAlgorithm conv_algorithm(const WindowGeometry& g) {
   return ConvAlgorithm::im2col;
 }
 
+#if defined(__GNUC__) || defined(__clang__)
+#define KILN_CONV_RESTRICT __restrict__
+#else
+#define KILN_CONV_RESTRICT
+#endif
+
 namespace conv_detail {
 
-/// Rows of the im2col matrix gathered per GEMM call: about 128 KiB, a multiple of the micro-tile.
-inline index_t chunk_rows(const WindowGeometry& g) {
-  const index_t mr = gemm_detail::kMR;
-  index_t r = (32768 / (g.depth() > 0 ? g.depth() : 1)) / mr * mr;
-  if (r < mr) r = mr;
-  return r < g.rows() ? r : g.rows();
-}
+/// Output rows per tail call of the implicit GEMM (the GEMM's MC: the block is still in cache).
+inline constexpr index_t kTailRows = gemm_detail::kMC;
 
 /// Rows [r0, r0 + count) of group `grp`'s im2col matrix into dst (row stride depth()); taps in the
 /// padding are zeros.
@@ -105,6 +110,129 @@ inline GemmEpilogue group_epilogue(const GemmEpilogue& ep, ShiftedTail& shift, i
   return e;
 }
 
+// ---- implicit GEMM ----------------------------------------------------------------------------
+
+/// How one im2col row is laid out in memory from a pixel's first tap: `outer` runs (kernel rows)
+/// `outer_step` floats apart, each of `inner` runs (kernel columns) `inner_step` apart, each a
+/// contiguous run of `run` floats (channels). k = (outer, inner, run) is the OHWI order.
+struct TapWalk {
+  int outer = 1, inner = 1;
+  index_t outer_step = 0, inner_step = 0, run = 0;
+};
+
+/// C[0:m, 0:n] = epilogue(A B) for one MR x NR tile: A row i is walked from a[i] by `t`; B is a
+/// packed K x NR panel. The GEMM micro-kernel's loop, with the A panel replaced by pointers.
+inline void direct_micro_kernel(const float* const* a, const TapWalk& t, const float* KILN_CONV_RESTRICT b,
+                                float* KILN_CONV_RESTRICT c, index_t ldc, index_t m, index_t n, int flags,
+                                const float* bias, float lo, float hi) {
+  using namespace gemm_detail;
+  vec acc[kMR][kNV];
+  KILN_WINDOW_UNROLL
+  for (int i = 0; i < kMR; ++i) {
+    KILN_WINDOW_UNROLL
+    for (int v = 0; v < kNV; ++v) acc[i][v] = vsplat(0.f);
+  }
+  for (int o = 0; o < t.outer; ++o)
+    for (int q = 0; q < t.inner; ++q) {
+      const index_t off = o * t.outer_step + q * t.inner_step;
+      const float* ap[kMR];
+      KILN_WINDOW_UNROLL
+      for (int i = 0; i < kMR; ++i) ap[i] = a[i] + off;
+      for (index_t r = 0; r < t.run; ++r) {
+        vec bv[kNV];
+        KILN_WINDOW_UNROLL
+        for (int v = 0; v < kNV; ++v) bv[v] = vload(b + v * kLanes);
+        KILN_WINDOW_UNROLL
+        for (int i = 0; i < kMR; ++i) {
+          const vec av = vsplat(ap[i][r]);
+          KILN_WINDOW_UNROLL
+          for (int v = 0; v < kNV; ++v) acc[i][v] = vfma(av, bv[v], acc[i][v]);
+        }
+        b += kNR;
+      }
+    }
+  KILN_WINDOW_UNROLL
+  for (int i = 0; i < kMR; ++i)
+    if (i < m) finish_row<kNV>(acc[i], c + i * ldc, n, flags, bias, lo, hi);
+}
+
+/// Whether output pixel (oh, ow)'s whole window lies inside the input (no padding taps).
+inline bool window_inside(const WindowGeometry& g, index_t oh, index_t ow) {
+  const index_t ih = oh * g.stride_h - g.pad_top, iw = ow * g.stride_w - g.pad_left;
+  return ih >= 0 && iw >= 0 && ih + static_cast<index_t>(g.kernel_h - 1) * g.dilation_h < g.in_h &&
+         iw + static_cast<index_t>(g.kernel_w - 1) * g.dilation_w < g.in_w;
+}
+
+/// The general conv as an implicit GEMM over packed weights (one conv_pack_weights block per
+/// group); `tile` holds MR * depth() floats for tiles that touch the padding.
+inline void implicit_gemm(const WindowGeometry& g, NhwcIn x, const float* packed, float* out, index_t ldc,
+                          const GemmEpilogue& ep, float* tile) {
+  using gemm_detail::kMR;
+  using gemm_detail::kNR;
+  const index_t rows = g.rows(), depth = g.depth(), cg = g.in_c_group(), ng = g.out_c_group();
+  const std::size_t per_group = packed_b_size(depth, ng);
+  const int flags = (ep.bias ? gemm_detail::kBias : 0) | (ep.clamp ? gemm_detail::kClamp : 0);
+  // Interior pixels: a window row is one run of kw * C floats when its taps are adjacent and the
+  // group spans every channel, else kw runs of C / groups.
+  TapWalk inside;
+  inside.outer = g.kernel_h;
+  inside.outer_step = g.dilation_h * x.sh;
+  if (g.dilation_w == 1 && g.groups == 1) {
+    inside.run = g.kernel_w * cg;
+  } else {
+    inside.inner = g.kernel_w;
+    inside.inner_step = g.dilation_w * x.sw;
+    inside.run = cg;
+  }
+  // x.sw == C is needed for the merged run (pixels adjacent in memory).
+  if (inside.inner == 1 && g.kernel_w > 1 && x.sw != g.in_c) {
+    inside.inner = g.kernel_w;
+    inside.inner_step = x.sw;
+    inside.run = cg;
+  }
+  TapWalk gathered;  // an im2col row in `tile`
+  gathered.run = depth;
+  for (int grp = 0; grp < g.groups; ++grp) {
+    const float* bg = packed + grp * per_group;
+    for (index_t r0 = 0; r0 < rows; r0 += kTailRows) {
+      const index_t block = kTailRows < rows - r0 ? kTailRows : rows - r0;
+      for (index_t r = r0; r < r0 + block; r += kMR) {
+        const index_t m = kMR < r0 + block - r ? kMR : r0 + block - r;
+        const float* a[kMR];
+        index_t pn[kMR], ph[kMR], pw[kMR];  // the tile's output pixels
+        bool interior = true;
+        index_t ow = r % g.out_w, oh = (r / g.out_w) % g.out_h, n = r / (g.out_w * g.out_h);
+        for (index_t i = 0; i < m; ++i) {
+          interior = interior && window_inside(g, oh, ow);
+          pn[i] = n, ph[i] = oh, pw[i] = ow;
+          if (++ow == g.out_w) {
+            ow = 0;
+            if (++oh == g.out_h) {
+              oh = 0;
+              ++n;
+            }
+          }
+        }
+        if (interior) {
+          for (index_t i = 0; i < m; ++i)
+            a[i] = x.at(pn[i], ph[i] * g.stride_h - g.pad_top, pw[i] * g.stride_w - g.pad_left) + grp * cg;
+        } else {
+          im2col_rows(g, x, grp, r, m, tile);
+          for (index_t i = 0; i < m; ++i) a[i] = tile + i * depth;
+        }
+        for (index_t i = m; i < kMR; ++i) a[i] = a[0];  // rows past the end: computed, not stored
+        const TapWalk& walk = interior ? inside : gathered;
+        for (index_t j = 0; j < ng; j += kNR) {
+          const index_t col = grp * ng + j;
+          direct_micro_kernel(a, walk, bg + (j / kNR) * depth * kNR, out + r * ldc + col, ldc, m,
+                              kNR < ng - j ? kNR : ng - j, flags, ep.bias ? ep.bias + col : nullptr, ep.lo, ep.hi);
+        }
+      }
+      if (ep.tail) ep.tail(ep.ctx, r0, grp * ng, block, ng, out + r0 * ldc + grp * ng, ldc);
+    }
+  }
+}
+
 // ---- depthwise --------------------------------------------------------------------------------
 
 /// One output pixel, channels [o0, o0 + V*kLanes) with multiplier 1: V vector accumulators held
@@ -116,20 +244,66 @@ KILN_WINDOW_INLINE void depthwise_pixel(const WindowGeometry& g, NhwcIn x, index
   using namespace window_detail;
   constexpr int L = kLanes;
   vec acc[V];
+  KILN_WINDOW_UNROLL
   for (int v = 0; v < V; ++v) acc[v] = bias ? vload(bias + o0 + v * L) : vsplat(0.f);
   for (int kh = th.t0; kh < th.t1; ++kh) {
     const index_t ih = th.origin + static_cast<index_t>(kh) * g.dilation_h;
     for (int kw = tw.t0; kw < tw.t1; ++kw) {
       const float* xp = x.at(n, ih, tw.origin + static_cast<index_t>(kw) * g.dilation_w) + o0;
       const float* wp = wt + (static_cast<index_t>(kh) * g.kernel_w + kw) * g.out_c + o0;
+      KILN_WINDOW_UNROLL
       for (int v = 0; v < V; ++v) acc[v] = vfma(vload(xp + v * L), vload(wp + v * L), acc[v]);
     }
   }
   if (clamp) {
     const vec vlo = vsplat(lo), vhi = vsplat(hi);
+    KILN_WINDOW_UNROLL
     for (int v = 0; v < V; ++v) acc[v] = vclamp(acc[v], vlo, vhi);
   }
+  KILN_WINDOW_UNROLL
   for (int v = 0; v < V; ++v) vstore(out + o0 + v * L, acc[v]);
+}
+
+/// kP adjacent output pixels whose windows lie inside the input along W, channels
+/// [o0, o0 + V*kLanes), multiplier 1: each weight vector is loaded once for the kP pixels (one
+/// load per pixel per tap would make the loop load-bound at half the FMA rate).
+inline constexpr int kDepthwisePixels = 4;
+template <int V>
+KILN_WINDOW_INLINE void depthwise_pixels(const WindowGeometry& g, NhwcIn x, index_t n,
+                                         const window_detail::TapRange& th, index_t iw0, const float* wt,
+                                         index_t o0, const float* bias, bool clamp, float lo, float hi, float* out,
+                                         index_t ldc) {
+  using namespace window_detail;
+  constexpr int L = kLanes, P = kDepthwisePixels;
+  vec acc[P][V];
+  KILN_WINDOW_UNROLL
+  for (int p = 0; p < P; ++p) {
+    KILN_WINDOW_UNROLL
+    for (int v = 0; v < V; ++v) acc[p][v] = bias ? vload(bias + o0 + v * L) : vsplat(0.f);
+  }
+  const index_t pixel_step = g.stride_w * x.sw;
+  for (int kh = th.t0; kh < th.t1; ++kh) {
+    const float* xrow = x.at(n, th.origin + static_cast<index_t>(kh) * g.dilation_h, iw0) + o0;
+    const float* wrow = wt + static_cast<index_t>(kh) * g.kernel_w * g.out_c + o0;
+    for (int kw = 0; kw < g.kernel_w; ++kw) {
+      const float* xp = xrow + static_cast<index_t>(kw) * g.dilation_w * x.sw;
+      const float* wp = wrow + static_cast<index_t>(kw) * g.out_c;
+      vec wv[V];
+      KILN_WINDOW_UNROLL
+      for (int v = 0; v < V; ++v) wv[v] = vload(wp + v * L);
+      KILN_WINDOW_UNROLL
+      for (int p = 0; p < P; ++p) {
+        KILN_WINDOW_UNROLL
+        for (int v = 0; v < V; ++v) acc[p][v] = vfma(vload(xp + p * pixel_step + v * L), wv[v], acc[p][v]);
+      }
+    }
+  }
+  const vec vlo = vsplat(lo), vhi = vsplat(hi);
+  KILN_WINDOW_UNROLL
+  for (int p = 0; p < P; ++p) {
+    KILN_WINDOW_UNROLL
+    for (int v = 0; v < V; ++v) vstore(out + p * ldc + o0 + v * L, clamp ? vclamp(acc[p][v], vlo, vhi) : acc[p][v]);
+  }
 }
 
 /// Depthwise conv, weight transposed to wt[kh][kw][out_c]; output rows of ldc floats.
@@ -143,16 +317,12 @@ inline void depthwise(const WindowGeometry& g, NhwcIn x, const float* wt, float*
       const TapRange th = taps(oh, g.stride_h, g.pad_top, g.kernel_h, g.dilation_h, g.in_h);
       const index_t row0 = (n * g.out_h + oh) * g.out_w;
       float* orow = out + row0 * ldc;
-      for (index_t ow = 0; ow < g.out_w; ++ow) {
+      // Channels [c0, C) of pixel ow one at a time: the tail of the vectors, and every channel
+      // when the multiplier is > 1 (output channel o reads input channel o / mult).
+      auto scalar_channels = [&](index_t ow, index_t c0) {
         const TapRange tw = taps(ow, g.stride_w, g.pad_left, g.kernel_w, g.dilation_w, g.in_w);
         float* o = orow + ow * ldc;
-        index_t c = 0;
-        if (mult == 1) {
-          for (; c + 4 * L <= C; c += 4 * L) depthwise_pixel<4>(g, x, n, th, tw, wt, c, ep.bias, ep.clamp, ep.lo, ep.hi, o);
-          for (; c + L <= C; c += L) depthwise_pixel<1>(g, x, n, th, tw, wt, c, ep.bias, ep.clamp, ep.lo, ep.hi, o);
-        }
-        // Channel tail, and every channel with a multiplier > 1 (output o reads input o / mult).
-        for (; c < C; ++c) {
+        for (index_t c = c0; c < C; ++c) {
           float acc = ep.bias ? ep.bias[c] : 0.f;
           for (int kh = th.t0; kh < th.t1; ++kh) {
             const index_t ih = th.origin + static_cast<index_t>(kh) * g.dilation_h;
@@ -164,6 +334,33 @@ inline void depthwise(const WindowGeometry& g, NhwcIn x, const float* wt, float*
           if (ep.clamp) acc = acc < ep.lo ? ep.lo : (acc > ep.hi ? ep.hi : acc);
           o[c] = acc;
         }
+      };
+      for (index_t ow = 0; ow < g.out_w;) {
+        // Blocks of kDepthwisePixels pixels whose windows are inside the input along W.
+        if (mult == 1 && C >= L && ow + kDepthwisePixels <= g.out_w) {
+          const index_t last = ow + kDepthwisePixels - 1;
+          const index_t iw0 = ow * g.stride_w - g.pad_left;
+          if (iw0 >= 0 && last * g.stride_w - g.pad_left + static_cast<index_t>(g.kernel_w - 1) * g.dilation_w < g.in_w) {
+            float* o = orow + ow * ldc;
+            index_t c = 0;
+            for (; c + 2 * L <= C; c += 2 * L)
+              depthwise_pixels<2>(g, x, n, th, iw0, wt, c, ep.bias, ep.clamp, ep.lo, ep.hi, o, ldc);
+            for (; c + L <= C; c += L)
+              depthwise_pixels<1>(g, x, n, th, iw0, wt, c, ep.bias, ep.clamp, ep.lo, ep.hi, o, ldc);
+            for (index_t p = 0; p < kDepthwisePixels; ++p) scalar_channels(ow + p, c);
+            ow += kDepthwisePixels;
+            continue;
+          }
+        }
+        const TapRange tw = taps(ow, g.stride_w, g.pad_left, g.kernel_w, g.dilation_w, g.in_w);
+        float* o = orow + ow * ldc;
+        index_t c = 0;
+        if (mult == 1) {
+          for (; c + 4 * L <= C; c += 4 * L) depthwise_pixel<4>(g, x, n, th, tw, wt, c, ep.bias, ep.clamp, ep.lo, ep.hi, o);
+          for (; c + L <= C; c += L) depthwise_pixel<1>(g, x, n, th, tw, wt, c, ep.bias, ep.clamp, ep.lo, ep.hi, o);
+        }
+        scalar_channels(ow, c);
+        ++ow;
       }
       if (ep.tail) ep.tail(ep.ctx, row0, 0, g.out_w, C, orow, ldc);
     }
@@ -200,11 +397,10 @@ inline std::size_t conv_workspace_floats(const WindowGeometry& g, bool prepacked
   const ConvAlgorithm a = conv_algorithm(g);
   if (a == ConvAlgorithm::depthwise) return prepacked ? 0 : conv_packed_weight_floats(g);
   const index_t depth = g.depth();  // in_c_group() for pointwise
-  const index_t rows = a == ConvAlgorithm::pointwise ? g.rows() : conv_detail::chunk_rows(g);
-  std::size_t n = gemm_workspace_size(rows, g.out_c_group(), depth, prepacked);
-  if (a == ConvAlgorithm::im2col)
-    n += align_up(static_cast<std::size_t>(rows * depth), kAlignment / sizeof(float));
-  return n;
+  if (a == ConvAlgorithm::pointwise) return gemm_workspace_size(g.rows(), g.out_c_group(), depth, prepacked);
+  // The implicit GEMM: one gathered tile, and the packed weights when they are not prepacked.
+  const std::size_t tile = align_up(static_cast<std::size_t>(gemm_detail::kMR * depth), kAlignment / sizeof(float));
+  return tile + (prepacked ? 0 : conv_packed_weight_floats(g));
 }
 
 /// out[rows, out_c] (row stride ldc) = epilogue(conv(x, w)). Either w_ohwi (the weight as the
@@ -239,19 +435,18 @@ inline void conv2d(const WindowGeometry& g, NhwcIn x, const float* w_ohwi, const
     }
     return;
   }
-  const index_t chunk = conv_detail::chunk_rows(g);
-  float* cols = workspace;
-  float* gemm_ws = workspace + align_up(static_cast<std::size_t>(chunk * depth), kAlignment / sizeof(float));
-  for (index_t r0 = 0; r0 < g.rows(); r0 += chunk) {
-    const index_t rows = chunk < g.rows() - r0 ? chunk : g.rows() - r0;
-    for (int grp = 0; grp < g.groups; ++grp) {
-      conv_detail::im2col_rows(g, x, grp, r0, rows, cols);
-      conv_detail::ShiftedTail shift{&ep, r0, grp * ng};
-      const GemmEpilogue e = conv_detail::group_epilogue(ep, shift, grp * ng);
-      gemm(rows, ng, depth, MatrixRef{cols, depth, 1}, weight(grp), packed_of(grp), out + r0 * ldc + grp * ng, ldc, e,
-           gemm_ws);
-    }
+  // The implicit GEMM needs packed weights: pack them into the workspace when not prepacked.
+  float* tile = workspace;
+  const std::size_t tile_floats =
+      align_up(static_cast<std::size_t>(gemm_detail::kMR * depth), kAlignment / sizeof(float));
+  if (!packed) {
+    float* wp = workspace + tile_floats;
+    conv_pack_weights(g, w_ohwi, wp);
+    packed = wp;
   }
+  conv_detail::implicit_gemm(g, x, packed, out, ldc, ep, tile);
 }
 
 }  // namespace kiln::kernels
+
+#undef KILN_CONV_RESTRICT

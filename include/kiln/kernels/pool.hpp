@@ -26,15 +26,18 @@ KILN_WINDOW_INLINE void pool_pixel(const WindowGeometry& g, NhwcIn x, index_t n,
   auto one = [&](auto V, index_t c0) {
     constexpr int nv = decltype(V)::value;
     vec acc[nv];
+    KILN_WINDOW_UNROLL
     for (int v = 0; v < nv; ++v) acc[v] = vsplat(init);
     for (int kh = th.t0; kh < th.t1; ++kh)
       for (int kw = tw.t0; kw < tw.t1; ++kw) {
         const float* xp = x.at(n, th.origin + kh, tw.origin + kw) + c0;
+        KILN_WINDOW_UNROLL
         for (int v = 0; v < nv; ++v) {
           const vec xv = vload(xp + v * L);
           acc[v] = Max ? vmax(acc[v], xv) : vadd(acc[v], xv);
         }
       }
+    KILN_WINDOW_UNROLL
     for (int v = 0; v < nv; ++v) vstore(out + c0 + v * L, Max ? acc[v] : vmul(acc[v], vsplat(scale)));
   };
   for (; c + 4 * L <= C; c += 4 * L) one(std::integral_constant<int, 4>{}, c);

@@ -9,10 +9,13 @@
 #include "../core/config.hpp"
 #include "simd.hpp"
 
+// Register arrays (acc[v]) stay in registers only when their loops are fully unrolled.
 #if defined(__GNUC__) || defined(__clang__)
 #define KILN_WINDOW_INLINE inline __attribute__((always_inline))
+#define KILN_WINDOW_UNROLL _Pragma("GCC unroll 32")
 #else
 #define KILN_WINDOW_INLINE inline
+#define KILN_WINDOW_UNROLL
 #endif
 
 namespace kiln::kernels {
