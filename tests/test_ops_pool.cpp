@@ -144,7 +144,8 @@ TEST_CASE("pad and upsample_nearest vs naive loops") {
     kt::check_close(got, want, {0, 0}, "compiled pad");
     kt::check_close(kiln::eager(model)(x), want, {0, 0}, "eager pad");
   }
-  for (auto [sh, sw] : {std::pair<int, int>{2, 2}, {1, 3}, {3, 1}}) {
+  for (const auto& scale : {std::pair<int, int>{2, 2}, {1, 3}, {3, 1}}) {
+    const int sh = scale.first, sw = scale.second;  // plain ints: lambdas and INFO cannot capture bindings in C++17
     INFO("scale " << sh << 'x' << sw);
     std::vector<double> want;
     for (kiln::index_t n = 0; n < 3; ++n)

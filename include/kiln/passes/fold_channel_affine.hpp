@@ -12,9 +12,10 @@
 // (their data pointer replaced by storage from `affine`), so no node is added and the
 // topological order holds. Other users would still need the original values.
 //
-// `affine(const float* data, index_t rows, index_t cols, const float* scale, const float* shift)`
-// returns storage that outlives the graph holding data[r][c] * scale[r] + shift[r] (scale or
-// shift may be null), or nullptr to leave the graph alone. constexpr over fixed arrays.
+// `affine(const void* data, index_t rows, index_t cols, const void* scale, const void* shift)`
+// returns f32 storage that outlives the graph holding data[r][c] * scale[r] + shift[r] (all f32;
+// scale or shift may be null), or nullptr to leave the graph alone. Pointers stay `const void*`
+// here because a constant expression cannot cast them: the pass stays constexpr.
 #pragma once
 
 #include "../ir/graph.hpp"
@@ -61,7 +62,7 @@ constexpr void count_live_uses(const Graph& g, int* uses) {
   }
 }
 
-constexpr void replace_weight(Graph& g, int id, const float* data) {
+constexpr void replace_weight(Graph& g, int id, const void* data) {
   Node& w = g.node(id);
   w.data = data;
   w.index = -1;  // owned by the compiled model now, not the captured tensor
@@ -85,7 +86,7 @@ constexpr int fold_channel_affine(Graph& g, Affine&& affine) {
       if (zn.shape != n.shape || zn.shape.rank() == 0) continue;
       const index_t channels = zn.shape.back();
       if (!detail::per_channel_constant(g, c, channels, n.shape)) continue;
-      const float* cdata = static_cast<const float*>(g.node(c).data);
+      const void* cdata = g.node(c).data;
       if (n.fn == EwFn::mul) {
         // (A) P * s, or (B) (P + b) * s.
         int producer = z, bias = -1;
@@ -104,9 +105,8 @@ constexpr int fold_channel_affine(Graph& g, Affine&& affine) {
         }
         const int w = g.node(producer).inputs[1];
         const index_t per_row = g.node(w).shape.numel() / channels;
-        const float* nw = affine(static_cast<const float*>(g.node(w).data), channels, per_row, cdata, nullptr);
-        const float* nb =
-            bias >= 0 ? affine(static_cast<const float*>(g.node(bias).data), channels, 1, cdata, nullptr) : nullptr;
+        const void* nw = affine(g.node(w).data, channels, per_row, cdata, nullptr);
+        const void* nb = bias >= 0 ? affine(g.node(bias).data, channels, 1, cdata, nullptr) : nullptr;
         if (!nw || (bias >= 0 && !nb)) continue;
         detail::replace_weight(g, w, nw);
         if (bias >= 0) detail::replace_weight(g, bias, nb);
@@ -126,7 +126,7 @@ constexpr int fold_channel_affine(Graph& g, Affine&& affine) {
           bias = b;
       }
       if (bias < 0) continue;
-      const float* nb = affine(static_cast<const float*>(g.node(bias).data), channels, 1, nullptr, cdata);
+      const void* nb = affine(g.node(bias).data, channels, 1, nullptr, cdata);
       if (!nb) continue;
       detail::replace_weight(g, bias, nb);
       g.replace_uses(i, z);

@@ -97,8 +97,11 @@ class Executable {
       const int s = passes::simplify_algebra(g);
       const int c = passes::eliminate_common_subexpressions(g);
       int f = passes::fold_constants(g, [this](const Graph& gg, int id) { return fold_node(gg, id); });
-      f += passes::fold_channel_affine(g, [this](const float* data, index_t rows, index_t cols, const float* scale,
-                                                 const float* shift) { return affine_rows(data, rows, cols, scale, shift); });
+      f += passes::fold_channel_affine(g, [this](const void* data, index_t rows, index_t cols, const void* scale,
+                                                 const void* shift) {
+        return affine_rows(static_cast<const float*>(data), rows, cols, static_cast<const float*>(scale),
+                           static_cast<const float*>(shift));
+      });
       info_.dead += g.remove_dead();
       info_.simplified += s;
       info_.cse += c;
@@ -183,7 +186,7 @@ class Executable {
   }
 
   /// data[r][c] * scale[r] + shift[r] into storage the executable owns (batch-norm folding).
-  const float* affine_rows(const float* data, index_t rows, index_t cols, const float* scale, const float* shift) {
+  const void* affine_rows(const float* data, index_t rows, index_t cols, const float* scale, const float* shift) {
     folded_.emplace_back(static_cast<std::size_t>(rows * cols));
     float* out = folded_.back().data();
     for (index_t r = 0; r < rows; ++r)
