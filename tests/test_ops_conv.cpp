@@ -184,6 +184,12 @@ TEST_CASE("conv2d fusion: bias and relu/relu6/clamp in registers, residual add i
   CHECK(s.hi == 6.f);
   CHECK(s.code_size == 0);  // nothing left for the tail
   CHECK(s.packed >= 0);
+  std::ostringstream table, plan;
+  net.print_graph(table);
+  net.print_plan(plan);
+  CHECK(table.str().find("conv2d 3x3/1 p1") != std::string::npos);
+  CHECK(plan.str().find("conv2d implicit im2col gemm; M=180 N=16 K=72") != std::string::npos);
+  CHECK(plan.str().find("clamp [0, 6] in registers") != std::string::npos);
 
   // A ResNet block's end: relu(conv + bias + residual). The residual is the tail program.
   auto block = [&](auto in, auto res) { return kiln::relu(kiln::conv2d(in, w, b, opt) + res); };

@@ -2072,7 +2072,7 @@ constexpr const char* conv_algorithm_name(ConvAlgorithm a) {
   switch (a) {
     case ConvAlgorithm::pointwise: return "pointwise gemm";
     case ConvAlgorithm::depthwise: return "depthwise direct";
-    case ConvAlgorithm::im2col: return "im2col gemm";
+    case ConvAlgorithm::im2col: return "implicit im2col gemm";
   }
   return "?";
 }
