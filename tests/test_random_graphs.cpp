@@ -141,6 +141,8 @@ enum class Kind : std::uint8_t {
   slice,        // slice(a, axis, start, stop, step)
   concat,       // concat({parts}, axis)
   identity,     // an algebraic identity the simplifier removes (fn picks which)
+  window,       // NHWC: fn 0 conv2d(a, W [, bias c]), 1 max_pool2d, 2 avg_pool2d; perm[] = kernel h/w,
+                // stride, dilation, groups, count_include_pad; flag: "same" padding, else shape = pads per side
 };
 
 /// An operand: a value of the pool, a captured weight (optionally through a weight-only
@@ -355,6 +357,21 @@ struct Program {
         if (o.nparts == 2) return kiln::concat({part(0), part(1)}, o.axis);
         return kiln::concat({part(0), part(1), part(2)}, o.axis);
       }
+      case Kind::window: {
+        const int* q = o.perm;
+        const kiln::Padding2d pad =
+            o.flag ? kiln::Padding2d::same() : kiln::Padding2d::sides(static_cast<int>(o.shape[0]), static_cast<int>(o.shape[1]),
+                                                              static_cast<int>(o.shape[2]), static_cast<int>(o.shape[3]));
+        if (o.fn == 1 || o.fn == 2) {
+          const auto opt = kiln::Pool2dOptions(q[0], q[1]).with_stride(q[2]).with_padding(pad).with_count_include_pad(q[5] != 0);
+          return o.fn == 1 ? kiln::max_pool2d(a, opt) : kiln::avg_pool2d(a, opt);
+        }
+        const auto opt = kiln::Conv2dOptions().with_stride(q[2]).with_dilation(q[3]).with_groups(q[4]).with_padding(pad);
+        return with_weight(o.b, [&](const Ten& wt) -> T {
+          if (o.c.idx < 0) return kiln::conv2d(a, wt, opt);
+          return kiln::conv2d(a, wt, w[static_cast<std::size_t>(o.c.idx)], opt);
+        });
+      }
       case Kind::identity:
         switch (o.fn) {
           case 0: return a * 1.f;
@@ -476,6 +493,17 @@ struct Program {
         os << "}, " << o.axis << ')';
         break;
       }
+      case Kind::window: {
+        static const char* const f[] = {"conv2d", "max_pool2d", "avg_pool2d"};
+        os << f[o.fn] << '(' << a;
+        if (o.fn == 0) os << ", " << arg_str(o.b) << (o.c.idx >= 0 ? ", w" + std::to_string(o.c.idx) : std::string());
+        os << ", kernel " << o.perm[0] << 'x' << o.perm[1] << ", stride " << o.perm[2];
+        if (o.fn == 0) os << ", dilation " << o.perm[3] << ", groups " << o.perm[4];
+        if (o.fn == 2) os << (o.perm[5] ? ", count_include_pad" : ", exclude pad");
+        if (o.flag) os << ", same)";
+        else os << ", pad " << shape_str(o.shape) << ')';
+        break;
+      }
       case Kind::identity: {
         static const char* const f[] = {"%s * 1.f", "1.f * %s", "%s + 0.f", "0.f + %s", "%s - 0.f", "%s / 1.f",
                                         "pow(%s, 1.f)", "-(-%s)", "reshape(%s, its shape)", "transpose(transpose(%s))",
@@ -552,6 +580,7 @@ class Gen {
       else if (k < 88) ok = gen_slice();
       else if (k < 92) ok = gen_concat();
       else if (k < 96) ok = gen_identity();
+      else if (k < 98) ok = gen_window();
       else ok = gen_dup();
       (void)ok;
     }
@@ -1203,6 +1232,67 @@ class Gen {
     }
     if (s.numel() > kMaxNumel) return false;
     push(o, Val{s, mag, exact});
+    return true;
+  }
+
+  /// conv2d or pooling on a rank-4 value read as NHWC: random kernel, stride, dilation, groups
+  /// (1, 2 or depthwise with multiplier 1-2) and padding ("same" or explicit per side).
+  bool gen_window() {
+    const int a = pick([&](int i) { return val(i).shape.rank() == 4; });
+    if (a < 0) return false;
+    OpRec o;
+    o.kind = Kind::window;
+    o.a = tame(a, 4.f);
+    const Val& v = val(o.a);
+    const Shape s = v.shape;
+    o.fn = ri(0, 2);
+    const bool conv = o.fn == 0;
+    int* q = o.perm;
+    q[0] = ri(1, 3), q[1] = ri(1, 3), q[2] = ri(1, 2), q[3] = conv && coin(0.2) ? 2 : 1;
+    q[4] = 1, q[5] = coin(0.5) ? 1 : 0;
+    o.flag = coin(0.5);
+    int pads[4]{};
+    if (o.flag) {  // TF "SAME", as the front-end resolves it
+      for (int ax = 0; ax < 2; ++ax) {
+        const index_t in = s[1 + ax], span = static_cast<index_t>(q[ax] - 1) * q[3] + 1, out = (in + q[2] - 1) / q[2];
+        const index_t total = std::max<index_t>((out - 1) * q[2] + span - in, 0);
+        pads[2 * ax] = static_cast<int>(total / 2);
+        pads[2 * ax + 1] = static_cast<int>(total - total / 2);
+      }
+    } else {
+      for (int k = 0; k < 4; ++k) pads[k] = ri(0, q[k / 2] - 1);  // smaller than the kernel (pools need it)
+      o.shape = Shape{pads[0], pads[1], pads[2], pads[3]};
+    }
+    index_t oh = 0, ow = 0;
+    for (int ax = 0; ax < 2; ++ax) {
+      const index_t span = static_cast<index_t>(q[ax] - 1) * q[3] + 1, padded = s[1 + ax] + pads[2 * ax] + pads[2 * ax + 1];
+      if (span > padded) return false;
+      (ax == 0 ? oh : ow) = (padded - span) / q[2] + 1;
+    }
+    const index_t C = s[3];
+    index_t O = C;
+    float mag = v.mag;
+    if (conv) {
+      const int choice = ri(0, 2);
+      if (choice == 1 && C % 2 == 0) q[4] = 2;
+      if (choice == 2 && C > 1) q[4] = static_cast<int>(C);
+      O = q[4] == C && C > 1 ? C * ri(1, 2) : ri(1, 9);
+      if (O % q[4] != 0) O = q[4] * ri(1, 2);
+      const index_t depth = static_cast<index_t>(q[0]) * q[1] * (C / q[4]);
+      const float scale = 1.f / std::sqrt(static_cast<float>(depth));
+      float wm = 0.f;
+      o.b = weight_arg(Shape{O, q[0], q[1], C / q[4]}, -scale, scale, wm);
+      mag = v.mag * wm * static_cast<float>(depth) + 0.01f;
+      if (coin(0.6)) {
+        o.c.src = Arg::weight;
+        o.c.idx = add_weight(Shape{O}, -1.f, 1.f);
+        mag += 1.f;
+      }
+    }
+    const Shape out{s[0], oh, ow, O};
+    if (out.numel() > kMaxNumel) return false;
+    // Max pooling selects values: exact; sums (conv, average) may round differently.
+    push(o, Val{out, mag, o.fn == 1 && v.exact});
     return true;
   }
 

@@ -66,3 +66,28 @@ TEST_CASE("plan() evaluated at run time reports errors like any op") {
   CHECK(ok.ok());
   CHECK(ok.graph.node(ok.graph.output(0)).shape == kiln::Shape{7, 4});
 }
+
+namespace {
+// A small CNN (the shape of the MLPerf Tiny image models): conv + relu, max pool, depthwise conv,
+// global average pool, classifier; planned at compile time like the MLP above.
+constexpr float kC1[8 * 3 * 3 * 3] = {}, kCB1[8] = {}, kDW[8 * 3 * 3 * 1] = {}, kFC[4 * 8] = {};
+constexpr kiln::TensorView<const float> C1(kC1, {8, 3, 3, 3}), CB1(kCB1, {8}), DW(kDW, {8, 3, 3, 1}), FC(kFC, {4, 8});
+constexpr auto cnn = [](auto x) {
+  auto h = kiln::relu(kiln::conv2d(x, C1, CB1, kiln::Conv2dOptions().with_padding(kiln::Padding2d::same())));
+  h = kiln::max_pool2d(h, 2);
+  h = kiln::relu6(kiln::conv2d(h, DW, kiln::Conv2dOptions().with_groups(8).with_padding(kiln::Padding2d::same())));
+  return kiln::linear(kiln::flatten(kiln::global_avg_pool(h, false), 1), FC);
+};
+constexpr kiln::StaticPlan kCnn = kiln::plan(cnn, kiln::input<float>({1, 16, 16, 3}));
+static_assert(kCnn.ok());
+static_assert(kCnn.graph.node(kCnn.graph.output(0)).shape == kiln::Shape{1, 4});
+static_assert(kCnn.arena_bytes() >= kCnn.lower_bound());
+}  // namespace
+
+TEST_CASE("a CNN planned at compile time matches compile()'s plan") {
+  kiln::Tensor<float> x({1, 16, 16, 3});
+  auto net = kiln::compile(cnn);
+  (void)net(x);
+  CHECK(net.stats().kernels == kCnn.kernels());
+  CHECK(net.stats().nodes == kCnn.nodes());
+}

@@ -19,10 +19,14 @@
 // The engine: passes, planner, kernels. Left out of a model's TU built with
 // KILN_SEPARATE_COMPILATION (it then links the one TU that defines KILN_IMPLEMENTATION).
 #if KILN_ENGINE_BODIES
+#include "kernels/conv.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/int8.hpp"  // int8 quantised kernels (TFLite arithmetic); not yet used by compile()
+#include "kernels/pool.hpp"
 #include "kernels/reduce.hpp"
+#include "kernels/resize.hpp"
+#include "passes/fold_channel_affine.hpp"
 #include "passes/memory_plan.hpp"
 #include "passes/simplify.hpp"
 #endif
@@ -30,6 +34,7 @@
 // The op front-end (symbolic everywhere; eager where there is a heap), and kiln::plan: a model
 // traced and planned in a constant expression.
 #include "ops.hpp"
+#include "ops_cnn.hpp"  // conv2d, pooling, pad, upsample, batch_norm
 #if KILN_ENGINE_BODIES
 #include "trace/static_trace.hpp"
 #endif

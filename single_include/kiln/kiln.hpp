@@ -736,6 +736,10 @@ enum class Op : std::uint8_t {
   slice,        // axis, start, step; shape[axis] = count (a view)
   concat,       // along axis
   copy,         // materialises its input contiguously (inserted by the planner's needs)
+  conv2d,       // NHWC x, OHWI weight [out_c, kh, kw, in_c/groups]; win: stride, padding, dilation, groups
+  pool2d,       // NHWC max (rk == max) or average (rk == mean) over win's kernel window
+  pad,          // NHWC constant padding of H and W by win's pad_* with value p0
+  upsample,     // NHWC nearest-neighbour upsampling of H and W by win.stride_* (integer scales)
 };
 
 constexpr const char* op_name(Op op) {
@@ -753,9 +757,33 @@ constexpr const char* op_name(Op op) {
     case Op::slice: return "slice";
     case Op::concat: return "concat";
     case Op::copy: return "copy";
+    case Op::conv2d: return "conv2d";
+    case Op::pool2d: return "pool2d";
+    case Op::pad: return "pad";
+    case Op::upsample: return "upsample_nearest";
   }
   return "?";
 }
+
+/// The sliding-window attributes of the NHWC spatial ops. Which fields matter depends on the op:
+/// conv2d (kernel from the weight), pool2d (kernel here), pad (pad_* only), upsample (stride_* =
+/// scale). Explicit per-side padding: "same" is resolved to numbers by the front-end, so the IR
+/// never depends on a convention.
+struct Window2d {
+  int kernel_h = 1, kernel_w = 1;
+  int stride_h = 1, stride_w = 1;
+  int pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+  int dilation_h = 1, dilation_w = 1;
+  int groups = 1;
+  bool count_include_pad = false;  // avg pool: divide by kernel area (true) or by valid taps
+
+  friend constexpr bool operator==(const Window2d& a, const Window2d& b) {
+    return a.kernel_h == b.kernel_h && a.kernel_w == b.kernel_w && a.stride_h == b.stride_h &&
+           a.stride_w == b.stride_w && a.pad_top == b.pad_top && a.pad_bottom == b.pad_bottom &&
+           a.pad_left == b.pad_left && a.pad_right == b.pad_right && a.dilation_h == b.dilation_h &&
+           a.dilation_w == b.dilation_w && a.groups == b.groups && a.count_include_pad == b.count_include_pad;
+  }
+};
 
 inline constexpr int kMaxInputs = 8;
 
@@ -777,6 +805,7 @@ struct Node {
   std::int8_t perm[kMaxRank]{};
   int index = 0;                 // input: argument position; constant: constant slot
   const void* data = nullptr;    // constant: the captured tensor's data
+  Window2d win;                  // conv2d, pool2d, pad, upsample
 
   constexpr int input(int i) const { return inputs[i]; }
   constexpr bool is_elementwise() const { return op == Op::elementwise; }
@@ -806,6 +835,10 @@ constexpr bool same_computation(const Node& a, const Node& b) {
         if (a.perm[i] != b.perm[i]) return false;
       return true;
     case Op::slice: return a.axis == b.axis && a.start == b.start && a.step == b.step;
+    case Op::conv2d:
+    case Op::upsample: return a.win == b.win;
+    case Op::pool2d: return a.win == b.win && a.rk == b.rk;
+    case Op::pad: return a.win == b.win && (a.p0 == b.p0 || (a.p0 != a.p0 && b.p0 != b.p0));
   }
   return false;
 }
@@ -822,6 +855,7 @@ constexpr Status op_error(Errc code, const Node& n) {
   if (n.op == Op::elementwise) s << ewfn_name(n.fn);
   else if (n.op == Op::reduce) s << reduce_name(n.rk);
   else if (n.op == Op::matmul && n.trans_b) s << "linear";
+  else if (n.op == Op::pool2d) s << (n.rk == ReduceKind::max ? "max_pool2d" : "avg_pool2d");
   else s << op_name(n.op);
   return s << ": ";
 }
@@ -831,6 +865,45 @@ constexpr Status inputs_error(Errc code, const Node& n, const Shape* in, const c
   s << what << " (inputs";
   for (int i = 0; i < n.num_inputs; ++i) s << ' ' << in[i];
   return s << ')';
+}
+
+/// Output extent of a sliding window over `in` padded by lo/hi: -1 when the (dilated) kernel is
+/// larger than the padded input.
+constexpr index_t window_out(index_t in, int lo, int hi, int kernel, int dilation, int stride) {
+  const index_t span = static_cast<index_t>(kernel - 1) * dilation + 1;
+  const index_t padded = in + lo + hi;
+  return span > padded ? -1 : (padded - span) / stride + 1;
+}
+
+/// The checks every NHWC window op shares: rank-4 f32 input, positive strides and dilations,
+/// non-negative padding. Returns an error status or ok.
+constexpr Status check_window(const Node& n, const Shape* in, const DType* dt) {
+  const Window2d& w = n.win;
+  if (dt[0] != DType::f32) return op_error(Errc::dtype_mismatch, n) << "input dtype " << dt[0] << ", expected f32";
+  if (in[0].rank() != 4)
+    return op_error(Errc::shape_mismatch, n) << "input " << in[0] << " must be NHWC (rank 4)";
+  if (w.stride_h < 1 || w.stride_w < 1 || w.dilation_h < 1 || w.dilation_w < 1 || w.kernel_h < 1 || w.kernel_w < 1)
+    return op_error(Errc::invalid_argument, n) << "kernel " << w.kernel_h << 'x' << w.kernel_w << ", stride "
+                                               << w.stride_h << 'x' << w.stride_w << " and dilation "
+                                               << w.dilation_h << 'x' << w.dilation_w << " must be >= 1";
+  if (w.pad_top < 0 || w.pad_bottom < 0 || w.pad_left < 0 || w.pad_right < 0)
+    return op_error(Errc::invalid_argument, n) << "negative padding (" << w.pad_top << ", " << w.pad_bottom << ", "
+                                               << w.pad_left << ", " << w.pad_right << ")";
+  return Status();
+}
+
+/// Output [N, OH, OW, C] of a window of kernel kh x kw over NHWC `x`, or an error naming the shapes.
+constexpr Status window_shape(const Node& n, const Shape& x, int kh, int kw, index_t channels, Shape& out) {
+  const Window2d& w = n.win;
+  const index_t oh = window_out(x[1], w.pad_top, w.pad_bottom, kh, w.dilation_h, w.stride_h);
+  const index_t ow = window_out(x[2], w.pad_left, w.pad_right, kw, w.dilation_w, w.stride_w);
+  if (oh < 1 || ow < 1)
+    return op_error(Errc::shape_mismatch, n)
+           << "kernel " << kh << 'x' << kw << " (dilation " << w.dilation_h << 'x' << w.dilation_w
+           << ") is larger than the padded input " << x << " (padding " << w.pad_top << ", " << w.pad_bottom << ", "
+           << w.pad_left << ", " << w.pad_right << ")";
+  out = Shape{x[0], oh, ow, channels};
+  return Status();
 }
 
 }  // namespace detail
@@ -1025,6 +1098,76 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
       n.shape = in[0];
       n.dtype = dt[0];
       return Status();
+
+    case Op::conv2d: {
+      Status st = detail::check_window(n, in, dt);
+      if (!st.ok()) return st;
+      const Shape& x = in[0];
+      const Shape& w = in[1];
+      if (dt[1] != DType::f32) return detail::op_error(Errc::dtype_mismatch, n) << "weight dtype " << dt[1];
+      if (w.rank() != 4)
+        return inputs_error(Errc::shape_mismatch, n, in, "weight must be OHWI [out_c, kh, kw, in_c/groups]");
+      const int groups = n.win.groups;
+      if (groups < 1 || x[3] % groups != 0 || w[0] % groups != 0) {
+        Status e = detail::op_error(Errc::shape_mismatch, n);
+        return e << "groups " << groups << " must divide input channels " << static_cast<long long>(x[3])
+                 << " and output channels " << static_cast<long long>(w[0]) << " (input " << x << ", weight " << w
+                 << ')';
+      }
+      if (w[3] * groups != x[3]) {
+        Status e = detail::op_error(Errc::shape_mismatch, n);
+        return e << "weight " << w << " takes " << static_cast<long long>(w[3]) << " channels per group x groups "
+                 << groups << ", input " << x << " has " << static_cast<long long>(x[3]);
+      }
+      if (w[1] < 1 || w[2] < 1 || w[0] < 1)
+        return inputs_error(Errc::shape_mismatch, n, in, "empty kernel or no output channels");
+      n.win.kernel_h = static_cast<int>(w[1]);
+      n.win.kernel_w = static_cast<int>(w[2]);
+      Shape s;
+      st = detail::window_shape(n, x, n.win.kernel_h, n.win.kernel_w, w[0], s);
+      if (!st.ok()) return st;
+      n.shape = s;
+      n.dtype = DType::f32;
+      return Status();
+    }
+
+    case Op::pool2d: {
+      Status st = detail::check_window(n, in, dt);
+      if (!st.ok()) return st;
+      const Window2d& w = n.win;
+      // Every window must hold at least one input element (else max is -inf and a valid-taps
+      // average divides by zero): padding smaller than the kernel on each side guarantees it.
+      if (w.pad_top >= w.kernel_h || w.pad_bottom >= w.kernel_h || w.pad_left >= w.kernel_w ||
+          w.pad_right >= w.kernel_w || w.dilation_h != 1 || w.dilation_w != 1)
+        return detail::op_error(Errc::invalid_argument, n)
+               << "padding (" << w.pad_top << ", " << w.pad_bottom << ", " << w.pad_left << ", " << w.pad_right
+               << ") must be smaller than the kernel " << w.kernel_h << 'x' << w.kernel_w << " (input " << in[0] << ')';
+      Shape s;
+      st = detail::window_shape(n, in[0], w.kernel_h, w.kernel_w, in[0][3], s);
+      if (!st.ok()) return st;
+      n.shape = s;
+      n.dtype = DType::f32;
+      return Status();
+    }
+
+    case Op::pad: {
+      Status st = detail::check_window(n, in, dt);
+      if (!st.ok()) return st;
+      const Window2d& w = n.win;
+      const Shape& x = in[0];
+      n.shape = Shape{x[0], x[1] + w.pad_top + w.pad_bottom, x[2] + w.pad_left + w.pad_right, x[3]};
+      n.dtype = DType::f32;
+      return Status();
+    }
+
+    case Op::upsample: {
+      Status st = detail::check_window(n, in, dt);
+      if (!st.ok()) return st;
+      const Shape& x = in[0];
+      n.shape = Shape{x[0], x[1] * n.win.stride_h, x[2] * n.win.stride_w, x[3]};
+      n.dtype = DType::f32;
+      return Status();
+    }
   }
   return detail::op_error(Errc::not_supported, n) << "unknown op";
 }
@@ -1215,6 +1358,25 @@ inline void describe_node(std::ostream& os, const Node& n) {
       os << ')';
       return;
     }
+    case Op::conv2d:
+    case Op::pool2d: {  // compact, e.g. "conv2d 3x3/2 p1 g8", "max_pool2d 2x2/2"
+      const Window2d& w = n.win;
+      os << (n.op == Op::conv2d ? "conv2d " : n.rk == ReduceKind::max ? "max_pool2d " : "avg_pool2d ") << w.kernel_h
+         << 'x' << w.kernel_w << '/' << w.stride_h;
+      if (w.stride_w != w.stride_h) os << 'x' << w.stride_w;
+      const bool uniform = w.pad_top == w.pad_bottom && w.pad_top == w.pad_left && w.pad_top == w.pad_right;
+      if (uniform && w.pad_top) os << " p" << w.pad_top;
+      if (!uniform) os << " p" << w.pad_top << ',' << w.pad_bottom << ',' << w.pad_left << ',' << w.pad_right;
+      if (w.dilation_h != 1 || w.dilation_w != 1) os << " d" << w.dilation_h << 'x' << w.dilation_w;
+      if (w.groups != 1) os << " g" << w.groups;
+      if (n.op == Op::pool2d && n.rk != ReduceKind::max && !w.count_include_pad) os << " excl";
+      return;
+    }
+    case Op::pad:
+      os << "pad(" << n.win.pad_top << ',' << n.win.pad_bottom << ',' << n.win.pad_left << ',' << n.win.pad_right
+         << "; " << n.p0 << ')';
+      return;
+    case Op::upsample: os << "upsample(" << n.win.stride_h << 'x' << n.win.stride_w << ')'; return;
     default: os << op_name(n.op); return;
   }
 }
@@ -1265,6 +1427,1189 @@ inline void print_dot(std::ostream& os, const Graph& g) {
 // The engine: passes, planner, kernels. Left out of a model's TU built with
 // KILN_SEPARATE_COMPILATION (it then links the one TU that defines KILN_IMPLEMENTATION).
 #if KILN_ENGINE_BODIES
+
+// ---- begin kiln/kernels/conv.hpp ----
+// kiln/kernels/conv.hpp — 2-D convolution, NHWC input, OHWI weight [out_c, kh, kw, in_c/groups].
+//
+// Three algorithms, chosen from the geometry alone (conv_algorithm):
+//  - pointwise: a 1x1, stride-1, unpadded conv over NHWC *is* a matmul of the [N*H*W, C] input
+//    by the weight's transpose; the GEMM reads the input where it lies.
+//  - depthwise (groups == in_c, any channel multiplier): direct, vectorised over output channels
+//    with the weight transposed to [kh][kw][out_c]; a GEMM would have depth kh*kw and waste
+//    its register tile.
+//  - im2col (implicit): everything else, as a GEMM whose A is the im2col matrix (one row per
+//    output pixel, columns (kh, kw, c) in the order of an OHWI weight's rows) without ever
+//    materialising it: the GEMM micro-kernel's A operand is MR pointers into the input, one per
+//    output pixel, walked tap by tap (a window row of a stride-1 conv is one contiguous run of
+//    kw * C floats). Only tiles whose windows touch the padding gather their MR rows into a small
+//    buffer first. This saves the im2col copy and the A packing, both as large as the FMAs'
+//    own memory traffic when the output has few channels.
+// Both GEMM paths keep the weight as the GEMM's B operand: an OHWI weight is exactly a linear
+// layer's [out, in] matrix, so it is prepacked once like one (conv_pack_weights).
+//
+// The epilogue is the GEMM's: bias and clamp in registers, then `tail` on each finished block
+// with coordinates over the whole [rows, out_c] output (the chunking and groups are hidden).
+// No heap: all scratch is the caller's workspace (conv_workspace_floats, 64-byte aligned).
+
+
+
+// ---- begin kiln/kernels/gemm.hpp ----
+// kiln/kernels/gemm.hpp — single-precision GEMM with a fused epilogue.
+//
+//   C(i,j) = epilogue( sum_k A(i,k) * B(k,j) ),   C row-major, leading dimension ldc.
+//
+// GotoBLAS/BLIS structure: the K x N operand B is packed into NR-column
+// micro-panels and A into MR-row micro-panels; KC/MC/NC blocking keeps a B
+// micro-panel in L1, the packed A block in L2 and the packed B block in L3. The
+// register-blocked micro-kernel (written with xsimd, broadcast-FMA form) keeps an
+// MR x NR tile of C in registers for a whole KC block; on the last K block it
+// adds the bias and clamps in registers before the store. Earlier K blocks
+// accumulate into C.
+//
+// Batch-1 / small M (M < MR), typical of GEMV in a small MLP, skips A packing:
+// a row kernel walks several NR-wide panels of B at once (splitting K when there
+// are too few panels to hide FMA latency) and reads A where it lies.
+//
+// No heap, no exceptions, no iostream: all scratch comes from the caller's
+// workspace (gemm_workspace_size floats, 64-byte aligned).
+//
+// Instantiations are bounded: one MR x NR micro-kernel per build configuration
+// (edge tiles go through the same kernel and a partial store) and five small
+// row kernels for M < MR; nothing is templated on M, N or K.
+
+
+
+// ---- begin kiln/kernels/simd.hpp ----
+// kiln/kernels/simd.hpp — which SIMD the kernels compile for.
+//
+// xsimd is included only when it has an architecture for this target (probing
+// its config header first is safe on any target, Cortex-M included). Otherwise,
+// or under KILN_NO_SIMD, KILN_SIMD is 0 and every kernel uses its scalar twin.
+
+
+#if KILN_HAS_XSIMD
+#include <xsimd/config/xsimd_config.hpp>
+#if !defined(XSIMD_NO_SUPPORTED_ARCHITECTURE)
+#include <xsimd/xsimd.hpp>
+#define KILN_SIMD 1
+#endif
+#endif
+#ifndef KILN_SIMD
+#define KILN_SIMD 0
+#endif
+
+namespace kiln::kernels {
+
+#if KILN_SIMD
+using simd_arch = xsimd::default_arch;
+using fbatch = xsimd::batch<float, simd_arch>;
+using fmask = xsimd::batch_bool<float, simd_arch>;
+/// Floats per vector register.
+inline constexpr int kLanes = static_cast<int>(fbatch::size);
+/// Architectural vector registers (drives register tiling).
+#if defined(__aarch64__) || defined(__AVX512F__)
+inline constexpr int kVectorRegs = 32;
+#else
+inline constexpr int kVectorRegs = 16;
+#endif
+inline constexpr const char* kSimdName = simd_arch::name();
+#else
+inline constexpr int kLanes = 1;
+inline constexpr int kVectorRegs = 16;
+inline constexpr const char* kSimdName = "scalar";
+#endif
+
+}  // namespace kiln::kernels
+// ---- end kiln/kernels/simd.hpp ----
+
+#if KILN_SIMD && (defined(__SSE2__) || defined(_M_X64))
+#include <xmmintrin.h>
+#define KILN_GEMM_SSE 1
+#else
+#define KILN_GEMM_SSE 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define KILN_GEMM_INLINE inline __attribute__((always_inline))
+#define KILN_GEMM_UNROLL _Pragma("GCC unroll 32")
+#define KILN_GEMM_RESTRICT __restrict__
+#define KILN_GEMM_PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
+#else
+#define KILN_GEMM_INLINE inline
+#define KILN_GEMM_UNROLL
+#define KILN_GEMM_RESTRICT
+#define KILN_GEMM_PREFETCH_W(p) ((void)0)
+#endif
+
+namespace kiln::kernels {
+
+/// A strided view of a matrix: X(r,c) = data[r*row_stride + c*col_stride].
+struct MatrixRef {
+  const float* data = nullptr;
+  index_t row_stride = 0;
+  index_t col_stride = 1;
+};
+
+struct GemmEpilogue {
+  /// Length N: C(i,j) += bias[j], applied in registers before the store.
+  const float* bias = nullptr;
+  /// Then C = clamp(C, lo, hi) in registers; NaN stays NaN (relu = clamp 0..inf).
+  bool clamp = false;
+  float lo = 0.f, hi = 0.f;
+  /// General epilogue: called once per finished block of C (bias/clamp already
+  /// applied), while the block is still in cache; blocks are disjoint and cover
+  /// C exactly; block = rows [i0,i0+m) x cols [j0,j0+n), c points at C(i0,j0).
+  /// Blocks are at most MC x 8*NR (144 x 128 on AVX2) when M >= MR; all M rows
+  /// by up to NC columns when M < MR; the whole of C when K == 0. Called in the
+  /// caller's thread, in increasing block order, after the block's last K panel.
+  void (*tail)(void* ctx, index_t i0, index_t j0, index_t m, index_t n, float* c,
+               index_t ldc) = nullptr;
+  void* ctx = nullptr;
+};
+
+namespace gemm_detail {
+
+// ---------------------------------------------------------------------------
+// Vector abstraction: xsimd batch, or a one-lane scalar twin with the same
+// interface so the micro-kernel is written once.
+#if KILN_SIMD
+using vec = fbatch;
+KILN_GEMM_INLINE vec vload(const float* p) { return vec::load_unaligned(p); }
+KILN_GEMM_INLINE void vstore(float* p, const vec& x) { x.store_unaligned(p); }
+KILN_GEMM_INLINE vec vsplat(float x) { return vec(x); }
+KILN_GEMM_INLINE vec vfma(const vec& a, const vec& b, const vec& c) { return xsimd::fma(a, b, c); }
+KILN_GEMM_INLINE vec vadd(const vec& a, const vec& b) { return a + b; }
+// select-based so NaN passes through on every ISA (max/min differ on NaN).
+KILN_GEMM_INLINE vec vclamp(const vec& x, const vec& lo, const vec& hi) {
+  return xsimd::select(x < lo, lo, xsimd::select(x > hi, hi, x));
+}
+#else
+struct vec {
+  float v;
+};
+KILN_GEMM_INLINE vec vload(const float* p) { return vec{*p}; }
+KILN_GEMM_INLINE void vstore(float* p, const vec& x) { *p = x.v; }
+KILN_GEMM_INLINE vec vsplat(float x) { return vec{x}; }
+KILN_GEMM_INLINE vec vfma(const vec& a, const vec& b, const vec& c) { return vec{a.v * b.v + c.v}; }
+KILN_GEMM_INLINE vec vadd(const vec& a, const vec& b) { return vec{a.v + b.v}; }
+KILN_GEMM_INLINE vec vclamp(const vec& x, const vec& lo, const vec& hi) {
+  return vec{x.v < lo.v ? lo.v : (x.v > hi.v ? hi.v : x.v)};
+}
+#endif
+
+KILN_GEMM_INLINE float sclamp(float x, float lo, float hi) {
+  return x < lo ? lo : (x > hi ? hi : x);
+}
+
+// ---------------------------------------------------------------------------
+// Register tile, derived from the register file: MR rows x NV vectors of C in
+// accumulators, plus NV registers for the B row and one for the A broadcast.
+//   AVX2 / SSE2 / armv7 NEON (16 regs): 6 x 2 vectors -> 12 accumulators (AVX2 6x16, SSE 6x8)
+//   NEON64 (32 regs, 4 lanes):          8 x 3 vectors -> 24 accumulators (8x12)
+//   AVX-512 (32 regs, 16 lanes):       14 x 2 vectors -> 28 accumulators (14x32)
+//   scalar (KILN_SIMD == 0):            4 x 4 floats  -> 16 accumulators
+#if KILN_SIMD
+inline constexpr int kNV = (kVectorRegs >= 32 && kLanes <= 4) ? 3 : 2;
+inline constexpr int kMR = kNV == 3 ? 8 : (kVectorRegs - kNV - 1) / kNV;
+#else
+inline constexpr int kNV = 4;
+inline constexpr int kMR = 4;
+#endif
+inline constexpr int kNR = kNV * kLanes;
+
+// Cache blocking. Constants from typical caches (L1d 32 KiB, L2 512 KiB):
+//   KC: a KC x NR micro-panel of B (16 KiB for 256 x 16) stays in L1 with the
+//       MR x KC micro-panel of A that streams past it;
+//   MC: the packed MC x KC block of A (144 KiB) stays in L2;
+//   NC: the packed KC x NC block of B (up to 4 MiB) lives in L3.
+// The scalar twin targets microcontrollers and keeps the workspace small.
+// TODO(cache-size issue): derive KC/MC/NC from the detected cache sizes.
+#if KILN_SIMD
+inline constexpr index_t kKC = 256;
+inline constexpr index_t kMC = 144 / kMR * kMR;
+inline constexpr index_t kNC = 4096 / kNR * kNR;
+#else
+inline constexpr index_t kKC = 128;
+inline constexpr index_t kMC = 64 / kMR * kMR;
+inline constexpr index_t kNC = 256 / kNR * kNR;
+#endif
+/// Width of the blocks handed to GemmEpilogue::tail (MC x kTailN, ~72 KiB: in L2).
+inline constexpr index_t kTailN = (kNC < 8 * kNR) ? kNC : 8 * kNR;
+
+static_assert(kMR >= 1 && kNV >= 1, "bad register tile");
+static_assert(kMC % kMR == 0 && kNC % kNR == 0 && kTailN % kNR == 0, "bad blocking");
+
+enum : int { kAccum = 1, kBias = 2, kClamp = 4 };
+
+constexpr index_t min_i(index_t a, index_t b) { return a < b ? a : b; }
+constexpr index_t round_up(index_t a, index_t b) { return (a + b - 1) / b * b; }
+
+// ---------------------------------------------------------------------------
+// Epilogue of one row of a tile: acc (+ C if accumulating) (+ bias) (clamp), then
+// store n <= NV*kLanes columns.
+template <int NV>
+KILN_GEMM_INLINE void finish_row(vec* acc, float* c, index_t n, int flags, const float* bias,
+                                 float lo, float hi) {
+  if (n == NV * kLanes) {
+    if (flags & kAccum) {
+      KILN_GEMM_UNROLL
+      for (int v = 0; v < NV; ++v) acc[v] = vadd(acc[v], vload(c + v * kLanes));
+    }
+    if (flags & kBias) {
+      KILN_GEMM_UNROLL
+      for (int v = 0; v < NV; ++v) acc[v] = vadd(acc[v], vload(bias + v * kLanes));
+    }
+    if (flags & kClamp) {
+      const vec vlo = vsplat(lo), vhi = vsplat(hi);
+      KILN_GEMM_UNROLL
+      for (int v = 0; v < NV; ++v) acc[v] = vclamp(acc[v], vlo, vhi);
+    }
+    KILN_GEMM_UNROLL
+    for (int v = 0; v < NV; ++v) vstore(c + v * kLanes, acc[v]);
+  } else {
+    float t[NV * kLanes];
+    KILN_GEMM_UNROLL
+    for (int v = 0; v < NV; ++v) vstore(t + v * kLanes, acc[v]);
+    for (index_t j = 0; j < n; ++j) {
+      float x = t[j];
+      if (flags & kAccum) x += c[j];
+      if (flags & kBias) x += bias[j];
+      if (flags & kClamp) x = sclamp(x, lo, hi);
+      c[j] = x;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The micro-kernel: C[0:m, 0:n] (op)= A_panel (MR x kc, packed [k][MR]) *
+// B_panel (kc x NR, packed [k][NR]); m <= MR, n <= NR. Full tiles store with
+// vector ops; edge tiles go through finish_row's partial store, never writing
+// outside C.
+inline void micro_kernel(index_t kc, const float* KILN_GEMM_RESTRICT a,
+                         const float* KILN_GEMM_RESTRICT b, float* KILN_GEMM_RESTRICT c,
+                         index_t ldc, index_t m, index_t n, int flags, const float* bias,
+                         float lo, float hi) {
+  vec acc[kMR][kNV];
+  KILN_GEMM_UNROLL
+  for (int i = 0; i < kMR; ++i) {
+    KILN_GEMM_UNROLL
+    for (int v = 0; v < kNV; ++v) acc[i][v] = vsplat(0.f);
+  }
+  if (flags & kAccum) {
+    KILN_GEMM_UNROLL
+    for (int i = 0; i < kMR; ++i) KILN_GEMM_PREFETCH_W(c + (i < m ? i : 0) * ldc);
+  }
+  for (index_t k = 0; k < kc; ++k) {
+    vec bv[kNV];
+    KILN_GEMM_UNROLL
+    for (int v = 0; v < kNV; ++v) bv[v] = vload(b + v * kLanes);
+    KILN_GEMM_UNROLL
+    for (int i = 0; i < kMR; ++i) {
+      const vec av = vsplat(a[i]);
+      KILN_GEMM_UNROLL
+      for (int v = 0; v < kNV; ++v) acc[i][v] = vfma(av, bv[v], acc[i][v]);
+    }
+    a += kMR;
+    b += kNR;
+  }
+  KILN_GEMM_UNROLL
+  for (int i = 0; i < kMR; ++i)
+    if (i < m) finish_row<kNV>(acc[i], c + i * ldc, n, flags, bias, lo, hi);
+}
+
+// ---------------------------------------------------------------------------
+// Small-M row kernel: R rows of A (read in place, any strides) times P packed
+// B panels (panel p at b + p*bps, layout [k][NR]); K split S ways so that
+// R*P*NV*S independent accumulators hide the FMA latency. n = valid columns
+// of the P panels (<= P*NR). Instantiated for (R,P,S) = (1,4,1) (1,2,3) (1,1,4)
+// (2,2,1) (2,1,2) only: 8-12 accumulators on 16-register SIMD. The loop is
+// load-bound for M = 1 (every B element is used once), so a 64-byte aligned
+// packed B matters more here than in the blocked path.
+template <int R, int P, int S>
+inline void rows_kernel(index_t kc, const float* a, index_t ars, index_t acs, const float* b,
+                        index_t bps, float* c, index_t ldc, index_t n, int flags,
+                        const float* bias, float lo, float hi) {
+  vec acc[S][R][P][kNV];
+  KILN_GEMM_UNROLL
+  for (int s = 0; s < S; ++s) {
+    KILN_GEMM_UNROLL
+    for (int r = 0; r < R; ++r) {
+      KILN_GEMM_UNROLL
+      for (int p = 0; p < P; ++p) {
+        KILN_GEMM_UNROLL
+        for (int v = 0; v < kNV; ++v) acc[s][r][p][v] = vsplat(0.f);
+      }
+    }
+  }
+  const float* bp[P];
+  KILN_GEMM_UNROLL
+  for (int p = 0; p < P; ++p) bp[p] = b + p * bps;
+  index_t k = 0;
+  for (; k + S <= kc; k += S) {
+    KILN_GEMM_UNROLL
+    for (int s = 0; s < S; ++s) {
+      KILN_GEMM_UNROLL
+      for (int r = 0; r < R; ++r) {
+        const vec av = vsplat(a[r * ars + s * acs]);
+        KILN_GEMM_UNROLL
+        for (int p = 0; p < P; ++p) {
+          KILN_GEMM_UNROLL
+          for (int v = 0; v < kNV; ++v)
+            acc[s][r][p][v] = vfma(av, vload(bp[p] + s * kNR + v * kLanes), acc[s][r][p][v]);
+        }
+      }
+    }
+    a += S * acs;
+    KILN_GEMM_UNROLL
+    for (int p = 0; p < P; ++p) bp[p] += S * kNR;
+  }
+  if constexpr (S > 1) {
+    for (; k < kc; ++k) {
+      KILN_GEMM_UNROLL
+      for (int r = 0; r < R; ++r) {
+        const vec av = vsplat(a[r * ars]);
+        KILN_GEMM_UNROLL
+        for (int p = 0; p < P; ++p) {
+          KILN_GEMM_UNROLL
+          for (int v = 0; v < kNV; ++v)
+            acc[0][r][p][v] = vfma(av, vload(bp[p] + v * kLanes), acc[0][r][p][v]);
+        }
+      }
+      a += acs;
+      KILN_GEMM_UNROLL
+      for (int p = 0; p < P; ++p) bp[p] += kNR;
+    }
+    KILN_GEMM_UNROLL
+    for (int s = 1; s < S; ++s) {
+      KILN_GEMM_UNROLL
+      for (int r = 0; r < R; ++r) {
+        KILN_GEMM_UNROLL
+        for (int p = 0; p < P; ++p) {
+          KILN_GEMM_UNROLL
+          for (int v = 0; v < kNV; ++v) acc[0][r][p][v] = vadd(acc[0][r][p][v], acc[s][r][p][v]);
+        }
+      }
+    }
+  }
+  KILN_GEMM_UNROLL
+  for (int r = 0; r < R; ++r) {
+    KILN_GEMM_UNROLL
+    for (int p = 0; p < P; ++p) {
+      const index_t j = p * kNR;
+      if (j < n)
+        finish_row<kNV>(acc[0][r][p], c + r * ldc + j, min_i(kNR, n - j), flags,
+                        bias ? bias + j : nullptr, lo, hi);
+    }
+  }
+}
+
+// R rows (R = 1 or 2) over all panels covering n columns.
+template <int R>
+inline void rows_block(index_t kc, const float* a, index_t ars, index_t acs, const float* b,
+                       index_t bps, float* c, index_t ldc, index_t n, int flags,
+                       const float* bias, float lo, float hi) {
+  constexpr int P0 = R == 1 ? 4 : 2;
+  const index_t np = (n + kNR - 1) / kNR;
+  index_t p = 0;
+  auto at = [&](index_t q, index_t width) {
+    struct Args {
+      const float* b;
+      float* c;
+      index_t n;
+      const float* bias;
+    };
+    const index_t j = q * kNR;
+    return Args{b + q * bps, c + j, min_i(width * kNR, n - j), bias ? bias + j : nullptr};
+  };
+  for (; p + P0 <= np; p += P0) {
+    const auto g = at(p, P0);
+    rows_kernel<R, P0, 1>(kc, a, ars, acs, g.b, bps, g.c, ldc, g.n, flags, g.bias, lo, hi);
+  }
+  if constexpr (R == 1) {
+    if (np - p >= 2) {
+      const auto g = at(p, 2);
+      rows_kernel<1, 2, 3>(kc, a, ars, acs, g.b, bps, g.c, ldc, g.n, flags, g.bias, lo, hi);
+      p += 2;
+    }
+    if (np - p == 1) {
+      const auto g = at(p, 1);
+      rows_kernel<1, 1, 4>(kc, a, ars, acs, g.b, bps, g.c, ldc, g.n, flags, g.bias, lo, hi);
+    }
+  } else {
+    if (np - p == 1) {
+      const auto g = at(p, 1);
+      rows_kernel<2, 1, 2>(kc, a, ars, acs, g.b, bps, g.c, ldc, g.n, flags, g.bias, lo, hi);
+    }
+  }
+}
+
+// m (< MR) rows of A at a, kc columns; B packed panels from b with panel stride bps.
+inline void small_m(index_t m, index_t kc, const float* a, index_t ars, index_t acs,
+                    const float* b, index_t bps, float* c, index_t ldc, index_t n, int flags,
+                    const float* bias, float lo, float hi) {
+  index_t r = 0;
+  for (; r + 2 <= m; r += 2)
+    rows_block<2>(kc, a + r * ars, ars, acs, b, bps, c + r * ldc, ldc, n, flags, bias, lo, hi);
+  if (r < m)
+    rows_block<1>(kc, a + r * ars, ars, acs, b, bps, c + r * ldc, ldc, n, flags, bias, lo, hi);
+}
+
+// ---------------------------------------------------------------------------
+// Packing.
+
+// Transposing copy: dst[k*W + i] = src[i*ss + k] for i < W, k < kc (W source
+// rows, each contiguous in k). Packs row-major A (W = MR) and a column-contiguous
+// B (W = NR, a linear layer's weight). On x86 it moves 4x4 blocks through SSE
+// registers.
+template <int W>
+inline void pack_transposed(const float* src, index_t ss, index_t kc, float* dst) {
+#if KILN_GEMM_SSE
+  constexpr int W4 = W / 4 * 4, W2 = W / 2 * 2;
+  const index_t k4 = kc / 4 * 4;
+  for (index_t k = 0; k < k4; k += 4) {
+    float* d = dst + k * W;
+    KILN_GEMM_UNROLL
+    for (int i = 0; i < W4; i += 4) {
+      __m128 r0 = _mm_loadu_ps(src + (i + 0) * ss + k);
+      __m128 r1 = _mm_loadu_ps(src + (i + 1) * ss + k);
+      __m128 r2 = _mm_loadu_ps(src + (i + 2) * ss + k);
+      __m128 r3 = _mm_loadu_ps(src + (i + 3) * ss + k);
+      _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+      _mm_storeu_ps(d + i, r0);
+      _mm_storeu_ps(d + W + i, r1);
+      _mm_storeu_ps(d + 2 * W + i, r2);
+      _mm_storeu_ps(d + 3 * W + i, r3);
+    }
+    if constexpr (W2 > W4) {
+      const __m128 r0 = _mm_loadu_ps(src + W4 * ss + k);
+      const __m128 r1 = _mm_loadu_ps(src + (W4 + 1) * ss + k);
+      const __m128 lo = _mm_unpacklo_ps(r0, r1);  // (r0,r1) at k, k+1
+      const __m128 hi = _mm_unpackhi_ps(r0, r1);  // (r0,r1) at k+2, k+3
+      _mm_storel_pi(reinterpret_cast<__m64*>(d + W4), lo);
+      _mm_storeh_pi(reinterpret_cast<__m64*>(d + W + W4), lo);
+      _mm_storel_pi(reinterpret_cast<__m64*>(d + 2 * W + W4), hi);
+      _mm_storeh_pi(reinterpret_cast<__m64*>(d + 3 * W + W4), hi);
+    }
+    if constexpr (W > W2) {
+      for (int t = 0; t < 4; ++t) d[t * W + W2] = src[W2 * ss + k + t];
+    }
+  }
+#else
+  const index_t k4 = 0;
+#endif
+  for (index_t k = k4; k < kc; ++k) {
+    KILN_GEMM_UNROLL
+    for (int i = 0; i < W; ++i) dst[k * W + i] = src[i * ss + k];
+  }
+}
+
+// B rows [0,kc) x cols [0,nc) of the view (data already offset to the block
+// origin) into NR-column panels: panel q at dst + q*pstride, dst[k*NR + j],
+// zero-padded to a multiple of NR columns.
+inline void pack_b_panels(index_t kc, index_t nc, MatrixRef B, float* dst, index_t pstride) {
+  const index_t rs = B.row_stride, cs = B.col_stride;
+  for (index_t j0 = 0; j0 < nc; j0 += kNR, dst += pstride) {
+    const index_t nr = min_i(kNR, nc - j0);
+    const float* src = B.data + j0 * cs;
+    if (nr == kNR && cs == 1) {
+      for (index_t k = 0; k < kc; ++k) {
+        KILN_GEMM_UNROLL
+        for (int v = 0; v < kNV; ++v) vstore(dst + k * kNR + v * kLanes, vload(src + k * rs + v * kLanes));
+      }
+    } else if (nr == kNR && rs == 1) {
+      // Column j is contiguous in k (a linear layer's weight W[out,in]).
+      pack_transposed<kNR>(src, cs, kc, dst);
+    } else {
+      for (index_t k = 0; k < kc; ++k) {
+        for (index_t j = 0; j < nr; ++j) dst[k * kNR + j] = src[k * rs + j * cs];
+        for (index_t j = nr; j < kNR; ++j) dst[k * kNR + j] = 0.f;
+      }
+    }
+  }
+}
+
+// A rows [0,mc) x cols [0,kc) of the view into MR-row panels: panel q at
+// dst + q*MR*kc, dst[k*MR + i], zero-padded to a multiple of MR rows.
+inline void pack_a_panels(index_t mc, index_t kc, MatrixRef A, float* dst) {
+  const index_t rs = A.row_stride, cs = A.col_stride;
+  for (index_t i0 = 0; i0 < mc; i0 += kMR, dst += kMR * kc) {
+    const index_t mr = min_i(kMR, mc - i0);
+    const float* src = A.data + i0 * rs;
+    if (mr == kMR && cs == 1) {
+      pack_transposed<kMR>(src, rs, kc, dst);
+    } else if (mr == kMR && rs == 1) {
+      for (index_t k = 0; k < kc; ++k) {
+        KILN_GEMM_UNROLL
+        for (int i = 0; i < kMR; ++i) dst[k * kMR + i] = src[k * cs + i];
+      }
+    } else {
+      for (index_t k = 0; k < kc; ++k) {
+        for (index_t i = 0; i < mr; ++i) dst[k * kMR + i] = src[i * rs + k * cs];
+        for (index_t i = mr; i < kMR; ++i) dst[k * kMR + i] = 0.f;
+      }
+    }
+  }
+}
+
+inline index_t ws_a_floats(index_t M, index_t K) {
+  if (M < kMR) return 0;  // small M reads A in place
+  return round_up(min_i(M, kMC), kMR) * min_i(K, kKC);
+}
+inline index_t ws_b_floats(index_t N, index_t K) {
+  return round_up(min_i(N, kNC), kNR) * min_i(K, kKC);
+}
+// Floats from the workspace start to the packed-B block (keeps it 64-byte aligned).
+inline index_t ws_b_offset(index_t M, index_t K) {
+  return round_up(ws_a_floats(M, K), static_cast<index_t>(kAlignment / sizeof(float)));
+}
+
+// K == 0: C = epilogue(0).
+inline void gemm_k0(index_t M, index_t N, float* C, index_t ldc, const GemmEpilogue& ep) {
+  for (index_t i = 0; i < M; ++i) {
+    float* c = C + i * ldc;
+    for (index_t j = 0; j < N; ++j) {
+      float x = ep.bias ? 0.f + ep.bias[j] : 0.f;
+      if (ep.clamp) x = sclamp(x, ep.lo, ep.hi);
+      c[j] = x;
+    }
+  }
+  if (ep.tail) ep.tail(ep.ctx, 0, 0, M, N, C, ldc);
+}
+
+}  // namespace gemm_detail
+
+// ---------------------------------------------------------------------------
+// Public API.
+
+/// Floats needed by pack_b(K, N, ...): ceil(N/NR) panels of K x NR.
+inline std::size_t packed_b_size(index_t K, index_t N) {
+  using namespace gemm_detail;
+  if (K <= 0 || N <= 0) return 0;
+  return static_cast<std::size_t>(round_up(N, kNR) * K);
+}
+
+/// Packs B (K x N, any strides) once, for repeated gemm calls with the same B
+/// (a linear layer's weight W[out,in] is B with row_stride 1, col_stride in).
+/// Layout: ceil(N/NR) panels of K x NR, row k of panel q at packed + q*K*NR + k*NR.
+inline void pack_b(index_t K, index_t N, MatrixRef B, float* packed) {
+  if (K <= 0 || N <= 0) return;
+  gemm_detail::pack_b_panels(K, N, B, packed, K * gemm_detail::kNR);
+}
+
+/// Scratch floats gemm(M, N, K, ...) needs (packed A block and, unless B is
+/// prepacked, packed B block). Bounded by MC*KC + KC*NC whatever the sizes.
+inline std::size_t gemm_workspace_size(index_t M, index_t N, index_t K, bool b_prepacked) {
+  using namespace gemm_detail;
+  if (M <= 0 || N <= 0 || K <= 0) return 0;
+  if (b_prepacked) return static_cast<std::size_t>(ws_a_floats(M, K));
+  return static_cast<std::size_t>(ws_b_offset(M, K) + ws_b_floats(N, K));
+}
+
+/// C(i,j) = epilogue( sum_k A(i,k) * B(k,j) ), C row-major with leading dimension ldc.
+/// If packed_b != nullptr it holds pack_b(K,N,B) and B is ignored (any alignment
+/// works; 64-byte aligned is fastest). workspace: 64-byte aligned,
+/// gemm_workspace_size floats (may be nullptr when that is 0, e.g. M < MR with
+/// prepacked B). K == 0 gives epilogue(0). M or N == 0 does nothing. C must not
+/// alias A or B.
+inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
+                 const float* packed_b, float* C, index_t ldc, const GemmEpilogue& ep,
+                 float* workspace) {
+  using namespace gemm_detail;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return gemm_k0(M, N, C, ldc, ep);
+  const int last_flags = (ep.bias ? kBias : 0) | (ep.clamp ? kClamp : 0);
+
+  // Batch-1 / small M with prepacked B: no packing at all, one pass over K.
+  if (M < kMR && packed_b) {
+    small_m(M, K, A.data, A.row_stride, A.col_stride, packed_b, K * kNR, C, ldc, N, last_flags,
+            ep.bias, ep.lo, ep.hi);
+    if (ep.tail) ep.tail(ep.ctx, 0, 0, M, N, C, ldc);
+    return;
+  }
+
+  float* wa = workspace;
+  float* wb = workspace + ws_b_offset(M, K);
+  for (index_t jc = 0; jc < N; jc += kNC) {
+    const index_t nc = min_i(kNC, N - jc);
+    const float* bias = ep.bias ? ep.bias + jc : nullptr;
+    for (index_t pc = 0; pc < K; pc += kKC) {
+      const index_t kc = min_i(kKC, K - pc);
+      const bool last = pc + kc == K;
+      const int flags = (pc > 0 ? kAccum : 0) | (last ? last_flags : 0);
+      const float* bb;
+      index_t bps;
+      if (packed_b) {
+        bb = packed_b + jc * K + pc * kNR;  // panel jc/NR, row pc
+        bps = K * kNR;
+      } else {
+        MatrixRef Bblk{B.data + pc * B.row_stride + jc * B.col_stride, B.row_stride, B.col_stride};
+        pack_b_panels(kc, nc, Bblk, wb, kc * kNR);
+        bb = wb;
+        bps = kc * kNR;
+      }
+      if (M < kMR) {
+        small_m(M, kc, A.data + pc * A.col_stride, A.row_stride, A.col_stride, bb, bps,
+                C + jc, ldc, nc, flags, bias, ep.lo, ep.hi);
+        if (last && ep.tail) ep.tail(ep.ctx, 0, jc, M, nc, C + jc, ldc);
+        continue;
+      }
+      for (index_t ic = 0; ic < M; ic += kMC) {
+        const index_t mc = min_i(kMC, M - ic);
+        MatrixRef Ablk{A.data + ic * A.row_stride + pc * A.col_stride, A.row_stride, A.col_stride};
+        pack_a_panels(mc, kc, Ablk, wa);
+        for (index_t jg = 0; jg < nc; jg += kTailN) {
+          const index_t ng = min_i(kTailN, nc - jg);
+          for (index_t jr = jg; jr < jg + ng; jr += kNR) {
+            const index_t nr = min_i(kNR, nc - jr);
+            const float* bpanel = bb + (jr / kNR) * bps;
+            const float* bias_r = bias ? bias + jr : nullptr;
+            float* cj = C + ic * ldc + jc + jr;
+            for (index_t ir = 0; ir < mc; ir += kMR)
+              micro_kernel(kc, wa + ir * kc, bpanel, cj + ir * ldc, ldc, min_i(kMR, mc - ir), nr,
+                           flags, bias_r, ep.lo, ep.hi);
+          }
+          if (last && ep.tail) ep.tail(ep.ctx, ic, jc + jg, mc, ng, C + ic * ldc + jc + jg, ldc);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace kiln::kernels
+
+#undef KILN_GEMM_INLINE
+#undef KILN_GEMM_UNROLL
+#undef KILN_GEMM_RESTRICT
+#undef KILN_GEMM_PREFETCH_W
+#undef KILN_GEMM_SSE
+// ---- end kiln/kernels/gemm.hpp ----
+
+// ---- begin kiln/kernels/window.hpp ----
+// kiln/kernels/window.hpp — what the NHWC sliding-window kernels (conv, pool, pad, upsample) share:
+// the window geometry, a strided NHWC input, and channel-vector helpers with a scalar twin.
+//
+// NHWC puts channels innermost, so every window kernel vectorises over channels: one tap of a
+// window is a contiguous run of C floats. Inputs may be views with any N/H/W strides, but their
+// channel stride must be 1 (the runtime makes a dense copy first otherwise).
+
+
+// Register arrays (acc[v]) stay in registers only when their loops are fully unrolled.
+#if defined(__GNUC__) || defined(__clang__)
+#define KILN_WINDOW_INLINE inline __attribute__((always_inline))
+#define KILN_WINDOW_UNROLL _Pragma("GCC unroll 32")
+#else
+#define KILN_WINDOW_INLINE inline
+#define KILN_WINDOW_UNROLL
+#endif
+
+namespace kiln::kernels {
+
+/// A sliding window over an NHWC input: input extents, output extents, kernel, stride, the padding
+/// before each spatial axis (the padding after it is implied by the output extents), dilation and
+/// groups (conv only). Pooling uses out_c == in_c and groups == 1.
+struct WindowGeometry {
+  index_t batch = 1, in_h = 1, in_w = 1, in_c = 1;
+  index_t out_h = 1, out_w = 1, out_c = 1;
+  int kernel_h = 1, kernel_w = 1;
+  int stride_h = 1, stride_w = 1;
+  int pad_top = 0, pad_left = 0;
+  int dilation_h = 1, dilation_w = 1;
+  int groups = 1;
+
+  constexpr index_t in_c_group() const { return in_c / groups; }
+  constexpr index_t out_c_group() const { return out_c / groups; }
+  /// Rows of the implicit im2col matrix: one per output pixel.
+  constexpr index_t rows() const { return batch * out_h * out_w; }
+  /// Its columns per group: (kh, kw, c) with c fastest, the order of an OHWI weight's rows.
+  constexpr index_t depth() const { return static_cast<index_t>(kernel_h) * kernel_w * in_c_group(); }
+};
+
+/// A read-only NHWC tensor with element strides for N, H and W; channels are contiguous.
+struct NhwcIn {
+  const float* data = nullptr;
+  index_t sn = 0, sh = 0, sw = 0;
+
+  const float* at(index_t n, index_t h, index_t w) const { return data + n * sn + h * sh + w * sw; }
+};
+
+/// Dense NHWC strides of an [N, H, W, C] tensor.
+inline NhwcIn dense_nhwc(const float* data, index_t h, index_t w, index_t c) { return NhwcIn{data, h * w * c, w * c, c}; }
+
+namespace window_detail {
+
+// Channel vectors: an xsimd batch, or one float in the scalar twin (same code either way).
+#if KILN_SIMD
+using vec = fbatch;
+KILN_WINDOW_INLINE vec vload(const float* p) { return vec::load_unaligned(p); }
+KILN_WINDOW_INLINE void vstore(float* p, const vec& x) { x.store_unaligned(p); }
+KILN_WINDOW_INLINE vec vsplat(float x) { return vec(x); }
+KILN_WINDOW_INLINE vec vfma(const vec& a, const vec& b, const vec& c) { return xsimd::fma(a, b, c); }
+KILN_WINDOW_INLINE vec vadd(const vec& a, const vec& b) { return a + b; }
+KILN_WINDOW_INLINE vec vmul(const vec& a, const vec& b) { return a * b; }
+// select-based: the same NaN behaviour on every ISA (x86 max drops a NaN in one operand only).
+KILN_WINDOW_INLINE vec vmax(const vec& a, const vec& b) { return xsimd::select(b > a, b, a); }
+KILN_WINDOW_INLINE vec vclamp(const vec& x, const vec& lo, const vec& hi) {
+  return xsimd::select(x < lo, lo, xsimd::select(x > hi, hi, x));
+}
+#else
+struct vec {
+  float v;
+};
+KILN_WINDOW_INLINE vec vload(const float* p) { return vec{*p}; }
+KILN_WINDOW_INLINE void vstore(float* p, const vec& x) { *p = x.v; }
+KILN_WINDOW_INLINE vec vsplat(float x) { return vec{x}; }
+KILN_WINDOW_INLINE vec vfma(const vec& a, const vec& b, const vec& c) { return vec{a.v * b.v + c.v}; }
+KILN_WINDOW_INLINE vec vadd(const vec& a, const vec& b) { return vec{a.v + b.v}; }
+KILN_WINDOW_INLINE vec vmul(const vec& a, const vec& b) { return vec{a.v * b.v}; }
+KILN_WINDOW_INLINE vec vmax(const vec& a, const vec& b) { return vec{b.v > a.v ? b.v : a.v}; }
+KILN_WINDOW_INLINE vec vclamp(const vec& x, const vec& lo, const vec& hi) {
+  return vec{x.v < lo.v ? lo.v : (x.v > hi.v ? hi.v : x.v)};
+}
+#endif
+
+/// First input coordinate of output position `o` and the range [t0, t1) of kernel taps that fall
+/// inside [0, extent): taps outside are padding.
+struct TapRange {
+  index_t origin;
+  int t0, t1;
+};
+inline TapRange taps(index_t o, int stride, int pad, int kernel, int dilation, index_t extent) {
+  const index_t origin = o * stride - pad;
+  int t0 = 0, t1 = kernel;
+  while (t0 < kernel && origin + static_cast<index_t>(t0) * dilation < 0) ++t0;
+  while (t1 > t0 && origin + static_cast<index_t>(t1 - 1) * dilation >= extent) --t1;
+  return {origin, t0, t1};
+}
+
+}  // namespace window_detail
+}  // namespace kiln::kernels
+// ---- end kiln/kernels/window.hpp ----
+
+namespace kiln::kernels {
+
+enum class ConvAlgorithm : std::uint8_t { pointwise, depthwise, im2col };
+
+constexpr const char* conv_algorithm_name(ConvAlgorithm a) {
+  switch (a) {
+    case ConvAlgorithm::pointwise: return "pointwise gemm";
+    case ConvAlgorithm::depthwise: return "depthwise direct";
+    case ConvAlgorithm::im2col: return "implicit im2col gemm";
+  }
+  return "?";
+}
+
+constexpr ConvAlgorithm conv_algorithm(const WindowGeometry& g) {
+  if (g.groups == g.in_c && g.in_c > 1) return ConvAlgorithm::depthwise;
+  if (g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_top == 0 &&
+      g.pad_left == 0 && g.out_h == g.in_h && g.out_w == g.in_w)
+    return ConvAlgorithm::pointwise;
+  return ConvAlgorithm::im2col;
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+#define KILN_CONV_RESTRICT __restrict__
+#else
+#define KILN_CONV_RESTRICT
+#endif
+
+namespace conv_detail {
+
+/// Output rows per tail call of the implicit GEMM (the GEMM's MC: the block is still in cache).
+inline constexpr index_t kTailRows = gemm_detail::kMC;
+
+/// Rows [r0, r0 + count) of group `grp`'s im2col matrix into dst (row stride depth()); taps in the
+/// padding are zeros.
+inline void im2col_rows(const WindowGeometry& g, NhwcIn x, index_t grp, index_t r0, index_t count, float* dst) {
+  const index_t cg = g.in_c_group(), depth = g.depth();
+  const std::size_t run = static_cast<std::size_t>(cg) * sizeof(float);
+  index_t ow = r0 % g.out_w, oh = (r0 / g.out_w) % g.out_h, n = r0 / (g.out_w * g.out_h);
+  for (index_t r = 0; r < count; ++r, dst += depth) {
+    float* d = dst;
+    for (int kh = 0; kh < g.kernel_h; ++kh) {
+      const index_t ih = oh * g.stride_h - g.pad_top + static_cast<index_t>(kh) * g.dilation_h;
+      if (ih < 0 || ih >= g.in_h) {
+        std::memset(d, 0, run * static_cast<std::size_t>(g.kernel_w));
+        d += cg * g.kernel_w;
+        continue;
+      }
+      for (int kw = 0; kw < g.kernel_w; ++kw, d += cg) {
+        const index_t iw = ow * g.stride_w - g.pad_left + static_cast<index_t>(kw) * g.dilation_w;
+        if (iw < 0 || iw >= g.in_w) std::memset(d, 0, run);
+        else std::memcpy(d, x.at(n, ih, iw) + grp * cg, run);
+      }
+    }
+    if (++ow == g.out_w) {
+      ow = 0;
+      if (++oh == g.out_h) {
+        oh = 0;
+        ++n;
+      }
+    }
+  }
+}
+
+/// Forwards a GEMM's tail call with the block moved by (row0, col0): the caller's tail sees
+/// coordinates over the whole conv output.
+struct ShiftedTail {
+  const GemmEpilogue* user;
+  index_t row0, col0;
+  static void call(void* ctx, index_t i0, index_t j0, index_t m, index_t n, float* c, index_t ldc) {
+    const ShiftedTail& s = *static_cast<const ShiftedTail*>(ctx);
+    s.user->tail(s.user->ctx, s.row0 + i0, s.col0 + j0, m, n, c, ldc);
+  }
+};
+
+inline GemmEpilogue group_epilogue(const GemmEpilogue& ep, ShiftedTail& shift, index_t col0) {
+  GemmEpilogue e = ep;
+  if (ep.bias) e.bias = ep.bias + col0;
+  if (ep.tail) {
+    e.tail = &ShiftedTail::call;
+    e.ctx = &shift;
+  }
+  return e;
+}
+
+// ---- implicit GEMM ----------------------------------------------------------------------------
+
+/// How one im2col row is laid out in memory from a pixel's first tap: `outer` runs (kernel rows)
+/// `outer_step` floats apart, each of `inner` runs (kernel columns) `inner_step` apart, each a
+/// contiguous run of `run` floats (channels). k = (outer, inner, run) is the OHWI order.
+struct TapWalk {
+  int outer = 1, inner = 1;
+  index_t outer_step = 0, inner_step = 0, run = 0;
+};
+
+/// C[0:m, 0:n] = epilogue(A B) for one MR x NR tile: A row i is walked from a[i] by `t`; B is a
+/// packed K x NR panel. The GEMM micro-kernel's loop, with the A panel replaced by pointers.
+inline void direct_micro_kernel(const float* const* a, const TapWalk& t, const float* KILN_CONV_RESTRICT b,
+                                float* KILN_CONV_RESTRICT c, index_t ldc, index_t m, index_t n, int flags,
+                                const float* bias, float lo, float hi) {
+  using namespace gemm_detail;
+  vec acc[kMR][kNV];
+  KILN_WINDOW_UNROLL
+  for (int i = 0; i < kMR; ++i) {
+    KILN_WINDOW_UNROLL
+    for (int v = 0; v < kNV; ++v) acc[i][v] = vsplat(0.f);
+  }
+  for (int o = 0; o < t.outer; ++o)
+    for (int q = 0; q < t.inner; ++q) {
+      const index_t off = o * t.outer_step + q * t.inner_step;
+      const float* ap[kMR];
+      KILN_WINDOW_UNROLL
+      for (int i = 0; i < kMR; ++i) ap[i] = a[i] + off;
+      for (index_t r = 0; r < t.run; ++r) {
+        vec bv[kNV];
+        KILN_WINDOW_UNROLL
+        for (int v = 0; v < kNV; ++v) bv[v] = vload(b + v * kLanes);
+        KILN_WINDOW_UNROLL
+        for (int i = 0; i < kMR; ++i) {
+          const vec av = vsplat(ap[i][r]);
+          KILN_WINDOW_UNROLL
+          for (int v = 0; v < kNV; ++v) acc[i][v] = vfma(av, bv[v], acc[i][v]);
+        }
+        b += kNR;
+      }
+    }
+  KILN_WINDOW_UNROLL
+  for (int i = 0; i < kMR; ++i)
+    if (i < m) finish_row<kNV>(acc[i], c + i * ldc, n, flags, bias, lo, hi);
+}
+
+/// Whether output pixel (oh, ow)'s whole window lies inside the input (no padding taps).
+inline bool window_inside(const WindowGeometry& g, index_t oh, index_t ow) {
+  const index_t ih = oh * g.stride_h - g.pad_top, iw = ow * g.stride_w - g.pad_left;
+  return ih >= 0 && iw >= 0 && ih + static_cast<index_t>(g.kernel_h - 1) * g.dilation_h < g.in_h &&
+         iw + static_cast<index_t>(g.kernel_w - 1) * g.dilation_w < g.in_w;
+}
+
+/// The general conv as an implicit GEMM over packed weights (one conv_pack_weights block per
+/// group); `tile` holds MR * depth() floats for tiles that touch the padding.
+inline void implicit_gemm(const WindowGeometry& g, NhwcIn x, const float* packed, float* out, index_t ldc,
+                          const GemmEpilogue& ep, float* tile) {
+  using gemm_detail::kMR;
+  using gemm_detail::kNR;
+  const index_t rows = g.rows(), depth = g.depth(), cg = g.in_c_group(), ng = g.out_c_group();
+  const std::size_t per_group = packed_b_size(depth, ng);
+  const int flags = (ep.bias ? gemm_detail::kBias : 0) | (ep.clamp ? gemm_detail::kClamp : 0);
+  // Interior pixels: a window row is one run of kw * C floats when its taps are adjacent and the
+  // group spans every channel, else kw runs of C / groups.
+  TapWalk inside;
+  inside.outer = g.kernel_h;
+  inside.outer_step = g.dilation_h * x.sh;
+  if (g.dilation_w == 1 && g.groups == 1) {
+    inside.run = g.kernel_w * cg;
+  } else {
+    inside.inner = g.kernel_w;
+    inside.inner_step = g.dilation_w * x.sw;
+    inside.run = cg;
+  }
+  // x.sw == C is needed for the merged run (pixels adjacent in memory).
+  if (inside.inner == 1 && g.kernel_w > 1 && x.sw != g.in_c) {
+    inside.inner = g.kernel_w;
+    inside.inner_step = x.sw;
+    inside.run = cg;
+  }
+  TapWalk gathered;  // an im2col row in `tile`
+  gathered.run = depth;
+  for (int grp = 0; grp < g.groups; ++grp) {
+    const float* bg = packed + grp * per_group;
+    for (index_t r0 = 0; r0 < rows; r0 += kTailRows) {
+      const index_t block = kTailRows < rows - r0 ? kTailRows : rows - r0;
+      for (index_t r = r0; r < r0 + block; r += kMR) {
+        const index_t m = kMR < r0 + block - r ? kMR : r0 + block - r;
+        const float* a[kMR];
+        index_t pn[kMR], ph[kMR], pw[kMR];  // the tile's output pixels
+        bool interior = true;
+        index_t ow = r % g.out_w, oh = (r / g.out_w) % g.out_h, n = r / (g.out_w * g.out_h);
+        for (index_t i = 0; i < m; ++i) {
+          interior = interior && window_inside(g, oh, ow);
+          pn[i] = n, ph[i] = oh, pw[i] = ow;
+          if (++ow == g.out_w) {
+            ow = 0;
+            if (++oh == g.out_h) {
+              oh = 0;
+              ++n;
+            }
+          }
+        }
+        if (interior) {
+          for (index_t i = 0; i < m; ++i)
+            a[i] = x.at(pn[i], ph[i] * g.stride_h - g.pad_top, pw[i] * g.stride_w - g.pad_left) + grp * cg;
+        } else {
+          im2col_rows(g, x, grp, r, m, tile);
+          for (index_t i = 0; i < m; ++i) a[i] = tile + i * depth;
+        }
+        for (index_t i = m; i < kMR; ++i) a[i] = a[0];  // rows past the end: computed, not stored
+        const TapWalk& walk = interior ? inside : gathered;
+        for (index_t j = 0; j < ng; j += kNR) {
+          const index_t col = grp * ng + j;
+          direct_micro_kernel(a, walk, bg + (j / kNR) * depth * kNR, out + r * ldc + col, ldc, m,
+                              kNR < ng - j ? kNR : ng - j, flags, ep.bias ? ep.bias + col : nullptr, ep.lo, ep.hi);
+        }
+      }
+      if (ep.tail) ep.tail(ep.ctx, r0, grp * ng, block, ng, out + r0 * ldc + grp * ng, ldc);
+    }
+  }
+}
+
+// ---- depthwise --------------------------------------------------------------------------------
+
+/// One output pixel, channels [o0, o0 + V*kLanes) with multiplier 1: V vector accumulators held
+/// over every tap of the window.
+template <int V>
+KILN_WINDOW_INLINE void depthwise_pixel(const WindowGeometry& g, NhwcIn x, index_t n, const window_detail::TapRange& th,
+                                        const window_detail::TapRange& tw, const float* wt, index_t o0,
+                                        const float* bias, bool clamp, float lo, float hi, float* out) {
+  using namespace window_detail;
+  constexpr int L = kLanes;
+  vec acc[V];
+  KILN_WINDOW_UNROLL
+  for (int v = 0; v < V; ++v) acc[v] = bias ? vload(bias + o0 + v * L) : vsplat(0.f);
+  for (int kh = th.t0; kh < th.t1; ++kh) {
+    const index_t ih = th.origin + static_cast<index_t>(kh) * g.dilation_h;
+    for (int kw = tw.t0; kw < tw.t1; ++kw) {
+      const float* xp = x.at(n, ih, tw.origin + static_cast<index_t>(kw) * g.dilation_w) + o0;
+      const float* wp = wt + (static_cast<index_t>(kh) * g.kernel_w + kw) * g.out_c + o0;
+      KILN_WINDOW_UNROLL
+      for (int v = 0; v < V; ++v) acc[v] = vfma(vload(xp + v * L), vload(wp + v * L), acc[v]);
+    }
+  }
+  if (clamp) {
+    const vec vlo = vsplat(lo), vhi = vsplat(hi);
+    KILN_WINDOW_UNROLL
+    for (int v = 0; v < V; ++v) acc[v] = vclamp(acc[v], vlo, vhi);
+  }
+  KILN_WINDOW_UNROLL
+  for (int v = 0; v < V; ++v) vstore(out + o0 + v * L, acc[v]);
+}
+
+/// kP adjacent output pixels whose windows lie inside the input along W, channels
+/// [o0, o0 + V*kLanes), multiplier 1: each weight vector is loaded once for the kP pixels (one
+/// load per pixel per tap would make the loop load-bound at half the FMA rate).
+inline constexpr int kDepthwisePixels = 4;
+template <int V>
+KILN_WINDOW_INLINE void depthwise_pixels(const WindowGeometry& g, NhwcIn x, index_t n,
+                                         const window_detail::TapRange& th, index_t iw0, const float* wt,
+                                         index_t o0, const float* bias, bool clamp, float lo, float hi, float* out,
+                                         index_t ldc) {
+  using namespace window_detail;
+  constexpr int L = kLanes, P = kDepthwisePixels;
+  vec acc[P][V];
+  KILN_WINDOW_UNROLL
+  for (int p = 0; p < P; ++p) {
+    KILN_WINDOW_UNROLL
+    for (int v = 0; v < V; ++v) acc[p][v] = bias ? vload(bias + o0 + v * L) : vsplat(0.f);
+  }
+  const index_t pixel_step = g.stride_w * x.sw;
+  for (int kh = th.t0; kh < th.t1; ++kh) {
+    const float* xrow = x.at(n, th.origin + static_cast<index_t>(kh) * g.dilation_h, iw0) + o0;
+    const float* wrow = wt + static_cast<index_t>(kh) * g.kernel_w * g.out_c + o0;
+    for (int kw = 0; kw < g.kernel_w; ++kw) {
+      const float* xp = xrow + static_cast<index_t>(kw) * g.dilation_w * x.sw;
+      const float* wp = wrow + static_cast<index_t>(kw) * g.out_c;
+      vec wv[V];
+      KILN_WINDOW_UNROLL
+      for (int v = 0; v < V; ++v) wv[v] = vload(wp + v * L);
+      KILN_WINDOW_UNROLL
+      for (int p = 0; p < P; ++p) {
+        KILN_WINDOW_UNROLL
+        for (int v = 0; v < V; ++v) acc[p][v] = vfma(vload(xp + p * pixel_step + v * L), wv[v], acc[p][v]);
+      }
+    }
+  }
+  const vec vlo = vsplat(lo), vhi = vsplat(hi);
+  KILN_WINDOW_UNROLL
+  for (int p = 0; p < P; ++p) {
+    KILN_WINDOW_UNROLL
+    for (int v = 0; v < V; ++v) vstore(out + p * ldc + o0 + v * L, clamp ? vclamp(acc[p][v], vlo, vhi) : acc[p][v]);
+  }
+}
+
+/// Depthwise conv, weight transposed to wt[kh][kw][out_c]; output rows of ldc floats.
+inline void depthwise(const WindowGeometry& g, NhwcIn x, const float* wt, float* out, index_t ldc,
+                      const GemmEpilogue& ep) {
+  using namespace window_detail;
+  constexpr index_t L = kLanes;
+  const index_t C = g.out_c, mult = g.out_c / g.in_c;
+  for (index_t n = 0; n < g.batch; ++n)
+    for (index_t oh = 0; oh < g.out_h; ++oh) {
+      const TapRange th = taps(oh, g.stride_h, g.pad_top, g.kernel_h, g.dilation_h, g.in_h);
+      const index_t row0 = (n * g.out_h + oh) * g.out_w;
+      float* orow = out + row0 * ldc;
+      // Channels [c0, C) of pixel ow one at a time: the tail of the vectors, and every channel
+      // when the multiplier is > 1 (output channel o reads input channel o / mult).
+      auto scalar_channels = [&](index_t ow, index_t c0) {
+        const TapRange tw = taps(ow, g.stride_w, g.pad_left, g.kernel_w, g.dilation_w, g.in_w);
+        float* o = orow + ow * ldc;
+        for (index_t c = c0; c < C; ++c) {
+          float acc = ep.bias ? ep.bias[c] : 0.f;
+          for (int kh = th.t0; kh < th.t1; ++kh) {
+            const index_t ih = th.origin + static_cast<index_t>(kh) * g.dilation_h;
+            for (int kw = tw.t0; kw < tw.t1; ++kw) {
+              const float xv = x.at(n, ih, tw.origin + static_cast<index_t>(kw) * g.dilation_w)[c / mult];
+              acc += xv * wt[(static_cast<index_t>(kh) * g.kernel_w + kw) * C + c];
+            }
+          }
+          if (ep.clamp) acc = acc < ep.lo ? ep.lo : (acc > ep.hi ? ep.hi : acc);
+          o[c] = acc;
+        }
+      };
+      for (index_t ow = 0; ow < g.out_w;) {
+        // Blocks of kDepthwisePixels pixels whose windows are inside the input along W.
+        if (mult == 1 && C >= L && ow + kDepthwisePixels <= g.out_w) {
+          const index_t last = ow + kDepthwisePixels - 1;
+          const index_t iw0 = ow * g.stride_w - g.pad_left;
+          if (iw0 >= 0 && last * g.stride_w - g.pad_left + static_cast<index_t>(g.kernel_w - 1) * g.dilation_w < g.in_w) {
+            float* o = orow + ow * ldc;
+            index_t c = 0;
+            for (; c + 2 * L <= C; c += 2 * L)
+              depthwise_pixels<2>(g, x, n, th, iw0, wt, c, ep.bias, ep.clamp, ep.lo, ep.hi, o, ldc);
+            for (; c + L <= C; c += L)
+              depthwise_pixels<1>(g, x, n, th, iw0, wt, c, ep.bias, ep.clamp, ep.lo, ep.hi, o, ldc);
+            for (index_t p = 0; p < kDepthwisePixels; ++p) scalar_channels(ow + p, c);
+            ow += kDepthwisePixels;
+            continue;
+          }
+        }
+        const TapRange tw = taps(ow, g.stride_w, g.pad_left, g.kernel_w, g.dilation_w, g.in_w);
+        float* o = orow + ow * ldc;
+        index_t c = 0;
+        if (mult == 1) {
+          for (; c + 4 * L <= C; c += 4 * L) depthwise_pixel<4>(g, x, n, th, tw, wt, c, ep.bias, ep.clamp, ep.lo, ep.hi, o);
+          for (; c + L <= C; c += L) depthwise_pixel<1>(g, x, n, th, tw, wt, c, ep.bias, ep.clamp, ep.lo, ep.hi, o);
+        }
+        scalar_channels(ow, c);
+        ++ow;
+      }
+      if (ep.tail) ep.tail(ep.ctx, row0, 0, g.out_w, C, orow, ldc);
+    }
+}
+
+}  // namespace conv_detail
+
+/// Floats of the prepacked weight (conv_pack_weights): one packed GEMM B per group, or the
+/// [kh][kw][out_c] transpose for depthwise.
+inline std::size_t conv_packed_weight_floats(const WindowGeometry& g) {
+  if (conv_algorithm(g) == ConvAlgorithm::depthwise)
+    return static_cast<std::size_t>(g.kernel_h) * g.kernel_w * g.out_c;
+  return static_cast<std::size_t>(g.groups) * packed_b_size(g.depth(), g.out_c_group());
+}
+
+/// Packs an OHWI weight once for repeated conv2d calls.
+inline void conv_pack_weights(const WindowGeometry& g, const float* w_ohwi, float* packed) {
+  const index_t taps = static_cast<index_t>(g.kernel_h) * g.kernel_w;
+  if (conv_algorithm(g) == ConvAlgorithm::depthwise) {
+    // OHWI with one input channel per group: w[o][t] -> packed[t][o].
+    for (index_t o = 0; o < g.out_c; ++o)
+      for (index_t t = 0; t < taps; ++t) packed[t * g.out_c + o] = w_ohwi[o * taps + t];
+    return;
+  }
+  const index_t depth = g.depth(), ng = g.out_c_group();
+  const std::size_t per_group = packed_b_size(depth, ng);
+  for (int grp = 0; grp < g.groups; ++grp)
+    pack_b(depth, ng, MatrixRef{w_ohwi + grp * ng * depth, 1, depth}, packed + grp * per_group);
+}
+
+/// Scratch floats conv2d needs: the im2col chunk and the GEMM's packing buffers, or the
+/// transposed depthwise weight when it is not prepacked.
+inline std::size_t conv_workspace_floats(const WindowGeometry& g, bool prepacked) {
+  const ConvAlgorithm a = conv_algorithm(g);
+  if (a == ConvAlgorithm::depthwise) return prepacked ? 0 : conv_packed_weight_floats(g);
+  const index_t depth = g.depth();  // in_c_group() for pointwise
+  if (a == ConvAlgorithm::pointwise) return gemm_workspace_size(g.rows(), g.out_c_group(), depth, prepacked);
+  // The implicit GEMM: one gathered tile, and the packed weights when they are not prepacked.
+  const std::size_t tile = align_up(static_cast<std::size_t>(gemm_detail::kMR * depth), kAlignment / sizeof(float));
+  return tile + (prepacked ? 0 : conv_packed_weight_floats(g));
+}
+
+/// out[rows, out_c] (row stride ldc) = epilogue(conv(x, w)). Either w_ohwi (the weight as the
+/// model holds it) or packed (conv_pack_weights) is used: packed when non-null. workspace:
+/// conv_workspace_floats(g, packed != nullptr) floats, 64-byte aligned. `out` must not alias x.
+/// Pointwise convs read x as a matrix: its pixels must be evenly strided (x.sh == in_w * x.sw and
+/// x.sn == in_h * x.sh, true of any dense tensor).
+inline void conv2d(const WindowGeometry& g, NhwcIn x, const float* w_ohwi, const float* packed, float* out,
+                   index_t ldc, const GemmEpilogue& ep, float* workspace) {
+  const ConvAlgorithm algo = conv_algorithm(g);
+  if (g.rows() <= 0 || g.out_c <= 0) return;
+  if (algo == ConvAlgorithm::depthwise) {
+    const float* wt = packed;
+    if (!wt) {
+      conv_pack_weights(g, w_ohwi, workspace);
+      wt = workspace;
+    }
+    conv_detail::depthwise(g, x, wt, out, ldc, ep);
+    return;
+  }
+  const index_t ng = g.out_c_group();
+  const index_t depth = g.depth();
+  const std::size_t per_group = packed_b_size(depth, ng);
+  auto weight = [&](int grp) { return MatrixRef{w_ohwi ? w_ohwi + grp * ng * depth : nullptr, 1, depth}; };
+  auto packed_of = [&](int grp) { return packed ? packed + grp * per_group : nullptr; };
+  if (algo == ConvAlgorithm::pointwise) {  // the input is the GEMM's A (see the precondition)
+    for (int grp = 0; grp < g.groups; ++grp) {
+      conv_detail::ShiftedTail shift{&ep, 0, grp * ng};
+      const GemmEpilogue e = conv_detail::group_epilogue(ep, shift, grp * ng);
+      gemm(g.rows(), ng, depth, MatrixRef{x.data + grp * depth, x.sw, 1}, weight(grp), packed_of(grp), out + grp * ng,
+           ldc, e, workspace);
+    }
+    return;
+  }
+  // The implicit GEMM needs packed weights: pack them into the workspace when not prepacked.
+  float* tile = workspace;
+  const std::size_t tile_floats =
+      align_up(static_cast<std::size_t>(gemm_detail::kMR * depth), kAlignment / sizeof(float));
+  if (!packed) {
+    float* wp = workspace + tile_floats;
+    conv_pack_weights(g, w_ohwi, wp);
+    packed = wp;
+  }
+  conv_detail::implicit_gemm(g, x, packed, out, ldc, ep, tile);
+}
+
+}  // namespace kiln::kernels
+
+#undef KILN_CONV_RESTRICT
+// ---- end kiln/kernels/conv.hpp ----
 
 // ---- begin kiln/kernels/elementwise.hpp ----
 // kiln/kernels/elementwise.hpp — runs a fused elementwise program over a shape.
@@ -1361,49 +2706,6 @@ struct EwTarget {
 
 }  // namespace kiln::kernels
 // ---- end kiln/kernels/ew_program.hpp ----
-
-// ---- begin kiln/kernels/simd.hpp ----
-// kiln/kernels/simd.hpp — which SIMD the kernels compile for.
-//
-// xsimd is included only when it has an architecture for this target (probing
-// its config header first is safe on any target, Cortex-M included). Otherwise,
-// or under KILN_NO_SIMD, KILN_SIMD is 0 and every kernel uses its scalar twin.
-
-
-#if KILN_HAS_XSIMD
-#include <xsimd/config/xsimd_config.hpp>
-#if !defined(XSIMD_NO_SUPPORTED_ARCHITECTURE)
-#include <xsimd/xsimd.hpp>
-#define KILN_SIMD 1
-#endif
-#endif
-#ifndef KILN_SIMD
-#define KILN_SIMD 0
-#endif
-
-namespace kiln::kernels {
-
-#if KILN_SIMD
-using simd_arch = xsimd::default_arch;
-using fbatch = xsimd::batch<float, simd_arch>;
-using fmask = xsimd::batch_bool<float, simd_arch>;
-/// Floats per vector register.
-inline constexpr int kLanes = static_cast<int>(fbatch::size);
-/// Architectural vector registers (drives register tiling).
-#if defined(__aarch64__) || defined(__AVX512F__)
-inline constexpr int kVectorRegs = 32;
-#else
-inline constexpr int kVectorRegs = 16;
-#endif
-inline constexpr const char* kSimdName = simd_arch::name();
-#else
-inline constexpr int kLanes = 1;
-inline constexpr int kVectorRegs = 16;
-inline constexpr const char* kSimdName = "scalar";
-#endif
-
-}  // namespace kiln::kernels
-// ---- end kiln/kernels/simd.hpp ----
 
 #if defined(__GNUC__)
 #define KILN_EW_NOINLINE __attribute__((noinline)) inline
@@ -2467,594 +3769,6 @@ inline void ew_run(const EwProgram& prog, const EwOperand* in, int n_in, const E
 
 }  // namespace kiln::kernels
 // ---- end kiln/kernels/elementwise.hpp ----
-
-// ---- begin kiln/kernels/gemm.hpp ----
-// kiln/kernels/gemm.hpp — single-precision GEMM with a fused epilogue.
-//
-//   C(i,j) = epilogue( sum_k A(i,k) * B(k,j) ),   C row-major, leading dimension ldc.
-//
-// GotoBLAS/BLIS structure: the K x N operand B is packed into NR-column
-// micro-panels and A into MR-row micro-panels; KC/MC/NC blocking keeps a B
-// micro-panel in L1, the packed A block in L2 and the packed B block in L3. The
-// register-blocked micro-kernel (written with xsimd, broadcast-FMA form) keeps an
-// MR x NR tile of C in registers for a whole KC block; on the last K block it
-// adds the bias and clamps in registers before the store. Earlier K blocks
-// accumulate into C.
-//
-// Batch-1 / small M (M < MR), typical of GEMV in a small MLP, skips A packing:
-// a row kernel walks several NR-wide panels of B at once (splitting K when there
-// are too few panels to hide FMA latency) and reads A where it lies.
-//
-// No heap, no exceptions, no iostream: all scratch comes from the caller's
-// workspace (gemm_workspace_size floats, 64-byte aligned).
-//
-// Instantiations are bounded: one MR x NR micro-kernel per build configuration
-// (edge tiles go through the same kernel and a partial store) and five small
-// row kernels for M < MR; nothing is templated on M, N or K.
-
-
-
-#if KILN_SIMD && (defined(__SSE2__) || defined(_M_X64))
-#include <xmmintrin.h>
-#define KILN_GEMM_SSE 1
-#else
-#define KILN_GEMM_SSE 0
-#endif
-
-#if defined(__GNUC__) || defined(__clang__)
-#define KILN_GEMM_INLINE inline __attribute__((always_inline))
-#define KILN_GEMM_UNROLL _Pragma("GCC unroll 32")
-#define KILN_GEMM_RESTRICT __restrict__
-#define KILN_GEMM_PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
-#else
-#define KILN_GEMM_INLINE inline
-#define KILN_GEMM_UNROLL
-#define KILN_GEMM_RESTRICT
-#define KILN_GEMM_PREFETCH_W(p) ((void)0)
-#endif
-
-namespace kiln::kernels {
-
-/// A strided view of a matrix: X(r,c) = data[r*row_stride + c*col_stride].
-struct MatrixRef {
-  const float* data = nullptr;
-  index_t row_stride = 0;
-  index_t col_stride = 1;
-};
-
-struct GemmEpilogue {
-  /// Length N: C(i,j) += bias[j], applied in registers before the store.
-  const float* bias = nullptr;
-  /// Then C = clamp(C, lo, hi) in registers; NaN stays NaN (relu = clamp 0..inf).
-  bool clamp = false;
-  float lo = 0.f, hi = 0.f;
-  /// General epilogue: called once per finished block of C (bias/clamp already
-  /// applied), while the block is still in cache; blocks are disjoint and cover
-  /// C exactly; block = rows [i0,i0+m) x cols [j0,j0+n), c points at C(i0,j0).
-  /// Blocks are at most MC x 8*NR (144 x 128 on AVX2) when M >= MR; all M rows
-  /// by up to NC columns when M < MR; the whole of C when K == 0. Called in the
-  /// caller's thread, in increasing block order, after the block's last K panel.
-  void (*tail)(void* ctx, index_t i0, index_t j0, index_t m, index_t n, float* c,
-               index_t ldc) = nullptr;
-  void* ctx = nullptr;
-};
-
-namespace gemm_detail {
-
-// ---------------------------------------------------------------------------
-// Vector abstraction: xsimd batch, or a one-lane scalar twin with the same
-// interface so the micro-kernel is written once.
-#if KILN_SIMD
-using vec = fbatch;
-KILN_GEMM_INLINE vec vload(const float* p) { return vec::load_unaligned(p); }
-KILN_GEMM_INLINE void vstore(float* p, const vec& x) { x.store_unaligned(p); }
-KILN_GEMM_INLINE vec vsplat(float x) { return vec(x); }
-KILN_GEMM_INLINE vec vfma(const vec& a, const vec& b, const vec& c) { return xsimd::fma(a, b, c); }
-KILN_GEMM_INLINE vec vadd(const vec& a, const vec& b) { return a + b; }
-// select-based so NaN passes through on every ISA (max/min differ on NaN).
-KILN_GEMM_INLINE vec vclamp(const vec& x, const vec& lo, const vec& hi) {
-  return xsimd::select(x < lo, lo, xsimd::select(x > hi, hi, x));
-}
-#else
-struct vec {
-  float v;
-};
-KILN_GEMM_INLINE vec vload(const float* p) { return vec{*p}; }
-KILN_GEMM_INLINE void vstore(float* p, const vec& x) { *p = x.v; }
-KILN_GEMM_INLINE vec vsplat(float x) { return vec{x}; }
-KILN_GEMM_INLINE vec vfma(const vec& a, const vec& b, const vec& c) { return vec{a.v * b.v + c.v}; }
-KILN_GEMM_INLINE vec vadd(const vec& a, const vec& b) { return vec{a.v + b.v}; }
-KILN_GEMM_INLINE vec vclamp(const vec& x, const vec& lo, const vec& hi) {
-  return vec{x.v < lo.v ? lo.v : (x.v > hi.v ? hi.v : x.v)};
-}
-#endif
-
-KILN_GEMM_INLINE float sclamp(float x, float lo, float hi) {
-  return x < lo ? lo : (x > hi ? hi : x);
-}
-
-// ---------------------------------------------------------------------------
-// Register tile, derived from the register file: MR rows x NV vectors of C in
-// accumulators, plus NV registers for the B row and one for the A broadcast.
-//   AVX2 / SSE2 / armv7 NEON (16 regs): 6 x 2 vectors -> 12 accumulators (AVX2 6x16, SSE 6x8)
-//   NEON64 (32 regs, 4 lanes):          8 x 3 vectors -> 24 accumulators (8x12)
-//   AVX-512 (32 regs, 16 lanes):       14 x 2 vectors -> 28 accumulators (14x32)
-//   scalar (KILN_SIMD == 0):            4 x 4 floats  -> 16 accumulators
-#if KILN_SIMD
-inline constexpr int kNV = (kVectorRegs >= 32 && kLanes <= 4) ? 3 : 2;
-inline constexpr int kMR = kNV == 3 ? 8 : (kVectorRegs - kNV - 1) / kNV;
-#else
-inline constexpr int kNV = 4;
-inline constexpr int kMR = 4;
-#endif
-inline constexpr int kNR = kNV * kLanes;
-
-// Cache blocking. Constants from typical caches (L1d 32 KiB, L2 512 KiB):
-//   KC: a KC x NR micro-panel of B (16 KiB for 256 x 16) stays in L1 with the
-//       MR x KC micro-panel of A that streams past it;
-//   MC: the packed MC x KC block of A (144 KiB) stays in L2;
-//   NC: the packed KC x NC block of B (up to 4 MiB) lives in L3.
-// The scalar twin targets microcontrollers and keeps the workspace small.
-// TODO(cache-size issue): derive KC/MC/NC from the detected cache sizes.
-#if KILN_SIMD
-inline constexpr index_t kKC = 256;
-inline constexpr index_t kMC = 144 / kMR * kMR;
-inline constexpr index_t kNC = 4096 / kNR * kNR;
-#else
-inline constexpr index_t kKC = 128;
-inline constexpr index_t kMC = 64 / kMR * kMR;
-inline constexpr index_t kNC = 256 / kNR * kNR;
-#endif
-/// Width of the blocks handed to GemmEpilogue::tail (MC x kTailN, ~72 KiB: in L2).
-inline constexpr index_t kTailN = (kNC < 8 * kNR) ? kNC : 8 * kNR;
-
-static_assert(kMR >= 1 && kNV >= 1, "bad register tile");
-static_assert(kMC % kMR == 0 && kNC % kNR == 0 && kTailN % kNR == 0, "bad blocking");
-
-enum : int { kAccum = 1, kBias = 2, kClamp = 4 };
-
-constexpr index_t min_i(index_t a, index_t b) { return a < b ? a : b; }
-constexpr index_t round_up(index_t a, index_t b) { return (a + b - 1) / b * b; }
-
-// ---------------------------------------------------------------------------
-// Epilogue of one row of a tile: acc (+ C if accumulating) (+ bias) (clamp), then
-// store n <= NV*kLanes columns.
-template <int NV>
-KILN_GEMM_INLINE void finish_row(vec* acc, float* c, index_t n, int flags, const float* bias,
-                                 float lo, float hi) {
-  if (n == NV * kLanes) {
-    if (flags & kAccum) {
-      KILN_GEMM_UNROLL
-      for (int v = 0; v < NV; ++v) acc[v] = vadd(acc[v], vload(c + v * kLanes));
-    }
-    if (flags & kBias) {
-      KILN_GEMM_UNROLL
-      for (int v = 0; v < NV; ++v) acc[v] = vadd(acc[v], vload(bias + v * kLanes));
-    }
-    if (flags & kClamp) {
-      const vec vlo = vsplat(lo), vhi = vsplat(hi);
-      KILN_GEMM_UNROLL
-      for (int v = 0; v < NV; ++v) acc[v] = vclamp(acc[v], vlo, vhi);
-    }
-    KILN_GEMM_UNROLL
-    for (int v = 0; v < NV; ++v) vstore(c + v * kLanes, acc[v]);
-  } else {
-    float t[NV * kLanes];
-    KILN_GEMM_UNROLL
-    for (int v = 0; v < NV; ++v) vstore(t + v * kLanes, acc[v]);
-    for (index_t j = 0; j < n; ++j) {
-      float x = t[j];
-      if (flags & kAccum) x += c[j];
-      if (flags & kBias) x += bias[j];
-      if (flags & kClamp) x = sclamp(x, lo, hi);
-      c[j] = x;
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------
-// The micro-kernel: C[0:m, 0:n] (op)= A_panel (MR x kc, packed [k][MR]) *
-// B_panel (kc x NR, packed [k][NR]); m <= MR, n <= NR. Full tiles store with
-// vector ops; edge tiles go through finish_row's partial store, never writing
-// outside C.
-inline void micro_kernel(index_t kc, const float* KILN_GEMM_RESTRICT a,
-                         const float* KILN_GEMM_RESTRICT b, float* KILN_GEMM_RESTRICT c,
-                         index_t ldc, index_t m, index_t n, int flags, const float* bias,
-                         float lo, float hi) {
-  vec acc[kMR][kNV];
-  KILN_GEMM_UNROLL
-  for (int i = 0; i < kMR; ++i) {
-    KILN_GEMM_UNROLL
-    for (int v = 0; v < kNV; ++v) acc[i][v] = vsplat(0.f);
-  }
-  if (flags & kAccum) {
-    KILN_GEMM_UNROLL
-    for (int i = 0; i < kMR; ++i) KILN_GEMM_PREFETCH_W(c + (i < m ? i : 0) * ldc);
-  }
-  for (index_t k = 0; k < kc; ++k) {
-    vec bv[kNV];
-    KILN_GEMM_UNROLL
-    for (int v = 0; v < kNV; ++v) bv[v] = vload(b + v * kLanes);
-    KILN_GEMM_UNROLL
-    for (int i = 0; i < kMR; ++i) {
-      const vec av = vsplat(a[i]);
-      KILN_GEMM_UNROLL
-      for (int v = 0; v < kNV; ++v) acc[i][v] = vfma(av, bv[v], acc[i][v]);
-    }
-    a += kMR;
-    b += kNR;
-  }
-  KILN_GEMM_UNROLL
-  for (int i = 0; i < kMR; ++i)
-    if (i < m) finish_row<kNV>(acc[i], c + i * ldc, n, flags, bias, lo, hi);
-}
-
-// ---------------------------------------------------------------------------
-// Small-M row kernel: R rows of A (read in place, any strides) times P packed
-// B panels (panel p at b + p*bps, layout [k][NR]); K split S ways so that
-// R*P*NV*S independent accumulators hide the FMA latency. n = valid columns
-// of the P panels (<= P*NR). Instantiated for (R,P,S) = (1,4,1) (1,2,3) (1,1,4)
-// (2,2,1) (2,1,2) only: 8-12 accumulators on 16-register SIMD. The loop is
-// load-bound for M = 1 (every B element is used once), so a 64-byte aligned
-// packed B matters more here than in the blocked path.
-template <int R, int P, int S>
-inline void rows_kernel(index_t kc, const float* a, index_t ars, index_t acs, const float* b,
-                        index_t bps, float* c, index_t ldc, index_t n, int flags,
-                        const float* bias, float lo, float hi) {
-  vec acc[S][R][P][kNV];
-  KILN_GEMM_UNROLL
-  for (int s = 0; s < S; ++s) {
-    KILN_GEMM_UNROLL
-    for (int r = 0; r < R; ++r) {
-      KILN_GEMM_UNROLL
-      for (int p = 0; p < P; ++p) {
-        KILN_GEMM_UNROLL
-        for (int v = 0; v < kNV; ++v) acc[s][r][p][v] = vsplat(0.f);
-      }
-    }
-  }
-  const float* bp[P];
-  KILN_GEMM_UNROLL
-  for (int p = 0; p < P; ++p) bp[p] = b + p * bps;
-  index_t k = 0;
-  for (; k + S <= kc; k += S) {
-    KILN_GEMM_UNROLL
-    for (int s = 0; s < S; ++s) {
-      KILN_GEMM_UNROLL
-      for (int r = 0; r < R; ++r) {
-        const vec av = vsplat(a[r * ars + s * acs]);
-        KILN_GEMM_UNROLL
-        for (int p = 0; p < P; ++p) {
-          KILN_GEMM_UNROLL
-          for (int v = 0; v < kNV; ++v)
-            acc[s][r][p][v] = vfma(av, vload(bp[p] + s * kNR + v * kLanes), acc[s][r][p][v]);
-        }
-      }
-    }
-    a += S * acs;
-    KILN_GEMM_UNROLL
-    for (int p = 0; p < P; ++p) bp[p] += S * kNR;
-  }
-  if constexpr (S > 1) {
-    for (; k < kc; ++k) {
-      KILN_GEMM_UNROLL
-      for (int r = 0; r < R; ++r) {
-        const vec av = vsplat(a[r * ars]);
-        KILN_GEMM_UNROLL
-        for (int p = 0; p < P; ++p) {
-          KILN_GEMM_UNROLL
-          for (int v = 0; v < kNV; ++v)
-            acc[0][r][p][v] = vfma(av, vload(bp[p] + v * kLanes), acc[0][r][p][v]);
-        }
-      }
-      a += acs;
-      KILN_GEMM_UNROLL
-      for (int p = 0; p < P; ++p) bp[p] += kNR;
-    }
-    KILN_GEMM_UNROLL
-    for (int s = 1; s < S; ++s) {
-      KILN_GEMM_UNROLL
-      for (int r = 0; r < R; ++r) {
-        KILN_GEMM_UNROLL
-        for (int p = 0; p < P; ++p) {
-          KILN_GEMM_UNROLL
-          for (int v = 0; v < kNV; ++v) acc[0][r][p][v] = vadd(acc[0][r][p][v], acc[s][r][p][v]);
-        }
-      }
-    }
-  }
-  KILN_GEMM_UNROLL
-  for (int r = 0; r < R; ++r) {
-    KILN_GEMM_UNROLL
-    for (int p = 0; p < P; ++p) {
-      const index_t j = p * kNR;
-      if (j < n)
-        finish_row<kNV>(acc[0][r][p], c + r * ldc + j, min_i(kNR, n - j), flags,
-                        bias ? bias + j : nullptr, lo, hi);
-    }
-  }
-}
-
-// R rows (R = 1 or 2) over all panels covering n columns.
-template <int R>
-inline void rows_block(index_t kc, const float* a, index_t ars, index_t acs, const float* b,
-                       index_t bps, float* c, index_t ldc, index_t n, int flags,
-                       const float* bias, float lo, float hi) {
-  constexpr int P0 = R == 1 ? 4 : 2;
-  const index_t np = (n + kNR - 1) / kNR;
-  index_t p = 0;
-  auto at = [&](index_t q, index_t width) {
-    struct Args {
-      const float* b;
-      float* c;
-      index_t n;
-      const float* bias;
-    };
-    const index_t j = q * kNR;
-    return Args{b + q * bps, c + j, min_i(width * kNR, n - j), bias ? bias + j : nullptr};
-  };
-  for (; p + P0 <= np; p += P0) {
-    const auto g = at(p, P0);
-    rows_kernel<R, P0, 1>(kc, a, ars, acs, g.b, bps, g.c, ldc, g.n, flags, g.bias, lo, hi);
-  }
-  if constexpr (R == 1) {
-    if (np - p >= 2) {
-      const auto g = at(p, 2);
-      rows_kernel<1, 2, 3>(kc, a, ars, acs, g.b, bps, g.c, ldc, g.n, flags, g.bias, lo, hi);
-      p += 2;
-    }
-    if (np - p == 1) {
-      const auto g = at(p, 1);
-      rows_kernel<1, 1, 4>(kc, a, ars, acs, g.b, bps, g.c, ldc, g.n, flags, g.bias, lo, hi);
-    }
-  } else {
-    if (np - p == 1) {
-      const auto g = at(p, 1);
-      rows_kernel<2, 1, 2>(kc, a, ars, acs, g.b, bps, g.c, ldc, g.n, flags, g.bias, lo, hi);
-    }
-  }
-}
-
-// m (< MR) rows of A at a, kc columns; B packed panels from b with panel stride bps.
-inline void small_m(index_t m, index_t kc, const float* a, index_t ars, index_t acs,
-                    const float* b, index_t bps, float* c, index_t ldc, index_t n, int flags,
-                    const float* bias, float lo, float hi) {
-  index_t r = 0;
-  for (; r + 2 <= m; r += 2)
-    rows_block<2>(kc, a + r * ars, ars, acs, b, bps, c + r * ldc, ldc, n, flags, bias, lo, hi);
-  if (r < m)
-    rows_block<1>(kc, a + r * ars, ars, acs, b, bps, c + r * ldc, ldc, n, flags, bias, lo, hi);
-}
-
-// ---------------------------------------------------------------------------
-// Packing.
-
-// Transposing copy: dst[k*W + i] = src[i*ss + k] for i < W, k < kc (W source
-// rows, each contiguous in k). Packs row-major A (W = MR) and a column-contiguous
-// B (W = NR, a linear layer's weight). On x86 it moves 4x4 blocks through SSE
-// registers.
-template <int W>
-inline void pack_transposed(const float* src, index_t ss, index_t kc, float* dst) {
-#if KILN_GEMM_SSE
-  constexpr int W4 = W / 4 * 4, W2 = W / 2 * 2;
-  const index_t k4 = kc / 4 * 4;
-  for (index_t k = 0; k < k4; k += 4) {
-    float* d = dst + k * W;
-    KILN_GEMM_UNROLL
-    for (int i = 0; i < W4; i += 4) {
-      __m128 r0 = _mm_loadu_ps(src + (i + 0) * ss + k);
-      __m128 r1 = _mm_loadu_ps(src + (i + 1) * ss + k);
-      __m128 r2 = _mm_loadu_ps(src + (i + 2) * ss + k);
-      __m128 r3 = _mm_loadu_ps(src + (i + 3) * ss + k);
-      _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
-      _mm_storeu_ps(d + i, r0);
-      _mm_storeu_ps(d + W + i, r1);
-      _mm_storeu_ps(d + 2 * W + i, r2);
-      _mm_storeu_ps(d + 3 * W + i, r3);
-    }
-    if constexpr (W2 > W4) {
-      const __m128 r0 = _mm_loadu_ps(src + W4 * ss + k);
-      const __m128 r1 = _mm_loadu_ps(src + (W4 + 1) * ss + k);
-      const __m128 lo = _mm_unpacklo_ps(r0, r1);  // (r0,r1) at k, k+1
-      const __m128 hi = _mm_unpackhi_ps(r0, r1);  // (r0,r1) at k+2, k+3
-      _mm_storel_pi(reinterpret_cast<__m64*>(d + W4), lo);
-      _mm_storeh_pi(reinterpret_cast<__m64*>(d + W + W4), lo);
-      _mm_storel_pi(reinterpret_cast<__m64*>(d + 2 * W + W4), hi);
-      _mm_storeh_pi(reinterpret_cast<__m64*>(d + 3 * W + W4), hi);
-    }
-    if constexpr (W > W2) {
-      for (int t = 0; t < 4; ++t) d[t * W + W2] = src[W2 * ss + k + t];
-    }
-  }
-#else
-  const index_t k4 = 0;
-#endif
-  for (index_t k = k4; k < kc; ++k) {
-    KILN_GEMM_UNROLL
-    for (int i = 0; i < W; ++i) dst[k * W + i] = src[i * ss + k];
-  }
-}
-
-// B rows [0,kc) x cols [0,nc) of the view (data already offset to the block
-// origin) into NR-column panels: panel q at dst + q*pstride, dst[k*NR + j],
-// zero-padded to a multiple of NR columns.
-inline void pack_b_panels(index_t kc, index_t nc, MatrixRef B, float* dst, index_t pstride) {
-  const index_t rs = B.row_stride, cs = B.col_stride;
-  for (index_t j0 = 0; j0 < nc; j0 += kNR, dst += pstride) {
-    const index_t nr = min_i(kNR, nc - j0);
-    const float* src = B.data + j0 * cs;
-    if (nr == kNR && cs == 1) {
-      for (index_t k = 0; k < kc; ++k) {
-        KILN_GEMM_UNROLL
-        for (int v = 0; v < kNV; ++v) vstore(dst + k * kNR + v * kLanes, vload(src + k * rs + v * kLanes));
-      }
-    } else if (nr == kNR && rs == 1) {
-      // Column j is contiguous in k (a linear layer's weight W[out,in]).
-      pack_transposed<kNR>(src, cs, kc, dst);
-    } else {
-      for (index_t k = 0; k < kc; ++k) {
-        for (index_t j = 0; j < nr; ++j) dst[k * kNR + j] = src[k * rs + j * cs];
-        for (index_t j = nr; j < kNR; ++j) dst[k * kNR + j] = 0.f;
-      }
-    }
-  }
-}
-
-// A rows [0,mc) x cols [0,kc) of the view into MR-row panels: panel q at
-// dst + q*MR*kc, dst[k*MR + i], zero-padded to a multiple of MR rows.
-inline void pack_a_panels(index_t mc, index_t kc, MatrixRef A, float* dst) {
-  const index_t rs = A.row_stride, cs = A.col_stride;
-  for (index_t i0 = 0; i0 < mc; i0 += kMR, dst += kMR * kc) {
-    const index_t mr = min_i(kMR, mc - i0);
-    const float* src = A.data + i0 * rs;
-    if (mr == kMR && cs == 1) {
-      pack_transposed<kMR>(src, rs, kc, dst);
-    } else if (mr == kMR && rs == 1) {
-      for (index_t k = 0; k < kc; ++k) {
-        KILN_GEMM_UNROLL
-        for (int i = 0; i < kMR; ++i) dst[k * kMR + i] = src[k * cs + i];
-      }
-    } else {
-      for (index_t k = 0; k < kc; ++k) {
-        for (index_t i = 0; i < mr; ++i) dst[k * kMR + i] = src[i * rs + k * cs];
-        for (index_t i = mr; i < kMR; ++i) dst[k * kMR + i] = 0.f;
-      }
-    }
-  }
-}
-
-inline index_t ws_a_floats(index_t M, index_t K) {
-  if (M < kMR) return 0;  // small M reads A in place
-  return round_up(min_i(M, kMC), kMR) * min_i(K, kKC);
-}
-inline index_t ws_b_floats(index_t N, index_t K) {
-  return round_up(min_i(N, kNC), kNR) * min_i(K, kKC);
-}
-// Floats from the workspace start to the packed-B block (keeps it 64-byte aligned).
-inline index_t ws_b_offset(index_t M, index_t K) {
-  return round_up(ws_a_floats(M, K), static_cast<index_t>(kAlignment / sizeof(float)));
-}
-
-// K == 0: C = epilogue(0).
-inline void gemm_k0(index_t M, index_t N, float* C, index_t ldc, const GemmEpilogue& ep) {
-  for (index_t i = 0; i < M; ++i) {
-    float* c = C + i * ldc;
-    for (index_t j = 0; j < N; ++j) {
-      float x = ep.bias ? 0.f + ep.bias[j] : 0.f;
-      if (ep.clamp) x = sclamp(x, ep.lo, ep.hi);
-      c[j] = x;
-    }
-  }
-  if (ep.tail) ep.tail(ep.ctx, 0, 0, M, N, C, ldc);
-}
-
-}  // namespace gemm_detail
-
-// ---------------------------------------------------------------------------
-// Public API.
-
-/// Floats needed by pack_b(K, N, ...): ceil(N/NR) panels of K x NR.
-inline std::size_t packed_b_size(index_t K, index_t N) {
-  using namespace gemm_detail;
-  if (K <= 0 || N <= 0) return 0;
-  return static_cast<std::size_t>(round_up(N, kNR) * K);
-}
-
-/// Packs B (K x N, any strides) once, for repeated gemm calls with the same B
-/// (a linear layer's weight W[out,in] is B with row_stride 1, col_stride in).
-/// Layout: ceil(N/NR) panels of K x NR, row k of panel q at packed + q*K*NR + k*NR.
-inline void pack_b(index_t K, index_t N, MatrixRef B, float* packed) {
-  if (K <= 0 || N <= 0) return;
-  gemm_detail::pack_b_panels(K, N, B, packed, K * gemm_detail::kNR);
-}
-
-/// Scratch floats gemm(M, N, K, ...) needs (packed A block and, unless B is
-/// prepacked, packed B block). Bounded by MC*KC + KC*NC whatever the sizes.
-inline std::size_t gemm_workspace_size(index_t M, index_t N, index_t K, bool b_prepacked) {
-  using namespace gemm_detail;
-  if (M <= 0 || N <= 0 || K <= 0) return 0;
-  if (b_prepacked) return static_cast<std::size_t>(ws_a_floats(M, K));
-  return static_cast<std::size_t>(ws_b_offset(M, K) + ws_b_floats(N, K));
-}
-
-/// C(i,j) = epilogue( sum_k A(i,k) * B(k,j) ), C row-major with leading dimension ldc.
-/// If packed_b != nullptr it holds pack_b(K,N,B) and B is ignored (any alignment
-/// works; 64-byte aligned is fastest). workspace: 64-byte aligned,
-/// gemm_workspace_size floats (may be nullptr when that is 0, e.g. M < MR with
-/// prepacked B). K == 0 gives epilogue(0). M or N == 0 does nothing. C must not
-/// alias A or B.
-inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
-                 const float* packed_b, float* C, index_t ldc, const GemmEpilogue& ep,
-                 float* workspace) {
-  using namespace gemm_detail;
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) return gemm_k0(M, N, C, ldc, ep);
-  const int last_flags = (ep.bias ? kBias : 0) | (ep.clamp ? kClamp : 0);
-
-  // Batch-1 / small M with prepacked B: no packing at all, one pass over K.
-  if (M < kMR && packed_b) {
-    small_m(M, K, A.data, A.row_stride, A.col_stride, packed_b, K * kNR, C, ldc, N, last_flags,
-            ep.bias, ep.lo, ep.hi);
-    if (ep.tail) ep.tail(ep.ctx, 0, 0, M, N, C, ldc);
-    return;
-  }
-
-  float* wa = workspace;
-  float* wb = workspace + ws_b_offset(M, K);
-  for (index_t jc = 0; jc < N; jc += kNC) {
-    const index_t nc = min_i(kNC, N - jc);
-    const float* bias = ep.bias ? ep.bias + jc : nullptr;
-    for (index_t pc = 0; pc < K; pc += kKC) {
-      const index_t kc = min_i(kKC, K - pc);
-      const bool last = pc + kc == K;
-      const int flags = (pc > 0 ? kAccum : 0) | (last ? last_flags : 0);
-      const float* bb;
-      index_t bps;
-      if (packed_b) {
-        bb = packed_b + jc * K + pc * kNR;  // panel jc/NR, row pc
-        bps = K * kNR;
-      } else {
-        MatrixRef Bblk{B.data + pc * B.row_stride + jc * B.col_stride, B.row_stride, B.col_stride};
-        pack_b_panels(kc, nc, Bblk, wb, kc * kNR);
-        bb = wb;
-        bps = kc * kNR;
-      }
-      if (M < kMR) {
-        small_m(M, kc, A.data + pc * A.col_stride, A.row_stride, A.col_stride, bb, bps,
-                C + jc, ldc, nc, flags, bias, ep.lo, ep.hi);
-        if (last && ep.tail) ep.tail(ep.ctx, 0, jc, M, nc, C + jc, ldc);
-        continue;
-      }
-      for (index_t ic = 0; ic < M; ic += kMC) {
-        const index_t mc = min_i(kMC, M - ic);
-        MatrixRef Ablk{A.data + ic * A.row_stride + pc * A.col_stride, A.row_stride, A.col_stride};
-        pack_a_panels(mc, kc, Ablk, wa);
-        for (index_t jg = 0; jg < nc; jg += kTailN) {
-          const index_t ng = min_i(kTailN, nc - jg);
-          for (index_t jr = jg; jr < jg + ng; jr += kNR) {
-            const index_t nr = min_i(kNR, nc - jr);
-            const float* bpanel = bb + (jr / kNR) * bps;
-            const float* bias_r = bias ? bias + jr : nullptr;
-            float* cj = C + ic * ldc + jc + jr;
-            for (index_t ir = 0; ir < mc; ir += kMR)
-              micro_kernel(kc, wa + ir * kc, bpanel, cj + ir * ldc, ldc, min_i(kMR, mc - ir), nr,
-                           flags, bias_r, ep.lo, ep.hi);
-          }
-          if (last && ep.tail) ep.tail(ep.ctx, ic, jc + jg, mc, ng, C + ic * ldc + jc + jg, ldc);
-        }
-      }
-    }
-  }
-}
-
-}  // namespace kiln::kernels
-
-#undef KILN_GEMM_INLINE
-#undef KILN_GEMM_UNROLL
-#undef KILN_GEMM_RESTRICT
-#undef KILN_GEMM_PREFETCH_W
-#undef KILN_GEMM_SSE
-// ---- end kiln/kernels/gemm.hpp ----
 
 // ---- begin kiln/kernels/int8.hpp ----
 // kiln/kernels/int8.hpp — the int8 quantised kernel layer (TFLite int8 arithmetic, bit-exact).
@@ -4827,6 +5541,88 @@ inline Status softmax(const SoftmaxParams& p, const Shape& input_shape, const st
 // ---- end kiln/kernels/int8/softmax.hpp ----
 // ---- end kiln/kernels/int8.hpp ----
 
+// ---- begin kiln/kernels/pool.hpp ----
+// kiln/kernels/pool.hpp — NHWC max and average pooling, vectorised over channels.
+//
+// Each output pixel walks only the taps inside the input (window_detail::taps), so padding costs
+// nothing: max ignores it (as if it were -inf) and the average divides either by the whole
+// kernel area (count_include_pad, padding counted as zeros) or by the taps that were read.
+// Outputs are dense [N, OH, OW, C]. No heap.
+
+
+
+namespace kiln::kernels {
+
+namespace pool_detail {
+
+template <bool Max>
+KILN_WINDOW_INLINE void pool_pixel(const WindowGeometry& g, NhwcIn x, index_t n, const window_detail::TapRange& th,
+                                   const window_detail::TapRange& tw, float scale, float* out) {
+  using namespace window_detail;
+  constexpr index_t L = kLanes;
+  const index_t C = g.in_c;
+  index_t c = 0;
+  // Max starts from -inf (every window holds at least one input tap), the sum from 0.
+  const float init = Max ? -__builtin_huge_valf() : 0.f;
+  auto one = [&](auto V, index_t c0) {
+    constexpr int nv = decltype(V)::value;
+    vec acc[nv];
+    KILN_WINDOW_UNROLL
+    for (int v = 0; v < nv; ++v) acc[v] = vsplat(init);
+    for (int kh = th.t0; kh < th.t1; ++kh)
+      for (int kw = tw.t0; kw < tw.t1; ++kw) {
+        const float* xp = x.at(n, th.origin + kh, tw.origin + kw) + c0;
+        KILN_WINDOW_UNROLL
+        for (int v = 0; v < nv; ++v) {
+          const vec xv = vload(xp + v * L);
+          acc[v] = Max ? vmax(acc[v], xv) : vadd(acc[v], xv);
+        }
+      }
+    KILN_WINDOW_UNROLL
+    for (int v = 0; v < nv; ++v) vstore(out + c0 + v * L, Max ? acc[v] : vmul(acc[v], vsplat(scale)));
+  };
+  for (; c + 4 * L <= C; c += 4 * L) one(std::integral_constant<int, 4>{}, c);
+  for (; c + L <= C; c += L) one(std::integral_constant<int, 1>{}, c);
+  for (; c < C; ++c) {
+    float acc = init;
+    for (int kh = th.t0; kh < th.t1; ++kh)
+      for (int kw = tw.t0; kw < tw.t1; ++kw) {
+        const float v = x.at(n, th.origin + kh, tw.origin + kw)[c];
+        acc = Max ? (v > acc ? v : acc) : acc + v;
+      }
+    out[c] = Max ? acc : acc * scale;
+  }
+}
+
+template <bool Max>
+inline void pool(const WindowGeometry& g, NhwcIn x, bool count_include_pad, float* out) {
+  using namespace window_detail;
+  for (index_t n = 0; n < g.batch; ++n)
+    for (index_t oh = 0; oh < g.out_h; ++oh) {
+      const TapRange th = taps(oh, g.stride_h, g.pad_top, g.kernel_h, 1, g.in_h);
+      for (index_t ow = 0; ow < g.out_w; ++ow, out += g.in_c) {
+        const TapRange tw = taps(ow, g.stride_w, g.pad_left, g.kernel_w, 1, g.in_w);
+        const int count = count_include_pad ? g.kernel_h * g.kernel_w : (th.t1 - th.t0) * (tw.t1 - tw.t0);
+        pool_pixel<Max>(g, x, n, th, tw, 1.f / static_cast<float>(count), out);
+      }
+    }
+}
+
+}  // namespace pool_detail
+
+/// out[N, OH, OW, C] = max over each window (taps in the padding are skipped). Every window
+/// must hold at least one input tap (padding smaller than the kernel guarantees it).
+inline void max_pool2d(const WindowGeometry& g, NhwcIn x, float* out) { pool_detail::pool<true>(g, x, false, out); }
+
+/// out[N, OH, OW, C] = mean over each window: divided by kernel_h * kernel_w when
+/// count_include_pad (padding counts as zeros), else by the taps inside the input.
+inline void avg_pool2d(const WindowGeometry& g, NhwcIn x, bool count_include_pad, float* out) {
+  pool_detail::pool<false>(g, x, count_include_pad, out);
+}
+
+}  // namespace kiln::kernels
+// ---- end kiln/kernels/pool.hpp ----
+
 // ---- begin kiln/kernels/reduce.hpp ----
 // kiln/kernels/reduce.hpp — reductions and softmax along one axis, with fused producers.
 //
@@ -5335,6 +6131,203 @@ inline void softmax_run(bool log, const EwProgram* producer, const EwOperand* in
 }  // namespace kiln::kernels
 // ---- end kiln/kernels/reduce.hpp ----
 
+// ---- begin kiln/kernels/resize.hpp ----
+// kiln/kernels/resize.hpp — NHWC copies that change H and W: constant padding and
+// nearest-neighbour upsampling by integer scales.
+//
+// Both move whole channel runs (memcpy of C floats, or of a whole row when the input's pixels are
+// contiguous) and fill with a splat: they are bandwidth-bound, so there is no separate SIMD twin
+// beyond what the C library's memcpy does. Outputs are dense. No heap.
+
+
+
+namespace kiln::kernels {
+
+namespace resize_detail {
+inline void fill(float* p, index_t n, float v) {
+  for (index_t i = 0; i < n; ++i) p[i] = v;
+}
+}  // namespace resize_detail
+
+/// out[N, H + top + bottom, W + left + right, C]: x in the middle, `value` around it.
+inline void pad2d(NhwcIn x, index_t N, index_t H, index_t W, index_t C, int top, int bottom, int left, int right,
+                  float value, float* out) {
+  const index_t OW = W + left + right, row = OW * C;
+  const std::size_t run = static_cast<std::size_t>(C) * sizeof(float);
+  for (index_t n = 0; n < N; ++n) {
+    resize_detail::fill(out, top * row, value);
+    out += top * row;
+    for (index_t h = 0; h < H; ++h, out += row) {
+      resize_detail::fill(out, left * C, value);
+      float* o = out + left * C;
+      if (x.sw == C) std::memcpy(o, x.at(n, h, 0), run * static_cast<std::size_t>(W));
+      else
+        for (index_t w = 0; w < W; ++w) std::memcpy(o + w * C, x.at(n, h, w), run);
+      resize_detail::fill(o + W * C, right * C, value);
+    }
+    resize_detail::fill(out, bottom * row, value);
+    out += bottom * row;
+  }
+}
+
+/// out[N, H * sh, W * sw, C] with out[n, i, j] = x[n, i / sh, j / sw].
+inline void upsample_nearest2d(NhwcIn x, index_t N, index_t H, index_t W, index_t C, int sh, int sw, float* out) {
+  const index_t row = W * sw * C;
+  const std::size_t run = static_cast<std::size_t>(C) * sizeof(float);
+  for (index_t n = 0; n < N; ++n)
+    for (index_t h = 0; h < H; ++h) {
+      // Build one output row, then repeat it sh - 1 times.
+      float* first = out;
+      for (index_t w = 0; w < W; ++w)
+        for (int r = 0; r < sw; ++r, out += C) std::memcpy(out, x.at(n, h, w), run);
+      for (int r = 1; r < sh; ++r, out += row) std::memcpy(out, first, run * static_cast<std::size_t>(W * sw));
+    }
+}
+
+}  // namespace kiln::kernels
+// ---- end kiln/kernels/resize.hpp ----
+
+// ---- begin kiln/passes/fold_channel_affine.hpp ----
+// kiln/passes/fold_channel_affine.hpp — folds per-output-channel scales and shifts into the
+// conv2d / linear that produces them (inference batch norm after a conv, at compile time).
+//
+// batch_norm is a per-channel x * scale + shift in the front-end; once constant folding has
+// turned scale and shift into constants, three rewrites absorb them:
+//   (A) P * s            -> P'             W' = W * s (row o of the weight scaled by s[o])
+//   (B) (P + b) * s      -> P' + b'        W' = W * s, b' = b * s
+//   (C) (P + b) + t      -> P + b'         b' = b + t   (then the GEMM adds one bias in registers)
+// where P is conv2d (OHWI weight) or linear (matmul with trans_b, weight [out, in]) with a constant
+// weight, and s, b, t are constants with one value per output channel (shape [O] or [1, ..., O]).
+// Every value rewritten must have no other use: the constant nodes W and b are changed in place
+// (their data pointer replaced by storage from `affine`), so no node is added and the
+// topological order holds. Other users would still need the original values.
+//
+// `affine(const void* data, index_t rows, index_t cols, const void* scale, const void* shift)`
+// returns f32 storage that outlives the graph holding data[r][c] * scale[r] + shift[r] (all f32;
+// scale or shift may be null), or nullptr to leave the graph alone. Pointers stay `const void*`
+// here because a constant expression cannot cast them: the pass stays constexpr.
+
+
+namespace kiln::passes {
+
+namespace detail {
+
+/// Output channels of a conv2d / linear node whose weight is a constant used by it alone; else 0.
+constexpr index_t foldable_producer(const Graph& g, const int* uses, int id) {
+  const Node& p = g.node(id);
+  const bool linear = p.op == Op::matmul && p.trans_b && g.node(p.inputs[1]).shape.rank() == 2;
+  if (!(linear || p.op == Op::conv2d) || uses[id] != 1) return 0;
+  const Node& w = g.node(p.inputs[1]);
+  if (w.op != Op::constant || w.dtype != DType::f32 || uses[p.inputs[1]] != 1 || w.data == nullptr) return 0;
+  return w.shape[0];
+}
+
+/// Whether `id` is a constant f32 with one value per channel of a [..., channels] value.
+constexpr bool per_channel_constant(const Graph& g, int id, index_t channels, const Shape& over) {
+  const Node& c = g.node(id);
+  if (c.op != Op::constant || c.dtype != DType::f32 || c.data == nullptr || c.shape.rank() > over.rank()) return false;
+  if (c.shape.rank() == 0 || c.shape.back() != channels) return false;
+  for (int d = 0; d + 1 < c.shape.rank(); ++d)
+    if (c.shape[d] != 1) return false;
+  return true;
+}
+
+/// Uses by nodes reachable from the outputs only: a node bypassed by an earlier rewrite (dead
+/// until remove_dead) does not keep its inputs shared.
+constexpr void count_live_uses(const Graph& g, int* uses) {
+  bool live[kMaxNodes]{};
+  for (int i = 0; i < g.size(); ++i) uses[i] = 0;
+  for (int k = 0; k < g.num_outputs(); ++k) {
+    live[g.output(k)] = true;
+    ++uses[g.output(k)];
+  }
+  for (int i = g.size() - 1; i >= 0; --i) {
+    if (!live[i]) continue;
+    for (int k = 0; k < g.node(i).num_inputs; ++k) {
+      live[g.node(i).inputs[k]] = true;
+      ++uses[g.node(i).inputs[k]];
+    }
+  }
+}
+
+constexpr void replace_weight(Graph& g, int id, const void* data) {
+  Node& w = g.node(id);
+  w.data = data;
+  w.index = -1;  // owned by the compiled model now, not the captured tensor
+}
+
+}  // namespace detail
+
+/// Applies rewrites (A), (B), (C) until none applies; returns the number made.
+template <class Affine>
+constexpr int fold_channel_affine(Graph& g, Affine&& affine) {
+  int rewrites = 0;
+  int uses[kMaxNodes]{};
+  for (int i = 0; i < g.size(); ++i) {
+    const Node& n = g.node(i);
+    if (n.op != Op::elementwise || (n.fn != EwFn::mul && n.fn != EwFn::add) || n.dtype != DType::f32) continue;
+    detail::count_live_uses(g, uses);  // earlier rewrites change counts
+    if (uses[i] == 0) continue;          // dead: rewriting its inputs would change live values
+    for (int side = 0; side < 2; ++side) {
+      const int z = n.inputs[side], c = n.inputs[1 - side];
+      const Node& zn = g.node(z);
+      if (zn.shape != n.shape || zn.shape.rank() == 0) continue;
+      const index_t channels = zn.shape.back();
+      if (!detail::per_channel_constant(g, c, channels, n.shape)) continue;
+      const void* cdata = g.node(c).data;
+      if (n.fn == EwFn::mul) {
+        // (A) P * s, or (B) (P + b) * s.
+        int producer = z, bias = -1;
+        if (zn.op == Op::elementwise && zn.fn == EwFn::add && uses[z] == 1) {
+          for (int bs = 0; bs < 2 && bias < 0; ++bs) {
+            const int p = zn.inputs[bs], b = zn.inputs[1 - bs];
+            if (g.node(p).shape == zn.shape && detail::foldable_producer(g, uses, p) == channels &&
+                detail::per_channel_constant(g, b, channels, zn.shape) && uses[b] == 1) {
+              producer = p;
+              bias = b;
+            }
+          }
+          if (bias < 0) continue;
+        } else if (detail::foldable_producer(g, uses, z) != channels) {
+          continue;
+        }
+        const int w = g.node(producer).inputs[1];
+        const index_t per_row = g.node(w).shape.numel() / channels;
+        const void* nw = affine(g.node(w).data, channels, per_row, cdata, nullptr);
+        const void* nb = bias >= 0 ? affine(g.node(bias).data, channels, 1, cdata, nullptr) : nullptr;
+        if (!nw || (bias >= 0 && !nb)) continue;
+        detail::replace_weight(g, w, nw);
+        if (bias >= 0) detail::replace_weight(g, bias, nb);
+        g.replace_uses(i, z);
+        ++rewrites;
+        break;
+      }
+      // (C) (P + b) + t: the inner add must be a bias add of a foldable producer, so the result is
+      // still one bias for the GEMM's registers.
+      if (zn.op != Op::elementwise || zn.fn != EwFn::add || uses[z] != 1) continue;
+      int bias = -1;
+      for (int bs = 0; bs < 2 && bias < 0; ++bs) {
+        const int p = zn.inputs[bs], b = zn.inputs[1 - bs];
+        const Op pop = g.node(p).op;
+        if (g.node(p).shape == zn.shape && (pop == Op::conv2d || pop == Op::matmul) &&
+            detail::per_channel_constant(g, b, channels, zn.shape) && uses[b] == 1)
+          bias = b;
+      }
+      if (bias < 0) continue;
+      const void* nb = affine(g.node(bias).data, channels, 1, nullptr, cdata);
+      if (!nb) continue;
+      detail::replace_weight(g, bias, nb);
+      g.replace_uses(i, z);
+      ++rewrites;
+      break;
+    }
+  }
+  return rewrites;
+}
+
+}  // namespace kiln::passes
+// ---- end kiln/passes/fold_channel_affine.hpp ----
+
 // ---- begin kiln/passes/memory_plan.hpp ----
 // kiln/passes/memory_plan.hpp — one arena for every intermediate, sized from liveness.
 //
@@ -5364,6 +6357,8 @@ inline void softmax_run(bool log, const EwProgram* producer, const EwOperand* in
 //  3. reduce/softmax absorb an elementwise producer group whose only result
 //     feeds them, so the chain is evaluated inside the reduction's passes.
 //  4. concat, and reshape of a non-contiguous view, are copy kernels.
+//  5. conv2d starts a gemm group like matmul (its epilogue is the GEMM's, also for the
+//     depthwise kernel); pool2d, pad and upsample are one window kernel each.
 //     Leaves and views (permute, slice, contiguous reshape) have no kernel.
 // A group also fails to grow when its program would need more than
 // kEwMaxRegs live register tiles.
@@ -5437,7 +6432,7 @@ constexpr Strides operand_strides(const Shape& value_shape, const Layout& l, con
 
 namespace kiln::passes {
 
-enum class GroupKind : std::uint8_t { elementwise, gemm, reduce, softmax, concat, copy };
+enum class GroupKind : std::uint8_t { elementwise, gemm, reduce, softmax, concat, copy, window };
 
 constexpr const char* group_kind_name(GroupKind k) {
   switch (k) {
@@ -5447,13 +6442,14 @@ constexpr const char* group_kind_name(GroupKind k) {
     case GroupKind::softmax: return "softmax";
     case GroupKind::concat: return "concat";
     case GroupKind::copy: return "copy";
+    case GroupKind::window: return "window";
   }
   return "?";
 }
 
 struct Group {
   GroupKind kind = GroupKind::elementwise;
-  int root = -1;  // gemm: the matmul; reduce/softmax: the reduction; copy/concat: the node; elementwise: -1
+  int root = -1;  // gemm: the matmul or conv2d; window: the pool/pad/upsample; reduce/softmax: the reduction; copy/concat: the node; elementwise: -1
   Shape loop;     // elementwise and gemm epilogue: the shape every member has
 };
 
@@ -5738,7 +6734,11 @@ constexpr bool fuse(const Graph& g, Fusion& f) {
         if (!placed) f.group_of[i] = detail::new_group(f, GroupKind::elementwise, -1, n.shape);
         break;
       }
-      case Op::matmul: f.group_of[i] = detail::new_group(f, GroupKind::gemm, i, n.shape); break;
+      case Op::matmul:
+      case Op::conv2d: f.group_of[i] = detail::new_group(f, GroupKind::gemm, i, n.shape); break;
+      case Op::pool2d:
+      case Op::pad:
+      case Op::upsample: f.group_of[i] = detail::new_group(f, GroupKind::window, i, n.shape); break;
       case Op::reduce:
       case Op::softmax:
       case Op::log_softmax: {
@@ -6455,8 +7455,49 @@ inline void strided_copy(const void* src, DType t, const Shape& shape, const Str
   }
 }
 
+/// The kernels' view of a conv2d or pool2d node over NHWC input `x` (n.shape already inferred).
+inline kernels::WindowGeometry window_geometry(const Node& n, const Shape& x) {
+  kernels::WindowGeometry g;
+  g.batch = x[0];
+  g.in_h = x[1];
+  g.in_w = x[2];
+  g.in_c = x[3];
+  g.out_h = n.shape[1];
+  g.out_w = n.shape[2];
+  g.out_c = n.shape[3];
+  g.kernel_h = n.win.kernel_h;
+  g.kernel_w = n.win.kernel_w;
+  g.stride_h = n.win.stride_h;
+  g.stride_w = n.win.stride_w;
+  g.pad_top = n.win.pad_top;
+  g.pad_left = n.win.pad_left;
+  g.dilation_h = n.win.dilation_h;
+  g.dilation_w = n.win.dilation_w;
+  g.groups = n.win.groups;
+  return g;
+}
+
+/// Runs an NHWC window op (pool2d, pad, upsample) from `x` into dense `out`.
+inline void run_window_op(const Node& n, const Shape& xs, kernels::NhwcIn x, float* out) {
+  switch (n.op) {
+    case Op::pool2d:
+      if (n.rk == ReduceKind::max) kernels::max_pool2d(window_geometry(n, xs), x, out);
+      else kernels::avg_pool2d(window_geometry(n, xs), x, n.win.count_include_pad, out);
+      return;
+    case Op::pad:
+      kernels::pad2d(x, xs[0], xs[1], xs[2], xs[3], n.win.pad_top, n.win.pad_bottom, n.win.pad_left, n.win.pad_right,
+                     n.p0, out);
+      return;
+    case Op::upsample:
+      kernels::upsample_nearest2d(x, xs[0], xs[1], xs[2], xs[3], n.win.stride_h, n.win.stride_w, out);
+      return;
+    default: return;
+  }
+}
+
 /// Workspace (floats) run_node needs for `n`.
 inline std::size_t node_workspace_floats(const Node& n, const Shape* in) {
+  if (n.op == Op::conv2d) return kernels::conv_workspace_floats(window_geometry(n, in[0]), false);
   if (n.op != Op::matmul) return 0;
   const index_t K = in[0].back();
   const index_t N = n.shape.back();
@@ -6560,6 +7601,21 @@ inline void run_node(const Node& n, const void* const* in, const Shape* in_shape
       strided_copy(base, n.dtype, n.shape, ss, out);
       return;
     }
+    case Op::conv2d: {
+      const Shape& xs = in_shapes[0];
+      kernels::conv2d(window_geometry(n, xs), kernels::dense_nhwc(static_cast<const float*>(in[0]), xs[1], xs[2], xs[3]),
+                      static_cast<const float*>(in[1]), nullptr, static_cast<float*>(out), n.shape[3],
+                      kernels::GemmEpilogue{}, workspace);
+      return;
+    }
+    case Op::pool2d:
+    case Op::pad:
+    case Op::upsample: {
+      const Shape& xs = in_shapes[0];
+      run_window_op(n, xs, kernels::dense_nhwc(static_cast<const float*>(in[0]), xs[1], xs[2], xs[3]),
+                    static_cast<float*>(out));
+      return;
+    }
     case Op::concat: {
       const Strides os = contiguous_strides(n.shape);
       index_t at = 0;
@@ -6639,6 +7695,13 @@ struct Step {
   // gemm, resolved after memory planning: operand addresses and the scratch offset (-1: none).
   Loc a_at, b_at, c_at, bias_at;
   index_t workspace_bytes = -1;
+  // conv2d (a gemm group rooted at a conv) and window ops (pool2d, pad, upsample): a is the
+  // input, b the conv weight, both with strides over their own shapes. dense_a / dense_b: copied
+  // densely into the workspace first (the kernels need contiguous channels; a pointwise conv reads
+  // its input as a matrix; a run-time weight must be OHWI-contiguous). rows_merge: every tail
+  // operand's (n, oh, ow) rows form one strided run, so a tail block needs no splitting.
+  kernels::WindowGeometry window;
+  bool conv = false, dense_a = false, dense_b = false, rows_merge = true;
 };
 
 /// A heap buffer of floats aligned to kAlignment (packed weights, folded constants): the GEMM's
@@ -6677,7 +7740,12 @@ class Executable {
     for (int round = 0; round < 4; ++round) {
       const int s = passes::simplify_algebra(g);
       const int c = passes::eliminate_common_subexpressions(g);
-      const int f = passes::fold_constants(g, [this](const Graph& gg, int id) { return fold_node(gg, id); });
+      int f = passes::fold_constants(g, [this](const Graph& gg, int id) { return fold_node(gg, id); });
+      f += passes::fold_channel_affine(g, [this](const void* data, index_t rows, index_t cols, const void* scale,
+                                                 const void* shift) {
+        return affine_rows(static_cast<const float*>(data), rows, cols, static_cast<const float*>(scale),
+                           static_cast<const float*>(shift));
+      });
       info_.dead += g.remove_dead();
       info_.simplified += s;
       info_.cse += c;
@@ -6722,7 +7790,7 @@ class Executable {
   void run(const void* const* inputs, void* const* outputs, void* arena) const {
     Bindings b{inputs, outputs, static_cast<char*>(arena)};
     for (const Step& s : steps_) {
-      if (s.kind == passes::GroupKind::gemm) run_gemm(s, b);
+      if (s.kind == passes::GroupKind::gemm && !s.conv) run_gemm(s, b);  // the batch-1 MLP path: no detour
       else run_step(s, b);
     }
     const Graph& g = *graph_;
@@ -6765,6 +7833,16 @@ class Executable {
     float* wsa = align_up(ws.data());
     run_node(n, ins, shapes, dts, folded_.back().data(), wsa);
     return folded_.back().data();
+  }
+
+  /// data[r][c] * scale[r] + shift[r] into storage the executable owns (batch-norm folding).
+  const void* affine_rows(const float* data, index_t rows, index_t cols, const float* scale, const float* shift) {
+    folded_.emplace_back(static_cast<std::size_t>(rows * cols));
+    float* out = folded_.back().data();
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t c = 0; c < cols; ++c)
+        out[r * cols + c] = data[r * cols + c] * (scale ? scale[r] : 1.f) + (shift ? shift[r] : 0.f);
+    return out;
   }
 
   // ---- lowering ---------------------------------------------------------------------------
@@ -6822,7 +7900,18 @@ class Executable {
           s.loop = in_shape;
           break;
         }
-        case passes::GroupKind::gemm: lower_gemm(s, grp); break;
+        case passes::GroupKind::gemm:
+          if (g[grp.root].op == Op::conv2d) lower_conv(s, grp);
+          else lower_gemm(s, grp);
+          break;
+        case passes::GroupKind::window: {
+          const Node& n = g[grp.root];
+          const passes::Layout& l = f.layouts[n.inputs[0]];
+          s.a = ValueSpec{l.base, l.offset, l.strides, DType::f32};
+          s.dense_a = l.strides[3] != 1;
+          s.loop = n.shape;
+          break;
+        }
         case passes::GroupKind::concat:
         case passes::GroupKind::copy: {
           const Node& n = g[grp.root];
@@ -6904,10 +7993,44 @@ class Executable {
     const int unit_dim = an.shape.rank() == 1 ? vo.rank() - 2 : -1;
 
     // Epilogue: bias and clamp in registers when they are a private chain off the matmul.
+    lower_epilogue(s, grp.root, vo, unit_dim);
+    s.loop = vo;
+    s.batch = batch;
+
+    // One GEMM over (batch x M) rows when B and every other operand are batch-invariant or merge.
+    // Prepack B once when it is a constant shared by all batches.
+    bool b_shared = true;
+    for (int d = 0; d < batch.rank(); ++d) b_shared = b_shared && s.b.strides[d] == 0;
+    if (b_shared && g[lb.base].op == Op::constant && bn.dtype == DType::f32) {
+      const int r = vb.rank();
+      const float* bp = static_cast<const float*>(g[lb.base].data) + lb.offset;
+      AlignedFloats packed(kernels::packed_b_size(s.K, s.N));
+      kernels::pack_b(s.K, s.N, kernels::MatrixRef{bp, s.b.strides[r - 2], s.b.strides[r - 1]}, packed.data());
+      packed_.push_back(std::move(packed));
+      s.packed = static_cast<int>(packed_.size()) - 1;
+    }
+    if (batch.rank() > 0 && b_shared) {
+      bool merge = mergeable(s.a.strides, vo) && mergeable(s.c.strides, vo);
+      for (int k = 0; k < s.num_ops; ++k) merge = merge && mergeable(specs_[s.op_begin + k].strides, vo);
+      for (int k = 0; k < s.num_tgts; ++k) merge = merge && mergeable(specs_[s.tgt_begin + k].strides, vo);
+      if (s.bias >= 0) merge = merge && mergeable(specs_[s.bias].strides, vo);
+      if (merge) {
+        s.M *= batch.numel();
+        s.batch = Shape();
+      }
+    }
+  }
+
+  /// The epilogue of a gemm group (matmul or conv2d root) computing C over `vo`: bias and clamp in
+  /// the micro-kernel's registers when they are a private chain off the root, the rest of the
+  /// group as the tail program on each finished block; sets s.bias, s.clamp, the program and s.c.
+  void lower_epilogue(Step& s, int root, const Shape& vo, int unit_dim) {
+    const Graph& g = *graph_;
+    const passes::Fusion& f = *fusion_;
     int uses[kMaxNodes]{};
     g.count_uses(uses);
     bool in_regs[kMaxNodes]{};
-    int acc = grp.root;
+    int acc = root;
     auto sole_user_in_group = [&](int id) {
       if (uses[id] != 1 || g.is_output(id)) return -1;
       for (int u = id + 1; u < g.size(); ++u)
@@ -6952,31 +8075,77 @@ class Executable {
                            : acc;
     if (c_node == -2) s.c = specs_[static_cast<std::size_t>(s.tgt_begin)];
     else s.c = spec_over(acc, vo, unit_dim);
-    s.loop = vo;
-    s.batch = batch;
+  }
 
-    // One GEMM over (batch x M) rows when B and every other operand are batch-invariant or merge.
-    // Prepack B once when it is a constant shared by all batches.
-    bool b_shared = true;
-    for (int d = 0; d < batch.rank(); ++d) b_shared = b_shared && s.b.strides[d] == 0;
-    if (b_shared && g[lb.base].op == Op::constant && bn.dtype == DType::f32) {
-      const int r = vb.rank();
-      const float* bp = static_cast<const float*>(g[lb.base].data) + lb.offset;
-      AlignedFloats packed(kernels::packed_b_size(s.K, s.N));
-      kernels::pack_b(s.K, s.N, kernels::MatrixRef{bp, s.b.strides[r - 2], s.b.strides[r - 1]}, packed.data());
+  /// conv2d: the input and weight as the conv kernel reads them, the weight prepacked when it is a
+  /// constant, and the GEMM epilogue over the output [N, OH, OW, O] (rows = output pixels).
+  void lower_conv(Step& s, const passes::Group& grp) {
+    const Graph& g = *graph_;
+    const passes::Fusion& f = *fusion_;
+    const Node& cv = g[grp.root];
+    const Shape& xs = g[cv.inputs[0]].shape;
+    const Node& wn = g[cv.inputs[1]];
+    s.conv = true;
+    s.window = window_geometry(cv, xs);
+    const kernels::WindowGeometry& geo = s.window;
+    s.M = geo.rows();
+    s.N = geo.out_c;
+    s.K = geo.depth();
+    const passes::Layout& la = f.layouts[cv.inputs[0]];
+    const passes::Layout& lb = f.layouts[cv.inputs[1]];
+    s.a = ValueSpec{la.base, la.offset, la.strides, DType::f32};
+    s.b = ValueSpec{lb.base, lb.offset, lb.strides, DType::f32};
+    const bool even = s.a.strides[1] == xs[2] * s.a.strides[2] && s.a.strides[0] == xs[1] * s.a.strides[1];
+    s.dense_a = s.a.strides[3] != 1 ||
+                (kernels::conv_algorithm(geo) == kernels::ConvAlgorithm::pointwise && !even);
+    const bool w_dense = passes::is_contiguous(wn.shape, lb);
+    if (g[lb.base].op == Op::constant) {  // prepack once, like a linear layer's weight
+      std::vector<float> dense;
+      const float* w = static_cast<const float*>(g[lb.base].data) + lb.offset;
+      if (!w_dense) {
+        dense.resize(static_cast<std::size_t>(wn.shape.numel()));
+        strided_copy(w, DType::f32, wn.shape, lb.strides, dense.data());
+        w = dense.data();
+      }
+      AlignedFloats packed(kernels::conv_packed_weight_floats(geo));
+      kernels::conv_pack_weights(geo, w, packed.data());
       packed_.push_back(std::move(packed));
       s.packed = static_cast<int>(packed_.size()) - 1;
+    } else {
+      s.dense_b = !w_dense;
     }
-    if (batch.rank() > 0 && b_shared) {
-      bool merge = mergeable(s.a.strides, vo) && mergeable(s.c.strides, vo);
-      for (int k = 0; k < s.num_ops; ++k) merge = merge && mergeable(specs_[s.op_begin + k].strides, vo);
-      for (int k = 0; k < s.num_tgts; ++k) merge = merge && mergeable(specs_[s.tgt_begin + k].strides, vo);
-      if (s.bias >= 0) merge = merge && mergeable(specs_[s.bias].strides, vo);
-      if (merge) {
-        s.M *= batch.numel();
-        s.batch = Shape();
+    const Shape& vo = cv.shape;
+    lower_epilogue(s, grp.root, vo, -1);
+    s.loop = vo;
+    s.rows_merge = true;
+    index_t rs = 0;
+    for (int k = 1; k < s.num_ops; ++k) s.rows_merge = s.rows_merge && pixel_row_stride(specs_[s.op_begin + k].strides, vo, rs);
+    for (int k = 0; k < s.num_tgts; ++k) s.rows_merge = s.rows_merge && pixel_row_stride(specs_[s.tgt_begin + k].strides, vo, rs);
+  }
+
+  /// Whether a value with these strides over an NHWC loop `vo` steps by one stride `rs` from one
+  /// output pixel (row of the conv's [N*OH*OW, C] matrix) to the next. Broadcast strides of unit
+  /// extents are 0, so the stride comes from the innermost non-unit pixel dimension.
+  static bool pixel_row_stride(const Strides& st, const Shape& vo, index_t& rs) {
+    rs = 0;
+    index_t span = 1;  // pixels per step of dimension d
+    bool found = false;
+    for (int d = 2; d >= 0; --d) {
+      if (vo[d] == 1) continue;
+      if (!found) {
+        rs = st[d];
+        found = true;
+      } else if (st[d] != rs * span) {
+        return false;
       }
+      span *= vo[d];
     }
+    return true;
+  }
+
+  /// Floats of a dense copy of n floats, rounded so what follows it stays 64-byte aligned.
+  static std::size_t aligned_floats(index_t n) {
+    return align_up(static_cast<std::size_t>(n) * sizeof(float)) / sizeof(float);
   }
 
   /// Whether rows (batch..., M) of a value with these strides over `vo` form one strided run.
@@ -6991,6 +8160,14 @@ class Executable {
   }
 
   std::size_t workspace_bytes(const Step& s) const {
+    const Graph& g = *graph_;
+    if (s.conv || s.kind == passes::GroupKind::window) {
+      std::size_t n = 0;
+      if (s.dense_a) n += aligned_floats(g[g[s.node].inputs[0]].shape.numel());
+      if (s.dense_b) n += aligned_floats(g[g[s.node].inputs[1]].shape.numel());
+      if (s.conv) n += kernels::conv_workspace_floats(s.window, s.packed >= 0);
+      return n * sizeof(float);
+    }
     if (s.kind != passes::GroupKind::gemm) return 0;
     return kernels::gemm_workspace_size(s.M, s.N, s.K, s.packed >= 0) * sizeof(float);
   }
@@ -7032,6 +8209,10 @@ class Executable {
   }
 
   // ---- execution ---------------------------------------------------------------------------
+  float* workspace(const Bindings& b, const Step& s) const {
+    if (s.workspace_slot < 0) return nullptr;
+    return reinterpret_cast<float*>(b.arena + mem_->slot_offset[s.workspace_slot]);
+  }
   const char* base_ptr(const Bindings& b, int base) const {
     const passes::Placement& p = mem_->place[base];
     switch (p.kind) {
@@ -7071,7 +8252,15 @@ class Executable {
 
   void run_step(const Step& s, const Bindings& b) const {
     if (s.kind == passes::GroupKind::gemm) {
-      run_gemm(s, b);
+      if (s.conv) run_conv(s, b);
+      else run_gemm(s, b);
+      return;
+    }
+    if (s.kind == passes::GroupKind::window) {
+      const Node& n = (*graph_)[s.node];
+      const Shape& xs = (*graph_)[n.inputs[0]].shape;
+      float* ws = workspace(b, s);
+      run_window_op(n, xs, nhwc_input(b, s.a, xs, s.dense_a, ws), reinterpret_cast<float*>(const_cast<char*>(base_ptr(b, s.node))));
       return;
     }
     OperandSlots op_slots;
@@ -7121,7 +8310,8 @@ class Executable {
         }
         return;
       }
-      case passes::GroupKind::gemm: return;  // handled above
+      case passes::GroupKind::gemm:
+      case passes::GroupKind::window: return;  // handled above
     }
   }
 
@@ -7165,6 +8355,93 @@ class Executable {
       tgts[k] = kernels::EwTarget{const_cast<char*>(at(v)), v.dtype, two_d(v)};
     }
     kernels::ew_run(e.program(s), ops, s.num_ops, tgts, s.num_tgts, Shape{m, n});
+  }
+
+  /// The tail of a conv step: blocks of output rows (pixels) are split into runs the operands'
+  /// strides can address in 2-D: the whole block when every operand's rows merge, else one
+  /// output row (fixed n, oh) at a time.
+  static void conv_tail(void* ctx, index_t i0, index_t j0, index_t m, index_t n, float* c, index_t ldc) {
+    const TailContext& t = *static_cast<const TailContext*>(ctx);
+    const Executable& e = *t.self;
+    const Step& s = *t.step;
+    const index_t OH = s.loop[1], OW = s.loop[2];
+    OperandSlots op_slots;
+    TargetSlots tgt_slots;
+    kernels::EwOperand* ops = op_slots.v;
+    kernels::EwTarget* tgts = tgt_slots.v;
+    for (index_t i = i0; i < i0 + m;) {
+      const index_t ow = i % OW, oh = (i / OW) % OH, nb = i / (OW * OH);
+      const index_t len = s.rows_merge ? i0 + m - i : (OW - ow < i0 + m - i ? OW - ow : i0 + m - i);
+      // Rows of a run: merged (any pixel dimension's stride, see pixel_row_stride), or within one
+      // (n, oh), where the step is the W stride.
+      auto at = [&](const ValueSpec& v) {
+        const index_t off = v.offset + nb * v.strides[0] + oh * v.strides[1] + ow * v.strides[2] + j0 * v.strides[3];
+        return e.ptr(*t.b, v.base, off, v.dtype);
+      };
+      auto two_d = [&](const ValueSpec& v) {
+        Strides st;
+        st[0] = v.strides[2];
+        if (s.rows_merge) pixel_row_stride(v.strides, s.loop, st[0]);
+        st[1] = v.strides[3];
+        return st;
+      };
+      Strides cst;
+      cst[0] = ldc;
+      cst[1] = 1;
+      ops[0] = kernels::EwOperand{c + (i - i0) * ldc, DType::f32, cst};  // the finished block of C
+      for (int k = 1; k < s.num_ops; ++k) {
+        const ValueSpec& v = e.specs_[s.op_begin + k];
+        ops[k] = kernels::EwOperand{at(v), v.dtype, two_d(v)};
+      }
+      for (int k = 0; k < s.num_tgts; ++k) {
+        const ValueSpec& v = e.specs_[s.tgt_begin + k];
+        tgts[k] = kernels::EwTarget{const_cast<char*>(at(v)), v.dtype, two_d(v)};
+      }
+      kernels::ew_run(e.program(s), ops, s.num_ops, tgts, s.num_tgts, Shape{len, n});
+      i += len;
+    }
+  }
+
+  /// An NHWC input as the window kernels read it: in place, or densely copied to `ws` (which then
+  /// advances past the copy) when the step needs it dense.
+  kernels::NhwcIn nhwc_input(const Bindings& b, const ValueSpec& v, const Shape& xs, bool dense, float*& ws) const {
+    const auto* p = reinterpret_cast<const float*>(ptr(b, v.base, v.offset, v.dtype));
+    if (!dense) return kernels::NhwcIn{p, v.strides[0], v.strides[1], v.strides[2]};
+    strided_copy(p, DType::f32, xs, v.strides, ws);
+    const kernels::NhwcIn x = kernels::dense_nhwc(ws, xs[1], xs[2], xs[3]);
+    ws += aligned_floats(xs.numel());
+    return x;
+  }
+
+  void run_conv(const Step& s, const Bindings& b) const {
+    const Graph& g = *graph_;
+    const Node& n = g[s.node];
+    const Shape& xs = g[n.inputs[0]].shape;
+    kernels::GemmEpilogue ep;
+    ep.clamp = s.clamp;
+    ep.lo = s.lo;
+    ep.hi = s.hi;
+    if (s.bias >= 0) {
+      const ValueSpec& v = specs_[static_cast<std::size_t>(s.bias)];
+      ep.bias = reinterpret_cast<const float*>(ptr(b, v.base, v.offset, v.dtype));
+    }
+    float* ws = workspace(b, s);
+    const kernels::NhwcIn x = nhwc_input(b, s.a, xs, s.dense_a, ws);
+    const float* packed = s.packed >= 0 ? packed_[static_cast<std::size_t>(s.packed)].data() : nullptr;
+    const float* w = packed ? nullptr : reinterpret_cast<const float*>(ptr(b, s.b.base, s.b.offset, s.b.dtype));
+    if (s.dense_b) {
+      const Shape& wsh = g[n.inputs[1]].shape;
+      strided_copy(w, DType::f32, wsh, s.b.strides, ws);
+      w = ws;
+      ws += aligned_floats(wsh.numel());
+    }
+    auto* c0 = reinterpret_cast<float*>(const_cast<char*>(ptr(b, s.c.base, s.c.offset, s.c.dtype)));
+    TailContext tc{this, &s, &b, {}};
+    if (s.code_size > 0) {
+      ep.tail = &Executable::conv_tail;
+      ep.ctx = &tc;
+    }
+    kernels::conv2d(s.window, x, w, packed, c0, s.N, ep, ws);  // C is a dense [N, OH, OW, O] buffer
   }
 
   void run_gemm(const Step& s, const Bindings& b) const {
@@ -7285,6 +8562,7 @@ inline void print_plan(std::ostream& os, const Executable& x) {
     for (int i = 0; i < g.size(); ++i)
       if (f.group_of[i] == s.group) os << " %" << i;
     if (s.kind == passes::GroupKind::gemm) {
+      if (s.conv) os << "; conv2d " << kernels::conv_algorithm_name(kernels::conv_algorithm(s.window));
       os << "; M=" << s.M << " N=" << s.N << " K=" << s.K << (s.packed >= 0 ? ", weights prepacked" : "");
       if (s.bias >= 0) os << ", bias in registers";
       if (s.clamp) os << ", clamp [" << s.lo << ", " << s.hi << "] in registers";
@@ -7809,6 +9087,237 @@ constexpr auto concat(std::initializer_list<T> parts, int axis = 0) {
 
 }  // namespace kiln
 // ---- end kiln/ops.hpp ----
+
+// ---- begin kiln/ops_cnn.hpp ----
+// kiln/ops_cnn.hpp — the CNN front-end: conv2d, pooling, pad, upsample, batch_norm (NHWC).
+//
+// Activations are NHWC [N, H, W, C]; conv weights are OHWI [out_c, kh, kw, in_c / groups]
+// (TFLite's layout, so an imported model maps directly). Like ops.hpp, each op describes itself
+// as a Node and hands it to detail::apply(), which traces or runs it eagerly. Ops that are
+// compositions of existing ones (a bias add, global average pooling, inference batch norm) are
+// written as such, so fusion and folding see ordinary elementwise and reduction nodes.
+
+
+namespace kiln {
+
+/// Spatial padding: explicit per side, or TF/TFLite "SAME" (output = ceil(input / stride), the
+/// odd pixel of padding after), resolved to explicit numbers when the op is built.
+struct Padding2d {
+  int top = 0, bottom = 0, left = 0, right = 0;
+  bool is_same = false;
+
+  static constexpr Padding2d same() {
+    Padding2d p;
+    p.is_same = true;
+    return p;
+  }
+  /// The same padding before and after: h rows top and bottom, w columns left and right.
+  static constexpr Padding2d symmetric(int h, int w) { return sides(h, h, w, w); }
+  static constexpr Padding2d sides(int top, int bottom, int left, int right) {
+    Padding2d p;
+    p.top = top;
+    p.bottom = bottom;
+    p.left = left;
+    p.right = right;
+    return p;
+  }
+};
+
+/// conv2d options, built by chaining: Conv2dOptions().with_stride(2).with_padding(Padding2d::same()).
+struct Conv2dOptions {
+  int stride_h = 1, stride_w = 1;
+  Padding2d padding;
+  int dilation_h = 1, dilation_w = 1;
+  int groups = 1;
+
+  constexpr Conv2dOptions with_stride(int s) const { return with_stride(s, s); }
+  constexpr Conv2dOptions with_stride(int h, int w) const {
+    Conv2dOptions o = *this;
+    o.stride_h = h;
+    o.stride_w = w;
+    return o;
+  }
+  constexpr Conv2dOptions with_padding(Padding2d p) const {
+    Conv2dOptions o = *this;
+    o.padding = p;
+    return o;
+  }
+  constexpr Conv2dOptions with_dilation(int d) const { return with_dilation(d, d); }
+  constexpr Conv2dOptions with_dilation(int h, int w) const {
+    Conv2dOptions o = *this;
+    o.dilation_h = h;
+    o.dilation_w = w;
+    return o;
+  }
+  constexpr Conv2dOptions with_groups(int g) const {
+    Conv2dOptions o = *this;
+    o.groups = g;
+    return o;
+  }
+};
+
+/// Pooling options: a kernel_h x kernel_w window, stride (0: the kernel size, PyTorch's default),
+/// padding and, for the average, whether padding counts in the divisor (PyTorch's default true).
+struct Pool2dOptions {
+  int kernel_h = 2, kernel_w = 2;
+  int stride_h = 0, stride_w = 0;
+  Padding2d padding;
+  bool count_include_pad = true;
+
+  constexpr Pool2dOptions(int kernel = 2) : kernel_h(kernel), kernel_w(kernel) {}  // NOLINT: max_pool2d(x, 3)
+  constexpr Pool2dOptions(int kh, int kw) : kernel_h(kh), kernel_w(kw) {}
+  constexpr Pool2dOptions with_stride(int s) const { return with_stride(s, s); }
+  constexpr Pool2dOptions with_stride(int h, int w) const {
+    Pool2dOptions o = *this;
+    o.stride_h = h;
+    o.stride_w = w;
+    return o;
+  }
+  constexpr Pool2dOptions with_padding(Padding2d p) const {
+    Pool2dOptions o = *this;
+    o.padding = p;
+    return o;
+  }
+  constexpr Pool2dOptions with_count_include_pad(bool b) const {
+    Pool2dOptions o = *this;
+    o.count_include_pad = b;
+    return o;
+  }
+};
+
+namespace detail {
+
+/// TF "SAME" padding of one axis: total = max((ceil(in / s) - 1) * s + span - in, 0), the smaller
+/// half before.
+constexpr void same_padding(index_t in, int kernel, int stride, int dilation, int& before, int& after) {
+  const index_t span = static_cast<index_t>(kernel - 1) * dilation + 1;
+  const index_t out = stride > 0 ? (in + stride - 1) / stride : 0;
+  index_t total = (out - 1) * stride + span - in;
+  if (total < 0) total = 0;
+  before = static_cast<int>(total / 2);
+  after = static_cast<int>(total - total / 2);
+}
+
+constexpr Window2d make_window(const Shape& x, int kh, int kw, int sh, int sw, int dh, int dw, const Padding2d& p) {
+  Window2d win;
+  win.kernel_h = kh;
+  win.kernel_w = kw;
+  win.stride_h = sh;
+  win.stride_w = sw;
+  win.dilation_h = dh;
+  win.dilation_w = dw;
+  if (p.is_same && x.rank() == 4) {
+    same_padding(x[1], kh, sh, dh, win.pad_top, win.pad_bottom);
+    same_padding(x[2], kw, sw, dw, win.pad_left, win.pad_right);
+  } else {
+    win.pad_top = p.top;
+    win.pad_bottom = p.bottom;
+    win.pad_left = p.left;
+    win.pad_right = p.right;
+  }
+  return win;
+}
+
+template <class X>
+constexpr auto pool_op(const X& x, ReduceKind kind, const Pool2dOptions& o) {
+  Node n;
+  n.op = Op::pool2d;
+  n.rk = kind;
+  const int sh = o.stride_h > 0 ? o.stride_h : o.kernel_h, sw = o.stride_w > 0 ? o.stride_w : o.kernel_w;
+  n.win = make_window(x.shape(), o.kernel_h, o.kernel_w, sh, sw, 1, 1, o.padding);
+  n.win.count_include_pad = o.count_include_pad;
+  return apply<float>(n, x);
+}
+
+}  // namespace detail
+
+/// 2-D convolution of NHWC x [N, H, W, C] with OHWI weight [O, kh, kw, C / groups]: [N, OH, OW, O].
+/// groups == C is a depthwise conv (O = C x multiplier).
+template <class X, class W, std::enable_if_t<detail::is_tensor_v<X> && detail::is_tensor_v<W>, int> = 0>
+constexpr auto conv2d(const X& x, const W& weight, const Conv2dOptions& o = {}) {
+  Node n;
+  n.op = Op::conv2d;
+  const Shape& ws = weight.shape();
+  const int kh = ws.rank() == 4 ? static_cast<int>(ws[1]) : 1, kw = ws.rank() == 4 ? static_cast<int>(ws[2]) : 1;
+  n.win = detail::make_window(x.shape(), kh, kw, o.stride_h, o.stride_w, o.dilation_h, o.dilation_w, o.padding);
+  n.win.groups = o.groups;
+  return detail::apply<float>(n, x, weight);
+}
+/// conv2d(x, weight) + bias (bias [O]); compiled, the bias is added in the GEMM's registers.
+template <class X, class W, class Bi,
+          std::enable_if_t<detail::is_tensor_v<X> && detail::is_tensor_v<W> && detail::is_tensor_v<Bi>, int> = 0>
+constexpr auto conv2d(const X& x, const W& weight, const Bi& bias, const Conv2dOptions& o = {}) {
+  return conv2d(x, weight, o) + bias;
+}
+
+/// Max over each window; padding is never the maximum (it acts as -inf).
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto max_pool2d(const X& x, const Pool2dOptions& o = {}) {
+  return detail::pool_op(x, ReduceKind::max, o);
+}
+/// Mean over each window (o.count_include_pad: padding counts as zeros in the divisor).
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto avg_pool2d(const X& x, const Pool2dOptions& o = {}) {
+  return detail::pool_op(x, ReduceKind::mean, o);
+}
+
+/// Mean over H and W: [N, 1, 1, C] (keepdim) or [N, C]. A reshape to [N, H*W, C] and a mean over
+/// axis 1, so it fuses with its producers like any reduction.
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto global_avg_pool(const X& x, bool keepdim = true) {
+  const Shape& s = x.shape();
+  if (s.rank() != 4) {  // reported by reshape's type rules with the shape in the message
+    return mean(reshape(x, Shape::of_rank(kMaxRank + 1)), 1, keepdim);
+  }
+  auto m = mean(reshape(x, Shape{s[0], s[1] * s[2], s[3]}), 1, false);
+  return keepdim ? reshape(m, Shape{s[0], 1, 1, s[3]}) : m;
+}
+
+/// Pads H and W of NHWC x with `value` (explicit sides; Padding2d::same() is not meaningful here).
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto pad(const X& x, const Padding2d& p, float value = 0.f) {
+  Node n;
+  n.op = Op::pad;
+  n.win.pad_top = p.top;
+  n.win.pad_bottom = p.bottom;
+  n.win.pad_left = p.left;
+  n.win.pad_right = p.right;
+  n.p0 = value;
+  return detail::apply<float>(n, x);
+}
+
+/// Nearest-neighbour upsampling of NHWC x by integer scales: [N, H * scale_h, W * scale_w, C].
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto upsample_nearest(const X& x, int scale_h, int scale_w) {
+  Node n;
+  n.op = Op::upsample;
+  n.win.stride_h = scale_h;
+  n.win.stride_w = scale_w;
+  return detail::apply<float>(n, x);
+}
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto upsample_nearest(const X& x, int scale) {
+  return upsample_nearest(x, scale, scale);
+}
+
+/// Inference batch normalisation over the channel (last) axis:
+///   y = (x - mean) / sqrt(var + eps) * gamma + beta = x * scale + shift.
+/// scale and shift are computed from the parameters (at trace time when they are concrete
+/// tensors); compiled, the conv2d/linear that produces x absorbs them into its weights and bias
+/// when its weight is a constant (passes/fold_channel_affine.hpp).
+template <class X, class G, class B, class M, class V,
+          std::enable_if_t<detail::is_tensor_v<X> && detail::is_tensor_v<G> && detail::is_tensor_v<B> &&
+                               detail::is_tensor_v<M> && detail::is_tensor_v<V>,
+                           int> = 0>
+constexpr auto batch_norm(const X& x, const G& gamma, const B& beta, const M& running_mean, const V& running_var,
+                float eps = 1e-5f) {
+  auto scale = gamma * rsqrt(running_var + eps);
+  auto shift = beta - running_mean * scale;
+  return x * scale + shift;
+}
+
+}  // namespace kiln
+// ---- end kiln/ops_cnn.hpp ----
 #if KILN_ENGINE_BODIES
 
 // ---- begin kiln/trace/static_trace.hpp ----

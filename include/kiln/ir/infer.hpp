@@ -17,6 +17,7 @@ constexpr Status op_error(Errc code, const Node& n) {
   if (n.op == Op::elementwise) s << ewfn_name(n.fn);
   else if (n.op == Op::reduce) s << reduce_name(n.rk);
   else if (n.op == Op::matmul && n.trans_b) s << "linear";
+  else if (n.op == Op::pool2d) s << (n.rk == ReduceKind::max ? "max_pool2d" : "avg_pool2d");
   else s << op_name(n.op);
   return s << ": ";
 }
@@ -26,6 +27,45 @@ constexpr Status inputs_error(Errc code, const Node& n, const Shape* in, const c
   s << what << " (inputs";
   for (int i = 0; i < n.num_inputs; ++i) s << ' ' << in[i];
   return s << ')';
+}
+
+/// Output extent of a sliding window over `in` padded by lo/hi: -1 when the (dilated) kernel is
+/// larger than the padded input.
+constexpr index_t window_out(index_t in, int lo, int hi, int kernel, int dilation, int stride) {
+  const index_t span = static_cast<index_t>(kernel - 1) * dilation + 1;
+  const index_t padded = in + lo + hi;
+  return span > padded ? -1 : (padded - span) / stride + 1;
+}
+
+/// The checks every NHWC window op shares: rank-4 f32 input, positive strides and dilations,
+/// non-negative padding. Returns an error status or ok.
+constexpr Status check_window(const Node& n, const Shape* in, const DType* dt) {
+  const Window2d& w = n.win;
+  if (dt[0] != DType::f32) return op_error(Errc::dtype_mismatch, n) << "input dtype " << dt[0] << ", expected f32";
+  if (in[0].rank() != 4)
+    return op_error(Errc::shape_mismatch, n) << "input " << in[0] << " must be NHWC (rank 4)";
+  if (w.stride_h < 1 || w.stride_w < 1 || w.dilation_h < 1 || w.dilation_w < 1 || w.kernel_h < 1 || w.kernel_w < 1)
+    return op_error(Errc::invalid_argument, n) << "kernel " << w.kernel_h << 'x' << w.kernel_w << ", stride "
+                                               << w.stride_h << 'x' << w.stride_w << " and dilation "
+                                               << w.dilation_h << 'x' << w.dilation_w << " must be >= 1";
+  if (w.pad_top < 0 || w.pad_bottom < 0 || w.pad_left < 0 || w.pad_right < 0)
+    return op_error(Errc::invalid_argument, n) << "negative padding (" << w.pad_top << ", " << w.pad_bottom << ", "
+                                               << w.pad_left << ", " << w.pad_right << ")";
+  return Status();
+}
+
+/// Output [N, OH, OW, C] of a window of kernel kh x kw over NHWC `x`, or an error naming the shapes.
+constexpr Status window_shape(const Node& n, const Shape& x, int kh, int kw, index_t channels, Shape& out) {
+  const Window2d& w = n.win;
+  const index_t oh = window_out(x[1], w.pad_top, w.pad_bottom, kh, w.dilation_h, w.stride_h);
+  const index_t ow = window_out(x[2], w.pad_left, w.pad_right, kw, w.dilation_w, w.stride_w);
+  if (oh < 1 || ow < 1)
+    return op_error(Errc::shape_mismatch, n)
+           << "kernel " << kh << 'x' << kw << " (dilation " << w.dilation_h << 'x' << w.dilation_w
+           << ") is larger than the padded input " << x << " (padding " << w.pad_top << ", " << w.pad_bottom << ", "
+           << w.pad_left << ", " << w.pad_right << ")";
+  out = Shape{x[0], oh, ow, channels};
+  return Status();
 }
 
 }  // namespace detail
@@ -220,6 +260,76 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
       n.shape = in[0];
       n.dtype = dt[0];
       return Status();
+
+    case Op::conv2d: {
+      Status st = detail::check_window(n, in, dt);
+      if (!st.ok()) return st;
+      const Shape& x = in[0];
+      const Shape& w = in[1];
+      if (dt[1] != DType::f32) return detail::op_error(Errc::dtype_mismatch, n) << "weight dtype " << dt[1];
+      if (w.rank() != 4)
+        return inputs_error(Errc::shape_mismatch, n, in, "weight must be OHWI [out_c, kh, kw, in_c/groups]");
+      const int groups = n.win.groups;
+      if (groups < 1 || x[3] % groups != 0 || w[0] % groups != 0) {
+        Status e = detail::op_error(Errc::shape_mismatch, n);
+        return e << "groups " << groups << " must divide input channels " << static_cast<long long>(x[3])
+                 << " and output channels " << static_cast<long long>(w[0]) << " (input " << x << ", weight " << w
+                 << ')';
+      }
+      if (w[3] * groups != x[3]) {
+        Status e = detail::op_error(Errc::shape_mismatch, n);
+        return e << "weight " << w << " takes " << static_cast<long long>(w[3]) << " channels per group x groups "
+                 << groups << ", input " << x << " has " << static_cast<long long>(x[3]);
+      }
+      if (w[1] < 1 || w[2] < 1 || w[0] < 1)
+        return inputs_error(Errc::shape_mismatch, n, in, "empty kernel or no output channels");
+      n.win.kernel_h = static_cast<int>(w[1]);
+      n.win.kernel_w = static_cast<int>(w[2]);
+      Shape s;
+      st = detail::window_shape(n, x, n.win.kernel_h, n.win.kernel_w, w[0], s);
+      if (!st.ok()) return st;
+      n.shape = s;
+      n.dtype = DType::f32;
+      return Status();
+    }
+
+    case Op::pool2d: {
+      Status st = detail::check_window(n, in, dt);
+      if (!st.ok()) return st;
+      const Window2d& w = n.win;
+      // Every window must hold at least one input element (else max is -inf and a valid-taps
+      // average divides by zero): padding smaller than the kernel on each side guarantees it.
+      if (w.pad_top >= w.kernel_h || w.pad_bottom >= w.kernel_h || w.pad_left >= w.kernel_w ||
+          w.pad_right >= w.kernel_w || w.dilation_h != 1 || w.dilation_w != 1)
+        return detail::op_error(Errc::invalid_argument, n)
+               << "padding (" << w.pad_top << ", " << w.pad_bottom << ", " << w.pad_left << ", " << w.pad_right
+               << ") must be smaller than the kernel " << w.kernel_h << 'x' << w.kernel_w << " (input " << in[0] << ')';
+      Shape s;
+      st = detail::window_shape(n, in[0], w.kernel_h, w.kernel_w, in[0][3], s);
+      if (!st.ok()) return st;
+      n.shape = s;
+      n.dtype = DType::f32;
+      return Status();
+    }
+
+    case Op::pad: {
+      Status st = detail::check_window(n, in, dt);
+      if (!st.ok()) return st;
+      const Window2d& w = n.win;
+      const Shape& x = in[0];
+      n.shape = Shape{x[0], x[1] + w.pad_top + w.pad_bottom, x[2] + w.pad_left + w.pad_right, x[3]};
+      n.dtype = DType::f32;
+      return Status();
+    }
+
+    case Op::upsample: {
+      Status st = detail::check_window(n, in, dt);
+      if (!st.ok()) return st;
+      const Shape& x = in[0];
+      n.shape = Shape{x[0], x[1] * n.win.stride_h, x[2] * n.win.stride_w, x[3]};
+      n.dtype = DType::f32;
+      return Status();
+    }
   }
   return detail::op_error(Errc::not_supported, n) << "unknown op";
 }

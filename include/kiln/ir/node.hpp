@@ -26,6 +26,10 @@ enum class Op : std::uint8_t {
   slice,        // axis, start, step; shape[axis] = count (a view)
   concat,       // along axis
   copy,         // materialises its input contiguously (inserted by the planner's needs)
+  conv2d,       // NHWC x, OHWI weight [out_c, kh, kw, in_c/groups]; win: stride, padding, dilation, groups
+  pool2d,       // NHWC max (rk == max) or average (rk == mean) over win's kernel window
+  pad,          // NHWC constant padding of H and W by win's pad_* with value p0
+  upsample,     // NHWC nearest-neighbour upsampling of H and W by win.stride_* (integer scales)
 };
 
 constexpr const char* op_name(Op op) {
@@ -43,9 +47,33 @@ constexpr const char* op_name(Op op) {
     case Op::slice: return "slice";
     case Op::concat: return "concat";
     case Op::copy: return "copy";
+    case Op::conv2d: return "conv2d";
+    case Op::pool2d: return "pool2d";
+    case Op::pad: return "pad";
+    case Op::upsample: return "upsample_nearest";
   }
   return "?";
 }
+
+/// The sliding-window attributes of the NHWC spatial ops. Which fields matter depends on the op:
+/// conv2d (kernel from the weight), pool2d (kernel here), pad (pad_* only), upsample (stride_* =
+/// scale). Explicit per-side padding: "same" is resolved to numbers by the front-end, so the IR
+/// never depends on a convention.
+struct Window2d {
+  int kernel_h = 1, kernel_w = 1;
+  int stride_h = 1, stride_w = 1;
+  int pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+  int dilation_h = 1, dilation_w = 1;
+  int groups = 1;
+  bool count_include_pad = false;  // avg pool: divide by kernel area (true) or by valid taps
+
+  friend constexpr bool operator==(const Window2d& a, const Window2d& b) {
+    return a.kernel_h == b.kernel_h && a.kernel_w == b.kernel_w && a.stride_h == b.stride_h &&
+           a.stride_w == b.stride_w && a.pad_top == b.pad_top && a.pad_bottom == b.pad_bottom &&
+           a.pad_left == b.pad_left && a.pad_right == b.pad_right && a.dilation_h == b.dilation_h &&
+           a.dilation_w == b.dilation_w && a.groups == b.groups && a.count_include_pad == b.count_include_pad;
+  }
+};
 
 inline constexpr int kMaxInputs = 8;
 
@@ -67,6 +95,7 @@ struct Node {
   std::int8_t perm[kMaxRank]{};
   int index = 0;                 // input: argument position; constant: constant slot
   const void* data = nullptr;    // constant: the captured tensor's data
+  Window2d win;                  // conv2d, pool2d, pad, upsample
 
   constexpr int input(int i) const { return inputs[i]; }
   constexpr bool is_elementwise() const { return op == Op::elementwise; }
@@ -96,6 +125,10 @@ constexpr bool same_computation(const Node& a, const Node& b) {
         if (a.perm[i] != b.perm[i]) return false;
       return true;
     case Op::slice: return a.axis == b.axis && a.start == b.start && a.step == b.step;
+    case Op::conv2d:
+    case Op::upsample: return a.win == b.win;
+    case Op::pool2d: return a.win == b.win && a.rk == b.rk;
+    case Op::pad: return a.win == b.win && (a.p0 == b.p0 || (a.p0 != a.p0 && b.p0 != b.p0));
   }
   return false;
 }

@@ -30,6 +30,25 @@ inline void describe_node(std::ostream& os, const Node& n) {
       os << ')';
       return;
     }
+    case Op::conv2d:
+    case Op::pool2d: {  // compact, e.g. "conv2d 3x3/2 p1 g8", "max_pool2d 2x2/2"
+      const Window2d& w = n.win;
+      os << (n.op == Op::conv2d ? "conv2d " : n.rk == ReduceKind::max ? "max_pool2d " : "avg_pool2d ") << w.kernel_h
+         << 'x' << w.kernel_w << '/' << w.stride_h;
+      if (w.stride_w != w.stride_h) os << 'x' << w.stride_w;
+      const bool uniform = w.pad_top == w.pad_bottom && w.pad_top == w.pad_left && w.pad_top == w.pad_right;
+      if (uniform && w.pad_top) os << " p" << w.pad_top;
+      if (!uniform) os << " p" << w.pad_top << ',' << w.pad_bottom << ',' << w.pad_left << ',' << w.pad_right;
+      if (w.dilation_h != 1 || w.dilation_w != 1) os << " d" << w.dilation_h << 'x' << w.dilation_w;
+      if (w.groups != 1) os << " g" << w.groups;
+      if (n.op == Op::pool2d && n.rk != ReduceKind::max && !w.count_include_pad) os << " excl";
+      return;
+    }
+    case Op::pad:
+      os << "pad(" << n.win.pad_top << ',' << n.win.pad_bottom << ',' << n.win.pad_left << ',' << n.win.pad_right
+         << "; " << n.p0 << ')';
+      return;
+    case Op::upsample: os << "upsample(" << n.win.stride_h << 'x' << n.win.stride_w << ')'; return;
     default: os << op_name(n.op); return;
   }
 }

@@ -13,6 +13,8 @@
 //  3. reduce/softmax absorb an elementwise producer group whose only result
 //     feeds them, so the chain is evaluated inside the reduction's passes.
 //  4. concat, and reshape of a non-contiguous view, are copy kernels.
+//  5. conv2d starts a gemm group like matmul (its epilogue is the GEMM's, also for the
+//     depthwise kernel); pool2d, pad and upsample are one window kernel each.
 //     Leaves and views (permute, slice, contiguous reshape) have no kernel.
 // A group also fails to grow when its program would need more than
 // kEwMaxRegs live register tiles.
@@ -23,7 +25,7 @@
 
 namespace kiln::passes {
 
-enum class GroupKind : std::uint8_t { elementwise, gemm, reduce, softmax, concat, copy };
+enum class GroupKind : std::uint8_t { elementwise, gemm, reduce, softmax, concat, copy, window };
 
 constexpr const char* group_kind_name(GroupKind k) {
   switch (k) {
@@ -33,13 +35,14 @@ constexpr const char* group_kind_name(GroupKind k) {
     case GroupKind::softmax: return "softmax";
     case GroupKind::concat: return "concat";
     case GroupKind::copy: return "copy";
+    case GroupKind::window: return "window";
   }
   return "?";
 }
 
 struct Group {
   GroupKind kind = GroupKind::elementwise;
-  int root = -1;  // gemm: the matmul; reduce/softmax: the reduction; copy/concat: the node; elementwise: -1
+  int root = -1;  // gemm: the matmul or conv2d; window: the pool/pad/upsample; reduce/softmax: the reduction; copy/concat: the node; elementwise: -1
   Shape loop;     // elementwise and gemm epilogue: the shape every member has
 };
 
@@ -324,7 +327,11 @@ constexpr bool fuse(const Graph& g, Fusion& f) {
         if (!placed) f.group_of[i] = detail::new_group(f, GroupKind::elementwise, -1, n.shape);
         break;
       }
-      case Op::matmul: f.group_of[i] = detail::new_group(f, GroupKind::gemm, i, n.shape); break;
+      case Op::matmul:
+      case Op::conv2d: f.group_of[i] = detail::new_group(f, GroupKind::gemm, i, n.shape); break;
+      case Op::pool2d:
+      case Op::pad:
+      case Op::upsample: f.group_of[i] = detail::new_group(f, GroupKind::window, i, n.shape); break;
       case Op::reduce:
       case Op::softmax:
       case Op::log_softmax: {

@@ -9,9 +9,12 @@
 #include <cstring>
 
 #include "../ir/node.hpp"
+#include "../kernels/conv.hpp"
 #include "../kernels/elementwise.hpp"
 #include "../kernels/gemm.hpp"
+#include "../kernels/pool.hpp"
 #include "../kernels/reduce.hpp"
+#include "../kernels/resize.hpp"
 
 #ifndef KILN_NO_HEAP
 #include <new>
@@ -74,8 +77,49 @@ inline void strided_copy(const void* src, DType t, const Shape& shape, const Str
   }
 }
 
+/// The kernels' view of a conv2d or pool2d node over NHWC input `x` (n.shape already inferred).
+inline kernels::WindowGeometry window_geometry(const Node& n, const Shape& x) {
+  kernels::WindowGeometry g;
+  g.batch = x[0];
+  g.in_h = x[1];
+  g.in_w = x[2];
+  g.in_c = x[3];
+  g.out_h = n.shape[1];
+  g.out_w = n.shape[2];
+  g.out_c = n.shape[3];
+  g.kernel_h = n.win.kernel_h;
+  g.kernel_w = n.win.kernel_w;
+  g.stride_h = n.win.stride_h;
+  g.stride_w = n.win.stride_w;
+  g.pad_top = n.win.pad_top;
+  g.pad_left = n.win.pad_left;
+  g.dilation_h = n.win.dilation_h;
+  g.dilation_w = n.win.dilation_w;
+  g.groups = n.win.groups;
+  return g;
+}
+
+/// Runs an NHWC window op (pool2d, pad, upsample) from `x` into dense `out`.
+inline void run_window_op(const Node& n, const Shape& xs, kernels::NhwcIn x, float* out) {
+  switch (n.op) {
+    case Op::pool2d:
+      if (n.rk == ReduceKind::max) kernels::max_pool2d(window_geometry(n, xs), x, out);
+      else kernels::avg_pool2d(window_geometry(n, xs), x, n.win.count_include_pad, out);
+      return;
+    case Op::pad:
+      kernels::pad2d(x, xs[0], xs[1], xs[2], xs[3], n.win.pad_top, n.win.pad_bottom, n.win.pad_left, n.win.pad_right,
+                     n.p0, out);
+      return;
+    case Op::upsample:
+      kernels::upsample_nearest2d(x, xs[0], xs[1], xs[2], xs[3], n.win.stride_h, n.win.stride_w, out);
+      return;
+    default: return;
+  }
+}
+
 /// Workspace (floats) run_node needs for `n`.
 inline std::size_t node_workspace_floats(const Node& n, const Shape* in) {
+  if (n.op == Op::conv2d) return kernels::conv_workspace_floats(window_geometry(n, in[0]), false);
   if (n.op != Op::matmul) return 0;
   const index_t K = in[0].back();
   const index_t N = n.shape.back();
@@ -177,6 +221,21 @@ inline void run_node(const Node& n, const void* const* in, const Shape* in_shape
       ss[n.axis] = s[n.axis] * n.step;
       const char* base = static_cast<const char*>(in[0]) + n.start * s[n.axis] * dtype_size(n.dtype);
       strided_copy(base, n.dtype, n.shape, ss, out);
+      return;
+    }
+    case Op::conv2d: {
+      const Shape& xs = in_shapes[0];
+      kernels::conv2d(window_geometry(n, xs), kernels::dense_nhwc(static_cast<const float*>(in[0]), xs[1], xs[2], xs[3]),
+                      static_cast<const float*>(in[1]), nullptr, static_cast<float*>(out), n.shape[3],
+                      kernels::GemmEpilogue{}, workspace);
+      return;
+    }
+    case Op::pool2d:
+    case Op::pad:
+    case Op::upsample: {
+      const Shape& xs = in_shapes[0];
+      run_window_op(n, xs, kernels::dense_nhwc(static_cast<const float*>(in[0]), xs[1], xs[2], xs[3]),
+                    static_cast<float*>(out));
       return;
     }
     case Op::concat: {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "../passes/fold_channel_affine.hpp"
 #include "../passes/memory_plan.hpp"
 #include "../passes/simplify.hpp"
 #include "eager.hpp"
@@ -61,6 +62,13 @@ struct Step {
   // gemm, resolved after memory planning: operand addresses and the scratch offset (-1: none).
   Loc a_at, b_at, c_at, bias_at;
   index_t workspace_bytes = -1;
+  // conv2d (a gemm group rooted at a conv) and window ops (pool2d, pad, upsample): a is the
+  // input, b the conv weight, both with strides over their own shapes. dense_a / dense_b: copied
+  // densely into the workspace first (the kernels need contiguous channels; a pointwise conv reads
+  // its input as a matrix; a run-time weight must be OHWI-contiguous). rows_merge: every tail
+  // operand's (n, oh, ow) rows form one strided run, so a tail block needs no splitting.
+  kernels::WindowGeometry window;
+  bool conv = false, dense_a = false, dense_b = false, rows_merge = true;
 };
 
 /// A heap buffer of floats aligned to kAlignment (packed weights, folded constants): the GEMM's
@@ -99,7 +107,12 @@ class Executable {
     for (int round = 0; round < 4; ++round) {
       const int s = passes::simplify_algebra(g);
       const int c = passes::eliminate_common_subexpressions(g);
-      const int f = passes::fold_constants(g, [this](const Graph& gg, int id) { return fold_node(gg, id); });
+      int f = passes::fold_constants(g, [this](const Graph& gg, int id) { return fold_node(gg, id); });
+      f += passes::fold_channel_affine(g, [this](const void* data, index_t rows, index_t cols, const void* scale,
+                                                 const void* shift) {
+        return affine_rows(static_cast<const float*>(data), rows, cols, static_cast<const float*>(scale),
+                           static_cast<const float*>(shift));
+      });
       info_.dead += g.remove_dead();
       info_.simplified += s;
       info_.cse += c;
@@ -144,7 +157,7 @@ class Executable {
   void run(const void* const* inputs, void* const* outputs, void* arena) const {
     Bindings b{inputs, outputs, static_cast<char*>(arena)};
     for (const Step& s : steps_) {
-      if (s.kind == passes::GroupKind::gemm) run_gemm(s, b);
+      if (s.kind == passes::GroupKind::gemm && !s.conv) run_gemm(s, b);  // the batch-1 MLP path: no detour
       else run_step(s, b);
     }
     const Graph& g = *graph_;
@@ -187,6 +200,16 @@ class Executable {
     float* wsa = align_up(ws.data());
     run_node(n, ins, shapes, dts, folded_.back().data(), wsa);
     return folded_.back().data();
+  }
+
+  /// data[r][c] * scale[r] + shift[r] into storage the executable owns (batch-norm folding).
+  const void* affine_rows(const float* data, index_t rows, index_t cols, const float* scale, const float* shift) {
+    folded_.emplace_back(static_cast<std::size_t>(rows * cols));
+    float* out = folded_.back().data();
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t c = 0; c < cols; ++c)
+        out[r * cols + c] = data[r * cols + c] * (scale ? scale[r] : 1.f) + (shift ? shift[r] : 0.f);
+    return out;
   }
 
   // ---- lowering ---------------------------------------------------------------------------
@@ -244,7 +267,18 @@ class Executable {
           s.loop = in_shape;
           break;
         }
-        case passes::GroupKind::gemm: lower_gemm(s, grp); break;
+        case passes::GroupKind::gemm:
+          if (g[grp.root].op == Op::conv2d) lower_conv(s, grp);
+          else lower_gemm(s, grp);
+          break;
+        case passes::GroupKind::window: {
+          const Node& n = g[grp.root];
+          const passes::Layout& l = f.layouts[n.inputs[0]];
+          s.a = ValueSpec{l.base, l.offset, l.strides, DType::f32};
+          s.dense_a = l.strides[3] != 1;
+          s.loop = n.shape;
+          break;
+        }
         case passes::GroupKind::concat:
         case passes::GroupKind::copy: {
           const Node& n = g[grp.root];
@@ -326,10 +360,44 @@ class Executable {
     const int unit_dim = an.shape.rank() == 1 ? vo.rank() - 2 : -1;
 
     // Epilogue: bias and clamp in registers when they are a private chain off the matmul.
+    lower_epilogue(s, grp.root, vo, unit_dim);
+    s.loop = vo;
+    s.batch = batch;
+
+    // One GEMM over (batch x M) rows when B and every other operand are batch-invariant or merge.
+    // Prepack B once when it is a constant shared by all batches.
+    bool b_shared = true;
+    for (int d = 0; d < batch.rank(); ++d) b_shared = b_shared && s.b.strides[d] == 0;
+    if (b_shared && g[lb.base].op == Op::constant && bn.dtype == DType::f32) {
+      const int r = vb.rank();
+      const float* bp = static_cast<const float*>(g[lb.base].data) + lb.offset;
+      AlignedFloats packed(kernels::packed_b_size(s.K, s.N));
+      kernels::pack_b(s.K, s.N, kernels::MatrixRef{bp, s.b.strides[r - 2], s.b.strides[r - 1]}, packed.data());
+      packed_.push_back(std::move(packed));
+      s.packed = static_cast<int>(packed_.size()) - 1;
+    }
+    if (batch.rank() > 0 && b_shared) {
+      bool merge = mergeable(s.a.strides, vo) && mergeable(s.c.strides, vo);
+      for (int k = 0; k < s.num_ops; ++k) merge = merge && mergeable(specs_[s.op_begin + k].strides, vo);
+      for (int k = 0; k < s.num_tgts; ++k) merge = merge && mergeable(specs_[s.tgt_begin + k].strides, vo);
+      if (s.bias >= 0) merge = merge && mergeable(specs_[s.bias].strides, vo);
+      if (merge) {
+        s.M *= batch.numel();
+        s.batch = Shape();
+      }
+    }
+  }
+
+  /// The epilogue of a gemm group (matmul or conv2d root) computing C over `vo`: bias and clamp in
+  /// the micro-kernel's registers when they are a private chain off the root, the rest of the
+  /// group as the tail program on each finished block; sets s.bias, s.clamp, the program and s.c.
+  void lower_epilogue(Step& s, int root, const Shape& vo, int unit_dim) {
+    const Graph& g = *graph_;
+    const passes::Fusion& f = *fusion_;
     int uses[kMaxNodes]{};
     g.count_uses(uses);
     bool in_regs[kMaxNodes]{};
-    int acc = grp.root;
+    int acc = root;
     auto sole_user_in_group = [&](int id) {
       if (uses[id] != 1 || g.is_output(id)) return -1;
       for (int u = id + 1; u < g.size(); ++u)
@@ -374,31 +442,77 @@ class Executable {
                            : acc;
     if (c_node == -2) s.c = specs_[static_cast<std::size_t>(s.tgt_begin)];
     else s.c = spec_over(acc, vo, unit_dim);
-    s.loop = vo;
-    s.batch = batch;
+  }
 
-    // One GEMM over (batch x M) rows when B and every other operand are batch-invariant or merge.
-    // Prepack B once when it is a constant shared by all batches.
-    bool b_shared = true;
-    for (int d = 0; d < batch.rank(); ++d) b_shared = b_shared && s.b.strides[d] == 0;
-    if (b_shared && g[lb.base].op == Op::constant && bn.dtype == DType::f32) {
-      const int r = vb.rank();
-      const float* bp = static_cast<const float*>(g[lb.base].data) + lb.offset;
-      AlignedFloats packed(kernels::packed_b_size(s.K, s.N));
-      kernels::pack_b(s.K, s.N, kernels::MatrixRef{bp, s.b.strides[r - 2], s.b.strides[r - 1]}, packed.data());
+  /// conv2d: the input and weight as the conv kernel reads them, the weight prepacked when it is a
+  /// constant, and the GEMM epilogue over the output [N, OH, OW, O] (rows = output pixels).
+  void lower_conv(Step& s, const passes::Group& grp) {
+    const Graph& g = *graph_;
+    const passes::Fusion& f = *fusion_;
+    const Node& cv = g[grp.root];
+    const Shape& xs = g[cv.inputs[0]].shape;
+    const Node& wn = g[cv.inputs[1]];
+    s.conv = true;
+    s.window = window_geometry(cv, xs);
+    const kernels::WindowGeometry& geo = s.window;
+    s.M = geo.rows();
+    s.N = geo.out_c;
+    s.K = geo.depth();
+    const passes::Layout& la = f.layouts[cv.inputs[0]];
+    const passes::Layout& lb = f.layouts[cv.inputs[1]];
+    s.a = ValueSpec{la.base, la.offset, la.strides, DType::f32};
+    s.b = ValueSpec{lb.base, lb.offset, lb.strides, DType::f32};
+    const bool even = s.a.strides[1] == xs[2] * s.a.strides[2] && s.a.strides[0] == xs[1] * s.a.strides[1];
+    s.dense_a = s.a.strides[3] != 1 ||
+                (kernels::conv_algorithm(geo) == kernels::ConvAlgorithm::pointwise && !even);
+    const bool w_dense = passes::is_contiguous(wn.shape, lb);
+    if (g[lb.base].op == Op::constant) {  // prepack once, like a linear layer's weight
+      std::vector<float> dense;
+      const float* w = static_cast<const float*>(g[lb.base].data) + lb.offset;
+      if (!w_dense) {
+        dense.resize(static_cast<std::size_t>(wn.shape.numel()));
+        strided_copy(w, DType::f32, wn.shape, lb.strides, dense.data());
+        w = dense.data();
+      }
+      AlignedFloats packed(kernels::conv_packed_weight_floats(geo));
+      kernels::conv_pack_weights(geo, w, packed.data());
       packed_.push_back(std::move(packed));
       s.packed = static_cast<int>(packed_.size()) - 1;
+    } else {
+      s.dense_b = !w_dense;
     }
-    if (batch.rank() > 0 && b_shared) {
-      bool merge = mergeable(s.a.strides, vo) && mergeable(s.c.strides, vo);
-      for (int k = 0; k < s.num_ops; ++k) merge = merge && mergeable(specs_[s.op_begin + k].strides, vo);
-      for (int k = 0; k < s.num_tgts; ++k) merge = merge && mergeable(specs_[s.tgt_begin + k].strides, vo);
-      if (s.bias >= 0) merge = merge && mergeable(specs_[s.bias].strides, vo);
-      if (merge) {
-        s.M *= batch.numel();
-        s.batch = Shape();
+    const Shape& vo = cv.shape;
+    lower_epilogue(s, grp.root, vo, -1);
+    s.loop = vo;
+    s.rows_merge = true;
+    index_t rs = 0;
+    for (int k = 1; k < s.num_ops; ++k) s.rows_merge = s.rows_merge && pixel_row_stride(specs_[s.op_begin + k].strides, vo, rs);
+    for (int k = 0; k < s.num_tgts; ++k) s.rows_merge = s.rows_merge && pixel_row_stride(specs_[s.tgt_begin + k].strides, vo, rs);
+  }
+
+  /// Whether a value with these strides over an NHWC loop `vo` steps by one stride `rs` from one
+  /// output pixel (row of the conv's [N*OH*OW, C] matrix) to the next. Broadcast strides of unit
+  /// extents are 0, so the stride comes from the innermost non-unit pixel dimension.
+  static bool pixel_row_stride(const Strides& st, const Shape& vo, index_t& rs) {
+    rs = 0;
+    index_t span = 1;  // pixels per step of dimension d
+    bool found = false;
+    for (int d = 2; d >= 0; --d) {
+      if (vo[d] == 1) continue;
+      if (!found) {
+        rs = st[d];
+        found = true;
+      } else if (st[d] != rs * span) {
+        return false;
       }
+      span *= vo[d];
     }
+    return true;
+  }
+
+  /// Floats of a dense copy of n floats, rounded so what follows it stays 64-byte aligned.
+  static std::size_t aligned_floats(index_t n) {
+    return align_up(static_cast<std::size_t>(n) * sizeof(float)) / sizeof(float);
   }
 
   /// Whether rows (batch..., M) of a value with these strides over `vo` form one strided run.
@@ -413,6 +527,14 @@ class Executable {
   }
 
   std::size_t workspace_bytes(const Step& s) const {
+    const Graph& g = *graph_;
+    if (s.conv || s.kind == passes::GroupKind::window) {
+      std::size_t n = 0;
+      if (s.dense_a) n += aligned_floats(g[g[s.node].inputs[0]].shape.numel());
+      if (s.dense_b) n += aligned_floats(g[g[s.node].inputs[1]].shape.numel());
+      if (s.conv) n += kernels::conv_workspace_floats(s.window, s.packed >= 0);
+      return n * sizeof(float);
+    }
     if (s.kind != passes::GroupKind::gemm) return 0;
     return kernels::gemm_workspace_size(s.M, s.N, s.K, s.packed >= 0) * sizeof(float);
   }
@@ -454,6 +576,10 @@ class Executable {
   }
 
   // ---- execution ---------------------------------------------------------------------------
+  float* workspace(const Bindings& b, const Step& s) const {
+    if (s.workspace_slot < 0) return nullptr;
+    return reinterpret_cast<float*>(b.arena + mem_->slot_offset[s.workspace_slot]);
+  }
   const char* base_ptr(const Bindings& b, int base) const {
     const passes::Placement& p = mem_->place[base];
     switch (p.kind) {
@@ -493,7 +619,15 @@ class Executable {
 
   void run_step(const Step& s, const Bindings& b) const {
     if (s.kind == passes::GroupKind::gemm) {
-      run_gemm(s, b);
+      if (s.conv) run_conv(s, b);
+      else run_gemm(s, b);
+      return;
+    }
+    if (s.kind == passes::GroupKind::window) {
+      const Node& n = (*graph_)[s.node];
+      const Shape& xs = (*graph_)[n.inputs[0]].shape;
+      float* ws = workspace(b, s);
+      run_window_op(n, xs, nhwc_input(b, s.a, xs, s.dense_a, ws), reinterpret_cast<float*>(const_cast<char*>(base_ptr(b, s.node))));
       return;
     }
     OperandSlots op_slots;
@@ -543,7 +677,8 @@ class Executable {
         }
         return;
       }
-      case passes::GroupKind::gemm: return;  // handled above
+      case passes::GroupKind::gemm:
+      case passes::GroupKind::window: return;  // handled above
     }
   }
 
@@ -587,6 +722,93 @@ class Executable {
       tgts[k] = kernels::EwTarget{const_cast<char*>(at(v)), v.dtype, two_d(v)};
     }
     kernels::ew_run(e.program(s), ops, s.num_ops, tgts, s.num_tgts, Shape{m, n});
+  }
+
+  /// The tail of a conv step: blocks of output rows (pixels) are split into runs the operands'
+  /// strides can address in 2-D: the whole block when every operand's rows merge, else one
+  /// output row (fixed n, oh) at a time.
+  static void conv_tail(void* ctx, index_t i0, index_t j0, index_t m, index_t n, float* c, index_t ldc) {
+    const TailContext& t = *static_cast<const TailContext*>(ctx);
+    const Executable& e = *t.self;
+    const Step& s = *t.step;
+    const index_t OH = s.loop[1], OW = s.loop[2];
+    OperandSlots op_slots;
+    TargetSlots tgt_slots;
+    kernels::EwOperand* ops = op_slots.v;
+    kernels::EwTarget* tgts = tgt_slots.v;
+    for (index_t i = i0; i < i0 + m;) {
+      const index_t ow = i % OW, oh = (i / OW) % OH, nb = i / (OW * OH);
+      const index_t len = s.rows_merge ? i0 + m - i : (OW - ow < i0 + m - i ? OW - ow : i0 + m - i);
+      // Rows of a run: merged (any pixel dimension's stride, see pixel_row_stride), or within one
+      // (n, oh), where the step is the W stride.
+      auto at = [&](const ValueSpec& v) {
+        const index_t off = v.offset + nb * v.strides[0] + oh * v.strides[1] + ow * v.strides[2] + j0 * v.strides[3];
+        return e.ptr(*t.b, v.base, off, v.dtype);
+      };
+      auto two_d = [&](const ValueSpec& v) {
+        Strides st;
+        st[0] = v.strides[2];
+        if (s.rows_merge) pixel_row_stride(v.strides, s.loop, st[0]);
+        st[1] = v.strides[3];
+        return st;
+      };
+      Strides cst;
+      cst[0] = ldc;
+      cst[1] = 1;
+      ops[0] = kernels::EwOperand{c + (i - i0) * ldc, DType::f32, cst};  // the finished block of C
+      for (int k = 1; k < s.num_ops; ++k) {
+        const ValueSpec& v = e.specs_[s.op_begin + k];
+        ops[k] = kernels::EwOperand{at(v), v.dtype, two_d(v)};
+      }
+      for (int k = 0; k < s.num_tgts; ++k) {
+        const ValueSpec& v = e.specs_[s.tgt_begin + k];
+        tgts[k] = kernels::EwTarget{const_cast<char*>(at(v)), v.dtype, two_d(v)};
+      }
+      kernels::ew_run(e.program(s), ops, s.num_ops, tgts, s.num_tgts, Shape{len, n});
+      i += len;
+    }
+  }
+
+  /// An NHWC input as the window kernels read it: in place, or densely copied to `ws` (which then
+  /// advances past the copy) when the step needs it dense.
+  kernels::NhwcIn nhwc_input(const Bindings& b, const ValueSpec& v, const Shape& xs, bool dense, float*& ws) const {
+    const auto* p = reinterpret_cast<const float*>(ptr(b, v.base, v.offset, v.dtype));
+    if (!dense) return kernels::NhwcIn{p, v.strides[0], v.strides[1], v.strides[2]};
+    strided_copy(p, DType::f32, xs, v.strides, ws);
+    const kernels::NhwcIn x = kernels::dense_nhwc(ws, xs[1], xs[2], xs[3]);
+    ws += aligned_floats(xs.numel());
+    return x;
+  }
+
+  void run_conv(const Step& s, const Bindings& b) const {
+    const Graph& g = *graph_;
+    const Node& n = g[s.node];
+    const Shape& xs = g[n.inputs[0]].shape;
+    kernels::GemmEpilogue ep;
+    ep.clamp = s.clamp;
+    ep.lo = s.lo;
+    ep.hi = s.hi;
+    if (s.bias >= 0) {
+      const ValueSpec& v = specs_[static_cast<std::size_t>(s.bias)];
+      ep.bias = reinterpret_cast<const float*>(ptr(b, v.base, v.offset, v.dtype));
+    }
+    float* ws = workspace(b, s);
+    const kernels::NhwcIn x = nhwc_input(b, s.a, xs, s.dense_a, ws);
+    const float* packed = s.packed >= 0 ? packed_[static_cast<std::size_t>(s.packed)].data() : nullptr;
+    const float* w = packed ? nullptr : reinterpret_cast<const float*>(ptr(b, s.b.base, s.b.offset, s.b.dtype));
+    if (s.dense_b) {
+      const Shape& wsh = g[n.inputs[1]].shape;
+      strided_copy(w, DType::f32, wsh, s.b.strides, ws);
+      w = ws;
+      ws += aligned_floats(wsh.numel());
+    }
+    auto* c0 = reinterpret_cast<float*>(const_cast<char*>(ptr(b, s.c.base, s.c.offset, s.c.dtype)));
+    TailContext tc{this, &s, &b, {}};
+    if (s.code_size > 0) {
+      ep.tail = &Executable::conv_tail;
+      ep.ctx = &tc;
+    }
+    kernels::conv2d(s.window, x, w, packed, c0, s.N, ep, ws);  // C is a dense [N, OH, OW, O] buffer
   }
 
   void run_gemm(const Step& s, const Bindings& b) const {

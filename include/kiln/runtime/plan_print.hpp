@@ -62,6 +62,7 @@ inline void print_plan(std::ostream& os, const Executable& x) {
     for (int i = 0; i < g.size(); ++i)
       if (f.group_of[i] == s.group) os << " %" << i;
     if (s.kind == passes::GroupKind::gemm) {
+      if (s.conv) os << "; conv2d " << kernels::conv_algorithm_name(kernels::conv_algorithm(s.window));
       os << "; M=" << s.M << " N=" << s.N << " K=" << s.K << (s.packed >= 0 ? ", weights prepacked" : "");
       if (s.bias >= 0) os << ", bias in registers";
       if (s.clamp) os << ", clamp [" << s.lo << ", " << s.hi << "] in registers";

@@ -1,0 +1,171 @@
+// bench/bench_conv.cpp — CNN operators: kiln compiled vs kiln eager vs the raw conv kernel.
+//
+// Workloads (NHWC, batch 1, weights OHWI captured as constants, bias + ReLU fused):
+//   conv3x3     1x32x32x16 -> 32 channels, 3x3, stride 1, "same" padding (im2col + GEMM).
+//               FLOPs = 2 * 32*32 * 32 * (3*3*16) = 9.44 M.
+//   depthwise   1x56x56x64, 3x3, stride 1, "same", multiplier 1 (direct kernel).
+//               FLOPs = 2 * 56*56 * 64 * 9 = 3.61 M; bytes >= 2 * 56*56*64*4 = 1.61 MB.
+//   pointwise   1x56x56x64 -> 64 channels, 1x1 (the GEMM reads the input in place).
+//               FLOPs = 2 * 56*56 * 64*64 = 25.7 M; bytes >= 2 * 56*56*64*4 = 1.61 MB.
+//   copy        memcpy of the depthwise/pointwise input size (the memory roof of bench/README.md).
+// Variants: *_compiled (net.run_into: guard + plan, no allocation), *_eager (op by op),
+// *_kernel (kiln::kernels::conv2d on prepacked weights, no graph). Counter FLOPS is a rate;
+// the README derives the roofline and the fraction reached. Each variant is first checked
+// against eager (a mismatch skips it instead of timing a wrong result).
+#include <benchmark/benchmark.h>
+#include <kiln/kiln.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+namespace {
+
+using kiln::index_t;
+using kiln::Tensor;
+
+Tensor<float> uniform(const kiln::Shape& s, unsigned seed, float lo = -1.f, float hi = 1.f) {
+  Tensor<float> t(s);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  for (float& v : t) v = d(rng);
+  return t;
+}
+
+struct ConvWorkload {
+  const char* name;
+  index_t h, w, c, o;
+  int k, groups;
+};
+
+const ConvWorkload kWorkloads[] = {
+    {"conv3x3", 32, 32, 16, 32, 3, 1},
+    {"depthwise", 56, 56, 64, 64, 3, 64},
+    {"pointwise", 56, 56, 64, 64, 1, 1},
+};
+
+struct Setup {
+  explicit Setup(const ConvWorkload& wl)
+      : x(uniform({1, wl.h, wl.w, wl.c}, 1)),
+        w(uniform({wl.o, wl.k, wl.k, wl.c / wl.groups}, 2, -0.2f, 0.2f)),
+        b(uniform({wl.o}, 3)),
+        opt(kiln::Conv2dOptions().with_padding(kiln::Padding2d::same()).with_groups(wl.groups)),
+        flops(2.0 * static_cast<double>(wl.h * wl.w * wl.o) * static_cast<double>(wl.k * wl.k * (wl.c / wl.groups))) {}
+  auto model() const {
+    return [this](auto in) { return kiln::relu(kiln::conv2d(in, w, b, opt)); };
+  }
+  Tensor<float> x, w, b;
+  kiln::Conv2dOptions opt;
+  double flops;
+};
+
+void counters(benchmark::State& state, double flops) {
+  state.counters["FLOPS"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+bool same(benchmark::State& state, const Tensor<float>& got, const Tensor<float>& want) {
+  float m = 0.f;
+  for (index_t i = 0; i < got.size(); ++i) m = std::fmax(m, std::fabs(got[i] - want[i]));
+  if (!(m <= 1e-4f)) {
+    state.SkipWithError("result differs from the kiln eager reference");
+    return false;
+  }
+  return true;
+}
+
+void BM_conv_compiled(benchmark::State& state) {
+  const Setup s(kWorkloads[state.range(0)]);
+  const auto model = s.model();
+  auto net = kiln::compile(model);
+  Tensor<float> y = net(s.x);
+  if (!same(state, y, kiln::eager(model)(s.x))) return;
+  const kiln::TensorView<float> yv = y.view();
+  for (auto _ : state) {
+    net.run_into(yv, s.x);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  counters(state, s.flops);
+  state.counters["kernels"] = net.stats().kernels;
+  state.SetLabel(kWorkloads[state.range(0)].name);
+}
+BENCHMARK(BM_conv_compiled)->DenseRange(0, 2)->Unit(benchmark::kMicrosecond);
+
+void BM_conv_eager(benchmark::State& state) {
+  const Setup s(kWorkloads[state.range(0)]);
+  const auto model = kiln::eager(s.model());
+  for (auto _ : state) {
+    Tensor<float> y = model(s.x);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  counters(state, s.flops);
+  state.SetLabel(kWorkloads[state.range(0)].name);
+}
+BENCHMARK(BM_conv_eager)->DenseRange(0, 2)->Unit(benchmark::kMicrosecond);
+
+/// The kernel alone: prepacked weights, bias and ReLU in registers, caller-owned buffers.
+void BM_conv_kernel(benchmark::State& state) {
+  const ConvWorkload& wl = kWorkloads[state.range(0)];
+  const Setup s(wl);
+  kiln::kernels::WindowGeometry g;
+  g.in_h = g.out_h = wl.h;
+  g.in_w = g.out_w = wl.w;
+  g.in_c = wl.c;
+  g.out_c = wl.o;
+  g.kernel_h = g.kernel_w = wl.k;
+  g.pad_top = g.pad_left = wl.k / 2;
+  g.groups = wl.groups;
+  Tensor<float> packed({static_cast<index_t>(kiln::kernels::conv_packed_weight_floats(g))});
+  kiln::kernels::conv_pack_weights(g, s.w.data(), packed.data());
+  Tensor<float> ws({static_cast<index_t>(kiln::kernels::conv_workspace_floats(g, true) + 16)});
+  Tensor<float> y({1, wl.h, wl.w, wl.o});
+  kiln::kernels::GemmEpilogue ep;
+  ep.bias = s.b.data();
+  ep.clamp = true;
+  ep.lo = 0.f;
+  ep.hi = __builtin_huge_valf();
+  const auto x = kiln::kernels::dense_nhwc(s.x.data(), wl.h, wl.w, wl.c);
+  kiln::kernels::conv2d(g, x, nullptr, packed.data(), y.data(), wl.o, ep, ws.data());
+  if (!same(state, y, kiln::eager(s.model())(s.x))) return;
+  for (auto _ : state) {
+    kiln::kernels::conv2d(g, x, nullptr, packed.data(), y.data(), wl.o, ep, ws.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  counters(state, s.flops);
+  state.SetLabel(wl.name);
+}
+BENCHMARK(BM_conv_kernel)->DenseRange(0, 2)->Unit(benchmark::kMicrosecond);
+
+/// The memory roof: copy the 56x56x64 activation (what depthwise and pointwise read and write).
+void BM_copy_activation(benchmark::State& state) {
+  const Tensor<float> x = uniform({1, 56, 56, 64}, 4);
+  Tensor<float> y(x.shape());
+  for (auto _ : state) {
+    std::memcpy(y.data(), x.data(), static_cast<std::size_t>(x.size()) * sizeof(float));
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * x.size() * 2 * static_cast<index_t>(sizeof(float)));
+}
+BENCHMARK(BM_copy_activation)->Unit(benchmark::kMicrosecond);
+
+/// Pooling and global pooling on the same activation (bandwidth-bound; reported as bytes/s).
+void BM_pool_compiled(benchmark::State& state) {
+  const Tensor<float> x = uniform({1, 56, 56, 64}, 5);
+  auto model = [](auto in) { return kiln::max_pool2d(in, kiln::Pool2dOptions(3).with_stride(2).with_padding(kiln::Padding2d::same())); };
+  auto net = kiln::compile(model);
+  Tensor<float> y = net(x);
+  if (!same(state, y, kiln::eager(model)(x))) return;
+  const kiln::TensorView<float> yv = y.view();
+  for (auto _ : state) {
+    net.run_into(yv, x);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * (x.size() + y.size()) * static_cast<index_t>(sizeof(float)));
+}
+BENCHMARK(BM_pool_compiled)->Unit(benchmark::kMicrosecond);
+
+}  // namespace

@@ -1,0 +1,185 @@
+// The window kernels on their own (kernels/conv.hpp, pool.hpp, resize.hpp), built twice: with SIMD
+// and as test_kernels_conv_scalar (-DKILN_NO_SIMD), so the scalar twins are checked too.
+// conv2d on each algorithm (pointwise, depthwise, im2col), prepacked or not, with the epilogue
+// (bias, clamp in registers; the tail sees global block coordinates that tile the output
+// exactly once); pooling on channel counts around the vector width.
+// Tolerance: conv |err| <= 1e-5 * sum |x * w| + 1e-6; pooling averages 1e-6; copies exact.
+#include <cstring>
+#include <vector>
+
+#include "test_util.hpp"
+
+namespace {
+
+using kiln::index_t;
+using namespace kiln::kernels;
+
+std::vector<float> random_vec(std::size_t n, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+/// 64-byte aligned float scratch (the kernels' workspace contract).
+struct Scratch {
+  explicit Scratch(std::size_t n) : buf(n + 16) {}
+  float* get() { return kiln::align_up(buf.data()); }
+  std::vector<float> buf;
+};
+
+WindowGeometry geometry(index_t n, index_t h, index_t w, index_t c, index_t o, int k, int s, int pad, int d, int groups) {
+  WindowGeometry g;
+  g.batch = n, g.in_h = h, g.in_w = w, g.in_c = c, g.out_c = o;
+  g.kernel_h = g.kernel_w = k;
+  g.stride_h = g.stride_w = s;
+  g.pad_top = g.pad_left = pad;
+  g.dilation_h = g.dilation_w = d;
+  g.groups = groups;
+  g.out_h = (h + 2 * pad - (k - 1) * d - 1) / s + 1;
+  g.out_w = (w + 2 * pad - (k - 1) * d - 1) / s + 1;
+  return g;
+}
+
+struct TailLog {
+  std::vector<int> hits;  // times each output element was handed to the tail
+  index_t out_c;
+  static void call(void* ctx, index_t i0, index_t j0, index_t m, index_t n, float* c, index_t ldc) {
+    auto& t = *static_cast<TailLog*>(ctx);
+    for (index_t i = 0; i < m; ++i)
+      for (index_t j = 0; j < n; ++j) {
+        ++t.hits[static_cast<std::size_t>((i0 + i) * t.out_c + j0 + j)];
+        c[i * ldc + j] *= 2.f;  // visible in the output: the tail ran on this block's C
+      }
+  }
+};
+
+void check_conv_kernel(const WindowGeometry& g, bool prepack) {
+  const auto x = random_vec(static_cast<std::size_t>(g.batch * g.in_h * g.in_w * g.in_c), 1);
+  const auto w = random_vec(static_cast<std::size_t>(g.out_c * g.depth()), 2);
+  const auto bias = random_vec(static_cast<std::size_t>(g.out_c), 3);
+  std::vector<float> out(static_cast<std::size_t>(g.rows() * g.out_c), -99.f);
+  std::vector<float> packed(conv_packed_weight_floats(g));
+  if (prepack) conv_pack_weights(g, w.data(), packed.data());
+  Scratch ws(conv_workspace_floats(g, prepack));
+  TailLog log{std::vector<int>(out.size(), 0), g.out_c};
+  GemmEpilogue ep;
+  ep.bias = bias.data();
+  ep.clamp = true;
+  ep.lo = -0.5f;
+  ep.hi = 0.75f;
+  ep.tail = &TailLog::call;
+  ep.ctx = &log;
+  conv2d(g, dense_nhwc(x.data(), g.in_h, g.in_w, g.in_c), prepack ? nullptr : w.data(), prepack ? packed.data() : nullptr,
+         out.data(), g.out_c, ep, ws.get());
+  const index_t cg = g.in_c_group(), og = g.out_c_group();
+  for (index_t r = 0; r < g.rows(); ++r) {
+    const index_t ow = r % g.out_w, oh = (r / g.out_w) % g.out_h, n = r / (g.out_w * g.out_h);
+    for (index_t o = 0; o < g.out_c; ++o) {
+      double acc = bias[static_cast<std::size_t>(o)], mag = 0;
+      for (int i = 0; i < g.kernel_h; ++i)
+        for (int j = 0; j < g.kernel_w; ++j) {
+          const index_t ih = oh * g.stride_h - g.pad_top + i * g.dilation_h;
+          const index_t iw = ow * g.stride_w - g.pad_left + j * g.dilation_w;
+          if (ih < 0 || ih >= g.in_h || iw < 0 || iw >= g.in_w) continue;
+          for (index_t ci = 0; ci < cg; ++ci) {
+            const double a = x[static_cast<std::size_t>(((n * g.in_h + ih) * g.in_w + iw) * g.in_c + (o / og) * cg + ci)];
+            const double b = w[static_cast<std::size_t>(((o * g.kernel_h + i) * g.kernel_w + j) * cg + ci)];
+            acc += a * b;
+            mag += std::fabs(a * b);
+          }
+        }
+      const double want = 2.0 * std::min(std::max(acc, -0.5), 0.75);
+      const std::size_t at = static_cast<std::size_t>(r * g.out_c + o);
+      REQUIRE(log.hits[at] == 1);
+      if (!(std::fabs(out[at] - want) <= 2e-5 * mag + 1e-6)) {
+        INFO("row " << r << " channel " << o << ": got " << out[at] << ", want " << want);
+        CHECK(false);
+        return;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("conv2d kernel: every algorithm, prepacked or not, with bias, clamp and tail") {
+  struct C {
+    WindowGeometry g;
+    ConvAlgorithm algo;
+  };
+  const C cases[] = {
+      {geometry(2, 5, 6, 7, 9, 1, 1, 0, 1, 1), ConvAlgorithm::pointwise},
+      {geometry(1, 7, 7, 12, 10, 1, 1, 0, 1, 2), ConvAlgorithm::pointwise},
+      {geometry(1, 9, 8, 3, 17, 3, 1, 1, 1, 1), ConvAlgorithm::im2col},
+      {geometry(3, 11, 10, 4, 6, 5, 2, 2, 1, 2), ConvAlgorithm::im2col},
+      {geometry(1, 30, 30, 16, 32, 3, 1, 1, 1, 1), ConvAlgorithm::im2col},  // several tail blocks
+      {geometry(1, 9, 7, 17, 17, 3, 1, 1, 1, 17), ConvAlgorithm::depthwise},
+      {geometry(2, 8, 9, 40, 40, 3, 2, 1, 2, 40), ConvAlgorithm::depthwise},
+      {geometry(1, 6, 6, 5, 10, 3, 1, 1, 1, 5), ConvAlgorithm::depthwise},  // multiplier 2
+  };
+  for (const C& c : cases) {
+    INFO("algorithm " << conv_algorithm_name(c.algo) << ", in_c " << c.g.in_c << ", out_c " << c.g.out_c);
+    CHECK(conv_algorithm(c.g) == c.algo);
+    for (bool prepack : {false, true}) {
+      INFO("prepacked " << prepack);
+      check_conv_kernel(c.g, prepack);
+    }
+  }
+}
+
+TEST_CASE("pool kernels: max and average around the vector width, with padding") {
+  for (index_t c : {1, 3, 8, 9, 33}) {
+    WindowGeometry g = geometry(2, 7, 6, c, c, 3, 2, 1, 1, 1);
+    const auto x = random_vec(static_cast<std::size_t>(2 * 7 * 6 * c), 7);
+    std::vector<float> mx(static_cast<std::size_t>(g.rows() * c)), av(mx.size()), avx(mx.size());
+    const NhwcIn in = dense_nhwc(x.data(), 7, 6, c);
+    max_pool2d(g, in, mx.data());
+    avg_pool2d(g, in, true, av.data());
+    avg_pool2d(g, in, false, avx.data());
+    for (index_t r = 0; r < g.rows(); ++r) {
+      const index_t ow = r % g.out_w, oh = (r / g.out_w) % g.out_h, n = r / (g.out_w * g.out_h);
+      for (index_t k = 0; k < c; ++k) {
+        double m = -1e30, s = 0;
+        int taps = 0;
+        for (int i = 0; i < 3; ++i)
+          for (int j = 0; j < 3; ++j) {
+            const index_t ih = oh * 2 - 1 + i, iw = ow * 2 - 1 + j;
+            if (ih < 0 || ih >= 7 || iw < 0 || iw >= 6) continue;
+            const double v = x[static_cast<std::size_t>(((n * 7 + ih) * 6 + iw) * c + k)];
+            m = std::max(m, v);
+            s += v;
+            ++taps;
+          }
+        const std::size_t at = static_cast<std::size_t>(r * c + k);
+        CHECK(mx[at] == static_cast<float>(m));
+        CHECK(std::fabs(av[at] - s / 9) <= 1e-6);
+        CHECK(std::fabs(avx[at] - s / taps) <= 1e-6);
+      }
+    }
+  }
+}
+
+TEST_CASE("pad2d and upsample_nearest2d read strided pixels") {
+  // Input pixels strided (every other W column of a wider buffer): the row memcpy fast path is off.
+  const index_t N = 2, H = 3, W = 4, C = 5;
+  const auto buf = random_vec(static_cast<std::size_t>(N * H * 2 * W * C), 9);
+  const NhwcIn x{buf.data(), H * 2 * W * C, 2 * W * C, 2 * C};
+  std::vector<float> p(static_cast<std::size_t>(N * (H + 1) * (W + 3) * C));
+  pad2d(x, N, H, W, C, 1, 0, 2, 1, 7.f, p.data());
+  std::vector<float> u(static_cast<std::size_t>(N * H * 2 * W * 3 * C));
+  upsample_nearest2d(x, N, H, W, C, 2, 3, u.data());
+  for (index_t n = 0; n < N; ++n)
+    for (index_t c = 0; c < C; ++c) {
+      for (index_t h = 0; h < H + 1; ++h)
+        for (index_t w = 0; w < W + 3; ++w) {
+          const bool inside = h >= 1 && w >= 2 && w < W + 2;
+          const float want = inside ? x.at(n, h - 1, w - 2)[c] : 7.f;
+          CHECK(p[static_cast<std::size_t>(((n * (H + 1) + h) * (W + 3) + w) * C + c)] == want);
+        }
+      for (index_t h = 0; h < 2 * H; ++h)
+        for (index_t w = 0; w < 3 * W; ++w)
+          CHECK(u[static_cast<std::size_t>(((n * 2 * H + h) * 3 * W + w) * C + c)] == x.at(n, h / 2, w / 3)[c]);
+    }
+}
