@@ -26,5 +26,6 @@
 // The run-time compiler and the eager front-end allocate (owning tensors, plans built at the
 // first call): host conveniences. Firmware (KILN_NO_HEAP) gets the IR, the passes and the kernels.
 #ifndef KILN_NO_HEAP
-#include "trace/compile.hpp"  // and ops.hpp, the op front-end
+#include "trace/compile.hpp"  // and ops.hpp, the op front-end, and grad
+#include "train/losses.hpp"
 #endif

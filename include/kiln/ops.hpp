@@ -394,6 +394,28 @@ auto slice(const A& a, int axis, index_t start, index_t stop, index_t step = 1) 
   n.shape = Shape{count};
   return detail::apply<detail::elem_t<A>>(n, a);
 }
+/// Broadcasts `a` to `shape` (NumPy rules: missing leading dims and extents of 1 are repeated).
+/// A view (stride 0 on the repeated dims), like torch.Tensor.expand.
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto expand(const A& a, const Shape& shape) {
+  Node n;
+  n.op = Op::expand;
+  n.shape = shape;
+  return detail::apply<detail::elem_t<A>>(n, a);
+}
+/// Zero padding along `axis`: `before` zeros, the elements of `a`, `after` zeros
+/// (torch.nn.functional.pad with constant 0 on one dimension). Negative amounts are errors.
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto pad(const A& a, int axis, index_t before, index_t after) {
+  Node n;
+  n.op = Op::pad;
+  n.axis = axis;
+  n.start = before;
+  n.step = 1;
+  const int ax = normalize_axis(axis, a.shape().rank());
+  n.shape = Shape{ax >= 0 && after >= 0 ? before + a.shape()[ax] + after : -1};
+  return detail::apply<detail::elem_t<A>>(n, a);
+}
 /// Joins tensors along `axis` (all other extents must match; 1 to kMaxInputs parts).
 template <class T, std::enable_if_t<detail::is_tensor_v<T>, int> = 0>
 auto concat(std::initializer_list<T> parts, int axis = 0) {

@@ -26,6 +26,9 @@ enum class Op : std::uint8_t {
   slice,        // axis, start, step; shape[axis] = count (a view)
   concat,       // along axis
   copy,         // materialises its input contiguously (inserted by the planner's needs)
+  expand,       // broadcast to n.shape (NumPy rules): a view with stride 0 on broadcast dims
+  pad,          // zeros of n.shape with the input placed at start, start+step, ... along axis
+                // (the adjoint of slice: autodiff's way back from a view to its base)
 };
 
 constexpr const char* op_name(Op op) {
@@ -43,6 +46,8 @@ constexpr const char* op_name(Op op) {
     case Op::slice: return "slice";
     case Op::concat: return "concat";
     case Op::copy: return "copy";
+    case Op::expand: return "expand";
+    case Op::pad: return "pad";
   }
   return "?";
 }
@@ -63,14 +68,16 @@ struct Node {
   bool keepdim = false;
   bool trans_b = false;
   float p0 = 0.f, p1 = 0.f;
-  index_t start = 0, step = 1;  // slice
+  index_t start = 0, step = 1;  // slice, pad
   std::int8_t perm[kMaxRank]{};
   int index = 0;                 // input: argument position; constant: constant slot
   const void* data = nullptr;    // constant: the captured tensor's data
 
   constexpr int input(int i) const { return inputs[i]; }
   constexpr bool is_elementwise() const { return op == Op::elementwise; }
-  constexpr bool is_view() const { return op == Op::reshape || op == Op::permute || op == Op::slice; }
+  constexpr bool is_view() const {
+    return op == Op::reshape || op == Op::permute || op == Op::slice || op == Op::expand;
+  }
   constexpr bool is_leaf() const { return op == Op::input || op == Op::constant || op == Op::scalar; }
 };
 
@@ -90,12 +97,14 @@ constexpr bool same_computation(const Node& a, const Node& b) {
     case Op::concat: return a.axis == b.axis;
     case Op::matmul: return a.trans_b == b.trans_b;
     case Op::reshape:
-    case Op::copy: return true;
+    case Op::copy:
+    case Op::expand: return true;  // the target shape was compared above
     case Op::permute:
       for (int i = 0; i < kMaxRank; ++i)
         if (a.perm[i] != b.perm[i]) return false;
       return true;
-    case Op::slice: return a.axis == b.axis && a.start == b.start && a.step == b.step;
+    case Op::slice:
+    case Op::pad: return a.axis == b.axis && a.start == b.start && a.step == b.step;
   }
   return false;
 }

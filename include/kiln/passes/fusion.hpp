@@ -12,8 +12,8 @@
 //     block while it is in cache).
 //  3. reduce/softmax absorb an elementwise producer group whose only result
 //     feeds them, so the chain is evaluated inside the reduction's passes.
-//  4. concat, and reshape of a non-contiguous view, are copy kernels.
-//     Leaves and views (permute, slice, contiguous reshape) have no kernel.
+//  4. concat, pad, and reshape of a non-contiguous view, are copy kernels.
+//     Leaves and views (permute, slice, expand, contiguous reshape) have no kernel.
 // A group also fails to grow when its program would need more than
 // kEwMaxRegs live register tiles.
 #pragma once
@@ -360,7 +360,7 @@ constexpr bool fuse(const Graph& g, Fusion& f) {
         break;
       }
       case Op::concat: f.group_of[i] = detail::new_group(f, GroupKind::concat, i, n.shape); break;
-      default:  // copy, and reshape of a non-contiguous view
+      default:  // copy, pad, and reshape of a non-contiguous view
         f.group_of[i] = detail::new_group(f, GroupKind::copy, i, n.shape);
         break;
     }

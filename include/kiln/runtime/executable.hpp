@@ -470,6 +470,10 @@ class Executable {
         const ValueSpec& in = specs_[s.op_begin];
         const Node& n = (*graph_)[s.node];
         const Shape& is = (*graph_)[n.inputs[0]].shape;
+        if (n.op == Op::pad) {
+          pad_strided(ptr(b, in.base, in.offset, in.dtype), in.strides, is, n, const_cast<char*>(base_ptr(b, s.node)));
+          return;
+        }
         strided_copy(ptr(b, in.base, in.offset, in.dtype), n.dtype, is, in.strides,
                      const_cast<char*>(base_ptr(b, s.node)));
         return;
