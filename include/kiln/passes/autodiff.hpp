@@ -18,7 +18,8 @@
 //  - pow(x, p): p * x^(p-1); p == 0 gives zeros.
 //  - Comparisons and where's condition are not differentiable: nothing flows through them, so an
 //    input reached only that way gets a zero gradient (torch gives zeros with allow_unused and
-//    materialised grads). An op with no backward rule on the path is an error naming the op.
+//    materialised grads). An op with no backward rule on the path (copy, which only a planner
+//    would create) is an error naming the op, its node and shapes.
 //  - Broadcasting: the gradient of a broadcast operand is summed over the broadcast dimensions
 //    and reshaped back to the operand's shape.
 #pragma once
@@ -438,8 +439,7 @@ constexpr Status append_gradients(Graph& g, int loss, const int* wrt, int count,
         contrib[0] = b.ew(EwFn::sub, gy, b.ew(EwFn::mul, b.ew(EwFn::exp, id), b.reduce_sum(gy, n.axis, true)));
         break;
       case Op::matmul: detail::matmul_backward(b, id, gy, contrib); break;
-      case Op::reshape:
-      case Op::copy: contrib[0] = b.reshape(gy, g[n.inputs[0]].shape); break;
+      case Op::reshape: contrib[0] = b.reshape(gy, g[n.inputs[0]].shape); break;
       case Op::permute: {
         std::int8_t inverse[kMaxRank]{};
         for (int d = 0; d < n.shape.rank(); ++d) inverse[n.perm[d]] = static_cast<std::int8_t>(d);
@@ -463,6 +463,10 @@ constexpr Status append_gradients(Graph& g, int loss, const int* wrt, int count,
       case Op::input:
       case Op::constant:
       case Op::scalar: break;  // leaves (skipped above)
+      // No backward rule. copy is a planner-level op: neither the front-end nor any pass creates
+      // it in this release, and autodiff runs on traced graphs; a new op lands here until it
+      // gets a rule (the switch has no default, so the compiler lists every op to decide on).
+      case Op::copy: g.set_error(detail::no_rule(g, id)); return g.status();
     }
     for (int k = 0; k < n.num_inputs; ++k)
       if (need[k]) detail::accumulate(b, adjoint, n.inputs[k], contrib[k]);
