@@ -28,4 +28,5 @@
 #ifndef KILN_NO_HEAP
 #include "trace/compile.hpp"  // and ops.hpp, the op front-end, and grad
 #include "train/losses.hpp"
+#include "train/optim.hpp"
 #endif

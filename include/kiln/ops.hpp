@@ -14,6 +14,7 @@
 
 #include "core/tensor.hpp"
 #include "runtime/engine.hpp"
+#include "trace/parameter.hpp"
 #include "trace/symbolic.hpp"
 
 namespace kiln {
@@ -28,7 +29,10 @@ template <class U> struct is_concrete<TensorView<U>> : std::true_type {};
 template <class T> using bare = std::remove_cv_t<std::remove_reference_t<T>>;
 template <class T> inline constexpr bool is_sym_v = is_sym<bare<T>>::value;
 template <class T> inline constexpr bool is_concrete_v = is_concrete<bare<T>>::value;
-template <class T> inline constexpr bool is_tensor_v = is_sym_v<T> || is_concrete_v<T>;
+/// A kiln::Parameter: concrete data, but traced as an updatable leaf (never a model input: a
+/// Parameter argument is guarded by identity and read through its pointer).
+template <class T> inline constexpr bool is_param_v = std::is_same_v<bare<T>, Parameter>;
+template <class T> inline constexpr bool is_tensor_v = is_sym_v<T> || is_concrete_v<T> || is_param_v<T>;
 template <class T> inline constexpr bool is_number_v = std::is_arithmetic_v<bare<T>> && !std::is_same_v<bare<T>, bool>;
 template <class T> inline constexpr bool is_operand_v = is_tensor_v<T> || is_number_v<T>;
 
@@ -64,6 +68,18 @@ int node_in(Tracer& t, const A& a) {
       return -1;
     }
     return a.id();
+  } else if constexpr (is_param_v<A>) {
+    if (a.data() == nullptr) {
+      g.set_error(Status(Errc::invalid_argument) << "an empty parameter was used");
+      return -1;
+    }
+    const int found = g.find_parameter(a.data());  // by address: equal contents are not the same
+    if (found >= 0) return found;
+    Node n;
+    n.op = Op::parameter;
+    n.shape = a.shape();
+    n.data = a.data();
+    return g.add(n);
   } else if constexpr (is_concrete_v<A>) {
     constexpr DType dt = dtype_of_v<elem_t<A>>;
     if (a.data() == nullptr) {
@@ -99,7 +115,10 @@ struct EagerArg {
 template <class A>
 EagerArg eager_arg(const A& a) {
   EagerArg e;
-  if constexpr (is_concrete_v<A>) {
+  if constexpr (is_param_v<A>) {
+    e.data = a.data();
+    e.shape = a.shape();
+  } else if constexpr (is_concrete_v<A>) {
     e.data = a.data();
     e.shape = a.shape();
     e.dtype = dtype_of_v<elem_t<A>>;
@@ -142,7 +161,7 @@ Tensor<Out> run_eager(Node n, const EagerArg* in, bool any_empty) {
 
 template <class A>
 bool is_empty_tensor(const A& a) {
-  if constexpr (is_concrete_v<A>) return a.data() == nullptr;
+  if constexpr (is_concrete_v<A> || is_param_v<A>) return a.data() == nullptr;
   else return false;
 }
 

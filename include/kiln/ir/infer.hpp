@@ -42,6 +42,7 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
   switch (n.op) {
     case Op::input:
     case Op::constant:
+    case Op::parameter:
       if (!n.shape.valid())
         return detail::op_error(n.shape.rank() > kMaxRank ? Errc::rank_too_large : Errc::invalid_argument, n)
                << "invalid shape " << n.shape << " (max rank " << kMaxRank << ")";

@@ -15,6 +15,9 @@ namespace kiln {
 enum class Op : std::uint8_t {
   input,        // a tensor argument of the model
   constant,     // a tensor captured by the model (weights): data bound by pointer
+  parameter,    // a trainable tensor (kiln::Parameter): bound by pointer like a constant, but its
+                // values change between runs (never folded, prepacked or merged by contents) and
+                // the graph may write it back (Graph::add_update)
   scalar,       // a rank-0 constant held inline (p0)
   elementwise,  // fn, broadcasting over its inputs
   reduce,       // rk over axis, keepdim
@@ -35,6 +38,7 @@ constexpr const char* op_name(Op op) {
   switch (op) {
     case Op::input: return "input";
     case Op::constant: return "constant";
+    case Op::parameter: return "parameter";
     case Op::scalar: return "scalar";
     case Op::elementwise: return "elementwise";
     case Op::reduce: return "reduce";
@@ -78,7 +82,9 @@ struct Node {
   constexpr bool is_view() const {
     return op == Op::reshape || op == Op::permute || op == Op::slice || op == Op::expand;
   }
-  constexpr bool is_leaf() const { return op == Op::input || op == Op::constant || op == Op::scalar; }
+  constexpr bool is_leaf() const {
+    return op == Op::input || op == Op::constant || op == Op::parameter || op == Op::scalar;
+  }
 };
 
 /// Same operation on the same inputs (for CSE). Leaves are never equal unless identical data.
@@ -88,7 +94,8 @@ constexpr bool same_computation(const Node& a, const Node& b) {
     if (a.inputs[i] != b.inputs[i]) return false;
   switch (a.op) {
     case Op::input: return a.index == b.index;
-    case Op::constant: return a.data == b.data;
+    case Op::constant:
+    case Op::parameter: return a.data == b.data;
     case Op::scalar: return a.p0 == b.p0 || (a.p0 != a.p0 && b.p0 != b.p0);
     case Op::elementwise: return a.fn == b.fn && a.p0 == b.p0 && a.p1 == b.p1;
     case Op::reduce: return a.rk == b.rk && a.axis == b.axis && a.keepdim == b.keepdim;

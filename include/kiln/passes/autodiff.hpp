@@ -462,6 +462,7 @@ constexpr Status append_gradients(Graph& g, int loss, const int* wrt, int count,
       }
       case Op::input:
       case Op::constant:
+      case Op::parameter:
       case Op::scalar: break;  // leaves (skipped above)
       // No backward rule. copy is a planner-level op: neither the front-end nor any pass creates
       // it in this release, and autodiff runs on traced graphs; a new op lands here until it

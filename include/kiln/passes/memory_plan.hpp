@@ -51,7 +51,7 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
     const Node& n = g[i];
     Placement p;
     if (n.op == Op::input) p = {Storage::input, n.index, 0};
-    else if (n.op == Op::constant) p = {Storage::constant, i, 0};
+    else if (n.op == Op::constant || n.op == Op::parameter) p = {Storage::constant, i, 0};  // bound by pointer
     else if (n.op == Op::scalar) p = {Storage::scalar, i, 0};
     m.place[i] = p;
   }
@@ -100,6 +100,10 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
     if (from < 0) continue;
     const int base = f.layouts[from].base;
     if (base >= 0 && slot_of[base] >= 0) m.slot_last[slot_of[base]] = S;  // read by the final copies
+  }
+  for (int k = 0; k < g.num_updates(); ++k) {  // new parameter values are copied back at the end
+    const int base = f.layouts[g.update(k).value].base;
+    if (base >= 0 && slot_of[base] >= 0) m.slot_last[slot_of[base]] = S;
   }
 
   // In-place: an elementwise group's stored value takes the slot of an operand that it reads

@@ -149,6 +149,7 @@ inline void run_node(const Node& n, const void* const* in, const Shape* in_shape
   switch (n.op) {
     case Op::input:
     case Op::constant:
+    case Op::parameter:
       std::memcpy(out, n.data, static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
       return;
     case Op::scalar:

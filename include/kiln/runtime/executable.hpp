@@ -138,6 +138,15 @@ class Executable {
       }
       strided_copy(ptr(b, l.base, l.offset, n.dtype), n.dtype, n.shape, l.strides, outputs[k]);
     }
+    // Parameter write-back, after every step has read the old values (the plan keeps each new
+    // value alive to the end). A copy per parameter: writing the update kernels' results straight
+    // into the parameter buffers is left to the planner's aliasing (not done yet).
+    for (int k = 0; k < g.num_updates(); ++k) {
+      const Update& u = g.update(k);
+      const Node& n = g[u.value];
+      const passes::Layout& l = fusion_->layouts[u.value];
+      strided_copy(ptr(b, l.base, l.offset, n.dtype), n.dtype, n.shape, l.strides, const_cast<void*>(g[u.param].data));
+    }
   }
 
  private:

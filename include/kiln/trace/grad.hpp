@@ -35,6 +35,17 @@ struct GradProbe {
 };
 
 template <class T> using as_sym = SymTensor;
+
+template <class W>
+int node_of(Tracer& t, const W& w) {
+  if constexpr (is_param_v<W>) return node_in(t, w);
+  else return w.id();
+}
+template <class W>
+const Tracer* tracer_or(const Tracer* t, const W& w) {
+  if constexpr (is_param_v<W>) return t;
+  else return w.tracer();
+}
 template <class T> using as_float_tensor = Tensor<float>;
 
 template <class R, std::size_t... I>
@@ -54,14 +65,14 @@ auto grad(const L& loss, const W&... wrt) {
   static_assert(detail::is_tensor_v<L> && (detail::is_tensor_v<W> && ...), "kiln::grad: arguments must be tensors");
   constexpr std::size_t n = sizeof...(W);
   if constexpr (detail::is_sym_v<L>) {
-    static_assert((detail::is_sym_v<W> && ...),
-                  "kiln::grad: inside a traced function, differentiate with respect to its tensor arguments "
-                  "(or values computed from them): a captured tensor is a constant");
+    static_assert(((detail::is_sym_v<W> || detail::is_param_v<W>) && ...),
+                  "kiln::grad: inside a traced function, differentiate with respect to its tensor arguments, "
+                  "values computed from them, or kiln::Parameters: a captured tensor is a constant");
     using R = std::tuple<detail::as_sym<W>...>;
     Tracer* t = loss.tracer();
     if (!t || !loss.valid()) return R{};  // an earlier error is already recorded in the trace
-    const int ids[n] = {wrt.id()...};
-    const Tracer* tracers[n] = {wrt.tracer()...};
+    const int ids[n] = {detail::node_of(*t, wrt)...};
+    const Tracer* tracers[n] = {detail::tracer_or(t, wrt)...};
     for (std::size_t i = 0; i < n; ++i) {
       if (tracers[i] != t || ids[i] < 0) {
         t->graph.set_error(Status(Errc::invalid_argument)
@@ -82,6 +93,25 @@ auto grad(const L& loss, const W&... wrt) {
                                         << ") is a concrete tensor, so there is no graph to differentiate: "
                                            "call the function through kiln::eager(fn) or kiln::compile(fn)");
     return R{};
+  }
+}
+
+/// Gives parameter `p` the value `value` when the step ends (every read of p in the step sees
+/// the old value). Inside kiln::compile / kiln::eager (which runs such a function through its
+/// graph); `value` must have p's shape.
+template <class V, std::enable_if_t<detail::is_tensor_v<V>, int> = 0>
+void assign(Parameter& p, const V& value) {
+  if constexpr (detail::is_sym_v<V>) {
+    Tracer* t = value.tracer();
+    if (!t || !value.valid()) return;  // an earlier error is already recorded
+    t->graph.add_update(detail::node_in(*t, p), value.id());
+  } else {
+    if (int* probe = detail::GradProbe::active()) {  // kiln::eager reruns through the graph
+      ++*probe;
+      return;
+    }
+    fail(Status(Errc::invalid_argument) << "assign: outside a traced step (parameter " << p.shape()
+                                        << "): call the function through kiln::eager(fn) or kiln::compile(fn)");
   }
 }
 

@@ -26,7 +26,8 @@ class Interpreter {
       const auto i = static_cast<std::size_t>(id);
       switch (n.op) {
         case Op::input: ptrs_[i] = inputs[n.index]; continue;
-        case Op::constant: ptrs_[i] = n.data; continue;
+        case Op::constant:
+        case Op::parameter: ptrs_[i] = n.data; continue;
         case Op::scalar: ptrs_[i] = &n.p0; continue;
         default: break;
       }
@@ -45,6 +46,13 @@ class Interpreter {
       if (static_cast<index_t>(ws) > workspace_.size()) workspace_ = Tensor<float>(Shape{static_cast<index_t>(ws)});
       engine::run_node(n, in, shapes, dtypes, values_[i].data(), workspace_.data());
       ptrs_[i] = values_[i].data();
+    }
+    // Parameter write-back after the whole graph ran (Graph::add_update).
+    for (int k = 0; k < g_.num_updates(); ++k) {
+      const Update& u = g_.update(k);
+      const Node& p = g_[u.param];
+      std::memcpy(const_cast<void*>(p.data), ptrs_[static_cast<std::size_t>(u.value)],
+                  static_cast<std::size_t>(p.shape.numel()) * dtype_size(p.dtype));
     }
   }
   /// Dense data of node `id` after run().
