@@ -5,6 +5,8 @@
 // summed); vs the double loop 1e-4 absolute + 1e-3 relative after the steps (f32 rounding of
 // ~1e-7 per op, amplified by Adam's m / sqrt(v) where a gradient component is small).
 #include <cmath>
+#include <cstdlib>
+#include <iostream>
 
 #include "test_util.hpp"
 
@@ -133,6 +135,12 @@ void check_training(const char* name, const Rule& rule, MakeOpt make_opt) {
     losses.push_back(lc[0]);
   }
   CHECK(compiled.stats().traces == 1);  // one plan, reused by every step
+  // Every parameter and state tensor is written back; the planner writes most of them in place.
+  const kiln::Stats st = compiled.stats();
+  INFO("updates " << st.updates << ", in place " << st.aliased_updates);
+  CHECK(st.updates >= 5);
+  CHECK(st.aliased_updates >= st.updates / 2);
+  if (std::getenv("KILN_PRINT_TRAIN_PLAN")) compiled.print_graph(std::cout);
   CHECK(compiled_opt.steps() == kSteps);
   CHECK(losses.back() < losses.front());
   const kiln::Parameter* cp[] = {&compiled_net.w1, &compiled_net.b1, &compiled_net.w2, &compiled_net.b2};

@@ -110,6 +110,8 @@ class Executable {
     info_.arena_bytes = mem_->arena_bytes;
     info_.lower_bound = mem_->lower_bound;
     info_.in_place = mem_->in_place;
+    info_.updates = g.num_updates();
+    info_.aliased_updates = mem_->aliased_updates;
     for (const auto& p : packed_) info_.packed_weight_bytes += p.size() * sizeof(float);
     return true;
   }
@@ -138,11 +140,11 @@ class Executable {
       }
       strided_copy(ptr(b, l.base, l.offset, n.dtype), n.dtype, n.shape, l.strides, outputs[k]);
     }
-    // Parameter write-back, after every step has read the old values (the plan keeps each new
-    // value alive to the end). A copy per parameter: writing the update kernels' results straight
-    // into the parameter buffers is left to the planner's aliasing (not done yet).
+    // Parameter write-back of the updates the planner could not alias, after every step has read
+    // the old values (the plan keeps each such new value alive to the end).
     for (int k = 0; k < g.num_updates(); ++k) {
       const Update& u = g.update(k);
+      if (mem_->place[u.value].kind == passes::Storage::parameter) continue;  // written in place
       const Node& n = g[u.value];
       const passes::Layout& l = fusion_->layouts[u.value];
       strided_copy(ptr(b, l.base, l.offset, n.dtype), n.dtype, n.shape, l.strides, const_cast<void*>(g[u.param].data));
@@ -414,6 +416,7 @@ class Executable {
       case passes::Storage::constant: return static_cast<const char*>((*graph_)[base].data);
       case passes::Storage::arena: return b.arena + p.offset;
       case passes::Storage::scalar: return reinterpret_cast<const char*>(&(*graph_)[base].p0);
+      case passes::Storage::parameter: return static_cast<const char*>((*graph_)[p.index].data);
       case passes::Storage::none: break;
     }
     return nullptr;

@@ -37,6 +37,7 @@ struct Stats {
   int calls = 0, traces = 0, cache_hits = 0, guard_failures = 0, eager_fallbacks = 0;
   int nodes = 0, groups = 0, kernels = 0;          // of the most recently used specialisation
   int folded = 0, cse = 0, simplified = 0, dead = 0, in_place = 0;
+  int updates = 0, aliased_updates = 0;  // parameter write-backs (kiln::assign); written in place
   std::size_t arena_bytes = 0, lower_bound = 0, packed_weight_bytes = 0;
 };
 
@@ -232,6 +233,8 @@ class Compiled {
       s.simplified = p.simplified;
       s.dead = p.dead;
       s.in_place = p.in_place;
+      s.updates = p.updates;
+      s.aliased_updates = p.aliased_updates;
       s.arena_bytes = p.arena_bytes;
       s.lower_bound = p.lower_bound;
       s.packed_weight_bytes = p.packed_weight_bytes;
