@@ -43,18 +43,18 @@ std::vector<kiln::Tensor<float>> to_vector(const std::tuple<T...>& t) {
   return std::apply([](const auto&... g) { return std::vector<kiln::Tensor<float>>{g...}; }, t);
 }
 
-/// Central differences of L = sum(w * f(xs)) with respect to xs[which].
+/// Central differences of L = sum(w * f(xs)) with respect to xs[which], with step h.
 template <class F>
 std::vector<double> finite_difference(F f, std::vector<kiln::Tensor<float>> xs, const kiln::Tensor<float>& w,
-                                      std::size_t which) {
+                                      std::size_t which, double h = kH) {
   std::vector<double> out;
   kiln::Tensor<float>& x = xs[which];
   for (kiln::index_t i = 0; i < x.size(); ++i) {
     const float keep = x[i];
-    x[i] = static_cast<float>(keep + kH);
+    x[i] = static_cast<float>(keep + h);
     const double hi_x = static_cast<double>(x[i]);
     const double up = weighted_sum(f(xs), w);
-    x[i] = static_cast<float>(keep - kH);
+    x[i] = static_cast<float>(keep - h);
     const double lo_x = static_cast<double>(x[i]);
     const double down = weighted_sum(f(xs), w);
     x[i] = keep;
@@ -63,10 +63,30 @@ std::vector<double> finite_difference(F f, std::vector<kiln::Tensor<float>> xs, 
   return out;
 }
 
+/// Which elements have a kink (max/min tie, relu-like corner) within +-h: there the central
+/// differences at h and h/2 disagree by more than the smooth-case tolerance (for a smooth loss
+/// they differ only by the O(h^2) truncation). Random programs use this; per-op tests place
+/// inputs away from kinks instead.
+template <class F>
+std::vector<bool> near_kink(F f, const std::vector<kiln::Tensor<float>>& xs, const kiln::Tensor<float>& w,
+                            std::size_t which, const std::vector<double>& fd_h, double h, kt::Tol tol) {
+  const std::vector<double> fd_half = finite_difference(f, xs, w, which, h / 2);
+  std::vector<bool> out;
+  for (std::size_t i = 0; i < fd_h.size(); ++i) out.push_back(!kt::close(fd_half[i], fd_h[i], tol));
+  return out;
+}
+
+/// Random programs: a smaller step (fewer kinks within reach), so f32 rounding weighs 10x more:
+/// k eps |w y| / h ~ 12 * 6e-8 * 5 / 1e-3 = 4e-3 -> tolerance 5e-3 + 5e-3 |grad|.
+inline constexpr double kChainH = 1e-3;
+inline constexpr kt::Tol kChainTol{5e-3, 5e-3};
+
 /// Checks kiln::grad of sum(w * f(x0, x1, ...)) against finite differences (for every input),
 /// compiled and eager, and compiled against eager.
+enum class Kinks { absent, skip };
+
 template <class F, class... X>
-void check_gradients(const std::string& what, F f, std::uint32_t seed, const X&... inputs) {
+void check_gradients_impl(const std::string& what, Kinks kinks, F f, std::uint32_t seed, const X&... inputs) {
   INFO(what);
   constexpr std::size_t n = sizeof...(X);
   const std::vector<kiln::Tensor<float>> xs = {inputs...};
@@ -76,8 +96,10 @@ void check_gradients(const std::string& what, F f, std::uint32_t seed, const X&.
   const kiln::Tensor<float> y0 = apply(xs);
   REQUIRE(y0.data() != nullptr);
   const kiln::Tensor<float> w = kt::random_tensor(y0.shape(), seed, -1.f, 1.f);
+  const double h = kinks == Kinks::skip ? kChainH : kH;
+  const kt::Tol fd_tol = kinks == Kinks::skip ? kChainTol : kFdTol;
   std::vector<std::vector<double>> fd;
-  for (std::size_t k = 0; k < n; ++k) fd.push_back(finite_difference(apply, xs, w, k));
+  for (std::size_t k = 0; k < n; ++k) fd.push_back(finite_difference(apply, xs, w, k, h));
 
   // The training-step shape of function: the loss and its gradients in one trace.
   auto step = [f, w](const auto&... x) { return kiln::grad(kiln::sum_all(f(x...) * w), x...); };
@@ -88,13 +110,31 @@ void check_gradients(const std::string& what, F f, std::uint32_t seed, const X&.
     REQUIRE(grads.size() == n);
     for (std::size_t k = 0; k < n; ++k) {
       REQUIRE(grads[k].shape() == xs[k].shape());
-      kt::check_close(grads[k], fd[k], kFdTol, what + ": d/dx" + std::to_string(k) + " vs finite differences");
+      kt::check_close(grads[k], fd[k], fd_tol, what + ": d/dx" + std::to_string(k) + " vs finite differences");
     }
   };
+  if (kinks == Kinks::skip) {  // compare only where the loss is smooth within +-h
+    std::size_t skipped = 0, total = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+      const std::vector<bool> kink = near_kink(apply, xs, w, k, fd[k], h, fd_tol);
+      for (std::size_t i = 0; i < kink.size(); ++i, ++total)
+        if (kink[i]) {
+          fd[k][i] = compiled[k][static_cast<kiln::index_t>(i)];
+          ++skipped;
+        }
+    }
+    INFO("elements next to a kink, not compared with finite differences: " << skipped << " of " << total);
+    CHECK(skipped * 2 <= total);  // ties touch the tied elements (and what they feed), not most
+  }
   check(compiled, "compiled");
   check(eager, "eager");
   for (std::size_t k = 0; k < n; ++k)
     kt::check_close(compiled[k], eager[k], kCompiledVsEager, what + ": compiled vs eager");
+}
+
+template <class F, class... X>
+void check_gradients(const std::string& what, F f, std::uint32_t seed, const X&... inputs) {
+  check_gradients_impl(what, Kinks::absent, f, seed, inputs...);
 }
 
 /// Random values in [lo, hi] at least `gap` away from every point in `avoid` (kinks).
