@@ -107,6 +107,12 @@ TEST_CASE("eager runs a grad function through its graph; without eager or compil
   const std::string msg = error_of([&] { (void)f(x); });
   CHECK(contains(msg, "grad: the loss (shape [])"));
   CHECK(contains(msg, "kiln::eager"));
+  // Past the cache limit a compiled model runs eagerly: a grad function goes through its graph too.
+  kiln::CompileOptions no_cache;
+  no_cache.cache_limit = 0;
+  auto fallback = kiln::compile(f, no_cache);
+  kt::check_close(fallback(x), V{2, -4, 1}, {0, 0}, "compiled past the cache limit");
+  CHECK(fallback.stats().eager_fallbacks == 1);
   // A function without grad still runs op by op, directly.
   kt::check_close(kiln::eager([](auto a) { return a * 2.f; })(x), V{2, -4, 1}, {0, 0}, "plain eager");
 }

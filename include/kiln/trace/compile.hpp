@@ -141,6 +141,9 @@ bool trace_model(F& fn, Tracer& tracer, const Args&... args) {
 
 }  // namespace detail
 
+template <class Fn>
+struct Eager;
+
 template <class Fn, class Backend = std::nullptr_t>
 class Compiled {
  public:
@@ -155,7 +158,7 @@ class Compiled {
     using R = std::invoke_result_t<Fn&, const Args&...>;
     bool fallback = false;
     Entry* e = lookup(fallback, args...);
-    if (fallback) return fn_(args...);
+    if (fallback) return run_eagerly(args...);
     if (!e) return R{};
     R result{};
     void* outs[kMaxGraphIO]{};
@@ -183,7 +186,7 @@ class Compiled {
     Entry* e = lookup(fallback, args...);
     void* outs[kMaxGraphIO]{};
     if (fallback) {  // no plan for this call: run eagerly and copy
-      auto r = fn_(args...);
+      auto r = run_eagerly(args...);
       bool ok = true;
       each_view(outputs, [&](auto& v, int k) {
         detail::Results<decltype(r)>::each(r, [&](auto& t, int j) {
@@ -304,6 +307,13 @@ class Compiled {
     fail(Status(Errc::dtype_mismatch) << "compile: output " << k << " has dtype " << e.out_dtypes[k]
                                       << " but the caller expects " << t);
     return false;
+  }
+
+  /// Past the cache limit: kiln::eager's path (so a training step, which needs its graph for
+  /// grad and assign, still runs).
+  template <class... Args>
+  auto run_eagerly(const Args&... args) {
+    return Eager<std::reference_wrapper<Fn>>{std::ref(fn_)}(args...);
   }
 
   template <class... Args>
