@@ -15,6 +15,7 @@
 #ifndef KILN_NO_IOSTREAM
 #include "ir/print.hpp"
 #endif
+#include "passes/autodiff.hpp"  // IR-level and constexpr: firmware may differentiate a static graph too
 
 // The engine: passes, planner, kernels. Left out of a model's TU built with
 // KILN_SEPARATE_COMPILATION (it then links the one TU that defines KILN_IMPLEMENTATION).
@@ -42,5 +43,7 @@
 // The run-time compiler and the eager front-end allocate (owning tensors, plans built at the
 // first call): host conveniences. Firmware (KILN_NO_HEAP) gets the IR, the passes and the kernels.
 #ifndef KILN_NO_HEAP
-#include "trace/compile.hpp"  // and ops.hpp, the op front-end
+#include "trace/compile.hpp"  // and ops.hpp, the op front-end, and grad
+#include "train/losses.hpp"
+#include "train/optim.hpp"
 #endif

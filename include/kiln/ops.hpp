@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "runtime/engine.hpp"
+#include "trace/parameter.hpp"
 #endif
 
 namespace kiln {
@@ -38,7 +39,14 @@ template <class U> struct is_concrete<Tensor<U>> : std::true_type {};
 template <class T> using bare = std::remove_cv_t<std::remove_reference_t<T>>;
 template <class T> inline constexpr bool is_sym_v = is_sym<bare<T>>::value;
 template <class T> inline constexpr bool is_concrete_v = is_concrete<bare<T>>::value;
-template <class T> inline constexpr bool is_tensor_v = is_sym_v<T> || is_concrete_v<T>;
+/// A kiln::Parameter: concrete data, but traced as an updatable leaf (never a model input: a
+/// Parameter argument is guarded by identity and read through its pointer).
+#ifndef KILN_NO_HEAP
+template <class T> inline constexpr bool is_param_v = std::is_same_v<bare<T>, Parameter>;
+#else
+template <class T> inline constexpr bool is_param_v = false;  // Parameters own memory: not in firmware
+#endif
+template <class T> inline constexpr bool is_tensor_v = is_sym_v<T> || is_concrete_v<T> || is_param_v<T>;
 template <class T> inline constexpr bool is_number_v = std::is_arithmetic_v<bare<T>> && !std::is_same_v<bare<T>, bool>;
 template <class T> inline constexpr bool is_operand_v = is_tensor_v<T> || is_number_v<T>;
 
@@ -91,6 +99,18 @@ constexpr int node_in(const Trace& t, const A& a) {
       return -1;
     }
     return a.id();
+  } else if constexpr (is_param_v<A>) {
+    if (a.data() == nullptr) {
+      g.set_error(Status(Errc::invalid_argument) << "an empty parameter was used");
+      return -1;
+    }
+    const int found = g.find_parameter(a.data());  // by address: equal contents are not the same
+    if (found >= 0) return found;
+    Node n;
+    n.op = Op::parameter;
+    n.shape = a.shape();
+    n.data = a.data();
+    return g.add(n);
   } else if constexpr (is_concrete_v<A>) {
     constexpr DType dt = dtype_of_v<elem_t<A>>;
     if (a.data() == nullptr) {
@@ -126,6 +146,12 @@ constexpr int node_in(const Trace& t, const A& a) {
 }
 
 #ifndef KILN_NO_HEAP
+/// node_in for a run-time trace (the Tracer that owns the graph).
+template <class A>
+int node_in(Tracer& t, const A& a) {
+  return node_in(Trace{&t.graph, &t}, a);
+}
+
 struct EagerArg {
   const void* data = nullptr;
   Shape shape;
@@ -136,7 +162,10 @@ struct EagerArg {
 template <class A>
 EagerArg eager_arg(const A& a) {
   EagerArg e;
-  if constexpr (is_concrete_v<A>) {
+  if constexpr (is_param_v<A>) {
+    e.data = a.data();
+    e.shape = a.shape();
+  } else if constexpr (is_concrete_v<A>) {
     e.data = a.data();
     e.shape = a.shape();
     e.dtype = dtype_of_v<elem_t<A>>;
@@ -179,7 +208,7 @@ Tensor<Out> run_eager(Node n, const EagerArg* in, bool any_empty) {
 
 template <class A>
 bool is_empty_tensor(const A& a) {
-  if constexpr (is_concrete_v<A>) return a.data() == nullptr;
+  if constexpr (is_concrete_v<A> || is_param_v<A>) return a.data() == nullptr;
   else return false;
 }
 #endif  // KILN_NO_HEAP
@@ -445,6 +474,28 @@ constexpr auto slice(const A& a, int axis, index_t start, index_t stop, index_t 
   }
   n.start = start;
   n.shape = Shape{count};
+  return detail::apply<detail::elem_t<A>>(n, a);
+}
+/// Broadcasts `a` to `shape` (NumPy rules: missing leading dims and extents of 1 are repeated).
+/// A view (stride 0 on the repeated dims), like torch.Tensor.expand.
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+constexpr auto expand(const A& a, const Shape& shape) {
+  Node n;
+  n.op = Op::expand;
+  n.shape = shape;
+  return detail::apply<detail::elem_t<A>>(n, a);
+}
+/// Zero padding along `axis`: `before` zeros, the elements of `a`, `after` zeros
+/// (torch.nn.functional.pad with constant 0 on one dimension). Negative amounts are errors.
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+constexpr auto pad(const A& a, int axis, index_t before, index_t after) {
+  Node n;
+  n.op = Op::unslice;
+  n.axis = axis;
+  n.start = before;
+  n.step = 1;
+  const int ax = normalize_axis(axis, a.shape().rank());
+  n.shape = Shape{ax >= 0 && after >= 0 ? before + a.shape()[ax] + after : -1};
   return detail::apply<detail::elem_t<A>>(n, a);
 }
 /// Joins tensors along `axis` (all other extents must match; 1 to kMaxInputs parts).

@@ -608,8 +608,8 @@ class Tensor {
     if (allocate(v.shape()) && size()) std::memcpy(data_, v.data(), bytes());
   }
 
-  Tensor(const Tensor& o) {
-    if (allocate(o.shape_) && size()) std::memcpy(data_, o.data_, bytes());
+  Tensor(const Tensor& o) {  // an empty tensor (a failed op's result) copies as empty
+    if (o.data_ && allocate(o.shape_) && size()) std::memcpy(data_, o.data_, bytes());
   }
   Tensor(Tensor&& o) noexcept : data_(o.data_), shape_(o.shape_) {
     o.data_ = nullptr;
@@ -725,6 +725,9 @@ namespace kiln {
 enum class Op : std::uint8_t {
   input,        // a tensor argument of the model
   constant,     // a tensor captured by the model (weights): data bound by pointer
+  parameter,    // a trainable tensor (kiln::Parameter): bound by pointer like a constant, but its
+                // values change between runs (never folded, prepacked or merged by contents) and
+                // the graph may write it back (Graph::add_update)
   scalar,       // a rank-0 constant held inline (p0)
   elementwise,  // fn, broadcasting over its inputs
   reduce,       // rk over axis, keepdim
@@ -740,12 +743,16 @@ enum class Op : std::uint8_t {
   pool2d,       // NHWC max (rk == max) or average (rk == mean) over win's kernel window
   pad,          // NHWC constant padding of H and W by win's pad_* with value p0
   upsample,     // NHWC nearest-neighbour upsampling of H and W by win.stride_* (integer scales)
+  expand,       // broadcast to n.shape (NumPy rules): a view with stride 0 on broadcast dims
+  unslice,      // zeros of n.shape with the input placed at start, start+step, ... along axis
+                // (the adjoint of slice: autodiff's way back from a view to its base)
 };
 
 constexpr const char* op_name(Op op) {
   switch (op) {
     case Op::input: return "input";
     case Op::constant: return "constant";
+    case Op::parameter: return "parameter";
     case Op::scalar: return "scalar";
     case Op::elementwise: return "elementwise";
     case Op::reduce: return "reduce";
@@ -761,6 +768,8 @@ constexpr const char* op_name(Op op) {
     case Op::pool2d: return "pool2d";
     case Op::pad: return "pad";
     case Op::upsample: return "upsample_nearest";
+    case Op::expand: return "expand";
+    case Op::unslice: return "unslice";
   }
   return "?";
 }
@@ -801,7 +810,7 @@ struct Node {
   bool keepdim = false;
   bool trans_b = false;
   float p0 = 0.f, p1 = 0.f;
-  index_t start = 0, step = 1;  // slice
+  index_t start = 0, step = 1;  // slice, pad
   std::int8_t perm[kMaxRank]{};
   int index = 0;                 // input: argument position; constant: constant slot
   const void* data = nullptr;    // constant: the captured tensor's data
@@ -809,8 +818,12 @@ struct Node {
 
   constexpr int input(int i) const { return inputs[i]; }
   constexpr bool is_elementwise() const { return op == Op::elementwise; }
-  constexpr bool is_view() const { return op == Op::reshape || op == Op::permute || op == Op::slice; }
-  constexpr bool is_leaf() const { return op == Op::input || op == Op::constant || op == Op::scalar; }
+  constexpr bool is_view() const {
+    return op == Op::reshape || op == Op::permute || op == Op::slice || op == Op::expand;
+  }
+  constexpr bool is_leaf() const {
+    return op == Op::input || op == Op::constant || op == Op::parameter || op == Op::scalar;
+  }
 };
 
 /// Same operation on the same inputs (for CSE). Leaves are never equal unless identical data.
@@ -820,7 +833,8 @@ constexpr bool same_computation(const Node& a, const Node& b) {
     if (a.inputs[i] != b.inputs[i]) return false;
   switch (a.op) {
     case Op::input: return a.index == b.index;
-    case Op::constant: return a.data == b.data;
+    case Op::constant:
+    case Op::parameter: return a.data == b.data;
     case Op::scalar: return a.p0 == b.p0 || (a.p0 != a.p0 && b.p0 != b.p0);
     case Op::elementwise: return a.fn == b.fn && a.p0 == b.p0 && a.p1 == b.p1;
     case Op::reduce: return a.rk == b.rk && a.axis == b.axis && a.keepdim == b.keepdim;
@@ -829,12 +843,14 @@ constexpr bool same_computation(const Node& a, const Node& b) {
     case Op::concat: return a.axis == b.axis;
     case Op::matmul: return a.trans_b == b.trans_b;
     case Op::reshape:
-    case Op::copy: return true;
+    case Op::copy:
+    case Op::expand: return true;  // the target shape was compared above
     case Op::permute:
       for (int i = 0; i < kMaxRank; ++i)
         if (a.perm[i] != b.perm[i]) return false;
       return true;
-    case Op::slice: return a.axis == b.axis && a.start == b.start && a.step == b.step;
+    case Op::slice:
+    case Op::unslice: return a.axis == b.axis && a.start == b.start && a.step == b.step;
     case Op::conv2d:
     case Op::upsample: return a.win == b.win;
     case Op::pool2d: return a.win == b.win && a.rk == b.rk;
@@ -920,6 +936,7 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
   switch (n.op) {
     case Op::input:
     case Op::constant:
+    case Op::parameter:
       if (!n.shape.valid())
         return detail::op_error(n.shape.rank() > kMaxRank ? Errc::rank_too_large : Errc::invalid_argument, n)
                << "invalid shape " << n.shape << " (max rank " << kMaxRank << ")";
@@ -1150,6 +1167,17 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
       return Status();
     }
 
+    case Op::expand: {
+      // n.shape is the target on entry; the input must broadcast to exactly that shape.
+      Shape s;
+      if (!n.shape.valid() || !broadcast_shapes(in[0], n.shape, s) || s != n.shape) {
+        Status st = detail::op_error(Errc::shape_mismatch, n);
+        return st << "cannot broadcast " << in[0] << " to " << n.shape;
+      }
+      n.dtype = dt[0];
+      return Status();
+    }
+
     case Op::pad: {
       Status st = detail::check_window(n, in, dt);
       if (!st.ok()) return st;
@@ -1168,6 +1196,31 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
       n.dtype = DType::f32;
       return Status();
     }
+
+    case Op::unslice: {
+      const int ax = normalize_axis(n.axis, in[0].rank());
+      if (ax < 0) {
+        Status st = detail::op_error(Errc::bad_axis, n);
+        return st << "axis " << n.axis << " out of range for shape " << in[0];
+      }
+      n.axis = ax;
+      if (dt[0] != DType::f32 && dt[0] != DType::boolean)
+        return detail::op_error(Errc::not_supported, n) << "dtype " << dt[0] << " (f32 and bool are supported)";
+      // n.shape[0] carries the padded extent of the axis on entry (like slice's count).
+      const index_t len = n.shape.rank() == 1 ? n.shape[0] : -1;
+      const index_t count = in[0][ax];
+      if (n.step < 1 || n.start < 0 || len < 0 || (count > 0 && n.start + (count - 1) * n.step >= len)) {
+        Status st = detail::op_error(Errc::shape_mismatch, n);
+        return st << "placing " << in[0] << " at start " << static_cast<long long>(n.start) << " step "
+                  << static_cast<long long>(n.step) << " does not fit extent " << static_cast<long long>(len)
+                  << " of axis " << ax;
+      }
+      Shape s = in[0];
+      s[ax] = len;
+      n.shape = s;
+      n.dtype = dt[0];
+      return Status();
+    }
   }
   return detail::op_error(Errc::not_supported, n) << "unknown op";
 }
@@ -1178,6 +1231,14 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
 namespace kiln {
 
 inline constexpr int kMaxGraphIO = 16;
+/// Parameter write-backs per graph (a parameter plus its optimiser state each: 3 per Adam tensor).
+inline constexpr int kMaxUpdates = 64;
+
+/// After a run, parameter node `param` holds the value of node `value` (both the same shape).
+struct Update {
+  int param = -1;
+  int value = -1;
+};
 
 class Graph {
  public:
@@ -1260,10 +1321,50 @@ class Graph {
     return true;
   }
 
+  /// Whether `id` is needed after the run: a model output or a parameter's new value.
   constexpr bool is_output(int id) const {
     for (int i = 0; i < num_outputs_; ++i)
       if (outputs_[i] == id) return true;
+    for (int i = 0; i < num_updates_; ++i)
+      if (updates_[i].value == id) return true;
     return false;
+  }
+
+  constexpr int num_updates() const { return num_updates_; }
+  constexpr const Update& update(int i) const { return updates_[i]; }
+  /// Records that parameter node `param` takes the value of `value` when the run ends: every
+  /// read of the old value happens during the run, the write-back after it (so the order of
+  /// updates and reads never matters). One update per parameter.
+  constexpr bool add_update(int param, int value) {
+    if (!status_.ok()) return false;
+    if (param < 0 || param >= size_ || value < 0 || value >= size_ || nodes_[param].op != Op::parameter) {
+      set_error(Status(Errc::invalid_argument) << "assign: the target is not a parameter of this graph");
+      return false;
+    }
+    if (nodes_[param].shape != nodes_[value].shape || nodes_[param].dtype != nodes_[value].dtype) {
+      set_error(Status(Errc::shape_mismatch) << "assign: parameter " << nodes_[param].shape << ' '
+                                             << nodes_[param].dtype << " given a value " << nodes_[value].shape << ' '
+                                             << nodes_[value].dtype);
+      return false;
+    }
+    for (int i = 0; i < num_updates_; ++i)
+      if (updates_[i].param == param) {
+        set_error(Status(Errc::invalid_argument) << "assign: parameter %" << param << " is assigned twice in one step");
+        return false;
+      }
+    if (num_updates_ >= kMaxUpdates) {
+      set_error(Status(Errc::capacity_exceeded) << "assign: more than " << kMaxUpdates << " parameter updates");
+      return false;
+    }
+    updates_[num_updates_++] = Update{param, value};
+    return true;
+  }
+
+  /// Finds the parameter node bound to `data`, or -1.
+  constexpr int find_parameter(const void* data) const {
+    for (int i = 0; i < size_; ++i)
+      if (nodes_[i].op == Op::parameter && nodes_[i].data == data) return i;
+    return -1;
   }
 
   /// Number of uses of every node (as an input of a node or as a graph output).
@@ -1272,6 +1373,7 @@ class Graph {
     for (int i = 0; i < size_; ++i)
       for (int k = 0; k < nodes_[i].num_inputs; ++k) ++uses[nodes_[i].inputs[k]];
     for (int i = 0; i < num_outputs_; ++i) ++uses[outputs_[i]];
+    for (int i = 0; i < num_updates_; ++i) ++uses[updates_[i].value];
   }
 
   /// Redirects every use of `from` to `to` (to < from keeps the order valid).
@@ -1281,6 +1383,8 @@ class Graph {
         if (nodes_[i].inputs[k] == from) nodes_[i].inputs[k] = to;
     for (int i = 0; i < num_outputs_; ++i)
       if (outputs_[i] == from) outputs_[i] = to;
+    for (int i = 0; i < num_updates_; ++i)
+      if (updates_[i].value == from) updates_[i].value = to;
   }
 
   /// Removes nodes not reachable from the outputs (inputs are kept: they are the signature).
@@ -1288,6 +1392,7 @@ class Graph {
   constexpr int remove_dead() {
     bool live[kMaxNodes]{};
     for (int i = 0; i < num_outputs_; ++i) live[outputs_[i]] = true;
+    for (int i = 0; i < num_updates_; ++i) live[updates_[i].value] = live[updates_[i].param] = true;
     for (int i = size_ - 1; i >= 0; --i) {
       if (nodes_[i].op == Op::input) live[i] = true;
       if (!live[i]) continue;
@@ -1309,6 +1414,7 @@ class Graph {
     size_ = n;
     for (int i = 0; i < num_inputs_; ++i) inputs_[i] = remap[inputs_[i]];
     for (int i = 0; i < num_outputs_; ++i) outputs_[i] = remap[outputs_[i]];
+    for (int i = 0; i < num_updates_; ++i) updates_[i] = Update{remap[updates_[i].param], remap[updates_[i].value]};
     return removed;
   }
 
@@ -1319,6 +1425,8 @@ class Graph {
   int num_inputs_ = 0;
   int outputs_[kMaxGraphIO]{};
   int num_outputs_ = 0;
+  Update updates_[kMaxUpdates]{};
+  int num_updates_ = 0;
   int num_constants_ = 0;
   Status status_;
 };
@@ -1352,6 +1460,7 @@ inline void describe_node(std::ostream& os, const Node& n) {
     case Op::scalar: os << "scalar(" << n.p0 << ')'; return;
     case Op::input: os << "input " << n.index; return;
     case Op::slice: os << "slice(axis=" << n.axis << ", start=" << n.start << ", step=" << n.step << ')'; return;
+    case Op::unslice: os << "unslice(axis=" << n.axis << ", start=" << n.start << ", step=" << n.step << ')'; return;
     case Op::permute: {
       os << "permute(";
       for (int i = 0; i < n.shape.rank(); ++i) os << (i ? "," : "") << int(n.perm[i]);
@@ -1423,6 +1532,501 @@ inline void print_dot(std::ostream& os, const Graph& g) {
 #endif
 // ---- end kiln/ir/print.hpp ----
 #endif
+
+// ---- begin kiln/passes/autodiff.hpp ----
+// kiln/passes/autodiff.hpp — reverse-mode autodiff as a graph transformation.
+//
+// append_gradients(g, loss, wrt) walks the graph from a scalar loss back to the requested nodes
+// and appends, to the same Graph, the nodes that compute d loss / d wrt[i]. The backward is made
+// of ordinary IR ops (elementwise, reduce, matmul, views, pad), so simplification, CSE, fusion and
+// memory planning treat it like any forward graph, and the eager interpreter can run it op by op.
+// Like the rest of the IR it is constexpr-capable: fixed arrays, no heap, errors in the Graph's
+// status.
+//
+// Conventions (PyTorch's, so gradients match torch.autograd):
+//  - relu, relu6: gradient 0 at the kink (relu'(0) = 0; relu6 = hardtanh(0, 6): 0 at x = 0 and
+//    x = 6). clamp(lo, hi): gradient 1 on the closed interval [lo, hi] (clamp_backward's mask
+//    x >= lo && x <= hi), 0 outside, and 0 everywhere when lo > hi. leaky_relu: slope at x <= 0.
+//    abs: sign(x), 0 at x = 0.
+//  - minimum/maximum: a tie (a == b) sends half of the gradient to each operand.
+//  - max/min reductions (values only, like torch.amax/amin): the gradient is split evenly among
+//    all elements equal to the result.
+//  - pow(x, p): p * x^(p-1); p == 0 gives zeros.
+//  - Comparisons and where's condition are not differentiable: nothing flows through them, so an
+//    input reached only that way gets a zero gradient (torch gives zeros with allow_unused and
+//    materialised grads). An op with no backward rule on the path (copy, which only a planner
+//    would create) is an error naming the op, its node and shapes.
+//  - Broadcasting: the gradient of a broadcast operand is summed over the broadcast dimensions
+//    and reshaped back to the operand's shape.
+
+
+namespace kiln::passes {
+
+namespace detail {
+
+/// Appends backward nodes; every helper returns the new node's id, or -1 once the graph has an
+/// error (the first error sticks, so a chain of helpers needs no checks in between).
+class GradBuilder {
+ public:
+  constexpr explicit GradBuilder(Graph& g) : g_(g) {}
+
+  constexpr const Node& node(int id) const { return g_.node(id); }
+  constexpr const Shape& shape(int id) const { return g_.node(id).shape; }
+  constexpr bool ok() const { return g_.ok(); }
+
+  constexpr int scalar(float v) {
+    Node n;
+    n.op = Op::scalar;
+    n.p0 = v;
+    return g_.add(n);
+  }
+  constexpr int ew(EwFn fn, int a, int b = -1, int c = -1, float p0 = 0.f, float p1 = 0.f) {
+    Node n;
+    n.op = Op::elementwise;
+    n.fn = fn;
+    n.p0 = p0;
+    n.p1 = p1;
+    n.inputs[0] = a;
+    n.inputs[1] = b;
+    n.inputs[2] = c;
+    n.num_inputs = ewfn_arity(fn);
+    return add(n);
+  }
+  constexpr int mul_s(int a, float v) { return ew(EwFn::mul, a, scalar(v)); }
+  constexpr int add_s(int a, float v) { return ew(EwFn::add, a, scalar(v)); }
+  constexpr int rsub_s(float v, int a) { return ew(EwFn::sub, scalar(v), a); }  // v - a
+  constexpr int mask(EwFn cmp, int a, float v) { return ew(cmp, a, scalar(v)); }
+  constexpr int select(int cond, int a, int b) { return ew(EwFn::where, cond, a, b); }
+  /// where(cond, a, 0)
+  constexpr int keep_where(int cond, int a) { return select(cond, a, scalar(0.f)); }
+
+  constexpr int reduce_sum(int a, int axis, bool keepdim) {
+    Node n;
+    n.op = Op::reduce;
+    n.rk = ReduceKind::sum;
+    n.axis = axis;
+    n.keepdim = keepdim;
+    n.inputs[0] = a;
+    n.num_inputs = 1;
+    return add(n);
+  }
+  constexpr int reshape(int a, const Shape& s) {
+    if (a >= 0 && shape(a) == s) return a;
+    Node n;
+    n.op = Op::reshape;
+    n.shape = s;
+    n.inputs[0] = a;
+    n.num_inputs = 1;
+    return add(n);
+  }
+  constexpr int expand(int a, const Shape& s) {
+    if (a >= 0 && shape(a) == s) return a;
+    Node n;
+    n.op = Op::expand;
+    n.shape = s;
+    n.inputs[0] = a;
+    n.num_inputs = 1;
+    return add(n);
+  }
+  constexpr int zeros(const Shape& s) { return expand(scalar(0.f), s); }
+  constexpr int permute(int a, const std::int8_t* perm) {
+    Node n;
+    n.op = Op::permute;
+    for (int d = 0; d < kMaxRank; ++d) n.perm[d] = perm[d];
+    n.inputs[0] = a;
+    n.num_inputs = 1;
+    return add(n);
+  }
+  /// Swaps the last two dimensions.
+  constexpr int transpose_last(int a) {
+    if (a < 0) return -1;
+    std::int8_t perm[kMaxRank]{};
+    const int r = shape(a).rank();
+    for (int d = 0; d < kMaxRank; ++d) perm[d] = static_cast<std::int8_t>(d);
+    perm[r - 2] = static_cast<std::int8_t>(r - 1);
+    perm[r - 1] = static_cast<std::int8_t>(r - 2);
+    return permute(a, perm);
+  }
+  constexpr int slice(int a, int axis, index_t start, index_t count, index_t step) {
+    Node n;
+    n.op = Op::slice;
+    n.axis = axis;
+    n.start = start;
+    n.step = step;
+    n.shape = Shape{count};
+    n.inputs[0] = a;
+    n.num_inputs = 1;
+    return add(n);
+  }
+  constexpr int pad(int a, int axis, index_t start, index_t step, index_t extent) {
+    Node n;
+    n.op = Op::unslice;
+    n.axis = axis;
+    n.start = start;
+    n.step = step;
+    n.shape = Shape{extent};
+    n.inputs[0] = a;
+    n.num_inputs = 1;
+    return add(n);
+  }
+  constexpr int matmul(int a, int b, bool trans_b) {
+    Node n;
+    n.op = Op::matmul;
+    n.trans_b = trans_b;
+    n.inputs[0] = a;
+    n.inputs[1] = b;
+    n.num_inputs = 2;
+    return add(n);
+  }
+
+  /// Sums `a` (shape broadcast from `target` by NumPy rules) back to `target`: the gradient of
+  /// an operand that was broadcast.
+  constexpr int sum_to(int a, const Shape& target) {
+    if (a < 0) return -1;
+    const Shape s = shape(a);
+    if (s == target) return a;
+    const int lead = s.rank() - target.rank();
+    int v = a;
+    for (int d = 0; d < s.rank(); ++d) {
+      const bool broadcast = d < lead || (target[d - lead] == 1 && s[d] != 1);
+      if (broadcast) v = reduce_sum(v, d, true);
+    }
+    return reshape(v, target);
+  }
+
+ private:
+  constexpr int add(const Node& n) {
+    for (int k = 0; k < n.num_inputs; ++k)
+      if (n.inputs[k] < 0) {
+        if (g_.ok()) g_.set_error(Status(Errc::invalid_argument) << "autodiff: missing operand (internal error)");
+        return -1;
+      }
+    return g_.add(n);
+  }
+  Graph& g_;
+};
+
+/// Whether a value can carry a gradient at all (booleans are masks: piecewise constant).
+constexpr bool carries_gradient(const Node& n) { return n.dtype == DType::f32; }
+
+/// The error for an op on the differentiated path that has no backward rule.
+constexpr Status no_rule(const Graph& g, int id) {
+  const Node& n = g[id];
+  Status s(Errc::not_supported);
+  s << "autodiff: no backward rule for ";
+  if (n.op == Op::elementwise) s << ewfn_name(n.fn);
+  else if (n.op == Op::reduce) s << reduce_name(n.rk);
+  else s << op_name(n.op);
+  s << " (node %" << id << ", shape " << n.shape << ", inputs";
+  for (int k = 0; k < n.num_inputs; ++k) s << ' ' << g[n.inputs[k]].shape;
+  return s << ')';
+}
+
+/// Adds `contribution` (already in the input's shape) to input `in`'s adjoint.
+constexpr void accumulate(GradBuilder& b, int* adjoint, int in, int contribution) {
+  if (contribution < 0) return;
+  adjoint[in] = adjoint[in] < 0 ? contribution : b.ew(EwFn::add, adjoint[in], contribution);
+}
+
+/// Backward of an elementwise node: contributions (in the node's broadcast shape) per input.
+/// Returns false for a function without a rule.
+constexpr bool elementwise_backward(GradBuilder& b, int id, int gy, int* contrib) {
+  const Node n = b.node(id);
+  const int x = n.inputs[0];
+  const int y = id;
+  switch (n.fn) {
+    case EwFn::identity: contrib[0] = gy; return true;
+    case EwFn::neg: contrib[0] = b.ew(EwFn::neg, gy); return true;
+    case EwFn::abs:  // sign(x) * g, sign(0) = 0
+      contrib[0] = b.keep_where(b.mask(EwFn::gt, x, 0.f), gy);
+      contrib[0] = b.select(b.mask(EwFn::lt, x, 0.f), b.ew(EwFn::neg, gy), contrib[0]);
+      return true;
+    case EwFn::exp: contrib[0] = b.ew(EwFn::mul, gy, y); return true;
+    case EwFn::log: contrib[0] = b.ew(EwFn::div, gy, x); return true;
+    case EwFn::sqrt: contrib[0] = b.ew(EwFn::div, gy, b.mul_s(y, 2.f)); return true;  // g / (2 sqrt x)
+    case EwFn::rsqrt:  // d x^-1/2 = -1/2 x^-3/2 = -1/2 y^3
+      contrib[0] = b.ew(EwFn::mul, gy, b.mul_s(b.ew(EwFn::mul, b.ew(EwFn::mul, y, y), y), -0.5f));
+      return true;
+    case EwFn::tanh: contrib[0] = b.ew(EwFn::mul, gy, b.rsub_s(1.f, b.ew(EwFn::mul, y, y))); return true;
+    case EwFn::sigmoid: contrib[0] = b.ew(EwFn::mul, gy, b.ew(EwFn::mul, y, b.rsub_s(1.f, y))); return true;
+    case EwFn::relu: contrib[0] = b.keep_where(b.mask(EwFn::gt, x, 0.f), gy); return true;
+    case EwFn::relu6:  // hardtanh(0, 6): open interval
+      contrib[0] = b.keep_where(b.mask(EwFn::gt, x, 0.f), b.keep_where(b.mask(EwFn::lt, x, 6.f), gy));
+      return true;
+    case EwFn::clamp:  // closed interval [lo, hi]
+      contrib[0] = b.keep_where(b.mask(EwFn::ge, x, n.p0), b.keep_where(b.mask(EwFn::le, x, n.p1), gy));
+      return true;
+    case EwFn::leaky_relu:
+      contrib[0] = b.select(b.mask(EwFn::gt, x, 0.f), gy, b.mul_s(gy, n.p0));
+      return true;
+    case EwFn::silu: {  // s (1 + x (1 - s)), s = sigmoid(x)
+      const int s = b.ew(EwFn::sigmoid, x);
+      const int d = b.ew(EwFn::mul, s, b.add_s(b.ew(EwFn::mul, x, b.rsub_s(1.f, s)), 1.f));
+      contrib[0] = b.ew(EwFn::mul, gy, d);
+      return true;
+    }
+    case EwFn::gelu_erf: {
+      // Phi(x) + x phi(x). The IR has no erf, but gelu_erf(x) = x Phi(x), so Phi(x) = gelu(x) / x
+      // (Phi(0) = 1/2 where the quotient is 0/0). x is clamped to +-20 first: beyond, Phi is 0 or
+      // 1 and x phi(x) underflows to 0 in f32, and infinities would give inf/inf or inf*0.
+      const int xc = b.ew(EwFn::clamp, x, -1, -1, -20.f, 20.f);
+      const int tiny = b.mask(EwFn::lt, b.ew(EwFn::abs, xc), 1e-30f);
+      const int phi_cdf = b.select(tiny, b.scalar(0.5f), b.ew(EwFn::div, b.ew(EwFn::gelu_erf, xc), xc));
+      const int pdf = b.mul_s(b.ew(EwFn::exp, b.mul_s(b.ew(EwFn::mul, xc, xc), -0.5f)), 0.3989422804014327f);
+      contrib[0] = b.ew(EwFn::mul, gy, b.ew(EwFn::add, phi_cdf, b.ew(EwFn::mul, xc, pdf)));
+      return true;
+    }
+    case EwFn::gelu_tanh: {
+      // 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3k x^2), t = tanh(c (x + k x^3)), c = sqrt(2/pi).
+      constexpr float c = 0.7978845608028654f, k = 0.044715f;
+      const int xc = b.ew(EwFn::clamp, x, -1, -1, -20.f, 20.f);  // t = +-1 beyond: keeps inf out
+      const int x2 = b.ew(EwFn::mul, xc, xc);
+      const int u = b.mul_s(b.ew(EwFn::mul, xc, b.add_s(b.mul_s(x2, k), 1.f)), c);
+      const int t = b.ew(EwFn::tanh, u);
+      const int left = b.mul_s(b.add_s(t, 1.f), 0.5f);
+      const int du = b.mul_s(b.add_s(b.mul_s(x2, 3.f * k), 1.f), c);
+      const int right = b.ew(EwFn::mul, b.mul_s(b.ew(EwFn::mul, xc, b.rsub_s(1.f, b.ew(EwFn::mul, t, t))), 0.5f), du);
+      contrib[0] = b.ew(EwFn::mul, gy, b.ew(EwFn::add, left, right));
+      return true;
+    }
+    case EwFn::pow_scalar:
+      if (n.p0 == 0.f) contrib[0] = b.zeros(b.shape(id));
+      else contrib[0] = b.ew(EwFn::mul, gy, b.mul_s(b.ew(EwFn::pow_scalar, x, -1, -1, n.p0 - 1.f), n.p0));
+      return true;
+    case EwFn::add:
+      contrib[0] = gy;
+      contrib[1] = gy;
+      return true;
+    case EwFn::sub:
+      contrib[0] = gy;
+      contrib[1] = b.ew(EwFn::neg, gy);
+      return true;
+    case EwFn::mul:
+      contrib[0] = b.ew(EwFn::mul, gy, n.inputs[1]);
+      contrib[1] = b.ew(EwFn::mul, gy, x);
+      return true;
+    case EwFn::div: {  // d/da = g / b; d/db = -g a / b^2
+      const int bb = n.inputs[1];
+      contrib[0] = b.ew(EwFn::div, gy, bb);
+      contrib[1] = b.ew(EwFn::neg, b.ew(EwFn::div, b.ew(EwFn::mul, gy, x), b.ew(EwFn::mul, bb, bb)));
+      return true;
+    }
+    case EwFn::minimum:
+    case EwFn::maximum: {  // the selected operand gets g; a tie splits it evenly
+      const int other = n.inputs[1];
+      const EwFn wins = n.fn == EwFn::maximum ? EwFn::gt : EwFn::lt;
+      const int tie = b.ew(EwFn::eq, x, other);
+      const int half = b.mul_s(gy, 0.5f);
+      contrib[0] = b.select(b.ew(wins, x, other), gy, b.keep_where(tie, half));
+      contrib[1] = b.select(b.ew(wins, other, x), gy, b.keep_where(tie, half));
+      return true;
+    }
+    case EwFn::where:  // the condition is not differentiable
+      contrib[1] = b.keep_where(x, gy);
+      contrib[2] = b.select(x, b.scalar(0.f), gy);
+      return true;
+    case EwFn::gt:
+    case EwFn::lt:
+    case EwFn::ge:
+    case EwFn::le:
+    case EwFn::eq:
+    case EwFn::ne: return true;  // boolean results: never on a differentiated path
+  }
+  return false;
+}
+
+/// Backward of a reduction: the contribution to its input.
+constexpr int reduce_backward(GradBuilder& b, int id, int gy) {
+  const Node n = b.node(id);
+  const int x = n.inputs[0];
+  const Shape xs = b.shape(x);
+  Shape kept = xs;  // the result's shape with keepdim
+  kept[n.axis] = 1;
+  const int gk = b.reshape(gy, kept);
+  switch (n.rk) {
+    case ReduceKind::sum: return b.expand(gk, xs);
+    case ReduceKind::mean: return b.expand(b.ew(EwFn::div, gk, b.scalar(static_cast<float>(xs[n.axis]))), xs);
+    case ReduceKind::max:
+    case ReduceKind::min: {  // split evenly among the elements equal to the result (torch.amax)
+      const int hit = b.ew(EwFn::eq, x, b.reshape(id, kept));
+      const int count = b.reduce_sum(b.keep_where(hit, b.scalar(1.f)), n.axis, true);
+      return b.keep_where(hit, b.ew(EwFn::div, gk, count));
+    }
+  }
+  return -1;
+}
+
+/// Backward of matmul (and linear, trans_b): contributions to a and b in their own shapes.
+constexpr void matmul_backward(GradBuilder& b, int id, int gy, int* contrib) {
+  const Node n = b.node(id);
+  const int a = n.inputs[0], bm = n.inputs[1];
+  const Shape as = b.shape(a), bs = b.shape(bm), cs = b.shape(id);
+  int a2 = a, g2 = gy;
+  if (as.rank() == 1) {  // vector a: [K] -> [1, K], the result gets its M = 1 back
+    a2 = b.reshape(a, Shape{1, as[0]});
+    Shape gs;
+    for (int d = 0; d + 1 < cs.rank(); ++d) gs.push_back(cs[d]);
+    gs.push_back(1);
+    gs.push_back(cs.back());
+    g2 = b.reshape(gy, gs);
+  }
+  // C = A op(B): dA = dC op(B)^T, which is matmul(dC, B) when op is the transpose and
+  // linear(dC, B) otherwise; dB = A^T dC, or (dC^T A) for linear's B^T.
+  const int da = b.matmul(g2, bm, !n.trans_b);
+  const int db = n.trans_b ? b.matmul(b.transpose_last(g2), a2, false) : b.matmul(b.transpose_last(a2), g2, false);
+  contrib[0] = as.rank() == 1 ? b.reshape(b.sum_to(da, b.ok() ? b.shape(a2) : as), as) : b.sum_to(da, as);
+  contrib[1] = b.sum_to(db, bs);
+}
+
+}  // namespace detail
+
+/// Appends to `g` the gradients of the scalar `loss` with respect to nodes wrt[0..count).
+/// grads[i] receives the id of d loss / d wrt[i] (same shape as wrt[i]; zeros when the loss does
+/// not depend on it). On error returns the status (also recorded in g) and leaves grads unset.
+constexpr Status append_gradients(Graph& g, int loss, const int* wrt, int count, int* grads) {
+  if (!g.ok()) return g.status();
+  if (loss < 0 || loss >= g.size()) {
+    g.set_error(Status(Errc::invalid_argument) << "grad: the loss is not a node of this graph");
+    return g.status();
+  }
+  {
+    const Node& l = g[loss];
+    if (l.shape.numel() != 1 || !detail::carries_gradient(l)) {
+      Status s(Errc::invalid_argument);
+      s << "grad: the loss must be a single f32 value; got ";
+      if (l.op == Op::elementwise) s << ewfn_name(l.fn);
+      else s << op_name(l.op);
+      g.set_error(s << " of shape " << l.shape << " and dtype " << l.dtype);
+      return g.status();
+    }
+  }
+  if (count > kMaxGraphIO) {
+    g.set_error(Status(Errc::capacity_exceeded) << "grad: more than " << kMaxGraphIO << " tensors requested");
+    return g.status();
+  }
+  const int end = loss + 1;  // nothing after the loss contributes to it
+  bool wanted[kMaxNodes]{};
+  for (int i = 0; i < count; ++i) {
+    const int w = wrt[i];
+    if (w < 0 || w >= g.size()) {
+      g.set_error(Status(Errc::invalid_argument) << "grad: tensor " << i << " is not a node of this graph");
+      return g.status();
+    }
+    if (!detail::carries_gradient(g[w])) {
+      Status s(Errc::dtype_mismatch);
+      s << "grad: tensor " << i << " (";
+      if (g[w].op == Op::elementwise) s << ewfn_name(g[w].fn);
+      else s << op_name(g[w].op);
+      g.set_error(s << ", shape " << g[w].shape << ") has dtype " << g[w].dtype << "; only f32 values have gradients");
+      return g.status();
+    }
+    wanted[w] = true;
+  }
+  // Nodes whose value depends (differentiably or not) on a requested node...
+  bool from_wrt[kMaxNodes]{};
+  for (int i = 0; i < end; ++i) {
+    from_wrt[i] = wanted[i];
+    for (int k = 0; k < g[i].num_inputs && !from_wrt[i]; ++k) from_wrt[i] = from_wrt[g[i].inputs[k]];
+  }
+  int adjoint[kMaxNodes]{};
+  for (int i = 0; i < kMaxNodes; ++i) adjoint[i] = -1;
+  detail::GradBuilder b(g);
+  // d loss / d loss = 1, in the loss's shape ([] or [1, ...]).
+  adjoint[loss] = b.expand(b.scalar(1.f), g[loss].shape);
+
+  // ...visited from the loss backwards: ids only grow, so every consumer of a node is done
+  // before the node itself (appended backward nodes have ids >= end and are never visited).
+  for (int id = loss; id >= 0 && b.ok(); --id) {
+    const int gy = adjoint[id];
+    if (gy < 0 || !from_wrt[id]) continue;
+    const Node n = g[id];
+    if (n.is_leaf()) continue;
+    // Inputs that need a contribution: differentiable values that depend on a requested node.
+    bool need[kMaxInputs]{};
+    bool any = false;
+    for (int k = 0; k < n.num_inputs; ++k) {
+      const int in = n.inputs[k];
+      need[k] = from_wrt[in] && detail::carries_gradient(g[in]);
+      any = any || need[k];
+    }
+    if (!any || !detail::carries_gradient(n)) continue;  // e.g. a comparison of requested values
+    int contrib[kMaxInputs]{};
+    for (int k = 0; k < kMaxInputs; ++k) contrib[k] = -1;
+    switch (n.op) {
+      case Op::elementwise: {
+        int c[3] = {-1, -1, -1};
+        if (!detail::elementwise_backward(b, id, gy, c)) {
+          g.set_error(detail::no_rule(g, id));
+          return g.status();
+        }
+        for (int k = 0; k < n.num_inputs; ++k)
+          if (need[k] && c[k] >= 0) contrib[k] = b.sum_to(c[k], g[n.inputs[k]].shape);
+        break;
+      }
+      case Op::reduce: contrib[0] = detail::reduce_backward(b, id, gy); break;
+      case Op::softmax: {  // y (g - sum(g y))
+        const int gyy = b.ew(EwFn::mul, gy, id);
+        contrib[0] = b.ew(EwFn::mul, id, b.ew(EwFn::sub, gy, b.reduce_sum(gyy, n.axis, true)));
+        break;
+      }
+      case Op::log_softmax:  // g - exp(y) sum(g)
+        contrib[0] = b.ew(EwFn::sub, gy, b.ew(EwFn::mul, b.ew(EwFn::exp, id), b.reduce_sum(gy, n.axis, true)));
+        break;
+      case Op::matmul: detail::matmul_backward(b, id, gy, contrib); break;
+      case Op::reshape: contrib[0] = b.reshape(gy, g[n.inputs[0]].shape); break;
+      case Op::permute: {
+        std::int8_t inverse[kMaxRank]{};
+        for (int d = 0; d < n.shape.rank(); ++d) inverse[n.perm[d]] = static_cast<std::int8_t>(d);
+        contrib[0] = b.permute(gy, inverse);
+        break;
+      }
+      case Op::slice: contrib[0] = b.pad(gy, n.axis, n.start, n.step, g[n.inputs[0]].shape[n.axis]); break;
+      case Op::unslice:
+        contrib[0] = b.slice(gy, n.axis, n.start, g[n.inputs[0]].shape[n.axis], n.step);
+        break;
+      case Op::expand: contrib[0] = b.sum_to(gy, g[n.inputs[0]].shape); break;
+      case Op::concat: {
+        index_t at = 0;
+        for (int k = 0; k < n.num_inputs; ++k) {
+          const index_t len = g[n.inputs[k]].shape[n.axis];
+          if (need[k]) contrib[k] = b.slice(gy, n.axis, at, len, 1);
+          at += len;
+        }
+        break;
+      }
+      case Op::input:
+      case Op::constant:
+      case Op::parameter:
+      case Op::scalar: break;  // leaves (skipped above)
+      // No backward rule. copy is a planner-level op: neither the front-end nor any pass creates
+      // it in this release, and autodiff runs on traced graphs; a new op lands here until it
+      // gets a rule (the switch has no default, so the compiler lists every op to decide on).
+      case Op::copy:
+      // The CNN ops have no backward rule yet (training of conv nets is future work): a model
+      // that differentiates through one gets this error naming the op and its shapes.
+      case Op::conv2d:
+      case Op::pool2d:
+      case Op::pad:
+      case Op::upsample: g.set_error(detail::no_rule(g, id)); return g.status();
+    }
+    for (int k = 0; k < n.num_inputs; ++k)
+      if (need[k]) detail::accumulate(b, adjoint, n.inputs[k], contrib[k]);
+  }
+  if (!b.ok()) return g.status();
+  for (int i = 0; i < count; ++i) {
+    const int w = wrt[i];
+    grads[i] = adjoint[w] >= 0 ? adjoint[w] : b.zeros(g[w].shape);
+    if (b.ok() && g[grads[i]].shape != g[w].shape) {
+      g.set_error(Status(Errc::invalid_argument) << "autodiff: gradient of shape " << g[grads[i]].shape << " for "
+                                                 << g[w].shape << " (internal error)");
+      return g.status();
+    }
+  }
+  return g.status();
+}
+
+}  // namespace kiln::passes
+// ---- end kiln/passes/autodiff.hpp ----
 
 // The engine: passes, planner, kernels. Left out of a model's TU built with
 // KILN_SEPARATE_COMPILATION (it then links the one TU that defines KILN_IMPLEMENTATION).
@@ -6339,6 +6943,12 @@ constexpr int fold_channel_affine(Graph& g, Affine&& affine) {
 // lowest offset that overlaps no slot alive at the same time (TFLite Micro's
 // greedy planner). The liveness lower bound — the most bytes alive at any one
 // step — is reported beside the arena size.
+//
+// Parameter updates (Graph::add_update) alias when they can (XLA's input-output aliasing): the
+// elementwise group computing a parameter's new value writes it straight into the parameter's
+// buffer when every read of the old value happens in an earlier step, or in that same group at
+// the positions being written (a tile is read before it is written). Otherwise the new value gets
+// an arena slot and the executable copies it back after the last step.
 
 
 // ---- begin kiln/passes/fusion.hpp ----
@@ -6356,10 +6966,11 @@ constexpr int fold_channel_affine(Graph& g, Affine&& affine) {
 //     block while it is in cache).
 //  3. reduce/softmax absorb an elementwise producer group whose only result
 //     feeds them, so the chain is evaluated inside the reduction's passes.
-//  4. concat, and reshape of a non-contiguous view, are copy kernels.
+//  4. concat, unslice (autodiff's adjoint of slice), and reshape of a non-contiguous view, are
+//     copy kernels.
 //  5. conv2d starts a gemm group like matmul (its epilogue is the GEMM's, also for the
 //     depthwise kernel); pool2d, pad and upsample are one window kernel each.
-//     Leaves and views (permute, slice, contiguous reshape) have no kernel.
+//     Leaves and views (permute, slice, expand, contiguous reshape) have no kernel.
 // A group also fails to grow when its program would need more than
 // kEwMaxRegs live register tiles.
 
@@ -6367,7 +6978,7 @@ constexpr int fold_channel_affine(Graph& g, Affine&& affine) {
 // ---- begin kiln/passes/layout.hpp ----
 // kiln/passes/layout.hpp — where each value's elements sit relative to a materialised buffer.
 //
-// permute and slice never copy: they become a different (offset, strides) over
+// permute, slice and expand never copy: they become a different (offset, strides) over
 // their input's buffer, and every kernel reads through strides. reshape is a
 // view when its input is contiguous; otherwise it must be materialised, which
 // the fusion pass does by giving it a copy kernel.
@@ -6409,6 +7020,11 @@ constexpr void compute_layouts(const Graph& g, Layout* out) {
       l = in;
       l.offset += n.start * in.strides[n.axis];
       l.strides[n.axis] = in.strides[n.axis] * n.step;
+    } else if (n.op == Op::expand) {  // broadcast dims read the same element: stride 0
+      const Layout& in = out[n.inputs[0]];
+      l.base = in.base;
+      l.offset = in.offset;
+      l.strides = broadcast_strides(g.node(n.inputs[0]).shape, in.strides, n.shape);
     } else if (n.op == Op::reshape && is_contiguous(g.node(n.inputs[0]).shape, out[n.inputs[0]])) {
       const Layout& in = out[n.inputs[0]];
       l.base = in.base;
@@ -6774,7 +7390,7 @@ constexpr bool fuse(const Graph& g, Fusion& f) {
         break;
       }
       case Op::concat: f.group_of[i] = detail::new_group(f, GroupKind::concat, i, n.shape); break;
-      default:  // copy, and reshape of a non-contiguous view
+      default:  // copy, unslice, and reshape of a non-contiguous view
         f.group_of[i] = detail::new_group(f, GroupKind::copy, i, n.shape);
         break;
     }
@@ -6800,7 +7416,15 @@ constexpr bool fuse(const Graph& g, Fusion& f) {
 
 namespace kiln::passes {
 
-enum class Storage : std::uint8_t { none, input, output, constant, arena, scalar };
+enum class Storage : std::uint8_t {
+  none,
+  input,
+  output,
+  constant,  // bound by pointer: a captured tensor, a folded value or a parameter
+  arena,
+  scalar,
+  parameter,  // a parameter's new value written in place into parameter node `index`'s buffer
+};
 
 struct Placement {
   Storage kind = Storage::none;
@@ -6822,7 +7446,42 @@ struct MemoryPlan {
   std::size_t arena_bytes = 0;
   std::size_t lower_bound = 0;
   int in_place = 0;  // values that reused an operand's slot
+  int aliased_updates = 0;  // parameter updates written in place (no copy-back)
 };
+
+/// Whether update `u`'s new value may be written into the parameter's own buffer (see above).
+constexpr bool update_can_alias(const Graph& g, const Fusion& f, const MemoryPlan& m, const Update& u) {
+  const int v = u.value, p = u.param;
+  const int gv = f.group_of[v];
+  if (gv < 0 || f.layouts[v].base != v || f.groups[gv].kind != GroupKind::elementwise) return false;
+  if (m.place[v].kind == Storage::output) return false;  // the caller's buffer already holds it
+  for (int k = 0; k < g.num_updates(); ++k)  // one write per parameter, and no copy reads it
+    if (g.update(k).param == p ? g.update(k).value != v : f.layouts[g.update(k).value].base == p) return false;
+  for (int k = 0; k < g.num_outputs(); ++k)
+    if (f.layouts[g.output(k)].base == p) return false;  // an output read at the end
+  const Strides want = contiguous_strides(g[v].shape);
+  const int step_v = m.step_of_group[gv];
+  for (int u2 = 0; u2 < g.size(); ++u2) {
+    for (int k = 0; k < g[u2].num_inputs; ++k) {
+      const int in = g[u2].inputs[k];
+      if (f.layouts[in].base != p) continue;
+      // A view of p (or p itself) read by node u2: find the group that reads it.
+      const int gr = f.group_of[u2];
+      if (gr < 0) {
+        if (g[u2].is_view()) continue;  // a view's own readers are checked as readers of its base
+        return false;
+      }
+      const int step_r = m.step_of_group[gr];
+      if (step_r < step_v) continue;
+      if (gr != gv) return false;
+      const Strides st = operand_strides(g[in].shape, f.layouts[in], g[v].shape);
+      if (f.layouts[in].offset != 0) return false;
+      for (int d = 0; d < g[v].shape.rank(); ++d)
+        if (g[v].shape[d] != 1 && st[d] != want[d]) return false;
+    }
+  }
+  return true;
+}
 
 /// Plans memory for fusion `f` of `g`. workspace_bytes[group] gives scratch each group needs
 /// during its step (e.g. GEMM packing buffers).
@@ -6837,7 +7496,7 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
     const Node& n = g[i];
     Placement p;
     if (n.op == Op::input) p = {Storage::input, n.index, 0};
-    else if (n.op == Op::constant) p = {Storage::constant, i, 0};
+    else if (n.op == Op::constant || n.op == Op::parameter) p = {Storage::constant, i, 0};  // bound by pointer
     else if (n.op == Op::scalar) p = {Storage::scalar, i, 0};
     m.place[i] = p;
   }
@@ -6854,11 +7513,23 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
     }
   }
 
+  // Parameter updates written in place need no slot.
+  m.aliased_updates = 0;
+  for (int k = 0; k < g.num_updates(); ++k) {
+    const Update& u = g.update(k);
+    if (update_can_alias(g, f, m, u)) {
+      m.place[u.value] = {Storage::parameter, u.param, 0};
+      ++m.aliased_updates;
+    }
+  }
+
   // Arena slots with live intervals.
   int slot_of[kMaxNodes]{};
   for (int i = 0; i < g.size(); ++i) slot_of[i] = -1;
   for (int i = 0; i < g.size(); ++i) {
-    if (f.group_of[i] < 0 || f.layouts[i].base != i || m.place[i].kind == Storage::output) continue;
+    if (f.group_of[i] < 0 || f.layouts[i].base != i || m.place[i].kind == Storage::output ||
+        m.place[i].kind == Storage::parameter)
+      continue;
     // Only values read outside their group need memory.
     const int gi = f.group_of[i];
     // A gemm's raw product lands in its group's first stored result, so the matmul itself needs
@@ -6886,6 +7557,10 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
     if (from < 0) continue;
     const int base = f.layouts[from].base;
     if (base >= 0 && slot_of[base] >= 0) m.slot_last[slot_of[base]] = S;  // read by the final copies
+  }
+  for (int k = 0; k < g.num_updates(); ++k) {  // new parameter values are copied back at the end
+    const int base = f.layouts[g.update(k).value].base;
+    if (base >= 0 && slot_of[base] >= 0) m.slot_last[slot_of[base]] = S;
   }
 
   // In-place: an elementwise group's stored value takes the slot of an operand that it reads
@@ -7326,6 +8001,7 @@ namespace runtime {
 /// What the passes did and what the plan costs: filled by Executable::build.
 struct PlanInfo {
   int nodes = 0, groups = 0, kernels = 0, folded = 0, cse = 0, simplified = 0, dead = 0, in_place = 0;
+  int updates = 0, aliased_updates = 0;  // parameter write-backs; those written in place
   std::size_t arena_bytes = 0, lower_bound = 0, packed_weight_bytes = 0;
 };
 
@@ -7495,6 +8171,24 @@ inline void run_window_op(const Node& n, const Shape& xs, kernels::NhwcIn x, flo
   }
 }
 
+/// unslice: zero-fills `out` (shape n.shape) and writes the input (read through `src_strides`, elements
+/// over in_shape) at start, start + step, ... along n.axis. Shared by the eager and compiled paths.
+inline void pad_strided(const void* src, const Strides& src_strides, const Shape& in_shape, const Node& n,
+                        void* out) {
+  std::memset(out, 0, static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
+  const Strides os = contiguous_strides(n.shape);
+  Strides ts = os;
+  ts[n.axis] = os[n.axis] * n.step;
+  char* dst = static_cast<char*>(out) + n.start * os[n.axis] * dtype_size(n.dtype);
+  const SingleOpProgram p(EwFn::identity);  // f32 or bool: the type rules allow no other
+  const kernels::EwOperand op{src, n.dtype, src_strides};
+  const kernels::EwTarget t{dst, n.dtype, ts};
+  kernels::ew_run(p.program(), &op, 1, &t, 1, in_shape);
+}
+inline void pad_into(const void* src, const Shape& in_shape, const Node& n, void* out) {
+  pad_strided(src, contiguous_strides(in_shape), in_shape, n, out);
+}
+
 /// Workspace (floats) run_node needs for `n`.
 inline std::size_t node_workspace_floats(const Node& n, const Shape* in) {
   if (n.op == Op::conv2d) return kernels::conv_workspace_floats(window_geometry(n, in[0]), false);
@@ -7553,6 +8247,7 @@ inline void run_node(const Node& n, const void* const* in, const Shape* in_shape
   switch (n.op) {
     case Op::input:
     case Op::constant:
+    case Op::parameter:
       std::memcpy(out, n.data, static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
       return;
     case Op::scalar:
@@ -7616,6 +8311,13 @@ inline void run_node(const Node& n, const void* const* in, const Shape* in_shape
                     static_cast<float*>(out));
       return;
     }
+    case Op::expand:
+      strided_copy(in[0], n.dtype, n.shape,
+                   broadcast_strides(in_shapes[0], contiguous_strides(in_shapes[0]), n.shape), out);
+      return;
+    case Op::unslice:
+      pad_into(in[0], in_shapes[0], n, out);
+      return;
     case Op::concat: {
       const Strides os = contiguous_strides(n.shape);
       index_t at = 0;
@@ -7774,6 +8476,8 @@ class Executable {
     info_.arena_bytes = mem_->arena_bytes;
     info_.lower_bound = mem_->lower_bound;
     info_.in_place = mem_->in_place;
+    info_.updates = g.num_updates();
+    info_.aliased_updates = mem_->aliased_updates;
     for (const auto& p : packed_) info_.packed_weight_bytes += p.size() * sizeof(float);
     return true;
   }
@@ -7804,6 +8508,15 @@ class Executable {
         continue;
       }
       strided_copy(ptr(b, l.base, l.offset, n.dtype), n.dtype, n.shape, l.strides, outputs[k]);
+    }
+    // Parameter write-back of the updates the planner could not alias, after every step has read
+    // the old values (the plan keeps each such new value alive to the end).
+    for (int k = 0; k < g.num_updates(); ++k) {
+      const Update& u = g.update(k);
+      if (mem_->place[u.value].kind == passes::Storage::parameter) continue;  // written in place
+      const Node& n = g[u.value];
+      const passes::Layout& l = fusion_->layouts[u.value];
+      strided_copy(ptr(b, l.base, l.offset, n.dtype), n.dtype, n.shape, l.strides, const_cast<void*>(g[u.param].data));
     }
   }
 
@@ -8184,6 +8897,9 @@ class Executable {
         l.fixed = static_cast<const char*>((*graph_)[base].data) + bytes;
         break;
       case passes::Storage::scalar: l.fixed = reinterpret_cast<const char*>(&(*graph_)[base].p0); break;
+      case passes::Storage::parameter:  // an update written in place: the parameter's own buffer
+        l.fixed = static_cast<const char*>((*graph_)[p.index].data) + bytes;
+        break;
       case passes::Storage::none: break;
     }
     return l;
@@ -8221,6 +8937,7 @@ class Executable {
       case passes::Storage::constant: return static_cast<const char*>((*graph_)[base].data);
       case passes::Storage::arena: return b.arena + p.offset;
       case passes::Storage::scalar: return reinterpret_cast<const char*>(&(*graph_)[base].p0);
+      case passes::Storage::parameter: return static_cast<const char*>((*graph_)[p.index].data);
       case passes::Storage::none: break;
     }
     return nullptr;
@@ -8290,6 +9007,10 @@ class Executable {
         const ValueSpec& in = specs_[s.op_begin];
         const Node& n = (*graph_)[s.node];
         const Shape& is = (*graph_)[n.inputs[0]].shape;
+        if (n.op == Op::unslice) {
+          pad_strided(ptr(b, in.base, in.offset, in.dtype), in.strides, is, n, const_cast<char*>(base_ptr(b, s.node)));
+          return;
+        }
         strided_copy(ptr(b, in.base, in.offset, in.dtype), n.dtype, is, in.strides,
                      const_cast<char*>(base_ptr(b, s.node)));
         return;
@@ -8538,8 +9259,10 @@ inline void print_graph(std::ostream& os, const Executable& x) {
       mem << "arena @" << p.offset << " (" << m.slot_bytes[p.index] << " B)";
     else if (p.kind == passes::Storage::input) mem << "input " << p.index;
     else if (p.kind == passes::Storage::output) mem << "output " << p.index;
+    else if (p.kind == passes::Storage::constant && n.op == Op::parameter) mem << "parameter (bound)";
     else if (p.kind == passes::Storage::constant) mem << (n.index >= 0 ? "captured" : "folded");
     else if (p.kind == passes::Storage::scalar) mem << "immediate";
+    else if (p.kind == passes::Storage::parameter) mem << "in place: parameter %" << p.index;
     else mem << "fused (registers)";
     os << std::setw(4) << ('%' + std::to_string(i)) << "  " << std::left << std::setw(21) << op.str()
        << std::setw(14) << ins.str() << std::setw(17) << shp.str() << std::setw(7) << dtype_name(n.dtype)
@@ -8625,6 +9348,43 @@ KILN_ENGINE_API void print_plan(std::ostream& os, const runtime::Executable& exe
 // ---- end kiln/runtime/engine_impl.hpp ----
 #endif
 // ---- end kiln/runtime/engine.hpp ----
+
+// ---- begin kiln/trace/parameter.hpp ----
+// kiln/trace/parameter.hpp — kiln::Parameter: a trainable tensor.
+//
+// A Parameter owns its f32 values like a Tensor and is used in model code like one. Traced, it
+// becomes an Op::parameter leaf bound to its buffer by pointer: never a constant (so never
+// folded, never prepacked once-and-for-all, never merged with another tensor of equal contents),
+// and kiln::assign(p, value) may give it a new value at the end of the step (Graph::add_update).
+// A compiled model reads and writes the Parameter's own memory: it must outlive the model.
+
+
+namespace kiln {
+
+class Parameter {
+ public:
+  using value_type = float;
+  Parameter() = default;
+  explicit Parameter(const Shape& shape) : value_(shape) {}
+  explicit Parameter(Tensor<float> initial) : value_(std::move(initial)) {}
+
+  float* data() { return value_.data(); }
+  const float* data() const { return value_.data(); }
+  const Shape& shape() const { return value_.shape(); }
+  int rank() const { return value_.rank(); }
+  index_t size() const { return value_.size(); }
+  float& operator[](index_t i) { return value_[i]; }
+  float operator[](index_t i) const { return value_[i]; }
+  /// The current values (a copy is a snapshot).
+  const Tensor<float>& value() const { return value_; }
+  Tensor<float>& value() { return value_; }
+
+ private:
+  Tensor<float> value_;
+};
+
+}  // namespace kiln
+// ---- end kiln/trace/parameter.hpp ----
 #endif
 
 namespace kiln {
@@ -8641,7 +9401,14 @@ template <class U> struct is_concrete<Tensor<U>> : std::true_type {};
 template <class T> using bare = std::remove_cv_t<std::remove_reference_t<T>>;
 template <class T> inline constexpr bool is_sym_v = is_sym<bare<T>>::value;
 template <class T> inline constexpr bool is_concrete_v = is_concrete<bare<T>>::value;
-template <class T> inline constexpr bool is_tensor_v = is_sym_v<T> || is_concrete_v<T>;
+/// A kiln::Parameter: concrete data, but traced as an updatable leaf (never a model input: a
+/// Parameter argument is guarded by identity and read through its pointer).
+#ifndef KILN_NO_HEAP
+template <class T> inline constexpr bool is_param_v = std::is_same_v<bare<T>, Parameter>;
+#else
+template <class T> inline constexpr bool is_param_v = false;  // Parameters own memory: not in firmware
+#endif
+template <class T> inline constexpr bool is_tensor_v = is_sym_v<T> || is_concrete_v<T> || is_param_v<T>;
 template <class T> inline constexpr bool is_number_v = std::is_arithmetic_v<bare<T>> && !std::is_same_v<bare<T>, bool>;
 template <class T> inline constexpr bool is_operand_v = is_tensor_v<T> || is_number_v<T>;
 
@@ -8694,6 +9461,18 @@ constexpr int node_in(const Trace& t, const A& a) {
       return -1;
     }
     return a.id();
+  } else if constexpr (is_param_v<A>) {
+    if (a.data() == nullptr) {
+      g.set_error(Status(Errc::invalid_argument) << "an empty parameter was used");
+      return -1;
+    }
+    const int found = g.find_parameter(a.data());  // by address: equal contents are not the same
+    if (found >= 0) return found;
+    Node n;
+    n.op = Op::parameter;
+    n.shape = a.shape();
+    n.data = a.data();
+    return g.add(n);
   } else if constexpr (is_concrete_v<A>) {
     constexpr DType dt = dtype_of_v<elem_t<A>>;
     if (a.data() == nullptr) {
@@ -8729,6 +9508,12 @@ constexpr int node_in(const Trace& t, const A& a) {
 }
 
 #ifndef KILN_NO_HEAP
+/// node_in for a run-time trace (the Tracer that owns the graph).
+template <class A>
+int node_in(Tracer& t, const A& a) {
+  return node_in(Trace{&t.graph, &t}, a);
+}
+
 struct EagerArg {
   const void* data = nullptr;
   Shape shape;
@@ -8739,7 +9524,10 @@ struct EagerArg {
 template <class A>
 EagerArg eager_arg(const A& a) {
   EagerArg e;
-  if constexpr (is_concrete_v<A>) {
+  if constexpr (is_param_v<A>) {
+    e.data = a.data();
+    e.shape = a.shape();
+  } else if constexpr (is_concrete_v<A>) {
     e.data = a.data();
     e.shape = a.shape();
     e.dtype = dtype_of_v<elem_t<A>>;
@@ -8782,7 +9570,7 @@ Tensor<Out> run_eager(Node n, const EagerArg* in, bool any_empty) {
 
 template <class A>
 bool is_empty_tensor(const A& a) {
-  if constexpr (is_concrete_v<A>) return a.data() == nullptr;
+  if constexpr (is_concrete_v<A> || is_param_v<A>) return a.data() == nullptr;
   else return false;
 }
 #endif  // KILN_NO_HEAP
@@ -9048,6 +9836,28 @@ constexpr auto slice(const A& a, int axis, index_t start, index_t stop, index_t 
   }
   n.start = start;
   n.shape = Shape{count};
+  return detail::apply<detail::elem_t<A>>(n, a);
+}
+/// Broadcasts `a` to `shape` (NumPy rules: missing leading dims and extents of 1 are repeated).
+/// A view (stride 0 on the repeated dims), like torch.Tensor.expand.
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+constexpr auto expand(const A& a, const Shape& shape) {
+  Node n;
+  n.op = Op::expand;
+  n.shape = shape;
+  return detail::apply<detail::elem_t<A>>(n, a);
+}
+/// Zero padding along `axis`: `before` zeros, the elements of `a`, `after` zeros
+/// (torch.nn.functional.pad with constant 0 on one dimension). Negative amounts are errors.
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+constexpr auto pad(const A& a, int axis, index_t before, index_t after) {
+  Node n;
+  n.op = Op::unslice;
+  n.axis = axis;
+  n.start = before;
+  n.step = 1;
+  const int ax = normalize_axis(axis, a.shape().rank());
+  n.shape = Shape{ax >= 0 && after >= 0 ? before + a.shape()[ax] + after : -1};
   return detail::apply<detail::elem_t<A>>(n, a);
 }
 /// Joins tensors along `axis` (all other extents must match; 1 to kMaxInputs parts).
@@ -9461,6 +10271,124 @@ constexpr StaticPlan plan(const Fn& fn, const Input<T>&... inputs) {
 
 #endif
 
+// ---- begin kiln/trace/grad.hpp ----
+// kiln/trace/grad.hpp — kiln::grad(loss, a, b, ...): gradients inside a traced function.
+//
+// Inside kiln::compile (and kiln::eager, which traces a function that calls grad) the loss is a
+// SymTensor: grad appends the backward of the loss to the trace (passes/autodiff.hpp) and returns
+// the gradients as SymTensors, so the whole training step is one graph that the passes simplify,
+// fuse and plan like any other. A concrete loss has no graph behind it: grad then only tells
+// kiln::eager that the function needs one (see GradProbe) or reports an error.
+
+#include <tuple>
+#include <utility>
+
+
+namespace kiln {
+
+namespace detail {
+
+/// Set by kiln::eager while it calls a function directly on concrete tensors: a grad call then
+/// counts itself here instead of failing, and eager runs the function again through its graph.
+struct GradProbe {
+  static int*& active() {
+    thread_local int* current = nullptr;
+    return current;
+  }
+  GradProbe() : saved_(active()) { active() = &hits; }
+  ~GradProbe() { active() = saved_; }
+  GradProbe(const GradProbe&) = delete;
+  GradProbe& operator=(const GradProbe&) = delete;
+  int hits = 0;
+
+ private:
+  int* saved_;
+};
+
+template <class T> using as_sym = SymTensor;
+
+template <class W>
+int node_of(Tracer& t, const W& w) {
+  if constexpr (is_param_v<W>) return node_in(t, w);
+  else return w.id();
+}
+template <class W>
+const Tracer* tracer_or(const Tracer* t, const W& w) {
+  if constexpr (is_param_v<W>) return t;
+  else return w.tracer();
+}
+template <class T> using as_float_tensor = Tensor<float>;
+
+template <class R, std::size_t... I>
+R sym_grads(Tracer* t, const int* ids, std::index_sequence<I...>) {
+  return R(SymTensor(t, ids[I])...);
+}
+
+}  // namespace detail
+
+/// Gradients of the scalar `loss` with respect to each of `wrt`, as a std::tuple in the same order
+/// (`auto [gw, gb] = kiln::grad(loss, w, b);`). Each gradient has its tensor's shape; one that the
+/// loss does not depend on (or depends on only through comparisons) is zeros. Call it inside a
+/// function run by kiln::compile or kiln::eager, on tensors of that function's trace.
+template <class L, class... W>
+auto grad(const L& loss, const W&... wrt) {
+  static_assert(sizeof...(W) >= 1 && sizeof...(W) <= kMaxGraphIO, "kiln::grad: 1 to 16 tensors to differentiate");
+  static_assert(detail::is_tensor_v<L> && (detail::is_tensor_v<W> && ...), "kiln::grad: arguments must be tensors");
+  constexpr std::size_t n = sizeof...(W);
+  if constexpr (detail::is_sym_v<L>) {
+    static_assert(((detail::is_sym_v<W> || detail::is_param_v<W>) && ...),
+                  "kiln::grad: inside a traced function, differentiate with respect to its tensor arguments, "
+                  "values computed from them, or kiln::Parameters: a captured tensor is a constant");
+    using R = std::tuple<detail::as_sym<W>...>;
+    Tracer* t = loss.tracer();
+    if (!t || !loss.valid()) return R{};  // an earlier error is already recorded in the trace
+    const int ids[n] = {detail::node_of(*t, wrt)...};
+    const Tracer* tracers[n] = {detail::tracer_or(t, wrt)...};
+    for (std::size_t i = 0; i < n; ++i) {
+      if (tracers[i] != t || ids[i] < 0) {
+        t->graph.set_error(Status(Errc::invalid_argument)
+                           << "grad: tensor " << static_cast<int>(i) << " is not part of the loss's trace");
+        return R{};
+      }
+    }
+    int grads[n]{};
+    if (!passes::append_gradients(t->graph, loss.id(), ids, static_cast<int>(n), grads).ok()) return R{};
+    return detail::sym_grads<R>(t, grads, std::index_sequence_for<W...>{});
+  } else {
+    using R = std::tuple<detail::as_float_tensor<W>...>;
+    if (int* probe = detail::GradProbe::active()) {  // kiln::eager will rerun through the graph
+      ++*probe;
+      return R{};
+    }
+    fail(Status(Errc::invalid_argument) << "grad: the loss (shape " << loss.shape()
+                                        << ") is a concrete tensor, so there is no graph to differentiate: "
+                                           "call the function through kiln::eager(fn) or kiln::compile(fn)");
+    return R{};
+  }
+}
+
+/// Gives parameter `p` the value `value` when the step ends (every read of p in the step sees
+/// the old value). Inside kiln::compile / kiln::eager (which runs such a function through its
+/// graph); `value` must have p's shape.
+template <class V, std::enable_if_t<detail::is_tensor_v<V>, int> = 0>
+void assign(Parameter& p, const V& value) {
+  if constexpr (detail::is_sym_v<V>) {
+    Tracer* t = value.tracer();
+    if (!t || !value.valid()) return;  // an earlier error is already recorded
+    t->graph.add_update(detail::node_in(*t, p), value.id());
+  } else {
+    if (int* probe = detail::GradProbe::active()) {  // kiln::eager reruns through the graph
+      ++*probe;
+      return;
+    }
+    fail(Status(Errc::invalid_argument) << "assign: outside a traced step (parameter " << p.shape()
+                                        << "): call the function through kiln::eager(fn) or kiln::compile(fn)");
+  }
+}
+
+}  // namespace kiln
+// ---- end kiln/trace/grad.hpp ----
+
 // ---- begin kiln/trace/guard.hpp ----
 // kiln/trace/guard.hpp — what a cached plan assumes about its call's arguments.
 //
@@ -9489,6 +10417,72 @@ struct Guard {
 }  // namespace kiln
 // ---- end kiln/trace/guard.hpp ----
 
+// ---- begin kiln/trace/interpret.hpp ----
+// kiln/trace/interpret.hpp — run a traced graph node by node with the eager kernels.
+//
+// This is how kiln::eager runs a function that calls kiln::grad: the gradient only exists as
+// graph nodes, so eager traces the function and then executes that graph exactly as written —
+// no simplification, CSE, folding or fusion, every intermediate materialised in its own buffer,
+// each node run by engine::run_node (the kernels the op-by-op front-end uses).
+
+#include <vector>
+
+
+namespace kiln::detail {
+
+/// Values of every node of `g`, computed in id order; inputs[i] is the dense data of graph input i.
+class Interpreter {
+ public:
+  explicit Interpreter(const Graph& g) : g_(g), values_(static_cast<std::size_t>(g.size())), ptrs_(values_.size()) {}
+
+  void run(const void* const* inputs) {
+    for (int id = 0; id < g_.size(); ++id) {
+      const Node& n = g_[id];
+      const auto i = static_cast<std::size_t>(id);
+      switch (n.op) {
+        case Op::input: ptrs_[i] = inputs[n.index]; continue;
+        case Op::constant:
+        case Op::parameter: ptrs_[i] = n.data; continue;
+        case Op::scalar: ptrs_[i] = &n.p0; continue;
+        default: break;
+      }
+      const void* in[kMaxInputs]{};
+      Shape shapes[kMaxInputs];
+      DType dtypes[kMaxInputs]{};
+      for (int k = 0; k < n.num_inputs; ++k) {
+        in[k] = ptrs_[static_cast<std::size_t>(n.inputs[k])];
+        shapes[k] = g_[n.inputs[k]].shape;
+        dtypes[k] = g_[n.inputs[k]].dtype;
+      }
+      // Float words, so the buffer is aligned like a Tensor<float> whatever the dtype.
+      const index_t bytes = n.shape.numel() * dtype_size(n.dtype);
+      values_[i] = Tensor<float>(Shape{(bytes + 3) / 4 + 1}, uninitialized);  // run_node writes it all
+      const std::size_t ws = engine::node_workspace_floats(n, shapes);
+      if (static_cast<index_t>(ws) > workspace_.size()) workspace_ = Tensor<float>(Shape{static_cast<index_t>(ws)});
+      engine::run_node(n, in, shapes, dtypes, values_[i].data(), workspace_.data());
+      ptrs_[i] = values_[i].data();
+    }
+    // Parameter write-back after the whole graph ran (Graph::add_update).
+    for (int k = 0; k < g_.num_updates(); ++k) {
+      const Update& u = g_.update(k);
+      const Node& p = g_[u.param];
+      std::memcpy(const_cast<void*>(p.data), ptrs_[static_cast<std::size_t>(u.value)],
+                  static_cast<std::size_t>(p.shape.numel()) * dtype_size(p.dtype));
+    }
+  }
+  /// Dense data of node `id` after run().
+  const void* value(int id) const { return ptrs_[static_cast<std::size_t>(id)]; }
+
+ private:
+  const Graph& g_;
+  std::vector<Tensor<float>> values_;
+  std::vector<const void*> ptrs_;
+  Tensor<float> workspace_;
+};
+
+}  // namespace kiln::detail
+// ---- end kiln/trace/interpret.hpp ----
+
 namespace kiln {
 
 struct CompileOptions {
@@ -9499,6 +10493,7 @@ struct Stats {
   int calls = 0, traces = 0, cache_hits = 0, guard_failures = 0, eager_fallbacks = 0;
   int nodes = 0, groups = 0, kernels = 0;          // of the most recently used specialisation
   int folded = 0, cse = 0, simplified = 0, dead = 0, in_place = 0;
+  int updates = 0, aliased_updates = 0;  // parameter write-backs (kiln::assign); written in place
   std::size_t arena_bytes = 0, lower_bound = 0, packed_weight_bytes = 0;
 };
 
@@ -9558,7 +10553,52 @@ const auto& trace_arg(const T& a, const SymTensor* syms) {
   }
 }
 
+template <class F, std::size_t... I, class... Args>
+auto call_traced(F& fn, std::index_sequence<I...>, const SymTensor* syms, const Args&... args) {
+  return fn(trace_arg<tensor_index<I, Args...>()>(args, syms)...);
+}
+
+/// Records `fn` called on `args` into `tracer`: tensor arguments become the graph's inputs (in
+/// argument order), the returned tensors its outputs. Returns false after reporting an error.
+template <class F, class... Args>
+bool trace_model(F& fn, Tracer& tracer, const Args&... args) {
+  Graph& g = tracer.graph;
+  // Inputs are created first, in argument order (function arguments have no evaluation order).
+  SymTensor syms[kMaxGuardArgs];
+  int n = 0;
+  auto make_input = [&](const auto& a) {
+    using A = std::remove_cv_t<std::remove_reference_t<decltype(a)>>;
+    if constexpr (is_concrete_v<A>) {
+      Node in;
+      in.op = Op::input;
+      in.dtype = dtype_of_v<elem_t<A>>;
+      in.shape = a.shape();
+      syms[n] = SymTensor(&tracer, g.add(in));
+      ++n;
+    }
+  };
+  (make_input(args), ...);
+  auto out = call_traced(fn, std::index_sequence_for<Args...>{}, syms, args...);
+  using RS = decltype(out);
+  static_assert(Results<RS>::count > 0, "kiln::compile: the model must return tensors");
+  Results<RS>::each(out, [&](SymTensor& t, int) {
+    if (!t.valid() || t.tracer() != &tracer) {
+      g.set_error(Status(Errc::invalid_argument) << "compile: the model returned a tensor that is not part of its trace");
+      return;
+    }
+    g.add_output(t.id());
+  });
+  if (!g.ok()) {
+    fail(Status(g.status().code()) << "while tracing: " << g.status().message());
+    return false;
+  }
+  return true;
+}
+
 }  // namespace detail
+
+template <class Fn>
+struct Eager;
 
 template <class Fn, class Backend = std::nullptr_t>
 class Compiled {
@@ -9574,7 +10614,7 @@ class Compiled {
     using R = std::invoke_result_t<Fn&, const Args&...>;
     bool fallback = false;
     Entry* e = lookup(fallback, args...);
-    if (fallback) return fn_(args...);
+    if (fallback) return run_eagerly(args...);
     if (!e) return R{};
     R result{};
     void* outs[kMaxGraphIO]{};
@@ -9602,7 +10642,7 @@ class Compiled {
     Entry* e = lookup(fallback, args...);
     void* outs[kMaxGraphIO]{};
     if (fallback) {  // no plan for this call: run eagerly and copy
-      auto r = fn_(args...);
+      auto r = run_eagerly(args...);
       bool ok = true;
       each_view(outputs, [&](auto& v, int k) {
         detail::Results<decltype(r)>::each(r, [&](auto& t, int j) {
@@ -9652,6 +10692,8 @@ class Compiled {
       s.simplified = p.simplified;
       s.dead = p.dead;
       s.in_place = p.in_place;
+      s.updates = p.updates;
+      s.aliased_updates = p.aliased_updates;
       s.arena_bytes = p.arena_bytes;
       s.lower_bound = p.lower_bound;
       s.packed_weight_bytes = p.packed_weight_bytes;
@@ -9721,6 +10763,13 @@ class Compiled {
     fail(Status(Errc::dtype_mismatch) << "compile: output " << k << " has dtype " << e.out_dtypes[k]
                                       << " but the caller expects " << t);
     return false;
+  }
+
+  /// Past the cache limit: kiln::eager's path (so a training step, which needs its graph for
+  /// grad and assign, still runs).
+  template <class... Args>
+  auto run_eagerly(const Args&... args) {
+    return Eager<std::reference_wrapper<Fn>>{std::ref(fn_)}(args...);
   }
 
   template <class... Args>
@@ -9806,36 +10855,7 @@ class Compiled {
     e->guard = key;
     e->traced = std::make_unique<Tracer>();
     Graph& g = e->traced->graph;
-    Tracer* tracer = e->traced.get();
-    // Inputs are created first, in argument order (function arguments have no evaluation order).
-    SymTensor syms[kMaxGuardArgs];
-    int n = 0;
-    auto make_input = [&](const auto& a) {
-      using A = std::remove_cv_t<std::remove_reference_t<decltype(a)>>;
-      if constexpr (detail::is_concrete_v<A>) {
-        Node in;
-        in.op = Op::input;
-        in.dtype = dtype_of_v<detail::elem_t<A>>;
-        in.shape = a.shape();
-        syms[n] = SymTensor(tracer, g.add(in));
-        ++n;
-      }
-    };
-    (make_input(args), ...);
-    auto out = call_traced(std::index_sequence_for<Args...>{}, syms, args...);
-    using RS = decltype(out);
-    static_assert(detail::Results<RS>::count > 0, "kiln::compile: the model must return tensors");
-    detail::Results<RS>::each(out, [&](SymTensor& t, int) {
-      if (!t.valid() || t.tracer() != tracer) {
-        g.set_error(Status(Errc::invalid_argument) << "compile: the model returned a tensor that is not part of its trace");
-        return;
-      }
-      g.add_output(t.id());
-    });
-    if (!g.ok()) {
-      fail(Status(g.status().code()) << "while tracing: " << g.status().message());
-      return nullptr;
-    }
+    if (!detail::trace_model(fn_, *e->traced, args...)) return nullptr;
     ++stats_.traces;
     e->num_outputs = g.num_outputs();
     e->num_inputs = g.num_inputs();
@@ -9866,11 +10886,6 @@ class Compiled {
     }
     cache_.push_back(std::move(e));
     return cache_.back().get();
-  }
-
-  template <std::size_t... I, class... Args>
-  auto call_traced(std::index_sequence<I...>, const SymTensor* syms, const Args&... args) {
-    return fn_(detail::trace_arg<detail::tensor_index<I, Args...>()>(args, syms)...);
   }
 
   void run_entry(Entry& e, const void* const* ins, void* const* outs) {
@@ -9906,12 +10921,59 @@ Compiled<Fn, Backend> compile(Fn fn, Backend backend, CompileOptions opts = {}) 
 }
 
 /// The model run op by op (every intermediate materialised): the oracle and the baseline.
+///
+/// A function is first called directly on the concrete tensors, each op running at once. If it
+/// calls kiln::grad, that cannot work (a concrete loss has no graph), so the call is redone
+/// through the graph: the function is traced and its graph — forward and backward — is
+/// interpreted node by node with the same eager kernels (no passes, no fusion; see
+/// trace/interpret.hpp). This Eager object remembers it and goes through the graph directly on
+/// later calls.
 template <class Fn>
 struct Eager {
   Fn fn;
+  mutable bool through_graph = false;
+
   template <class... Args>
   auto operator()(const Args&... args) const {
-    return fn(args...);
+    using R = std::invoke_result_t<const Fn&, const Args&...>;
+    if (!through_graph) {
+      detail::GradProbe probe;
+      R direct = fn(args...);
+      if (probe.hits == 0) return direct;
+      through_graph = true;
+    }
+    return interpreted<R>(args...);
+  }
+
+ private:
+  template <class R, class... Args>
+  R interpreted(const Args&... args) const {
+    Tracer tracer;
+    if (!detail::trace_model(fn, tracer, args...)) return R{};
+    const Graph& g = tracer.graph;
+    const void* ins[kMaxGuardArgs]{};
+    int ni = 0;
+    auto bind = [&](const auto& a) {
+      using A = std::remove_cv_t<std::remove_reference_t<decltype(a)>>;
+      if constexpr (detail::is_concrete_v<A>) ins[ni++] = static_cast<const void*>(a.data());
+    };
+    (bind(args), ...);
+    detail::Interpreter run(g);
+    run.run(ins);
+    R result{};
+    bool ok = true;
+    detail::Results<R>::each(result, [&](auto& t, int k) {
+      using T = typename std::remove_reference_t<decltype(t)>::value_type;
+      const Node& out = g[g.output(k)];
+      if (!ok || out.dtype != dtype_of_v<T>) {
+        if (ok) fail(Status(Errc::dtype_mismatch) << "eager: output " << k << " has dtype " << out.dtype);
+        ok = false;
+        return;
+      }
+      t = Tensor<T>(out.shape, uninitialized);
+      if (t.size()) std::memcpy(static_cast<void*>(t.data()), run.value(g.output(k)), t.bytes());
+    });
+    return ok ? result : R{};
   }
 };
 template <class Fn>
@@ -9946,5 +11008,261 @@ void Compiled<Fn, Backend>::print_plan(std::ostream& os) const {
 
 }  // namespace kiln
 // ---- end kiln/trace/compile.hpp ----
+
+// ---- begin kiln/train/losses.hpp ----
+// kiln/train/losses.hpp — loss functions built from kiln ops (PyTorch semantics, mean reduction).
+//
+// Each loss is an ordinary composition of front-end ops, so it traces, fuses (the elementwise
+// part joins the reduction's group) and differentiates (kiln::grad) like model code, and runs
+// eagerly on concrete tensors. Every loss returns a single value of shape [] (rank 0).
+
+#include <vector>
+
+
+namespace kiln {
+
+/// Mean of all elements, as a rank-0 value.
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto mean_all(const A& a) {
+  return mean(reshape(a, Shape{-1}), 0);
+}
+/// Sum of all elements, as a rank-0 value.
+template <class A, std::enable_if_t<detail::is_tensor_v<A>, int> = 0>
+auto sum_all(const A& a) {
+  return sum(reshape(a, Shape{-1}), 0);
+}
+
+/// torch.nn.functional.mse_loss(pred, target) (reduction "mean"): mean((pred - target)^2).
+/// Shapes broadcast like the subtraction (torch warns, then does the same).
+template <class P, class T, std::enable_if_t<detail::is_tensor_v<P> && detail::is_tensor_v<T>, int> = 0>
+auto mse_loss(const P& pred, const T& target) {
+  const auto d = pred - target;
+  return mean_all(d * d);
+}
+
+/// torch.nn.functional.cross_entropy(logits, target) with class-probability targets (reduction
+/// "mean"): -sum_c target * log_softmax(logits) over the class axis, averaged over every other
+/// element. logits and target have the same shape: [C] or [N, C, d1, ...] (class axis 1, as torch).
+/// Integer class labels: the IR has no gather, so pass one_hot(labels, C) — for one-hot targets
+/// this is exactly torch's cross_entropy(logits, labels). log_softmax keeps it stable for any
+/// logits.
+template <class L, class T, std::enable_if_t<detail::is_tensor_v<L> && detail::is_tensor_v<T>, int> = 0>
+auto cross_entropy(const L& logits, const T& target) {
+  const int class_axis = logits.shape().rank() == 1 ? 0 : 1;
+  return -mean_all(sum(target * log_softmax(logits, class_axis), class_axis));
+}
+
+/// torch.nn.functional.binary_cross_entropy_with_logits(x, y) (reduction "mean"):
+/// mean(max(x, 0) - x y + log(1 + exp(-|x|))), which never overflows. Its gradient is
+/// (sigmoid(x) - y) / n, also at x = 0 (maximum splits a tie evenly, |x|' = 0 there).
+template <class X, class Y, std::enable_if_t<detail::is_tensor_v<X> && detail::is_tensor_v<Y>, int> = 0>
+auto binary_cross_entropy_with_logits(const X& x, const Y& y) {
+  return mean_all(maximum(x, 0.f) - x * y + log(exp(-abs(x)) + 1.f));
+}
+
+/// One-hot rows for integer class labels: [n, classes], 1 at (i, labels[i]). A label outside
+/// [0, classes) is an error (empty result).
+inline Tensor<float> one_hot(const std::vector<int>& labels, int classes) {
+  Tensor<float> t(Shape{static_cast<index_t>(labels.size()), classes});
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] < 0 || labels[i] >= classes) {
+      fail(Status(Errc::invalid_argument) << "one_hot: label " << labels[i] << " at " << static_cast<long long>(i)
+                                          << " outside [0, " << classes << ')');
+      return Tensor<float>();
+    }
+    t.data()[i * static_cast<std::size_t>(classes) + static_cast<std::size_t>(labels[i])] = 1.f;
+  }
+  return t;
+}
+
+}  // namespace kiln
+// ---- end kiln/train/losses.hpp ----
+
+// ---- begin kiln/train/optim.hpp ----
+// kiln/train/optim.hpp — SGD, Adam and AdamW with torch.optim's update rules.
+//
+// An optimiser holds pointers to the kiln::Parameters it trains and owns their state (momentum
+// buffers, moments, the step counter) as Parameters too. opt.step(grads) is called inside the
+// traced training step with the tuple kiln::grad returned (same order as the parameters): it
+// emits the update as elementwise nodes and kiln::assign's every parameter and state tensor, so
+// a compiled step is one graph — forward, backward, update — fused and planned once, and each
+// call trains in place. The step counter is state, not a trace-time constant, so Adam's bias
+// corrections (1 - beta^t, computed in the graph as 1 - exp(t ln beta)) stay right on every call
+// of the same plan. Hyper-parameters are baked into the trace: after changing one, reset() the
+// compiled step.
+
+#include <cmath>
+#include <memory>
+#include <tuple>
+#include <vector>
+
+
+namespace kiln {
+
+namespace detail {
+
+/// Calls f(i, grad_i) for each element of a tuple of gradients.
+template <class Tuple, class F, std::size_t... I>
+void each_grad(const Tuple& grads, F&& f, std::index_sequence<I...>) {
+  (f(I, std::get<I>(grads)), ...);
+}
+
+/// A Parameter as an operand in the same mode as `like`: a SymTensor of like's trace when
+/// tracing (ops on Parameters and numbers alone would otherwise run eagerly at trace time), the
+/// Parameter itself when eager.
+template <class Like>
+auto lift(Parameter& p, const Like& like) {
+  if constexpr (is_sym_v<Like>) {
+    Tracer* t = like.tracer();
+    return t ? SymTensor(t, node_in(*t, p)) : SymTensor();
+  } else {
+    (void)like;
+    return TensorView<const float>(p.data(), p.shape());
+  }
+}
+
+/// State tensors owned by an optimiser: one per parameter, zeros of its shape.
+inline std::vector<std::unique_ptr<Parameter>> zeros_like(const std::vector<Parameter*>& params) {
+  std::vector<std::unique_ptr<Parameter>> out;
+  for (const Parameter* p : params) out.push_back(std::make_unique<Parameter>(p->shape()));
+  return out;
+}
+
+}  // namespace detail
+
+struct SGDOptions {
+  float lr = 0.01f;
+  float momentum = 0.f;
+  float dampening = 0.f;
+  float weight_decay = 0.f;
+  bool nesterov = false;
+};
+
+/// torch.optim.SGD: g += wd p; with momentum, buf = g at the first step, then
+/// buf = momentum buf + (1 - dampening) g; g = nesterov ? g + momentum buf : buf; p -= lr g.
+class SGD {
+ public:
+  SGD(std::initializer_list<Parameter*> params, SGDOptions o = {})
+      : params_(params), o_(o), momentum_(detail::zeros_like(params_)), steps_(Shape()) {}
+
+  template <class... G>
+  void step(const std::tuple<G...>& grads) {
+    if (!check_count(sizeof...(G), params_.size(), "SGD")) return;
+    const auto& anchor = std::get<0>(grads);
+    const auto first = eq(detail::lift(steps_, anchor), 0.f);  // torch: buf = g at the first step
+    detail::each_grad(grads, [&](std::size_t i, const auto& grad) {
+      const auto p = detail::lift(*params_[i], grad);
+      if (o_.weight_decay == 0.f) update(i, p, grad, first);
+      else update(i, p, grad + p * o_.weight_decay, first);
+    }, std::index_sequence_for<G...>{});
+    assign(steps_, detail::lift(steps_, anchor) + 1.f);
+  }
+
+  const std::vector<Parameter*>& params() const { return params_; }
+  /// Steps taken (also state: updated by the graph).
+  float steps() const { return steps_[0]; }
+
+ private:
+  template <class P, class Grad, class First>
+  void update(std::size_t i, const P& p, const Grad& g, const First& first) {
+    if (o_.momentum == 0.f) {
+      assign(*params_[i], p - g * o_.lr);
+      return;
+    }
+    const auto buf = detail::lift(*momentum_[i], g);
+    const auto next = where(first, g, buf * o_.momentum + g * (1.f - o_.dampening));
+    assign(*momentum_[i], next);
+    if (o_.nesterov) assign(*params_[i], p - (g + next * o_.momentum) * o_.lr);
+    else assign(*params_[i], p - next * o_.lr);
+  }
+  static bool check_count(std::size_t grads, std::size_t params, const char* who) {
+    if (grads == params) return true;
+    fail(Status(Errc::invalid_argument) << who << ".step: " << static_cast<long long>(grads) << " gradients for "
+                                        << static_cast<long long>(params) << " parameters");
+    return false;
+  }
+
+  std::vector<Parameter*> params_;
+  SGDOptions o_;
+  std::vector<std::unique_ptr<Parameter>> momentum_;
+  Parameter steps_;
+};
+
+struct AdamOptions {
+  float lr = 1e-3f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float eps = 1e-8f;
+  float weight_decay = 0.f;
+};
+
+/// torch.optim.Adam (decoupled = false: g += wd p) and AdamW (decoupled = true: p *= 1 - lr wd),
+/// then m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; with t the new step count,
+/// p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) — eps added after the bias
+/// correction of sqrt(v), exactly as torch.optim. (amsgrad and maximize are not implemented.)
+class Adam {
+ public:
+  Adam(std::initializer_list<Parameter*> params, AdamOptions o = {}, bool decoupled = false)
+      : params_(params), o_(o), decoupled_(decoupled), m_(detail::zeros_like(params_)), v_(detail::zeros_like(params_)),
+        steps_(Shape()) {}
+
+  template <class... G>
+  void step(const std::tuple<G...>& grads) {
+    if (sizeof...(G) != params_.size()) {
+      fail(Status(Errc::invalid_argument) << (decoupled_ ? "AdamW" : "Adam") << ".step: "
+                                          << static_cast<long long>(sizeof...(G)) << " gradients for "
+                                          << static_cast<long long>(params_.size()) << " parameters");
+      return;
+    }
+    const auto& anchor = std::get<0>(grads);
+    auto t = detail::lift(steps_, anchor) + 1.f;
+    auto bc1 = 1.f - exp(t * std::log(o_.beta1));  // 1 - beta1^t
+    auto bc2 = 1.f - exp(t * std::log(o_.beta2));
+    auto step_size = o_.lr / bc1;  // a rank-0 value, broadcast
+    auto bc2_sqrt = sqrt(bc2);
+    detail::each_grad(
+        grads,
+        [&](std::size_t i, const auto& grad) {
+          const auto p = detail::lift(*params_[i], grad);
+          if (o_.weight_decay != 0.f && !decoupled_) update(i, p, grad + p * o_.weight_decay, step_size, bc2_sqrt);
+          else update(i, p, grad, step_size, bc2_sqrt);
+        },
+        std::index_sequence_for<G...>{});
+    assign(steps_, t);
+  }
+
+  const std::vector<Parameter*>& params() const { return params_; }
+  float steps() const { return steps_[0]; }
+
+ private:
+  template <class P, class Grad, class S, class B>
+  void update(std::size_t i, const P& p, const Grad& g, const S& step_size, const B& bc2_sqrt) {
+    const auto m = detail::lift(*m_[i], g);
+    const auto v = detail::lift(*v_[i], g);
+    auto m_next = m * o_.beta1 + g * (1.f - o_.beta1);
+    auto v_next = v * o_.beta2 + g * g * (1.f - o_.beta2);
+    auto denom = sqrt(v_next) / bc2_sqrt + o_.eps;
+    assign(*m_[i], m_next);
+    assign(*v_[i], v_next);
+    Parameter& target = *params_[i];
+    if (decoupled_ && o_.weight_decay != 0.f)
+      assign(target, p * (1.f - o_.lr * o_.weight_decay) - step_size * m_next / denom);
+    else assign(target, p - step_size * m_next / denom);
+  }
+
+  std::vector<Parameter*> params_;
+  AdamOptions o_;
+  bool decoupled_;
+  std::vector<std::unique_ptr<Parameter>> m_, v_;
+  Parameter steps_;
+};
+
+/// torch.optim.AdamW: Adam with decoupled weight decay (default weight_decay 0.01, as torch).
+inline Adam AdamW(std::initializer_list<Parameter*> params, AdamOptions o = {0.001f, 0.9f, 0.999f, 1e-8f, 0.01f}) {
+  return Adam(params, o, true);
+}
+
+}  // namespace kiln
+// ---- end kiln/train/optim.hpp ----
 #endif
 // ---- end kiln/kiln.hpp ----

@@ -55,4 +55,25 @@ bool report_error() {
   return !kiln::last_error().ok() && kiln::last_error().code() == kiln::Errc::shape_mismatch;
 }
 
+// Autodiff is an IR pass: constexpr, no heap. d/dx sum(x * x) = 2x as a compile-time graph.
+constexpr bool gradient_graph_ok() {
+  kiln::Graph g;
+  kiln::Node in;
+  in.op = kiln::Op::input;
+  in.shape = kiln::Shape{3};
+  const int x = g.add(in);
+  kiln::Node sq;
+  sq.op = kiln::Op::elementwise;
+  sq.fn = kiln::EwFn::mul;
+  sq.inputs[0] = sq.inputs[1] = x;
+  sq.num_inputs = 2;
+  kiln::Node s;
+  s.op = kiln::Op::reduce;
+  s.inputs[0] = g.add(sq);
+  s.num_inputs = 1;
+  int gx = -1;
+  return kiln::passes::append_gradients(g, g.add(s), &x, 1, &gx).ok() && g[gx].shape == kiln::Shape{3};
+}
+static_assert(gradient_graph_ok(), "autodiff must work in constant expressions without heap");
+
 }  // namespace kiln_compile_check

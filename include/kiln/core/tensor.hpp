@@ -92,8 +92,8 @@ class Tensor {
     if (allocate(v.shape()) && size()) std::memcpy(data_, v.data(), bytes());
   }
 
-  Tensor(const Tensor& o) {
-    if (allocate(o.shape_) && size()) std::memcpy(data_, o.data_, bytes());
+  Tensor(const Tensor& o) {  // an empty tensor (a failed op's result) copies as empty
+    if (o.data_ && allocate(o.shape_) && size()) std::memcpy(data_, o.data_, bytes());
   }
   Tensor(Tensor&& o) noexcept : data_(o.data_), shape_(o.shape_) {
     o.data_ = nullptr;

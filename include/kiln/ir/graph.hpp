@@ -11,6 +11,14 @@
 namespace kiln {
 
 inline constexpr int kMaxGraphIO = 16;
+/// Parameter write-backs per graph (a parameter plus its optimiser state each: 3 per Adam tensor).
+inline constexpr int kMaxUpdates = 64;
+
+/// After a run, parameter node `param` holds the value of node `value` (both the same shape).
+struct Update {
+  int param = -1;
+  int value = -1;
+};
 
 class Graph {
  public:
@@ -93,10 +101,50 @@ class Graph {
     return true;
   }
 
+  /// Whether `id` is needed after the run: a model output or a parameter's new value.
   constexpr bool is_output(int id) const {
     for (int i = 0; i < num_outputs_; ++i)
       if (outputs_[i] == id) return true;
+    for (int i = 0; i < num_updates_; ++i)
+      if (updates_[i].value == id) return true;
     return false;
+  }
+
+  constexpr int num_updates() const { return num_updates_; }
+  constexpr const Update& update(int i) const { return updates_[i]; }
+  /// Records that parameter node `param` takes the value of `value` when the run ends: every
+  /// read of the old value happens during the run, the write-back after it (so the order of
+  /// updates and reads never matters). One update per parameter.
+  constexpr bool add_update(int param, int value) {
+    if (!status_.ok()) return false;
+    if (param < 0 || param >= size_ || value < 0 || value >= size_ || nodes_[param].op != Op::parameter) {
+      set_error(Status(Errc::invalid_argument) << "assign: the target is not a parameter of this graph");
+      return false;
+    }
+    if (nodes_[param].shape != nodes_[value].shape || nodes_[param].dtype != nodes_[value].dtype) {
+      set_error(Status(Errc::shape_mismatch) << "assign: parameter " << nodes_[param].shape << ' '
+                                             << nodes_[param].dtype << " given a value " << nodes_[value].shape << ' '
+                                             << nodes_[value].dtype);
+      return false;
+    }
+    for (int i = 0; i < num_updates_; ++i)
+      if (updates_[i].param == param) {
+        set_error(Status(Errc::invalid_argument) << "assign: parameter %" << param << " is assigned twice in one step");
+        return false;
+      }
+    if (num_updates_ >= kMaxUpdates) {
+      set_error(Status(Errc::capacity_exceeded) << "assign: more than " << kMaxUpdates << " parameter updates");
+      return false;
+    }
+    updates_[num_updates_++] = Update{param, value};
+    return true;
+  }
+
+  /// Finds the parameter node bound to `data`, or -1.
+  constexpr int find_parameter(const void* data) const {
+    for (int i = 0; i < size_; ++i)
+      if (nodes_[i].op == Op::parameter && nodes_[i].data == data) return i;
+    return -1;
   }
 
   /// Number of uses of every node (as an input of a node or as a graph output).
@@ -105,6 +153,7 @@ class Graph {
     for (int i = 0; i < size_; ++i)
       for (int k = 0; k < nodes_[i].num_inputs; ++k) ++uses[nodes_[i].inputs[k]];
     for (int i = 0; i < num_outputs_; ++i) ++uses[outputs_[i]];
+    for (int i = 0; i < num_updates_; ++i) ++uses[updates_[i].value];
   }
 
   /// Redirects every use of `from` to `to` (to < from keeps the order valid).
@@ -114,6 +163,8 @@ class Graph {
         if (nodes_[i].inputs[k] == from) nodes_[i].inputs[k] = to;
     for (int i = 0; i < num_outputs_; ++i)
       if (outputs_[i] == from) outputs_[i] = to;
+    for (int i = 0; i < num_updates_; ++i)
+      if (updates_[i].value == from) updates_[i].value = to;
   }
 
   /// Removes nodes not reachable from the outputs (inputs are kept: they are the signature).
@@ -121,6 +172,7 @@ class Graph {
   constexpr int remove_dead() {
     bool live[kMaxNodes]{};
     for (int i = 0; i < num_outputs_; ++i) live[outputs_[i]] = true;
+    for (int i = 0; i < num_updates_; ++i) live[updates_[i].value] = live[updates_[i].param] = true;
     for (int i = size_ - 1; i >= 0; --i) {
       if (nodes_[i].op == Op::input) live[i] = true;
       if (!live[i]) continue;
@@ -142,6 +194,7 @@ class Graph {
     size_ = n;
     for (int i = 0; i < num_inputs_; ++i) inputs_[i] = remap[inputs_[i]];
     for (int i = 0; i < num_outputs_; ++i) outputs_[i] = remap[outputs_[i]];
+    for (int i = 0; i < num_updates_; ++i) updates_[i] = Update{remap[updates_[i].param], remap[updates_[i].value]};
     return removed;
   }
 
@@ -152,6 +205,8 @@ class Graph {
   int num_inputs_ = 0;
   int outputs_[kMaxGraphIO]{};
   int num_outputs_ = 0;
+  Update updates_[kMaxUpdates]{};
+  int num_updates_ = 0;
   int num_constants_ = 0;
   Status status_;
 };

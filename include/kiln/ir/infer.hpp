@@ -82,6 +82,7 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
   switch (n.op) {
     case Op::input:
     case Op::constant:
+    case Op::parameter:
       if (!n.shape.valid())
         return detail::op_error(n.shape.rank() > kMaxRank ? Errc::rank_too_large : Errc::invalid_argument, n)
                << "invalid shape " << n.shape << " (max rank " << kMaxRank << ")";
@@ -312,6 +313,17 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
       return Status();
     }
 
+    case Op::expand: {
+      // n.shape is the target on entry; the input must broadcast to exactly that shape.
+      Shape s;
+      if (!n.shape.valid() || !broadcast_shapes(in[0], n.shape, s) || s != n.shape) {
+        Status st = detail::op_error(Errc::shape_mismatch, n);
+        return st << "cannot broadcast " << in[0] << " to " << n.shape;
+      }
+      n.dtype = dt[0];
+      return Status();
+    }
+
     case Op::pad: {
       Status st = detail::check_window(n, in, dt);
       if (!st.ok()) return st;
@@ -328,6 +340,31 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
       const Shape& x = in[0];
       n.shape = Shape{x[0], x[1] * n.win.stride_h, x[2] * n.win.stride_w, x[3]};
       n.dtype = DType::f32;
+      return Status();
+    }
+
+    case Op::unslice: {
+      const int ax = normalize_axis(n.axis, in[0].rank());
+      if (ax < 0) {
+        Status st = detail::op_error(Errc::bad_axis, n);
+        return st << "axis " << n.axis << " out of range for shape " << in[0];
+      }
+      n.axis = ax;
+      if (dt[0] != DType::f32 && dt[0] != DType::boolean)
+        return detail::op_error(Errc::not_supported, n) << "dtype " << dt[0] << " (f32 and bool are supported)";
+      // n.shape[0] carries the padded extent of the axis on entry (like slice's count).
+      const index_t len = n.shape.rank() == 1 ? n.shape[0] : -1;
+      const index_t count = in[0][ax];
+      if (n.step < 1 || n.start < 0 || len < 0 || (count > 0 && n.start + (count - 1) * n.step >= len)) {
+        Status st = detail::op_error(Errc::shape_mismatch, n);
+        return st << "placing " << in[0] << " at start " << static_cast<long long>(n.start) << " step "
+                  << static_cast<long long>(n.step) << " does not fit extent " << static_cast<long long>(len)
+                  << " of axis " << ax;
+      }
+      Shape s = in[0];
+      s[ax] = len;
+      n.shape = s;
+      n.dtype = dt[0];
       return Status();
     }
   }

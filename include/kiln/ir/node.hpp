@@ -15,6 +15,9 @@ namespace kiln {
 enum class Op : std::uint8_t {
   input,        // a tensor argument of the model
   constant,     // a tensor captured by the model (weights): data bound by pointer
+  parameter,    // a trainable tensor (kiln::Parameter): bound by pointer like a constant, but its
+                // values change between runs (never folded, prepacked or merged by contents) and
+                // the graph may write it back (Graph::add_update)
   scalar,       // a rank-0 constant held inline (p0)
   elementwise,  // fn, broadcasting over its inputs
   reduce,       // rk over axis, keepdim
@@ -30,12 +33,16 @@ enum class Op : std::uint8_t {
   pool2d,       // NHWC max (rk == max) or average (rk == mean) over win's kernel window
   pad,          // NHWC constant padding of H and W by win's pad_* with value p0
   upsample,     // NHWC nearest-neighbour upsampling of H and W by win.stride_* (integer scales)
+  expand,       // broadcast to n.shape (NumPy rules): a view with stride 0 on broadcast dims
+  unslice,      // zeros of n.shape with the input placed at start, start+step, ... along axis
+                // (the adjoint of slice: autodiff's way back from a view to its base)
 };
 
 constexpr const char* op_name(Op op) {
   switch (op) {
     case Op::input: return "input";
     case Op::constant: return "constant";
+    case Op::parameter: return "parameter";
     case Op::scalar: return "scalar";
     case Op::elementwise: return "elementwise";
     case Op::reduce: return "reduce";
@@ -51,6 +58,8 @@ constexpr const char* op_name(Op op) {
     case Op::pool2d: return "pool2d";
     case Op::pad: return "pad";
     case Op::upsample: return "upsample_nearest";
+    case Op::expand: return "expand";
+    case Op::unslice: return "unslice";
   }
   return "?";
 }
@@ -91,7 +100,7 @@ struct Node {
   bool keepdim = false;
   bool trans_b = false;
   float p0 = 0.f, p1 = 0.f;
-  index_t start = 0, step = 1;  // slice
+  index_t start = 0, step = 1;  // slice, pad
   std::int8_t perm[kMaxRank]{};
   int index = 0;                 // input: argument position; constant: constant slot
   const void* data = nullptr;    // constant: the captured tensor's data
@@ -99,8 +108,12 @@ struct Node {
 
   constexpr int input(int i) const { return inputs[i]; }
   constexpr bool is_elementwise() const { return op == Op::elementwise; }
-  constexpr bool is_view() const { return op == Op::reshape || op == Op::permute || op == Op::slice; }
-  constexpr bool is_leaf() const { return op == Op::input || op == Op::constant || op == Op::scalar; }
+  constexpr bool is_view() const {
+    return op == Op::reshape || op == Op::permute || op == Op::slice || op == Op::expand;
+  }
+  constexpr bool is_leaf() const {
+    return op == Op::input || op == Op::constant || op == Op::parameter || op == Op::scalar;
+  }
 };
 
 /// Same operation on the same inputs (for CSE). Leaves are never equal unless identical data.
@@ -110,7 +123,8 @@ constexpr bool same_computation(const Node& a, const Node& b) {
     if (a.inputs[i] != b.inputs[i]) return false;
   switch (a.op) {
     case Op::input: return a.index == b.index;
-    case Op::constant: return a.data == b.data;
+    case Op::constant:
+    case Op::parameter: return a.data == b.data;
     case Op::scalar: return a.p0 == b.p0 || (a.p0 != a.p0 && b.p0 != b.p0);
     case Op::elementwise: return a.fn == b.fn && a.p0 == b.p0 && a.p1 == b.p1;
     case Op::reduce: return a.rk == b.rk && a.axis == b.axis && a.keepdim == b.keepdim;
@@ -119,12 +133,14 @@ constexpr bool same_computation(const Node& a, const Node& b) {
     case Op::concat: return a.axis == b.axis;
     case Op::matmul: return a.trans_b == b.trans_b;
     case Op::reshape:
-    case Op::copy: return true;
+    case Op::copy:
+    case Op::expand: return true;  // the target shape was compared above
     case Op::permute:
       for (int i = 0; i < kMaxRank; ++i)
         if (a.perm[i] != b.perm[i]) return false;
       return true;
-    case Op::slice: return a.axis == b.axis && a.start == b.start && a.step == b.step;
+    case Op::slice:
+    case Op::unslice: return a.axis == b.axis && a.start == b.start && a.step == b.step;
     case Op::conv2d:
     case Op::upsample: return a.win == b.win;
     case Op::pool2d: return a.win == b.win && a.rk == b.rk;

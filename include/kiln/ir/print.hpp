@@ -24,6 +24,7 @@ inline void describe_node(std::ostream& os, const Node& n) {
     case Op::scalar: os << "scalar(" << n.p0 << ')'; return;
     case Op::input: os << "input " << n.index; return;
     case Op::slice: os << "slice(axis=" << n.axis << ", start=" << n.start << ", step=" << n.step << ')'; return;
+    case Op::unslice: os << "unslice(axis=" << n.axis << ", start=" << n.start << ", step=" << n.step << ')'; return;
     case Op::permute: {
       os << "permute(";
       for (int i = 0; i < n.shape.rank(); ++i) os << (i ? "," : "") << int(n.perm[i]);

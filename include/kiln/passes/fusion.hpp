@@ -12,10 +12,11 @@
 //     block while it is in cache).
 //  3. reduce/softmax absorb an elementwise producer group whose only result
 //     feeds them, so the chain is evaluated inside the reduction's passes.
-//  4. concat, and reshape of a non-contiguous view, are copy kernels.
+//  4. concat, unslice (autodiff's adjoint of slice), and reshape of a non-contiguous view, are
+//     copy kernels.
 //  5. conv2d starts a gemm group like matmul (its epilogue is the GEMM's, also for the
 //     depthwise kernel); pool2d, pad and upsample are one window kernel each.
-//     Leaves and views (permute, slice, contiguous reshape) have no kernel.
+//     Leaves and views (permute, slice, expand, contiguous reshape) have no kernel.
 // A group also fails to grow when its program would need more than
 // kEwMaxRegs live register tiles.
 #pragma once
@@ -367,7 +368,7 @@ constexpr bool fuse(const Graph& g, Fusion& f) {
         break;
       }
       case Op::concat: f.group_of[i] = detail::new_group(f, GroupKind::concat, i, n.shape); break;
-      default:  // copy, and reshape of a non-contiguous view
+      default:  // copy, unslice, and reshape of a non-contiguous view
         f.group_of[i] = detail::new_group(f, GroupKind::copy, i, n.shape);
         break;
     }

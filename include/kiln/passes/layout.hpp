@@ -1,6 +1,6 @@
 // kiln/passes/layout.hpp — where each value's elements sit relative to a materialised buffer.
 //
-// permute and slice never copy: they become a different (offset, strides) over
+// permute, slice and expand never copy: they become a different (offset, strides) over
 // their input's buffer, and every kernel reads through strides. reshape is a
 // view when its input is contiguous; otherwise it must be materialised, which
 // the fusion pass does by giving it a copy kernel.
@@ -44,6 +44,11 @@ constexpr void compute_layouts(const Graph& g, Layout* out) {
       l = in;
       l.offset += n.start * in.strides[n.axis];
       l.strides[n.axis] = in.strides[n.axis] * n.step;
+    } else if (n.op == Op::expand) {  // broadcast dims read the same element: stride 0
+      const Layout& in = out[n.inputs[0]];
+      l.base = in.base;
+      l.offset = in.offset;
+      l.strides = broadcast_strides(g.node(n.inputs[0]).shape, in.strides, n.shape);
     } else if (n.op == Op::reshape && is_contiguous(g.node(n.inputs[0]).shape, out[n.inputs[0]])) {
       const Layout& in = out[n.inputs[0]];
       l.base = in.base;

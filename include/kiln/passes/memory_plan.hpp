@@ -8,13 +8,27 @@
 // lowest offset that overlaps no slot alive at the same time (TFLite Micro's
 // greedy planner). The liveness lower bound — the most bytes alive at any one
 // step — is reported beside the arena size.
+//
+// Parameter updates (Graph::add_update) alias when they can (XLA's input-output aliasing): the
+// elementwise group computing a parameter's new value writes it straight into the parameter's
+// buffer when every read of the old value happens in an earlier step, or in that same group at
+// the positions being written (a tile is read before it is written). Otherwise the new value gets
+// an arena slot and the executable copies it back after the last step.
 #pragma once
 
 #include "fusion.hpp"
 
 namespace kiln::passes {
 
-enum class Storage : std::uint8_t { none, input, output, constant, arena, scalar };
+enum class Storage : std::uint8_t {
+  none,
+  input,
+  output,
+  constant,  // bound by pointer: a captured tensor, a folded value or a parameter
+  arena,
+  scalar,
+  parameter,  // a parameter's new value written in place into parameter node `index`'s buffer
+};
 
 struct Placement {
   Storage kind = Storage::none;
@@ -36,7 +50,42 @@ struct MemoryPlan {
   std::size_t arena_bytes = 0;
   std::size_t lower_bound = 0;
   int in_place = 0;  // values that reused an operand's slot
+  int aliased_updates = 0;  // parameter updates written in place (no copy-back)
 };
+
+/// Whether update `u`'s new value may be written into the parameter's own buffer (see above).
+constexpr bool update_can_alias(const Graph& g, const Fusion& f, const MemoryPlan& m, const Update& u) {
+  const int v = u.value, p = u.param;
+  const int gv = f.group_of[v];
+  if (gv < 0 || f.layouts[v].base != v || f.groups[gv].kind != GroupKind::elementwise) return false;
+  if (m.place[v].kind == Storage::output) return false;  // the caller's buffer already holds it
+  for (int k = 0; k < g.num_updates(); ++k)  // one write per parameter, and no copy reads it
+    if (g.update(k).param == p ? g.update(k).value != v : f.layouts[g.update(k).value].base == p) return false;
+  for (int k = 0; k < g.num_outputs(); ++k)
+    if (f.layouts[g.output(k)].base == p) return false;  // an output read at the end
+  const Strides want = contiguous_strides(g[v].shape);
+  const int step_v = m.step_of_group[gv];
+  for (int u2 = 0; u2 < g.size(); ++u2) {
+    for (int k = 0; k < g[u2].num_inputs; ++k) {
+      const int in = g[u2].inputs[k];
+      if (f.layouts[in].base != p) continue;
+      // A view of p (or p itself) read by node u2: find the group that reads it.
+      const int gr = f.group_of[u2];
+      if (gr < 0) {
+        if (g[u2].is_view()) continue;  // a view's own readers are checked as readers of its base
+        return false;
+      }
+      const int step_r = m.step_of_group[gr];
+      if (step_r < step_v) continue;
+      if (gr != gv) return false;
+      const Strides st = operand_strides(g[in].shape, f.layouts[in], g[v].shape);
+      if (f.layouts[in].offset != 0) return false;
+      for (int d = 0; d < g[v].shape.rank(); ++d)
+        if (g[v].shape[d] != 1 && st[d] != want[d]) return false;
+    }
+  }
+  return true;
+}
 
 /// Plans memory for fusion `f` of `g`. workspace_bytes[group] gives scratch each group needs
 /// during its step (e.g. GEMM packing buffers).
@@ -51,7 +100,7 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
     const Node& n = g[i];
     Placement p;
     if (n.op == Op::input) p = {Storage::input, n.index, 0};
-    else if (n.op == Op::constant) p = {Storage::constant, i, 0};
+    else if (n.op == Op::constant || n.op == Op::parameter) p = {Storage::constant, i, 0};  // bound by pointer
     else if (n.op == Op::scalar) p = {Storage::scalar, i, 0};
     m.place[i] = p;
   }
@@ -68,11 +117,23 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
     }
   }
 
+  // Parameter updates written in place need no slot.
+  m.aliased_updates = 0;
+  for (int k = 0; k < g.num_updates(); ++k) {
+    const Update& u = g.update(k);
+    if (update_can_alias(g, f, m, u)) {
+      m.place[u.value] = {Storage::parameter, u.param, 0};
+      ++m.aliased_updates;
+    }
+  }
+
   // Arena slots with live intervals.
   int slot_of[kMaxNodes]{};
   for (int i = 0; i < g.size(); ++i) slot_of[i] = -1;
   for (int i = 0; i < g.size(); ++i) {
-    if (f.group_of[i] < 0 || f.layouts[i].base != i || m.place[i].kind == Storage::output) continue;
+    if (f.group_of[i] < 0 || f.layouts[i].base != i || m.place[i].kind == Storage::output ||
+        m.place[i].kind == Storage::parameter)
+      continue;
     // Only values read outside their group need memory.
     const int gi = f.group_of[i];
     // A gemm's raw product lands in its group's first stored result, so the matmul itself needs
@@ -100,6 +161,10 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
     if (from < 0) continue;
     const int base = f.layouts[from].base;
     if (base >= 0 && slot_of[base] >= 0) m.slot_last[slot_of[base]] = S;  // read by the final copies
+  }
+  for (int k = 0; k < g.num_updates(); ++k) {  // new parameter values are copied back at the end
+    const int base = f.layouts[g.update(k).value].base;
+    if (base >= 0 && slot_of[base] >= 0) m.slot_last[slot_of[base]] = S;
   }
 
   // In-place: an elementwise group's stored value takes the slot of an operand that it reads

@@ -117,6 +117,24 @@ inline void run_window_op(const Node& n, const Shape& xs, kernels::NhwcIn x, flo
   }
 }
 
+/// unslice: zero-fills `out` (shape n.shape) and writes the input (read through `src_strides`, elements
+/// over in_shape) at start, start + step, ... along n.axis. Shared by the eager and compiled paths.
+inline void pad_strided(const void* src, const Strides& src_strides, const Shape& in_shape, const Node& n,
+                        void* out) {
+  std::memset(out, 0, static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
+  const Strides os = contiguous_strides(n.shape);
+  Strides ts = os;
+  ts[n.axis] = os[n.axis] * n.step;
+  char* dst = static_cast<char*>(out) + n.start * os[n.axis] * dtype_size(n.dtype);
+  const SingleOpProgram p(EwFn::identity);  // f32 or bool: the type rules allow no other
+  const kernels::EwOperand op{src, n.dtype, src_strides};
+  const kernels::EwTarget t{dst, n.dtype, ts};
+  kernels::ew_run(p.program(), &op, 1, &t, 1, in_shape);
+}
+inline void pad_into(const void* src, const Shape& in_shape, const Node& n, void* out) {
+  pad_strided(src, contiguous_strides(in_shape), in_shape, n, out);
+}
+
 /// Workspace (floats) run_node needs for `n`.
 inline std::size_t node_workspace_floats(const Node& n, const Shape* in) {
   if (n.op == Op::conv2d) return kernels::conv_workspace_floats(window_geometry(n, in[0]), false);
@@ -175,6 +193,7 @@ inline void run_node(const Node& n, const void* const* in, const Shape* in_shape
   switch (n.op) {
     case Op::input:
     case Op::constant:
+    case Op::parameter:
       std::memcpy(out, n.data, static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
       return;
     case Op::scalar:
@@ -238,6 +257,13 @@ inline void run_node(const Node& n, const void* const* in, const Shape* in_shape
                     static_cast<float*>(out));
       return;
     }
+    case Op::expand:
+      strided_copy(in[0], n.dtype, n.shape,
+                   broadcast_strides(in_shapes[0], contiguous_strides(in_shapes[0]), n.shape), out);
+      return;
+    case Op::unslice:
+      pad_into(in[0], in_shapes[0], n, out);
+      return;
     case Op::concat: {
       const Strides os = contiguous_strides(n.shape);
       index_t at = 0;

@@ -141,6 +141,8 @@ class Executable {
     info_.arena_bytes = mem_->arena_bytes;
     info_.lower_bound = mem_->lower_bound;
     info_.in_place = mem_->in_place;
+    info_.updates = g.num_updates();
+    info_.aliased_updates = mem_->aliased_updates;
     for (const auto& p : packed_) info_.packed_weight_bytes += p.size() * sizeof(float);
     return true;
   }
@@ -171,6 +173,15 @@ class Executable {
         continue;
       }
       strided_copy(ptr(b, l.base, l.offset, n.dtype), n.dtype, n.shape, l.strides, outputs[k]);
+    }
+    // Parameter write-back of the updates the planner could not alias, after every step has read
+    // the old values (the plan keeps each such new value alive to the end).
+    for (int k = 0; k < g.num_updates(); ++k) {
+      const Update& u = g.update(k);
+      if (mem_->place[u.value].kind == passes::Storage::parameter) continue;  // written in place
+      const Node& n = g[u.value];
+      const passes::Layout& l = fusion_->layouts[u.value];
+      strided_copy(ptr(b, l.base, l.offset, n.dtype), n.dtype, n.shape, l.strides, const_cast<void*>(g[u.param].data));
     }
   }
 
@@ -551,6 +562,9 @@ class Executable {
         l.fixed = static_cast<const char*>((*graph_)[base].data) + bytes;
         break;
       case passes::Storage::scalar: l.fixed = reinterpret_cast<const char*>(&(*graph_)[base].p0); break;
+      case passes::Storage::parameter:  // an update written in place: the parameter's own buffer
+        l.fixed = static_cast<const char*>((*graph_)[p.index].data) + bytes;
+        break;
       case passes::Storage::none: break;
     }
     return l;
@@ -588,6 +602,7 @@ class Executable {
       case passes::Storage::constant: return static_cast<const char*>((*graph_)[base].data);
       case passes::Storage::arena: return b.arena + p.offset;
       case passes::Storage::scalar: return reinterpret_cast<const char*>(&(*graph_)[base].p0);
+      case passes::Storage::parameter: return static_cast<const char*>((*graph_)[p.index].data);
       case passes::Storage::none: break;
     }
     return nullptr;
@@ -657,6 +672,10 @@ class Executable {
         const ValueSpec& in = specs_[s.op_begin];
         const Node& n = (*graph_)[s.node];
         const Shape& is = (*graph_)[n.inputs[0]].shape;
+        if (n.op == Op::unslice) {
+          pad_strided(ptr(b, in.base, in.offset, in.dtype), in.strides, is, n, const_cast<char*>(base_ptr(b, s.node)));
+          return;
+        }
         strided_copy(ptr(b, in.base, in.offset, in.dtype), n.dtype, is, in.strides,
                      const_cast<char*>(base_ptr(b, s.node)));
         return;

@@ -38,8 +38,10 @@ inline void print_graph(std::ostream& os, const Executable& x) {
       mem << "arena @" << p.offset << " (" << m.slot_bytes[p.index] << " B)";
     else if (p.kind == passes::Storage::input) mem << "input " << p.index;
     else if (p.kind == passes::Storage::output) mem << "output " << p.index;
+    else if (p.kind == passes::Storage::constant && n.op == Op::parameter) mem << "parameter (bound)";
     else if (p.kind == passes::Storage::constant) mem << (n.index >= 0 ? "captured" : "folded");
     else if (p.kind == passes::Storage::scalar) mem << "immediate";
+    else if (p.kind == passes::Storage::parameter) mem << "in place: parameter %" << p.index;
     else mem << "fused (registers)";
     os << std::setw(4) << ('%' + std::to_string(i)) << "  " << std::left << std::setw(21) << op.str()
        << std::setw(14) << ins.str() << std::setw(17) << shp.str() << std::setw(7) << dtype_name(n.dtype)

@@ -23,7 +23,9 @@
 #endif
 #include "../ops.hpp"
 #include "../runtime/engine.hpp"
+#include "grad.hpp"
 #include "guard.hpp"
+#include "interpret.hpp"
 
 namespace kiln {
 
@@ -35,6 +37,7 @@ struct Stats {
   int calls = 0, traces = 0, cache_hits = 0, guard_failures = 0, eager_fallbacks = 0;
   int nodes = 0, groups = 0, kernels = 0;          // of the most recently used specialisation
   int folded = 0, cse = 0, simplified = 0, dead = 0, in_place = 0;
+  int updates = 0, aliased_updates = 0;  // parameter write-backs (kiln::assign); written in place
   std::size_t arena_bytes = 0, lower_bound = 0, packed_weight_bytes = 0;
 };
 
@@ -94,7 +97,52 @@ const auto& trace_arg(const T& a, const SymTensor* syms) {
   }
 }
 
+template <class F, std::size_t... I, class... Args>
+auto call_traced(F& fn, std::index_sequence<I...>, const SymTensor* syms, const Args&... args) {
+  return fn(trace_arg<tensor_index<I, Args...>()>(args, syms)...);
+}
+
+/// Records `fn` called on `args` into `tracer`: tensor arguments become the graph's inputs (in
+/// argument order), the returned tensors its outputs. Returns false after reporting an error.
+template <class F, class... Args>
+bool trace_model(F& fn, Tracer& tracer, const Args&... args) {
+  Graph& g = tracer.graph;
+  // Inputs are created first, in argument order (function arguments have no evaluation order).
+  SymTensor syms[kMaxGuardArgs];
+  int n = 0;
+  auto make_input = [&](const auto& a) {
+    using A = std::remove_cv_t<std::remove_reference_t<decltype(a)>>;
+    if constexpr (is_concrete_v<A>) {
+      Node in;
+      in.op = Op::input;
+      in.dtype = dtype_of_v<elem_t<A>>;
+      in.shape = a.shape();
+      syms[n] = SymTensor(&tracer, g.add(in));
+      ++n;
+    }
+  };
+  (make_input(args), ...);
+  auto out = call_traced(fn, std::index_sequence_for<Args...>{}, syms, args...);
+  using RS = decltype(out);
+  static_assert(Results<RS>::count > 0, "kiln::compile: the model must return tensors");
+  Results<RS>::each(out, [&](SymTensor& t, int) {
+    if (!t.valid() || t.tracer() != &tracer) {
+      g.set_error(Status(Errc::invalid_argument) << "compile: the model returned a tensor that is not part of its trace");
+      return;
+    }
+    g.add_output(t.id());
+  });
+  if (!g.ok()) {
+    fail(Status(g.status().code()) << "while tracing: " << g.status().message());
+    return false;
+  }
+  return true;
+}
+
 }  // namespace detail
+
+template <class Fn>
+struct Eager;
 
 template <class Fn, class Backend = std::nullptr_t>
 class Compiled {
@@ -110,7 +158,7 @@ class Compiled {
     using R = std::invoke_result_t<Fn&, const Args&...>;
     bool fallback = false;
     Entry* e = lookup(fallback, args...);
-    if (fallback) return fn_(args...);
+    if (fallback) return run_eagerly(args...);
     if (!e) return R{};
     R result{};
     void* outs[kMaxGraphIO]{};
@@ -138,7 +186,7 @@ class Compiled {
     Entry* e = lookup(fallback, args...);
     void* outs[kMaxGraphIO]{};
     if (fallback) {  // no plan for this call: run eagerly and copy
-      auto r = fn_(args...);
+      auto r = run_eagerly(args...);
       bool ok = true;
       each_view(outputs, [&](auto& v, int k) {
         detail::Results<decltype(r)>::each(r, [&](auto& t, int j) {
@@ -188,6 +236,8 @@ class Compiled {
       s.simplified = p.simplified;
       s.dead = p.dead;
       s.in_place = p.in_place;
+      s.updates = p.updates;
+      s.aliased_updates = p.aliased_updates;
       s.arena_bytes = p.arena_bytes;
       s.lower_bound = p.lower_bound;
       s.packed_weight_bytes = p.packed_weight_bytes;
@@ -257,6 +307,13 @@ class Compiled {
     fail(Status(Errc::dtype_mismatch) << "compile: output " << k << " has dtype " << e.out_dtypes[k]
                                       << " but the caller expects " << t);
     return false;
+  }
+
+  /// Past the cache limit: kiln::eager's path (so a training step, which needs its graph for
+  /// grad and assign, still runs).
+  template <class... Args>
+  auto run_eagerly(const Args&... args) {
+    return Eager<std::reference_wrapper<Fn>>{std::ref(fn_)}(args...);
   }
 
   template <class... Args>
@@ -342,36 +399,7 @@ class Compiled {
     e->guard = key;
     e->traced = std::make_unique<Tracer>();
     Graph& g = e->traced->graph;
-    Tracer* tracer = e->traced.get();
-    // Inputs are created first, in argument order (function arguments have no evaluation order).
-    SymTensor syms[kMaxGuardArgs];
-    int n = 0;
-    auto make_input = [&](const auto& a) {
-      using A = std::remove_cv_t<std::remove_reference_t<decltype(a)>>;
-      if constexpr (detail::is_concrete_v<A>) {
-        Node in;
-        in.op = Op::input;
-        in.dtype = dtype_of_v<detail::elem_t<A>>;
-        in.shape = a.shape();
-        syms[n] = SymTensor(tracer, g.add(in));
-        ++n;
-      }
-    };
-    (make_input(args), ...);
-    auto out = call_traced(std::index_sequence_for<Args...>{}, syms, args...);
-    using RS = decltype(out);
-    static_assert(detail::Results<RS>::count > 0, "kiln::compile: the model must return tensors");
-    detail::Results<RS>::each(out, [&](SymTensor& t, int) {
-      if (!t.valid() || t.tracer() != tracer) {
-        g.set_error(Status(Errc::invalid_argument) << "compile: the model returned a tensor that is not part of its trace");
-        return;
-      }
-      g.add_output(t.id());
-    });
-    if (!g.ok()) {
-      fail(Status(g.status().code()) << "while tracing: " << g.status().message());
-      return nullptr;
-    }
+    if (!detail::trace_model(fn_, *e->traced, args...)) return nullptr;
     ++stats_.traces;
     e->num_outputs = g.num_outputs();
     e->num_inputs = g.num_inputs();
@@ -402,11 +430,6 @@ class Compiled {
     }
     cache_.push_back(std::move(e));
     return cache_.back().get();
-  }
-
-  template <std::size_t... I, class... Args>
-  auto call_traced(std::index_sequence<I...>, const SymTensor* syms, const Args&... args) {
-    return fn_(detail::trace_arg<detail::tensor_index<I, Args...>()>(args, syms)...);
   }
 
   void run_entry(Entry& e, const void* const* ins, void* const* outs) {
@@ -442,12 +465,59 @@ Compiled<Fn, Backend> compile(Fn fn, Backend backend, CompileOptions opts = {}) 
 }
 
 /// The model run op by op (every intermediate materialised): the oracle and the baseline.
+///
+/// A function is first called directly on the concrete tensors, each op running at once. If it
+/// calls kiln::grad, that cannot work (a concrete loss has no graph), so the call is redone
+/// through the graph: the function is traced and its graph — forward and backward — is
+/// interpreted node by node with the same eager kernels (no passes, no fusion; see
+/// trace/interpret.hpp). This Eager object remembers it and goes through the graph directly on
+/// later calls.
 template <class Fn>
 struct Eager {
   Fn fn;
+  mutable bool through_graph = false;
+
   template <class... Args>
   auto operator()(const Args&... args) const {
-    return fn(args...);
+    using R = std::invoke_result_t<const Fn&, const Args&...>;
+    if (!through_graph) {
+      detail::GradProbe probe;
+      R direct = fn(args...);
+      if (probe.hits == 0) return direct;
+      through_graph = true;
+    }
+    return interpreted<R>(args...);
+  }
+
+ private:
+  template <class R, class... Args>
+  R interpreted(const Args&... args) const {
+    Tracer tracer;
+    if (!detail::trace_model(fn, tracer, args...)) return R{};
+    const Graph& g = tracer.graph;
+    const void* ins[kMaxGuardArgs]{};
+    int ni = 0;
+    auto bind = [&](const auto& a) {
+      using A = std::remove_cv_t<std::remove_reference_t<decltype(a)>>;
+      if constexpr (detail::is_concrete_v<A>) ins[ni++] = static_cast<const void*>(a.data());
+    };
+    (bind(args), ...);
+    detail::Interpreter run(g);
+    run.run(ins);
+    R result{};
+    bool ok = true;
+    detail::Results<R>::each(result, [&](auto& t, int k) {
+      using T = typename std::remove_reference_t<decltype(t)>::value_type;
+      const Node& out = g[g.output(k)];
+      if (!ok || out.dtype != dtype_of_v<T>) {
+        if (ok) fail(Status(Errc::dtype_mismatch) << "eager: output " << k << " has dtype " << out.dtype);
+        ok = false;
+        return;
+      }
+      t = Tensor<T>(out.shape, uninitialized);
+      if (t.size()) std::memcpy(static_cast<void*>(t.data()), run.value(g.output(k)), t.bytes());
+    });
+    return ok ? result : R{};
   }
 };
 template <class Fn>
