@@ -4,6 +4,9 @@
 # Debian packages kiln's scripts need. libeigen3-dev is optional for CMake (benchmarks
 # compare against Eigen when it is present) but the scripts install it.
 KILN_PACKAGES=(cmake make g++ clang libxsimd-dev xtl-dev doctest-dev libbenchmark-dev libeigen3-dev)
+# Cross compilers and qemu-user for scripts/test.sh's aarch64 and armv7 chains (not needed by
+# scripts/demo.sh; scripts/test.sh installs them unless KILN_CROSS=0).
+KILN_CROSS_PACKAGES=(g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user)
 JOBS=${JOBS:-2}
 
 kiln_log() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
@@ -35,14 +38,15 @@ kiln_apt_install() {
     apt-get install -y -q --no-install-recommends "$@" || return 1
 }
 
-# Installs whatever is missing; a no-op (no apt-get at all) when everything is present.
+# kiln_ensure_packages [extra package...]: installs whatever of KILN_PACKAGES and the extra
+# packages is missing; a no-op (no apt-get at all) when everything is present.
 kiln_ensure_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "note: not a Debian system; assuming build dependencies are installed" >&2
     return 0
   fi
   local missing=() p
-  for p in "${KILN_PACKAGES[@]}"; do
+  for p in "${KILN_PACKAGES[@]}" "$@"; do
     kiln_pkg_installed "$p" || missing+=("$p")
   done
   command -v python3 >/dev/null 2>&1 || missing+=(python3)
@@ -61,7 +65,7 @@ kiln_ensure_packages() {
       kiln_apt_install "$rt" || return 1
     fi
   fi
-  echo "packages: all present (${KILN_PACKAGES[*]} $rt python3)"
+  echo "packages: all present (${KILN_PACKAGES[*]} $* $rt python3)"
 }
 
 # The main tree, build/: g++, Release at -O2, -march=native, tests + bench + examples.
@@ -73,4 +77,17 @@ kiln_configure_main() {
     "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" \
     -DKILN_NATIVE=ON \
     -DKILN_BUILD_TESTS=ON -DKILN_BUILD_BENCH=ON -DKILN_BUILD_EXAMPLES=ON
+}
+
+# A cross tree build-<name>/ (tests only, Release -O2, warnings as errors as in build/): the
+# toolchain file sets the compiler and makes ctest run every test under qemu-user.
+#   kiln_configure_cross <build dir> <toolchain file> [cmake args...]
+kiln_configure_cross() {
+  local dir=$1 toolchain=$2
+  shift 2
+  cmake -S . -B "$dir" \
+    -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
+    -DCMAKE_BUILD_TYPE=Release \
+    "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" \
+    -DKILN_BUILD_TESTS=ON -DKILN_BUILD_BENCH=OFF -DKILN_BUILD_EXAMPLES=OFF "$@"
 }

@@ -168,7 +168,10 @@ Tol tolerance(EwFn f, double p0) {
     case EwFn::minimum: case EwFn::maximum: case EwFn::gt: case EwFn::lt: case EwFn::ge:
     case EwFn::le: case EwFn::eq: case EwFn::ne: case EwFn::where: case EwFn::sqrt:
       return {0, 0, 0, 0};
-    case EwFn::div: return {1, 0, 0, 0};             // aarch64 divides by Newton steps: 1 ulp
+    // Correctly rounded on every ISA, so x / x == 1 exactly: xsimd 8.1 divides by reciprocal
+    // estimate + Newton steps on all NEON (1-2 ulp), which ew_math replaces by vdivq_f32 on
+    // aarch64 and by lane-wise VFP division on armv7.
+    case EwFn::div: return {0, 0, 0, 0};
     case EwFn::exp: return {2, 0, 0, kTiny};          // ~1 ulp; denormal results may flush
     case EwFn::log: return {2, 0, 0, 0};
     case EwFn::rsqrt: return {2, 0, 0, 0};            // divide + sqrt: two roundings
