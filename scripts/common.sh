@@ -7,6 +7,9 @@ KILN_PACKAGES=(cmake make g++ clang libxsimd-dev xtl-dev doctest-dev libbenchmar
 # Only scripts/test.sh needs these: the Cortex-M4 firmware tests (bare-metal toolchain, newlib,
 # QEMU's mps2-an386 board).
 KILN_FIRMWARE_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev qemu-system-arm)
+# Cross compilers and qemu-user for scripts/test.sh's aarch64 and armv7 chains (not needed by
+# scripts/demo.sh; scripts/test.sh installs them unless KILN_CROSS=0).
+KILN_CROSS_PACKAGES=(g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user)
 JOBS=${JOBS:-2}
 
 kiln_log() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
@@ -38,8 +41,8 @@ kiln_apt_install() {
     apt-get install -y -q --no-install-recommends "$@" || return 1
 }
 
-# Installs whatever is missing of KILN_PACKAGES and the packages given as arguments; a no-op
-# (no apt-get at all) when everything is present.
+# kiln_ensure_packages [extra package...]: installs whatever of KILN_PACKAGES and the extra
+# packages is missing; a no-op (no apt-get at all) when everything is present.
 kiln_ensure_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "note: not a Debian system; assuming build dependencies are installed" >&2
@@ -77,4 +80,17 @@ kiln_configure_main() {
     "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" \
     -DKILN_NATIVE=ON \
     -DKILN_BUILD_TESTS=ON -DKILN_BUILD_BENCH=ON -DKILN_BUILD_EXAMPLES=ON
+}
+
+# A cross tree build-<name>/ (tests only, Release -O2, warnings as errors as in build/): the
+# toolchain file sets the compiler and makes ctest run every test under qemu-user.
+#   kiln_configure_cross <build dir> <toolchain file> [cmake args...]
+kiln_configure_cross() {
+  local dir=$1 toolchain=$2
+  shift 2
+  cmake -S . -B "$dir" \
+    -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
+    -DCMAKE_BUILD_TYPE=Release \
+    "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" \
+    -DKILN_BUILD_TESTS=ON -DKILN_BUILD_BENCH=OFF -DKILN_BUILD_EXAMPLES=OFF "$@"
 }

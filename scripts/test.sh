@@ -8,10 +8,16 @@
 #      package: cmake --install into build/package-check, then tests/package_consumer built
 #      against it with find_package(kiln) (kiln::kiln and kiln::compiled) and run
 #   4. build-cortex-m4/  tests/firmware/fw_*.cpp for a Cortex-M4F (arm-none-eabi, no heap, no
-#      exceptions), run under qemu-system-arm -M mps2-an386; footprint printed
+#      exceptions), run under qemu-system-arm -M mps2-an386; footprint and instruction counts
 #   5. build-asan/ clang++ with ASan + UBSan (tests only); ctest
+#   6. build-aarch64/  aarch64-linux-gnu-g++ (NEON, xsimd neon64), tests only; ctest under qemu-aarch64
+#   7. build-armv7/    arm-linux-gnueabihf-g++ -mfpu=neon-vfpv4 (xsimd neon), tests only; ctest under
+#                      qemu-arm (cmake/toolchains/; Release -O2 and -Werror as in build/)
+#   8. build-armv7-vfp/ (only with KILN_CROSS_NOSIMD=1) armv7 without NEON: xsimd has no arch,
+#                      every kernel runs its scalar fallback; ctest under qemu-arm
 #
-# Idempotent: reruns reuse both build trees. Env: JOBS (default 2).
+# Idempotent: reruns reuse the build trees. Env: JOBS (default 2); KILN_CROSS=0 skips steps 6-8
+# and their packages (default 1, as in CI); KILN_CROSS_NOSIMD=1 adds step 8.
 # Exit status is non-zero if any step failed; a summary is printed either way.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -72,7 +78,14 @@ configure_asan() {
     -DKILN_BUILD_TESTS=ON -DKILN_BUILD_BENCH=OFF -DKILN_BUILD_EXAMPLES=OFF
 }
 
-step "packages" kiln_ensure_packages "${KILN_FIRMWARE_PACKAGES[@]}" || exit 1
+KILN_CROSS=${KILN_CROSS:-1}
+KILN_CROSS_NOSIMD=${KILN_CROSS_NOSIMD:-0}
+if [ "$KILN_CROSS" = 0 ]; then
+  SKIPPED+=("KILN_CROSS=0: aarch64 and armv7 (qemu) chains skipped")
+  step "packages" kiln_ensure_packages "${KILN_FIRMWARE_PACKAGES[@]}" || exit 1
+else
+  step "packages" kiln_ensure_packages "${KILN_FIRMWARE_PACKAGES[@]}" "${KILN_CROSS_PACKAGES[@]}" || exit 1
+fi
 
 # Each chain stops at its first failure; the next chain still runs.
 { step "gcc: configure build/" kiln_configure_main &&
@@ -113,5 +126,26 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 { step "clang asan+ubsan: configure build-asan/" configure_asan &&
   step "clang asan+ubsan: build (-j$JOBS)" cmake --build build-asan -j "$JOBS" &&
   step "clang asan+ubsan: ctest" ctest --test-dir build-asan "${CTEST_ARGS[@]}"; } || true
+
+# Cross chains: the same tests built for ARM and run under qemu-user (ctest goes through the
+# toolchain's CMAKE_CROSSCOMPILING_EMULATOR). Each chain stops at its first failure.
+if [ "$KILN_CROSS" != 0 ]; then
+  TC=$PWD/cmake/toolchains
+  { step "aarch64 (qemu): configure build-aarch64/" kiln_configure_cross build-aarch64 "$TC/aarch64-linux-gnu.cmake" &&
+    step "aarch64 (qemu): build (-j$JOBS)" cmake --build build-aarch64 -j "$JOBS" &&
+    step "aarch64 (qemu): ctest" ctest --test-dir build-aarch64 "${CTEST_ARGS[@]}"; } || true
+
+  { step "armv7 (qemu): configure build-armv7/" kiln_configure_cross build-armv7 "$TC/arm-linux-gnueabihf.cmake" &&
+    step "armv7 (qemu): build (-j$JOBS)" cmake --build build-armv7 -j "$JOBS" &&
+    step "armv7 (qemu): ctest" ctest --test-dir build-armv7 "${CTEST_ARGS[@]}"; } || true
+
+  if [ "$KILN_CROSS_NOSIMD" = 1 ]; then
+    { step "armv7 VFP, no NEON (qemu): configure build-armv7-vfp/" kiln_configure_cross build-armv7-vfp \
+        "$TC/arm-linux-gnueabihf.cmake" -DKILN_ARM_FPU=vfpv3-d16 &&
+      step "armv7 VFP, no NEON (qemu): build (-j$JOBS)" cmake --build build-armv7-vfp -j "$JOBS" &&
+      step "armv7 VFP, no NEON (qemu): ctest" ctest --test-dir build-armv7-vfp "${CTEST_ARGS[@]}"; } || true
+  fi
+  SKIPPED+=("qemu chains: test_random_graphs ran KILN_FUZZ_COUNT=${KILN_FUZZ_COUNT:-10000 (its Release default)} graphs, as natively")
+fi
 
 exit "$FAILED"

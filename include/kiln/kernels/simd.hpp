@@ -3,6 +3,10 @@
 // xsimd is included only when it has an architecture for this target (probing
 // its config header first is safe on any target, Cortex-M included). Otherwise,
 // or under KILN_NO_SIMD, KILN_SIMD is 0 and every kernel uses its scalar twin.
+//
+// armv7 NEON (32-bit Advanced SIMD) always flushes denormal operands and results to zero,
+// whatever FPSCR says, so the SIMD kernels do there too; aarch64, x86 and the scalar twins keep
+// denormals. Division and sqrt are not NEON on armv7 at all (ew_math.hpp).
 #pragma once
 
 #include "../core/config.hpp"
