@@ -9063,6 +9063,14 @@ class Executable {
       st[1] = v.strides[r - 1];
       return st;
     };
+    e.run_tail_block(s, c, ldc, Shape{m, n}, at, two_d);
+  }
+
+  /// Runs step `s`'s tail program on a finished block of C (rows x cols in `block`, row stride
+  /// ldc): operand 0 is the block, the other operands and the targets are addressed by `at`
+  /// (a ValueSpec's pointer at the block's origin) with 2-D strides from `two_d`.
+  template <class At, class TwoD>
+  void run_tail_block(const Step& s, float* c, index_t ldc, const Shape& block, At&& at, TwoD&& two_d) const {
     OperandSlots op_slots;
     TargetSlots tgt_slots;
     kernels::EwOperand* ops = op_slots.v;
@@ -9072,14 +9080,14 @@ class Executable {
     cst[1] = 1;
     ops[0] = kernels::EwOperand{c, DType::f32, cst};  // operand 0 is the accumulator block
     for (int k = 1; k < s.num_ops; ++k) {
-      const ValueSpec& v = e.specs_[s.op_begin + k];
+      const ValueSpec& v = specs_[s.op_begin + k];
       ops[k] = kernels::EwOperand{at(v), v.dtype, two_d(v)};
     }
     for (int k = 0; k < s.num_tgts; ++k) {
-      const ValueSpec& v = e.specs_[s.tgt_begin + k];
+      const ValueSpec& v = specs_[s.tgt_begin + k];
       tgts[k] = kernels::EwTarget{const_cast<char*>(at(v)), v.dtype, two_d(v)};
     }
-    kernels::ew_run(e.program(s), ops, s.num_ops, tgts, s.num_tgts, Shape{m, n});
+    kernels::ew_run(program(s), ops, s.num_ops, tgts, s.num_tgts, block);
   }
 
   /// The tail of a conv step: blocks of output rows (pixels) are split into runs the operands'
@@ -9090,10 +9098,6 @@ class Executable {
     const Executable& e = *t.self;
     const Step& s = *t.step;
     const index_t OH = s.loop[1], OW = s.loop[2];
-    OperandSlots op_slots;
-    TargetSlots tgt_slots;
-    kernels::EwOperand* ops = op_slots.v;
-    kernels::EwTarget* tgts = tgt_slots.v;
     for (index_t i = i0; i < i0 + m;) {
       const index_t ow = i % OW, oh = (i / OW) % OH, nb = i / (OW * OH);
       const index_t len = s.rows_merge ? i0 + m - i : (OW - ow < i0 + m - i ? OW - ow : i0 + m - i);
@@ -9110,19 +9114,7 @@ class Executable {
         st[1] = v.strides[3];
         return st;
       };
-      Strides cst;
-      cst[0] = ldc;
-      cst[1] = 1;
-      ops[0] = kernels::EwOperand{c + (i - i0) * ldc, DType::f32, cst};  // the finished block of C
-      for (int k = 1; k < s.num_ops; ++k) {
-        const ValueSpec& v = e.specs_[s.op_begin + k];
-        ops[k] = kernels::EwOperand{at(v), v.dtype, two_d(v)};
-      }
-      for (int k = 0; k < s.num_tgts; ++k) {
-        const ValueSpec& v = e.specs_[s.tgt_begin + k];
-        tgts[k] = kernels::EwTarget{const_cast<char*>(at(v)), v.dtype, two_d(v)};
-      }
-      kernels::ew_run(e.program(s), ops, s.num_ops, tgts, s.num_tgts, Shape{len, n});
+      e.run_tail_block(s, c + (i - i0) * ldc, ldc, Shape{len, n}, at, two_d);
       i += len;
     }
   }
