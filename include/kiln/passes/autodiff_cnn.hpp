@@ -63,21 +63,31 @@ constexpr int spread_for_transpose(GradBuilder& b, int gy, const Window2d& win, 
   return spread(b, rows, 2, win.stride_w, span_w - win.pad_left, w + span_w);
 }
 
-/// Reverses `axis` of v (the kernel flip of a transposed convolution). Slices take positive steps
-/// only, so the rows are sliced one by one and concatenated back to front (kMaxInputs at a time).
-constexpr int flip(GradBuilder& b, int v, int axis) {
-  if (v < 0) return -1;
-  const index_t n = b.shape(v)[axis];
+/// Concatenates parts[0..count) along `axis`, kMaxInputs at a time.
+constexpr int concat_all(GradBuilder& b, const int* parts, int count, int axis) {
   int acc = -1;
-  for (index_t i = 0; i < n;) {
+  for (int i = 0; i < count;) {
     Node cat;
     cat.op = Op::concat;
     cat.axis = axis;
     if (acc >= 0) cat.inputs[cat.num_inputs++] = acc;
-    for (; i < n && cat.num_inputs < kMaxInputs; ++i) cat.inputs[cat.num_inputs++] = b.slice(v, axis, n - 1 - i, 1, 1);
+    for (; i < count && cat.num_inputs < kMaxInputs; ++i) cat.inputs[cat.num_inputs++] = parts[i];
     acc = cat.num_inputs == 1 ? cat.inputs[0] : b.append(cat);
   }
   return acc;
+}
+
+/// The most kernel rows (or columns) a backward rule unrolls; larger kernels are an error.
+inline constexpr int kMaxUnrolledKernel = 64;
+
+/// Reverses `axis` of v (the kernel flip of a transposed convolution): slices take positive steps
+/// only, so the rows are sliced one by one and concatenated back to front.
+constexpr int flip(GradBuilder& b, int v, int axis) {
+  if (v < 0) return -1;
+  const int n = static_cast<int>(b.shape(v)[axis]);
+  int rows[kMaxUnrolledKernel]{};
+  for (int i = 0; i < n; ++i) rows[i] = b.slice(v, axis, n - 1 - i, 1, 1);
+  return concat_all(b, rows, n, axis);
 }
 
 /// conv2d: x [N, H, W, C], w [O, kh, kw, C/g] -> y [N, OH, OW, O], groups g.
@@ -144,25 +154,41 @@ constexpr int avg_pool2d_backward(GradBuilder& b, int id, int gy) {
 }
 
 /// max_pool2d: per kernel tap, the window elements equal to the maximum take what is left of the
-/// window's gradient (the first such tap takes all of it), placed back with unslice.
+/// window's gradient (so the first such tap takes all of it). The taps' shares go back to their
+/// pixels by unslice and add or, when the windows tile the input (stride == kernel), by
+/// interleaving them with two concats and a reshape (no overlap: no adds, one pass).
 constexpr int max_pool2d_backward(GradBuilder& b, int id, int gy) {
   const Node n = b.node(id);
   const int x = n.inputs[0];
   const Shape xs = b.shape(x), ys = b.shape(id);
   const Window2d& win = n.win;
+  const int kh = win.kernel_h, kw = win.kernel_w;
   const index_t hp = xs[1] + win.pad_top + win.pad_bottom, wp = xs[2] + win.pad_left + win.pad_right;
   const bool padded = hp != xs[1] || wp != xs[2];
+  const bool tiled = win.stride_h == kh && win.stride_w == kw;
   const int xp = padded ? window_op(b, Op::pad, win, x, -1, ReduceKind::sum, -std::numeric_limits<float>::infinity()) : x;
   int left = gy, acc = -1;
-  for (int a = 0; a < win.kernel_h; ++a)
-    for (int c = 0; c < win.kernel_w; ++c) {
+  int row[kMaxUnrolledKernel]{}, rows[kMaxUnrolledKernel]{};
+  const Shape tap_shape{ys[0], ys[1], 1, ys[2], 1, ys[3]};
+  for (int a = 0; a < kh; ++a) {
+    for (int c = 0; c < kw; ++c) {
       const int tap = b.slice(b.slice(xp, 1, a, ys[1], win.stride_h), 2, c, ys[2], win.stride_w);
       const int hit = b.ew(EwFn::eq, tap, id);
       const int share = b.keep_where(hit, left);
-      if (a + 1 < win.kernel_h || c + 1 < win.kernel_w) left = b.select(hit, b.scalar(0.f), left);
+      if (a + 1 < kh || c + 1 < kw) left = b.select(hit, b.scalar(0.f), left);
+      if (tiled) {
+        row[c] = b.reshape(share, tap_shape);
+        continue;
+      }
       const int placed = b.pad(b.pad(share, 1, a, win.stride_h, hp), 2, c, win.stride_w, wp);
       acc = acc < 0 ? placed : b.ew(EwFn::add, acc, placed);
     }
+    if (tiled) rows[a] = concat_all(b, row, kw, 4);
+  }
+  if (tiled) {  // [N, OH, kh, OW, kw, C] -> the covered part of the padded input, then its rest
+    acc = b.reshape(concat_all(b, rows, kh, 2), Shape{ys[0], ys[1] * kh, ys[2] * kw, ys[3]});
+    acc = spread(b, spread(b, acc, 1, 1, 0, hp), 2, 1, 0, wp);
+  }
   if (!padded) return acc;
   return b.slice(b.slice(acc, 1, win.pad_top, xs[1], 1), 2, win.pad_left, xs[2], 1);
 }
@@ -180,6 +206,14 @@ constexpr int upsample_backward(GradBuilder& b, int id, int gy) {
 /// The CNN ops' contributions to their inputs (autodiff.hpp's dispatch).
 constexpr void cnn_backward(GradBuilder& b, int id, int gy, const bool* need, int* contrib) {
   const Node& n = b.node(id);
+  const bool unrolled = n.op == Op::conv2d || (n.op == Op::pool2d && n.rk == ReduceKind::max);
+  if (unrolled && (n.win.kernel_h > kMaxUnrolledKernel || n.win.kernel_w > kMaxUnrolledKernel)) {
+    Status s(Errc::not_supported);
+    b.fail(s << "autodiff: " << (n.op == Op::conv2d ? "conv2d" : "max_pool2d") << " kernel " << n.win.kernel_h << 'x'
+             << n.win.kernel_w << " (node %" << id << ", input " << b.shape(n.inputs[0])
+             << "): the backward unrolls at most " << kMaxUnrolledKernel << " rows and columns");
+    return;
+  }
   switch (n.op) {
     case Op::conv2d: conv2d_backward(b, id, gy, need, contrib); return;
     case Op::pool2d:

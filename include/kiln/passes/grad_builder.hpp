@@ -110,6 +110,11 @@ class GradBuilder {
     n.num_inputs = 1;
     return add(n);
   }
+  /// Records `s` as the graph's error (the first error sticks); returns -1 like a failed helper.
+  constexpr int fail(const Status& s) {
+    if (g_.ok()) g_.set_error(s);
+    return -1;
+  }
   /// Appends any node (its inputs checked like every helper's).
   constexpr int append(const Node& n) { return add(n); }
   constexpr int matmul(int a, int b, bool trans_b) {
