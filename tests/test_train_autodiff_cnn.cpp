@@ -48,6 +48,8 @@ TEST_CASE("conv2d: input and weight gradients for strides, padding, dilation and
        Conv2dOptions().with_stride(2).with_dilation(2, 1).with_padding(Padding2d::same())},
       {"1x1, stride 2, padding larger than the span", {1, 5, 4, 2}, {3, 1, 1, 2},
        Conv2dOptions().with_stride(2).with_padding(Padding2d::sides(1, 2, 2, 1))},
+      {"stride 3 over one row: the window reads only padding", {1, 1, 4, 2}, {2, 1, 1, 2},
+       Conv2dOptions().with_stride(3).with_padding(Padding2d::sides(1, 1, 0, 0))},
       {"groups 2", {1, 5, 5, 4}, {6, 3, 3, 2}, Conv2dOptions().with_groups(2).with_padding(Padding2d::symmetric(1, 0))},
       {"depthwise", {2, 5, 4, 3}, {3, 3, 3, 1}, Conv2dOptions().with_groups(3).with_padding(Padding2d::same())},
       {"depthwise, multiplier 2, stride 2", {1, 7, 6, 3}, {6, 3, 3, 1},
