@@ -70,7 +70,8 @@ constexpr int new_group(Fusion& f, GroupKind k, int root, const Shape& loop) {
 }
 
 /// Kahn's algorithm over the group graph; writes the order and returns false on a cycle.
-/// Ties go to the group with the smallest node id, so the order follows the trace.
+/// Ties go to the group with the smallest node id, so the order follows the trace; a ready
+/// offload group goes first (an asynchronous device then works while the CPU runs the rest).
 constexpr bool order_groups(const Graph& g, Fusion& f) {
   const int G = f.num_groups;
   int indeg[kMaxNodes]{};
@@ -91,7 +92,11 @@ constexpr bool order_groups(const Graph& g, Fusion& f) {
   for (int n = 0; n < G; ++n) {
     int pick = -1;
     for (int k = 0; k < G; ++k)
-      if (!done[k] && indeg[k] == 0 && (pick < 0 || first_node[k] < first_node[pick])) pick = k;
+      if (!done[k] && indeg[k] == 0 &&
+          (pick < 0 || (f.groups[k].kind == GroupKind::offload) > (f.groups[pick].kind == GroupKind::offload) ||
+           ((f.groups[k].kind == GroupKind::offload) == (f.groups[pick].kind == GroupKind::offload) &&
+            first_node[k] < first_node[pick])))
+        pick = k;
     if (pick < 0) return false;
     done[pick] = true;
     f.order[n] = pick;
