@@ -289,3 +289,51 @@ TEST_CASE("no backend, or one that claims nothing, leaves the plan unchanged") {
   CHECK(net.stats().offload->offloaded_regions == 0);
   CHECK(dev.log.compiles == 0);
 }
+
+TEST_CASE("a strided region input is copied densely; a region value read by the CPU and returned") {
+  Mlp p;
+  auto model = [&p](auto x) {
+    auto h = kiln::relu(kiln::linear(kiln::transpose(x), p.w1, p.b1));  // reads x [10, 6] as [6, 10]
+    auto doubled = h * 2.f;                                              // same region (predicate)
+    return std::make_tuple(kiln::exp(h), doubled, h);                    // h: CPU input and output
+  };
+  refdev::Device dev;
+  const auto be = refdev::backend(dev);
+  auto net = kiln::compile(model, with(be));
+  auto cpu = kiln::compile(model);
+  const auto x = kt::random_tensor({10, 6}, 19);
+  const auto [e, d, h] = net(x);
+  const auto [e0, d0, h0] = cpu(x);
+  kt::check_close(e, e0, kTol, "exp of a region output");
+  kt::check_close(d, d0, kTol, "region output");
+  kt::check_close(h, h0, kTol, "region value that is also an output");
+  const kiln::accel::Report& r = *net.stats().offload;
+  CHECK(r.offloaded_regions == 1);
+  CHECK(dev.log.calls[0] == "compile r0: linear_bias_relu mul");
+  const kiln::Graph& g = planned(net);
+  for (int i = 0; i < g.size(); ++i)
+    if (g[i].op == kiln::Op::permute) CHECK(r.placement[i] == kiln::accel::Placement::view);
+}
+
+TEST_CASE("two backends: the first one's regions win, the second takes what is left") {
+  Mlp p;
+  refdev::Device dev_a, dev_b;
+  kiln::accel::Backend both[2] = {refdev::backend(dev_a, nullptr), refdev::backend(dev_b)};  // patterns only; all
+  both[1].target.name = "second";
+  both[1].target.num_patterns = 0;  // single ops only
+  kiln::CompileOptions o;
+  o.offload = kiln::accel::offload(both, 2);
+  auto net = kiln::compile(split_model(p), o);
+  const auto x = kt::random_tensor({3, 10}, 20);
+  kt::check_close(net(x), kiln::compile(split_model(p))(x), kTol, "two backends vs CPU plan");
+  const kiln::accel::Report& r = *net.stats().offload;
+  CHECK(r.offloaded_regions == 3);
+  CHECK(dev_a.log.calls[0] == "compile r0: linear_bias_relu");
+  CHECK(dev_a.log.calls[1] == "compile r1: linear_bias");
+  REQUIRE(!dev_b.log.calls.empty());
+  CHECK(dev_b.log.calls[0] == "compile r2: mul");
+  CHECK(r.regions[2].backend == 1);
+  std::ostringstream os;
+  net.print_graph(os);
+  CHECK(os.str().find("r2 on second: %") != std::string::npos);
+}

@@ -1620,6 +1620,7 @@ enum class Placement : std::uint8_t {
   not_supported,    // neither a pattern nor the predicate accepts it
   predicate_threw,  // the target's predicate threw: treated as a refusal
   view,             // a view (reshape, permute, slice, expand): no kernel, it stays with its readers
+  taken,            // claimed by an earlier backend (partition's `taken`)
 };
 
 constexpr const char* placement_name(Placement p) {
@@ -1629,6 +1630,7 @@ constexpr const char* placement_name(Placement p) {
     case Placement::not_supported: return "not supported by the target";
     case Placement::predicate_threw: return "the target's predicate threw";
     case Placement::view: return "a view (no kernel of its own)";
+    case Placement::taken: return "claimed by an earlier backend";
   }
   return "?";
 }
@@ -1702,7 +1704,8 @@ constexpr bool region_is_convex(const Graph& g, const bool* in) {
 
 /// Partitions `g` for target `t` (see the file comment). Deterministic: same graph, same target,
 /// same regions. A constant expression when the target has patterns only (no predicate).
-constexpr void partition(const Graph& g, const Target& t, Partition& p) {
+/// taken[i] (optional): node i already runs elsewhere (an earlier backend) and is not claimed.
+constexpr void partition(const Graph& g, const Target& t, Partition& p, const bool* taken = nullptr) {
   const int n = g.size();
   int uses[kMaxNodes]{};
   g.count_uses(uses);
@@ -1716,7 +1719,8 @@ constexpr void partition(const Graph& g, const Target& t, Partition& p) {
       int chain[kMaxPatternSteps]{};
       const int len = detail::match_chain(g, uses, t.patterns[q], i, chain);
       bool free = len > 0;
-      for (int s = 0; s < len; ++s) free = free && p.composite_of[chain[s]] < 0 && !g[chain[s]].is_view();
+      for (int s = 0; s < len; ++s)
+        free = free && p.composite_of[chain[s]] < 0 && !g[chain[s]].is_view() && !(taken && taken[chain[s]]);
       if (!free) continue;
       for (int s = 0; s < len; ++s) {
         p.composite_of[chain[s]] = q;
@@ -1736,6 +1740,10 @@ constexpr void partition(const Graph& g, const Target& t, Partition& p) {
     }
     if (g[i].is_view()) {  // a region reads or writes whole dense values; views are addressing
       p.placement[i] = Placement::view;
+      continue;
+    }
+    if (taken && taken[i]) {
+      p.placement[i] = Placement::taken;
       continue;
     }
     bool threw = false;
@@ -7444,7 +7452,8 @@ constexpr int new_group(Fusion& f, GroupKind k, int root, const Shape& loop) {
 }
 
 /// Kahn's algorithm over the group graph; writes the order and returns false on a cycle.
-/// Ties go to the group with the smallest node id, so the order follows the trace.
+/// Ties go to the group with the smallest node id, so the order follows the trace; a ready
+/// offload group goes first (an asynchronous device then works while the CPU runs the rest).
 constexpr bool order_groups(const Graph& g, Fusion& f) {
   const int G = f.num_groups;
   int indeg[kMaxNodes]{};
@@ -7465,7 +7474,11 @@ constexpr bool order_groups(const Graph& g, Fusion& f) {
   for (int n = 0; n < G; ++n) {
     int pick = -1;
     for (int k = 0; k < G; ++k)
-      if (!done[k] && indeg[k] == 0 && (pick < 0 || first_node[k] < first_node[pick])) pick = k;
+      if (!done[k] && indeg[k] == 0 &&
+          (pick < 0 || (f.groups[k].kind == GroupKind::offload) > (f.groups[pick].kind == GroupKind::offload) ||
+           ((f.groups[k].kind == GroupKind::offload) == (f.groups[pick].kind == GroupKind::offload) &&
+            first_node[k] < first_node[pick])))
+        pick = k;
     if (pick < 0) return false;
     done[pick] = true;
     f.order[n] = pick;
@@ -11758,9 +11771,9 @@ inline OffloadState* plan(const Offload& o, const Graph& g, int* region_of, Stat
   for (int bi = 0; bi < nb; ++bi) {
     const Backend& b = o.backends[bi];
     rep.backend_names[bi] = b.target.name;
-    partition(g, b.target, *part);
+    partition(g, b.target, *part, taken);
     const Partition& p = *part;
-    if (bi == 0)
+    if (bi == 0)  // why a node stays on the CPU: the first backend's verdict
       for (int i = 0; i < g.size(); ++i) rep.placement[i] = p.placement[i];
     for (int r = 0; r < p.num_regions; ++r) {
       bool in[kMaxNodes]{};
@@ -11771,7 +11784,7 @@ inline OffloadState* plan(const Offload& o, const Graph& g, int* region_of, Stat
         free = free && !(in[i] && taken[i]);
         count += in[i] ? 1 : 0;
       }
-      if (!free || count == 0) continue;  // an earlier backend runs (part of) it
+      if (!free || count == 0) continue;  // (cannot happen: taken nodes are never claimed)
       if (rep.num_regions >= kMaxRegions) break;
       const int R = rep.num_regions++;
       st->regions.emplace_back();

@@ -174,9 +174,9 @@ inline OffloadState* plan(const Offload& o, const Graph& g, int* region_of, Stat
   for (int bi = 0; bi < nb; ++bi) {
     const Backend& b = o.backends[bi];
     rep.backend_names[bi] = b.target.name;
-    partition(g, b.target, *part);
+    partition(g, b.target, *part, taken);
     const Partition& p = *part;
-    if (bi == 0)
+    if (bi == 0)  // why a node stays on the CPU: the first backend's verdict
       for (int i = 0; i < g.size(); ++i) rep.placement[i] = p.placement[i];
     for (int r = 0; r < p.num_regions; ++r) {
       bool in[kMaxNodes]{};
@@ -187,7 +187,7 @@ inline OffloadState* plan(const Offload& o, const Graph& g, int* region_of, Stat
         free = free && !(in[i] && taken[i]);
         count += in[i] ? 1 : 0;
       }
-      if (!free || count == 0) continue;  // an earlier backend runs (part of) it
+      if (!free || count == 0) continue;  // (cannot happen: taken nodes are never claimed)
       if (rep.num_regions >= kMaxRegions) break;
       const int R = rep.num_regions++;
       st->regions.emplace_back();

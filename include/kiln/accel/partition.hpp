@@ -22,6 +22,7 @@ enum class Placement : std::uint8_t {
   not_supported,    // neither a pattern nor the predicate accepts it
   predicate_threw,  // the target's predicate threw: treated as a refusal
   view,             // a view (reshape, permute, slice, expand): no kernel, it stays with its readers
+  taken,            // claimed by an earlier backend (partition's `taken`)
 };
 
 constexpr const char* placement_name(Placement p) {
@@ -31,6 +32,7 @@ constexpr const char* placement_name(Placement p) {
     case Placement::not_supported: return "not supported by the target";
     case Placement::predicate_threw: return "the target's predicate threw";
     case Placement::view: return "a view (no kernel of its own)";
+    case Placement::taken: return "claimed by an earlier backend";
   }
   return "?";
 }
@@ -104,7 +106,8 @@ constexpr bool region_is_convex(const Graph& g, const bool* in) {
 
 /// Partitions `g` for target `t` (see the file comment). Deterministic: same graph, same target,
 /// same regions. A constant expression when the target has patterns only (no predicate).
-constexpr void partition(const Graph& g, const Target& t, Partition& p) {
+/// taken[i] (optional): node i already runs elsewhere (an earlier backend) and is not claimed.
+constexpr void partition(const Graph& g, const Target& t, Partition& p, const bool* taken = nullptr) {
   const int n = g.size();
   int uses[kMaxNodes]{};
   g.count_uses(uses);
@@ -118,7 +121,8 @@ constexpr void partition(const Graph& g, const Target& t, Partition& p) {
       int chain[kMaxPatternSteps]{};
       const int len = detail::match_chain(g, uses, t.patterns[q], i, chain);
       bool free = len > 0;
-      for (int s = 0; s < len; ++s) free = free && p.composite_of[chain[s]] < 0 && !g[chain[s]].is_view();
+      for (int s = 0; s < len; ++s)
+        free = free && p.composite_of[chain[s]] < 0 && !g[chain[s]].is_view() && !(taken && taken[chain[s]]);
       if (!free) continue;
       for (int s = 0; s < len; ++s) {
         p.composite_of[chain[s]] = q;
@@ -138,6 +142,10 @@ constexpr void partition(const Graph& g, const Target& t, Partition& p) {
     }
     if (g[i].is_view()) {  // a region reads or writes whole dense values; views are addressing
       p.placement[i] = Placement::view;
+      continue;
+    }
+    if (taken && taken[i]) {
+      p.placement[i] = Placement::taken;
       continue;
     }
     bool threw = false;
