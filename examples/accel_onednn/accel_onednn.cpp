@@ -4,17 +4,19 @@
 // Each case is a model compiled twice: with kiln's CPU kernels only, and with the oneDNN backend
 // (onednn_backend.hpp: conv2d/linear + bias + ReLU as one oneDNN primitive with a post-op, weights
 // reordered once). It checks the two agree, then prints the median time per call of both and which
-// wins. kiln is single-threaded; run with OMP_NUM_THREADS=1 for a like-for-like comparison
+// wins (median CPU time per call). kiln is single-threaded; run with OMP_NUM_THREADS=1 for a like-for-like comparison
 // (scripts/demo.sh does), without it oneDNN uses every core.
 #include "onednn_backend.hpp"
 
 #include <algorithm>
-#include <chrono>
+#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <random>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -26,26 +28,36 @@ kiln::Tensor<float> random(kiln::Shape s, unsigned seed, float scale) {
   return t;
 }
 
-/// Median over 7 batches of the time per call (batches of enough calls to last ~20 ms).
-template <class F>
-double median_us(F&& call) {
-  using Clock = std::chrono::steady_clock;
-  call();
-  int n = 1;
-  for (;;) {
-    const auto t0 = Clock::now();
-    for (int i = 0; i < n; ++i) call();
-    if (std::chrono::duration<double>(Clock::now() - t0).count() > 0.02 || n >= (1 << 20)) break;
-    n *= 2;
+/// Median CPU time per call of `a` and of `b` (process CPU time: the shared machine's other jobs
+/// do not count; single-threaded runs), measured in 9 interleaved rounds, each a batch of enough
+/// calls to last ~10 ms.
+template <class A, class B>
+std::pair<double, double> median_us(A&& a, B&& b) {
+  auto cpu_s = [] { return static_cast<double>(std::clock()) / CLOCKS_PER_SEC; };
+  auto calls_for = [&](auto& f) {
+    f();
+    int n = 1;
+    for (;;) {
+      const double t0 = cpu_s();
+      for (int i = 0; i < n; ++i) f();
+      if (cpu_s() - t0 > 0.01 || n >= (1 << 20)) return n;
+      n *= 2;
+    }
+  };
+  auto batch = [&](auto& f, int n) {
+    const double t0 = cpu_s();
+    for (int i = 0; i < n; ++i) f();
+    return (cpu_s() - t0) * 1e6 / n;
+  };
+  const int na = calls_for(a), nb = calls_for(b);
+  std::vector<double> ta, tb;
+  for (int r = 0; r < 9; ++r) {
+    ta.push_back(batch(a, na));
+    tb.push_back(batch(b, nb));
   }
-  std::vector<double> t;
-  for (int r = 0; r < 7; ++r) {
-    const auto t0 = Clock::now();
-    for (int i = 0; i < n; ++i) call();
-    t.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count() / n);
-  }
-  std::sort(t.begin(), t.end());
-  return t[3];
+  std::sort(ta.begin(), ta.end());
+  std::sort(tb.begin(), tb.end());
+  return {ta[4], tb[4]};
 }
 
 struct Row {
@@ -70,8 +82,7 @@ void bench(const Row& row, Model model, const kiln::Tensor<float>& x, const kiln
   }
   const kiln::accel::Report& r = *dev.stats().offload;
   if (show_graph) dev.print_graph(std::cout);
-  const double tc = median_us([&] { cpu.run_into(a, x); });
-  const double td = median_us([&] { dev.run_into(b, x); });
+  const auto [tc, td] = median_us([&] { cpu.run_into(a, x); }, [&] { dev.run_into(b, x); });
   std::printf("| %-40s | %9.1f | %6.1f | %9.1f | %6.1f | %-6s | %d/%d | %.1e |\n", row.name, tc, row.flops / tc * 1e-3, td,
               row.flops / td * 1e-3, tc <= td ? "kiln" : "oneDNN", r.offloaded_nodes, dev.stats().nodes, err / (mag > 0 ? mag : 1));
 }
