@@ -131,7 +131,8 @@ class Executable {
     int pinned[kMaxNodes];
     if (offload && offload->active()) {
       hooks_ = offload->hooks;
-      offload_.reset(hooks_->plan(*offload, g, pinned, status));
+      offload_ = std::unique_ptr<accel::OffloadState, OffloadDeleter>(hooks_->plan(*offload, g, pinned, status),
+                                                                      OffloadDeleter{hooks_->destroy});
       if (!offload_) return false;
       info_.offload = &hooks_->report(*offload_);
     }
@@ -896,10 +897,10 @@ class Executable {
   // Accelerator regions (accel/offload.hpp), reached only through the hooks: null without backends.
   const accel::OffloadHooks* hooks_ = nullptr;
   struct OffloadDeleter {
-    const accel::OffloadHooks* const* hooks;
-    void operator()(accel::OffloadState* s) const { (*hooks)->destroy(s); }
+    void (*destroy)(accel::OffloadState*);
+    void operator()(accel::OffloadState* s) const { destroy(s); }
   };
-  std::unique_ptr<accel::OffloadState, OffloadDeleter> offload_{nullptr, OffloadDeleter{&hooks_}};
+  std::unique_ptr<accel::OffloadState, OffloadDeleter> offload_{nullptr, OffloadDeleter{nullptr}};
 
   // The offload steps' lowering and run (a fragment of this class: it needs its private helpers).
 #include "executable_offload.hpp"
