@@ -9,6 +9,8 @@
 #include <sstream>
 #include <string>
 
+#include <kiln/accel/host_async.hpp>
+
 #include "accel_reference_backend.hpp"
 #include "test_util.hpp"
 
@@ -336,4 +338,21 @@ TEST_CASE("two backends: the first one's regions win, the second takes what is l
   std::ostringstream os;
   net.print_graph(os);
   CHECK(os.str().find("r2 on second: %") != std::string::npos);
+}
+
+TEST_CASE("HostAsync runs a synchronous backend on a worker thread") {
+  Mlp p;
+  refdev::Device dev;
+  kiln::accel::HostAsync worker(refdev::backend(dev));  // outlives the model below
+  const kiln::accel::Backend be = worker.backend();
+  CHECK(be.is_async());
+  auto net = kiln::compile(mlp_model(p), with(be));
+  const auto x = kt::random_tensor({9, 10}, 21);
+  const auto want = kiln::compile(mlp_model(p))(x);
+  for (int call = 0; call < 3; ++call) kt::check_close(net(x), want, kTol, "HostAsync vs CPU plan");
+  CHECK(net.stats().offload->regions[0].async);
+  CHECK(dev.log.runs == 3);  // the inner run, once per call, on the worker
+  dev.opt.fail_run = true;   // a failure on the worker surfaces at wait: CPU fallback
+  kt::check_close(net(x), want, kTol, "HostAsync run failure");
+  CHECK(net.stats().offload->run_fallbacks == 1);
 }
