@@ -35,8 +35,11 @@ constexpr int window_op(GradBuilder& b, Op op, const Window2d& win, int x, int w
 }
 
 /// Places the rows of v along `axis` at before, before + stride, ... inside zeros of `extent`;
-/// rows that would land outside (a negative `before`, or past the end) are dropped.
-constexpr int spread(GradBuilder& b, int v, int axis, index_t stride, index_t before, index_t extent) {
+/// rows that would land outside (a negative `before`, or past the end) are dropped. Up to
+/// `max_pad` zeros on each side are left to the consumer, a window op, as its padding (added to
+/// *pad_before / *pad_after): only zeros between rows, or beyond that, are materialised.
+constexpr int spread(GradBuilder& b, int v, int axis, index_t stride, index_t before, index_t extent,
+                     index_t max_pad = 0, int* pad_before = nullptr, int* pad_after = nullptr) {
   if (v < 0) return -1;
   const index_t count = b.shape(v)[axis];
   const index_t first = before < 0 ? (-before + stride - 1) / stride : 0;
@@ -48,19 +51,33 @@ constexpr int spread(GradBuilder& b, int v, int axis, index_t stride, index_t be
     return b.zeros(s);
   }
   if (first > 0 || last < count - 1) v = b.slice(v, axis, first, last - first + 1, 1);
-  const index_t start = before + first * stride;
-  if (start == 0 && stride == 1 && last - first + 1 == extent) return v;
-  return b.pad(v, axis, start, stride, extent);
+  const index_t start = before + first * stride, span = (last - first) * stride + 1;
+  const index_t lead = start < max_pad ? start : max_pad;
+  const index_t trail = extent - start - span < max_pad ? extent - start - span : max_pad;
+  if (pad_before) *pad_before += static_cast<int>(lead);
+  if (pad_after) *pad_after += static_cast<int>(trail);
+  if (start == lead && (stride == 1 || span == 1) && span + lead + trail == extent) return v;
+  return b.pad(v, axis, start - lead, stride, extent - lead - trail);
 }
 
-/// gy of a window op spread for the transposed correlation: [N, H + (kh-1) dh, W + (kw-1) dw, C],
-/// whose stride-1, unpadded window (kernel kh x kw, the forward's dilation) with the flipped kernel
-/// gives x's gradient [N, H, W, C].
-constexpr int spread_for_transpose(GradBuilder& b, int gy, const Window2d& win, index_t h, index_t w) {
+/// x's gradient through a window op read with `win` (kernel kh x kw): the stride-1 window (the
+/// forward's dilation) with the flipped kernel over gy spread out to [N, H + (kh-1) dh,
+/// W + (kw-1) dw, C]. Returns the spread gy; *t receives that window, padded with the spread's
+/// border zeros instead of materialising them (for a pool, less than the kernel on each side).
+constexpr int spread_for_transpose(GradBuilder& b, int gy, const Window2d& win, index_t h, index_t w, bool for_pool,
+                                   Window2d* t) {
+  constexpr index_t any = index_t{1} << 30;
   const index_t span_h = static_cast<index_t>(win.kernel_h - 1) * win.dilation_h;
   const index_t span_w = static_cast<index_t>(win.kernel_w - 1) * win.dilation_w;
-  const int rows = spread(b, gy, 1, win.stride_h, span_h - win.pad_top, h + span_h);
-  return spread(b, rows, 2, win.stride_w, span_w - win.pad_left, w + span_w);
+  *t = Window2d{};
+  t->kernel_h = win.kernel_h;
+  t->kernel_w = win.kernel_w;
+  t->dilation_h = win.dilation_h;
+  t->dilation_w = win.dilation_w;
+  const int rows = spread(b, gy, 1, win.stride_h, span_h - win.pad_top, h + span_h, for_pool ? win.kernel_h - 1 : any,
+                          &t->pad_top, &t->pad_bottom);
+  return spread(b, rows, 2, win.stride_w, span_w - win.pad_left, w + span_w, for_pool ? win.kernel_w - 1 : any,
+                &t->pad_left, &t->pad_right);
 }
 
 /// Concatenates parts[0..count) along `axis`, kMaxInputs at a time.
@@ -104,10 +121,9 @@ constexpr void conv2d_backward(GradBuilder& b, int id, int gy, const bool* need,
     int wt = b.permute(b.reshape(w, Shape{g, o / g, kh, kw, cg}), swap_io);
     wt = flip(b, flip(b, b.reshape(wt, Shape{g * cg, kh, kw, o / g}), 1), 2);
     Window2d t;
-    t.dilation_h = win.dilation_h;
-    t.dilation_w = win.dilation_w;
+    const int spread_gy = spread_for_transpose(b, gy, win, xs[1], xs[2], false, &t);
     t.groups = win.groups;
-    contrib[0] = window_op(b, Op::conv2d, t, spread_for_transpose(b, gy, win, xs[1], xs[2]), wt);
+    contrib[0] = window_op(b, Op::conv2d, t, spread_gy, wt);
   }
   if (need[1]) {
     // dw[o, a, b, ci] = sum over n, p, q of x_pad[n, p s + a d, q s + b d, gi C/g + ci] gy[n, p, q, o]:
@@ -145,12 +161,11 @@ constexpr int avg_pool2d_backward(GradBuilder& b, int id, int gy) {
                                ReduceKind::mean);
     scaled = b.ew(EwFn::div, gy, b.mul_s(taps, area));
   }
-  Window2d t;  // the window sum with stride 1: the average times the area
-  t.kernel_h = win.kernel_h;
-  t.kernel_w = win.kernel_w;
+  // The window sum with stride 1: the average (padding as zeros) times the area.
+  Window2d t;
+  const int spread_gy = spread_for_transpose(b, scaled, win, xs[1], xs[2], true, &t);
   t.count_include_pad = true;
-  const int sum = window_op(b, Op::pool2d, t, spread_for_transpose(b, scaled, win, xs[1], xs[2]), -1, ReduceKind::mean);
-  return b.mul_s(sum, area);
+  return b.mul_s(window_op(b, Op::pool2d, t, spread_gy, -1, ReduceKind::mean), area);
 }
 
 /// max_pool2d: per kernel tap, the window elements equal to the maximum take what is left of the
