@@ -146,26 +146,24 @@ constexpr void conv2d_backward(GradBuilder& b, int id, int gy, const bool* need,
   }
 }
 
-/// avg_pool2d: the transposed window sum of gy / divisor, the divisor being the kernel area or,
-/// without count_include_pad, each window's count of input taps (the average pool of ones).
+/// avg_pool2d: x's gradient is the transposed window sum of gy / divisor, i.e. the stride-1
+/// average (padding as zeros) of gy spread out, times area / divisor: 1 when the divisor is the
+/// kernel area, else area / taps per window = 1 / (the include-pad average of ones).
 constexpr int avg_pool2d_backward(GradBuilder& b, int id, int gy) {
   const Node n = b.node(id);
   const Shape xs = b.shape(n.inputs[0]);
   Window2d win = n.win;
-  const float area = static_cast<float>(win.kernel_h * win.kernel_w);
   const bool padded = win.pad_top > 0 || win.pad_bottom > 0 || win.pad_left > 0 || win.pad_right > 0;
-  int scaled = b.mul_s(gy, 1.f / area);
+  int scaled = gy;
   if (padded && !win.count_include_pad) {
-    win.count_include_pad = true;  // pool of ones: taps / area
-    const int taps = window_op(b, Op::pool2d, win, b.expand(b.scalar(1.f), Shape{1, xs[1], xs[2], 1}), -1,
-                               ReduceKind::mean);
-    scaled = b.ew(EwFn::div, gy, b.mul_s(taps, area));
+    win.count_include_pad = true;
+    const int ones = b.expand(b.scalar(1.f), Shape{1, xs[1], xs[2], 1});
+    scaled = b.ew(EwFn::div, gy, window_op(b, Op::pool2d, win, ones, -1, ReduceKind::mean));
   }
-  // The window sum with stride 1: the average (padding as zeros) times the area.
   Window2d t;
   const int spread_gy = spread_for_transpose(b, scaled, win, xs[1], xs[2], true, &t);
   t.count_include_pad = true;
-  return b.mul_s(window_op(b, Op::pool2d, t, spread_gy, -1, ReduceKind::mean), area);
+  return window_op(b, Op::pool2d, t, spread_gy, -1, ReduceKind::mean);
 }
 
 /// max_pool2d: per kernel tap, the window elements equal to the maximum take what is left of the
