@@ -40,37 +40,12 @@ std::vector<std::uint8_t> load_or_skip(const char* file) {
 
 bool contains(const char* haystack, const char* needle) { return std::strstr(haystack, needle) != nullptr; }
 
-// Every accessor of an opened model, and the support check: must not crash on any model open() accepted.
-int touch_everything(const tfl::Model& m) {
-  int sum = 0;
-  for (int i = 0; i < m.num_tensors(); ++i) {
-    const tfl::TensorInfo t = m.tensor(i);
-    sum += t.shape.rank() + t.quant.count + static_cast<int>(t.quant.zero_point(0)) + static_cast<int>(t.quant.scale(0) > 0);
-    if (t.data && t.bytes) sum += t.data[t.bytes - 1];
-    if (t.name_length) sum += t.name[t.name_length - 1];
-  }
-  for (int k = 0; k < m.num_operators(); ++k) {
-    const tfl::OperatorInfo op = m.op(k);
-    for (int j = 0; j < op.inputs.size(); ++j) sum += op.inputs[j];
-    tfl::ConvOptions c;
-    tfl::PoolOptions p;
-    tfl::FullyConnectedOptions f;
-    tfl::SoftmaxOptions s;
-    tfl::ActivationOptions a;
-    sum += tfl::read_conv_options(m, op, c).ok() + tfl::read_pool_options(m, op, p).ok() +
-           tfl::read_fully_connected_options(m, op, f).ok() + tfl::read_softmax_options(m, op, s).ok() +
-           tfl::read_add_options(m, op, a).ok();
-  }
-  sum += tfl::check_supported(m).ok();
-  return sum;
-}
-
 // Opens an exactly-sized heap copy of bytes [0, n): an over-read is an ASan error.
-kiln::Status open_copy(const std::uint8_t* bytes, std::size_t n, int* touched = nullptr) {
+kiln::Status open_copy(const std::uint8_t* bytes, std::size_t n, unsigned* touched = nullptr) {
   std::vector<std::uint8_t> copy(bytes, bytes + n);
   tfl::Model m;
   const kiln::Status s = m.open(copy.data(), copy.size());
-  if (s.ok() && touched) *touched += touch_everything(m);
+  if (s.ok() && touched) *touched += kiln_test::touch_everything(m);
   return s;
 }
 
@@ -200,7 +175,8 @@ TEST_CASE("tflite reader: the IC and VWW operator-code tables list QUANTIZE and 
 TEST_CASE("tflite reader: every truncation of the KWS model is an error, never a crash") {
   const std::vector<std::uint8_t> bytes = load_or_skip("kws_ref_model.tflite");
   if (bytes.empty()) return;
-  int accepted = 0, touched = 0;
+  int accepted = 0;
+  unsigned touched = 0;
   for (std::size_t n = 0; n < bytes.size(); ++n) {
     const kiln::Status s = open_copy(bytes.data(), n, &touched);
     accepted += s.ok();
@@ -222,7 +198,8 @@ TEST_CASE("tflite reader: seeded random corruptions give an error or a usable mo
       seed = seed * 1664525u + 1013904223u;
       return seed >> 8;
     };
-    int errors = 0, accepted = 0, touched = 0;
+    int errors = 0, accepted = 0;
+    unsigned touched = 0;
     const int kCases = 1500;
     for (int c = 0; c < kCases; ++c) {
       std::vector<std::uint8_t> b = bytes;

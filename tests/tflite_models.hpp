@@ -1,4 +1,4 @@
-// Test helper: where the MLPerf Tiny .tflite models are ($KILN_MODELS_DIR, else
+// Test helper (TFLite tests and the fuzz target): where the MLPerf Tiny .tflite models are ($KILN_MODELS_DIR, else
 // /work/shared/models) and reading a file into bytes. Tests that find no models say so and
 // check nothing (the README there describes the files and TFLite Micro's reference outputs).
 #pragma once
@@ -9,6 +9,8 @@
 #include <iterator>
 #include <string>
 #include <vector>
+
+#include <kiln/tflite.hpp>
 
 namespace kiln_test {
 
@@ -22,6 +24,35 @@ inline std::vector<std::uint8_t> read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) return {};
   return std::vector<std::uint8_t>(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+// Every accessor of an opened model, and the support check: must not crash on any model open() accepted.
+inline unsigned touch_everything(const kiln::tflite::Model& m) {
+  namespace tfl = kiln::tflite;
+  unsigned sum = 0;  // unsigned: the values are arbitrary, the sum only keeps the reads alive
+  auto add = [&sum](auto v) { sum += static_cast<unsigned>(v); };
+  for (int i = 0; i < m.num_tensors(); ++i) {
+    const tfl::TensorInfo t = m.tensor(i);
+    add(t.shape.numel());
+    add(t.quant.zero_point(t.quant.count - 1));
+    add(t.quant.scale(0) > 0.f);
+    if (t.data && t.bytes) add(t.data[0] + t.data[t.bytes - 1]);
+    if (t.name_length) add(t.name[t.name_length - 1]);
+  }
+  for (int k = 0; k < m.num_operators(); ++k) {
+    const tfl::OperatorInfo op = m.op(k);
+    for (int j = 0; j < op.inputs.size(); ++j) add(op.inputs[j]);
+    tfl::ConvOptions c;
+    tfl::PoolOptions p;
+    tfl::FullyConnectedOptions f;
+    tfl::SoftmaxOptions s;
+    tfl::ActivationOptions a;
+    add(tfl::read_conv_options(m, op, c).ok() + tfl::read_pool_options(m, op, p).ok() +
+        tfl::read_fully_connected_options(m, op, f).ok() + tfl::read_softmax_options(m, op, s).ok() +
+        tfl::read_add_options(m, op, a).ok());
+  }
+  add(tfl::check_supported(m).ok());
+  return sum;
 }
 
 }  // namespace kiln_test
