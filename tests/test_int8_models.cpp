@@ -16,12 +16,8 @@
 #include "tflite_models.hpp"
 
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -182,54 +178,28 @@ std::vector<std::int8_t> run(const Model& m, const std::vector<std::int8_t>& inp
   return act.at(m.output);
 }
 
-std::string hex(const std::vector<std::int8_t>& v) {
-  std::string s;
-  const char* d = "0123456789abcdef";
-  for (std::int8_t c : v) {
-    const auto u = static_cast<std::uint8_t>(c);
-    s += d[u >> 4];
-    s += d[u & 15];
-  }
-  return s;
-}
-
 }  // namespace
 
 TEST_CASE("MLPerf Tiny int8 models: kiln's kernels give TFLite Micro's output bytes") {
   const std::string dir = kiln_test::models_dir();
-  std::ifstream tsv(dir + "/reference/expected_outputs_tflm.tsv");
-  if (!tsv) {
+  const std::map<std::string, std::string> expected = kiln_test::tflm_expected_outputs();
+  if (expected.empty()) {
     MESSAGE("no models at " << dir << " (set KILN_MODELS_DIR): nothing checked");
     return;
   }
-  std::map<std::string, std::string> expected;
-  std::string line;
-  std::getline(tsv, line);  // header
-  while (std::getline(tsv, line)) {
-    std::istringstream ls(line);
-    std::string model, input, out;
-    ls >> model >> input >> out;
-    expected[model + input] = out;
-  }
-  const std::pair<const char*, const char*> models[] = {
-      {"ad", "ad01_int8.tflite"}, {"kws", "kws_ref_model.tflite"}, {"ic", "pretrainedResnet_quant.tflite"},
-      {"vww", "vww_96_int8.tflite"}};
-  for (const auto& entry : models) {
+  for (const auto& entry : kiln_test::kMlperfTinyModels) {
     // Plain variables, not a structured binding: clang 14 cannot capture those in doctest's lambdas.
     const std::string name = entry.first, file = entry.second;
     Model m;
     m.load(dir + "/" + file);
     const index_t n = m.shape(m.input).numel();
     // Input A from its hex file; input B: every byte the input zero point.
-    std::vector<std::int8_t> a, b(static_cast<std::size_t>(n), static_cast<std::int8_t>(m.quant(m.input).zero_point));
-    std::ifstream hx(dir + "/reference/" + name + "_inputA.hex");
-    std::string tok, all;
-    while (hx >> tok) all += tok;
-    REQUIRE(all.size() == static_cast<std::size_t>(2 * n));
-    for (std::size_t i = 0; i < all.size(); i += 2)
-      a.push_back(static_cast<std::int8_t>(std::stoul(all.substr(i, 2), nullptr, 16)));
+    const std::vector<std::int8_t> b(static_cast<std::size_t>(n), static_cast<std::int8_t>(m.quant(m.input).zero_point));
+    const std::vector<std::int8_t> a = kiln_test::tflm_input_a(name, static_cast<std::size_t>(n));
+    REQUIRE(a.size() == static_cast<std::size_t>(n));
     INFO("model " << name << " (" << m.view.num_operators() << " operators)");
-    CHECK(hex(run(m, a)) == expected.at(name + "A"));
-    CHECK(hex(run(m, b)) == expected.at(name + "B"));
+    const std::vector<std::int8_t> ya = run(m, a), yb = run(m, b);
+    CHECK(kiln_test::hex(ya.data(), ya.size()) == expected.at(name + "A"));
+    CHECK(kiln_test::hex(yb.data(), yb.size()) == expected.at(name + "B"));
   }
 }

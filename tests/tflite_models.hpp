@@ -7,7 +7,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <kiln/tflite.hpp>
@@ -25,6 +28,49 @@ inline std::vector<std::uint8_t> read_bytes(const std::string& path) {
   if (!f) return {};
   return std::vector<std::uint8_t>(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
+
+/// TFLite Micro's output bytes (hex) by model and input ("kwsA", "icB", ...); empty when absent.
+inline std::map<std::string, std::string> tflm_expected_outputs() {
+  std::ifstream tsv(models_dir() + "/reference/expected_outputs_tflm.tsv");
+  std::map<std::string, std::string> expected;
+  std::string line;
+  std::getline(tsv, line);  // header
+  while (std::getline(tsv, line)) {
+    std::istringstream ls(line);
+    std::string model, input, out;
+    ls >> model >> input >> out;
+    expected[model + input] = out;
+  }
+  return expected;
+}
+
+/// Input A of a model (reference/<name>_inputA.hex): n int8 bytes, empty when absent or short.
+inline std::vector<std::int8_t> tflm_input_a(const std::string& name, std::size_t n) {
+  std::ifstream hx(models_dir() + "/reference/" + name + "_inputA.hex");
+  std::string tok, all;
+  while (hx >> tok) all += tok;
+  std::vector<std::int8_t> a;
+  if (all.size() != 2 * n) return a;
+  for (std::size_t i = 0; i < all.size(); i += 2)
+    a.push_back(static_cast<std::int8_t>(std::stoul(all.substr(i, 2), nullptr, 16)));
+  return a;
+}
+
+inline std::string hex(const std::int8_t* v, std::size_t n) {
+  std::string s;
+  const char* d = "0123456789abcdef";
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto u = static_cast<std::uint8_t>(v[i]);
+    s += d[u >> 4];
+    s += d[u & 15];
+  }
+  return s;
+}
+
+/// The four MLPerf Tiny models: short name (as in the reference files) and file.
+inline constexpr std::pair<const char*, const char*> kMlperfTinyModels[] = {
+    {"ad", "ad01_int8.tflite"}, {"kws", "kws_ref_model.tflite"}, {"ic", "pretrainedResnet_quant.tflite"},
+    {"vww", "vww_96_int8.tflite"}};
 
 // Every accessor of an opened model, and the support check: must not crash on any model open() accepted.
 inline unsigned touch_everything(const kiln::tflite::Model& m) {
