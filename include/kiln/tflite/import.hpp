@@ -35,7 +35,7 @@ class Imported {
     BuiltinOp op = BuiltinOp::ADD;
     int index = 0;                 ///< operator index in the file
     std::int32_t in0 = -1, in1 = -1, out = -1;  ///< tensor indices
-    Shape out_shape;
+    Shape in_shape, out_shape;    ///< of tensors in0 and out
     QuantParams out_quant;
     DType out_dtype = DType::i8;
     FusedActivation act;
@@ -65,6 +65,8 @@ class Imported {
   const Shape& output_shape() const { return output_shape_; }
   QuantParams output_quant() const { return output_quant_; }
   const std::vector<Step>& steps() const { return steps_; }
+  std::int32_t input_tensor() const { return input_; }
+  std::int32_t output_tensor() const { return output_; }
 
  private:
   Status add_step(const Model& m, const OperatorInfo& op);
@@ -108,6 +110,7 @@ inline Status Imported::add_step(const Model& m, const OperatorInfo& op) {
   s.in1 = op.inputs.size() > 1 ? op.inputs[1] : -1;
   s.out = op.outputs[0];
   const TensorInfo out = m.tensor(s.out);
+  s.in_shape = m.tensor(s.in0).shape;
   s.out_shape = out.shape;
   s.out_quant = quant_of(out);
   s.out_dtype = out.type == TensorType::FLOAT32 ? DType::f32 : DType::i8;
@@ -244,7 +247,7 @@ auto Imported::operator()(const X& x) const {
         // TFLite flattens the input to [numel / K, K]; kiln's qlinear takes [..., K].
         const V8& in = at(q, s.in0);
         const index_t k = s.weights.shape()[1];
-        const V8 rows = in.shape().back() == k ? in : reshape(in, Shape{in.shape().numel() / k, k});
+        const V8 rows = s.in_shape.back() == k ? in : reshape(in, Shape{s.in_shape.numel() / k, k});
         V8 y = s.bias.data() ? qlinear(rows, s.weights, s.scales, s.bias, s.out_quant, s.act)
                              : qlinear(rows, s.weights, s.scales, s.out_quant, s.act);
         at(q, s.out) = y.shape() == s.out_shape ? y : reshape(y, s.out_shape);
