@@ -235,14 +235,14 @@ inline bool Model::read_tensor(fb::Reader& r, int i, TensorInfo& t) const {
   t.shape = Shape::from(dims, static_cast<int>(shape.count));
 
   if (t.buffer >= buffers_.count) {
-    r.fail("buffer index", tab.pos) << ' ' << static_cast<long long>(t.buffer) << " of "
+    r.fail("buffer index", tab.pos) << ": " << static_cast<long long>(t.buffer) << " of "
                                     << static_cast<long long>(buffers_.count) << " buffers";
     return false;
   }
   if (!read_buffer(r, t.buffer, t.data, t.bytes)) return false;
   const int eb = tensor_type_bytes(t.type);
   if (t.data && eb && !t.sparse && t.bytes != static_cast<std::uint64_t>(numel) * static_cast<std::uint64_t>(eb)) {
-    r.fail("buffer", tab.pos) << ' ' << static_cast<long long>(t.buffer) << " holds "
+    r.fail("data", tab.pos) << ": buffer " << static_cast<long long>(t.buffer) << " holds "
                               << static_cast<long long>(t.bytes) << " bytes, shape " << t.shape << " of "
                               << tensor_type_name(t.type) << " needs " << static_cast<long long>(numel * eb);
     return false;
@@ -281,7 +281,7 @@ inline bool Model::read_operator(fb::Reader& r, int k, OperatorInfo& o) const {
   o.has_intermediates = r.vector(t, f::intermediates, 4, "intermediates").count != 0;
   if (!r.ok()) return false;
   if (oc >= opcodes_.count) {
-    r.fail("opcode_index", t.pos) << ' ' << static_cast<long long>(oc) << " of "
+    r.fail("opcode_index", t.pos) << ": " << static_cast<long long>(oc) << " of "
                                   << static_cast<long long>(opcodes_.count) << " operator codes";
     return false;
   }
