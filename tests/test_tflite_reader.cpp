@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "tflite_builder.hpp"
 #include "tflite_models.hpp"
 
 namespace tfl = kiln::tflite;
@@ -371,5 +372,68 @@ TEST_CASE("tflite support: an unsupported operator, version or option is named b
     const kiln::Status s = tfl::check_supported(m);
     CHECK_MESSAGE(contains(s.message(), "CONV_2D v3 (operator 0): input (tensor 0) is FLOAT32, kiln runs int8"),
                   std::string(s.message()));
+  }
+}
+
+TEST_CASE("tflite reader: a synthetic model reads back as written; every truncation is an error") {
+  const kiln_test::TfModel spec = kiln_test::small_cnn_model();
+  const std::vector<std::uint8_t> bytes = spec.bytes();
+  tfl::Model m;
+  kiln::Status st = m.open(bytes.data(), bytes.size());
+  REQUIRE_MESSAGE(st.ok(), std::string(st.message()));
+  REQUIRE(m.num_tensors() == static_cast<int>(spec.tensors.size()));
+  REQUIRE(m.num_operators() == static_cast<int>(spec.operators.size()));
+  for (int i = 0; i < m.num_tensors(); ++i) {
+    const tfl::TensorInfo t = m.tensor(i);
+    const kiln_test::TfTensor& w = spec.tensors[static_cast<std::size_t>(i)];
+    CHECK(t.shape.rank() == static_cast<int>(w.shape.size()));
+    for (int d = 0; d < t.shape.rank(); ++d) CHECK(t.shape[d] == w.shape[static_cast<std::size_t>(d)]);
+    CHECK(static_cast<int>(t.type) == w.type);
+    CHECK(t.quant.count == static_cast<int>(w.scales.size()));
+    for (int c = 0; c < t.quant.count; ++c) {
+      CHECK(float_bits(t.quant.scale(c)) == float_bits(w.scales[static_cast<std::size_t>(c)]));
+      CHECK(t.quant.zero_point(c) == w.zero_points[static_cast<std::size_t>(c)]);
+    }
+    const std::vector<std::uint8_t>& data = spec.buffers[w.buffer];
+    REQUIRE(t.bytes == data.size());
+    if (!data.empty()) CHECK(std::memcmp(t.data, data.data(), data.size()) == 0);
+  }
+  tfl::ConvOptions c;
+  REQUIRE(tfl::read_conv_options(m, m.op(1), c).ok());
+  CHECK(c.padding == tfl::Padding::SAME);
+  CHECK(c.dilation_h == 2);
+  CHECK(c.dilation_w == 2);
+  CHECK(c.activation == tfl::Activation::RELU6);
+  tfl::PoolOptions p;
+  REQUIRE(tfl::read_pool_options(m, m.op(2), p).ok());
+  CHECK(p.padding == tfl::Padding::VALID);
+  CHECK((p.filter_h == 2 && p.stride_w == 2));
+  st = tfl::check_supported(m);
+  CHECK_MESSAGE(st.ok(), std::string(st.message()));
+
+  int accepted = 0;
+  for (std::size_t n = 0; n < bytes.size(); ++n) accepted += open_copy(bytes.data(), n).ok();
+  CHECK(accepted == 0);
+}
+
+TEST_CASE("tflite support: operators without an int8 kernel in kiln are named (MEAN, PAD, TANH, ...)") {
+  // One operator over an int8 [1, 4, 4, 2] input, with the operator's usual extra inputs.
+  for (const std::int32_t code : {40, 34, 28, 14, 2, 18, 117, 45, 39}) {
+    kiln_test::TfModel spec;
+    spec.opcodes = {{code, 2}};
+    const std::uint32_t axis = spec.add_buffer(std::vector<std::int32_t>{1, 2});
+    spec.tensors = {{{1, 4, 4, 2}, 9, 0, {0.1f}, {0}, 0},
+                    {{2}, 2, axis, {}, {}, 0},
+                    {{1, 4, 4, 2}, 9, 0, {0.1f}, {0}, 0}};
+    spec.operators = {{0, {0, 1}, {2}, 0, nullptr}};
+    spec.inputs = {0};
+    spec.outputs = {2};
+    const std::vector<std::uint8_t> bytes = spec.bytes();
+    tfl::Model m;
+    REQUIRE(m.open(bytes.data(), bytes.size()).ok());
+    const kiln::Status s = tfl::check_supported(m);
+    const std::string expected = std::string(tfl::builtin_op_name(code)) + " v2 (operator 0): operator not supported";
+    CHECK(s.code() == kiln::Errc::not_supported);
+    CHECK_MESSAGE(contains(s.message(), expected.c_str()), std::string(s.message()));
   }
 }
