@@ -17,13 +17,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "int8_reference.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -159,14 +159,7 @@ void check_spread(const std::vector<std::int8_t>& y) {
   CHECK(hi - lo > 20);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const kiln::Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using kt::error_of;
 
 }  // namespace
 
