@@ -12,21 +12,14 @@
 #include <kiln/tflite/import.hpp>
 
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
-namespace {
+#include "../tests/tflite_models.hpp"  // models_dir, TFLite Micro's reference inputs and outputs
 
-std::string models_dir() {
-  const char* env = std::getenv("KILN_MODELS_DIR");
-  return env ? env : "/work/shared/models";
-}
+namespace {
 
 struct Loaded {
   std::vector<std::uint8_t> bytes;
@@ -39,8 +32,7 @@ struct Loaded {
 
 std::unique_ptr<Loaded> load(const std::string& name, const std::string& file) {
   auto l = std::make_unique<Loaded>();
-  std::ifstream f(models_dir() + "/" + file, std::ios::binary);
-  l->bytes.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  l->bytes = kiln_test::read_bytes(kiln_test::models_dir() + "/" + file);
   kiln::Status st = l->file.open(l->bytes.data(), l->bytes.size());
   if (st.ok()) st = l->model.import(l->file);
   if (!st.ok()) {
@@ -48,30 +40,12 @@ std::unique_ptr<Loaded> load(const std::string& name, const std::string& file) {
     return l;
   }
   l->input = kiln::Tensor<std::int8_t>(l->model.input_shape());
-  std::ifstream hx(models_dir() + "/reference/" + name + "_inputA.hex");
-  std::string tok, all;
-  while (hx >> tok) all += tok;
-  for (std::size_t i = 0; 2 * i + 1 < all.size() && i < static_cast<std::size_t>(l->input.size()); ++i)
-    l->input.data()[i] = static_cast<std::int8_t>(std::stoul(all.substr(2 * i, 2), nullptr, 16));
-  std::ifstream tsv(models_dir() + "/reference/expected_outputs_tflm.tsv");
-  std::string line;
-  while (std::getline(tsv, line)) {
-    std::istringstream ls(line);
-    std::string m, in, out;
-    ls >> m >> in >> out;
-    if (m == name && in == "A") l->expected = out;
-  }
+  const std::vector<std::int8_t> a = kiln_test::tflm_input_a(name, static_cast<std::size_t>(l->input.size()));
+  if (!a.empty()) std::memcpy(l->input.data(), a.data(), a.size());
+  const auto expected = kiln_test::tflm_expected_outputs();
+  const auto it = expected.find(name + "A");
+  if (it != expected.end()) l->expected = it->second;
   return l;
-}
-
-std::string hex(const kiln::Tensor<std::int8_t>& t) {
-  std::string s;
-  for (kiln::index_t i = 0; i < t.size(); ++i) {
-    char b[3];
-    std::snprintf(b, sizeof b, "%02x", static_cast<unsigned>(static_cast<std::uint8_t>(t.data()[i])));
-    s += b;
-  }
-  return s;
 }
 
 void run_compiled(benchmark::State& state, const char* name, const char* file) {
@@ -83,7 +57,7 @@ void run_compiled(benchmark::State& state, const char* name, const char* file) {
   const kiln::tflite::Imported& model = l->model;
   auto net = kiln::compile([&model](const auto& x) { return model(x); });
   kiln::Tensor<std::int8_t> y = net(l->input);
-  if (hex(y) != l->expected) {
+  if (kiln_test::hex(y.data(), static_cast<std::size_t>(y.size())) != l->expected) {
     state.SkipWithError("output differs from TFLite Micro's");
     return;
   }
