@@ -132,3 +132,53 @@ TEST_CASE("tflite import: a synthetic float-in CNN equals the layer-by-layer ker
   }
   CHECK(seen.size() >= 5);
 }
+
+TEST_CASE("tflite import: TRANSPOSE (a view) into an output and into a fully-connected layer") {
+  // t0 int8 [1,2,3,4] -TRANSPOSE {0,3,1,2}-> t2 [1,4,2,3] (output 0)
+  //                   -TRANSPOSE {0,2,1,3}-> t4 [1,3,2,4] -RESHAPE-> t6 [1,24] -FC 5-> t9 [1,5]
+  kiln_test::TfModel spec;
+  spec.opcodes = {{39, 2}, {22, 1}, {9, 4}};
+  const std::uint32_t p1 = spec.add_buffer(std::vector<std::int32_t>{0, 3, 1, 2});
+  const std::uint32_t p2 = spec.add_buffer(std::vector<std::int32_t>{0, 2, 1, 3});
+  const std::uint32_t shape = spec.add_buffer(std::vector<std::int32_t>{1, 24});
+  std::vector<std::int8_t> w(5 * 24);
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<std::int8_t>((i * 37) % 251 - 125);
+  const std::uint32_t fw = spec.add_buffer(w);
+  const std::uint32_t fb = spec.add_buffer(std::vector<std::int32_t>{100, -200, 300, -400, 500});
+  const std::vector<float> q{0.1f};
+  const std::vector<std::int64_t> zp{3};
+  spec.tensors = {{{1, 2, 3, 4}, 9, 0, q, zp, 0},  {{4}, 2, p1, {}, {}, 0},          {{1, 4, 2, 3}, 9, 0, q, zp, 0},
+                  {{4}, 2, p2, {}, {}, 0},         {{1, 3, 2, 4}, 9, 0, q, zp, 0},   {{2}, 2, shape, {}, {}, 0},
+                  {{1, 24}, 9, 0, q, zp, 0},       {{5, 24}, 9, fw, {0.02f}, {0}, 0}, {{5}, 2, fb, {0.002f}, {0}, 0},
+                  {{1, 5}, 9, 0, {0.05f}, {-7}, 0}};
+  spec.operators = {{0, {0, 1}, {2}, 0, nullptr}, {0, {0, 3}, {4}, 0, nullptr}, {1, {4, 5}, {6}, 0, nullptr},
+                    {2, {6, 7, 8}, {9}, 8, kiln_test::fbb::make_table({})}};
+  spec.inputs = {0};
+  // Two outputs are not imported: one model per output, the same file otherwise.
+  for (const std::int32_t out : {2, 9}) {
+    spec.outputs = {out};
+    kiln_test::ref::Model ref;
+    ref.load_bytes(spec.bytes());
+    tfl::Imported model;
+    const kiln::Status st = model.import(ref.view);
+    REQUIRE_MESSAGE(st.ok(), std::string(st.message()));
+    auto net = kiln::compile([&model](const auto& x) { return model(x); });
+    kiln::Tensor<std::int8_t> x(kiln::Shape{1, 2, 3, 4});
+    std::vector<std::int8_t> xv(24);
+    for (int i = 0; i < 24; ++i) x.data()[i] = xv[static_cast<std::size_t>(i)] = static_cast<std::int8_t>(i * 11 - 120);
+    const std::vector<std::int8_t> expected = kiln_test::ref::run(ref, xv);
+    const kiln::Tensor<std::int8_t> y = net(x);
+    REQUIRE(static_cast<std::size_t>(y.size()) == expected.size());
+    CHECK(kiln_test::hex(y.data(), expected.size()) == kiln_test::hex(expected.data(), expected.size()));
+  }
+  // The index loop of the oracle against a hand-checked value: out[0, 1, 0, 0] = in[0, 0, 0, 1].
+  spec.outputs = {2};
+  kiln_test::ref::Model ref;
+  ref.load_bytes(spec.bytes());
+  std::vector<std::int8_t> xv(24);
+  for (int i = 0; i < 24; ++i) xv[static_cast<std::size_t>(i)] = static_cast<std::int8_t>(i);
+  const std::vector<std::int8_t> t = kiln_test::ref::run(ref, xv);
+  CHECK(t[6] == 1);   // [0,1,0,0] in [1,4,2,3]: flat 6; input [0,0,0,1]: flat 1
+  CHECK(t[7] == 5);   // [0,1,0,1]: input [0,0,1,1] = 5
+  CHECK(t[9] == 13);  // [0,1,1,0]: input [0,1,0,1] = 13
+}

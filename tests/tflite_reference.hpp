@@ -167,6 +167,21 @@ inline std::vector<std::int8_t> run(const Model& m, const std::vector<std::int8_
                                                    : k8::max_pool2d(p, in_shape, x.data(), out_shape, y.data());
     } else if (code == tfl::BuiltinOp::RESHAPE) {  // same bytes
       y = x;
+    } else if (code == tfl::BuiltinOp::TRANSPOSE) {  // out[i0..] = in[i_perm^-1]: an index loop
+      const int r = in_shape.rank();
+      std::int32_t perm[kiln::kMaxRank] = {};
+      std::memcpy(perm, m.data(op.inputs[1]), 4 * static_cast<std::size_t>(r));
+      index_t in_stride[kiln::kMaxRank], idx[kiln::kMaxRank] = {};
+      for (int d = r - 1, st = 1; d >= 0; --d) {
+        in_stride[d] = st;
+        st *= static_cast<int>(in_shape[d]);
+      }
+      for (std::size_t o = 0; o < y.size(); ++o) {
+        index_t src = 0;
+        for (int d = 0; d < r; ++d) src += idx[d] * in_stride[perm[d]];
+        y[o] = x[static_cast<std::size_t>(src)];
+        for (int d = r - 1; d >= 0 && ++idx[d] == out_shape[d]; --d) idx[d] = 0;  // next output index
+      }
     } else if (code == tfl::BuiltinOp::SOFTMAX) {
       tfl::SoftmaxOptions so;
       REQUIRE(tfl::read_softmax_options(m.view, op, so).ok());

@@ -150,6 +150,11 @@ inline Status emit_header(const Imported& model, std::ostream& os, const std::st
         break;
       case BuiltinOp::RESHAPE: os << "kiln::reshape(" << t(s.in0) << ", kiln::Shape" << shape_literal(s.out_shape) << ")"; break;
       case BuiltinOp::SOFTMAX: os << "kiln::qsoftmax(" << t(s.in0) << ", " << float_literal(s.beta) << ")"; break;
+      case BuiltinOp::TRANSPOSE:
+        os << "kiln::permute(" << t(s.in0) << ", {";
+        for (int i = 0; i < s.in_shape.rank(); ++i) os << (i ? ", " : "") << s.perm[i];
+        os << "})";
+        break;
       default:
         return Status(Errc::not_supported) << "tflite emit: operator " << s.index << " ("
                                            << (builtin_op_name(static_cast<std::int32_t>(s.op)) ? builtin_op_name(static_cast<std::int32_t>(s.op)) : "?")

@@ -42,6 +42,7 @@ class Imported {
     Conv2dOptions conv;
     Pool2dOptions pool;
     float beta = 1.f;
+    int perm[kMaxRank] = {};  ///< TRANSPOSE: output dimension i is input dimension perm[i]
     TensorView<const std::int8_t> weights;
     TensorView<const float> scales;
     TensorView<const std::int32_t> bias;  ///< data == nullptr: no bias
@@ -84,6 +85,19 @@ class Imported {
 };
 
 // ---- implementation ---------------------------------------------------------------------
+
+/// kiln::permute with a permutation known at run time (its initializer_list has a fixed length).
+template <class V>
+V permute_by(const V& v, const int* p, int rank) {
+  switch (rank) {
+    case 1: return permute(v, {p[0]});
+    case 2: return permute(v, {p[0], p[1]});
+    case 3: return permute(v, {p[0], p[1], p[2]});
+    case 4: return permute(v, {p[0], p[1], p[2], p[3]});
+    case 5: return permute(v, {p[0], p[1], p[2], p[3], p[4]});
+    default: return permute(v, {p[0], p[1], p[2], p[3], p[4], p[5]});
+  }
+}
 
 /// kiln's quantisation of an int8 tensor of the file (per tensor).
 inline QuantParams quant_of(const TensorInfo& t) {
@@ -183,6 +197,9 @@ inline Status Imported::add_step(const Model& m, const OperatorInfo& op) {
       s.beta = o.beta;
       break;
     }
+    case BuiltinOp::TRANSPOSE:
+      for (int i = 0; i < s.in_shape.rank(); ++i) std::memcpy(&s.perm[i], m.tensor(s.in1).data + 4 * i, 4);
+      break;
     default: break;  // RESHAPE, QUANTIZE, DEQUANTIZE: nothing to decode
   }
   steps_.push_back(s);
@@ -258,6 +275,7 @@ auto Imported::operator()(const X& x) const {
       case BuiltinOp::ADD: at(q, s.out) = qadd(at(q, s.in0), at(q, s.in1), s.out_quant, s.act); break;
       case BuiltinOp::RESHAPE: at(q, s.out) = reshape(at(q, s.in0), s.out_shape); break;
       case BuiltinOp::SOFTMAX: at(q, s.out) = qsoftmax(at(q, s.in0), s.beta); break;
+      case BuiltinOp::TRANSPOSE: at(q, s.out) = permute_by(at(q, s.in0), s.perm, s.in_shape.rank()); break;
       case BuiltinOp::QUANTIZE: at(q, s.out) = quantize(at(f, s.in0), s.out_quant); break;
       case BuiltinOp::DEQUANTIZE: at(f, s.out) = dequantize(at(q, s.in0)); break;
       default: break;  // import() accepted only the cases above

@@ -9,13 +9,14 @@
 //
 // Accepted (the operators of the four MLPerf Tiny models, int8 with TFLite's int8 spec):
 // CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D, MAX_POOL_2D, ADD (equal
-// shapes), RESHAPE, SOFTMAX, QUANTIZE (float32 -> int8), DEQUANTIZE (int8 -> float32),
-// fused activations NONE, RELU, RELU6, RELU_N1_TO_1. Everything else is reported as not
-// supported (MEAN, PAD, CONCATENATION, MUL, LOGISTIC, TANH, HARD_SWISH, STRIDED_SLICE,
-// TRANSPOSE included, until kiln has their int8 kernels).
+// shapes), RESHAPE, SOFTMAX, QUANTIZE (float32 -> int8), DEQUANTIZE (int8 -> float32), TRANSPOSE
+// (constant permutation), fused activations NONE, RELU, RELU6, RELU_N1_TO_1. Everything else is
+// reported as not supported (MEAN, PAD, CONCATENATION, MUL, LOGISTIC, TANH, HARD_SWISH,
+// STRIDED_SLICE included, until kiln has their int8 forms).
 #pragma once
 
 #include <cmath>
+#include <cstring>
 
 #include "../kernels/int8/window.hpp"
 #include "model.hpp"
@@ -37,6 +38,7 @@ constexpr int max_supported_version(BuiltinOp op) {
     case BuiltinOp::SOFTMAX: return 3;
     case BuiltinOp::QUANTIZE: return 3;
     case BuiltinOp::DEQUANTIZE: return 6;
+    case BuiltinOp::TRANSPOSE: return 6;
     default: return 0;
   }
 }
@@ -257,6 +259,29 @@ inline Status check_quantize(const Model& m, const OperatorInfo& op, bool to_int
   return Status();
 }
 
+// TRANSPOSE: a constant permutation; the bytes move, their quantisation does not change.
+inline Status check_transpose(const Model& m, const OperatorInfo& op) {
+  if (Status s = check_arity(op, 2, 2, 1); !s) return s;
+  if (Status s = check_int8_io(m, op); !s) return s;
+  const TensorInfo in = m.tensor(op.inputs[0]), out = m.tensor(op.outputs[0]), perm = m.tensor(op.inputs[1]);
+  if (in.quant.scale(0) != out.quant.scale(0) || in.quant.zero_point(0) != out.quant.zero_point(0))
+    return op_error(op) << "input and output quantisation differ";
+  const int r = in.shape.rank();
+  if (perm.type != TensorType::INT32 || !perm.data || perm.shape.numel() != r || out.shape.rank() != r)
+    return op_error(op) << "the permutation must be a constant int32 vector of " << r << " elements (input "
+                        << in.shape << ", output " << out.shape << ')';
+  bool used[kMaxRank] = {};
+  for (int i = 0; i < r; ++i) {
+    std::int32_t p = 0;
+    std::memcpy(&p, perm.data + 4 * i, 4);  // little-endian host
+    if (p < 0 || p >= r || used[p] || out.shape[i] != in.shape[p])
+      return op_error(op, Errc::shape_mismatch) << "permutation entry " << i << " = " << static_cast<long long>(p)
+                                                << " does not map input " << in.shape << " to output " << out.shape;
+    used[p] = true;
+  }
+  return Status();
+}
+
 }  // namespace detail
 
 /// Whether kiln can run operator `op` of model m exactly as TFLite does (see the file comment).
@@ -285,6 +310,7 @@ inline Status check_operator(const Model& m, const OperatorInfo& op) {
     case BuiltinOp::SOFTMAX: return detail::check_softmax(m, op);
     case BuiltinOp::QUANTIZE: return detail::check_quantize(m, op, true);
     case BuiltinOp::DEQUANTIZE: return detail::check_quantize(m, op, false);
+    case BuiltinOp::TRANSPOSE: return detail::check_transpose(m, op);
     default: return op_error(op) << "operator not supported by kiln";
   }
 }
