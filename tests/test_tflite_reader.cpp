@@ -411,6 +411,18 @@ TEST_CASE("tflite reader: a synthetic model reads back as written; every truncat
   st = tfl::check_supported(m);
   CHECK_MESSAGE(st.ok(), std::string(st.message()));
 
+  // A stride beyond what 32-bit window arithmetic allows is refused, not computed.
+  kiln_test::TfModel big = spec;
+  namespace fbb = kiln_test::fbb;
+  big.operators[1].options = fbb::make_table({fbb::scalar<std::int8_t>(0, 0), fbb::scalar<std::int32_t>(1, 5000),
+                                              fbb::scalar<std::int32_t>(2, 1)});
+  const std::vector<std::uint8_t> big_bytes = big.bytes();
+  tfl::Model mb;
+  REQUIRE(mb.open(big_bytes.data(), big_bytes.size()).ok());
+  st = tfl::check_supported(mb);
+  CHECK_MESSAGE(contains(st.message(), "CONV_2D v3 (operator 1): window"), std::string(st.message()));
+  CHECK_MESSAGE(contains(st.message(), "too large"), std::string(st.message()));
+
   int accepted = 0;
   for (std::size_t n = 0; n < bytes.size(); ++n) accepted += open_copy(bytes.data(), n).ok();
   CHECK(accepted == 0);

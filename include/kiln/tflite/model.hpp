@@ -56,7 +56,7 @@ struct Quantization {
   float scale(int i) const {
     if (i < 0 || i >= count) return 0.f;
     std::uint32_t u = 0;
-    for (int k = 0; k < 4; ++k) u |= static_cast<std::uint32_t>(scales[4 * i + k]) << (8 * k);
+    for (int k = 0; k < 4; ++k) u |= static_cast<std::uint32_t>(scales[4 * static_cast<std::size_t>(i) + k]) << (8 * k);
     float f;
     std::memcpy(&f, &u, 4);
     return f;
@@ -64,7 +64,7 @@ struct Quantization {
   std::int64_t zero_point(int i) const {
     if (i < 0 || i >= zero_point_count) return 0;
     std::uint64_t u = 0;
-    for (int k = 0; k < 8; ++k) u |= static_cast<std::uint64_t>(zero_points[8 * i + k]) << (8 * k);
+    for (int k = 0; k < 8; ++k) u |= static_cast<std::uint64_t>(zero_points[8 * static_cast<std::size_t>(i) + k]) << (8 * k);
     return static_cast<std::int64_t>(u);
   }
 };
@@ -226,8 +226,8 @@ inline bool Model::read_tensor(fb::Reader& r, int i, TensorInfo& t) const {
       return false;
     }
     numel *= e;
-    if (numel > (std::int64_t{1} << 31)) {  // also keeps numel * 16 bytes inside 64-bit and index_t on 32-bit
-      r.fail("shape", shape.pos) << ": more than 2^31 elements";
+    if (numel > (std::int64_t{1} << 31) - 1) {  // numel (and every extent) fits a 32-bit index_t
+      r.fail("shape", shape.pos) << ": 2^31 elements or more";
       return false;
     }
     dims[d] = static_cast<index_t>(e);

@@ -136,6 +136,13 @@ inline Status check_window(const OperatorInfo& op, Padding padding, int stride_h
   if (in.rank() != 4 || out.rank() != 4 || in[0] != out[0])
     return op_error(op, Errc::shape_mismatch) << "input " << in << " and output " << out
                                               << " must be NHWC with the same batch";
+  // Bounds that keep the window arithmetic inside a 32-bit index_t (firmware) for any file.
+  constexpr index_t kMaxWindow = 1 << 12, kMaxExtent = 1 << 16;
+  if (stride_h > kMaxWindow || stride_w > kMaxWindow || dil_h > kMaxWindow || dil_w > kMaxWindow || kh > kMaxWindow ||
+      kw > kMaxWindow || in[1] > kMaxExtent || in[2] > kMaxExtent)
+    return op_error(op) << "window (stride, dilation, size up to " << static_cast<long long>(kMaxWindow)
+                        << ") or input " << in << " (up to " << static_cast<long long>(kMaxExtent)
+                        << " per spatial dimension) too large";
   const kernels::int8::Window2D w =
       padding == Padding::SAME ? kernels::int8::same_window(in[1], in[2], kh, kw, stride_h, stride_w, dil_h, dil_w)
                                : kernels::int8::Window2D{stride_h, stride_w, dil_h, dil_w, 0, 0, 0, 0};
@@ -177,8 +184,9 @@ inline Status check_fully_connected(const Model& m, const OperatorInfo& op) {
   if (Status s = check_int8_io(m, op); !s) return s;
   const Shape in = m.tensor(op.inputs[0]).shape, out = m.tensor(op.outputs[0]).shape;
   const Shape w = m.tensor(op.inputs[1]).shape;
+  // In 64 bits: rows * out_features can exceed a 32-bit index_t in a damaged file.
   if (w.rank() != 2 || w[1] < 1 || in.numel() % w[1] != 0 || out.rank() < 1 || out.back() != w[0] ||
-      out.numel() != in.numel() / w[1] * w[0])
+      static_cast<std::int64_t>(out.numel()) != static_cast<std::int64_t>(in.numel() / w[1]) * w[0])
     return op_error(op, Errc::shape_mismatch) << "weights " << w << " ([out, in]) do not fit input " << in
                                               << " and output " << out;
   if (Status s = check_weights(m, op, op.inputs[1], 2, 0, w[0]); !s) return s;
