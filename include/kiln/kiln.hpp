@@ -24,7 +24,7 @@
 #include "kernels/conv.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/gemm.hpp"
-#include "kernels/int8.hpp"  // int8 quantised kernels (TFLite arithmetic); not yet used by compile()
+#include "kernels/int8.hpp"  // int8 quantised kernels (TFLite arithmetic)
 #include "kernels/pool.hpp"
 #include "kernels/reduce.hpp"
 #include "kernels/resize.hpp"
@@ -37,6 +37,7 @@
 // traced and planned in a constant expression.
 #include "ops.hpp"
 #include "ops_cnn.hpp"  // conv2d, pooling, pad, upsample, batch_norm
+#include "ops_int8.hpp"  // quantize, dequantize, qlinear, qconv2d, qmax/qavg_pool2d, qadd, qsoftmax
 #if KILN_ENGINE_BODIES
 #include "trace/static_trace.hpp"
 #endif

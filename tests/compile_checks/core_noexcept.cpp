@@ -4,6 +4,8 @@
 // and the core types must stay usable there. Nothing here is run.
 #include <kiln/kiln.hpp>
 
+#include "../ptq/tiny_int8.hpp"
+
 #if KILN_EXCEPTIONS
 #error "kiln_core_noexcept_check must be compiled with -fno-exceptions"
 #endif
@@ -75,5 +77,20 @@ constexpr bool gradient_graph_ok() {
   return kiln::passes::append_gradients(g, g.add(s), &x, 1, &gx).ok() && g[gx].shape == kiln::Shape{3};
 }
 static_assert(gradient_graph_ok(), "autodiff must work in constant expressions without heap");
+
+// The int8 front-end traces and plans without heap (weights as views over static arrays).
+static constexpr std::int8_t kQW[3 * 4] = {};
+static constexpr float kQS[1] = {0.5f};
+int int8_plan_nodes() {
+  static constexpr kiln::TensorView<const std::int8_t> w(kQW, {3, 4});
+  static constexpr kiln::TensorView<const float> s(kQS, {1});
+  auto model = [](auto x) {
+    return kiln::dequantize(kiln::qlinear(kiln::quantize(x, {0.1f, 0}), w, s, {0.2f, 0}, kiln::FusedActivation::relu()));
+  };
+  return kiln::plan(model, kiln::input<float>({2, 4})).nodes();
+}
+
+// A header emitted by kiln::ptq (tests/ptq/tiny_int8.hpp) plans in a firmware build.
+int ptq_header_kernels() { return kiln::plan(tiny_int8::model, tiny_int8::input).kernels(); }
 
 }  // namespace kiln_compile_check

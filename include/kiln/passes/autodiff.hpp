@@ -338,7 +338,15 @@ constexpr Status append_gradients(Graph& g, int loss, const int* wrt, int count,
       // No backward rule. copy is a planner-level op: neither the front-end nor any pass creates
       // it in this release, and autodiff runs on traced graphs; a new op lands here until it
       // gets a rule (the switch has no default, so the compiler lists every op to decide on).
-      case Op::copy: g.set_error(detail::no_rule(g, id)); return g.status();
+      case Op::copy:
+      // int8 ops: inference only (quantisation-aware training is not in this release).
+      case Op::quantize:
+      case Op::dequantize:
+      case Op::qlinear:
+      case Op::qconv2d:
+      case Op::qpool2d:
+      case Op::qadd:
+      case Op::qsoftmax: g.set_error(detail::no_rule(g, id)); return g.status();
     }
     for (int k = 0; k < n.num_inputs; ++k)
       if (need[k]) detail::accumulate(b, adjoint, n.inputs[k], contrib[k]);

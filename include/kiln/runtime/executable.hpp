@@ -14,6 +14,7 @@
 #include "../passes/memory_plan.hpp"
 #include "../passes/simplify.hpp"
 #include "eager.hpp"
+#include "int8_steps.hpp"
 #include "plan_info.hpp"
 
 namespace kiln::runtime {
@@ -73,6 +74,7 @@ struct Step {
   // offload: the accelerator region (operands: its inputs, targets: its outputs) and, when it
   // runs asynchronously, the step before which it is waited for (steps().size(): at the end).
   int region = -1, wait_at = -1;
+  int int8 = -1;  // int8 ops: index of the Int8Step (runtime/int8_steps.hpp)
 };
 
 /// A heap buffer of floats aligned to kAlignment (packed weights, folded constants): the GEMM's
@@ -141,6 +143,10 @@ class Executable {
       return false;
     }
     lower();
+    if (!lower_status_.ok()) {
+      status = lower_status_;
+      return false;
+    }
     std::size_t ws[kMaxNodes]{};
     for (const Step& s : steps_) ws[s.group] = workspace_bytes(s);
     int busy_until[kMaxNodes]{};
@@ -167,6 +173,7 @@ class Executable {
   const passes::MemoryPlan& memory() const { return *mem_; }
   const PlanInfo& info() const { return info_; }
   const std::vector<Step>& steps() const { return steps_; }
+  const std::vector<Int8Step>& int8_steps() const { return int8_; }
   std::size_t arena_bytes() const { return mem_->arena_bytes; }
 
   /// Runs the plan. inputs[i]: dense data of graph input i; outputs[k]: dense buffer for output k;
@@ -269,6 +276,9 @@ class Executable {
     steps_.clear();
     code_.clear();
     specs_.clear();
+    int8_.clear();
+    lower_status_ = Status();
+    int8_.reserve(static_cast<std::size_t>(f.num_groups));  // steps point into their own buffers
     for (int k = 0; k < f.num_groups; ++k) {
       const int gi = f.order[k];
       const passes::Group& grp = f.groups[gi];
@@ -310,6 +320,14 @@ class Executable {
           break;
         }
         case passes::GroupKind::offload: lower_offload(s, grp); break;
+        case passes::GroupKind::int8: {
+          s.int8 = static_cast<int>(int8_.size());
+          int8_.emplace_back();
+          const Status st = lower_int8(g, f, grp.root, int8_.back());
+          if (!st.ok() && lower_status_.ok()) lower_status_ = st;
+          s.loop = g[grp.root].shape;
+          break;
+        }
         case passes::GroupKind::concat:
         case passes::GroupKind::copy: {
           const Node& n = g[grp.root];
@@ -560,6 +578,7 @@ class Executable {
   std::size_t workspace_bytes(const Step& s) const {
     const Graph& g = *graph_;
     if (s.kind == passes::GroupKind::offload) return offload_workspace_bytes(s);
+    if (s.kind == passes::GroupKind::int8) return int8_[static_cast<std::size_t>(s.int8)].workspace_bytes;
     if (s.conv || s.kind == passes::GroupKind::window) {
       std::size_t n = 0;
       if (s.dense_a) n += aligned_floats(g[g[s.node].inputs[0]].shape.numel());
@@ -717,10 +736,30 @@ class Executable {
         }
         return;
       }
+      case passes::GroupKind::int8: run_int8_step(s, b); return;
       case passes::GroupKind::gemm:
       case passes::GroupKind::window:
       case passes::GroupKind::offload: return;  // handled above / by run_offloaded
     }
+  }
+
+  /// An int8 step: operands in place when dense, else copied into the workspace first.
+  void run_int8_step(const Step& s, const Bindings& b) const {
+    const Int8Step& q = int8_[static_cast<std::size_t>(s.int8)];
+    char* ws = reinterpret_cast<char*>(workspace(b, s));
+    auto dense = [&](const Int8Operand& o) -> const void* {
+      if (o.base < 0) return nullptr;
+      const char* p = ptr(b, o.base, o.offset, o.dtype);
+      if (o.dense) return p;
+      strided_copy(p, o.dtype, o.shape, o.strides, ws);
+      const char* copy = ws;
+      ws += align_up(static_cast<std::size_t>(o.shape.numel()) * dtype_size(o.dtype));
+      return copy;
+    };
+    const void* x = dense(q.x);
+    const void* x2 = dense(q.x2);
+    const Status st = run_int8(q.call, x, x2, q.w, q.bias, const_cast<char*>(base_ptr(b, s.node)));
+    if (!st.ok()) fail(st);  // prepare_int8 checked the parameters at build time: not expected
   }
 
   struct TailContext {
@@ -893,6 +932,8 @@ class Executable {
   std::vector<ValueSpec> specs_;
   std::vector<AlignedFloats> packed_;
   std::vector<AlignedFloats> folded_;
+  std::vector<Int8Step> int8_;
+  Status lower_status_;
   PlanInfo info_;
   // Accelerator regions (accel/offload.hpp), reached only through the hooks: null without backends.
   const accel::OffloadHooks* hooks_ = nullptr;
