@@ -2,7 +2,7 @@
 //
 // append_gradients(g, loss, wrt) walks the graph from a scalar loss back to the requested nodes
 // and appends, to the same Graph, the nodes that compute d loss / d wrt[i]. The backward is made
-// of ordinary IR ops (elementwise, reduce, matmul, views, pad), so simplification, CSE, fusion and
+// of ordinary IR ops (elementwise, reduce, matmul, views, pad, conv2d, pool2d), so simplification, CSE, fusion and
 // memory planning treat it like any forward graph, and the eager interpreter can run it op by op.
 // Like the rest of the IR it is constexpr-capable: fixed arrays, no heap, errors in the Graph's
 // status.
@@ -20,157 +20,19 @@
 //    input reached only that way gets a zero gradient (torch gives zeros with allow_unused and
 //    materialised grads). An op with no backward rule on the path (copy, which only a planner
 //    would create) is an error naming the op, its node and shapes.
+//  - max_pool2d: each window's gradient goes to its first maximum in row-major window order (as
+//    PyTorch's CPU kernel); the CNN rules are in autodiff_cnn.hpp.
 //  - Broadcasting: the gradient of a broadcast operand is summed over the broadcast dimensions
 //    and reshaped back to the operand's shape.
 #pragma once
 
 #include "../ir/graph.hpp"
+#include "autodiff_cnn.hpp"
+#include "grad_builder.hpp"
 
 namespace kiln::passes {
 
 namespace detail {
-
-/// Appends backward nodes; every helper returns the new node's id, or -1 once the graph has an
-/// error (the first error sticks, so a chain of helpers needs no checks in between).
-class GradBuilder {
- public:
-  constexpr explicit GradBuilder(Graph& g) : g_(g) {}
-
-  constexpr const Node& node(int id) const { return g_.node(id); }
-  constexpr const Shape& shape(int id) const { return g_.node(id).shape; }
-  constexpr bool ok() const { return g_.ok(); }
-
-  constexpr int scalar(float v) {
-    Node n;
-    n.op = Op::scalar;
-    n.p0 = v;
-    return g_.add(n);
-  }
-  constexpr int ew(EwFn fn, int a, int b = -1, int c = -1, float p0 = 0.f, float p1 = 0.f) {
-    Node n;
-    n.op = Op::elementwise;
-    n.fn = fn;
-    n.p0 = p0;
-    n.p1 = p1;
-    n.inputs[0] = a;
-    n.inputs[1] = b;
-    n.inputs[2] = c;
-    n.num_inputs = ewfn_arity(fn);
-    return add(n);
-  }
-  constexpr int mul_s(int a, float v) { return ew(EwFn::mul, a, scalar(v)); }
-  constexpr int add_s(int a, float v) { return ew(EwFn::add, a, scalar(v)); }
-  constexpr int rsub_s(float v, int a) { return ew(EwFn::sub, scalar(v), a); }  // v - a
-  constexpr int mask(EwFn cmp, int a, float v) { return ew(cmp, a, scalar(v)); }
-  constexpr int select(int cond, int a, int b) { return ew(EwFn::where, cond, a, b); }
-  /// where(cond, a, 0)
-  constexpr int keep_where(int cond, int a) { return select(cond, a, scalar(0.f)); }
-
-  constexpr int reduce_sum(int a, int axis, bool keepdim) {
-    Node n;
-    n.op = Op::reduce;
-    n.rk = ReduceKind::sum;
-    n.axis = axis;
-    n.keepdim = keepdim;
-    n.inputs[0] = a;
-    n.num_inputs = 1;
-    return add(n);
-  }
-  constexpr int reshape(int a, const Shape& s) {
-    if (a >= 0 && shape(a) == s) return a;
-    Node n;
-    n.op = Op::reshape;
-    n.shape = s;
-    n.inputs[0] = a;
-    n.num_inputs = 1;
-    return add(n);
-  }
-  constexpr int expand(int a, const Shape& s) {
-    if (a >= 0 && shape(a) == s) return a;
-    Node n;
-    n.op = Op::expand;
-    n.shape = s;
-    n.inputs[0] = a;
-    n.num_inputs = 1;
-    return add(n);
-  }
-  constexpr int zeros(const Shape& s) { return expand(scalar(0.f), s); }
-  constexpr int permute(int a, const std::int8_t* perm) {
-    Node n;
-    n.op = Op::permute;
-    for (int d = 0; d < kMaxRank; ++d) n.perm[d] = perm[d];
-    n.inputs[0] = a;
-    n.num_inputs = 1;
-    return add(n);
-  }
-  /// Swaps the last two dimensions.
-  constexpr int transpose_last(int a) {
-    if (a < 0) return -1;
-    std::int8_t perm[kMaxRank]{};
-    const int r = shape(a).rank();
-    for (int d = 0; d < kMaxRank; ++d) perm[d] = static_cast<std::int8_t>(d);
-    perm[r - 2] = static_cast<std::int8_t>(r - 1);
-    perm[r - 1] = static_cast<std::int8_t>(r - 2);
-    return permute(a, perm);
-  }
-  constexpr int slice(int a, int axis, index_t start, index_t count, index_t step) {
-    Node n;
-    n.op = Op::slice;
-    n.axis = axis;
-    n.start = start;
-    n.step = step;
-    n.shape = Shape{count};
-    n.inputs[0] = a;
-    n.num_inputs = 1;
-    return add(n);
-  }
-  constexpr int pad(int a, int axis, index_t start, index_t step, index_t extent) {
-    Node n;
-    n.op = Op::unslice;
-    n.axis = axis;
-    n.start = start;
-    n.step = step;
-    n.shape = Shape{extent};
-    n.inputs[0] = a;
-    n.num_inputs = 1;
-    return add(n);
-  }
-  constexpr int matmul(int a, int b, bool trans_b) {
-    Node n;
-    n.op = Op::matmul;
-    n.trans_b = trans_b;
-    n.inputs[0] = a;
-    n.inputs[1] = b;
-    n.num_inputs = 2;
-    return add(n);
-  }
-
-  /// Sums `a` (shape broadcast from `target` by NumPy rules) back to `target`: the gradient of
-  /// an operand that was broadcast.
-  constexpr int sum_to(int a, const Shape& target) {
-    if (a < 0) return -1;
-    const Shape s = shape(a);
-    if (s == target) return a;
-    const int lead = s.rank() - target.rank();
-    int v = a;
-    for (int d = 0; d < s.rank(); ++d) {
-      const bool broadcast = d < lead || (target[d - lead] == 1 && s[d] != 1);
-      if (broadcast) v = reduce_sum(v, d, true);
-    }
-    return reshape(v, target);
-  }
-
- private:
-  constexpr int add(const Node& n) {
-    for (int k = 0; k < n.num_inputs; ++k)
-      if (n.inputs[k] < 0) {
-        if (g_.ok()) g_.set_error(Status(Errc::invalid_argument) << "autodiff: missing operand (internal error)");
-        return -1;
-      }
-    return g_.add(n);
-  }
-  Graph& g_;
-};
 
 /// Whether a value can carry a gradient at all (booleans are masks: piecewise constant).
 constexpr bool carries_gradient(const Node& n) { return n.dtype == DType::f32; }
@@ -469,16 +331,14 @@ constexpr Status append_gradients(Graph& g, int loss, const int* wrt, int count,
       case Op::constant:
       case Op::parameter:
       case Op::scalar: break;  // leaves (skipped above)
+      case Op::conv2d:
+      case Op::pool2d:
+      case Op::pad:
+      case Op::upsample: detail::cnn_backward(b, id, gy, need, contrib); break;  // autodiff_cnn.hpp
       // No backward rule. copy is a planner-level op: neither the front-end nor any pass creates
       // it in this release, and autodiff runs on traced graphs; a new op lands here until it
       // gets a rule (the switch has no default, so the compiler lists every op to decide on).
       case Op::copy:
-      // The CNN ops have no backward rule yet (training of conv nets is future work): a model
-      // that differentiates through one gets this error naming the op and its shapes.
-      case Op::conv2d:
-      case Op::pool2d:
-      case Op::pad:
-      case Op::upsample:
       // int8 ops: inference only (quantisation-aware training is not in this release).
       case Op::quantize:
       case Op::dequantize:
