@@ -14,6 +14,7 @@
 
 namespace kt {
 
+#if KILN_EXCEPTIONS
 /// The message of the kiln::Error that `f` throws, or "no error".
 inline std::string error_of(const std::function<void()>& f) {
   try {
@@ -23,6 +24,7 @@ inline std::string error_of(const std::function<void()>& f) {
   }
   return "no error";
 }
+#endif
 
 inline kiln::Tensor<float> random_tensor(const kiln::Shape& s, std::uint32_t seed, float lo = -2.f, float hi = 2.f) {
   kiln::Tensor<float> t(s);
