@@ -83,6 +83,51 @@ static_assert(kCnn.arena_bytes() == kCnn.lower_bound());
 static_assert(kCnn.arena_bytes() == kiln::align_up(std::size_t{6 * 6 * 2}) + kiln::align_up(std::size_t{144}),
               "quantised input and conv1 output live together; nothing else is larger");
 
+// The integers an int8 kernel takes are derived in a constant expression too (what a static runner
+// stores in flash): the qlinear's per-channel multipliers and its relu-less clamp, the depthwise
+// conv's depth multiplier and kernel-layout weight shape.
+struct Prepared {  // the values prepare_int8 derived (its Int8Call points at mult/shift storage)
+  std::int32_t mult[8]{}, shift[8]{};
+  bool ok = false, depthwise = false;
+  kiln::index_t depth_multiplier = 0;
+  std::int32_t input_offset = 0, output_offset = 0, act_min = 0, act_max = 0;
+  kiln::index_t pad_top = 0, pad_right = 0;
+  kiln::Shape w;
+};
+constexpr Prepared prepare(const kiln::StaticPlan& p, kiln::Op op, int nth, const float* scales) {
+  Prepared r;
+  const int id = find_op(p.graph, op, nth);
+  const kiln::Node& n = p.graph[id];
+  kiln::Shape in[kiln::kMaxInputs];
+  for (int k = 0; k < n.num_inputs; ++k) in[k] = p.graph[n.inputs[k]].shape;
+  kiln::runtime::Int8Call c;
+  r.ok = kiln::runtime::prepare_int8(n, in, scales, r.mult, r.shift, c).ok();
+  const kiln::kernels::int8::OutputStage& st =
+      op == kiln::Op::qlinear ? c.fc.output : c.depthwise ? c.dw.output : c.conv.output;
+  r.depthwise = c.depthwise;
+  r.depth_multiplier = c.dw.depth_multiplier;
+  r.input_offset = op == kiln::Op::qlinear ? c.fc.input_offset : c.depthwise ? c.dw.input_offset : c.conv.input_offset;
+  r.output_offset = st.output_offset;
+  r.act_min = st.act_min;
+  r.act_max = st.act_max;
+  r.pad_top = c.conv.window.pad_top;
+  r.pad_right = c.conv.window.pad_right;
+  r.w = c.w;
+  return r;
+}
+constexpr Prepared kFcPrepared = prepare(kCnn, kiln::Op::qlinear, 0, kFcS);
+constexpr auto kFcMultiplier = kiln::quant::quantize_multiplier(double{kC2.scale} * double{0.1f} / double{kFc.scale});
+static_assert(kFcPrepared.ok && kFcPrepared.mult[0] == kFcMultiplier.multiplier && kFcPrepared.shift[4] == kFcMultiplier.shift);
+static_assert(kFcPrepared.input_offset == 10 && kFcPrepared.output_offset == 7);
+static_assert(kFcPrepared.act_min == -128 && kFcPrepared.act_max == 127);
+constexpr Prepared kConvPrepared = prepare(kCnn, kiln::Op::qconv2d, 0, kConvS);
+static_assert(kConvPrepared.ok && !kConvPrepared.depthwise && kConvPrepared.input_offset == -3);
+static_assert(kConvPrepared.act_min == -128, "relu at zero point -128 clamps nothing");
+static_assert(kConvPrepared.pad_top == 1 && kConvPrepared.pad_right == 1, "SAME padding, resolved by the front-end");
+constexpr Prepared kDwPrepared = prepare(kCnn, kiln::Op::qconv2d, 1, kDwS);
+static_assert(kDwPrepared.ok && kDwPrepared.depthwise && kDwPrepared.depth_multiplier == 2);
+static_assert(kDwPrepared.w == kiln::Shape{1, 3, 3, 8}, "TFLite's depthwise layout for the kernel");
+
 // A mixed graph: float elementwise work around int8 ops. The float chains fuse among themselves,
 // never with the int8 nodes; the i8 values take 1 byte per element.
 constexpr auto mixed = [](auto x) {
