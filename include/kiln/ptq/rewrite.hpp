@@ -245,7 +245,7 @@ class Rewriter {
     const bool conv = r.op == Op::conv2d;
     const Node& wn = fn(r.inputs[1]);
     const index_t out_c = conv ? wn.shape[0] : (r.trans_b ? wn.shape[0] : wn.shape[1]);
-    std::string what = conv ? (r.win.groups > 1 ? "depthwise conv2d" : "conv2d") : "linear";
+    std::string what = conv ? (r.win.groups > 1 ? "qconv2d depthwise" : "qconv2d") : "qlinear";
     int end = root, bias = -1;
     Node q;
     q.op = conv ? Op::qconv2d : Op::qlinear;
@@ -309,7 +309,7 @@ class Rewriter {
     }
     q.quant = quant_of(end);
     const auto mm = std::minmax_element(scales.begin(), scales.end());
-    record(end, add(q), ("q" + what).c_str(), *mm.first, *mm.second);
+    record(end, add(q), what.c_str(), *mm.first, *mm.second);
   }
 
   int constant(const void* data, const Shape& s, DType t) {
