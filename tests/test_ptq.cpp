@@ -282,6 +282,20 @@ TEST_CASE("ptq: an op without an int8 form stays float between dequantize and qu
   const kiln::ptq::Evaluation e = qm.evaluate({data.batch(64, l)});
   CHECK(e.agreement >= 0.9);
 
+  // Keeping a layer in f32 (issue 7's lever): the second linear's bias add listed keeps the whole
+  // layer float, fed by a dequantize.
+  int last_add = -1;
+  for (int i = 0; i < qm.float_graph().size(); ++i)
+    if (qm.float_graph()[i].op == kiln::Op::elementwise && qm.float_graph()[i].fn == kiln::EwFn::add) last_add = i;
+  kiln::ptq::Options keep;
+  keep.keep_float = {last_add};
+  const kiln::ptq::QuantizedModel mixed = kiln::ptq::quantize_model(model, calib, keep);
+  REQUIRE(mixed.layers().size() == 1);
+  CHECK(mixed.layers()[0].what == "qlinear + bias + relu");
+  const kiln::Graph& gm = mixed.graph();
+  CHECK(gm[gm.output(0)].op == kiln::Op::elementwise);  // the float bias add is the output
+  CHECK(mixed.evaluate({data.batch(64, l)}).agreement >= 0.9);
+
   // int8 at both ends: the model takes and returns i8 with the calibrated quantisation.
   kiln::ptq::Options o;
   o.int8_input = o.int8_output = true;
