@@ -408,6 +408,20 @@ TEST_CASE("a mixed float/int8 graph: float chains around int8 ops, planned and r
   CHECK(net.stats().lower_bound == kiln::align_up(std::size_t{B * K * 4}) + kiln::align_up(std::size_t{B * K}));
 }
 
+TEST_CASE("quantize of an i8 value requantises (TFLite's int8 -> int8 QUANTIZE)") {
+  ref::Rng rng(43);
+  const QuantParams qa{0.037f, -11}, qb{0.011f, 20};
+  const auto xv = rng.int8s(97);
+  const kiln::Tensor<std::int8_t> x = from(xv, {97});
+  auto model = [&](const auto& in) { return kiln::quantize(kiln::as_quantized(in, qa), qb); };
+  const auto qm = kiln::quant::quantize_multiplier(static_cast<double>(qa.scale) / qb.scale);
+  std::vector<std::int8_t> want;
+  for (auto v : xv) want.push_back(ref::clamp8(i64{ref::mbqm(v - qa.zero_point, qm.multiplier, qm.shift)} + qb.zero_point, -128, 127));
+  check_bytes(kiln::compile(model)(x), want, "compiled requantize");
+  check_bytes(kiln::eager(model)(x), want, "eager requantize");
+  check_spread(want);
+}
+
 TEST_CASE("int8 errors: run-time weights in compile(), bad scales, plain int8 tensors") {
   const kiln::Tensor<std::int8_t> W({4, 6});
   const kiln::Tensor<float> S = from(std::vector<float>{0.1f, 0.1f, -0.1f, 0.1f}, {4});

@@ -89,7 +89,9 @@ inline constexpr bool all_tensors_v = (is_tensor_v<T> && ...);
 
 }  // namespace detail
 
-/// f32 -> i8: q = clamp(round(x / scale) + zero_point, -128, 127) (TFLite's QUANTIZE).
+/// f32 -> i8: q = clamp(round(x / scale) + zero_point, -128, 127) (TFLite's QUANTIZE). On an i8
+/// value: requantised to q (zero_point + (x - x's zero point) * x's scale / scale, in TFLite's
+/// fixed point).
 template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
 constexpr auto quantize(const X& x, QuantParams q) {
   return detail::apply_int8<std::int8_t>(detail::int8_node(Op::quantize, q, {}), x);

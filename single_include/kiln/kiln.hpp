@@ -793,7 +793,7 @@ enum class Op : std::uint8_t {
   // int8 (TFLite's scheme, ir/quant.hpp; rules in ir/infer_int8.hpp). Results are i8 with n.quant
   // unless said otherwise; fn is the fused activation (identity, relu, relu6 or clamp [p0, p1]
   // in real units), turned into an int8 range when the op is lowered.
-  quantize,     // f32 -> i8 with n.quant
+  quantize,     // f32 -> i8 with n.quant (an i8 input is requantised to n.quant)
   dequantize,   // i8 -> f32
   qlinear,      // x i8 [..., K], W i8 [N, K], W scales f32 [N] or [1][, bias i32 [N]] -> [..., N]
   qconv2d,      // x i8 NHWC, W i8 OHWI, W scales, [bias]; win as conv2d (groups 1 or in_c)
@@ -1092,9 +1092,12 @@ constexpr Status infer_int8(Node& n, const Shape* in, const DType* dt) {
   if (arity > 0 && n.num_inputs != arity) return inputs_error(Errc::invalid_argument, n, in, "wrong number of inputs");
   Status st;
   switch (n.op) {
-    case Op::quantize:
-      if (dt[0] != DType::f32)
-        return op_error(Errc::dtype_mismatch, n) << "input " << in[0] << " has dtype " << dt[0] << ", expected f32";
+    case Op::quantize:  // f32 -> i8, or i8 -> i8 with new parameters (TFLite's requantising QUANTIZE)
+      if (dt[0] == DType::i8) {
+        if (!(st = need_quantized(n, 0, in, dt))) return st;
+      } else if (dt[0] != DType::f32) {
+        return op_error(Errc::dtype_mismatch, n) << "input " << in[0] << " has dtype " << dt[0] << ", expected f32 or i8";
+      }
       if (!(st = need_output_quant(n))) return st;
       n.shape = in[0];
       n.dtype = DType::i8;
@@ -8584,6 +8587,8 @@ struct Int8Call {
   Op op = Op::quantize;
   Shape x, x2, w, y;  // dense shapes as the kernel reads them (w: the kernel's layout)
   quant::TensorQuant in, out;
+  quant::QuantizedMultiplier requant;  // quantize of an i8 input: in.scale / out.scale
+  bool requantize = false;
   bool depthwise = false;
   ReduceKind rk = ReduceKind::max;
   kernels::int8::FullyConnectedParams fc;
@@ -8636,6 +8641,14 @@ constexpr Status prepare_int8(const Node& n, const Shape* in, const float* scale
   const char* name = op_name(n.op);
   switch (n.op) {
     case Op::quantize:
+      c.requantize = n.in_quant[0].valid();  // only i8 values carry parameters
+      if (c.requantize) {
+        c.requant = quant::quantize_multiplier(static_cast<double>(c.in.scale) / static_cast<double>(c.out.scale));
+        if (c.requant.shift > 31)
+          return Status(Errc::invalid_argument) << "quantize: requantising " << in[0]
+                                                << " rescales by 2^31 or more (input and output scales)";
+      }
+      return Status();
     case Op::dequantize: return Status();
     case Op::qlinear:
     case Op::qconv2d: {
@@ -8739,7 +8752,18 @@ inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const s
   const auto* xi = static_cast<const std::int8_t*>(x);
   auto* yi = static_cast<std::int8_t*>(y);
   switch (c.op) {
-    case Op::quantize: quant::quantize(static_cast<const float*>(x), yi, c.y.numel(), c.out); return Status();
+    case Op::quantize:
+      if (c.requantize) {  // TFLite's Requantize: zp_out + (q - zp_in) * M, saturated
+        for (index_t i = 0; i < c.y.numel(); ++i) {
+          std::int32_t v = quant::multiply_by_quantized_multiplier(xi[i] - c.in.zero_point, c.requant.multiplier,
+                                                                   c.requant.shift) +
+                           c.out.zero_point;
+          yi[i] = static_cast<std::int8_t>(v < -128 ? -128 : v > 127 ? 127 : v);
+        }
+        return Status();
+      }
+      quant::quantize(static_cast<const float*>(x), yi, c.y.numel(), c.out);
+      return Status();
     case Op::dequantize: quant::dequantize(xi, static_cast<float*>(y), c.y.numel(), c.in); return Status();
     case Op::qlinear: return k8::fully_connected(c.fc, c.x, xi, c.w, w, bias, c.y, yi);
     case Op::qconv2d:
@@ -11239,7 +11263,9 @@ inline constexpr bool all_tensors_v = (is_tensor_v<T> && ...);
 
 }  // namespace detail
 
-/// f32 -> i8: q = clamp(round(x / scale) + zero_point, -128, 127) (TFLite's QUANTIZE).
+/// f32 -> i8: q = clamp(round(x / scale) + zero_point, -128, 127) (TFLite's QUANTIZE). On an i8
+/// value: requantised to q (zero_point + (x - x's zero point) * x's scale / scale, in TFLite's
+/// fixed point).
 template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
 constexpr auto quantize(const X& x, QuantParams q) {
   return detail::apply_int8<std::int8_t>(detail::int8_node(Op::quantize, q, {}), x);

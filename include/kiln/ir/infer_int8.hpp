@@ -92,9 +92,12 @@ constexpr Status infer_int8(Node& n, const Shape* in, const DType* dt) {
   if (arity > 0 && n.num_inputs != arity) return inputs_error(Errc::invalid_argument, n, in, "wrong number of inputs");
   Status st;
   switch (n.op) {
-    case Op::quantize:
-      if (dt[0] != DType::f32)
-        return op_error(Errc::dtype_mismatch, n) << "input " << in[0] << " has dtype " << dt[0] << ", expected f32";
+    case Op::quantize:  // f32 -> i8, or i8 -> i8 with new parameters (TFLite's requantising QUANTIZE)
+      if (dt[0] == DType::i8) {
+        if (!(st = need_quantized(n, 0, in, dt))) return st;
+      } else if (dt[0] != DType::f32) {
+        return op_error(Errc::dtype_mismatch, n) << "input " << in[0] << " has dtype " << dt[0] << ", expected f32 or i8";
+      }
       if (!(st = need_output_quant(n))) return st;
       n.shape = in[0];
       n.dtype = DType::i8;

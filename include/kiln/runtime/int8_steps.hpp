@@ -32,6 +32,8 @@ struct Int8Call {
   Op op = Op::quantize;
   Shape x, x2, w, y;  // dense shapes as the kernel reads them (w: the kernel's layout)
   quant::TensorQuant in, out;
+  quant::QuantizedMultiplier requant;  // quantize of an i8 input: in.scale / out.scale
+  bool requantize = false;
   bool depthwise = false;
   ReduceKind rk = ReduceKind::max;
   kernels::int8::FullyConnectedParams fc;
@@ -84,6 +86,14 @@ constexpr Status prepare_int8(const Node& n, const Shape* in, const float* scale
   const char* name = op_name(n.op);
   switch (n.op) {
     case Op::quantize:
+      c.requantize = n.in_quant[0].valid();  // only i8 values carry parameters
+      if (c.requantize) {
+        c.requant = quant::quantize_multiplier(static_cast<double>(c.in.scale) / static_cast<double>(c.out.scale));
+        if (c.requant.shift > 31)
+          return Status(Errc::invalid_argument) << "quantize: requantising " << in[0]
+                                                << " rescales by 2^31 or more (input and output scales)";
+      }
+      return Status();
     case Op::dequantize: return Status();
     case Op::qlinear:
     case Op::qconv2d: {
@@ -187,7 +197,18 @@ inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const s
   const auto* xi = static_cast<const std::int8_t*>(x);
   auto* yi = static_cast<std::int8_t*>(y);
   switch (c.op) {
-    case Op::quantize: quant::quantize(static_cast<const float*>(x), yi, c.y.numel(), c.out); return Status();
+    case Op::quantize:
+      if (c.requantize) {  // TFLite's Requantize: zp_out + (q - zp_in) * M, saturated
+        for (index_t i = 0; i < c.y.numel(); ++i) {
+          std::int32_t v = quant::multiply_by_quantized_multiplier(xi[i] - c.in.zero_point, c.requant.multiplier,
+                                                                   c.requant.shift) +
+                           c.out.zero_point;
+          yi[i] = static_cast<std::int8_t>(v < -128 ? -128 : v > 127 ? 127 : v);
+        }
+        return Status();
+      }
+      quant::quantize(static_cast<const float*>(x), yi, c.y.numel(), c.out);
+      return Status();
     case Op::dequantize: quant::dequantize(xi, static_cast<float*>(y), c.y.numel(), c.in); return Status();
     case Op::qlinear: return k8::fully_connected(c.fc, c.x, xi, c.w, w, bias, c.y, yi);
     case Op::qconv2d:
