@@ -207,7 +207,7 @@ inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const s
         }
         return Status();
       }
-      quant::quantize(static_cast<const float*>(x), yi, c.y.numel(), c.out);
+      k8::quantize(static_cast<const float*>(x), yi, c.y.numel(), c.out);
       return Status();
     case Op::dequantize: quant::dequantize(xi, static_cast<float*>(y), c.y.numel(), c.in); return Status();
     case Op::qlinear: return k8::fully_connected(c.fc, c.x, xi, c.w, w, bias, c.y, yi);
