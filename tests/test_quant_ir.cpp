@@ -217,12 +217,12 @@ TEST_CASE("int8 type errors name the op, the shapes and the dtypes") {
     (void)kiln::plan(
         [](auto x) {
           return kiln::qconv2d(x, ConvW, ConvS, kC1,
-                               kiln::Conv2dOptions().with_groups(2));
+                               kiln::Conv2dOptions().with_groups(3));
         },
         kiln::input<std::int8_t>({1, 5, 5, 4}, kIn));
   });
   CHECK(has(groups, "qconv2d"));
-  CHECK(has(groups, "groups 2"));
+  CHECK(has(groups, "groups 3"));
   CHECK(has(groups, "[1, 5, 5, 4]"));
 
   const std::string long_rows = plan_error([] {

@@ -128,8 +128,8 @@ constexpr auto qlinear(const X& x, const W& weight, const S& weight_scales, cons
   return detail::apply_int8<std::int8_t>(detail::int8_node(Op::qlinear, out, act), x, weight, weight_scales, bias);
 }
 
-/// 2-D convolution of NHWC x (i8) with OHWI weight (i8) [O, kh, kw, C] (groups 1) or a depthwise
-/// one, groups C and weight [C * multiplier, kh, kw, 1] (TFLite's [1, kh, kw, C * m] permuted:
+/// 2-D convolution of NHWC x (i8) with OHWI weight (i8) [O, kh, kw, C / groups]; groups C with
+/// weight [C * multiplier, kh, kw, 1] is depthwise (TFLite's [1, kh, kw, C * m] permuted:
 /// kiln::permute(w, {3, 1, 2, 0}) is a view of it, no copy). weight_scales f32 [O] or [1].
 template <class X, class W, class S, std::enable_if_t<detail::all_tensors_v<X, W, S>, int> = 0>
 constexpr auto qconv2d(const X& x, const W& weight, const S& weight_scales, QuantParams out,

@@ -4,7 +4,7 @@
 //   linear/matmul or conv2d with a constant weight, with the bias add and relu/relu6/clamp that
 //     follow it alone  -> qlinear / qconv2d: per-output-channel symmetric int8 weights
 //     (scale max|w_c| / 127), int32 bias (scale input_scale * weight_scale_c), the activation fused,
-//     the output quantised with the chain end's observed range (depthwise conv: groups == C);
+//     the output quantised with the chain end's observed range (any groups; depthwise: groups C);
 //   max/avg pool, views (reshape, permute, slice, expand) of an int8 value -> the int8 op / view
 //     (same quantisation, as TFLite);
 //   softmax over the last axis of an int8 value -> qsoftmax (output 1/256, -128);
@@ -167,16 +167,12 @@ class Rewriter {
           return;
         }
         break;
-      case Op::conv2d: {
-        const Shape& x = f_[n.inputs[0]].shape;
-        const Shape& w = f_[n.inputs[1]].shape;
-        const bool depthwise = n.win.groups == x[3] && w[3] == 1;
-        if (is_const(n.inputs[1]) && (n.win.groups == 1 || depthwise)) {
+      case Op::conv2d:
+        if (is_const(n.inputs[1])) {
           weighted_chain(i);
           return;
         }
         break;
-      }
       case Op::pool2d: {
         const Window2d& w = n.win;
         const bool padded = w.pad_top || w.pad_bottom || w.pad_left || w.pad_right;
@@ -264,7 +260,10 @@ class Rewriter {
     const bool conv = r.op == Op::conv2d;
     const Node& wn = fn(r.inputs[1]);
     const index_t out_c = conv ? wn.shape[0] : (r.trans_b ? wn.shape[0] : wn.shape[1]);
-    std::string what = conv ? (r.win.groups > 1 ? "qconv2d depthwise" : "qconv2d") : "qlinear";
+    std::string what = !conv ? "qlinear"
+                       : r.win.groups == 1 ? "qconv2d"
+                       : wn.shape[3] == 1 && r.win.groups == fn(r.inputs[0]).shape[3] ? "qconv2d depthwise"
+                                                                                     : "qconv2d grouped";
     int end = root, bias = -1;
     int members[3] = {root, -1, -1};
     Node q;

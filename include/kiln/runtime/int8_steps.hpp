@@ -34,7 +34,8 @@ struct Int8Call {
   quant::TensorQuant in, out;
   quant::QuantizedMultiplier requant;  // quantize of an i8 input: in.scale / out.scale
   bool requantize = false;
-  bool depthwise = false;
+  bool depthwise = false;  // groups == channels, weight [C * m, kh, kw, 1]: the depthwise kernel
+  index_t groups = 1;      // other groups: the conv kernel per group, on channel slices (scratch)
   ReduceKind rk = ReduceKind::max;
   kernels::int8::FullyConnectedParams fc;
   kernels::int8::Conv2DParams conv;
@@ -117,7 +118,8 @@ constexpr Status prepare_int8(const Node& n, const Shape* in, const float* scale
       const Window2d& w = n.win;
       const kernels::int8::Window2D window{w.stride_h, w.stride_w, w.dilation_h, w.dilation_w,
                                            w.pad_top,  w.pad_bottom, w.pad_left, w.pad_right};
-      c.depthwise = w.groups > 1;
+      c.depthwise = w.groups > 1 && w.groups == in[0][3] && in[1][3] == 1;
+      c.groups = c.depthwise ? 1 : w.groups;
       if (c.depthwise) {
         c.w = Shape{1, in[1][1], in[1][2], in[1][0]};
         c.dw = kernels::int8::DepthwiseConv2DParams{window, in[1][0] / in[0][3], -c.in.zero_point, stage};
@@ -189,10 +191,38 @@ inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std:
   return Status();
 }
 
+/// Bytes of scratch run_int8 needs: a grouped conv's input and output channel slices.
+constexpr std::size_t int8_scratch_bytes(const Int8Call& c) {
+  if (c.op != Op::qconv2d || c.groups <= 1) return 0;
+  return static_cast<std::size_t>((c.x.numel() + c.y.numel()) / c.groups);
+}
+
+/// A grouped conv: per group, its input channels gathered densely into `scratch`, the conv kernel
+/// on them with the group's weight rows, bias and multipliers, its output scattered into y.
+inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::int8_t* w, const std::int32_t* bias,
+                           std::int8_t* y, std::int8_t* scratch) {
+  const index_t G = c.groups, cg = c.x[3] / G, og = c.y[3] / G;
+  const index_t pixels_in = c.x.numel() / c.x[3], pixels_out = c.y.numel() / c.y[3];
+  const Shape xs{c.x[0], c.x[1], c.x[2], cg}, ws{og, c.w[1], c.w[2], c.w[3]}, ys{c.y[0], c.y[1], c.y[2], og};
+  std::int8_t* xg = scratch;
+  std::int8_t* yg = scratch + pixels_in * cg;
+  for (index_t g = 0; g < G; ++g) {
+    for (index_t p = 0; p < pixels_in; ++p) std::memcpy(xg + p * cg, x + p * c.x[3] + g * cg, static_cast<std::size_t>(cg));
+    kernels::int8::Conv2DParams pg = c.conv;
+    pg.output.multiplier += g * og;
+    pg.output.shift += g * og;
+    const Status s = kernels::int8::conv2d(pg, xs, xg, ws, w + g * ws.numel(), bias ? bias + g * og : nullptr, ys, yg);
+    if (!s.ok()) return s;
+    for (index_t p = 0; p < pixels_out; ++p) std::memcpy(y + p * c.y[3] + g * og, yg + p * og, static_cast<std::size_t>(og));
+  }
+  return Status();
+}
+
 /// One int8 kernel call on dense operands: x (f32 for quantize, else i8), x2 (qadd's b), the
 /// weight in the kernel's layout and the bias (qlinear/qconv2d; bias may be null), into y.
+/// `scratch`: int8_scratch_bytes(c) bytes.
 inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
-                       const std::int32_t* bias, void* y) {
+                       const std::int32_t* bias, void* y, void* scratch = nullptr) {
   namespace k8 = kernels::int8;
   const auto* xi = static_cast<const std::int8_t*>(x);
   auto* yi = static_cast<std::int8_t*>(y);
@@ -212,6 +242,7 @@ inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const s
     case Op::dequantize: quant::dequantize(xi, static_cast<float*>(y), c.y.numel(), c.in); return Status();
     case Op::qlinear: return k8::fully_connected(c.fc, c.x, xi, c.w, w, bias, c.y, yi);
     case Op::qconv2d:
+      if (c.groups > 1) return grouped_conv(c, xi, w, bias, yi, static_cast<std::int8_t*>(scratch));
       return c.depthwise ? k8::depthwise_conv2d(c.dw, c.x, xi, c.w, w, bias, c.y, yi)
                          : k8::conv2d(c.conv, c.x, xi, c.w, w, bias, c.y, yi);
     case Op::qpool2d:
@@ -225,12 +256,13 @@ inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const s
 
 // ---- eager ------------------------------------------------------------------------------------
 
-/// Workspace floats run_int8_node needs: the multipliers and shifts, and a depthwise weight in
-/// the kernel's layout.
+/// Workspace floats run_int8_node needs: the multipliers and shifts, then a depthwise weight in
+/// the kernel's layout or a grouped conv's channel slices.
 inline std::size_t int8_workspace_floats(const Node& n, const Shape* in) {
   if (n.op != Op::qlinear && n.op != Op::qconv2d) return 0;
   std::size_t f = 2 * static_cast<std::size_t>(in[1][0]);
-  if (n.op == Op::qconv2d && n.win.groups > 1) f += (static_cast<std::size_t>(in[1].numel()) + 3) / 4;
+  if (n.op == Op::qconv2d && n.win.groups > 1)
+    f += (static_cast<std::size_t>(in[1].numel() + (in[0].numel() + n.shape.numel()) / n.win.groups) + 3) / 4;
   return f;
 }
 
@@ -243,13 +275,13 @@ inline void run_int8_node(const Node& n, const void* const* in, const Shape* in_
   const float* scales = n.op == Op::qlinear || n.op == Op::qconv2d ? static_cast<const float*>(in[2]) : nullptr;
   Status s = prepare_int8(n, in_shapes, scales, mult, shift, c);
   const auto* w = n.num_inputs > 1 ? static_cast<const std::int8_t*>(in[1]) : nullptr;
+  std::int8_t* scratch = shift ? reinterpret_cast<std::int8_t*>(shift + channels) : nullptr;
   if (s.ok() && c.depthwise) {
-    auto* relaid = reinterpret_cast<std::int8_t*>(shift + channels);
-    depthwise_weight_to_kernel_layout(w, in_shapes[1], contiguous_strides(in_shapes[1]), relaid);
-    w = relaid;
+    depthwise_weight_to_kernel_layout(w, in_shapes[1], contiguous_strides(in_shapes[1]), scratch);
+    w = scratch;
   }
   const auto* bias = n.num_inputs == 4 ? static_cast<const std::int32_t*>(in[3]) : nullptr;
-  if (s.ok()) s = run_int8(c, in[0], n.num_inputs > 1 ? in[1] : nullptr, w, bias, out);
+  if (s.ok()) s = run_int8(c, in[0], n.num_inputs > 1 ? in[1] : nullptr, w, bias, out, scratch);
   if (!s.ok()) fail(s);
 }
 
@@ -276,7 +308,8 @@ struct Int8Step {
   const std::int32_t* bias = nullptr;
   std::vector<std::int8_t> weight;  // re-laid out / densified constant weight
   std::vector<std::int32_t> bias_dense;
-  std::size_t workspace_bytes = 0;  // dense copies of x and x2 when they are strided views
+  std::size_t workspace_bytes = 0;  // dense copies of x and x2 when they are strided views, and
+                                    // run_int8's scratch (placed first)
 };
 
 namespace detail {
@@ -337,6 +370,7 @@ inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8St
   }
   const Status st = prepare_int8(n, in, scales, s.mult.data(), s.shift.data(), s.call);
   if (!st.ok()) return st;
+  s.workspace_bytes += align_up(int8_scratch_bytes(s.call));
   if (s.call.depthwise) {  // the kernel's [1, kh, kw, O], from the weight as the graph reads it
     const passes::Layout& l = f.layouts[n.inputs[1]];
     std::vector<std::int8_t> relaid(static_cast<std::size_t>(in[1].numel()));
