@@ -726,7 +726,7 @@ class Executable {
     const Int8Step& q = int8_[static_cast<std::size_t>(s.int8)];
     char* ws = reinterpret_cast<char*>(workspace(b, s));
     char* scratch = ws;  // run_int8's own scratch first, then dense copies of strided operands
-    if (ws) ws += align_up(int8_scratch_bytes(q.call));
+    if (ws) ws += align_up(q.scratch_bytes);
     auto dense = [&](const Int8Operand& o) -> const void* {
       if (o.base < 0) return nullptr;
       const char* p = ptr(b, o.base, o.offset, o.dtype);
