@@ -2376,6 +2376,114 @@ constexpr Status append_gradients(Graph& g, int loss, const int* wrt, int count,
 }  // namespace kiln::passes
 // ---- end kiln/passes/autodiff.hpp ----
 
+// ---- begin kiln/passes/int8_workspace.hpp ----
+// kiln/passes/int8_workspace.hpp — the scratch an int8 op's step needs during its run.
+//
+// An int8 kernel reads dense operands: an i8 (or quantize's f32) input that is a strided view
+// (a permute or slice) is first copied densely, and a grouped qconv2d gathers each group's input
+// channels and its output channels. Both the run-time Executable (runtime/int8_steps.hpp) and a
+// compile-time plan (kiln::plan) reserve these bytes in the arena for the step, from this one
+// rule: copies first-operand-first after the grouped conv's slices, each 64-byte aligned.
+
+
+// ---- begin kiln/passes/layout.hpp ----
+// kiln/passes/layout.hpp — where each value's elements sit relative to a materialised buffer.
+//
+// permute, slice and expand never copy: they become a different (offset, strides) over
+// their input's buffer, and every kernel reads through strides. reshape is a
+// view when its input is contiguous; otherwise it must be materialised, which
+// the fusion pass does by giving it a copy kernel.
+
+
+namespace kiln::passes {
+
+struct Layout {
+  int base = -1;       // node whose buffer holds the elements (itself when materialised)
+  index_t offset = 0;  // in elements, from the base buffer's start
+  Strides strides;     // in elements, one per dimension of this node's shape
+};
+
+constexpr bool is_contiguous(const Shape& s, const Layout& l) {
+  const Strides c = contiguous_strides(s);
+  for (int i = 0; i < s.rank(); ++i)
+    if (s[i] != 1 && l.strides[i] != c[i]) return false;
+  return true;
+}
+
+/// Whether node `id` needs its own buffer (is computed by a kernel) rather than aliasing another.
+constexpr bool reshape_is_view(const Graph& g, const Layout* layouts, int id) {
+  const Node& n = g.node(id);
+  return n.op == Op::reshape && is_contiguous(g.node(n.inputs[0]).shape, layouts[n.inputs[0]]);
+}
+
+/// Computes layouts for every node in topological order.
+constexpr void compute_layouts(const Graph& g, Layout* out) {
+  for (int i = 0; i < g.size(); ++i) {
+    const Node& n = g.node(i);
+    Layout l;
+    if (n.op == Op::permute) {
+      const Layout& in = out[n.inputs[0]];
+      l.base = in.base;
+      l.offset = in.offset;
+      for (int d = 0; d < n.shape.rank(); ++d) l.strides[d] = in.strides[n.perm[d]];
+    } else if (n.op == Op::slice) {
+      const Layout& in = out[n.inputs[0]];
+      l = in;
+      l.offset += n.start * in.strides[n.axis];
+      l.strides[n.axis] = in.strides[n.axis] * n.step;
+    } else if (n.op == Op::expand) {  // broadcast dims read the same element: stride 0
+      const Layout& in = out[n.inputs[0]];
+      l.base = in.base;
+      l.offset = in.offset;
+      l.strides = broadcast_strides(g.node(n.inputs[0]).shape, in.strides, n.shape);
+    } else if (n.op == Op::reshape && is_contiguous(g.node(n.inputs[0]).shape, out[n.inputs[0]])) {
+      const Layout& in = out[n.inputs[0]];
+      l.base = in.base;
+      l.offset = in.offset;
+      l.strides = contiguous_strides(n.shape);
+    } else {
+      l.base = i;
+      l.strides = contiguous_strides(n.shape);
+    }
+    out[i] = l;
+  }
+}
+
+/// Strides that read value `id` (with layout l) broadcast to `loop` (NumPy alignment from the right).
+constexpr Strides operand_strides(const Shape& value_shape, const Layout& l, const Shape& loop) {
+  return broadcast_strides(value_shape, l.strides, loop);
+}
+
+}  // namespace kiln::passes
+// ---- end kiln/passes/layout.hpp ----
+
+namespace kiln::passes {
+
+/// Bytes of a grouped qconv2d's channel slices (one group's input and output); 0 for groups 1
+/// and for depthwise (groups == C: its own kernel).
+constexpr std::size_t int8_grouped_conv_bytes(const Node& n, const Shape& x) {
+  const int groups = n.win.groups;
+  if (n.op != Op::qconv2d || groups <= 1 || x.rank() != 4 || groups == x[3]) return 0;
+  return static_cast<std::size_t>((x.numel() + n.shape.numel()) / groups);
+}
+
+/// Arena bytes the step of int8 node `id` needs: the grouped conv's slices, then a dense copy of
+/// each activation operand (input 0, and qadd's input 1) that is not contiguous.
+constexpr std::size_t int8_workspace_bytes(const Graph& g, const Layout* layouts, int id) {
+  const Node& n = g[id];
+  std::size_t bytes = align_up(int8_grouped_conv_bytes(n, g[n.inputs[0]].shape));
+  const int operands = n.op == Op::qadd ? 2 : 1;
+  for (int k = 0; k < operands; ++k) {
+    const Node& in = g[n.inputs[k]];
+    if (!is_contiguous(in.shape, layouts[n.inputs[k]]))
+      bytes += align_up(static_cast<std::size_t>(in.shape.numel()) * dtype_size(in.dtype));
+  }
+  return bytes;
+}
+
+}  // namespace kiln::passes
+// ---- end kiln/passes/int8_workspace.hpp ----
+
 // The engine: passes, planner, kernels. Left out of a model's TU built with
 // KILN_SEPARATE_COMPILATION (it then links the one TU that defines KILN_IMPLEMENTATION).
 #if KILN_ENGINE_BODIES
@@ -7491,77 +7599,6 @@ constexpr int fold_channel_affine(Graph& g, Affine&& affine) {
 // kEwMaxRegs live register tiles.
 
 
-// ---- begin kiln/passes/layout.hpp ----
-// kiln/passes/layout.hpp — where each value's elements sit relative to a materialised buffer.
-//
-// permute, slice and expand never copy: they become a different (offset, strides) over
-// their input's buffer, and every kernel reads through strides. reshape is a
-// view when its input is contiguous; otherwise it must be materialised, which
-// the fusion pass does by giving it a copy kernel.
-
-
-namespace kiln::passes {
-
-struct Layout {
-  int base = -1;       // node whose buffer holds the elements (itself when materialised)
-  index_t offset = 0;  // in elements, from the base buffer's start
-  Strides strides;     // in elements, one per dimension of this node's shape
-};
-
-constexpr bool is_contiguous(const Shape& s, const Layout& l) {
-  const Strides c = contiguous_strides(s);
-  for (int i = 0; i < s.rank(); ++i)
-    if (s[i] != 1 && l.strides[i] != c[i]) return false;
-  return true;
-}
-
-/// Whether node `id` needs its own buffer (is computed by a kernel) rather than aliasing another.
-constexpr bool reshape_is_view(const Graph& g, const Layout* layouts, int id) {
-  const Node& n = g.node(id);
-  return n.op == Op::reshape && is_contiguous(g.node(n.inputs[0]).shape, layouts[n.inputs[0]]);
-}
-
-/// Computes layouts for every node in topological order.
-constexpr void compute_layouts(const Graph& g, Layout* out) {
-  for (int i = 0; i < g.size(); ++i) {
-    const Node& n = g.node(i);
-    Layout l;
-    if (n.op == Op::permute) {
-      const Layout& in = out[n.inputs[0]];
-      l.base = in.base;
-      l.offset = in.offset;
-      for (int d = 0; d < n.shape.rank(); ++d) l.strides[d] = in.strides[n.perm[d]];
-    } else if (n.op == Op::slice) {
-      const Layout& in = out[n.inputs[0]];
-      l = in;
-      l.offset += n.start * in.strides[n.axis];
-      l.strides[n.axis] = in.strides[n.axis] * n.step;
-    } else if (n.op == Op::expand) {  // broadcast dims read the same element: stride 0
-      const Layout& in = out[n.inputs[0]];
-      l.base = in.base;
-      l.offset = in.offset;
-      l.strides = broadcast_strides(g.node(n.inputs[0]).shape, in.strides, n.shape);
-    } else if (n.op == Op::reshape && is_contiguous(g.node(n.inputs[0]).shape, out[n.inputs[0]])) {
-      const Layout& in = out[n.inputs[0]];
-      l.base = in.base;
-      l.offset = in.offset;
-      l.strides = contiguous_strides(n.shape);
-    } else {
-      l.base = i;
-      l.strides = contiguous_strides(n.shape);
-    }
-    out[i] = l;
-  }
-}
-
-/// Strides that read value `id` (with layout l) broadcast to `loop` (NumPy alignment from the right).
-constexpr Strides operand_strides(const Shape& value_shape, const Layout& l, const Shape& loop) {
-  return broadcast_strides(value_shape, l.strides, loop);
-}
-
-}  // namespace kiln::passes
-// ---- end kiln/passes/layout.hpp ----
-
 namespace kiln::passes {
 
 enum class GroupKind : std::uint8_t { elementwise, gemm, reduce, softmax, concat, copy, window, int8 };
@@ -8789,12 +8826,6 @@ inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std:
   return Status();
 }
 
-/// Bytes of scratch run_int8 needs: a grouped conv's input and output channel slices.
-constexpr std::size_t int8_scratch_bytes(const Int8Call& c) {
-  if (c.op != Op::qconv2d || c.groups <= 1) return 0;
-  return static_cast<std::size_t>((c.x.numel() + c.y.numel()) / c.groups);
-}
-
 /// A grouped conv: per group, its input channels gathered densely into `scratch`, the conv kernel
 /// on them with the group's weight rows, bias and multipliers, its output scattered into y.
 inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::int8_t* w, const std::int32_t* bias,
@@ -8818,7 +8849,7 @@ inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::i
 
 /// One int8 kernel call on dense operands: x (f32 for quantize, else i8), x2 (qadd's b), the
 /// weight in the kernel's layout and the bias (qlinear/qconv2d; bias may be null), into y.
-/// `scratch`: int8_scratch_bytes(c) bytes.
+/// `scratch`: passes::int8_grouped_conv_bytes(node, x) bytes.
 inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
                        const std::int32_t* bias, void* y, void* scratch = nullptr) {
   namespace k8 = kernels::int8;
@@ -8859,8 +8890,8 @@ inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const s
 inline std::size_t int8_workspace_floats(const Node& n, const Shape* in) {
   if (n.op != Op::qlinear && n.op != Op::qconv2d) return 0;
   std::size_t f = 2 * static_cast<std::size_t>(in[1][0]);
-  if (n.op == Op::qconv2d && n.win.groups > 1)
-    f += (static_cast<std::size_t>(in[1].numel() + (in[0].numel() + n.shape.numel()) / n.win.groups) + 3) / 4;
+  if (n.op == Op::qconv2d && n.win.groups > 1)  // depthwise weight, or grouped slices
+    f += (static_cast<std::size_t>(in[1].numel()) + passes::int8_grouped_conv_bytes(n, in[0]) + 3) / 4;
   return f;
 }
 
@@ -8906,8 +8937,8 @@ struct Int8Step {
   const std::int32_t* bias = nullptr;
   std::vector<std::int8_t> weight;  // re-laid out / densified constant weight
   std::vector<std::int32_t> bias_dense;
-  std::size_t workspace_bytes = 0;  // dense copies of x and x2 when they are strided views, and
-                                    // run_int8's scratch (placed first)
+  std::size_t scratch_bytes = 0;    // run_int8's scratch (a grouped conv's slices), first in the
+  std::size_t workspace_bytes = 0;  // workspace, then dense copies of strided x and x2
 };
 
 namespace detail {
@@ -8935,11 +8966,9 @@ const T* constant_dense(const Graph& g, const passes::Fusion& f, int id, std::ve
   return copy.data();
 }
 
-inline Int8Operand int8_operand(const Graph& g, const passes::Fusion& f, int id, std::size_t& workspace) {
+inline Int8Operand int8_operand(const Graph& g, const passes::Fusion& f, int id) {
   const passes::Layout& l = f.layouts[id];
-  Int8Operand o{l.base, l.offset, l.strides, g[id].dtype, g[id].shape, passes::is_contiguous(g[id].shape, l)};
-  if (!o.dense) workspace += align_up(static_cast<std::size_t>(o.shape.numel()) * dtype_size(o.dtype));
-  return o;
+  return Int8Operand{l.base, l.offset, l.strides, g[id].dtype, g[id].shape, passes::is_contiguous(g[id].shape, l)};
 }
 
 }  // namespace detail
@@ -8950,8 +8979,10 @@ inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8St
   const Node& n = g[id];
   Shape in[kMaxInputs];
   for (int k = 0; k < n.num_inputs; ++k) in[k] = g[n.inputs[k]].shape;
-  s.x = detail::int8_operand(g, f, n.inputs[0], s.workspace_bytes);
-  if (n.op == Op::qadd) s.x2 = detail::int8_operand(g, f, n.inputs[1], s.workspace_bytes);
+  s.x = detail::int8_operand(g, f, n.inputs[0]);
+  if (n.op == Op::qadd) s.x2 = detail::int8_operand(g, f, n.inputs[1]);
+  s.scratch_bytes = passes::int8_grouped_conv_bytes(n, in[0]);
+  s.workspace_bytes = passes::int8_workspace_bytes(g, f.layouts, id);
   const float* scales = nullptr;
   std::vector<float> scale_copy;
   if (n.op == Op::qlinear || n.op == Op::qconv2d) {
@@ -8968,7 +8999,6 @@ inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8St
   }
   const Status st = prepare_int8(n, in, scales, s.mult.data(), s.shift.data(), s.call);
   if (!st.ok()) return st;
-  s.workspace_bytes += align_up(int8_scratch_bytes(s.call));
   if (s.call.depthwise) {  // the kernel's [1, kh, kw, O], from the weight as the graph reads it
     const passes::Layout& l = f.layouts[n.inputs[1]];
     std::vector<std::int8_t> relaid(static_cast<std::size_t>(in[1].numel()));
@@ -9982,7 +10012,7 @@ class Executable {
     const Int8Step& q = int8_[static_cast<std::size_t>(s.int8)];
     char* ws = reinterpret_cast<char*>(workspace(b, s));
     char* scratch = ws;  // run_int8's own scratch first, then dense copies of strided operands
-    if (ws) ws += align_up(int8_scratch_bytes(q.call));
+    if (ws) ws += align_up(q.scratch_bytes);
     auto dense = [&](const Int8Operand& o) -> const void* {
       if (o.base < 0) return nullptr;
       const char* p = ptr(b, o.base, o.offset, o.dtype);
@@ -11477,8 +11507,8 @@ struct StaticPlan {
 
   constexpr bool ok() const { return graph.ok(); }
   constexpr const Status& status() const { return graph.status(); }
-  /// Bytes of the one arena holding every intermediate (activations; GEMM packing scratch comes
-  /// with the static runner).
+  /// Bytes of the one arena holding every intermediate (activations and int8 steps' scratch; GEMM
+  /// packing scratch comes with the static runner).
   constexpr std::size_t arena_bytes() const { return memory.arena_bytes; }
   /// The most bytes live at any step: what no plan can go below.
   constexpr std::size_t lower_bound() const { return memory.lower_bound; }
@@ -11544,6 +11574,9 @@ constexpr StaticPlan plan(const Fn& fn, const Input<T>&... inputs) {
     return p;
   }
   std::size_t workspace[kMaxNodes]{};
+  for (int gi = 0; gi < p.fusion.num_groups; ++gi)  // int8 steps: strided operands, grouped convs
+    if (p.fusion.groups[gi].kind == passes::GroupKind::int8)
+      workspace[gi] = passes::int8_workspace_bytes(g, p.fusion.layouts, p.fusion.groups[gi].root);
   passes::plan_memory(g, p.fusion, workspace, p.memory);
   return p;
 }
