@@ -747,6 +747,8 @@ class Executable {
   void run_int8_step(const Step& s, const Bindings& b) const {
     const Int8Step& q = int8_[static_cast<std::size_t>(s.int8)];
     char* ws = reinterpret_cast<char*>(workspace(b, s));
+    char* scratch = ws;  // run_int8's own scratch first, then dense copies of strided operands
+    if (ws) ws += align_up(q.scratch_bytes);
     auto dense = [&](const Int8Operand& o) -> const void* {
       if (o.base < 0) return nullptr;
       const char* p = ptr(b, o.base, o.offset, o.dtype);
@@ -758,7 +760,7 @@ class Executable {
     };
     const void* x = dense(q.x);
     const void* x2 = dense(q.x2);
-    const Status st = run_int8(q.call, x, x2, q.w, q.bias, const_cast<char*>(base_ptr(b, s.node)));
+    const Status st = run_int8(q.call, x, x2, q.w, q.bias, const_cast<char*>(base_ptr(b, s.node)), scratch);
     if (!st.ok()) fail(st);  // prepare_int8 checked the parameters at build time: not expected
   }
 
