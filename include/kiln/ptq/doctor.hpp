@@ -82,6 +82,7 @@ struct DoctorConfig {
   bool per_channel = true;
   Calibration calibration = Calibration::min_max;
   double percentile = 99.99;
+  std::string variant_reason;  ///< why the variant differs from the base options ("" if it does not)
   std::vector<KeptNode> kept;
   // Result and cost, informative (written, read back, not used by apply).
   bool met = false;
@@ -362,6 +363,16 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
         ++k;
       }
     }
+    if (!variant_reason.empty()) {  // the variant too, when the kept layers alone suffice
+      Options o = best.o;
+      o.per_channel = d.base.per_channel;
+      o.calibration = d.base.calibration;
+      Trial t = trial(o);
+      if (passes(t)) {
+        say("pruned the variant (" + variant_reason + "): output score still " + std::to_string(t.score));
+        best = t;
+      }
+    }
   } else {
     say("unreachable: no configuration found meets the criterion; returning the best seen (output score " +
         std::to_string(best.score) + ')');
@@ -377,7 +388,8 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
     const int id = best.o.keep_float[k];
     cfg.kept.push_back({id, detail::node_label((*fg)[id]), (*fg)[id].shape, best_reasons[k]});
   }
-  if (!variant_reason.empty()) cfg.kept.insert(cfg.kept.begin(), KeptNode{-1, "variant", Shape{}, variant_reason});
+  if (best.o.per_channel != d.base.per_channel || best.o.calibration != d.base.calibration)
+    cfg.variant_reason = variant_reason;
   cfg.met = r.met;
   const NodeError& oe = best.nodes[static_cast<std::size_t>(fg->output(0))];
   cfg.output_score = oe.score;
@@ -414,8 +426,9 @@ QuantizedModel quantize_with_config(Fn fn, const std::vector<Tensor<float>>& cal
 // kiln-precision-doctor 1
 // criterion atol=<a> rtol=<r> statistic=<mean|median|max>
 // variant per_channel=<0|1> calibration=<min_max|percentile> percentile=<p>
-// keep <node id> <op words> <shape> : <reason>          (one per node; a leading "variant" line
-// result met=<0|1> output_score=<s> output_max_abs=<e>   for a global variant has id -1)
+// variant_reason <text>                                  (only when the variant was changed)
+// keep <node id> <op words> <shape> : <reason>          (one per layer kept in f32)
+// result met=<0|1> output_score=<s> output_max_abs=<e>
 // cost weight_bytes=.. int8_weight_bytes=.. float_weight_bytes=.. arena_bytes=.. us=.. int8_us=.. float_us=..
 inline std::string DoctorConfig::to_text() const {
   std::ostringstream os;
@@ -426,6 +439,7 @@ inline std::string DoctorConfig::to_text() const {
   os << "variant per_channel=" << (per_channel ? 1 : 0)
      << " calibration=" << (calibration == Calibration::min_max ? "min_max" : "percentile")
      << " percentile=" << percentile << '\n';
+  if (!variant_reason.empty()) os << "variant_reason " << variant_reason << '\n';
   for (const KeptNode& k : kept)
     os << "keep " << k.node << ' ' << k.op << ' ' << detail::shape_text(k.shape) << " : " << k.reason << '\n';
   os << "result met=" << (met ? 1 : 0) << " output_score=" << output_score << " output_max_abs=" << output_max_abs
@@ -456,6 +470,10 @@ inline Status DoctorConfig::parse(const std::string& text, DoctorConfig& out) {
       int v = 0;
       if (key != "kiln-precision-doctor" || !(ls >> v) || v != 1) return bad("expected \"kiln-precision-doctor 1\"");
       header = true;
+      continue;
+    }
+    if (key == "variant_reason") {
+      std::getline(ls >> std::ws, out.variant_reason);
       continue;
     }
     if (key == "keep") {
@@ -528,7 +546,6 @@ inline Status DoctorConfig::apply(const Graph& f, Options& o) const {
   err << "doctor config: nodes that no longer exist in the model (" << f.size() << " nodes):";
   bool any = false;
   for (const KeptNode& k : kept) {
-    if (k.node < 0) continue;  // a global variant
     const bool exists = k.node < f.size() && detail::node_label(f[k.node]) == k.op && f[k.node].shape == k.shape;
     if (!exists) {
       err << " %" << k.node << ' ' << k.op.c_str() << ' ' << k.shape;
@@ -559,10 +576,10 @@ inline void Diagnosis::print(std::ostream& os) const {
   }
   os << (met ? "criterion met" : "criterion NOT met (unreachable with these samples; best configuration found)")
      << ", output score " << config.output_score << ", max |error| " << config.output_max_abs << '\n';
-  os << "kept in f32 (" << config.kept.size() << "):\n";
+  if (!config.variant_reason.empty()) os << "PTQ variant: " << config.variant_reason << '\n';
+  os << "layers kept in f32 (" << config.kept.size() << "):\n";
   for (const KeptNode& k : config.kept)
-    os << "  " << (k.node >= 0 ? "%" + std::to_string(k.node) : std::string("(model)")) << ' ' << k.op << ' '
-       << detail::shape_text(k.shape) << ": " << k.reason << '\n';
+    os << "  %" << k.node << ' ' << k.op << ' ' << detail::shape_text(k.shape) << ": " << k.reason << '\n';
   os << "cost: weights " << config.weight_bytes << " B (all int8 " << config.int8_weight_bytes << " B, f32 "
      << config.float_weight_bytes << " B), arena " << config.arena_bytes << " B";
   if (config.us_per_call > 0.0)
