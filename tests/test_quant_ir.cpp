@@ -128,6 +128,26 @@ constexpr Prepared kDwPrepared = prepare(kCnn, kiln::Op::qconv2d, 1, kDwS);
 static_assert(kDwPrepared.ok && kDwPrepared.depthwise && kDwPrepared.depth_multiplier == 2);
 static_assert(kDwPrepared.w == kiln::Shape{1, 3, 3, 8}, "TFLite's depthwise layout for the kernel");
 
+// The arena holds the int8 steps' scratch: a grouped conv's channel slices (one group's input and
+// output) and the dense copy of a strided operand.
+constexpr std::int8_t kGroupW[6 * 3 * 3 * 2] = {};
+constexpr kiln::TensorView<const std::int8_t> GroupW(kGroupW, {6, 3, 3, 2});
+constexpr auto grouped = [](auto x) {
+  auto c = kiln::qconv2d(x, GroupW, DwS, kC1, kiln::Conv2dOptions().with_groups(3));  // [1, 3, 3, 6]
+  return kiln::qsoftmax(kiln::permute(c, {0, 3, 1, 2}));                               // a strided view
+};
+constexpr kiln::StaticPlan kGrouped = kiln::plan(grouped, kiln::input<std::int8_t>({1, 5, 5, 6}, kIn));
+constexpr std::size_t workspace_of(const kiln::StaticPlan& p, kiln::Op op) {
+  const int gi = p.fusion.group_of[find_op(p.graph, op)];
+  const int slot = p.memory.workspace_slot[gi];
+  return slot < 0 ? 0 : p.memory.slot_bytes[slot];
+}
+static_assert(workspace_of(kGrouped, kiln::Op::qconv2d) == kiln::align_up(std::size_t{(150 + 54) / 3}),
+              "one group's input [1, 5, 5, 2] and output [1, 3, 3, 2] slices");
+static_assert(workspace_of(kGrouped, kiln::Op::qsoftmax) == kiln::align_up(std::size_t{54}),
+              "a dense copy of the permuted [1, 6, 3, 3] input");
+static_assert(workspace_of(kCnn, kiln::Op::qconv2d) == 0, "dense operands, no groups: no scratch");
+
 // A mixed graph: float elementwise work around int8 ops. The float chains fuse among themselves,
 // never with the int8 nodes; the i8 values take 1 byte per element.
 constexpr auto mixed = [](auto x) {

@@ -15,7 +15,9 @@
 #ifndef KILN_NO_IOSTREAM
 #include "ir/print.hpp"
 #endif
+#include "accel/backend.hpp"  // the accelerator hook's plain data (before the engine, which refers to it)
 #include "passes/autodiff.hpp"  // IR-level and constexpr: firmware may differentiate a static graph too
+#include "passes/int8_workspace.hpp"  // IR-level: an int8 step's scratch (runtime and kiln::plan)
 
 // The engine: passes, planner, kernels. Left out of a model's TU built with
 // KILN_SEPARATE_COMPILATION (it then links the one TU that defines KILN_IMPLEMENTATION).
@@ -45,6 +47,7 @@
 // first call): host conveniences. Firmware (KILN_NO_HEAP) gets the IR, the passes and the kernels.
 #ifndef KILN_NO_HEAP
 #include "trace/compile.hpp"  // and ops.hpp, the op front-end, and grad
+#include "accel/offload.hpp"  // accelerator backends: accel::offload(backend) in CompileOptions
 #include "train/losses.hpp"
 #include "train/optim.hpp"
 #endif

@@ -1868,6 +1868,362 @@ inline void print_dot(std::ostream& os, const Graph& g) {
 // ---- end kiln/ir/print.hpp ----
 #endif
 
+// ---- begin kiln/accel/backend.hpp ----
+// kiln/accel/backend.hpp — what a user plugs in to offload parts of a model (TVM BYOC's runtime side).
+//
+// A Backend is one name tying together the annotation (its Target: op predicate + pattern table),
+// the codegen (compile: a partitioned region -> a device handle) and the runtime (run, or
+// submit/wait, and release). Plain function pointers plus one user context pointer: no virtual
+// dispatch, no RTTI, nothing kiln has to know about the device.
+//
+// compile() takes a backend through CompileOptions::offload (accel::offload(backend), in
+// accel/offload.hpp); a model compiled without one never reaches any of this code.
+
+
+// ---- begin kiln/accel/partition.hpp ----
+// kiln/accel/partition.hpp — which nodes an accelerator runs, grouped into offload regions.
+//
+// TVM BYOC's three graph steps on kiln's IR, as one constexpr pass:
+//   1. composites: every match of the target's patterns (in table order, first match wins)
+//      becomes one unit the device runs as one call;
+//   2. annotation: a node is claimed when it is in a composite or the target's predicate accepts
+//      it (leaves — inputs, constants, scalars — are never claimed: they are region inputs; nor
+//      are views, which are addressing, not work);
+//   3. merging: claimed units join the region of a claimed producer, greedily in topological
+//      order, whenever the region graph stays acyclic (fewer transfers and launches).
+// Every node not claimed records why, for print_graph and stats().
+
+
+// ---- begin kiln/accel/target.hpp ----
+// kiln/accel/target.hpp — what an accelerator declares it can run (TVM BYOC's annotation side).
+//
+// A Target ties together, under one name, the single ops a device accepts (a predicate that may
+// look at attributes, shapes and dtypes) and the composite patterns it runs as one call
+// (e.g. "linear_bias_relu": matmul -> add -> relu). Plain data and function pointers: no virtual
+// dispatch, nothing allocated, usable in a constant expression and in firmware that never links
+// the run-time half of the hook.
+
+
+namespace kiln::accel {
+
+inline constexpr int kMaxPatternSteps = 6;
+
+/// One op of a composite pattern. An elementwise step names its function or accepts any.
+struct PatternStep {
+  Op op = Op::elementwise;
+  EwFn fn = EwFn::identity;
+  bool any_fn = false;
+
+  constexpr bool matches(const Node& n) const {
+    if (n.op != op) return false;
+    return op != Op::elementwise || any_fn || n.fn == fn;
+  }
+};
+constexpr PatternStep step(Op op) { return PatternStep{op, EwFn::identity, false}; }
+constexpr PatternStep step(EwFn fn) { return PatternStep{Op::elementwise, fn, false}; }
+/// Wildcard: any elementwise function (an activation slot, say).
+constexpr PatternStep any_elementwise() { return PatternStep{Op::elementwise, EwFn::identity, true}; }
+
+/// A chain the device runs as one call: steps[0] is the chain's first node and each next step
+/// consumes the previous one. Intermediate values must have no other use (they never leave the
+/// device); the last one may be used anywhere. The name is what the device's compile step sees.
+struct Pattern {
+  const char* name = "";
+  PatternStep steps[kMaxPatternSteps]{};
+  int num_steps = 0;
+};
+
+/// The annotation half of a backend. `supports` may be null (patterns only); it is called on
+/// non-leaf nodes only and may read anything in the graph. With exceptions enabled a predicate
+/// that throws counts as a refusal (it cannot corrupt the partition).
+struct Target {
+  const char* name = "";
+  bool (*supports)(const Graph& g, int node) = nullptr;
+  const Pattern* patterns = nullptr;
+  int num_patterns = 0;
+};
+
+}  // namespace kiln::accel
+// ---- end kiln/accel/target.hpp ----
+
+namespace kiln::accel {
+
+/// Why a node stays on the CPU (or `claimed`).
+enum class Placement : std::uint8_t {
+  claimed,          // runs in region region_of[node]
+  leaf,             // an input, constant or scalar: data, not work
+  not_supported,    // neither a pattern nor the predicate accepts it
+  predicate_threw,  // the target's predicate threw: treated as a refusal
+  view,             // a view (reshape, permute, slice, expand): no kernel, it stays with its readers
+  taken,            // claimed by an earlier backend (partition's `taken`)
+};
+
+constexpr const char* placement_name(Placement p) {
+  switch (p) {
+    case Placement::claimed: return "claimed";
+    case Placement::leaf: return "leaf";
+    case Placement::not_supported: return "not supported by the target";
+    case Placement::predicate_threw: return "the target's predicate threw";
+    case Placement::view: return "a view (no kernel of its own)";
+    case Placement::taken: return "claimed by an earlier backend";
+  }
+  return "?";
+}
+
+struct Partition {
+  int region_of[kMaxNodes]{};     // -1: on the CPU
+  int composite_of[kMaxNodes]{};  // pattern index of the composite holding the node, -1: none
+  int composite_head[kMaxNodes]{};  // first node of that composite match, -1: none
+  Placement placement[kMaxNodes]{};
+  int num_regions = 0;
+  int num_composites = 0;
+  int claimed = 0;
+};
+
+namespace detail {
+
+/// The only consumer of `id` when it has exactly one use that is not a graph output, else -1.
+constexpr int sole_consumer(const Graph& g, const int* uses, int id) {
+  if (uses[id] != 1 || g.is_output(id)) return -1;
+  for (int u = id + 1; u < g.size(); ++u)
+    for (int k = 0; k < g[u].num_inputs; ++k)
+      if (g[u].inputs[k] == id) return u;
+  return -1;
+}
+
+/// Matches pattern `p` starting at node `head`; writes the chain into `chain` and returns its
+/// length, or 0.
+constexpr int match_chain(const Graph& g, const int* uses, const Pattern& p, int head, int* chain) {
+  if (p.num_steps < 1 || !p.steps[0].matches(g[head])) return 0;
+  chain[0] = head;
+  for (int s = 1; s < p.num_steps; ++s) {
+    const int next = sole_consumer(g, uses, chain[s - 1]);
+    if (next < 0 || !p.steps[s].matches(g[next])) return 0;
+    chain[s] = next;
+  }
+  return p.num_steps;
+}
+
+inline bool ask_predicate(const Target& t, const Graph& g, int node, bool& threw) {
+  threw = false;
+#if KILN_EXCEPTIONS
+  try {
+    return t.supports(g, node);
+  } catch (...) {
+    threw = true;
+    return false;
+  }
+#else
+  return t.supports(g, node);
+#endif
+}
+
+/// Whether the nodes marked in `in` form a region with no path leaving it and coming back
+/// (nodes are in topological order, so one forward pass suffices).
+constexpr bool region_is_convex(const Graph& g, const bool* in) {
+  bool from_region[kMaxNodes]{};  // outside, but reachable from the region
+  for (int i = 0; i < g.size(); ++i) {
+    const Node& n = g[i];
+    bool reached = false;
+    for (int k = 0; k < n.num_inputs; ++k) {
+      const int j = n.inputs[k];
+      if (in[i] && !in[j] && from_region[j]) return false;  // left the region and came back
+      reached = reached || in[j] || from_region[j];
+    }
+    if (!in[i]) from_region[i] = reached;
+  }
+  return true;
+}
+
+}  // namespace detail
+
+/// Partitions `g` for target `t` (see the file comment). Deterministic: same graph, same target,
+/// same regions. A constant expression when the target has patterns only (no predicate).
+/// taken[i] (optional): node i already runs elsewhere (an earlier backend) and is not claimed.
+constexpr void partition(const Graph& g, const Target& t, Partition& p, const bool* taken = nullptr) {
+  const int n = g.size();
+  int uses[kMaxNodes]{};
+  g.count_uses(uses);
+  p = Partition();
+  for (int i = 0; i < kMaxNodes; ++i) p.region_of[i] = p.composite_of[i] = p.composite_head[i] = -1;
+
+  // 1. Composites.
+  for (int i = 0; i < n; ++i) {
+    if (g[i].is_leaf() || p.composite_of[i] >= 0) continue;
+    for (int q = 0; q < t.num_patterns; ++q) {
+      int chain[kMaxPatternSteps]{};
+      const int len = detail::match_chain(g, uses, t.patterns[q], i, chain);
+      bool free = len > 0;
+      for (int s = 0; s < len; ++s)
+        free = free && p.composite_of[chain[s]] < 0 && !g[chain[s]].is_view() && !(taken && taken[chain[s]]);
+      if (!free) continue;
+      for (int s = 0; s < len; ++s) {
+        p.composite_of[chain[s]] = q;
+        p.composite_head[chain[s]] = i;
+      }
+      ++p.num_composites;
+      break;
+    }
+  }
+
+  // 2. Annotation.
+  bool claimed[kMaxNodes]{};
+  for (int i = 0; i < n; ++i) {
+    if (g[i].is_leaf()) {
+      p.placement[i] = Placement::leaf;
+      continue;
+    }
+    if (g[i].is_view()) {  // a region reads or writes whole dense values; views are addressing
+      p.placement[i] = Placement::view;
+      continue;
+    }
+    if (taken && taken[i]) {
+      p.placement[i] = Placement::taken;
+      continue;
+    }
+    bool threw = false;
+    claimed[i] = p.composite_of[i] >= 0 || (t.supports && detail::ask_predicate(t, g, i, threw));
+    p.placement[i] = claimed[i] ? Placement::claimed : threw ? Placement::predicate_threw : Placement::not_supported;
+  }
+
+  // 3. Regions: a unit (a composite, or a single claimed node) joins the region of a claimed
+  // producer when the union stays convex, else starts its own.
+  for (int i = 0; i < n; ++i) {
+    if (!claimed[i] || p.region_of[i] >= 0) continue;
+    const int head = p.composite_head[i];
+    bool unit[kMaxNodes]{};
+    for (int j = i; j < n; ++j) unit[j] = head >= 0 ? p.composite_head[j] == head : j == i;
+    int region = -1;
+    for (int j = i; j < n && region < 0; ++j) {
+      if (!unit[j]) continue;
+      for (int k = 0; k < g[j].num_inputs && region < 0; ++k) {
+        const int r = p.region_of[g[j].inputs[k]];
+        if (r < 0) continue;
+        bool in[kMaxNodes]{};
+        for (int m = 0; m < n; ++m) in[m] = unit[m] || p.region_of[m] == r;
+        if (detail::region_is_convex(g, in)) region = r;
+      }
+    }
+    if (region < 0) region = p.num_regions++;
+    for (int j = i; j < n; ++j)
+      if (unit[j]) {
+        p.region_of[j] = region;
+        ++p.claimed;
+      }
+  }
+}
+
+}  // namespace kiln::accel
+// ---- end kiln/accel/partition.hpp ----
+
+namespace kiln::accel {
+
+/// A region as its backend's compile sees it: a self-contained graph whose inputs are the values
+/// the region reads from the CPU side (dense, in the order run() receives them), whose constants
+/// are its weights (data readable for the lifetime of the compiled model; views of weights are
+/// materialised densely) and whose outputs are the values the rest of the model reads (dense, in
+/// run()'s order). composite[i] names the pattern node i was matched by (nullptr: claimed by the
+/// predicate alone), so a backend can dispatch on "linear_bias_relu" instead of re-matching.
+struct Region {
+  const Graph* graph = nullptr;
+  const char* const* composite = nullptr;
+  int index = 0;  // region number within the model (print_graph's r<index>)
+};
+
+struct Backend {
+  Target target;          // name, predicate, patterns
+  void* context = nullptr;  // passed back to every call below
+  /// Prepares a region once (weights in the device's layout, a command list ...). Returns a handle,
+  /// or nullptr with `why` set: the region then runs on the CPU (or compile() fails, when strict).
+  void* (*compile)(void* context, const Region& region, Status& why) = nullptr;
+  /// Runs a compiled region: inputs[i] / outputs[k] are dense buffers of region input i / output k.
+  /// false with `why` set: this call runs the region on the CPU (or fails, when strict).
+  bool (*run)(void* context, void* handle, const void* const* inputs, void* const* outputs, Status& why) = nullptr;
+  /// Optional asynchronous pair: submit returns at once; the executable keeps running CPU steps
+  /// that do not depend on the region and calls wait before the first one that does. Buffers stay
+  /// valid (and untouched by the CPU) until wait returns.
+  bool (*submit)(void* context, void* handle, const void* const* inputs, void* const* outputs, Status& why) = nullptr;
+  bool (*wait)(void* context, void* handle, Status& why) = nullptr;
+  /// Frees a handle (when the compiled model is reset or destroyed). Optional.
+  void (*release)(void* context, void* handle) = nullptr;
+
+  constexpr bool is_async() const { return submit != nullptr && wait != nullptr; }
+};
+
+/// Where every node of a planned graph runs and why (Compiled::stats().offload, print_graph).
+/// Indexed by the node ids of the planned graph (Compiled::executable()->graph()).
+enum class Where : std::uint8_t {
+  cpu,             // placement says why
+  device,          // in region region_of[node] of backend backend_of[node]
+  compile_failed,  // claimed, but the backend's compile refused its region: region_status says why
+};
+
+struct RegionReport {
+  int backend = -1;
+  bool offloaded = false;  // false: compile refused it, the nodes run on the CPU (fused as usual)
+  bool async = false;
+  int nodes = 0;
+  int run_fallbacks = 0;  // calls where run/wait failed and the region ran on the CPU instead
+  Status status;          // compile refusal, or the most recent run failure
+};
+
+inline constexpr int kMaxBackends = 8;
+inline constexpr int kMaxRegions = 64;
+
+struct Report {
+  const char* backend_names[kMaxBackends]{};
+  int num_backends = 0;
+  RegionReport regions[kMaxRegions]{};
+  int num_regions = 0;           // partitioned regions, offloaded or refused
+  int offloaded_regions = 0, offloaded_nodes = 0, refused_regions = 0, run_fallbacks = 0;
+  Where where[kMaxNodes]{};
+  Placement placement[kMaxNodes]{};  // the annotation's verdict (why a cpu node was refused)
+  int region_of[kMaxNodes]{};        // -1: none (also kept for compile_failed nodes)
+  const char* composite[kMaxNodes]{};  // pattern name, or nullptr
+  int composite_head[kMaxNodes]{};     // first node of that pattern match, or -1
+};
+
+struct OffloadState;  // accel/offload.hpp
+struct Offload;
+
+/// The boundary of one offloaded region in the planned graph.
+struct RegionBinding {
+  int inputs[kMaxGraphIO]{};   // node ids read from outside (not constants or scalars), in run() order
+  int num_inputs = 0;
+  int outputs[kMaxGraphIO]{};  // node ids of the region read outside it, in run() order
+  int num_outputs = 0;
+  bool async = false;
+};
+
+/// The engine reaches the offload code only through this table (filled by accel::offload(), in
+/// accel/offload.hpp): a build that never registers a backend never links it.
+struct OffloadHooks {
+  /// Partitions g among the backends and compiles every region; region_of[i] = offloaded region
+  /// of node i or -1. nullptr with `status` set only when strict and a region was refused.
+  OffloadState* (*plan)(const Offload& o, const Graph& g, int* region_of, Status& status);
+  const RegionBinding& (*binding)(const OffloadState& s, int region);
+  const Report& (*report)(const OffloadState& s);
+  /// Runs region r (sync) or submits it (async). On a device failure it runs the region on the CPU,
+  /// or returns false with `status` set when strict.
+  bool (*start)(OffloadState& s, int region, const void* const* inputs, void* const* outputs, Status& status);
+  /// Async only: waits for region r (CPU fallback / strict error as start).
+  bool (*finish)(OffloadState& s, int region, Status& status);
+  void (*destroy)(OffloadState* s);
+};
+
+/// CompileOptions::offload: the backends, in priority order (an earlier backend's regions win).
+struct Offload {
+  const Backend* backends = nullptr;
+  int num_backends = 0;
+  bool strict = false;  // a refused compile or a failed run is an error instead of a CPU fallback
+  const OffloadHooks* hooks = nullptr;
+
+  constexpr bool active() const { return hooks != nullptr && num_backends > 0; }
+};
+
+}  // namespace kiln::accel
+// ---- end kiln/accel/backend.hpp ----
+
 // ---- begin kiln/passes/autodiff.hpp ----
 // kiln/passes/autodiff.hpp — reverse-mode autodiff as a graph transformation.
 //
@@ -2375,6 +2731,114 @@ constexpr Status append_gradients(Graph& g, int loss, const int* wrt, int count,
 
 }  // namespace kiln::passes
 // ---- end kiln/passes/autodiff.hpp ----
+
+// ---- begin kiln/passes/int8_workspace.hpp ----
+// kiln/passes/int8_workspace.hpp — the scratch an int8 op's step needs during its run.
+//
+// An int8 kernel reads dense operands: an i8 (or quantize's f32) input that is a strided view
+// (a permute or slice) is first copied densely, and a grouped qconv2d gathers each group's input
+// channels and its output channels. Both the run-time Executable (runtime/int8_steps.hpp) and a
+// compile-time plan (kiln::plan) reserve these bytes in the arena for the step, from this one
+// rule: copies first-operand-first after the grouped conv's slices, each 64-byte aligned.
+
+
+// ---- begin kiln/passes/layout.hpp ----
+// kiln/passes/layout.hpp — where each value's elements sit relative to a materialised buffer.
+//
+// permute, slice and expand never copy: they become a different (offset, strides) over
+// their input's buffer, and every kernel reads through strides. reshape is a
+// view when its input is contiguous; otherwise it must be materialised, which
+// the fusion pass does by giving it a copy kernel.
+
+
+namespace kiln::passes {
+
+struct Layout {
+  int base = -1;       // node whose buffer holds the elements (itself when materialised)
+  index_t offset = 0;  // in elements, from the base buffer's start
+  Strides strides;     // in elements, one per dimension of this node's shape
+};
+
+constexpr bool is_contiguous(const Shape& s, const Layout& l) {
+  const Strides c = contiguous_strides(s);
+  for (int i = 0; i < s.rank(); ++i)
+    if (s[i] != 1 && l.strides[i] != c[i]) return false;
+  return true;
+}
+
+/// Whether node `id` needs its own buffer (is computed by a kernel) rather than aliasing another.
+constexpr bool reshape_is_view(const Graph& g, const Layout* layouts, int id) {
+  const Node& n = g.node(id);
+  return n.op == Op::reshape && is_contiguous(g.node(n.inputs[0]).shape, layouts[n.inputs[0]]);
+}
+
+/// Computes layouts for every node in topological order.
+constexpr void compute_layouts(const Graph& g, Layout* out) {
+  for (int i = 0; i < g.size(); ++i) {
+    const Node& n = g.node(i);
+    Layout l;
+    if (n.op == Op::permute) {
+      const Layout& in = out[n.inputs[0]];
+      l.base = in.base;
+      l.offset = in.offset;
+      for (int d = 0; d < n.shape.rank(); ++d) l.strides[d] = in.strides[n.perm[d]];
+    } else if (n.op == Op::slice) {
+      const Layout& in = out[n.inputs[0]];
+      l = in;
+      l.offset += n.start * in.strides[n.axis];
+      l.strides[n.axis] = in.strides[n.axis] * n.step;
+    } else if (n.op == Op::expand) {  // broadcast dims read the same element: stride 0
+      const Layout& in = out[n.inputs[0]];
+      l.base = in.base;
+      l.offset = in.offset;
+      l.strides = broadcast_strides(g.node(n.inputs[0]).shape, in.strides, n.shape);
+    } else if (n.op == Op::reshape && is_contiguous(g.node(n.inputs[0]).shape, out[n.inputs[0]])) {
+      const Layout& in = out[n.inputs[0]];
+      l.base = in.base;
+      l.offset = in.offset;
+      l.strides = contiguous_strides(n.shape);
+    } else {
+      l.base = i;
+      l.strides = contiguous_strides(n.shape);
+    }
+    out[i] = l;
+  }
+}
+
+/// Strides that read value `id` (with layout l) broadcast to `loop` (NumPy alignment from the right).
+constexpr Strides operand_strides(const Shape& value_shape, const Layout& l, const Shape& loop) {
+  return broadcast_strides(value_shape, l.strides, loop);
+}
+
+}  // namespace kiln::passes
+// ---- end kiln/passes/layout.hpp ----
+
+namespace kiln::passes {
+
+/// Bytes of a grouped qconv2d's channel slices (one group's input and output); 0 for groups 1
+/// and for depthwise (groups == C: its own kernel).
+constexpr std::size_t int8_grouped_conv_bytes(const Node& n, const Shape& x) {
+  const int groups = n.win.groups;
+  if (n.op != Op::qconv2d || groups <= 1 || x.rank() != 4 || groups == x[3]) return 0;
+  return static_cast<std::size_t>((x.numel() + n.shape.numel()) / groups);
+}
+
+/// Arena bytes the step of int8 node `id` needs: the grouped conv's slices, then a dense copy of
+/// each activation operand (input 0, and qadd's input 1) that is not contiguous.
+constexpr std::size_t int8_workspace_bytes(const Graph& g, const Layout* layouts, int id) {
+  const Node& n = g[id];
+  std::size_t bytes = align_up(int8_grouped_conv_bytes(n, g[n.inputs[0]].shape));
+  const int operands = n.op == Op::qadd ? 2 : 1;
+  for (int k = 0; k < operands; ++k) {
+    const Node& in = g[n.inputs[k]];
+    if (!is_contiguous(in.shape, layouts[n.inputs[k]]))
+      bytes += align_up(static_cast<std::size_t>(in.shape.numel()) * dtype_size(in.dtype));
+  }
+  return bytes;
+}
+
+}  // namespace kiln::passes
+// ---- end kiln/passes/int8_workspace.hpp ----
 
 // The engine: passes, planner, kernels. Left out of a model's TU built with
 // KILN_SEPARATE_COMPILATION (it then links the one TU that defines KILN_IMPLEMENTATION).
@@ -7487,84 +7951,15 @@ constexpr int fold_channel_affine(Graph& g, Affine&& affine) {
 //     its requantisation and fused activation inside; float elementwise nodes never join it
 //     (they cannot read i8, and a dequantize's consumers start their own float group).
 //     Leaves and views (permute, slice, expand, contiguous reshape) have no kernel.
+//  7. nodes pinned to an accelerator region (accel/partition.hpp, via `pinned`) form one offload
+//     group per region, which nothing else joins.
 // A group also fails to grow when its program would need more than
 // kEwMaxRegs live register tiles.
 
 
-// ---- begin kiln/passes/layout.hpp ----
-// kiln/passes/layout.hpp — where each value's elements sit relative to a materialised buffer.
-//
-// permute, slice and expand never copy: they become a different (offset, strides) over
-// their input's buffer, and every kernel reads through strides. reshape is a
-// view when its input is contiguous; otherwise it must be materialised, which
-// the fusion pass does by giving it a copy kernel.
-
-
 namespace kiln::passes {
 
-struct Layout {
-  int base = -1;       // node whose buffer holds the elements (itself when materialised)
-  index_t offset = 0;  // in elements, from the base buffer's start
-  Strides strides;     // in elements, one per dimension of this node's shape
-};
-
-constexpr bool is_contiguous(const Shape& s, const Layout& l) {
-  const Strides c = contiguous_strides(s);
-  for (int i = 0; i < s.rank(); ++i)
-    if (s[i] != 1 && l.strides[i] != c[i]) return false;
-  return true;
-}
-
-/// Whether node `id` needs its own buffer (is computed by a kernel) rather than aliasing another.
-constexpr bool reshape_is_view(const Graph& g, const Layout* layouts, int id) {
-  const Node& n = g.node(id);
-  return n.op == Op::reshape && is_contiguous(g.node(n.inputs[0]).shape, layouts[n.inputs[0]]);
-}
-
-/// Computes layouts for every node in topological order.
-constexpr void compute_layouts(const Graph& g, Layout* out) {
-  for (int i = 0; i < g.size(); ++i) {
-    const Node& n = g.node(i);
-    Layout l;
-    if (n.op == Op::permute) {
-      const Layout& in = out[n.inputs[0]];
-      l.base = in.base;
-      l.offset = in.offset;
-      for (int d = 0; d < n.shape.rank(); ++d) l.strides[d] = in.strides[n.perm[d]];
-    } else if (n.op == Op::slice) {
-      const Layout& in = out[n.inputs[0]];
-      l = in;
-      l.offset += n.start * in.strides[n.axis];
-      l.strides[n.axis] = in.strides[n.axis] * n.step;
-    } else if (n.op == Op::expand) {  // broadcast dims read the same element: stride 0
-      const Layout& in = out[n.inputs[0]];
-      l.base = in.base;
-      l.offset = in.offset;
-      l.strides = broadcast_strides(g.node(n.inputs[0]).shape, in.strides, n.shape);
-    } else if (n.op == Op::reshape && is_contiguous(g.node(n.inputs[0]).shape, out[n.inputs[0]])) {
-      const Layout& in = out[n.inputs[0]];
-      l.base = in.base;
-      l.offset = in.offset;
-      l.strides = contiguous_strides(n.shape);
-    } else {
-      l.base = i;
-      l.strides = contiguous_strides(n.shape);
-    }
-    out[i] = l;
-  }
-}
-
-/// Strides that read value `id` (with layout l) broadcast to `loop` (NumPy alignment from the right).
-constexpr Strides operand_strides(const Shape& value_shape, const Layout& l, const Shape& loop) {
-  return broadcast_strides(value_shape, l.strides, loop);
-}
-
-}  // namespace kiln::passes
-// ---- end kiln/passes/layout.hpp ----
-
-namespace kiln::passes {
-
-enum class GroupKind : std::uint8_t { elementwise, gemm, reduce, softmax, concat, copy, window, int8 };
+enum class GroupKind : std::uint8_t { elementwise, gemm, reduce, softmax, concat, copy, window, int8, offload };
 
 constexpr const char* group_kind_name(GroupKind k) {
   switch (k) {
@@ -7575,6 +7970,7 @@ constexpr const char* group_kind_name(GroupKind k) {
     case GroupKind::concat: return "concat";
     case GroupKind::copy: return "copy";
     case GroupKind::window: return "window";
+    case GroupKind::offload: return "offload";
     case GroupKind::int8: return "int8";
   }
   return "?";
@@ -7584,6 +7980,7 @@ struct Group {
   GroupKind kind = GroupKind::elementwise;
   int root = -1;  // gemm: the matmul or conv2d; window: the pool/pad/upsample; reduce/softmax: the reduction; copy/concat: the node; elementwise: -1
   Shape loop;     // elementwise and gemm epilogue: the shape every member has
+  int region = -1;  // offload: the accelerator region it runs
 };
 
 struct Fusion {
@@ -7605,7 +8002,8 @@ constexpr int new_group(Fusion& f, GroupKind k, int root, const Shape& loop) {
 }
 
 /// Kahn's algorithm over the group graph; writes the order and returns false on a cycle.
-/// Ties go to the group with the smallest node id, so the order follows the trace.
+/// Ties go to the group with the smallest node id, so the order follows the trace; a ready
+/// offload group goes first (an asynchronous device then works while the CPU runs the rest).
 constexpr bool order_groups(const Graph& g, Fusion& f) {
   const int G = f.num_groups;
   int indeg[kMaxNodes]{};
@@ -7626,7 +8024,11 @@ constexpr bool order_groups(const Graph& g, Fusion& f) {
   for (int n = 0; n < G; ++n) {
     int pick = -1;
     for (int k = 0; k < G; ++k)
-      if (!done[k] && indeg[k] == 0 && (pick < 0 || first_node[k] < first_node[pick])) pick = k;
+      if (!done[k] && indeg[k] == 0 &&
+          (pick < 0 || (f.groups[k].kind == GroupKind::offload) > (f.groups[pick].kind == GroupKind::offload) ||
+           ((f.groups[k].kind == GroupKind::offload) == (f.groups[pick].kind == GroupKind::offload) &&
+            first_node[k] < first_node[pick])))
+        pick = k;
     if (pick < 0) return false;
     done[pick] = true;
     f.order[n] = pick;
@@ -7824,13 +8226,25 @@ constexpr bool try_membership(const Graph& g, Fusion& f, int node, int gi, const
 }  // namespace detail
 
 /// Partitions `g` into groups and orders them. Returns false (with g's status set) on failure.
-constexpr bool fuse(const Graph& g, Fusion& f) {
+/// pinned[i] >= 0: node i runs in that accelerator region (one offload group per region).
+constexpr bool fuse(const Graph& g, Fusion& f, const int* pinned = nullptr) {
   compute_layouts(g, f.layouts);
   f.num_groups = 0;
   for (int i = 0; i < kMaxNodes; ++i) f.group_of[i] = -1;  // nodes not reached yet belong nowhere
   for (int i = 0; i < g.size(); ++i) {
     const Node& n = g[i];
     if (n.is_leaf() || (n.is_view() && f.layouts[i].base != i)) continue;
+    if (pinned && pinned[i] >= 0) {
+      int gi = -1;
+      for (int k = 0; k < f.num_groups && gi < 0; ++k)
+        if (f.groups[k].kind == GroupKind::offload && f.groups[k].region == pinned[i]) gi = k;
+      if (gi < 0) {
+        gi = detail::new_group(f, GroupKind::offload, -1, n.shape);
+        f.groups[gi].region = pinned[i];
+      }
+      f.group_of[i] = gi;
+      continue;
+    }
     switch (n.op) {
       case Op::elementwise: {
         // Candidate groups: those of producers with the same loop shape that can take an epilogue.
@@ -8008,8 +8422,11 @@ constexpr bool update_can_alias(const Graph& g, const Fusion& f, const MemoryPla
 }
 
 /// Plans memory for fusion `f` of `g`. workspace_bytes[group] gives scratch each group needs
-/// during its step (e.g. GEMM packing buffers).
-constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* workspace_bytes, MemoryPlan& m) {
+/// during its step (e.g. GEMM packing buffers). busy_until[group] (optional): the last step during
+/// which the group still reads its operands and workspace (an asynchronous offload step submitted
+/// at its own step and waited for later); by default its own step.
+constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* workspace_bytes, MemoryPlan& m,
+                           const int* busy_until = nullptr) {
   const int S = f.num_groups;
   for (int s = 0; s < S; ++s) m.step_of_group[f.order[s]] = s;
   m.num_slots = 0;
@@ -8072,7 +8489,7 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
       const int base = f.layouts[g[u].inputs[k]].base;
       if (base < 0 || slot_of[base] < 0) continue;
       int step = -1;
-      if (f.group_of[u] >= 0) step = m.step_of_group[f.group_of[u]];
+      if (f.group_of[u] >= 0) step = busy_until ? busy_until[f.group_of[u]] : m.step_of_group[f.group_of[u]];
       if (step > m.slot_last[slot_of[base]]) m.slot_last[slot_of[base]] = step;
     }
   }
@@ -8143,6 +8560,7 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
     const int s = m.num_slots++;
     m.slot_bytes[s] = align_up(workspace_bytes[gi]);
     m.slot_first[s] = m.slot_last[s] = m.step_of_group[gi];
+    if (busy_until) m.slot_last[s] = busy_until[gi];
     m.workspace_slot[gi] = s;
   }
 
@@ -8527,6 +8945,9 @@ class SymTensor {
 
 
 namespace kiln {
+namespace accel {
+struct Report;
+}
 namespace runtime {
 
 /// What the passes did and what the plan costs: filled by Executable::build.
@@ -8534,6 +8955,7 @@ struct PlanInfo {
   int nodes = 0, groups = 0, kernels = 0, folded = 0, cse = 0, simplified = 0, dead = 0, in_place = 0;
   int updates = 0, aliased_updates = 0;  // parameter write-backs; those written in place
   std::size_t arena_bytes = 0, lower_bound = 0, packed_weight_bytes = 0;
+  const accel::Report* offload = nullptr;  // where each node runs, with accelerator backends (else null)
 };
 
 }  // namespace runtime
@@ -8546,6 +8968,9 @@ struct PlanInfo {
 namespace kiln {
 
 class Graph;
+namespace accel {
+struct Offload;
+}
 namespace runtime {
 class Executable;
 }
@@ -8558,14 +8983,18 @@ KILN_ENGINE_API std::size_t node_workspace_floats(const Node& n, const Shape* in
 KILN_ENGINE_API void run_node(const Node& n, const void* const* in, const Shape* in_shapes,
                               const DType* in_dtypes, void* out, float* workspace);
 
-/// Plans a traced graph; nullptr with `status` set when it cannot.
-KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status);
+/// Plans a traced graph (offloading regions to `offload`'s backends, if any); nullptr with `status`
+/// set when it cannot.
+KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status,
+                                           const accel::Offload* offload = nullptr);
 KILN_ENGINE_API void destroy(runtime::Executable* exe);
 struct ExecutableDeleter {
   void operator()(runtime::Executable* exe) const { destroy(exe); }
 };
 KILN_ENGINE_API std::size_t arena_bytes(const runtime::Executable& exe);
 KILN_ENGINE_API const runtime::PlanInfo& plan_info(const runtime::Executable& exe);
+/// The graph after the passes (the node ids plan_info().offload and print_graph use).
+KILN_ENGINE_API const Graph& planned_graph(const runtime::Executable& exe);
 /// inputs[i]/outputs[k]: dense buffers of graph input i / output k; arena: arena_bytes(), aligned.
 KILN_ENGINE_API void run(const runtime::Executable& exe, const void* const* inputs, void* const* outputs,
                          void* arena);
@@ -8789,12 +9218,6 @@ inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std:
   return Status();
 }
 
-/// Bytes of scratch run_int8 needs: a grouped conv's input and output channel slices.
-constexpr std::size_t int8_scratch_bytes(const Int8Call& c) {
-  if (c.op != Op::qconv2d || c.groups <= 1) return 0;
-  return static_cast<std::size_t>((c.x.numel() + c.y.numel()) / c.groups);
-}
-
 /// A grouped conv: per group, its input channels gathered densely into `scratch`, the conv kernel
 /// on them with the group's weight rows, bias and multipliers, its output scattered into y.
 inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::int8_t* w, const std::int32_t* bias,
@@ -8818,7 +9241,7 @@ inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::i
 
 /// One int8 kernel call on dense operands: x (f32 for quantize, else i8), x2 (qadd's b), the
 /// weight in the kernel's layout and the bias (qlinear/qconv2d; bias may be null), into y.
-/// `scratch`: int8_scratch_bytes(c) bytes.
+/// `scratch`: passes::int8_grouped_conv_bytes(node, x) bytes.
 inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
                        const std::int32_t* bias, void* y, void* scratch = nullptr) {
   namespace k8 = kernels::int8;
@@ -8859,8 +9282,8 @@ inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const s
 inline std::size_t int8_workspace_floats(const Node& n, const Shape* in) {
   if (n.op != Op::qlinear && n.op != Op::qconv2d) return 0;
   std::size_t f = 2 * static_cast<std::size_t>(in[1][0]);
-  if (n.op == Op::qconv2d && n.win.groups > 1)
-    f += (static_cast<std::size_t>(in[1].numel() + (in[0].numel() + n.shape.numel()) / n.win.groups) + 3) / 4;
+  if (n.op == Op::qconv2d && n.win.groups > 1)  // depthwise weight, or grouped slices
+    f += (static_cast<std::size_t>(in[1].numel()) + passes::int8_grouped_conv_bytes(n, in[0]) + 3) / 4;
   return f;
 }
 
@@ -8906,8 +9329,8 @@ struct Int8Step {
   const std::int32_t* bias = nullptr;
   std::vector<std::int8_t> weight;  // re-laid out / densified constant weight
   std::vector<std::int32_t> bias_dense;
-  std::size_t workspace_bytes = 0;  // dense copies of x and x2 when they are strided views, and
-                                    // run_int8's scratch (placed first)
+  std::size_t scratch_bytes = 0;    // run_int8's scratch (a grouped conv's slices), first in the
+  std::size_t workspace_bytes = 0;  // workspace, then dense copies of strided x and x2
 };
 
 namespace detail {
@@ -8935,11 +9358,9 @@ const T* constant_dense(const Graph& g, const passes::Fusion& f, int id, std::ve
   return copy.data();
 }
 
-inline Int8Operand int8_operand(const Graph& g, const passes::Fusion& f, int id, std::size_t& workspace) {
+inline Int8Operand int8_operand(const Graph& g, const passes::Fusion& f, int id) {
   const passes::Layout& l = f.layouts[id];
-  Int8Operand o{l.base, l.offset, l.strides, g[id].dtype, g[id].shape, passes::is_contiguous(g[id].shape, l)};
-  if (!o.dense) workspace += align_up(static_cast<std::size_t>(o.shape.numel()) * dtype_size(o.dtype));
-  return o;
+  return Int8Operand{l.base, l.offset, l.strides, g[id].dtype, g[id].shape, passes::is_contiguous(g[id].shape, l)};
 }
 
 }  // namespace detail
@@ -8950,8 +9371,10 @@ inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8St
   const Node& n = g[id];
   Shape in[kMaxInputs];
   for (int k = 0; k < n.num_inputs; ++k) in[k] = g[n.inputs[k]].shape;
-  s.x = detail::int8_operand(g, f, n.inputs[0], s.workspace_bytes);
-  if (n.op == Op::qadd) s.x2 = detail::int8_operand(g, f, n.inputs[1], s.workspace_bytes);
+  s.x = detail::int8_operand(g, f, n.inputs[0]);
+  if (n.op == Op::qadd) s.x2 = detail::int8_operand(g, f, n.inputs[1]);
+  s.scratch_bytes = passes::int8_grouped_conv_bytes(n, in[0]);
+  s.workspace_bytes = passes::int8_workspace_bytes(g, f.layouts, id);
   const float* scales = nullptr;
   std::vector<float> scale_copy;
   if (n.op == Op::qlinear || n.op == Op::qconv2d) {
@@ -8968,7 +9391,6 @@ inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8St
   }
   const Status st = prepare_int8(n, in, scales, s.mult.data(), s.shift.data(), s.call);
   if (!st.ok()) return st;
-  s.workspace_bytes += align_up(int8_scratch_bytes(s.call));
   if (s.call.depthwise) {  // the kernel's [1, kh, kw, O], from the weight as the graph reads it
     const passes::Layout& l = f.layouts[n.inputs[1]];
     std::vector<std::int8_t> relaid(static_cast<std::size_t>(in[1].numel()));
@@ -9326,6 +9748,9 @@ struct Step {
   // operand's (n, oh, ow) rows form one strided run, so a tail block needs no splitting.
   kernels::WindowGeometry window;
   bool conv = false, dense_a = false, dense_b = false, rows_merge = true;
+  // offload: the accelerator region (operands: its inputs, targets: its outputs) and, when it
+  // runs asynchronously, the step before which it is waited for (steps().size(): at the end).
+  int region = -1, wait_at = -1;
   int int8 = -1;  // int8 ops: index of the Int8Step (runtime/int8_steps.hpp)
 };
 
@@ -9353,8 +9778,9 @@ class AlignedFloats {
 
 class Executable {
  public:
-  /// Plans `traced` (consumed). On failure returns false and `status` says why.
-  bool build(const Graph& traced, Status& status) {
+  /// Plans `traced` (consumed). On failure returns false and `status` says why. With `offload`
+  /// (accel/offload.hpp) the backends' regions become offload steps.
+  bool build(const Graph& traced, Status& status, const accel::Offload* offload = nullptr) {
     graph_ = std::make_unique<Graph>(traced);
     fusion_ = std::make_unique<passes::Fusion>();
     mem_ = std::make_unique<passes::MemoryPlan>();
@@ -9381,7 +9807,15 @@ class Executable {
       status = g.status();
       return false;
     }
-    if (!passes::fuse(g, *fusion_)) {
+    int pinned[kMaxNodes];
+    if (offload && offload->active()) {
+      hooks_ = offload->hooks;
+      offload_ = std::unique_ptr<accel::OffloadState, OffloadDeleter>(hooks_->plan(*offload, g, pinned, status),
+                                                                      OffloadDeleter{hooks_->destroy});
+      if (!offload_) return false;
+      info_.offload = &hooks_->report(*offload_);
+    }
+    if (!passes::fuse(g, *fusion_, offload_ ? pinned : nullptr)) {
       status = Status(Errc::invalid_argument) << "fusion: the group graph has a cycle (internal error)";
       return false;
     }
@@ -9392,7 +9826,9 @@ class Executable {
     }
     std::size_t ws[kMaxNodes]{};
     for (const Step& s : steps_) ws[s.group] = workspace_bytes(s);
-    passes::plan_memory(g, *fusion_, ws, *mem_);
+    int busy_until[kMaxNodes]{};
+    if (offload_) schedule_waits(busy_until);
+    passes::plan_memory(g, *fusion_, ws, *mem_, offload_ ? busy_until : nullptr);
     for (Step& s : steps_) {
       s.workspace_slot = mem_->workspace_slot[s.group];
       if (s.kind == passes::GroupKind::gemm) resolve_gemm(s);
@@ -9421,9 +9857,13 @@ class Executable {
   /// arena: arena_bytes() bytes, kAlignment-aligned.
   void run(const void* const* inputs, void* const* outputs, void* arena) const {
     Bindings b{inputs, outputs, static_cast<char*>(arena)};
-    for (const Step& s : steps_) {
-      if (s.kind == passes::GroupKind::gemm && !s.conv) run_gemm(s, b);  // the batch-1 MLP path: no detour
-      else run_step(s, b);
+    if (offload_) {
+      if (!run_offloaded(b)) return;
+    } else {
+      for (const Step& s : steps_) {
+        if (s.kind == passes::GroupKind::gemm && !s.conv) run_gemm(s, b);  // the batch-1 MLP path: no detour
+        else run_step(s, b);
+      }
     }
     const Graph& g = *graph_;
     for (int k = 0; k < g.num_outputs(); ++k) {
@@ -9556,6 +9996,7 @@ class Executable {
           s.loop = n.shape;
           break;
         }
+        case passes::GroupKind::offload: lower_offload(s, grp); break;
         case passes::GroupKind::int8: {
           s.int8 = static_cast<int>(int8_.size());
           int8_.emplace_back();
@@ -9813,6 +10254,7 @@ class Executable {
 
   std::size_t workspace_bytes(const Step& s) const {
     const Graph& g = *graph_;
+    if (s.kind == passes::GroupKind::offload) return offload_workspace_bytes(s);
     if (s.kind == passes::GroupKind::int8) return int8_[static_cast<std::size_t>(s.int8)].workspace_bytes;
     if (s.conv || s.kind == passes::GroupKind::window) {
       std::size_t n = 0;
@@ -9973,7 +10415,8 @@ class Executable {
       }
       case passes::GroupKind::int8: run_int8_step(s, b); return;
       case passes::GroupKind::gemm:
-      case passes::GroupKind::window: return;  // handled above
+      case passes::GroupKind::window:
+      case passes::GroupKind::offload: return;  // handled above / by run_offloaded
     }
   }
 
@@ -9982,7 +10425,7 @@ class Executable {
     const Int8Step& q = int8_[static_cast<std::size_t>(s.int8)];
     char* ws = reinterpret_cast<char*>(workspace(b, s));
     char* scratch = ws;  // run_int8's own scratch first, then dense copies of strided operands
-    if (ws) ws += align_up(int8_scratch_bytes(q.call));
+    if (ws) ws += align_up(q.scratch_bytes);
     auto dense = [&](const Int8Operand& o) -> const void* {
       if (o.base < 0) return nullptr;
       const char* p = ptr(b, o.base, o.offset, o.dtype);
@@ -10171,6 +10614,136 @@ class Executable {
   std::vector<Int8Step> int8_;
   Status lower_status_;
   PlanInfo info_;
+  // Accelerator regions (accel/offload.hpp), reached only through the hooks: null without backends.
+  const accel::OffloadHooks* hooks_ = nullptr;
+  struct OffloadDeleter {
+    void (*destroy)(accel::OffloadState*);
+    void operator()(accel::OffloadState* s) const { destroy(s); }
+  };
+  std::unique_ptr<accel::OffloadState, OffloadDeleter> offload_{nullptr, OffloadDeleter{nullptr}};
+
+  // The offload steps' lowering and run (a fragment of this class: it needs its private helpers).
+
+// ---- begin kiln/runtime/executable_offload.hpp ----
+// kiln/runtime/executable_offload.hpp — the offload steps of class Executable (a fragment of its
+// body, included inside the class: the steps use its private addressing helpers). No #pragma once.
+//
+// An offloaded region is one step: its operands are the region's inputs, its targets its outputs,
+// all in the planned arena (or the caller's buffers); an input the planner left strided is copied
+// densely into the step's workspace first. An asynchronous region is submitted at its step and
+// waited for before the first step that reads one of its outputs (or at the end); the memory
+// plan keeps its inputs, outputs and workspace alive until then (busy_until).
+
+  void lower_offload(Step& s, const passes::Group& grp) {
+    const Graph& g = *graph_;
+    const accel::RegionBinding& rb = hooks_->binding(*offload_, grp.region);
+    s.region = grp.region;
+    s.loop = g[s.node].shape;
+    s.op_begin = static_cast<int>(specs_.size());
+    for (int k = 0; k < rb.num_inputs; ++k) add_spec(spec_over(rb.inputs[k], g[rb.inputs[k]].shape));
+    s.num_ops = rb.num_inputs;
+    s.tgt_begin = static_cast<int>(specs_.size());
+    for (int k = 0; k < rb.num_outputs; ++k) add_spec(spec_over(rb.outputs[k], g[rb.outputs[k]].shape));
+    s.num_tgts = rb.num_outputs;
+  }
+
+  static bool dense(const Strides& st, const Shape& shape) {
+    const Strides want = contiguous_strides(shape);
+    for (int d = 0; d < shape.rank(); ++d)
+      if (shape[d] != 1 && st[d] != want[d]) return false;
+    return true;
+  }
+  static std::size_t dense_floats(const Shape& shape, DType t) {
+    return aligned_floats((shape.numel() * static_cast<index_t>(dtype_size(t)) + 3) / 4);
+  }
+
+  std::size_t offload_workspace_bytes(const Step& s) const {
+    const accel::RegionBinding& rb = hooks_->binding(*offload_, s.region);
+    std::size_t n = 0;
+    for (int k = 0; k < s.num_ops; ++k) {
+      const ValueSpec& v = specs_[static_cast<std::size_t>(s.op_begin + k)];
+      const Shape& shape = (*graph_)[rb.inputs[k]].shape;
+      if (!dense(v.strides, shape)) n += dense_floats(shape, v.dtype);
+    }
+    return n * sizeof(float);
+  }
+
+  /// wait_at of every asynchronous offload step: the first later step reading one of its outputs
+  /// (through any view), else the end; busy_until[group] for the memory planner.
+  void schedule_waits(int* busy_until) {
+    const Graph& g = *graph_;
+    const passes::Fusion& f = *fusion_;
+    const int S = static_cast<int>(steps_.size());
+    for (int k = 0; k < S; ++k) busy_until[steps_[static_cast<std::size_t>(k)].group] = k;
+    for (int k = 0; k < S; ++k) {
+      Step& s = steps_[static_cast<std::size_t>(k)];
+      if (s.kind != passes::GroupKind::offload || !hooks_->binding(*offload_, s.region).async) continue;
+      s.wait_at = S;
+      for (int u = 0; u < g.size() && s.wait_at > k + 1; ++u) {
+        const int gu = f.group_of[u];
+        if (gu < 0 || gu == s.group) continue;
+        for (int q = 0; q < g[u].num_inputs; ++q) {
+          const int base = f.layouts[g[u].inputs[q]].base;
+          if (base >= 0 && f.group_of[base] == s.group && mem_step(gu) < s.wait_at) s.wait_at = mem_step(gu);
+        }
+      }
+      busy_until[s.group] = s.wait_at;
+    }
+  }
+  int mem_step(int group) const {
+    for (int k = 0; k < static_cast<int>(steps_.size()); ++k)
+      if (steps_[static_cast<std::size_t>(k)].group == group) return k;
+    return static_cast<int>(steps_.size());
+  }
+
+  void start_offload(const Step& s, const Bindings& b, Status& st) const {
+    const accel::RegionBinding& rb = hooks_->binding(*offload_, s.region);
+    const void* ins[kMaxGraphIO]{};
+    void* outs[kMaxGraphIO]{};
+    float* ws = workspace(b, s);
+    for (int k = 0; k < s.num_ops; ++k) {
+      const ValueSpec& v = specs_[static_cast<std::size_t>(s.op_begin + k)];
+      const Shape& shape = (*graph_)[rb.inputs[k]].shape;
+      const char* p = ptr(b, v.base, v.offset, v.dtype);
+      if (dense(v.strides, shape)) {
+        ins[k] = p;
+        continue;
+      }
+      strided_copy(p, v.dtype, shape, v.strides, ws);
+      ins[k] = ws;
+      ws += dense_floats(shape, v.dtype);
+    }
+    for (int k = 0; k < s.num_tgts; ++k) {
+      const ValueSpec& v = specs_[static_cast<std::size_t>(s.tgt_begin + k)];
+      outs[k] = const_cast<char*>(ptr(b, v.base, v.offset, v.dtype));
+    }
+    hooks_->start(*offload_, s.region, ins, outs, st);
+  }
+
+  /// run() with offload steps: waits before the first reader of an asynchronous region, and for
+  /// every region still in flight at the end. A strict-mode failure stops the run (after waiting
+  /// for the device) and is reported through fail().
+  bool run_offloaded(const Bindings& b) const {
+    Status st;
+    const int S = static_cast<int>(steps_.size());
+    for (int k = 0; k < S && st.ok(); ++k) {
+      for (const Step& w : steps_)
+        if (w.wait_at == k && st.ok()) hooks_->finish(*offload_, w.region, st);
+      if (!st.ok()) break;
+      const Step& s = steps_[static_cast<std::size_t>(k)];
+      if (s.kind == passes::GroupKind::offload) start_offload(s, b, st);
+      else run_step(s, b);
+    }
+    for (const Step& w : steps_) {
+      if (w.wait_at < 0) continue;
+      Status late;
+      hooks_->finish(*offload_, w.region, st.ok() ? st : late);
+    }
+    if (st.ok()) return true;
+    fail(st);
+    return false;
+  }
+// ---- end kiln/runtime/executable_offload.hpp ----
 };
 
 }  // namespace kiln::runtime
@@ -10188,6 +10761,44 @@ class Executable {
 #include <sstream>
 #include <string>
 
+
+// ---- begin kiln/accel/report_print.hpp ----
+// kiln/accel/report_print.hpp — the offload part of print_graph: regions, and why each node that
+// stays on the CPU was refused. Host convenience (iostream).
+
+#include <ostream>
+#include <sstream>
+
+
+namespace kiln::accel {
+
+inline void print_report(std::ostream& os, const Graph& g, const Report& r) {
+  os << "  offload: " << r.offloaded_regions << " region(s), " << r.offloaded_nodes << " node(s) on the device";
+  if (r.refused_regions) os << "; " << r.refused_regions << " region(s) refused at compile, run on the CPU";
+  if (r.run_fallbacks) os << "; " << r.run_fallbacks << " run(s) fell back to the CPU";
+  os << '\n';
+  for (int k = 0; k < r.num_regions; ++k) {
+    const RegionReport& rr = r.regions[k];
+    os << "    r" << k << " on " << r.backend_names[rr.backend] << (rr.async ? " (async)" : "") << ":";
+    for (int i = 0; i < g.size(); ++i) {
+      if (r.region_of[i] != k) continue;
+      if (r.composite[i] && r.composite_head[i] == i) os << " " << r.composite[i] << ":";
+      os << " %" << i;
+    }
+    if (!rr.offloaded) os << " -- refused at compile, runs on the CPU: " << rr.status.message();
+    else if (rr.run_fallbacks) os << " -- " << rr.run_fallbacks << " call(s) ran on the CPU: " << rr.status.message();
+    os << '\n';
+  }
+  for (int i = 0; i < g.size(); ++i) {
+    if (r.where[i] != Where::cpu || g[i].is_leaf()) continue;
+    std::ostringstream op;
+    describe_node(op, g[i]);
+    os << "    %" << i << ' ' << op.str() << ": CPU, " << placement_name(r.placement[i]) << '\n';
+  }
+}
+
+}  // namespace kiln::accel
+// ---- end kiln/accel/report_print.hpp ----
 
 namespace kiln::runtime {
 
@@ -10208,6 +10819,7 @@ inline void print_graph(std::ostream& os, const Executable& x) {
     const int gi = f.group_of[i];
     if (gi >= 0) grp << 'k' << step_of[gi] << ' ' << passes::group_kind_name(f.groups[gi].kind);
     else grp << '-';
+    if (gi >= 0 && f.groups[gi].kind == passes::GroupKind::offload) grp << " r" << f.groups[gi].region;
     const passes::Layout& l = f.layouts[i];
     const passes::Placement& p = m.place[l.base >= 0 ? l.base : i];
     if (l.base != i && l.base >= 0) mem << "view of %" << l.base;
@@ -10231,6 +10843,7 @@ inline void print_graph(std::ostream& os, const Executable& x) {
   const runtime::PlanInfo& p = x.info();
   os << "\n  " << p.kernels << " kernels for " << p.nodes << " nodes; arena " << p.arena_bytes
      << " B (liveness lower bound " << p.lower_bound << " B); packed weights " << p.packed_weight_bytes << " B\n";
+  if (p.offload) accel::print_report(os, g, *p.offload);
 }
 
 /// One row per kernel launch: what it computes, its loop, its epilogue.
@@ -10248,6 +10861,9 @@ inline void print_plan(std::ostream& os, const Executable& x) {
       if (s.bias >= 0) os << ", bias in registers";
       if (s.clamp) os << ", clamp [" << s.lo << ", " << s.hi << "] in registers";
       if (s.code_size) os << ", epilogue of " << s.code_size << " instructions on each finished block";
+    } else if (s.kind == passes::GroupKind::offload) {
+      os << "; region r" << s.region << ", " << s.num_ops << " input(s), " << s.num_tgts << " output(s)";
+      if (s.wait_at >= 0) os << ", submitted, waited for before k" << s.wait_at;
     } else if (s.kind == passes::GroupKind::int8) {
       const Int8Call& c = x.int8_steps()[static_cast<std::size_t>(s.int8)].call;
       os << "; " << op_name(c.op);
@@ -10280,9 +10896,9 @@ KILN_ENGINE_API void run_node(const Node& n, const void* const* in, const Shape*
   runtime::run_node(n, in, in_shapes, in_dtypes, out, workspace);
 }
 
-KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status) {
+KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status, const accel::Offload* offload) {
   auto* exe = new runtime::Executable();
-  if (!exe->build(traced, status)) {
+  if (!exe->build(traced, status, offload)) {
     delete exe;
     return nullptr;
   }
@@ -10294,6 +10910,8 @@ KILN_ENGINE_API void destroy(runtime::Executable* exe) { delete exe; }
 KILN_ENGINE_API std::size_t arena_bytes(const runtime::Executable& exe) { return exe.arena_bytes(); }
 
 KILN_ENGINE_API const runtime::PlanInfo& plan_info(const runtime::Executable& exe) { return exe.info(); }
+
+KILN_ENGINE_API const Graph& planned_graph(const runtime::Executable& exe) { return exe.graph(); }
 
 KILN_ENGINE_API void run(const runtime::Executable& exe, const void* const* inputs, void* const* outputs,
                          void* arena) {
@@ -11477,8 +12095,8 @@ struct StaticPlan {
 
   constexpr bool ok() const { return graph.ok(); }
   constexpr const Status& status() const { return graph.status(); }
-  /// Bytes of the one arena holding every intermediate (activations; GEMM packing scratch comes
-  /// with the static runner).
+  /// Bytes of the one arena holding every intermediate (activations and int8 steps' scratch; GEMM
+  /// packing scratch comes with the static runner).
   constexpr std::size_t arena_bytes() const { return memory.arena_bytes; }
   /// The most bytes live at any step: what no plan can go below.
   constexpr std::size_t lower_bound() const { return memory.lower_bound; }
@@ -11544,6 +12162,9 @@ constexpr StaticPlan plan(const Fn& fn, const Input<T>&... inputs) {
     return p;
   }
   std::size_t workspace[kMaxNodes]{};
+  for (int gi = 0; gi < p.fusion.num_groups; ++gi)  // int8 steps: strided operands, grouped convs
+    if (p.fusion.groups[gi].kind == passes::GroupKind::int8)
+      workspace[gi] = passes::int8_workspace_bytes(g, p.fusion.layouts, p.fusion.groups[gi].root);
   passes::plan_memory(g, p.fusion, workspace, p.memory);
   return p;
 }
@@ -11675,6 +12296,7 @@ namespace kiln {
 
 struct CompileOptions {
   int cache_limit = 8;  // specialisations kept; calls past it run eagerly
+  accel::Offload offload{};  // accelerator backends: accel::offload(backend) (accel/offload.hpp)
 };
 
 struct Stats {
@@ -11683,6 +12305,8 @@ struct Stats {
   int folded = 0, cse = 0, simplified = 0, dead = 0, in_place = 0;
   int updates = 0, aliased_updates = 0;  // parameter write-backs (kiln::assign); written in place
   std::size_t arena_bytes = 0, lower_bound = 0, packed_weight_bytes = 0;
+  // With accelerator backends: where each node runs and why (valid until reset(); else null).
+  const accel::Report* offload = nullptr;
 };
 
 /// What a custom backend returns: runs the graph on dense inputs into dense outputs.
@@ -11868,6 +12492,14 @@ class Compiled {
     return ok;
   }
 
+  /// Traces and plans for these arguments without running (stats() then reports the arena).
+  /// False after a reported error, or when the cache is full.
+  template <class... Args>
+  bool prepare(const Args&... args) {
+    bool fallback = false;
+    return lookup(fallback, args...) != nullptr;
+  }
+
   Stats stats() const {
     Stats s = stats_;
     if (last_ && last_->exe) {
@@ -11885,12 +12517,15 @@ class Compiled {
       s.arena_bytes = p.arena_bytes;
       s.lower_bound = p.lower_bound;
       s.packed_weight_bytes = p.packed_weight_bytes;
+      s.offload = p.offload;
     }
     return s;
   }
 
   /// The plan of the most recent call (nullptr before the first call or with a custom backend).
   const runtime::Executable* executable() const { return last_ ? last_->exe.get() : nullptr; }
+  /// The graph after the passes, as planned (nullptr before the first call or with a custom backend).
+  const Graph* planned_graph() const { return last_ && last_->exe ? &engine::planned_graph(*last_->exe) : nullptr; }
   /// The graph as traced, before any pass (nullptr before the first call).
   const Graph* traced_graph() const { return last_ ? &last_->traced->graph : nullptr; }
   /// Forgets every specialisation (e.g. after changing captured weights in place).
@@ -12054,7 +12689,7 @@ class Compiled {
     for (int k = 0; k < g.num_inputs(); ++k) e->in_shapes[k] = g[g.input(k)].shape;
     if constexpr (std::is_same_v<Backend, std::nullptr_t>) {
       Status st;
-      e->exe.reset(engine::build(g, st));
+      e->exe.reset(engine::build(g, st, opts_.offload.active() ? &opts_.offload : nullptr));
       if (!e->exe) {
         fail(st);
         return nullptr;
@@ -12196,6 +12831,301 @@ void Compiled<Fn, Backend>::print_plan(std::ostream& os) const {
 
 }  // namespace kiln
 // ---- end kiln/trace/compile.hpp ----
+
+// ---- begin kiln/accel/offload.hpp ----
+// kiln/accel/offload.hpp — the offload half of compile(): partition, region compile, run, fallback.
+//
+//   kiln::CompileOptions opts;
+//   opts.offload = kiln::accel::offload(my_npu);          // or offload(array, n, strict)
+//   auto net = kiln::compile(model, opts);
+//
+// At the first call, after graph simplification and before fusion, the executable calls plan():
+// every backend partitions the graph in turn (accel/partition.hpp; an earlier backend's regions
+// win), each region is cut out as a self-contained Graph and handed to the backend's compile. A
+// refused region goes back to the CPU (fused and planned as usual; the reason is kept), or fails
+// the build when strict. The executable then pins each offloaded region to one step whose inputs
+// and outputs live in its planned arena, and calls start()/finish() to run it. A failing run (or
+// wait) runs the region on the CPU for that call — the region's graph interpreted with the eager
+// kernels — or is an error when strict. Backends that throw are treated as failing.
+//
+// Only accel::offload() refers to these functions: a program that never registers a backend does
+// not link them (the engine calls them through the OffloadHooks table).
+
+#include <memory>
+#include <vector>
+
+
+namespace kiln::accel {
+
+struct OffloadState {
+  struct RegionState {
+    std::unique_ptr<Graph> graph;  // the region as a graph (see Region)
+    std::vector<const char*> composite;
+    RegionBinding binding;
+    int backend = -1;
+    void* handle = nullptr;
+    bool in_flight = false;  // submitted, not yet waited for
+    const void* ins[kMaxGraphIO]{};  // the buffers of the call in flight (for a CPU fallback at wait)
+    void* outs[kMaxGraphIO]{};
+  };
+  Offload options;
+  Report report;
+  std::vector<RegionState> regions;  // indexed like Report::regions
+
+  OffloadState() = default;
+  OffloadState(const OffloadState&) = delete;
+  OffloadState& operator=(const OffloadState&) = delete;
+  ~OffloadState() {
+    for (RegionState& r : regions) {
+      if (!r.handle) continue;
+      const Backend& b = options.backends[r.backend];
+      if (r.in_flight && b.wait) {  // never free a handle the device still uses
+        Status ignored;
+        b.wait(b.context, r.handle, ignored);
+      }
+      if (b.release) b.release(b.context, r.handle);
+    }
+  }
+};
+
+namespace detail {
+
+/// Region `nodes` of g as a self-contained graph; fills the binding. false with `why` when the
+/// region cannot be expressed (too many boundary values).
+inline bool extract_region(const Graph& g, const bool* in, const Partition& p, const Target& t,
+                           OffloadState::RegionState& r, Status& why) {
+  r.graph = std::make_unique<Graph>();
+  Graph& sub = *r.graph;
+  int map[kMaxNodes];
+  for (int i = 0; i < g.size(); ++i) map[i] = -1;
+  for (int i = 0; i < g.size(); ++i) {
+    if (!in[i]) continue;
+    Node n = g[i];
+    for (int k = 0; k < n.num_inputs; ++k) {
+      const int j = n.inputs[k];
+      if (map[j] < 0) {  // a boundary value: constants and scalars are copied, the rest are inputs
+        const Node& src = g[j];
+        Node leaf;
+        leaf.shape = src.shape;
+        leaf.dtype = src.dtype;
+        if (src.op == Op::constant || src.op == Op::scalar) {
+          leaf = src;
+        } else {
+          leaf.op = Op::input;
+          if (r.binding.num_inputs >= kMaxGraphIO) {
+            why = Status(Errc::capacity_exceeded) << "the region reads more than " << kMaxGraphIO << " values";
+            return false;
+          }
+          r.binding.inputs[r.binding.num_inputs++] = j;
+        }
+        map[j] = sub.add(leaf);
+      }
+      n.inputs[k] = map[j];
+    }
+    map[i] = sub.add(n);
+  }
+  for (int i = 0; i < g.size(); ++i) {
+    if (!in[i]) continue;
+    bool outside = g.is_output(i);
+    for (int u = i + 1; u < g.size() && !outside; ++u)
+      for (int k = 0; k < g[u].num_inputs; ++k) outside = outside || (g[u].inputs[k] == i && !in[u]);
+    if (!outside) continue;
+    if (r.binding.num_outputs >= kMaxGraphIO) {
+      why = Status(Errc::capacity_exceeded) << "the region produces more than " << kMaxGraphIO << " values";
+      return false;
+    }
+    r.binding.outputs[r.binding.num_outputs++] = i;
+    sub.add_output(map[i]);
+  }
+  if (!sub.ok()) {
+    why = sub.status();
+    return false;
+  }
+  r.composite.assign(static_cast<std::size_t>(sub.size()), nullptr);
+  for (int i = 0; i < g.size(); ++i)
+    if (in[i] && p.composite_of[i] >= 0) r.composite[static_cast<std::size_t>(map[i])] = t.patterns[p.composite_of[i]].name;
+  return true;
+}
+
+inline void* compile_region(const Backend& b, const Region& region, Status& why) {
+  if (!b.compile) {
+    why = Status(Errc::not_supported) << "the backend has no compile function";
+    return nullptr;
+  }
+  if (!b.run && !b.is_async()) {
+    why = Status(Errc::not_supported) << "the backend has neither run nor submit/wait";
+    return nullptr;
+  }
+  void* h = nullptr;
+#if KILN_EXCEPTIONS
+  try {
+    h = b.compile(b.context, region, why);
+  } catch (...) {
+    why = Status(Errc::not_supported) << "compile threw";
+    return nullptr;
+  }
+#else
+  h = b.compile(b.context, region, why);
+#endif
+  if (!h && why.ok()) why = Status(Errc::not_supported) << "compile returned no handle";
+  return h;
+}
+
+/// Calls a backend's run/submit/wait, turning a throw or a silent failure into a Status.
+template <class F>
+bool device_call(F&& f, Status& why) {
+  bool ok = false;
+#if KILN_EXCEPTIONS
+  try {
+    ok = f();
+  } catch (...) {
+    why = Status(Errc::not_supported) << "the backend threw";
+    return false;
+  }
+#else
+  ok = f();
+#endif
+  if (!ok && why.ok()) why = Status(Errc::not_supported) << "the backend reported a failure";
+  return ok;
+}
+
+inline OffloadState* plan(const Offload& o, const Graph& g, int* region_of, Status& status) {
+  auto st = std::make_unique<OffloadState>();
+  st->options = o;
+  Report& rep = st->report;
+  const int nb = o.num_backends < kMaxBackends ? o.num_backends : kMaxBackends;
+  rep.num_backends = nb;
+  for (int i = 0; i < kMaxNodes; ++i) {
+    region_of[i] = -1;
+    rep.region_of[i] = -1;
+    rep.composite_head[i] = -1;
+  }
+  bool taken[kMaxNodes]{};
+  auto part = std::make_unique<Partition>();
+  for (int bi = 0; bi < nb; ++bi) {
+    const Backend& b = o.backends[bi];
+    rep.backend_names[bi] = b.target.name;
+    partition(g, b.target, *part, taken);
+    const Partition& p = *part;
+    if (bi == 0)  // why a node stays on the CPU: the first backend's verdict
+      for (int i = 0; i < g.size(); ++i) rep.placement[i] = p.placement[i];
+    for (int r = 0; r < p.num_regions; ++r) {
+      bool in[kMaxNodes]{};
+      bool free = true;
+      int count = 0;
+      for (int i = 0; i < g.size(); ++i) {
+        in[i] = p.region_of[i] == r;
+        free = free && !(in[i] && taken[i]);
+        count += in[i] ? 1 : 0;
+      }
+      if (!free || count == 0) continue;  // (cannot happen: taken nodes are never claimed)
+      if (rep.num_regions >= kMaxRegions) break;
+      const int R = rep.num_regions++;
+      st->regions.emplace_back();
+      OffloadState::RegionState& rs = st->regions.back();
+      RegionReport& rr = rep.regions[R];
+      rs.backend = rr.backend = bi;
+      rr.nodes = count;
+      rr.async = b.is_async();
+      rs.binding.async = rr.async;
+      Status why;
+      if (extract_region(g, in, p, b.target, rs, why)) rs.handle = compile_region(b, Region{rs.graph.get(), rs.composite.data(), R}, why);
+      rr.offloaded = rs.handle != nullptr;
+      for (int i = 0; i < g.size(); ++i) {
+        if (!in[i]) continue;
+        taken[i] = true;
+        rep.region_of[i] = R;
+        rep.placement[i] = p.placement[i];
+        rep.composite[i] = p.composite_of[i] >= 0 ? b.target.patterns[p.composite_of[i]].name : nullptr;
+        rep.composite_head[i] = p.composite_head[i];
+        rep.where[i] = rr.offloaded ? Where::device : Where::compile_failed;
+        if (rr.offloaded) region_of[i] = R;
+      }
+      if (rr.offloaded) {
+        ++rep.offloaded_regions;
+        rep.offloaded_nodes += count;
+        continue;
+      }
+      rr.status = why;
+      ++rep.refused_regions;
+      if (o.strict) {
+        status = Status(Errc::not_supported) << "offload (strict): backend '" << b.target.name << "' refused region r" << R
+                                             << " of " << count << " nodes: " << why.message();
+        return nullptr;
+      }
+    }
+  }
+  return st.release();
+}
+
+inline bool cpu_fallback(OffloadState& s, int region, const void* const* ins, void* const* outs, const Status& why,
+                         Status& status) {
+  OffloadState::RegionState& r = s.regions[static_cast<std::size_t>(region)];
+  RegionReport& rr = s.report.regions[region];
+  rr.status = why;
+  if (s.options.strict) {
+    status = Status(Errc::not_supported) << "offload (strict): backend '" << s.options.backends[r.backend].target.name
+                                         << "' failed to run region r" << region << ": " << why.message();
+    return false;
+  }
+  ++rr.run_fallbacks;
+  ++s.report.run_fallbacks;
+  const Graph& sub = *r.graph;
+  kiln::detail::Interpreter cpu(sub);
+  cpu.run(ins);
+  for (int k = 0; k < sub.num_outputs(); ++k) {
+    const Node& n = sub[sub.output(k)];
+    std::memcpy(outs[k], cpu.value(sub.output(k)), static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
+  }
+  return true;
+}
+
+inline bool start(OffloadState& s, int region, const void* const* ins, void* const* outs, Status& status) {
+  OffloadState::RegionState& r = s.regions[static_cast<std::size_t>(region)];
+  const Backend& b = s.options.backends[r.backend];
+  Status why;
+  if (b.is_async()) {
+    for (int k = 0; k < r.binding.num_inputs; ++k) r.ins[k] = ins[k];
+    for (int k = 0; k < r.binding.num_outputs; ++k) r.outs[k] = outs[k];
+    r.in_flight = device_call([&] { return b.submit(b.context, r.handle, ins, outs, why); }, why);
+    return r.in_flight || cpu_fallback(s, region, ins, outs, why, status);
+  }
+  if (device_call([&] { return b.run(b.context, r.handle, ins, outs, why); }, why)) return true;
+  return cpu_fallback(s, region, ins, outs, why, status);
+}
+
+inline bool finish(OffloadState& s, int region, Status& status) {
+  OffloadState::RegionState& r = s.regions[static_cast<std::size_t>(region)];
+  if (!r.in_flight) return true;  // submit failed: the CPU already ran it
+  r.in_flight = false;
+  const Backend& b = s.options.backends[r.backend];
+  Status why;
+  if (device_call([&] { return b.wait(b.context, r.handle, why); }, why)) return true;
+  return cpu_fallback(s, region, r.ins, r.outs, why, status);
+}
+
+inline const RegionBinding& binding(const OffloadState& s, int region) {
+  return s.regions[static_cast<std::size_t>(region)].binding;
+}
+inline const Report& report(const OffloadState& s) { return s.report; }
+inline void destroy(OffloadState* s) { delete s; }
+
+inline const OffloadHooks& hooks() {
+  static constexpr OffloadHooks table{&plan, &binding, &report, &start, &finish, &destroy};
+  return table;
+}
+
+}  // namespace detail
+
+/// CompileOptions::offload for `backends[0..n)` (earlier backends win overlapping regions). The
+/// backends must outlive every model compiled with them.
+inline Offload offload(const Backend* backends, int n, bool strict = false) {
+  return Offload{backends, n, strict, &detail::hooks()};
+}
+inline Offload offload(const Backend& backend, bool strict = false) { return offload(&backend, 1, strict); }
+
+}  // namespace kiln::accel
+// ---- end kiln/accel/offload.hpp ----
 
 // ---- begin kiln/train/losses.hpp ----
 // kiln/train/losses.hpp — loss functions built from kiln ops (PyTorch semantics, mean reduction).

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "../accel/backend.hpp"
 #include "../passes/fold_channel_affine.hpp"
 #include "../passes/memory_plan.hpp"
 #include "../passes/simplify.hpp"
@@ -70,6 +71,9 @@ struct Step {
   // operand's (n, oh, ow) rows form one strided run, so a tail block needs no splitting.
   kernels::WindowGeometry window;
   bool conv = false, dense_a = false, dense_b = false, rows_merge = true;
+  // offload: the accelerator region (operands: its inputs, targets: its outputs) and, when it
+  // runs asynchronously, the step before which it is waited for (steps().size(): at the end).
+  int region = -1, wait_at = -1;
   int int8 = -1;  // int8 ops: index of the Int8Step (runtime/int8_steps.hpp)
 };
 
@@ -97,8 +101,9 @@ class AlignedFloats {
 
 class Executable {
  public:
-  /// Plans `traced` (consumed). On failure returns false and `status` says why.
-  bool build(const Graph& traced, Status& status) {
+  /// Plans `traced` (consumed). On failure returns false and `status` says why. With `offload`
+  /// (accel/offload.hpp) the backends' regions become offload steps.
+  bool build(const Graph& traced, Status& status, const accel::Offload* offload = nullptr) {
     graph_ = std::make_unique<Graph>(traced);
     fusion_ = std::make_unique<passes::Fusion>();
     mem_ = std::make_unique<passes::MemoryPlan>();
@@ -125,7 +130,15 @@ class Executable {
       status = g.status();
       return false;
     }
-    if (!passes::fuse(g, *fusion_)) {
+    int pinned[kMaxNodes];
+    if (offload && offload->active()) {
+      hooks_ = offload->hooks;
+      offload_ = std::unique_ptr<accel::OffloadState, OffloadDeleter>(hooks_->plan(*offload, g, pinned, status),
+                                                                      OffloadDeleter{hooks_->destroy});
+      if (!offload_) return false;
+      info_.offload = &hooks_->report(*offload_);
+    }
+    if (!passes::fuse(g, *fusion_, offload_ ? pinned : nullptr)) {
       status = Status(Errc::invalid_argument) << "fusion: the group graph has a cycle (internal error)";
       return false;
     }
@@ -136,7 +149,9 @@ class Executable {
     }
     std::size_t ws[kMaxNodes]{};
     for (const Step& s : steps_) ws[s.group] = workspace_bytes(s);
-    passes::plan_memory(g, *fusion_, ws, *mem_);
+    int busy_until[kMaxNodes]{};
+    if (offload_) schedule_waits(busy_until);
+    passes::plan_memory(g, *fusion_, ws, *mem_, offload_ ? busy_until : nullptr);
     for (Step& s : steps_) {
       s.workspace_slot = mem_->workspace_slot[s.group];
       if (s.kind == passes::GroupKind::gemm) resolve_gemm(s);
@@ -165,9 +180,13 @@ class Executable {
   /// arena: arena_bytes() bytes, kAlignment-aligned.
   void run(const void* const* inputs, void* const* outputs, void* arena) const {
     Bindings b{inputs, outputs, static_cast<char*>(arena)};
-    for (const Step& s : steps_) {
-      if (s.kind == passes::GroupKind::gemm && !s.conv) run_gemm(s, b);  // the batch-1 MLP path: no detour
-      else run_step(s, b);
+    if (offload_) {
+      if (!run_offloaded(b)) return;
+    } else {
+      for (const Step& s : steps_) {
+        if (s.kind == passes::GroupKind::gemm && !s.conv) run_gemm(s, b);  // the batch-1 MLP path: no detour
+        else run_step(s, b);
+      }
     }
     const Graph& g = *graph_;
     for (int k = 0; k < g.num_outputs(); ++k) {
@@ -300,6 +319,7 @@ class Executable {
           s.loop = n.shape;
           break;
         }
+        case passes::GroupKind::offload: lower_offload(s, grp); break;
         case passes::GroupKind::int8: {
           s.int8 = static_cast<int>(int8_.size());
           int8_.emplace_back();
@@ -557,6 +577,7 @@ class Executable {
 
   std::size_t workspace_bytes(const Step& s) const {
     const Graph& g = *graph_;
+    if (s.kind == passes::GroupKind::offload) return offload_workspace_bytes(s);
     if (s.kind == passes::GroupKind::int8) return int8_[static_cast<std::size_t>(s.int8)].workspace_bytes;
     if (s.conv || s.kind == passes::GroupKind::window) {
       std::size_t n = 0;
@@ -717,7 +738,8 @@ class Executable {
       }
       case passes::GroupKind::int8: run_int8_step(s, b); return;
       case passes::GroupKind::gemm:
-      case passes::GroupKind::window: return;  // handled above
+      case passes::GroupKind::window:
+      case passes::GroupKind::offload: return;  // handled above / by run_offloaded
     }
   }
 
@@ -726,7 +748,7 @@ class Executable {
     const Int8Step& q = int8_[static_cast<std::size_t>(s.int8)];
     char* ws = reinterpret_cast<char*>(workspace(b, s));
     char* scratch = ws;  // run_int8's own scratch first, then dense copies of strided operands
-    if (ws) ws += align_up(int8_scratch_bytes(q.call));
+    if (ws) ws += align_up(q.scratch_bytes);
     auto dense = [&](const Int8Operand& o) -> const void* {
       if (o.base < 0) return nullptr;
       const char* p = ptr(b, o.base, o.offset, o.dtype);
@@ -915,6 +937,16 @@ class Executable {
   std::vector<Int8Step> int8_;
   Status lower_status_;
   PlanInfo info_;
+  // Accelerator regions (accel/offload.hpp), reached only through the hooks: null without backends.
+  const accel::OffloadHooks* hooks_ = nullptr;
+  struct OffloadDeleter {
+    void (*destroy)(accel::OffloadState*);
+    void operator()(accel::OffloadState* s) const { destroy(s); }
+  };
+  std::unique_ptr<accel::OffloadState, OffloadDeleter> offload_{nullptr, OffloadDeleter{nullptr}};
+
+  // The offload steps' lowering and run (a fragment of this class: it needs its private helpers).
+#include "executable_offload.hpp"
 };
 
 }  // namespace kiln::runtime

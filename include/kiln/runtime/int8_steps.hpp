@@ -21,6 +21,7 @@
 #include "../ir/node.hpp"
 #include "../kernels/int8.hpp"
 #include "../passes/fusion.hpp"
+#include "../passes/int8_workspace.hpp"
 #ifndef KILN_NO_HEAP
 #include <vector>
 #endif
@@ -191,12 +192,6 @@ inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std:
   return Status();
 }
 
-/// Bytes of scratch run_int8 needs: a grouped conv's input and output channel slices.
-constexpr std::size_t int8_scratch_bytes(const Int8Call& c) {
-  if (c.op != Op::qconv2d || c.groups <= 1) return 0;
-  return static_cast<std::size_t>((c.x.numel() + c.y.numel()) / c.groups);
-}
-
 /// A grouped conv: per group, its input channels gathered densely into `scratch`, the conv kernel
 /// on them with the group's weight rows, bias and multipliers, its output scattered into y.
 inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::int8_t* w, const std::int32_t* bias,
@@ -220,7 +215,7 @@ inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::i
 
 /// One int8 kernel call on dense operands: x (f32 for quantize, else i8), x2 (qadd's b), the
 /// weight in the kernel's layout and the bias (qlinear/qconv2d; bias may be null), into y.
-/// `scratch`: int8_scratch_bytes(c) bytes.
+/// `scratch`: passes::int8_grouped_conv_bytes(node, x) bytes.
 inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
                        const std::int32_t* bias, void* y, void* scratch = nullptr) {
   namespace k8 = kernels::int8;
@@ -261,8 +256,8 @@ inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const s
 inline std::size_t int8_workspace_floats(const Node& n, const Shape* in) {
   if (n.op != Op::qlinear && n.op != Op::qconv2d) return 0;
   std::size_t f = 2 * static_cast<std::size_t>(in[1][0]);
-  if (n.op == Op::qconv2d && n.win.groups > 1)
-    f += (static_cast<std::size_t>(in[1].numel() + (in[0].numel() + n.shape.numel()) / n.win.groups) + 3) / 4;
+  if (n.op == Op::qconv2d && n.win.groups > 1)  // depthwise weight, or grouped slices
+    f += (static_cast<std::size_t>(in[1].numel()) + passes::int8_grouped_conv_bytes(n, in[0]) + 3) / 4;
   return f;
 }
 
@@ -308,8 +303,8 @@ struct Int8Step {
   const std::int32_t* bias = nullptr;
   std::vector<std::int8_t> weight;  // re-laid out / densified constant weight
   std::vector<std::int32_t> bias_dense;
-  std::size_t workspace_bytes = 0;  // dense copies of x and x2 when they are strided views, and
-                                    // run_int8's scratch (placed first)
+  std::size_t scratch_bytes = 0;    // run_int8's scratch (a grouped conv's slices), first in the
+  std::size_t workspace_bytes = 0;  // workspace, then dense copies of strided x and x2
 };
 
 namespace detail {
@@ -337,11 +332,9 @@ const T* constant_dense(const Graph& g, const passes::Fusion& f, int id, std::ve
   return copy.data();
 }
 
-inline Int8Operand int8_operand(const Graph& g, const passes::Fusion& f, int id, std::size_t& workspace) {
+inline Int8Operand int8_operand(const Graph& g, const passes::Fusion& f, int id) {
   const passes::Layout& l = f.layouts[id];
-  Int8Operand o{l.base, l.offset, l.strides, g[id].dtype, g[id].shape, passes::is_contiguous(g[id].shape, l)};
-  if (!o.dense) workspace += align_up(static_cast<std::size_t>(o.shape.numel()) * dtype_size(o.dtype));
-  return o;
+  return Int8Operand{l.base, l.offset, l.strides, g[id].dtype, g[id].shape, passes::is_contiguous(g[id].shape, l)};
 }
 
 }  // namespace detail
@@ -352,8 +345,10 @@ inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8St
   const Node& n = g[id];
   Shape in[kMaxInputs];
   for (int k = 0; k < n.num_inputs; ++k) in[k] = g[n.inputs[k]].shape;
-  s.x = detail::int8_operand(g, f, n.inputs[0], s.workspace_bytes);
-  if (n.op == Op::qadd) s.x2 = detail::int8_operand(g, f, n.inputs[1], s.workspace_bytes);
+  s.x = detail::int8_operand(g, f, n.inputs[0]);
+  if (n.op == Op::qadd) s.x2 = detail::int8_operand(g, f, n.inputs[1]);
+  s.scratch_bytes = passes::int8_grouped_conv_bytes(n, in[0]);
+  s.workspace_bytes = passes::int8_workspace_bytes(g, f.layouts, id);
   const float* scales = nullptr;
   std::vector<float> scale_copy;
   if (n.op == Op::qlinear || n.op == Op::qconv2d) {
@@ -370,7 +365,6 @@ inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8St
   }
   const Status st = prepare_int8(n, in, scales, s.mult.data(), s.shift.data(), s.call);
   if (!st.ok()) return st;
-  s.workspace_bytes += align_up(int8_scratch_bytes(s.call));
   if (s.call.depthwise) {  // the kernel's [1, kh, kw, O], from the weight as the graph reads it
     const passes::Layout& l = f.layouts[n.inputs[1]];
     std::vector<std::int8_t> relaid(static_cast<std::size_t>(in[1].numel()));

@@ -20,6 +20,7 @@
 
 #include "../ops.hpp"
 #include "../passes/fusion.hpp"
+#include "../passes/int8_workspace.hpp"
 #include "../passes/memory_plan.hpp"
 #include "../passes/simplify.hpp"
 
@@ -46,8 +47,8 @@ struct StaticPlan {
 
   constexpr bool ok() const { return graph.ok(); }
   constexpr const Status& status() const { return graph.status(); }
-  /// Bytes of the one arena holding every intermediate (activations; GEMM packing scratch comes
-  /// with the static runner).
+  /// Bytes of the one arena holding every intermediate (activations and int8 steps' scratch; GEMM
+  /// packing scratch comes with the static runner).
   constexpr std::size_t arena_bytes() const { return memory.arena_bytes; }
   /// The most bytes live at any step: what no plan can go below.
   constexpr std::size_t lower_bound() const { return memory.lower_bound; }
@@ -113,6 +114,9 @@ constexpr StaticPlan plan(const Fn& fn, const Input<T>&... inputs) {
     return p;
   }
   std::size_t workspace[kMaxNodes]{};
+  for (int gi = 0; gi < p.fusion.num_groups; ++gi)  // int8 steps: strided operands, grouped convs
+    if (p.fusion.groups[gi].kind == passes::GroupKind::int8)
+      workspace[gi] = passes::int8_workspace_bytes(g, p.fusion.layouts, p.fusion.groups[gi].root);
   passes::plan_memory(g, p.fusion, workspace, p.memory);
   return p;
 }
