@@ -2,6 +2,7 @@
 //  - an MLP whose middle layer has one huge outlier weight column (every output channel's scale
 //    is set by it, the other weights round to a few levels): that layer must be the one kept in
 //    f32, the others stay int8, and the output then meets the criterion;
+//  - a per-tensor model with one huge dead output channel: fixed by the per-channel variant alone;
 //  - the per-node observation against an independent reference (a naive f32 forward pass);
 //  - the configuration's text round trip and apply (same bytes as quantising with keep_float);
 //  - bad input: samples of the wrong shape, a criterion that cannot be met within the budget,
@@ -112,6 +113,30 @@ TEST_CASE("doctor: the layer with an outlier weight column is the one kept in f3
   const kiln::ptq::Diagnosis clean = kiln::ptq::diagnose(Mlp(false), batches(4, 100), batches(3, 200), o);
   CHECK(clean.met);
   CHECK(clean.config.kept.empty());
+}
+
+TEST_CASE("doctor: a per-tensor model with one huge (dead) output channel is fixed by per-channel scales") {
+  // Layer 2's output channel 0 has weights 100x the rest and a bias that keeps it below 0, so its
+  // relu is 0 in f32 and int8 alike; one weight scale for the tensor (per_channel = false) then
+  // rounds the other channels' weights to a level or two. Per-channel scales fix that alone.
+  Mlp m(false);
+  for (index_t k = 0; k < 24; ++k) m.w2[k] *= 200.f;
+  m.b2[0] = -1e4f;
+  kiln::ptq::DoctorOptions o;
+  o.criterion = {0.02, 0.0, kiln::ptq::Statistic::mean};
+  o.measure_cost = false;
+  o.base.per_channel = false;
+  const kiln::ptq::Diagnosis d = kiln::ptq::diagnose(m, batches(4, 100), batches(3, 200), o);
+  REQUIRE(d.status.ok());
+  CHECK(output_of(d.before).violates());
+  CHECK(d.met);
+  CHECK(d.config.kept.empty());
+  CHECK(d.config.per_channel);
+  CHECK(d.config.variant_reason == "per-channel weight scales");
+  kiln::ptq::DoctorConfig back;
+  REQUIRE(kiln::ptq::DoctorConfig::parse(d.config.to_text(), back).ok());
+  CHECK(back.variant_reason == d.config.variant_reason);
+  CHECK(back.per_channel);
 }
 
 TEST_CASE("doctor: observed errors match a naive f32 reference and the dequantised int8 output") {
