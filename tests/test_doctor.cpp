@@ -2,6 +2,7 @@
 //  - an MLP whose middle layer has one huge outlier weight column (every output channel's scale
 //    is set by it, the other weights round to a few levels): that layer must be the one kept in
 //    f32, the others stay int8, and the output then meets the criterion;
+//  - the same with layer 2's outlier input slightly above 0: its producer (layer 1) is kept too;
 //  - a per-tensor model with one huge dead output channel: fixed by the per-channel variant alone;
 //  - the per-node observation against an independent reference (a naive f32 forward pass);
 //  - the configuration's text round trip and apply (same bytes as quantising with keep_float);
@@ -113,6 +114,26 @@ TEST_CASE("doctor: the layer with an outlier weight column is the one kept in f3
   const kiln::ptq::Diagnosis clean = kiln::ptq::diagnose(Mlp(false), batches(4, 100), batches(3, 200), o);
   CHECK(clean.met);
   CHECK(clean.config.kept.empty());
+}
+
+TEST_CASE("doctor: when the f32 layer still reads a badly quantised input, its producer is kept too") {
+  // As the outlier MLP, but layer 2's input 0 is relu(1e-3) instead of exactly 0: int8 rounds it to
+  // 0 or one step (~1e-2), and the weight of 300 turns that into an error of up to ~3. Keeping
+  // layer 2 in f32 fixes its weights but not its (dequantised int8) input; only keeping layer 1,
+  // its producer, in f32 too removes it. Layer 3 stays int8.
+  Mlp m(true);
+  m.b1[0] = 1e-3f;
+  kiln::ptq::DoctorOptions o;
+  o.criterion = {0.02, 0.0, kiln::ptq::Statistic::mean};
+  o.measure_cost = false;
+  const kiln::ptq::Diagnosis d = kiln::ptq::diagnose(m, batches(4, 100), batches(3, 200), o);
+  REQUIRE(d.status.ok());
+  CHECK(d.met);
+  REQUIRE(d.config.kept.size() == 2);
+  CHECK(d.config.kept[0].shape == Shape{8, 20});  // layer 2 first (the earliest violation)
+  CHECK(d.config.kept[1].shape == Shape{8, 24});  // then its producer, layer 1
+  CHECK(d.config.kept[1].reason.find("producer") != std::string::npos);
+  CHECK(output_of(d.after).precision == "int8");
 }
 
 TEST_CASE("doctor: a per-tensor model with one huge (dead) output channel is fixed by per-channel scales") {
