@@ -30,52 +30,17 @@
 #include <string>
 #include <vector>
 
+#include "digits_data.hpp"
+
 namespace {
 
-constexpr int kPixels = 64, kClasses = 10, kHidden = 64, kBatch = 64;
-const char* kDefaultData = "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz";
-
-struct Digits {
-  std::vector<float> x;  // rows of kPixels in [0, 1]
-  std::vector<int> y;
-  int rows() const { return static_cast<int>(y.size()); }
-};
-
-bool load_digits(const std::string& path, Digits& d) {
-  const bool gz = path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
-  FILE* f = gz ? popen(("gzip -dc '" + path + "'").c_str(), "r") : std::fopen(path.c_str(), "r");
-  if (!f) return false;
-  char line[1024];
-  while (std::fgets(line, sizeof line, f)) {
-    float v[kPixels + 1];
-    int n = 0;
-    for (char* p = line; n <= kPixels && *p;) {
-      char* end = nullptr;
-      v[n] = std::strtof(p, &end);
-      if (end == p) break;
-      ++n;
-      p = *end == ',' ? end + 1 : end;
-    }
-    if (n != kPixels + 1) continue;
-    for (int i = 0; i < kPixels; ++i) d.x.push_back(v[i] / 16.f);
-    d.y.push_back(static_cast<int>(v[kPixels]));
-  }
-  if (gz) pclose(f);
-  else std::fclose(f);
-  return d.rows() > 0;
-}
-
-kiln::Tensor<float> rows_of(const Digits& d, const std::vector<int>& idx, std::size_t from, std::size_t count) {
-  kiln::Tensor<float> t({static_cast<kiln::index_t>(count), kPixels});
-  for (std::size_t r = 0; r < count; ++r)
-    std::copy_n(d.x.begin() + idx[from + r] * kPixels, kPixels, t.data() + r * kPixels);
-  return t;
-}
-std::vector<int> labels_of(const Digits& d, const std::vector<int>& idx, std::size_t from, std::size_t count) {
-  std::vector<int> l(count);
-  for (std::size_t r = 0; r < count; ++r) l[r] = d.y[static_cast<std::size_t>(idx[from + r])];
-  return l;
-}
+using digits::Digits;
+using digits::kClasses;
+using digits::kDefaultData;
+using digits::kPixels;
+using digits::labels_of;
+using digits::rows_of;
+constexpr int kHidden = 64, kBatch = 64;
 
 enum class Schedule { fp32, static8, cyclic };
 const char* schedule_name(Schedule s) {
@@ -217,7 +182,7 @@ int main(int argc, char** argv) {
     }
   }
   Digits data;
-  if (!load_digits(path, data)) {
+  if (!digits::load_digits(path, data, 1.f / 16.f)) {
     std::fprintf(stderr, "cannot read the digits data from %s (Debian: apt-get install python3-sklearn)\n", path.c_str());
     return 1;
   }

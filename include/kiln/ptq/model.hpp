@@ -48,6 +48,8 @@ class QuantizedModel {
   /// The float graph it came from (traced and simplified).
   const Graph& float_graph() const { return tracer_->graph; }
   const std::vector<Layer>& layers() const { return layers_; }
+  /// Float-graph node id -> node of graph() holding that value (rewrite.hpp's value_map()).
+  const std::vector<int>& value_map() const { return value_map_; }
   const Options& options() const { return options_; }
   std::size_t arena_bytes() const { return engine::arena_bytes(*int8_exe_); }
   std::size_t float_arena_bytes() const { return engine::arena_bytes(*float_exe_); }
@@ -165,6 +167,7 @@ class QuantizedModel {
   std::unique_ptr<ConstantStore> store_;  // int8 weights, scales, bias
   std::unique_ptr<Graph> graph_;
   std::vector<Layer> layers_;
+  std::vector<int> value_map_;
   Options options_;
   ExePtr float_exe_, int8_exe_;
   mutable std::vector<std::uint8_t> arena_;
@@ -216,7 +219,7 @@ QuantizedModel quantize_model(Fn fn, const std::vector<Tensor<float>>& calibrati
     obs.observe(in);
   }
   m.graph_ = std::make_unique<Graph>();
-  Status st = rewrite_to_int8(f, obs, o, *m.store_, *m.graph_, m.layers_);
+  Status st = rewrite_to_int8(f, obs, o, *m.store_, *m.graph_, m.layers_, &m.value_map_);
   if (st.ok()) m.float_exe_.reset(engine::build(f, st));
   if (st.ok()) m.int8_exe_.reset(engine::build(*m.graph_, st));
   if (!st.ok()) fail(Status(st.code()) << "ptq: " << st.message());

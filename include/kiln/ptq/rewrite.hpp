@@ -87,6 +87,18 @@ class Rewriter {
     return g_->status();
   }
 
+  /// Float node id -> the node of the new graph holding its value as computed: the float node
+  /// when it ran in f32, else its int8 version (a fused layer's output is at the chain's last
+  /// node; nodes absorbed into a layer map to -1). The precision doctor observes through this.
+  std::vector<int> value_map() const {
+    std::vector<int> m(q_of_.size(), -1);
+    for (std::size_t i = 0; i < m.size(); ++i) {
+      const int fv = f_of_[i];
+      m[i] = fv >= 0 && (*g_)[fv].op != Op::dequantize ? fv : q_of_[i] >= 0 ? q_of_[i] : fv;
+    }
+    return m;
+  }
+
  private:
   const Node& fn(int id) const { return f_[id]; }
   int uses(int id) const { return uses_[static_cast<std::size_t>(id)]; }
@@ -361,8 +373,11 @@ class Rewriter {
 
 /// Rewrites float graph `f` (observed by `obs`) to int8 into `out`; new constants go to `store`.
 inline Status rewrite_to_int8(const Graph& f, const Observer& obs, const Options& o, ConstantStore& store, Graph& out,
-                              std::vector<Layer>& layers) {
-  return detail::Rewriter(f, obs, o, store).run(out, layers);
+                              std::vector<Layer>& layers, std::vector<int>* value_map = nullptr) {
+  detail::Rewriter r(f, obs, o, store);
+  Status st = r.run(out, layers);
+  if (value_map) *value_map = r.value_map();
+  return st;
 }
 
 }  // namespace kiln::ptq
