@@ -456,15 +456,15 @@ inline void pack_a_panels(index_t mc, index_t kc, MatrixRef A, float* dst) {
   }
 }
 
-inline index_t ws_a_floats(index_t M, index_t K) {
+constexpr index_t ws_a_floats(index_t M, index_t K) {
   if (M < kMR) return 0;  // small M reads A in place
   return round_up(min_i(M, kMC), kMR) * min_i(K, kKC);
 }
-inline index_t ws_b_floats(index_t N, index_t K) {
+constexpr index_t ws_b_floats(index_t N, index_t K) {
   return round_up(min_i(N, kNC), kNR) * min_i(K, kKC);
 }
 // Floats from the workspace start to the packed-B block (keeps it 64-byte aligned).
-inline index_t ws_b_offset(index_t M, index_t K) {
+constexpr index_t ws_b_offset(index_t M, index_t K) {
   return round_up(ws_a_floats(M, K), static_cast<index_t>(kAlignment / sizeof(float)));
 }
 
@@ -487,7 +487,7 @@ inline void gemm_k0(index_t M, index_t N, float* C, index_t ldc, const GemmEpilo
 // Public API.
 
 /// Floats needed by pack_b(K, N, ...): ceil(N/NR) panels of K x NR.
-inline std::size_t packed_b_size(index_t K, index_t N) {
+constexpr std::size_t packed_b_size(index_t K, index_t N) {
   using namespace gemm_detail;
   if (K <= 0 || N <= 0) return 0;
   return static_cast<std::size_t>(round_up(N, kNR) * K);
@@ -503,7 +503,7 @@ inline void pack_b(index_t K, index_t N, MatrixRef B, float* packed) {
 
 /// Scratch floats gemm(M, N, K, ...) needs (packed A block and, unless B is
 /// prepacked, packed B block). Bounded by MC*KC + KC*NC whatever the sizes.
-inline std::size_t gemm_workspace_size(index_t M, index_t N, index_t K, bool b_prepacked) {
+constexpr std::size_t gemm_workspace_size(index_t M, index_t N, index_t K, bool b_prepacked) {
   using namespace gemm_detail;
   if (M <= 0 || N <= 0 || K <= 0) return 0;
   if (b_prepacked) return static_cast<std::size_t>(ws_a_floats(M, K));
