@@ -37,6 +37,7 @@
 #include "ops.hpp"
 #include "ops_cnn.hpp"  // conv2d, pooling, pad, upsample, batch_norm
 #if KILN_ENGINE_BODIES
+#include "runtime/static_run.hpp"  // kiln::run<plan>(arena, in, out): a static plan run with no heap
 #include "trace/static_trace.hpp"
 #endif
 

@@ -11,8 +11,8 @@
 //
 // Weights are TensorViews over static data (their addresses are constants; an owning Tensor
 // cannot exist in a constant expression). A model that does not type-check stops the
-// compilation at the offending op: trace/static_error.hpp. The run path that executes such a plan comes with the firmware
-// issue; today the plan gives the graph, the fused groups and the activation arena.
+// compilation at the offending op: trace/static_error.hpp. runtime/static_run.hpp runs such a plan
+// (kiln::run<plan>(arena, in, out)); the arena includes every step's GEMM/conv scratch.
 #pragma once
 
 #include <tuple>
@@ -22,6 +22,7 @@
 #include "../passes/fusion.hpp"
 #include "../passes/memory_plan.hpp"
 #include "../passes/simplify.hpp"
+#include "../runtime/lower.hpp"
 
 namespace kiln {
 
@@ -41,11 +42,12 @@ struct StaticPlan {
   passes::Fusion fusion;
   passes::MemoryPlan memory;
   int simplified = 0, cse = 0, dead = 0;
+  int code_size = 0, num_specs = 0;  // the lowered schedule's sizes (runtime/static_run.hpp)
 
   constexpr bool ok() const { return graph.ok(); }
   constexpr const Status& status() const { return graph.status(); }
-  /// Bytes of the one arena holding every intermediate (activations; GEMM packing scratch comes
-  /// with the static runner).
+  /// Bytes of the one arena holding every intermediate and every step's scratch (GEMM/conv
+  /// packing, dense copies): the whole RAM a run needs besides the caller's inputs and outputs.
   constexpr std::size_t arena_bytes() const { return memory.arena_bytes; }
   /// The most bytes live at any step: what no plan can go below.
   constexpr std::size_t lower_bound() const { return memory.lower_bound; }
@@ -109,7 +111,15 @@ constexpr StaticPlan plan(const Fn& fn, const Input<T>&... inputs) {
     report_static_trace_error(g.status());
     return p;
   }
+  // Lower once to learn each step's scratch (the static runner packs weights in the arena) and
+  // the schedule's sizes; the runner lowers again into arrays of exactly these sizes.
   std::size_t workspace[kMaxNodes]{};
+  runtime::FixedSchedule<0, 8 * kMaxNodes + 64, 4 * kMaxNodes + 64> lowered;
+  lowered.graph = &g;
+  lowered.workspace = workspace;
+  runtime::lower_groups(g, p.fusion, lowered);
+  p.code_size = lowered.code_size;
+  p.num_specs = lowered.spec_count;
   passes::plan_memory(g, p.fusion, workspace, p.memory);
   return p;
 }
