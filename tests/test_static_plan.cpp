@@ -31,8 +31,10 @@ static_assert(kMlp.kernels() == 3, "two GEMMs with fused epilogues and one softm
 // packing scratch (a static plan packs the flash weight in the arena): it never exceeds the two
 // activations plus the larger scratch.
 static_assert(kMlp.arena_bytes() >= kMlp.lower_bound(), "an arena cannot beat the liveness bound");
+constexpr std::size_t kScratch1 = kiln::kernels::gemm_workspace_size(2, 16, 8, false) * sizeof(float);
+constexpr std::size_t kScratch2 = kiln::kernels::gemm_workspace_size(2, 4, 16, false) * sizeof(float);
 static_assert(kMlp.arena_bytes() <= (2 * 16 + 2 * 4) * sizeof(float) + 3 * kiln::kAlignment +
-                                        kiln::kernels::gemm_workspace_size(2, 16, 8, false) * sizeof(float),
+                                        (kScratch1 > kScratch2 ? kScratch1 : kScratch2),
               "the arena holds the two activations and one GEMM's scratch at most");
 static_assert(kMlp.graph.node(kMlp.graph.output(0)).shape == kiln::Shape{2, 4}, "output shape inferred");
 

@@ -428,7 +428,7 @@ struct FixedSchedule {
   }
   constexpr void add_step(const Step& s) {
     if (workspace) workspace[s.group] = step_workspace_bytes(*graph, s);
-    if (num_steps < MaxSteps) steps[num_steps] = s;
+    if constexpr (MaxSteps > 0) steps[num_steps] = s;
     ++num_steps;
   }
 };
