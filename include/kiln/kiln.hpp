@@ -30,6 +30,8 @@
 #include "passes/fold_channel_affine.hpp"
 #include "passes/memory_plan.hpp"
 #include "passes/simplify.hpp"
+#include "runtime/lower.hpp"     // groups -> kernel steps (shared by compile() and the static runner)
+#include "runtime/step_run.hpp"  // and the kernel calls of each step
 #endif
 
 // The op front-end (symbolic everywhere; eager where there is a heap), and kiln::plan: a model
