@@ -260,8 +260,10 @@ struct StaticModel {
   static void run_step(const Env& e) {
     constexpr const runtime::Step& s = schedule.lowered.steps[I];
     using passes::GroupKind;
-    if constexpr (s.kind == GroupKind::gemm && s.conv) runtime::step_run::conv(s, e);
-    else if constexpr (s.kind == GroupKind::gemm) runtime::step_run::gemm(s, e);
+    // The tail machinery (an epilogue program per finished block) only where a step has one.
+    if constexpr (s.kind == GroupKind::gemm && s.conv) runtime::step_run::conv<(s.code_size > 0)>(s, e);
+    else if constexpr (s.kind == GroupKind::gemm)
+      runtime::step_run::gemm<(s.code_size > 0 || s.batch.rank() > 0)>(s, e);
     else if constexpr (s.kind == GroupKind::window) runtime::step_run::window(s, e);
     else if constexpr (s.kind == GroupKind::elementwise) runtime::step_run::elementwise(s, e);
     else if constexpr (s.kind == GroupKind::reduce || s.kind == GroupKind::softmax) runtime::step_run::reduction(s, e);

@@ -209,7 +209,9 @@ kernels::GemmEpilogue register_epilogue(const Step& s, const Env& e) {
   return ep;
 }
 
-template <class Env>
+/// kMayTail = false: the caller knows the step has no tail program (the tail's interpreter is
+/// then not instantiated: the static runner's images stay small).
+template <bool kMayTail = true, class Env>
 void conv(const Step& s, const Env& e) {
   const Shape& xs = e.input_shape(s, 0);
   kernels::GemmEpilogue ep = register_epilogue(s, e);
@@ -225,15 +227,22 @@ void conv(const Step& s, const Env& e) {
   }
   auto* c0 = reinterpret_cast<float*>(const_cast<char*>(e.ptr(s.c.base, s.c.offset, s.c.dtype)));
   TailContext<Env> tc{&e, &s, {}};
-  if (s.code_size > 0) {
-    ep.tail = &conv_tail<Env>;
-    ep.ctx = &tc;
+  if constexpr (kMayTail) {
+    if (s.code_size > 0) {
+      ep.tail = &conv_tail<Env>;
+      ep.ctx = &tc;
+    }
   }
   kernels::conv2d(s.window, x, w, packed, c0, s.N, ep, ws);  // C is a dense [N, OH, OW, O] buffer
 }
 
-/// A matmul step (operands resolved to Locs at build time: the batch-1 MLP path).
 template <class Env>
+void gemm_batched(const Step& s, const Env& e, kernels::GemmEpilogue ep, const float* packed, float* ws,
+                  const float* a0, const float* b0, float* c0, index_t ldc);
+
+/// A matmul step (operands resolved to Locs at build time: the batch-1 MLP path). kGeneral =
+/// false: the caller knows the step is one launch without a tail (batch merged, no program).
+template <bool kGeneral = true, class Env>
 void gemm(const Step& s, const Env& e) {
   const int r = s.loop.rank();
   kernels::GemmEpilogue ep;
@@ -252,6 +261,15 @@ void gemm(const Step& s, const Env& e) {
                   kernels::MatrixRef{b0, s.b.strides[r - 2], s.b.strides[r - 1]}, packed, c0, ldc, ep, ws);
     return;
   }
+  if constexpr (kGeneral) gemm_batched(s, e, ep, packed, ws, a0, b0, c0, ldc);
+  else (void)e;
+}
+
+/// gemm's general case: a launch per batch index, the tail program on each finished block.
+template <class Env>
+void gemm_batched(const Step& s, const Env& e, kernels::GemmEpilogue ep, const float* packed, float* ws,
+                  const float* a0, const float* b0, float* c0, index_t ldc) {
+  const int r = s.loop.rank();
   TailContext<Env> tc{&e, &s, {}};
   if (s.code_size > 0) {
     ep.tail = &gemm_tail<Env>;
