@@ -23,7 +23,7 @@
 #include "kernels/conv.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/gemm.hpp"
-#include "kernels/int8.hpp"  // int8 quantised kernels (TFLite arithmetic); not yet used by compile()
+#include "kernels/int8.hpp"  // int8 quantised kernels (TFLite arithmetic)
 #include "kernels/pool.hpp"
 #include "kernels/reduce.hpp"
 #include "kernels/resize.hpp"
@@ -38,6 +38,7 @@
 // traced and planned in a constant expression.
 #include "ops.hpp"
 #include "ops_cnn.hpp"  // conv2d, pooling, pad, upsample, batch_norm
+#include "ops_int8.hpp"  // quantize, dequantize, qlinear, qconv2d, qmax/qavg_pool2d, qadd, qsoftmax
 #if KILN_ENGINE_BODIES
 #include "runtime/static_run.hpp"  // kiln::run<plan>(arena, in, out): a static plan run with no heap
 #include "trace/static_trace.hpp"

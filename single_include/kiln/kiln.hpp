@@ -720,6 +720,40 @@ class Tensor {
 // live in a constant expression.
 
 
+// ---- begin kiln/ir/quant.hpp ----
+// kiln/ir/quant.hpp — how the IR describes an int8 value: per-tensor affine quantisation.
+//
+// TFLite's int8 scheme (see quant/params.hpp for the kernel side):
+//   activations: i8 values with per-tensor QuantParams on their Node: real = scale * (q - zero_point);
+//   weights:     i8 constants, symmetric (zero point 0), their per-output-channel (or per-tensor)
+//                scales an f32 input of the op ([out_c] or [1]) rather than an attribute, so a
+//                Node stays small and constexpr-friendly and the scales can live in flash;
+//   bias:        i32 [out_c], scale input_scale * weight_scale[c], zero point 0.
+// A Node's `quant` is meaningful when its dtype is i8; scale 0 means "no parameters" (an int8
+// graph input before kiln::as_quantized, or a plain int8 tensor), which the type rules of every
+// op that needs them reject by name.
+
+
+namespace kiln {
+
+/// Per-tensor quantisation of an i8 value: real = scale * (q - zero_point).
+struct QuantParams {
+  float scale = 0.f;  ///< 0: none
+  std::int32_t zero_point = 0;
+
+  constexpr bool valid() const { return scale > 0.f && zero_point >= -128 && zero_point <= 127; }
+  friend constexpr bool operator==(const QuantParams& a, const QuantParams& b) {
+    return a.scale == b.scale && a.zero_point == b.zero_point;
+  }
+  friend constexpr bool operator!=(const QuantParams& a, const QuantParams& b) { return !(a == b); }
+};
+
+/// TFLite's fixed output quantisation of int8 SOFTMAX: real = (q + 128) / 256.
+inline constexpr QuantParams kSoftmaxOutputQuant{1.f / 256.f, -128};
+
+}  // namespace kiln
+// ---- end kiln/ir/quant.hpp ----
+
 namespace kiln {
 
 enum class Op : std::uint8_t {
@@ -746,6 +780,16 @@ enum class Op : std::uint8_t {
   expand,       // broadcast to n.shape (NumPy rules): a view with stride 0 on broadcast dims
   unslice,      // zeros of n.shape with the input placed at start, start+step, ... along axis
                 // (the adjoint of slice: autodiff's way back from a view to its base)
+  // int8 (TFLite's scheme, ir/quant.hpp; rules in ir/infer_int8.hpp). Results are i8 with n.quant
+  // unless said otherwise; fn is the fused activation (identity, relu, relu6 or clamp [p0, p1]
+  // in real units), turned into an int8 range when the op is lowered.
+  quantize,     // f32 -> i8 with n.quant
+  dequantize,   // i8 -> f32
+  qlinear,      // x i8 [..., K], W i8 [N, K], W scales f32 [N] or [1][, bias i32 [N]] -> [..., N]
+  qconv2d,      // x i8 NHWC, W i8 OHWI, W scales, [bias]; win as conv2d (groups 1 or in_c)
+  qpool2d,      // NHWC max (rk == max) or average (rk == mean, valid taps); quant of the input
+  qadd,         // a + b (broadcasting), both i8
+  qsoftmax,     // over the last axis, beta p0; quant kSoftmaxOutputQuant
 };
 
 constexpr const char* op_name(Op op) {
@@ -770,6 +814,13 @@ constexpr const char* op_name(Op op) {
     case Op::upsample: return "upsample_nearest";
     case Op::expand: return "expand";
     case Op::unslice: return "unslice";
+    case Op::quantize: return "quantize";
+    case Op::dequantize: return "dequantize";
+    case Op::qlinear: return "qlinear";
+    case Op::qconv2d: return "qconv2d";
+    case Op::qpool2d: return "qpool2d";
+    case Op::qadd: return "qadd";
+    case Op::qsoftmax: return "qsoftmax";
   }
   return "?";
 }
@@ -815,6 +866,8 @@ struct Node {
   int index = 0;                 // input: argument position; constant: constant slot
   const void* data = nullptr;    // constant: the captured tensor's data
   Window2d win;                  // conv2d, pool2d, pad, upsample
+  QuantParams quant;             // i8 results: this value's scale and zero point
+  QuantParams in_quant[2];       // inputs 0 and 1's quant, copied by Graph::add (int8 ops read them)
 
   constexpr int input(int i) const { return inputs[i]; }
   constexpr bool is_elementwise() const { return op == Op::elementwise; }
@@ -828,7 +881,8 @@ struct Node {
 
 /// Same operation on the same inputs (for CSE). Leaves are never equal unless identical data.
 constexpr bool same_computation(const Node& a, const Node& b) {
-  if (a.op != b.op || a.dtype != b.dtype || a.num_inputs != b.num_inputs || a.shape != b.shape) return false;
+  if (a.op != b.op || a.dtype != b.dtype || a.num_inputs != b.num_inputs || a.shape != b.shape || a.quant != b.quant)
+    return false;
   for (int i = 0; i < a.num_inputs; ++i)
     if (a.inputs[i] != b.inputs[i]) return false;
   switch (a.op) {
@@ -855,6 +909,13 @@ constexpr bool same_computation(const Node& a, const Node& b) {
     case Op::upsample: return a.win == b.win;
     case Op::pool2d: return a.win == b.win && a.rk == b.rk;
     case Op::pad: return a.win == b.win && (a.p0 == b.p0 || (a.p0 != a.p0 && b.p0 != b.p0));
+    case Op::quantize:
+    case Op::dequantize: return true;  // the quant was compared above
+    case Op::qlinear:
+    case Op::qadd: return a.fn == b.fn && a.p0 == b.p0 && a.p1 == b.p1;
+    case Op::qconv2d: return a.win == b.win && a.fn == b.fn && a.p0 == b.p0 && a.p1 == b.p1;
+    case Op::qpool2d: return a.win == b.win && a.rk == b.rk && a.fn == b.fn && a.p0 == b.p0 && a.p1 == b.p1;
+    case Op::qsoftmax: return a.axis == b.axis && a.p0 == b.p0;
   }
   return false;
 }
@@ -891,11 +952,11 @@ constexpr index_t window_out(index_t in, int lo, int hi, int kernel, int dilatio
   return span > padded ? -1 : (padded - span) / stride + 1;
 }
 
-/// The checks every NHWC window op shares: rank-4 f32 input, positive strides and dilations,
-/// non-negative padding. Returns an error status or ok.
-constexpr Status check_window(const Node& n, const Shape* in, const DType* dt) {
+/// The checks every NHWC window op shares: rank-4 input of dtype `want`, positive strides and
+/// dilations, non-negative padding. Returns an error status or ok.
+constexpr Status check_window(const Node& n, const Shape* in, const DType* dt, DType want = DType::f32) {
   const Window2d& w = n.win;
-  if (dt[0] != DType::f32) return op_error(Errc::dtype_mismatch, n) << "input dtype " << dt[0] << ", expected f32";
+  if (dt[0] != want) return op_error(Errc::dtype_mismatch, n) << "input dtype " << dt[0] << ", expected " << want;
   if (in[0].rank() != 4)
     return op_error(Errc::shape_mismatch, n) << "input " << in[0] << " must be NHWC (rank 4)";
   if (w.stride_h < 1 || w.stride_w < 1 || w.dilation_h < 1 || w.dilation_w < 1 || w.kernel_h < 1 || w.kernel_w < 1)
@@ -924,6 +985,224 @@ constexpr Status window_shape(const Node& n, const Shape& x, int kh, int kw, ind
 
 }  // namespace detail
 
+}  // namespace kiln
+
+
+// ---- begin kiln/ir/infer_int8.hpp ----
+// kiln/ir/infer_int8.hpp — the type rules of the int8 ops (quantize, dequantize, qlinear, qconv2d,
+// qpool2d, qadd, qsoftmax).
+//
+// Included by ir/infer.hpp after its shared helpers (op_error, check_window, window_shape) and
+// called from infer_node: one place for every int8 rule and its error message. The rules check
+// what the int8 kernels and TFLite's scheme need, so a graph that type-checks also lowers:
+// i8 operands carry QuantParams, weights are i8 with f32 scales per output channel (or one), the
+// bias is i32 per output channel, the output quantisation is valid, the fused activation is one
+// the lowering turns into an int8 clamp.
+
+namespace kiln {
+namespace detail {
+
+constexpr bool is_int8_op(Op op) {
+  return op == Op::quantize || op == Op::dequantize || op == Op::qlinear || op == Op::qconv2d ||
+         op == Op::qpool2d || op == Op::qadd || op == Op::qsoftmax;
+}
+
+/// A real number in messages (Status has no float formatting): up to 6 decimals.
+constexpr Status& append_real(Status& s, float v) {
+  if (v != v) return s << "nan";
+  if (v < 0) {
+    s << '-';
+    v = -v;
+  }
+  if (v > 1e15f) return s << "inf";
+  const auto whole = static_cast<long long>(v);
+  s << whole << '.';
+  long long frac = static_cast<long long>((static_cast<double>(v) - static_cast<double>(whole)) * 1e6 + 0.5);
+  if (frac >= 1000000) frac = 999999;
+  for (long long d = 100000; d > 1 && frac < d; d /= 10) s << '0';
+  return s << frac;
+}
+
+/// Input i must be i8 with quantisation parameters (only inputs 0 and 1 carry them: in_quant).
+constexpr Status need_quantized(const Node& n, int i, const Shape* in, const DType* dt) {
+  if (dt[i] != DType::i8)
+    return op_error(Errc::dtype_mismatch, n) << "input " << i << ' ' << in[i] << " has dtype " << dt[i]
+                                             << ", expected i8 (quantize it first)";
+  if (!n.in_quant[i].valid()) {
+    Status s = op_error(Errc::invalid_argument, n);
+    s << "input " << i << ' ' << in[i] << " (i8) has no valid quantisation (scale ";
+    append_real(s, n.in_quant[i].scale) << ", zero point " << n.in_quant[i].zero_point;
+    return s << "): produce it with quantize or attach it with as_quantized";
+  }
+  return Status();
+}
+
+constexpr Status need_output_quant(const Node& n) {
+  if (n.quant.valid()) return Status();
+  Status s = op_error(Errc::invalid_argument, n);
+  s << "output quantisation (scale ";
+  append_real(s, n.quant.scale) << ", zero point " << n.quant.zero_point;
+  return s << ") needs scale > 0 and a zero point in [-128, 127]";
+}
+
+/// The fused activation: identity (none), relu, relu6 or clamp [p0, p1] (real units, p0 <= p1).
+constexpr Status check_fused_activation(const Node& n) {
+  if (n.fn == EwFn::identity || n.fn == EwFn::relu || n.fn == EwFn::relu6) return Status();
+  if (n.fn == EwFn::clamp && n.p0 <= n.p1) return Status();
+  if (n.fn == EwFn::clamp) {
+    Status s = op_error(Errc::invalid_argument, n) << "fused clamp [";
+    append_real(s, n.p0) << ", ";
+    return append_real(s, n.p1) << "] is empty";
+  }
+  return op_error(Errc::not_supported, n) << "fused activation " << ewfn_name(n.fn)
+                                          << " (none, relu, relu6 or clamp are supported)";
+}
+
+/// Inputs 1.. of qlinear/qconv2d: weight i8 of rank `w_rank` with `out_c` rows, scales f32 [out_c]
+/// or [1], optional bias i32 [out_c].
+constexpr Status check_quantized_weights(const Node& n, const Shape* in, const DType* dt, int w_rank) {
+  if (n.num_inputs != 3 && n.num_inputs != 4)
+    return inputs_error(Errc::invalid_argument, n, in, "takes x, weight, weight scales and an optional bias");
+  if (dt[1] != DType::i8 || in[1].rank() != w_rank)
+    return op_error(Errc::dtype_mismatch, n) << "weight " << in[1] << ' ' << dt[1] << " must be i8 of rank " << w_rank;
+  const index_t out_c = in[1][0];
+  if (dt[2] != DType::f32 || in[2].rank() != 1 || (in[2][0] != out_c && in[2][0] != 1))
+    return op_error(Errc::shape_mismatch, n) << "weight scales " << in[2] << ' ' << dt[2] << " must be f32 ["
+                                             << static_cast<long long>(out_c) << "] (per channel) or [1] for weight "
+                                             << in[1];
+  if (n.num_inputs == 4 && (dt[3] != DType::i32 || in[3].rank() != 1 || in[3][0] != out_c))
+    return op_error(Errc::shape_mismatch, n) << "bias " << in[3] << ' ' << dt[3] << " must be i32 ["
+                                             << static_cast<long long>(out_c) << "] for weight " << in[1];
+  return Status();
+}
+
+/// Type rules of the int8 ops (n.op satisfies is_int8_op).
+constexpr Status infer_int8(Node& n, const Shape* in, const DType* dt) {
+  const int arity = n.op == Op::qlinear || n.op == Op::qconv2d ? -1 : n.op == Op::qadd ? 2 : 1;
+  if (arity > 0 && n.num_inputs != arity) return inputs_error(Errc::invalid_argument, n, in, "wrong number of inputs");
+  Status st;
+  switch (n.op) {
+    case Op::quantize:
+      if (dt[0] != DType::f32)
+        return op_error(Errc::dtype_mismatch, n) << "input " << in[0] << " has dtype " << dt[0] << ", expected f32";
+      if (!(st = need_output_quant(n))) return st;
+      n.shape = in[0];
+      n.dtype = DType::i8;
+      return Status();
+
+    case Op::dequantize:
+      if (!(st = need_quantized(n, 0, in, dt))) return st;
+      n.shape = in[0];
+      n.dtype = DType::f32;
+      n.quant = QuantParams();
+      return Status();
+
+    case Op::qlinear: {
+      if (!(st = need_quantized(n, 0, in, dt))) return st;
+      if (!(st = check_quantized_weights(n, in, dt, 2))) return st;
+      if (in[0].rank() < 1 || in[0].back() != in[1][1])
+        return inputs_error(Errc::shape_mismatch, n, in, "x [..., K] and weight [N, K] disagree on K");
+      if (!(st = need_output_quant(n)) || !(st = check_fused_activation(n))) return st;
+      Shape s = in[0];
+      s[s.rank() - 1] = in[1][0];
+      n.shape = s;
+      n.dtype = DType::i8;
+      return Status();
+    }
+
+    case Op::qconv2d: {
+      if (!(st = check_window(n, in, dt, DType::i8))) return st;
+      if (!(st = need_quantized(n, 0, in, dt))) return st;
+      if (!(st = check_quantized_weights(n, in, dt, 4))) return st;
+      const Shape& x = in[0];
+      const Shape& w = in[1];
+      const int groups = n.win.groups;
+      // The int8 kernels: a full conv (groups 1, weight [O, kh, kw, C]) or a depthwise one
+      // (groups C, weight [C * multiplier, kh, kw, 1]).
+      const bool full = groups == 1 && w[3] == x[3];
+      const bool depthwise = groups == x[3] && w[3] == 1 && w[0] % groups == 0;
+      if (!full && !depthwise) {
+        Status e = op_error(groups == 1 || groups == x[3] ? Errc::shape_mismatch : Errc::not_supported, n);
+        return e << "weight " << w << " with groups " << groups << " for input " << x
+                 << " (int8: groups 1 with [O, kh, kw, C], or groups C with [C*m, kh, kw, 1])";
+      }
+      if (w[0] < 1 || w[1] < 1 || w[2] < 1)
+        return inputs_error(Errc::shape_mismatch, n, in, "empty kernel or no output channels");
+      n.win.kernel_h = static_cast<int>(w[1]);
+      n.win.kernel_w = static_cast<int>(w[2]);
+      Shape s;
+      if (!(st = window_shape(n, x, n.win.kernel_h, n.win.kernel_w, w[0], s))) return st;
+      if (!(st = need_output_quant(n)) || !(st = check_fused_activation(n))) return st;
+      n.shape = s;
+      n.dtype = DType::i8;
+      return Status();
+    }
+
+    case Op::qpool2d: {
+      if (!(st = check_window(n, in, dt, DType::i8))) return st;
+      if (!(st = need_quantized(n, 0, in, dt))) return st;
+      const Window2d& w = n.win;
+      if (w.dilation_h != 1 || w.dilation_w != 1 || w.pad_top >= w.kernel_h || w.pad_bottom >= w.kernel_h ||
+          w.pad_left >= w.kernel_w || w.pad_right >= w.kernel_w)
+        return op_error(Errc::invalid_argument, n)
+               << "padding (" << w.pad_top << ", " << w.pad_bottom << ", " << w.pad_left << ", " << w.pad_right
+               << ") must be smaller than the kernel " << w.kernel_h << 'x' << w.kernel_w << ", no dilation (input "
+               << in[0] << ')';
+      const bool padded = w.pad_top || w.pad_bottom || w.pad_left || w.pad_right;
+      if (n.rk == ReduceKind::mean && w.count_include_pad && padded)
+        return op_error(Errc::not_supported, n) << "the int8 average divides by the valid taps (TFLite): "
+                                                   "count_include_pad with padding is not supported";
+      if (n.rk != ReduceKind::max && n.rk != ReduceKind::mean)
+        return op_error(Errc::invalid_argument, n) << "pooling is max or mean";
+      if (!(st = check_fused_activation(n))) return st;
+      Shape s;
+      if (!(st = window_shape(n, in[0], w.kernel_h, w.kernel_w, in[0][3], s))) return st;
+      n.shape = s;
+      n.dtype = DType::i8;
+      n.quant = n.in_quant[0];  // TFLite's pools keep the input's quantisation
+      return Status();
+    }
+
+    case Op::qadd: {
+      if (!(st = need_quantized(n, 0, in, dt)) || !(st = need_quantized(n, 1, in, dt))) return st;
+      Shape s;
+      if (!broadcast_shapes(in[0], in[1], s)) return inputs_error(Errc::shape_mismatch, n, in, "shapes do not broadcast");
+      if (!(st = need_output_quant(n)) || !(st = check_fused_activation(n))) return st;
+      n.shape = s;
+      n.dtype = DType::i8;
+      return Status();
+    }
+
+    case Op::qsoftmax: {
+      if (!(st = need_quantized(n, 0, in, dt))) return st;
+      const int r = in[0].rank();
+      if (r < 1 || normalize_axis(n.axis, r) != r - 1)
+        return op_error(Errc::bad_axis, n) << "axis " << n.axis << " of " << in[0]
+                                           << ": the int8 softmax runs over the last axis";
+      if (in[0].back() > 4095)
+        return op_error(Errc::not_supported, n) << "rows of " << static_cast<long long>(in[0].back())
+                                                << " elements (max 4095: the Q12.19 sum of exps would overflow)";
+      if (!(n.p0 > 0.f)) {
+        Status e = op_error(Errc::invalid_argument, n) << "beta ";
+        return append_real(e, n.p0) << " must be > 0";
+      }
+      n.axis = r - 1;
+      n.shape = in[0];
+      n.dtype = DType::i8;
+      n.quant = kSoftmaxOutputQuant;
+      return Status();
+    }
+    default: break;
+  }
+  return op_error(Errc::not_supported, n) << "not an int8 op";
+}
+
+}  // namespace detail
+}  // namespace kiln
+// ---- end kiln/ir/infer_int8.hpp ----
+
+namespace kiln {
+
 /// Fills n.shape and n.dtype from the inputs' shapes and dtypes. For reshape, n.shape holds the
 /// requested shape on entry (one extent may be -1).
 constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
@@ -932,6 +1211,25 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
     if (!in[i].valid())
       return inputs_error(in[i].rank() > kMaxRank ? Errc::rank_too_large : Errc::invalid_argument, n,
                           in, "invalid input shape");
+
+  // Views and copies of an i8 value carry its quantisation. A reshape given its own
+  // (kiln::as_quantized) attaches parameters to an i8 value that has none (or the same).
+  if (n.op == Op::permute || n.op == Op::slice || n.op == Op::expand || n.op == Op::copy || n.op == Op::reshape) {
+    if (n.op == Op::reshape && n.quant != QuantParams()) {
+      if (!n.quant.valid()) {
+        Status e = detail::op_error(Errc::invalid_argument, n) << "as_quantized: scale ";
+        detail::append_real(e, n.quant.scale) << ", zero point " << n.quant.zero_point;
+        return e << " (needs scale > 0, zero point in [-128, 127])";
+      }
+      if (dt[0] != DType::i8 || (n.in_quant[0].valid() && n.in_quant[0] != n.quant))
+        return detail::op_error(Errc::dtype_mismatch, n)
+               << "as_quantized: input " << in[0] << ' ' << dt[0]
+               << (dt[0] != DType::i8 ? " is not i8" : " already has other quantisation parameters");
+    } else {
+      n.quant = dt[0] == DType::i8 ? n.in_quant[0] : QuantParams();
+    }
+  }
+  if (detail::is_int8_op(n.op)) return detail::infer_int8(n, in, dt);
 
   switch (n.op) {
     case Op::input:
@@ -1197,6 +1495,14 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
       return Status();
     }
 
+    case Op::quantize:
+    case Op::dequantize:
+    case Op::qlinear:
+    case Op::qconv2d:
+    case Op::qpool2d:
+    case Op::qadd:
+    case Op::qsoftmax: break;  // detail::infer_int8 above
+
     case Op::unslice: {
       const int ax = normalize_axis(n.axis, in[0].rank());
       if (ax < 0) {
@@ -1280,6 +1586,7 @@ class Graph {
       }
       shapes[i] = nodes_[id].shape;
       dtypes[i] = nodes_[id].dtype;
+      if (i < 2) n.in_quant[i] = nodes_[id].quant;  // what the int8 type rules and kernels read
     }
     const Status s = infer_node(n, shapes, dtypes);
     if (!s.ok()) {
@@ -2007,7 +2314,15 @@ constexpr Status append_gradients(Graph& g, int loss, const int* wrt, int count,
       case Op::conv2d:
       case Op::pool2d:
       case Op::pad:
-      case Op::upsample: g.set_error(detail::no_rule(g, id)); return g.status();
+      case Op::upsample:
+      // int8 ops: inference only (quantisation-aware training is not in this release).
+      case Op::quantize:
+      case Op::dequantize:
+      case Op::qlinear:
+      case Op::qconv2d:
+      case Op::qpool2d:
+      case Op::qadd:
+      case Op::qsoftmax: g.set_error(detail::no_rule(g, id)); return g.status();
     }
     for (int k = 0; k < n.num_inputs; ++k)
       if (need[k]) detail::accumulate(b, adjoint, n.inputs[k], contrib[k]);
@@ -6974,6 +7289,9 @@ constexpr int fold_channel_affine(Graph& g, Affine&& affine) {
 //     copy kernels.
 //  5. conv2d starts a gemm group like matmul (its epilogue is the GEMM's, also for the
 //     depthwise kernel); pool2d, pad and upsample are one window kernel each.
+//  6. every int8 op (quantize, dequantize, qlinear, ...) is a group of its own, an int8 kernel with
+//     its requantisation and fused activation inside; float elementwise nodes never join it
+//     (they cannot read i8, and a dequantize's consumers start their own float group).
 //     Leaves and views (permute, slice, expand, contiguous reshape) have no kernel.
 // A group also fails to grow when its program would need more than
 // kEwMaxRegs live register tiles.
@@ -7052,7 +7370,7 @@ constexpr Strides operand_strides(const Shape& value_shape, const Layout& l, con
 
 namespace kiln::passes {
 
-enum class GroupKind : std::uint8_t { elementwise, gemm, reduce, softmax, concat, copy, window };
+enum class GroupKind : std::uint8_t { elementwise, gemm, reduce, softmax, concat, copy, window, int8 };
 
 constexpr const char* group_kind_name(GroupKind k) {
   switch (k) {
@@ -7063,6 +7381,7 @@ constexpr const char* group_kind_name(GroupKind k) {
     case GroupKind::concat: return "concat";
     case GroupKind::copy: return "copy";
     case GroupKind::window: return "window";
+    case GroupKind::int8: return "int8";
   }
   return "?";
 }
@@ -7394,6 +7713,13 @@ constexpr bool fuse(const Graph& g, Fusion& f) {
         break;
       }
       case Op::concat: f.group_of[i] = detail::new_group(f, GroupKind::concat, i, n.shape); break;
+      case Op::quantize:
+      case Op::dequantize:
+      case Op::qlinear:
+      case Op::qconv2d:
+      case Op::qpool2d:
+      case Op::qadd:
+      case Op::qsoftmax: f.group_of[i] = detail::new_group(f, GroupKind::int8, i, n.shape); break;
       default:  // copy, unslice, and reshape of a non-contiguous view
         f.group_of[i] = detail::new_group(f, GroupKind::copy, i, n.shape);
         break;
@@ -7743,7 +8069,9 @@ constexpr int identity_of(const Graph& g, int id) {
       default: break;
     }
   }
-  if (n.op == Op::reshape && g.node(n.inputs[0]).shape == n.shape) return n.inputs[0];
+  // (as_quantized is a reshape to the same shape that attaches int8 quantisation: not an identity)
+  if (n.op == Op::reshape && g.node(n.inputs[0]).shape == n.shape && g.node(n.inputs[0]).quant == n.quant)
+    return n.inputs[0];
   if (n.op == Op::permute) {
     bool ident = true;
     for (int i = 0; i < n.shape.rank(); ++i)
@@ -7805,6 +8133,7 @@ constexpr int fold_constants(Graph& g, Evaluator&& eval) {
     if (!all_const || n.is_view()) continue;
     const float* value = eval(static_cast<const Graph&>(g), i);
     if (!value) continue;
+    const QuantParams quant = n.quant;  // a folded i8 value keeps its quantisation
     if (n.shape.numel() == 1 && n.shape.rank() == 0 && n.dtype == DType::f32) {
       const float v = value[0];
       n = Node();
@@ -7818,6 +8147,7 @@ constexpr int fold_constants(Graph& g, Evaluator&& eval) {
       n.shape = s;
       n.dtype = t;
       n.data = value;
+      n.quant = quant;
       n.index = -1;  // owned by the compiled model, not a captured tensor
     }
     ++folded;
@@ -7840,6 +8170,7 @@ constexpr int fold_constants(Graph& g, Evaluator&& eval) {
 //   kernels::EwInstr* code_space(int& begin, int& capacity), void commit_code(int n)
 //   int  prepack_matmul(const Graph&, int base, index_t offset, index_t K, index_t N, index_t rs, index_t cs)
 //   int  prepack_conv(const Graph&, const Node& weight, const passes::Layout&, const kernels::WindowGeometry&, bool dense)
+//   int  lower_int8(const Graph&, const passes::Fusion&, int root)   // an int8 op's call, by index
 //   void add_step(const Step&)
 // (prepack_*: the index of the packed copy, or -1 to pack into the step's workspace at run time).
 
@@ -7853,6 +8184,334 @@ constexpr int fold_constants(Graph& g, Evaluator&& eval) {
 // eager and compiled points at fusion, lowering or planning.
 
 
+
+// ---- begin kiln/runtime/int8_steps.hpp ----
+// kiln/runtime/int8_steps.hpp — the int8 ops of the IR on the int8 kernels (kernels/int8/).
+//
+// One place maps an int8 Node onto its kernel:
+//   prepare_int8  the integers the kernel takes, derived once from the float scales as TFLite's
+//                 Prepare() does (per-channel Q31 multipliers and shifts, ADD's and SOFTMAX's
+//                 parameters, the fused activation as an int8 clamp); constexpr, so a static plan
+//                 can hold them as constants;
+//   run_int8      one kernel call on dense operands;
+//   run_int8_node the eager path (runtime/eager.hpp's run_node): prepare into the workspace, run;
+//   lower_int8    the compiled path (runtime/executable.hpp): prepared once at build time,
+//                 constant weights/bias read in place (or re-laid out once), activations read in
+//                 place when dense, else copied into the step's workspace.
+// Layouts: the IR's depthwise weight is OHWI [C * m, kh, kw, 1]; the kernel takes TFLite's
+// [1, kh, kw, C * m], so it is re-laid out (once when constant). A weight that is a permute view
+// of a TFLite-layout constant is read through its strides, so the copy is of the original order.
+
+
+#ifndef KILN_NO_HEAP
+#include <vector>
+#endif
+
+namespace kiln::runtime {
+
+/// An int8 node's kernel call with every parameter prepared.
+struct Int8Call {
+  Op op = Op::quantize;
+  Shape x, x2, w, y;  // dense shapes as the kernel reads them (w: the kernel's layout)
+  quant::TensorQuant in, out;
+  bool depthwise = false;
+  ReduceKind rk = ReduceKind::max;
+  kernels::int8::FullyConnectedParams fc;
+  kernels::int8::Conv2DParams conv;
+  kernels::int8::DepthwiseConv2DParams dw;
+  kernels::int8::Pool2DParams pool;
+  kernels::int8::AddParams add;
+  kernels::int8::SoftmaxParams softmax;
+};
+
+constexpr quant::TensorQuant tensor_quant(QuantParams q) { return {q.scale, q.zero_point}; }
+
+/// The fused activation of `n` as a clamp of its int8 output: TFLite's
+/// CalculateActivationRangeQuantized for relu/relu6, the same quantisation of a clamp's bounds.
+constexpr quant::ActivationRange fused_range(const Node& n) {
+  const quant::TensorQuant out = tensor_quant(n.quant);
+  switch (n.fn) {
+    case EwFn::relu: return quant::activation_range(quant::Activation::relu, out);
+    case EwFn::relu6: return quant::activation_range(quant::Activation::relu6, out);
+    case EwFn::clamp: {
+      auto q = [out](float f) {
+        const float r = f / out.scale;  // in float, like TFLite
+        if (r >= 1e9f) return quant::kInt8Max;
+        if (r <= -1e9f) return quant::kInt8Min;
+        const std::int64_t v = quant::detail::round_half_away(r) + out.zero_point;
+        return static_cast<std::int32_t>(v < quant::kInt8Min ? quant::kInt8Min : v > quant::kInt8Max ? quant::kInt8Max : v);
+      };
+      return {q(n.p0), q(n.p1)};
+    }
+    default: return {};
+  }
+}
+
+/// Output channels of a qlinear/qconv2d (0 for the other int8 ops): entries of mult and shift.
+constexpr index_t int8_channels(const Node& n, const Shape* in) {
+  return n.op == Op::qlinear || n.op == Op::qconv2d ? in[1][0] : 0;
+}
+
+/// Fills `c` for the type-checked int8 node `n` (input shapes `in`). qlinear/qconv2d read their
+/// weight scales (f32, in[2].numel() of them) and write int8_channels() multipliers and shifts,
+/// which `c` points at. Errors: scales that are not positive, a requantisation TFLite's integer
+/// pipeline cannot represent.
+constexpr Status prepare_int8(const Node& n, const Shape* in, const float* scales, std::int32_t* mult,
+                              std::int32_t* shift, Int8Call& c) {
+  c.op = n.op;
+  c.x = in[0];
+  c.y = n.shape;
+  c.in = tensor_quant(n.in_quant[0]);
+  c.out = tensor_quant(n.quant);
+  const char* name = op_name(n.op);
+  switch (n.op) {
+    case Op::quantize:
+    case Op::dequantize: return Status();
+    case Op::qlinear:
+    case Op::qconv2d: {
+      const index_t channels = in[1][0], num_scales = in[2].numel();
+      for (index_t k = 0; k < num_scales; ++k)
+        if (!(scales[k] > 0.f) || scales[k] > 1e30f)
+          return Status(Errc::invalid_argument) << name << ": weight scale " << static_cast<long long>(k)
+                                                << " is not a positive finite number (weight " << in[1] << ')';
+      quant::conv_output_multipliers(c.in, quant::ChannelQuant{scales, num_scales}, c.out, channels, mult, shift);
+      for (index_t k = 0; k < channels; ++k)
+        if (shift[k] > 31)
+          return Status(Errc::invalid_argument) << name << ": channel " << static_cast<long long>(k)
+                                                << " rescales by 2^31 or more (input, weight and output scales)";
+      const quant::ActivationRange act = fused_range(n);
+      const kernels::int8::OutputStage stage{mult, shift, true, c.out.zero_point, act.min, act.max};
+      if (n.op == Op::qlinear) {
+        c.w = in[1];
+        c.fc = kernels::int8::FullyConnectedParams{-c.in.zero_point, stage};
+        return Status();
+      }
+      const Window2d& w = n.win;
+      const kernels::int8::Window2D window{w.stride_h, w.stride_w, w.dilation_h, w.dilation_w,
+                                           w.pad_top,  w.pad_bottom, w.pad_left, w.pad_right};
+      c.depthwise = w.groups > 1;
+      if (c.depthwise) {
+        c.w = Shape{1, in[1][1], in[1][2], in[1][0]};
+        c.dw = kernels::int8::DepthwiseConv2DParams{window, in[1][0] / in[0][3], -c.in.zero_point, stage};
+      } else {
+        c.w = in[1];
+        c.conv = kernels::int8::Conv2DParams{window, -c.in.zero_point, stage};
+      }
+      return Status();
+    }
+    case Op::qpool2d: {
+      const Window2d& w = n.win;
+      const quant::ActivationRange act = fused_range(n);
+      c.rk = n.rk;
+      c.pool.filter_h = w.kernel_h;
+      c.pool.filter_w = w.kernel_w;
+      c.pool.window = kernels::int8::Window2D{w.stride_h, w.stride_w, 1, 1, w.pad_top, w.pad_bottom, w.pad_left, w.pad_right};
+      c.pool.act_min = act.min;
+      c.pool.act_max = act.max;
+      return Status();
+    }
+    case Op::qadd:
+      c.x2 = in[1];
+      c.add = kernels::int8::make_add_params(c.in, tensor_quant(n.in_quant[1]), c.out, fused_range(n));
+      if (c.add.output_shift > 0)
+        return Status(Errc::invalid_argument) << "qadd: output scale too small for the input scales (TFLite's ADD "
+                                                 "needs 2 max(input scales) < 2^20 output scale), shapes "
+                                              << in[0] << ' ' << in[1];
+      return Status();
+    case Op::qsoftmax:
+      c.softmax = kernels::int8::make_softmax_params(n.p0, c.in.scale);
+      if (c.softmax.input_left_shift < 0 || c.softmax.input_left_shift > 31)
+        return Status(Errc::invalid_argument) << "qsoftmax: beta * input scale is outside TFLite's range (input "
+                                              << in[0] << ')';
+      return Status();
+    default: break;
+  }
+  return Status(Errc::not_supported) << name << ": not an int8 op";
+}
+
+/// A depthwise weight given as OHWI [O, kh, kw, 1] read through `st` (element strides) written
+/// densely in the kernel's layout [1, kh, kw, O].
+inline void depthwise_weight_to_kernel_layout(const std::int8_t* src, const Shape& w, const Strides& st,
+                                              std::int8_t* dst) {
+  const index_t O = w[0], kh = w[1], kw = w[2];
+  for (index_t y = 0; y < kh; ++y)
+    for (index_t x = 0; x < kw; ++x)
+      for (index_t o = 0; o < O; ++o) dst[(y * kw + x) * O + o] = src[o * st[0] + y * st[1] + x * st[2]];
+}
+
+/// a + b with NumPy broadcasting (TFLite's ADD per element); equal shapes use the kernel's loop.
+inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std::int8_t* b, std::int8_t* y) {
+  if (c.x == c.x2) return kernels::int8::add(c.add, c.x, a, c.x2, b, c.y, y);
+  const Strides sa = broadcast_strides(c.x, contiguous_strides(c.x), c.y);
+  const Strides sb = broadcast_strides(c.x2, contiguous_strides(c.x2), c.y);
+  index_t idx[kMaxRank]{};
+  const index_t n = c.y.numel();
+  for (index_t e = 0; e < n; ++e) {
+    index_t oa = 0, ob = 0;
+    for (int d = 0; d < c.y.rank(); ++d) {
+      oa += idx[d] * sa[d];
+      ob += idx[d] * sb[d];
+    }
+    y[e] = kernels::int8::add_one(c.add, a[oa], b[ob]);
+    for (int d = c.y.rank() - 1; d >= 0; --d) {
+      if (++idx[d] < c.y[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return Status();
+}
+
+/// One int8 kernel call on dense operands: x (f32 for quantize, else i8), x2 (qadd's b), the
+/// weight in the kernel's layout and the bias (qlinear/qconv2d; bias may be null), into y.
+inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
+                       const std::int32_t* bias, void* y) {
+  namespace k8 = kernels::int8;
+  const auto* xi = static_cast<const std::int8_t*>(x);
+  auto* yi = static_cast<std::int8_t*>(y);
+  switch (c.op) {
+    case Op::quantize: quant::quantize(static_cast<const float*>(x), yi, c.y.numel(), c.out); return Status();
+    case Op::dequantize: quant::dequantize(xi, static_cast<float*>(y), c.y.numel(), c.in); return Status();
+    case Op::qlinear: return k8::fully_connected(c.fc, c.x, xi, c.w, w, bias, c.y, yi);
+    case Op::qconv2d:
+      return c.depthwise ? k8::depthwise_conv2d(c.dw, c.x, xi, c.w, w, bias, c.y, yi)
+                         : k8::conv2d(c.conv, c.x, xi, c.w, w, bias, c.y, yi);
+    case Op::qpool2d:
+      return c.rk == ReduceKind::max ? k8::max_pool2d(c.pool, c.x, xi, c.y, yi) : k8::avg_pool2d(c.pool, c.x, xi, c.y, yi);
+    case Op::qadd: return qadd_broadcast(c, xi, static_cast<const std::int8_t*>(x2), yi);
+    case Op::qsoftmax: return k8::softmax(c.softmax, c.x, xi, c.y, yi);
+    default: break;
+  }
+  return Status(Errc::not_supported) << op_name(c.op) << ": not an int8 op";
+}
+
+// ---- eager ------------------------------------------------------------------------------------
+
+/// Workspace floats run_int8_node needs: the multipliers and shifts, and a depthwise weight in
+/// the kernel's layout.
+inline std::size_t int8_workspace_floats(const Node& n, const Shape* in) {
+  if (n.op != Op::qlinear && n.op != Op::qconv2d) return 0;
+  std::size_t f = 2 * static_cast<std::size_t>(in[1][0]);
+  if (n.op == Op::qconv2d && n.win.groups > 1) f += (static_cast<std::size_t>(in[1].numel()) + 3) / 4;
+  return f;
+}
+
+/// The eager path of an int8 node (inputs dense, type-checked); errors are reported by fail().
+inline void run_int8_node(const Node& n, const void* const* in, const Shape* in_shapes, void* out, float* workspace) {
+  Int8Call c;
+  const index_t channels = int8_channels(n, in_shapes);
+  auto* mult = reinterpret_cast<std::int32_t*>(workspace);
+  std::int32_t* shift = mult ? mult + channels : nullptr;
+  const float* scales = n.op == Op::qlinear || n.op == Op::qconv2d ? static_cast<const float*>(in[2]) : nullptr;
+  Status s = prepare_int8(n, in_shapes, scales, mult, shift, c);
+  const auto* w = n.num_inputs > 1 ? static_cast<const std::int8_t*>(in[1]) : nullptr;
+  if (s.ok() && c.depthwise) {
+    auto* relaid = reinterpret_cast<std::int8_t*>(shift + channels);
+    depthwise_weight_to_kernel_layout(w, in_shapes[1], contiguous_strides(in_shapes[1]), relaid);
+    w = relaid;
+  }
+  const auto* bias = n.num_inputs == 4 ? static_cast<const std::int32_t*>(in[3]) : nullptr;
+  if (s.ok()) s = run_int8(c, in[0], n.num_inputs > 1 ? in[1] : nullptr, w, bias, out);
+  if (!s.ok()) fail(s);
+}
+
+#ifndef KILN_NO_HEAP
+// ---- compiled ---------------------------------------------------------------------------------
+
+/// An activation operand of a compiled int8 step: where it lives (a base node's buffer, element
+/// offset, strides over its own shape) and whether the kernel can read it in place.
+struct Int8Operand {
+  int base = -1;
+  index_t offset = 0;
+  Strides strides;
+  DType dtype = DType::i8;
+  Shape shape;
+  bool dense = true;
+};
+
+/// An int8 node lowered once for the Executable.
+struct Int8Step {
+  Int8Call call;
+  std::vector<std::int32_t> mult, shift;
+  Int8Operand x, x2;
+  const std::int8_t* w = nullptr;  // the weight in the kernel's layout (a constant, or `weight`)
+  const std::int32_t* bias = nullptr;
+  std::vector<std::int8_t> weight;  // re-laid out / densified constant weight
+  std::vector<std::int32_t> bias_dense;
+  std::size_t workspace_bytes = 0;  // dense copies of x and x2 when they are strided views
+};
+
+namespace detail {
+
+/// The dense data of constant value `id` (a captured or folded constant, or a view of one):
+/// in place when contiguous, else copied into `copy`. nullptr when it is not a constant.
+template <class T>
+const T* constant_dense(const Graph& g, const passes::Fusion& f, int id, std::vector<T>& copy) {
+  const passes::Layout& l = f.layouts[id];
+  if (l.base < 0 || g[l.base].op != Op::constant) return nullptr;
+  const T* base = static_cast<const T*>(g[l.base].data) + l.offset;
+  const Shape& s = g[id].shape;
+  if (passes::is_contiguous(s, l)) return base;
+  copy.resize(static_cast<std::size_t>(s.numel()));
+  index_t idx[kMaxRank]{};
+  for (index_t e = 0; e < s.numel(); ++e) {
+    index_t off = 0;
+    for (int d = 0; d < s.rank(); ++d) off += idx[d] * l.strides[d];
+    copy[static_cast<std::size_t>(e)] = base[off];
+    for (int d = s.rank() - 1; d >= 0; --d) {
+      if (++idx[d] < s[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return copy.data();
+}
+
+inline Int8Operand int8_operand(const Graph& g, const passes::Fusion& f, int id, std::size_t& workspace) {
+  const passes::Layout& l = f.layouts[id];
+  Int8Operand o{l.base, l.offset, l.strides, g[id].dtype, g[id].shape, passes::is_contiguous(g[id].shape, l)};
+  if (!o.dense) workspace += align_up(static_cast<std::size_t>(o.shape.numel()) * dtype_size(o.dtype));
+  return o;
+}
+
+}  // namespace detail
+
+/// Lowers int8 node `id` of the planned graph `g`: parameters prepared, weights, scales and bias
+/// read from constants (compile() needs them captured or folded: run-time weights are an error).
+inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8Step& s) {
+  const Node& n = g[id];
+  Shape in[kMaxInputs];
+  for (int k = 0; k < n.num_inputs; ++k) in[k] = g[n.inputs[k]].shape;
+  s.x = detail::int8_operand(g, f, n.inputs[0], s.workspace_bytes);
+  if (n.op == Op::qadd) s.x2 = detail::int8_operand(g, f, n.inputs[1], s.workspace_bytes);
+  const float* scales = nullptr;
+  std::vector<float> scale_copy;
+  if (n.op == Op::qlinear || n.op == Op::qconv2d) {
+    const std::int8_t* w = detail::constant_dense(g, f, n.inputs[1], s.weight);
+    scales = detail::constant_dense(g, f, n.inputs[2], scale_copy);
+    s.bias = n.num_inputs == 4 ? detail::constant_dense(g, f, n.inputs[3], s.bias_dense) : nullptr;
+    if (!w || !scales || (n.num_inputs == 4 && !s.bias))
+      return Status(Errc::not_supported) << op_name(n.op) << ": compile() needs the weight " << in[1]
+                                         << ", its scales and the bias as constants (captured tensors)";
+    s.w = w;
+    const index_t channels = in[1][0];
+    s.mult.resize(static_cast<std::size_t>(channels));
+    s.shift.resize(static_cast<std::size_t>(channels));
+  }
+  const Status st = prepare_int8(n, in, scales, s.mult.data(), s.shift.data(), s.call);
+  if (!st.ok()) return st;
+  if (s.call.depthwise) {  // the kernel's [1, kh, kw, O], from the weight as the graph reads it
+    const passes::Layout& l = f.layouts[n.inputs[1]];
+    std::vector<std::int8_t> relaid(static_cast<std::size_t>(in[1].numel()));
+    depthwise_weight_to_kernel_layout(static_cast<const std::int8_t*>(g[l.base].data) + l.offset, in[1], l.strides,
+                                      relaid.data());
+    s.weight = std::move(relaid);
+    s.w = s.weight.data();
+  }
+  return Status();
+}
+#endif  // KILN_NO_HEAP
+
+}  // namespace kiln::runtime
+// ---- end kiln/runtime/int8_steps.hpp ----
 
 #ifndef KILN_NO_HEAP
 #include <new>
@@ -7975,6 +8634,7 @@ inline void pad_into(const void* src, const Shape& in_shape, const Node& n, void
 
 /// Workspace (floats) run_node needs for `n`.
 inline std::size_t node_workspace_floats(const Node& n, const Shape* in) {
+  if (kiln::detail::is_int8_op(n.op)) return int8_workspace_floats(n, in);
   if (n.op == Op::conv2d) return kernels::conv_workspace_floats(window_geometry(n, in[0]), false);
   if (n.op != Op::matmul) return 0;
   const index_t K = in[0].back();
@@ -8116,6 +8776,13 @@ inline void run_node(const Node& n, const void* const* in, const Shape* in_shape
       }
       return;
     }
+    case Op::quantize:
+    case Op::dequantize:
+    case Op::qlinear:
+    case Op::qconv2d:
+    case Op::qpool2d:
+    case Op::qadd:
+    case Op::qsoftmax: run_int8_node(n, in, in_shapes, out, workspace); return;
   }
 }
 
@@ -8176,6 +8843,7 @@ struct Step {
   // operand's (n, oh, ow) rows form one strided run, so a tail block needs no splitting.
   kernels::WindowGeometry window;
   bool conv = false, dense_a = false, dense_b = false, rows_merge = true;
+  int int8 = -1;  // int8 ops: the sink's index of its lowered int8 call (runtime/int8_steps.hpp)
 };
 
 /// Floats of a dense copy of n floats, rounded so what follows it stays 64-byte aligned.
@@ -8276,6 +8944,10 @@ class Lowering {
           s.loop = n.shape;
           break;
         }
+        case passes::GroupKind::int8:
+          s.int8 = out_.lower_int8(g, f, grp.root);
+          s.loop = g[grp.root].shape;
+          break;
         case passes::GroupKind::concat:
         case passes::GroupKind::copy: {
           const Node& n = g[grp.root];
@@ -8532,6 +9204,7 @@ struct FixedSchedule {
   constexpr int prepack_conv(const Graph&, const Node&, const passes::Layout&, const kernels::WindowGeometry&, bool) {
     return -1;
   }
+  constexpr int lower_int8(const Graph&, const passes::Fusion&, int) { return -1; }  // static int8: not yet
   constexpr void add_step(const Step& s) {
     if (workspace) workspace[s.group] = step_workspace_bytes(*graph, s);
     if constexpr (MaxSteps > 0) steps[num_steps] = s;
@@ -8555,6 +9228,7 @@ struct FixedSchedule {
 //   float* workspace(const Step&) const                       // the step's arena scratch
 //   const Node& root(const Step&) const                       // the node s.node
 //   const Shape& input_shape(const Step&, int k) const        // shape of root's input k
+//   void int8(const Step&) const                              // an int8 step (runtime/int8_steps.hpp)
 // One function per kind, so a caller that knows a step's kind at compile time instantiates only
 // the kernels it uses.
 
@@ -8752,7 +9426,9 @@ kernels::GemmEpilogue register_epilogue(const Step& s, const Env& e) {
   return ep;
 }
 
-template <class Env>
+/// kMayTail = false: the caller knows the step has no tail program (the tail's interpreter is
+/// then not instantiated: the static runner's images stay small).
+template <bool kMayTail = true, class Env>
 void conv(const Step& s, const Env& e) {
   const Shape& xs = e.input_shape(s, 0);
   kernels::GemmEpilogue ep = register_epilogue(s, e);
@@ -8768,15 +9444,22 @@ void conv(const Step& s, const Env& e) {
   }
   auto* c0 = reinterpret_cast<float*>(const_cast<char*>(e.ptr(s.c.base, s.c.offset, s.c.dtype)));
   TailContext<Env> tc{&e, &s, {}};
-  if (s.code_size > 0) {
-    ep.tail = &conv_tail<Env>;
-    ep.ctx = &tc;
+  if constexpr (kMayTail) {
+    if (s.code_size > 0) {
+      ep.tail = &conv_tail<Env>;
+      ep.ctx = &tc;
+    }
   }
   kernels::conv2d(s.window, x, w, packed, c0, s.N, ep, ws);  // C is a dense [N, OH, OW, O] buffer
 }
 
-/// A matmul step (operands resolved to Locs at build time: the batch-1 MLP path).
 template <class Env>
+void gemm_batched(const Step& s, const Env& e, kernels::GemmEpilogue ep, const float* packed, float* ws,
+                  const float* a0, const float* b0, float* c0, index_t ldc);
+
+/// A matmul step (operands resolved to Locs at build time: the batch-1 MLP path). kGeneral =
+/// false: the caller knows the step is one launch without a tail (batch merged, no program).
+template <bool kGeneral = true, class Env>
 void gemm(const Step& s, const Env& e) {
   const int r = s.loop.rank();
   kernels::GemmEpilogue ep;
@@ -8795,6 +9478,15 @@ void gemm(const Step& s, const Env& e) {
                   kernels::MatrixRef{b0, s.b.strides[r - 2], s.b.strides[r - 1]}, packed, c0, ldc, ep, ws);
     return;
   }
+  if constexpr (kGeneral) gemm_batched(s, e, ep, packed, ws, a0, b0, c0, ldc);
+  else (void)e;
+}
+
+/// gemm's general case: a launch per batch index, the tail program on each finished block.
+template <class Env>
+void gemm_batched(const Step& s, const Env& e, kernels::GemmEpilogue ep, const float* packed, float* ws,
+                  const float* a0, const float* b0, float* c0, index_t ldc) {
+  const int r = s.loop.rank();
   TailContext<Env> tc{&e, &s, {}};
   if (s.code_size > 0) {
     ep.tail = &gemm_tail<Env>;
@@ -8832,6 +9524,7 @@ void any(const Step& s, const Env& e) {
     case passes::GroupKind::softmax: reduction(s, e); return;
     case passes::GroupKind::copy: copy(s, e); return;
     case passes::GroupKind::concat: concat(s, e); return;
+    case passes::GroupKind::int8: e.int8(s); return;
   }
 }
 
@@ -9145,6 +9838,10 @@ class Executable {
       return false;
     }
     lower();
+    if (!lower_status_.ok()) {
+      status = lower_status_;
+      return false;
+    }
     std::size_t ws[kMaxNodes]{};
     for (const Step& s : steps_) ws[s.group] = workspace_bytes(s);
     passes::plan_memory(g, *fusion_, ws, *mem_);
@@ -9278,16 +9975,28 @@ class Executable {
       e.packed_.push_back(std::move(packed));
       return static_cast<int>(e.packed_.size()) - 1;
     }
+    int lower_int8(const Graph& g, const passes::Fusion& f, int root) {
+      e.int8_.emplace_back();
+      const Status st = runtime::lower_int8(g, f, root, e.int8_.back());
+      if (!st.ok() && e.lower_status_.ok()) e.lower_status_ = st;
+      return static_cast<int>(e.int8_.size()) - 1;
+    }
     void add_step(const Step& s) { e.steps_.push_back(s); }
   };
   void lower() {
     steps_.clear();
     code_.clear();
     specs_.clear();
+    int8_.clear();
+    lower_status_ = Status();
+    int8_.reserve(static_cast<std::size_t>(fusion_->num_groups));  // steps point into their own buffers
     Sink sink{*this};
     lower_groups(*graph_, *fusion_, sink);
   }
-  std::size_t workspace_bytes(const Step& s) const { return step_workspace_bytes(*graph_, s); }
+  std::size_t workspace_bytes(const Step& s) const {
+    if (s.kind == passes::GroupKind::int8) return int8_[static_cast<std::size_t>(s.int8)].workspace_bytes;
+    return step_workspace_bytes(*graph_, s);
+  }
 
   Loc locate(int base, index_t offset, DType t) const {
     const passes::Placement& p = mem_->place[base];
@@ -9365,10 +10074,30 @@ class Executable {
     }
     const Node& root(const Step& s) const { return (*e.graph_)[s.node]; }
     const Shape& input_shape(const Step& s, int k) const { return (*e.graph_)[root(s).inputs[k]].shape; }
+    void int8(const Step& s) const { e.run_int8_step(s, b); }
   };
 
   void run_step(const Step& s, const Bindings& b) const { step_run::any(s, Env{*this, b}); }
   void run_gemm(const Step& s, const Bindings& b) const { step_run::gemm(s, Env{*this, b}); }
+
+  /// An int8 step: operands in place when dense, else copied into the workspace first.
+  void run_int8_step(const Step& s, const Bindings& b) const {
+    const Int8Step& q = int8_[static_cast<std::size_t>(s.int8)];
+    char* ws = s.workspace_slot >= 0 ? b.arena + mem_->slot_offset[s.workspace_slot] : nullptr;
+    auto dense = [&](const Int8Operand& o) -> const void* {
+      if (o.base < 0) return nullptr;
+      const char* p = ptr(b, o.base, o.offset, o.dtype);
+      if (o.dense) return p;
+      strided_copy(p, o.dtype, o.shape, o.strides, ws);
+      const char* copy = ws;
+      ws += align_up(static_cast<std::size_t>(o.shape.numel()) * dtype_size(o.dtype));
+      return copy;
+    };
+    const void* x = dense(q.x);
+    const void* x2 = dense(q.x2);
+    const Status st = run_int8(q.call, x, x2, q.w, q.bias, const_cast<char*>(base_ptr(b, s.node)));
+    if (!st.ok()) fail(st);  // shapes were checked when the plan was built: not expected
+  }
 
   std::unique_ptr<Graph> graph_;
   std::unique_ptr<passes::Fusion> fusion_;
@@ -9378,6 +10107,8 @@ class Executable {
   std::vector<ValueSpec> specs_;
   std::vector<AlignedFloats> packed_;
   std::vector<AlignedFloats> folded_;
+  std::vector<Int8Step> int8_;
+  Status lower_status_;
   PlanInfo info_;
 };
 
@@ -10292,6 +11023,301 @@ constexpr auto batch_norm(const X& x, const G& gamma, const B& beta, const M& ru
 
 }  // namespace kiln
 // ---- end kiln/ops_cnn.hpp ----
+
+// ---- begin kiln/ops_int8.hpp ----
+// kiln/ops_int8.hpp — the int8 front-end: quantised models in TFLite's int8 scheme.
+//
+//   auto q   = kiln::quantize(x, {0.05f, -3});                        // f32 -> i8, real = 0.05 (q + 3)
+//   auto h   = kiln::qlinear(q, W, W_scales, bias, {0.1f, -128}, kiln::FusedActivation::relu());
+//   auto p   = kiln::qsoftmax(h);                                     // i8, quant 1/256, -128
+//   auto out = kiln::dequantize(p);                                   // i8 -> f32
+//
+// Values: i8 tensors whose Node carries per-tensor QuantParams (ir/quant.hpp); views (reshape,
+// flatten, permute, slice, expand) of an i8 value keep its parameters. Weights: i8 constants,
+// symmetric, scales an f32 tensor [out_c] (per channel) or [1]; bias i32 [out_c] in units of
+// input_scale * weight_scale[c]. Like ops.hpp, each op is a Node handed to detail::apply, so the
+// same calls trace at run time (compile, eager), in a constant expression (kiln::plan, weights as
+// TensorViews over static arrays) and in KILN_NO_HEAP firmware builds. Type rules and their error
+// messages: ir/infer_int8.hpp; kernels: kernels/int8/; eager and compiled lowering:
+// runtime/int8_steps.hpp.
+//
+// A plain int8 kiln::Tensor carries no quantisation, so int8 ops do not run op by op on concrete
+// tensors: kiln::eager(fn) runs a function that uses them through its traced graph (as it does
+// for kiln::grad), where every i8 value has its parameters.
+
+#ifndef KILN_NO_HEAP
+
+// ---- begin kiln/trace/grad.hpp ----
+// kiln/trace/grad.hpp — kiln::grad(loss, a, b, ...): gradients inside a traced function.
+//
+// Inside kiln::compile (and kiln::eager, which traces a function that calls grad) the loss is a
+// SymTensor: grad appends the backward of the loss to the trace (passes/autodiff.hpp) and returns
+// the gradients as SymTensors, so the whole training step is one graph that the passes simplify,
+// fuse and plan like any other. A concrete loss has no graph behind it: grad then only tells
+// kiln::eager that the function needs one (see GradProbe) or reports an error.
+
+#include <tuple>
+#include <utility>
+
+
+namespace kiln {
+
+namespace detail {
+
+/// Set by kiln::eager while it calls a function directly on concrete tensors: a grad call then
+/// counts itself here instead of failing, and eager runs the function again through its graph.
+struct GradProbe {
+  static int*& active() {
+    thread_local int* current = nullptr;
+    return current;
+  }
+  GradProbe() : saved_(active()) { active() = &hits; }
+  ~GradProbe() { active() = saved_; }
+  GradProbe(const GradProbe&) = delete;
+  GradProbe& operator=(const GradProbe&) = delete;
+  int hits = 0;
+
+ private:
+  int* saved_;
+};
+
+template <class T> using as_sym = SymTensor;
+
+template <class W>
+int node_of(Tracer& t, const W& w) {
+  if constexpr (is_param_v<W>) return node_in(t, w);
+  else return w.id();
+}
+template <class W>
+const Tracer* tracer_or(const Tracer* t, const W& w) {
+  if constexpr (is_param_v<W>) return t;
+  else return w.tracer();
+}
+template <class T> using as_float_tensor = Tensor<float>;
+
+template <class R, std::size_t... I>
+R sym_grads(Tracer* t, const int* ids, std::index_sequence<I...>) {
+  return R(SymTensor(t, ids[I])...);
+}
+
+}  // namespace detail
+
+/// Gradients of the scalar `loss` with respect to each of `wrt`, as a std::tuple in the same order
+/// (`auto [gw, gb] = kiln::grad(loss, w, b);`). Each gradient has its tensor's shape; one that the
+/// loss does not depend on (or depends on only through comparisons) is zeros. Call it inside a
+/// function run by kiln::compile or kiln::eager, on tensors of that function's trace.
+template <class L, class... W>
+auto grad(const L& loss, const W&... wrt) {
+  static_assert(sizeof...(W) >= 1 && sizeof...(W) <= kMaxGraphIO, "kiln::grad: 1 to 16 tensors to differentiate");
+  static_assert(detail::is_tensor_v<L> && (detail::is_tensor_v<W> && ...), "kiln::grad: arguments must be tensors");
+  constexpr std::size_t n = sizeof...(W);
+  if constexpr (detail::is_sym_v<L>) {
+    static_assert(((detail::is_sym_v<W> || detail::is_param_v<W>) && ...),
+                  "kiln::grad: inside a traced function, differentiate with respect to its tensor arguments, "
+                  "values computed from them, or kiln::Parameters: a captured tensor is a constant");
+    using R = std::tuple<detail::as_sym<W>...>;
+    Tracer* t = loss.tracer();
+    if (!t || !loss.valid()) return R{};  // an earlier error is already recorded in the trace
+    const int ids[n] = {detail::node_of(*t, wrt)...};
+    const Tracer* tracers[n] = {detail::tracer_or(t, wrt)...};
+    for (std::size_t i = 0; i < n; ++i) {
+      if (tracers[i] != t || ids[i] < 0) {
+        t->graph.set_error(Status(Errc::invalid_argument)
+                           << "grad: tensor " << static_cast<int>(i) << " is not part of the loss's trace");
+        return R{};
+      }
+    }
+    int grads[n]{};
+    if (!passes::append_gradients(t->graph, loss.id(), ids, static_cast<int>(n), grads).ok()) return R{};
+    return detail::sym_grads<R>(t, grads, std::index_sequence_for<W...>{});
+  } else {
+    using R = std::tuple<detail::as_float_tensor<W>...>;
+    if (int* probe = detail::GradProbe::active()) {  // kiln::eager will rerun through the graph
+      ++*probe;
+      return R{};
+    }
+    fail(Status(Errc::invalid_argument) << "grad: the loss (shape " << loss.shape()
+                                        << ") is a concrete tensor, so there is no graph to differentiate: "
+                                           "call the function through kiln::eager(fn) or kiln::compile(fn)");
+    return R{};
+  }
+}
+
+/// Gives parameter `p` the value `value` when the step ends (every read of p in the step sees
+/// the old value). Inside kiln::compile / kiln::eager (which runs such a function through its
+/// graph); `value` must have p's shape.
+template <class V, std::enable_if_t<detail::is_tensor_v<V>, int> = 0>
+void assign(Parameter& p, const V& value) {
+  if constexpr (detail::is_sym_v<V>) {
+    Tracer* t = value.tracer();
+    if (!t || !value.valid()) return;  // an earlier error is already recorded
+    t->graph.add_update(detail::node_in(*t, p), value.id());
+  } else {
+    if (int* probe = detail::GradProbe::active()) {  // kiln::eager reruns through the graph
+      ++*probe;
+      return;
+    }
+    fail(Status(Errc::invalid_argument) << "assign: outside a traced step (parameter " << p.shape()
+                                        << "): call the function through kiln::eager(fn) or kiln::compile(fn)");
+  }
+}
+
+}  // namespace kiln
+// ---- end kiln/trace/grad.hpp ----
+#endif
+
+namespace kiln {
+
+/// A fused activation of an int8 op, in real units; lowered to a clamp of the int8 output
+/// (TFLite's CalculateActivationRangeQuantized).
+struct FusedActivation {
+  EwFn fn = EwFn::identity;  // identity (none), relu, relu6 or clamp [lo, hi]
+  float lo = 0.f, hi = 0.f;
+
+  static constexpr FusedActivation none() { return {}; }
+  static constexpr FusedActivation relu() { return {EwFn::relu, 0.f, 0.f}; }
+  static constexpr FusedActivation relu6() { return {EwFn::relu6, 0.f, 0.f}; }
+  static constexpr FusedActivation clamp(float lo, float hi) { return {EwFn::clamp, lo, hi}; }
+};
+
+namespace detail {
+
+/// Records or runs an int8 node. On concrete tensors inside kiln::eager's direct call, asks for
+/// the run through the graph instead (a concrete int8 tensor has no quantisation to read).
+template <class Out, class... Args>
+constexpr auto apply_int8(const Node& n, const Args&... args) {
+#ifndef KILN_NO_HEAP
+  if constexpr (!(is_sym_v<Args> || ...)) {
+    if (int* probe = GradProbe::active()) {
+      ++*probe;
+      return result_t<Out, Args...>();
+    }
+  }
+#endif
+  return apply<Out>(n, args...);
+}
+
+constexpr Node int8_node(Op op, QuantParams out, FusedActivation act) {
+  Node n;
+  n.op = op;
+  n.quant = out;
+  n.fn = act.fn;
+  n.p0 = act.lo;
+  n.p1 = act.hi;
+  return n;
+}
+
+template <class X, class W>
+constexpr Window2d conv_window(const X& x, const W& weight, const Conv2dOptions& o) {
+  const Shape& ws = weight.shape();
+  const int kh = ws.rank() == 4 ? static_cast<int>(ws[1]) : 1, kw = ws.rank() == 4 ? static_cast<int>(ws[2]) : 1;
+  Window2d win = make_window(x.shape(), kh, kw, o.stride_h, o.stride_w, o.dilation_h, o.dilation_w, o.padding);
+  win.groups = o.groups;
+  return win;
+}
+
+template <class X>
+constexpr auto qpool_op(const X& x, ReduceKind kind, const Pool2dOptions& o, FusedActivation act) {
+  Node n = int8_node(Op::qpool2d, QuantParams(), act);
+  n.rk = kind;
+  const int sh = o.stride_h > 0 ? o.stride_h : o.kernel_h, sw = o.stride_w > 0 ? o.stride_w : o.kernel_w;
+  n.win = make_window(x.shape(), o.kernel_h, o.kernel_w, sh, sw, 1, 1, o.padding);
+  n.win.count_include_pad = false;  // TFLite: the average is over the valid taps
+  return apply_int8<std::int8_t>(n, x);
+}
+
+template <class... T>
+inline constexpr bool all_tensors_v = (is_tensor_v<T> && ...);
+
+}  // namespace detail
+
+/// f32 -> i8: q = clamp(round(x / scale) + zero_point, -128, 127) (TFLite's QUANTIZE).
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto quantize(const X& x, QuantParams q) {
+  return detail::apply_int8<std::int8_t>(detail::int8_node(Op::quantize, q, {}), x);
+}
+
+/// i8 -> f32: scale * (q - zero_point) with x's parameters.
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto dequantize(const X& x) {
+  return detail::apply_int8<float>(detail::int8_node(Op::dequantize, QuantParams(), {}), x);
+}
+
+/// The i8 value x read with quantisation q (a graph input of an int8 model, say): a view, no
+/// copy. x must be i8 without parameters, or with these same ones.
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto as_quantized(const X& x, QuantParams q) {
+  Node n;
+  n.op = Op::reshape;
+  n.shape = x.shape();
+  n.quant = q;
+  return detail::apply_int8<std::int8_t>(n, x);
+}
+
+/// Fully connected: x i8 [..., K], weight i8 [N, K], weight_scales f32 [N] or [1]; out [..., N]
+/// with quantisation `out`, the activation fused into the requantisation.
+template <class X, class W, class S, std::enable_if_t<detail::all_tensors_v<X, W, S>, int> = 0>
+constexpr auto qlinear(const X& x, const W& weight, const S& weight_scales, QuantParams out,
+                       FusedActivation act = {}) {
+  return detail::apply_int8<std::int8_t>(detail::int8_node(Op::qlinear, out, act), x, weight, weight_scales);
+}
+/// qlinear with an i32 bias [N] (scale x_scale * weight_scale[n], zero point 0).
+template <class X, class W, class S, class B, std::enable_if_t<detail::all_tensors_v<X, W, S, B>, int> = 0>
+constexpr auto qlinear(const X& x, const W& weight, const S& weight_scales, const B& bias, QuantParams out,
+                       FusedActivation act = {}) {
+  return detail::apply_int8<std::int8_t>(detail::int8_node(Op::qlinear, out, act), x, weight, weight_scales, bias);
+}
+
+/// 2-D convolution of NHWC x (i8) with OHWI weight (i8) [O, kh, kw, C] (groups 1) or a depthwise
+/// one, groups C and weight [C * multiplier, kh, kw, 1] (TFLite's [1, kh, kw, C * m] permuted:
+/// kiln::permute(w, {3, 1, 2, 0}) is a view of it, no copy). weight_scales f32 [O] or [1].
+template <class X, class W, class S, std::enable_if_t<detail::all_tensors_v<X, W, S>, int> = 0>
+constexpr auto qconv2d(const X& x, const W& weight, const S& weight_scales, QuantParams out,
+                       const Conv2dOptions& o = {}, FusedActivation act = {}) {
+  Node n = detail::int8_node(Op::qconv2d, out, act);
+  n.win = detail::conv_window(x, weight, o);
+  return detail::apply_int8<std::int8_t>(n, x, weight, weight_scales);
+}
+/// qconv2d with an i32 bias [O].
+template <class X, class W, class S, class B, std::enable_if_t<detail::all_tensors_v<X, W, S, B>, int> = 0>
+constexpr auto qconv2d(const X& x, const W& weight, const S& weight_scales, const B& bias, QuantParams out,
+                       const Conv2dOptions& o = {}, FusedActivation act = {}) {
+  Node n = detail::int8_node(Op::qconv2d, out, act);
+  n.win = detail::conv_window(x, weight, o);
+  return detail::apply_int8<std::int8_t>(n, x, weight, weight_scales, bias);
+}
+
+/// int8 max pooling (output quantisation = input's, as TFLite).
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto qmax_pool2d(const X& x, const Pool2dOptions& o = {}, FusedActivation act = {}) {
+  return detail::qpool_op(x, ReduceKind::max, o, act);
+}
+/// int8 average pooling over the valid taps, rounded half away from zero (TFLite); the options'
+/// count_include_pad is not used.
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto qavg_pool2d(const X& x, const Pool2dOptions& o = {}, FusedActivation act = {}) {
+  return detail::qpool_op(x, ReduceKind::mean, o, act);
+}
+
+/// a + b on i8 values (NumPy broadcasting), requantised to `out` (TFLite's ADD arithmetic).
+template <class A, class B, std::enable_if_t<detail::all_tensors_v<A, B>, int> = 0>
+constexpr auto qadd(const A& a, const B& b, QuantParams out, FusedActivation act = {}) {
+  return detail::apply_int8<std::int8_t>(detail::int8_node(Op::qadd, out, act), a, b);
+}
+
+/// softmax(beta * x) over the last axis of an i8 value; the result's quantisation is TFLite's
+/// fixed 1/256, -128 (kSoftmaxOutputQuant).
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto qsoftmax(const X& x, float beta = 1.f) {
+  Node n;
+  n.op = Op::qsoftmax;
+  n.axis = -1;
+  n.p0 = beta;
+  return detail::apply_int8<std::int8_t>(n, x);
+}
+
+}  // namespace kiln
+// ---- end kiln/ops_int8.hpp ----
 #if KILN_ENGINE_BODIES
 
 // ---- begin kiln/runtime/static_run.hpp ----
@@ -10339,14 +11365,16 @@ constexpr auto batch_norm(const X& x, const G& gamma, const B& beta, const M& ru
 
 namespace kiln {
 
-/// A model input of a compile-time trace: element type T, static shape.
+/// A model input of a compile-time trace: element type T, static shape (and, for an int8 input,
+/// its quantisation: kiln::input<std::int8_t>({1, 64}, {0.02f, -5})).
 template <class T = float>
 struct Input {
   Shape shape;
+  QuantParams quant{};
 };
 template <class T = float>
-constexpr Input<T> input(const Shape& shape) {
-  return Input<T>{shape};
+constexpr Input<T> input(const Shape& shape, QuantParams quant = {}) {
+  return Input<T>{shape, quant};
 }
 
 /// A model traced, simplified, fused and planned in a constant expression.
@@ -10376,6 +11404,7 @@ constexpr int add_static_input(Graph& g, const Input<T>& in) {
   n.op = Op::input;
   n.dtype = dtype_of_v<T>;
   n.shape = in.shape;
+  n.quant = in.quant;
   return g.add(n);
 }
 
@@ -10675,13 +11704,16 @@ struct StaticModel {
   static void run_step(const Env& e) {
     constexpr const runtime::Step& s = schedule.lowered.steps[I];
     using passes::GroupKind;
-    if constexpr (s.kind == GroupKind::gemm && s.conv) runtime::step_run::conv(s, e);
-    else if constexpr (s.kind == GroupKind::gemm) runtime::step_run::gemm(s, e);
+    // The tail machinery (an epilogue program per finished block) only where a step has one.
+    if constexpr (s.kind == GroupKind::gemm && s.conv) runtime::step_run::conv<(s.code_size > 0)>(s, e);
+    else if constexpr (s.kind == GroupKind::gemm)
+      runtime::step_run::gemm<(s.code_size > 0 || s.batch.rank() > 0)>(s, e);
     else if constexpr (s.kind == GroupKind::window) runtime::step_run::window(s, e);
     else if constexpr (s.kind == GroupKind::elementwise) runtime::step_run::elementwise(s, e);
     else if constexpr (s.kind == GroupKind::reduce || s.kind == GroupKind::softmax) runtime::step_run::reduction(s, e);
     else if constexpr (s.kind == GroupKind::copy) runtime::step_run::copy(s, e);
-    else runtime::step_run::concat(s, e);
+    else if constexpr (s.kind == GroupKind::concat) runtime::step_run::concat(s, e);
+    else static_assert(s.kind != GroupKind::int8, "kiln::run: int8 steps are not in the static runner yet");
   }
   template <std::size_t... I>
   static void run_steps(const Env& e, std::index_sequence<I...>) {
@@ -10772,124 +11804,6 @@ void run(std::uint8_t (&arena)[ArenaBytes], In&& in, Out&& out) {
 #include <ostream>
 
 #endif
-
-// ---- begin kiln/trace/grad.hpp ----
-// kiln/trace/grad.hpp — kiln::grad(loss, a, b, ...): gradients inside a traced function.
-//
-// Inside kiln::compile (and kiln::eager, which traces a function that calls grad) the loss is a
-// SymTensor: grad appends the backward of the loss to the trace (passes/autodiff.hpp) and returns
-// the gradients as SymTensors, so the whole training step is one graph that the passes simplify,
-// fuse and plan like any other. A concrete loss has no graph behind it: grad then only tells
-// kiln::eager that the function needs one (see GradProbe) or reports an error.
-
-#include <tuple>
-#include <utility>
-
-
-namespace kiln {
-
-namespace detail {
-
-/// Set by kiln::eager while it calls a function directly on concrete tensors: a grad call then
-/// counts itself here instead of failing, and eager runs the function again through its graph.
-struct GradProbe {
-  static int*& active() {
-    thread_local int* current = nullptr;
-    return current;
-  }
-  GradProbe() : saved_(active()) { active() = &hits; }
-  ~GradProbe() { active() = saved_; }
-  GradProbe(const GradProbe&) = delete;
-  GradProbe& operator=(const GradProbe&) = delete;
-  int hits = 0;
-
- private:
-  int* saved_;
-};
-
-template <class T> using as_sym = SymTensor;
-
-template <class W>
-int node_of(Tracer& t, const W& w) {
-  if constexpr (is_param_v<W>) return node_in(t, w);
-  else return w.id();
-}
-template <class W>
-const Tracer* tracer_or(const Tracer* t, const W& w) {
-  if constexpr (is_param_v<W>) return t;
-  else return w.tracer();
-}
-template <class T> using as_float_tensor = Tensor<float>;
-
-template <class R, std::size_t... I>
-R sym_grads(Tracer* t, const int* ids, std::index_sequence<I...>) {
-  return R(SymTensor(t, ids[I])...);
-}
-
-}  // namespace detail
-
-/// Gradients of the scalar `loss` with respect to each of `wrt`, as a std::tuple in the same order
-/// (`auto [gw, gb] = kiln::grad(loss, w, b);`). Each gradient has its tensor's shape; one that the
-/// loss does not depend on (or depends on only through comparisons) is zeros. Call it inside a
-/// function run by kiln::compile or kiln::eager, on tensors of that function's trace.
-template <class L, class... W>
-auto grad(const L& loss, const W&... wrt) {
-  static_assert(sizeof...(W) >= 1 && sizeof...(W) <= kMaxGraphIO, "kiln::grad: 1 to 16 tensors to differentiate");
-  static_assert(detail::is_tensor_v<L> && (detail::is_tensor_v<W> && ...), "kiln::grad: arguments must be tensors");
-  constexpr std::size_t n = sizeof...(W);
-  if constexpr (detail::is_sym_v<L>) {
-    static_assert(((detail::is_sym_v<W> || detail::is_param_v<W>) && ...),
-                  "kiln::grad: inside a traced function, differentiate with respect to its tensor arguments, "
-                  "values computed from them, or kiln::Parameters: a captured tensor is a constant");
-    using R = std::tuple<detail::as_sym<W>...>;
-    Tracer* t = loss.tracer();
-    if (!t || !loss.valid()) return R{};  // an earlier error is already recorded in the trace
-    const int ids[n] = {detail::node_of(*t, wrt)...};
-    const Tracer* tracers[n] = {detail::tracer_or(t, wrt)...};
-    for (std::size_t i = 0; i < n; ++i) {
-      if (tracers[i] != t || ids[i] < 0) {
-        t->graph.set_error(Status(Errc::invalid_argument)
-                           << "grad: tensor " << static_cast<int>(i) << " is not part of the loss's trace");
-        return R{};
-      }
-    }
-    int grads[n]{};
-    if (!passes::append_gradients(t->graph, loss.id(), ids, static_cast<int>(n), grads).ok()) return R{};
-    return detail::sym_grads<R>(t, grads, std::index_sequence_for<W...>{});
-  } else {
-    using R = std::tuple<detail::as_float_tensor<W>...>;
-    if (int* probe = detail::GradProbe::active()) {  // kiln::eager will rerun through the graph
-      ++*probe;
-      return R{};
-    }
-    fail(Status(Errc::invalid_argument) << "grad: the loss (shape " << loss.shape()
-                                        << ") is a concrete tensor, so there is no graph to differentiate: "
-                                           "call the function through kiln::eager(fn) or kiln::compile(fn)");
-    return R{};
-  }
-}
-
-/// Gives parameter `p` the value `value` when the step ends (every read of p in the step sees
-/// the old value). Inside kiln::compile / kiln::eager (which runs such a function through its
-/// graph); `value` must have p's shape.
-template <class V, std::enable_if_t<detail::is_tensor_v<V>, int> = 0>
-void assign(Parameter& p, const V& value) {
-  if constexpr (detail::is_sym_v<V>) {
-    Tracer* t = value.tracer();
-    if (!t || !value.valid()) return;  // an earlier error is already recorded
-    t->graph.add_update(detail::node_in(*t, p), value.id());
-  } else {
-    if (int* probe = detail::GradProbe::active()) {  // kiln::eager reruns through the graph
-      ++*probe;
-      return;
-    }
-    fail(Status(Errc::invalid_argument) << "assign: outside a traced step (parameter " << p.shape()
-                                        << "): call the function through kiln::eager(fn) or kiln::compile(fn)");
-  }
-}
-
-}  // namespace kiln
-// ---- end kiln/trace/grad.hpp ----
 
 // ---- begin kiln/trace/guard.hpp ----
 // kiln/trace/guard.hpp — what a cached plan assumes about its call's arguments.

@@ -76,4 +76,16 @@ constexpr bool gradient_graph_ok() {
 }
 static_assert(gradient_graph_ok(), "autodiff must work in constant expressions without heap");
 
+// The int8 front-end traces and plans without heap (weights as views over static arrays).
+static constexpr std::int8_t kQW[3 * 4] = {};
+static constexpr float kQS[1] = {0.5f};
+int int8_plan_nodes() {
+  static constexpr kiln::TensorView<const std::int8_t> w(kQW, {3, 4});
+  static constexpr kiln::TensorView<const float> s(kQS, {1});
+  auto model = [](auto x) {
+    return kiln::dequantize(kiln::qlinear(kiln::quantize(x, {0.1f, 0}), w, s, {0.2f, 0}, kiln::FusedActivation::relu()));
+  };
+  return kiln::plan(model, kiln::input<float>({2, 4})).nodes();
+}
+
 }  // namespace kiln_compile_check

@@ -60,6 +60,7 @@ class Graph {
       }
       shapes[i] = nodes_[id].shape;
       dtypes[i] = nodes_[id].dtype;
+      if (i < 2) n.in_quant[i] = nodes_[id].quant;  // what the int8 type rules and kernels read
     }
     const Status s = infer_node(n, shapes, dtypes);
     if (!s.ok()) {

@@ -37,11 +37,11 @@ constexpr index_t window_out(index_t in, int lo, int hi, int kernel, int dilatio
   return span > padded ? -1 : (padded - span) / stride + 1;
 }
 
-/// The checks every NHWC window op shares: rank-4 f32 input, positive strides and dilations,
-/// non-negative padding. Returns an error status or ok.
-constexpr Status check_window(const Node& n, const Shape* in, const DType* dt) {
+/// The checks every NHWC window op shares: rank-4 input of dtype `want`, positive strides and
+/// dilations, non-negative padding. Returns an error status or ok.
+constexpr Status check_window(const Node& n, const Shape* in, const DType* dt, DType want = DType::f32) {
   const Window2d& w = n.win;
-  if (dt[0] != DType::f32) return op_error(Errc::dtype_mismatch, n) << "input dtype " << dt[0] << ", expected f32";
+  if (dt[0] != want) return op_error(Errc::dtype_mismatch, n) << "input dtype " << dt[0] << ", expected " << want;
   if (in[0].rank() != 4)
     return op_error(Errc::shape_mismatch, n) << "input " << in[0] << " must be NHWC (rank 4)";
   if (w.stride_h < 1 || w.stride_w < 1 || w.dilation_h < 1 || w.dilation_w < 1 || w.kernel_h < 1 || w.kernel_w < 1)
@@ -70,6 +70,12 @@ constexpr Status window_shape(const Node& n, const Shape& x, int kh, int kw, ind
 
 }  // namespace detail
 
+}  // namespace kiln
+
+#include "infer_int8.hpp"  // the int8 ops' rules, built on the helpers above
+
+namespace kiln {
+
 /// Fills n.shape and n.dtype from the inputs' shapes and dtypes. For reshape, n.shape holds the
 /// requested shape on entry (one extent may be -1).
 constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
@@ -78,6 +84,25 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
     if (!in[i].valid())
       return inputs_error(in[i].rank() > kMaxRank ? Errc::rank_too_large : Errc::invalid_argument, n,
                           in, "invalid input shape");
+
+  // Views and copies of an i8 value carry its quantisation. A reshape given its own
+  // (kiln::as_quantized) attaches parameters to an i8 value that has none (or the same).
+  if (n.op == Op::permute || n.op == Op::slice || n.op == Op::expand || n.op == Op::copy || n.op == Op::reshape) {
+    if (n.op == Op::reshape && n.quant != QuantParams()) {
+      if (!n.quant.valid()) {
+        Status e = detail::op_error(Errc::invalid_argument, n) << "as_quantized: scale ";
+        detail::append_real(e, n.quant.scale) << ", zero point " << n.quant.zero_point;
+        return e << " (needs scale > 0, zero point in [-128, 127])";
+      }
+      if (dt[0] != DType::i8 || (n.in_quant[0].valid() && n.in_quant[0] != n.quant))
+        return detail::op_error(Errc::dtype_mismatch, n)
+               << "as_quantized: input " << in[0] << ' ' << dt[0]
+               << (dt[0] != DType::i8 ? " is not i8" : " already has other quantisation parameters");
+    } else {
+      n.quant = dt[0] == DType::i8 ? n.in_quant[0] : QuantParams();
+    }
+  }
+  if (detail::is_int8_op(n.op)) return detail::infer_int8(n, in, dt);
 
   switch (n.op) {
     case Op::input:
@@ -342,6 +367,14 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
       n.dtype = DType::f32;
       return Status();
     }
+
+    case Op::quantize:
+    case Op::dequantize:
+    case Op::qlinear:
+    case Op::qconv2d:
+    case Op::qpool2d:
+    case Op::qadd:
+    case Op::qsoftmax: break;  // detail::infer_int8 above
 
     case Op::unslice: {
       const int ax = normalize_axis(n.axis, in[0].rank());

@@ -9,6 +9,7 @@
 #include "../core/dtype.hpp"
 #include "../core/ewfn.hpp"
 #include "../core/shape.hpp"
+#include "quant.hpp"
 
 namespace kiln {
 
@@ -36,6 +37,16 @@ enum class Op : std::uint8_t {
   expand,       // broadcast to n.shape (NumPy rules): a view with stride 0 on broadcast dims
   unslice,      // zeros of n.shape with the input placed at start, start+step, ... along axis
                 // (the adjoint of slice: autodiff's way back from a view to its base)
+  // int8 (TFLite's scheme, ir/quant.hpp; rules in ir/infer_int8.hpp). Results are i8 with n.quant
+  // unless said otherwise; fn is the fused activation (identity, relu, relu6 or clamp [p0, p1]
+  // in real units), turned into an int8 range when the op is lowered.
+  quantize,     // f32 -> i8 with n.quant
+  dequantize,   // i8 -> f32
+  qlinear,      // x i8 [..., K], W i8 [N, K], W scales f32 [N] or [1][, bias i32 [N]] -> [..., N]
+  qconv2d,      // x i8 NHWC, W i8 OHWI, W scales, [bias]; win as conv2d (groups 1 or in_c)
+  qpool2d,      // NHWC max (rk == max) or average (rk == mean, valid taps); quant of the input
+  qadd,         // a + b (broadcasting), both i8
+  qsoftmax,     // over the last axis, beta p0; quant kSoftmaxOutputQuant
 };
 
 constexpr const char* op_name(Op op) {
@@ -60,6 +71,13 @@ constexpr const char* op_name(Op op) {
     case Op::upsample: return "upsample_nearest";
     case Op::expand: return "expand";
     case Op::unslice: return "unslice";
+    case Op::quantize: return "quantize";
+    case Op::dequantize: return "dequantize";
+    case Op::qlinear: return "qlinear";
+    case Op::qconv2d: return "qconv2d";
+    case Op::qpool2d: return "qpool2d";
+    case Op::qadd: return "qadd";
+    case Op::qsoftmax: return "qsoftmax";
   }
   return "?";
 }
@@ -105,6 +123,8 @@ struct Node {
   int index = 0;                 // input: argument position; constant: constant slot
   const void* data = nullptr;    // constant: the captured tensor's data
   Window2d win;                  // conv2d, pool2d, pad, upsample
+  QuantParams quant;             // i8 results: this value's scale and zero point
+  QuantParams in_quant[2];       // inputs 0 and 1's quant, copied by Graph::add (int8 ops read them)
 
   constexpr int input(int i) const { return inputs[i]; }
   constexpr bool is_elementwise() const { return op == Op::elementwise; }
@@ -118,7 +138,8 @@ struct Node {
 
 /// Same operation on the same inputs (for CSE). Leaves are never equal unless identical data.
 constexpr bool same_computation(const Node& a, const Node& b) {
-  if (a.op != b.op || a.dtype != b.dtype || a.num_inputs != b.num_inputs || a.shape != b.shape) return false;
+  if (a.op != b.op || a.dtype != b.dtype || a.num_inputs != b.num_inputs || a.shape != b.shape || a.quant != b.quant)
+    return false;
   for (int i = 0; i < a.num_inputs; ++i)
     if (a.inputs[i] != b.inputs[i]) return false;
   switch (a.op) {
@@ -145,6 +166,13 @@ constexpr bool same_computation(const Node& a, const Node& b) {
     case Op::upsample: return a.win == b.win;
     case Op::pool2d: return a.win == b.win && a.rk == b.rk;
     case Op::pad: return a.win == b.win && (a.p0 == b.p0 || (a.p0 != a.p0 && b.p0 != b.p0));
+    case Op::quantize:
+    case Op::dequantize: return true;  // the quant was compared above
+    case Op::qlinear:
+    case Op::qadd: return a.fn == b.fn && a.p0 == b.p0 && a.p1 == b.p1;
+    case Op::qconv2d: return a.win == b.win && a.fn == b.fn && a.p0 == b.p0 && a.p1 == b.p1;
+    case Op::qpool2d: return a.win == b.win && a.rk == b.rk && a.fn == b.fn && a.p0 == b.p0 && a.p1 == b.p1;
+    case Op::qsoftmax: return a.axis == b.axis && a.p0 == b.p0;
   }
   return false;
 }

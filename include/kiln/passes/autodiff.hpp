@@ -473,7 +473,15 @@ constexpr Status append_gradients(Graph& g, int loss, const int* wrt, int count,
       case Op::conv2d:
       case Op::pool2d:
       case Op::pad:
-      case Op::upsample: g.set_error(detail::no_rule(g, id)); return g.status();
+      case Op::upsample:
+      // int8 ops: inference only (quantisation-aware training is not in this release).
+      case Op::quantize:
+      case Op::dequantize:
+      case Op::qlinear:
+      case Op::qconv2d:
+      case Op::qpool2d:
+      case Op::qadd:
+      case Op::qsoftmax: g.set_error(detail::no_rule(g, id)); return g.status();
     }
     for (int k = 0; k < n.num_inputs; ++k)
       if (need[k]) detail::accumulate(b, adjoint, n.inputs[k], contrib[k]);

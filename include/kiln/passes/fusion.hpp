@@ -16,6 +16,9 @@
 //     copy kernels.
 //  5. conv2d starts a gemm group like matmul (its epilogue is the GEMM's, also for the
 //     depthwise kernel); pool2d, pad and upsample are one window kernel each.
+//  6. every int8 op (quantize, dequantize, qlinear, ...) is a group of its own, an int8 kernel with
+//     its requantisation and fused activation inside; float elementwise nodes never join it
+//     (they cannot read i8, and a dequantize's consumers start their own float group).
 //     Leaves and views (permute, slice, expand, contiguous reshape) have no kernel.
 // A group also fails to grow when its program would need more than
 // kEwMaxRegs live register tiles.
@@ -26,7 +29,7 @@
 
 namespace kiln::passes {
 
-enum class GroupKind : std::uint8_t { elementwise, gemm, reduce, softmax, concat, copy, window };
+enum class GroupKind : std::uint8_t { elementwise, gemm, reduce, softmax, concat, copy, window, int8 };
 
 constexpr const char* group_kind_name(GroupKind k) {
   switch (k) {
@@ -37,6 +40,7 @@ constexpr const char* group_kind_name(GroupKind k) {
     case GroupKind::concat: return "concat";
     case GroupKind::copy: return "copy";
     case GroupKind::window: return "window";
+    case GroupKind::int8: return "int8";
   }
   return "?";
 }
@@ -368,6 +372,13 @@ constexpr bool fuse(const Graph& g, Fusion& f) {
         break;
       }
       case Op::concat: f.group_of[i] = detail::new_group(f, GroupKind::concat, i, n.shape); break;
+      case Op::quantize:
+      case Op::dequantize:
+      case Op::qlinear:
+      case Op::qconv2d:
+      case Op::qpool2d:
+      case Op::qadd:
+      case Op::qsoftmax: f.group_of[i] = detail::new_group(f, GroupKind::int8, i, n.shape); break;
       default:  // copy, unslice, and reshape of a non-contiguous view
         f.group_of[i] = detail::new_group(f, GroupKind::copy, i, n.shape);
         break;

@@ -71,7 +71,9 @@ constexpr int identity_of(const Graph& g, int id) {
       default: break;
     }
   }
-  if (n.op == Op::reshape && g.node(n.inputs[0]).shape == n.shape) return n.inputs[0];
+  // (as_quantized is a reshape to the same shape that attaches int8 quantisation: not an identity)
+  if (n.op == Op::reshape && g.node(n.inputs[0]).shape == n.shape && g.node(n.inputs[0]).quant == n.quant)
+    return n.inputs[0];
   if (n.op == Op::permute) {
     bool ident = true;
     for (int i = 0; i < n.shape.rank(); ++i)
@@ -133,6 +135,7 @@ constexpr int fold_constants(Graph& g, Evaluator&& eval) {
     if (!all_const || n.is_view()) continue;
     const float* value = eval(static_cast<const Graph&>(g), i);
     if (!value) continue;
+    const QuantParams quant = n.quant;  // a folded i8 value keeps its quantisation
     if (n.shape.numel() == 1 && n.shape.rank() == 0 && n.dtype == DType::f32) {
       const float v = value[0];
       n = Node();
@@ -146,6 +149,7 @@ constexpr int fold_constants(Graph& g, Evaluator&& eval) {
       n.shape = s;
       n.dtype = t;
       n.data = value;
+      n.quant = quant;
       n.index = -1;  // owned by the compiled model, not a captured tensor
     }
     ++folded;

@@ -15,6 +15,7 @@
 #include "../kernels/pool.hpp"
 #include "../kernels/reduce.hpp"
 #include "../kernels/resize.hpp"
+#include "int8_steps.hpp"
 
 #ifndef KILN_NO_HEAP
 #include <new>
@@ -137,6 +138,7 @@ inline void pad_into(const void* src, const Shape& in_shape, const Node& n, void
 
 /// Workspace (floats) run_node needs for `n`.
 inline std::size_t node_workspace_floats(const Node& n, const Shape* in) {
+  if (kiln::detail::is_int8_op(n.op)) return int8_workspace_floats(n, in);
   if (n.op == Op::conv2d) return kernels::conv_workspace_floats(window_geometry(n, in[0]), false);
   if (n.op != Op::matmul) return 0;
   const index_t K = in[0].back();
@@ -278,6 +280,13 @@ inline void run_node(const Node& n, const void* const* in, const Shape* in_shape
       }
       return;
     }
+    case Op::quantize:
+    case Op::dequantize:
+    case Op::qlinear:
+    case Op::qconv2d:
+    case Op::qpool2d:
+    case Op::qadd:
+    case Op::qsoftmax: run_int8_node(n, in, in_shapes, out, workspace); return;
   }
 }
 

@@ -13,6 +13,7 @@
 #include "../passes/memory_plan.hpp"
 #include "../passes/simplify.hpp"
 #include "eager.hpp"
+#include "int8_steps.hpp"
 #include "lower.hpp"
 #include "step_run.hpp"
 #include "plan_info.hpp"
@@ -76,6 +77,10 @@ class Executable {
       return false;
     }
     lower();
+    if (!lower_status_.ok()) {
+      status = lower_status_;
+      return false;
+    }
     std::size_t ws[kMaxNodes]{};
     for (const Step& s : steps_) ws[s.group] = workspace_bytes(s);
     passes::plan_memory(g, *fusion_, ws, *mem_);
@@ -209,16 +214,28 @@ class Executable {
       e.packed_.push_back(std::move(packed));
       return static_cast<int>(e.packed_.size()) - 1;
     }
+    int lower_int8(const Graph& g, const passes::Fusion& f, int root) {
+      e.int8_.emplace_back();
+      const Status st = runtime::lower_int8(g, f, root, e.int8_.back());
+      if (!st.ok() && e.lower_status_.ok()) e.lower_status_ = st;
+      return static_cast<int>(e.int8_.size()) - 1;
+    }
     void add_step(const Step& s) { e.steps_.push_back(s); }
   };
   void lower() {
     steps_.clear();
     code_.clear();
     specs_.clear();
+    int8_.clear();
+    lower_status_ = Status();
+    int8_.reserve(static_cast<std::size_t>(fusion_->num_groups));  // steps point into their own buffers
     Sink sink{*this};
     lower_groups(*graph_, *fusion_, sink);
   }
-  std::size_t workspace_bytes(const Step& s) const { return step_workspace_bytes(*graph_, s); }
+  std::size_t workspace_bytes(const Step& s) const {
+    if (s.kind == passes::GroupKind::int8) return int8_[static_cast<std::size_t>(s.int8)].workspace_bytes;
+    return step_workspace_bytes(*graph_, s);
+  }
 
   Loc locate(int base, index_t offset, DType t) const {
     const passes::Placement& p = mem_->place[base];
@@ -296,10 +313,30 @@ class Executable {
     }
     const Node& root(const Step& s) const { return (*e.graph_)[s.node]; }
     const Shape& input_shape(const Step& s, int k) const { return (*e.graph_)[root(s).inputs[k]].shape; }
+    void int8(const Step& s) const { e.run_int8_step(s, b); }
   };
 
   void run_step(const Step& s, const Bindings& b) const { step_run::any(s, Env{*this, b}); }
   void run_gemm(const Step& s, const Bindings& b) const { step_run::gemm(s, Env{*this, b}); }
+
+  /// An int8 step: operands in place when dense, else copied into the workspace first.
+  void run_int8_step(const Step& s, const Bindings& b) const {
+    const Int8Step& q = int8_[static_cast<std::size_t>(s.int8)];
+    char* ws = s.workspace_slot >= 0 ? b.arena + mem_->slot_offset[s.workspace_slot] : nullptr;
+    auto dense = [&](const Int8Operand& o) -> const void* {
+      if (o.base < 0) return nullptr;
+      const char* p = ptr(b, o.base, o.offset, o.dtype);
+      if (o.dense) return p;
+      strided_copy(p, o.dtype, o.shape, o.strides, ws);
+      const char* copy = ws;
+      ws += align_up(static_cast<std::size_t>(o.shape.numel()) * dtype_size(o.dtype));
+      return copy;
+    };
+    const void* x = dense(q.x);
+    const void* x2 = dense(q.x2);
+    const Status st = run_int8(q.call, x, x2, q.w, q.bias, const_cast<char*>(base_ptr(b, s.node)));
+    if (!st.ok()) fail(st);  // shapes were checked when the plan was built: not expected
+  }
 
   std::unique_ptr<Graph> graph_;
   std::unique_ptr<passes::Fusion> fusion_;
@@ -309,6 +346,8 @@ class Executable {
   std::vector<ValueSpec> specs_;
   std::vector<AlignedFloats> packed_;
   std::vector<AlignedFloats> folded_;
+  std::vector<Int8Step> int8_;
+  Status lower_status_;
   PlanInfo info_;
 };
 

@@ -9,6 +9,7 @@
 //   kernels::EwInstr* code_space(int& begin, int& capacity), void commit_code(int n)
 //   int  prepack_matmul(const Graph&, int base, index_t offset, index_t K, index_t N, index_t rs, index_t cs)
 //   int  prepack_conv(const Graph&, const Node& weight, const passes::Layout&, const kernels::WindowGeometry&, bool dense)
+//   int  lower_int8(const Graph&, const passes::Fusion&, int root)   // an int8 op's call, by index
 //   void add_step(const Step&)
 // (prepack_*: the index of the packed copy, or -1 to pack into the step's workspace at run time).
 #pragma once
@@ -70,6 +71,7 @@ struct Step {
   // operand's (n, oh, ow) rows form one strided run, so a tail block needs no splitting.
   kernels::WindowGeometry window;
   bool conv = false, dense_a = false, dense_b = false, rows_merge = true;
+  int int8 = -1;  // int8 ops: the sink's index of its lowered int8 call (runtime/int8_steps.hpp)
 };
 
 /// Floats of a dense copy of n floats, rounded so what follows it stays 64-byte aligned.
@@ -170,6 +172,10 @@ class Lowering {
           s.loop = n.shape;
           break;
         }
+        case passes::GroupKind::int8:
+          s.int8 = out_.lower_int8(g, f, grp.root);
+          s.loop = g[grp.root].shape;
+          break;
         case passes::GroupKind::concat:
         case passes::GroupKind::copy: {
           const Node& n = g[grp.root];
@@ -426,6 +432,7 @@ struct FixedSchedule {
   constexpr int prepack_conv(const Graph&, const Node&, const passes::Layout&, const kernels::WindowGeometry&, bool) {
     return -1;
   }
+  constexpr int lower_int8(const Graph&, const passes::Fusion&, int) { return -1; }  // static int8: not yet
   constexpr void add_step(const Step& s) {
     if (workspace) workspace[s.group] = step_workspace_bytes(*graph, s);
     if constexpr (MaxSteps > 0) steps[num_steps] = s;

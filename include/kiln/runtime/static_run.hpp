@@ -268,7 +268,8 @@ struct StaticModel {
     else if constexpr (s.kind == GroupKind::elementwise) runtime::step_run::elementwise(s, e);
     else if constexpr (s.kind == GroupKind::reduce || s.kind == GroupKind::softmax) runtime::step_run::reduction(s, e);
     else if constexpr (s.kind == GroupKind::copy) runtime::step_run::copy(s, e);
-    else runtime::step_run::concat(s, e);
+    else if constexpr (s.kind == GroupKind::concat) runtime::step_run::concat(s, e);
+    else static_assert(s.kind != GroupKind::int8, "kiln::run: int8 steps are not in the static runner yet");
   }
   template <std::size_t... I>
   static void run_steps(const Env& e, std::index_sequence<I...>) {

@@ -10,6 +10,7 @@
 //   float* workspace(const Step&) const                       // the step's arena scratch
 //   const Node& root(const Step&) const                       // the node s.node
 //   const Shape& input_shape(const Step&, int k) const        // shape of root's input k
+//   void int8(const Step&) const                              // an int8 step (runtime/int8_steps.hpp)
 // One function per kind, so a caller that knows a step's kind at compile time instantiates only
 // the kernels it uses.
 #pragma once
@@ -307,6 +308,7 @@ void any(const Step& s, const Env& e) {
     case passes::GroupKind::softmax: reduction(s, e); return;
     case passes::GroupKind::copy: copy(s, e); return;
     case passes::GroupKind::concat: concat(s, e); return;
+    case passes::GroupKind::int8: e.int8(s); return;
   }
 }
 

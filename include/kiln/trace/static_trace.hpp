@@ -26,14 +26,16 @@
 
 namespace kiln {
 
-/// A model input of a compile-time trace: element type T, static shape.
+/// A model input of a compile-time trace: element type T, static shape (and, for an int8 input,
+/// its quantisation: kiln::input<std::int8_t>({1, 64}, {0.02f, -5})).
 template <class T = float>
 struct Input {
   Shape shape;
+  QuantParams quant{};
 };
 template <class T = float>
-constexpr Input<T> input(const Shape& shape) {
-  return Input<T>{shape};
+constexpr Input<T> input(const Shape& shape, QuantParams quant = {}) {
+  return Input<T>{shape, quant};
 }
 
 /// A model traced, simplified, fused and planned in a constant expression.
@@ -63,6 +65,7 @@ constexpr int add_static_input(Graph& g, const Input<T>& in) {
   n.op = Op::input;
   n.dtype = dtype_of_v<T>;
   n.shape = in.shape;
+  n.quant = in.quant;
   return g.add(n);
 }
 

@@ -1,0 +1,331 @@
+// kiln/runtime/int8_steps.hpp — the int8 ops of the IR on the int8 kernels (kernels/int8/).
+//
+// One place maps an int8 Node onto its kernel:
+//   prepare_int8  the integers the kernel takes, derived once from the float scales as TFLite's
+//                 Prepare() does (per-channel Q31 multipliers and shifts, ADD's and SOFTMAX's
+//                 parameters, the fused activation as an int8 clamp); constexpr, so a static plan
+//                 can hold them as constants;
+//   run_int8      one kernel call on dense operands;
+//   run_int8_node the eager path (runtime/eager.hpp's run_node): prepare into the workspace, run;
+//   lower_int8    the compiled path (runtime/executable.hpp): prepared once at build time,
+//                 constant weights/bias read in place (or re-laid out once), activations read in
+//                 place when dense, else copied into the step's workspace.
+// Layouts: the IR's depthwise weight is OHWI [C * m, kh, kw, 1]; the kernel takes TFLite's
+// [1, kh, kw, C * m], so it is re-laid out (once when constant). A weight that is a permute view
+// of a TFLite-layout constant is read through its strides, so the copy is of the original order.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "../ir/node.hpp"
+#include "../kernels/int8.hpp"
+#include "../passes/fusion.hpp"
+#ifndef KILN_NO_HEAP
+#include <vector>
+#endif
+
+namespace kiln::runtime {
+
+/// An int8 node's kernel call with every parameter prepared.
+struct Int8Call {
+  Op op = Op::quantize;
+  Shape x, x2, w, y;  // dense shapes as the kernel reads them (w: the kernel's layout)
+  quant::TensorQuant in, out;
+  bool depthwise = false;
+  ReduceKind rk = ReduceKind::max;
+  kernels::int8::FullyConnectedParams fc;
+  kernels::int8::Conv2DParams conv;
+  kernels::int8::DepthwiseConv2DParams dw;
+  kernels::int8::Pool2DParams pool;
+  kernels::int8::AddParams add;
+  kernels::int8::SoftmaxParams softmax;
+};
+
+constexpr quant::TensorQuant tensor_quant(QuantParams q) { return {q.scale, q.zero_point}; }
+
+/// The fused activation of `n` as a clamp of its int8 output: TFLite's
+/// CalculateActivationRangeQuantized for relu/relu6, the same quantisation of a clamp's bounds.
+constexpr quant::ActivationRange fused_range(const Node& n) {
+  const quant::TensorQuant out = tensor_quant(n.quant);
+  switch (n.fn) {
+    case EwFn::relu: return quant::activation_range(quant::Activation::relu, out);
+    case EwFn::relu6: return quant::activation_range(quant::Activation::relu6, out);
+    case EwFn::clamp: {
+      auto q = [out](float f) {
+        const float r = f / out.scale;  // in float, like TFLite
+        if (r >= 1e9f) return quant::kInt8Max;
+        if (r <= -1e9f) return quant::kInt8Min;
+        const std::int64_t v = quant::detail::round_half_away(r) + out.zero_point;
+        return static_cast<std::int32_t>(v < quant::kInt8Min ? quant::kInt8Min : v > quant::kInt8Max ? quant::kInt8Max : v);
+      };
+      return {q(n.p0), q(n.p1)};
+    }
+    default: return {};
+  }
+}
+
+/// Output channels of a qlinear/qconv2d (0 for the other int8 ops): entries of mult and shift.
+constexpr index_t int8_channels(const Node& n, const Shape* in) {
+  return n.op == Op::qlinear || n.op == Op::qconv2d ? in[1][0] : 0;
+}
+
+/// Fills `c` for the type-checked int8 node `n` (input shapes `in`). qlinear/qconv2d read their
+/// weight scales (f32, in[2].numel() of them) and write int8_channels() multipliers and shifts,
+/// which `c` points at. Errors: scales that are not positive, a requantisation TFLite's integer
+/// pipeline cannot represent.
+constexpr Status prepare_int8(const Node& n, const Shape* in, const float* scales, std::int32_t* mult,
+                              std::int32_t* shift, Int8Call& c) {
+  c.op = n.op;
+  c.x = in[0];
+  c.y = n.shape;
+  c.in = tensor_quant(n.in_quant[0]);
+  c.out = tensor_quant(n.quant);
+  const char* name = op_name(n.op);
+  switch (n.op) {
+    case Op::quantize:
+    case Op::dequantize: return Status();
+    case Op::qlinear:
+    case Op::qconv2d: {
+      const index_t channels = in[1][0], num_scales = in[2].numel();
+      for (index_t k = 0; k < num_scales; ++k)
+        if (!(scales[k] > 0.f) || scales[k] > 1e30f)
+          return Status(Errc::invalid_argument) << name << ": weight scale " << static_cast<long long>(k)
+                                                << " is not a positive finite number (weight " << in[1] << ')';
+      quant::conv_output_multipliers(c.in, quant::ChannelQuant{scales, num_scales}, c.out, channels, mult, shift);
+      for (index_t k = 0; k < channels; ++k)
+        if (shift[k] > 31)
+          return Status(Errc::invalid_argument) << name << ": channel " << static_cast<long long>(k)
+                                                << " rescales by 2^31 or more (input, weight and output scales)";
+      const quant::ActivationRange act = fused_range(n);
+      const kernels::int8::OutputStage stage{mult, shift, true, c.out.zero_point, act.min, act.max};
+      if (n.op == Op::qlinear) {
+        c.w = in[1];
+        c.fc = kernels::int8::FullyConnectedParams{-c.in.zero_point, stage};
+        return Status();
+      }
+      const Window2d& w = n.win;
+      const kernels::int8::Window2D window{w.stride_h, w.stride_w, w.dilation_h, w.dilation_w,
+                                           w.pad_top,  w.pad_bottom, w.pad_left, w.pad_right};
+      c.depthwise = w.groups > 1;
+      if (c.depthwise) {
+        c.w = Shape{1, in[1][1], in[1][2], in[1][0]};
+        c.dw = kernels::int8::DepthwiseConv2DParams{window, in[1][0] / in[0][3], -c.in.zero_point, stage};
+      } else {
+        c.w = in[1];
+        c.conv = kernels::int8::Conv2DParams{window, -c.in.zero_point, stage};
+      }
+      return Status();
+    }
+    case Op::qpool2d: {
+      const Window2d& w = n.win;
+      const quant::ActivationRange act = fused_range(n);
+      c.rk = n.rk;
+      c.pool.filter_h = w.kernel_h;
+      c.pool.filter_w = w.kernel_w;
+      c.pool.window = kernels::int8::Window2D{w.stride_h, w.stride_w, 1, 1, w.pad_top, w.pad_bottom, w.pad_left, w.pad_right};
+      c.pool.act_min = act.min;
+      c.pool.act_max = act.max;
+      return Status();
+    }
+    case Op::qadd:
+      c.x2 = in[1];
+      c.add = kernels::int8::make_add_params(c.in, tensor_quant(n.in_quant[1]), c.out, fused_range(n));
+      if (c.add.output_shift > 0)
+        return Status(Errc::invalid_argument) << "qadd: output scale too small for the input scales (TFLite's ADD "
+                                                 "needs 2 max(input scales) < 2^20 output scale), shapes "
+                                              << in[0] << ' ' << in[1];
+      return Status();
+    case Op::qsoftmax:
+      c.softmax = kernels::int8::make_softmax_params(n.p0, c.in.scale);
+      if (c.softmax.input_left_shift < 0 || c.softmax.input_left_shift > 31)
+        return Status(Errc::invalid_argument) << "qsoftmax: beta * input scale is outside TFLite's range (input "
+                                              << in[0] << ')';
+      return Status();
+    default: break;
+  }
+  return Status(Errc::not_supported) << name << ": not an int8 op";
+}
+
+/// A depthwise weight given as OHWI [O, kh, kw, 1] read through `st` (element strides) written
+/// densely in the kernel's layout [1, kh, kw, O].
+inline void depthwise_weight_to_kernel_layout(const std::int8_t* src, const Shape& w, const Strides& st,
+                                              std::int8_t* dst) {
+  const index_t O = w[0], kh = w[1], kw = w[2];
+  for (index_t y = 0; y < kh; ++y)
+    for (index_t x = 0; x < kw; ++x)
+      for (index_t o = 0; o < O; ++o) dst[(y * kw + x) * O + o] = src[o * st[0] + y * st[1] + x * st[2]];
+}
+
+/// a + b with NumPy broadcasting (TFLite's ADD per element); equal shapes use the kernel's loop.
+inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std::int8_t* b, std::int8_t* y) {
+  if (c.x == c.x2) return kernels::int8::add(c.add, c.x, a, c.x2, b, c.y, y);
+  const Strides sa = broadcast_strides(c.x, contiguous_strides(c.x), c.y);
+  const Strides sb = broadcast_strides(c.x2, contiguous_strides(c.x2), c.y);
+  index_t idx[kMaxRank]{};
+  const index_t n = c.y.numel();
+  for (index_t e = 0; e < n; ++e) {
+    index_t oa = 0, ob = 0;
+    for (int d = 0; d < c.y.rank(); ++d) {
+      oa += idx[d] * sa[d];
+      ob += idx[d] * sb[d];
+    }
+    y[e] = kernels::int8::add_one(c.add, a[oa], b[ob]);
+    for (int d = c.y.rank() - 1; d >= 0; --d) {
+      if (++idx[d] < c.y[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return Status();
+}
+
+/// One int8 kernel call on dense operands: x (f32 for quantize, else i8), x2 (qadd's b), the
+/// weight in the kernel's layout and the bias (qlinear/qconv2d; bias may be null), into y.
+inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
+                       const std::int32_t* bias, void* y) {
+  namespace k8 = kernels::int8;
+  const auto* xi = static_cast<const std::int8_t*>(x);
+  auto* yi = static_cast<std::int8_t*>(y);
+  switch (c.op) {
+    case Op::quantize: quant::quantize(static_cast<const float*>(x), yi, c.y.numel(), c.out); return Status();
+    case Op::dequantize: quant::dequantize(xi, static_cast<float*>(y), c.y.numel(), c.in); return Status();
+    case Op::qlinear: return k8::fully_connected(c.fc, c.x, xi, c.w, w, bias, c.y, yi);
+    case Op::qconv2d:
+      return c.depthwise ? k8::depthwise_conv2d(c.dw, c.x, xi, c.w, w, bias, c.y, yi)
+                         : k8::conv2d(c.conv, c.x, xi, c.w, w, bias, c.y, yi);
+    case Op::qpool2d:
+      return c.rk == ReduceKind::max ? k8::max_pool2d(c.pool, c.x, xi, c.y, yi) : k8::avg_pool2d(c.pool, c.x, xi, c.y, yi);
+    case Op::qadd: return qadd_broadcast(c, xi, static_cast<const std::int8_t*>(x2), yi);
+    case Op::qsoftmax: return k8::softmax(c.softmax, c.x, xi, c.y, yi);
+    default: break;
+  }
+  return Status(Errc::not_supported) << op_name(c.op) << ": not an int8 op";
+}
+
+// ---- eager ------------------------------------------------------------------------------------
+
+/// Workspace floats run_int8_node needs: the multipliers and shifts, and a depthwise weight in
+/// the kernel's layout.
+inline std::size_t int8_workspace_floats(const Node& n, const Shape* in) {
+  if (n.op != Op::qlinear && n.op != Op::qconv2d) return 0;
+  std::size_t f = 2 * static_cast<std::size_t>(in[1][0]);
+  if (n.op == Op::qconv2d && n.win.groups > 1) f += (static_cast<std::size_t>(in[1].numel()) + 3) / 4;
+  return f;
+}
+
+/// The eager path of an int8 node (inputs dense, type-checked); errors are reported by fail().
+inline void run_int8_node(const Node& n, const void* const* in, const Shape* in_shapes, void* out, float* workspace) {
+  Int8Call c;
+  const index_t channels = int8_channels(n, in_shapes);
+  auto* mult = reinterpret_cast<std::int32_t*>(workspace);
+  std::int32_t* shift = mult ? mult + channels : nullptr;
+  const float* scales = n.op == Op::qlinear || n.op == Op::qconv2d ? static_cast<const float*>(in[2]) : nullptr;
+  Status s = prepare_int8(n, in_shapes, scales, mult, shift, c);
+  const auto* w = n.num_inputs > 1 ? static_cast<const std::int8_t*>(in[1]) : nullptr;
+  if (s.ok() && c.depthwise) {
+    auto* relaid = reinterpret_cast<std::int8_t*>(shift + channels);
+    depthwise_weight_to_kernel_layout(w, in_shapes[1], contiguous_strides(in_shapes[1]), relaid);
+    w = relaid;
+  }
+  const auto* bias = n.num_inputs == 4 ? static_cast<const std::int32_t*>(in[3]) : nullptr;
+  if (s.ok()) s = run_int8(c, in[0], n.num_inputs > 1 ? in[1] : nullptr, w, bias, out);
+  if (!s.ok()) fail(s);
+}
+
+#ifndef KILN_NO_HEAP
+// ---- compiled ---------------------------------------------------------------------------------
+
+/// An activation operand of a compiled int8 step: where it lives (a base node's buffer, element
+/// offset, strides over its own shape) and whether the kernel can read it in place.
+struct Int8Operand {
+  int base = -1;
+  index_t offset = 0;
+  Strides strides;
+  DType dtype = DType::i8;
+  Shape shape;
+  bool dense = true;
+};
+
+/// An int8 node lowered once for the Executable.
+struct Int8Step {
+  Int8Call call;
+  std::vector<std::int32_t> mult, shift;
+  Int8Operand x, x2;
+  const std::int8_t* w = nullptr;  // the weight in the kernel's layout (a constant, or `weight`)
+  const std::int32_t* bias = nullptr;
+  std::vector<std::int8_t> weight;  // re-laid out / densified constant weight
+  std::vector<std::int32_t> bias_dense;
+  std::size_t workspace_bytes = 0;  // dense copies of x and x2 when they are strided views
+};
+
+namespace detail {
+
+/// The dense data of constant value `id` (a captured or folded constant, or a view of one):
+/// in place when contiguous, else copied into `copy`. nullptr when it is not a constant.
+template <class T>
+const T* constant_dense(const Graph& g, const passes::Fusion& f, int id, std::vector<T>& copy) {
+  const passes::Layout& l = f.layouts[id];
+  if (l.base < 0 || g[l.base].op != Op::constant) return nullptr;
+  const T* base = static_cast<const T*>(g[l.base].data) + l.offset;
+  const Shape& s = g[id].shape;
+  if (passes::is_contiguous(s, l)) return base;
+  copy.resize(static_cast<std::size_t>(s.numel()));
+  index_t idx[kMaxRank]{};
+  for (index_t e = 0; e < s.numel(); ++e) {
+    index_t off = 0;
+    for (int d = 0; d < s.rank(); ++d) off += idx[d] * l.strides[d];
+    copy[static_cast<std::size_t>(e)] = base[off];
+    for (int d = s.rank() - 1; d >= 0; --d) {
+      if (++idx[d] < s[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return copy.data();
+}
+
+inline Int8Operand int8_operand(const Graph& g, const passes::Fusion& f, int id, std::size_t& workspace) {
+  const passes::Layout& l = f.layouts[id];
+  Int8Operand o{l.base, l.offset, l.strides, g[id].dtype, g[id].shape, passes::is_contiguous(g[id].shape, l)};
+  if (!o.dense) workspace += align_up(static_cast<std::size_t>(o.shape.numel()) * dtype_size(o.dtype));
+  return o;
+}
+
+}  // namespace detail
+
+/// Lowers int8 node `id` of the planned graph `g`: parameters prepared, weights, scales and bias
+/// read from constants (compile() needs them captured or folded: run-time weights are an error).
+inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8Step& s) {
+  const Node& n = g[id];
+  Shape in[kMaxInputs];
+  for (int k = 0; k < n.num_inputs; ++k) in[k] = g[n.inputs[k]].shape;
+  s.x = detail::int8_operand(g, f, n.inputs[0], s.workspace_bytes);
+  if (n.op == Op::qadd) s.x2 = detail::int8_operand(g, f, n.inputs[1], s.workspace_bytes);
+  const float* scales = nullptr;
+  std::vector<float> scale_copy;
+  if (n.op == Op::qlinear || n.op == Op::qconv2d) {
+    const std::int8_t* w = detail::constant_dense(g, f, n.inputs[1], s.weight);
+    scales = detail::constant_dense(g, f, n.inputs[2], scale_copy);
+    s.bias = n.num_inputs == 4 ? detail::constant_dense(g, f, n.inputs[3], s.bias_dense) : nullptr;
+    if (!w || !scales || (n.num_inputs == 4 && !s.bias))
+      return Status(Errc::not_supported) << op_name(n.op) << ": compile() needs the weight " << in[1]
+                                         << ", its scales and the bias as constants (captured tensors)";
+    s.w = w;
+    const index_t channels = in[1][0];
+    s.mult.resize(static_cast<std::size_t>(channels));
+    s.shift.resize(static_cast<std::size_t>(channels));
+  }
+  const Status st = prepare_int8(n, in, scales, s.mult.data(), s.shift.data(), s.call);
+  if (!st.ok()) return st;
+  if (s.call.depthwise) {  // the kernel's [1, kh, kw, O], from the weight as the graph reads it
+    const passes::Layout& l = f.layouts[n.inputs[1]];
+    std::vector<std::int8_t> relaid(static_cast<std::size_t>(in[1].numel()));
+    depthwise_weight_to_kernel_layout(static_cast<const std::int8_t*>(g[l.base].data) + l.offset, in[1], l.strides,
+                                      relaid.data());
+    s.weight = std::move(relaid);
+    s.w = s.weight.data();
+  }
+  return Status();
+}
+#endif  // KILN_NO_HEAP
+
+}  // namespace kiln::runtime

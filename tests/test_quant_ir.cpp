@@ -1,0 +1,249 @@
+// int8 in the IR: the front-end (ops_int8.hpp) traces quantised models in a constant expression
+// (kiln::plan, weights as TensorViews over static arrays), the type rules (ir/infer_int8.hpp)
+// reject bad models with messages naming the op, the shapes and the dtypes, and the passes treat
+// i8 values correctly: 1-byte arena slots, one group per int8 op, no int8 node in a float
+// elementwise group, CSE/simplify aware of quantisation parameters.
+// kiln-test: header-only (KILN_MAX_NODES 32 differs from the compiled engine)
+#define KILN_MAX_NODES 32  // constant evaluation cost grows with the graph capacity
+#include <doctest/doctest.h>
+
+#include <kiln/kiln.hpp>
+
+#include <string>
+
+namespace {
+
+// A small int8 CNN: x f32 [1, 6, 6, 2] -> quantize -> conv 3x3 (4 ch, relu) -> depthwise 3x3
+// (multiplier 2) -> max pool 2x2 -> flatten -> fully connected 8 -> softmax -> dequantize.
+// The values do not matter to the plan; the run tests (test_quant_run.cpp) check numbers.
+constexpr std::int8_t kConvW[4 * 3 * 3 * 2] = {};
+constexpr float kConvS[4] = {0.01f, 0.02f, 0.03f, 0.04f};
+constexpr std::int32_t kConvB[4] = {};
+constexpr std::int8_t kDwW[8 * 3 * 3 * 1] = {};
+constexpr float kDwS[1] = {0.05f};
+constexpr std::int8_t kFcW[5 * 8] = {};
+constexpr float kFcS[5] = {0.1f, 0.1f, 0.1f, 0.1f, 0.1f};
+constexpr std::int32_t kFcB[5] = {};
+constexpr kiln::TensorView<const std::int8_t> ConvW(kConvW, {4, 3, 3, 2}), DwW(kDwW, {8, 3, 3, 1}), FcW(kFcW, {5, 8});
+constexpr kiln::TensorView<const float> ConvS(kConvS, {4}), DwS(kDwS, {1}), FcS(kFcS, {5});
+constexpr kiln::TensorView<const std::int32_t> ConvB(kConvB, {4}), FcB(kFcB, {5});
+
+constexpr kiln::QuantParams kIn{0.02f, 3}, kC1{0.05f, -128}, kC2{0.04f, -10}, kFc{0.2f, 7};
+
+constexpr auto cnn = [](auto x) {
+  auto q = kiln::quantize(x, kIn);
+  auto c1 = kiln::qconv2d(q, ConvW, ConvS, ConvB, kC1, kiln::Conv2dOptions().with_padding(kiln::Padding2d::same()),
+                          kiln::FusedActivation::relu());
+  auto c2 = kiln::qconv2d(c1, DwW, DwS, kC2, kiln::Conv2dOptions().with_groups(4));
+  auto p = kiln::qmax_pool2d(c2, kiln::Pool2dOptions(2));
+  auto f = kiln::flatten(kiln::qavg_pool2d(p, kiln::Pool2dOptions(2)), 1);  // [1, 8]
+  return kiln::dequantize(kiln::qsoftmax(kiln::qlinear(f, FcW, FcS, FcB, kFc)));
+};
+
+constexpr kiln::StaticPlan kCnn = kiln::plan(cnn, kiln::input<float>({1, 6, 6, 2}));
+static_assert(kCnn.ok(), "the int8 model type-checks at compile time");
+
+constexpr int find_op(const kiln::Graph& g, kiln::Op op, int nth = 0) {
+  for (int i = 0; i < g.size(); ++i)
+    if (g[i].op == op && nth-- == 0) return i;
+  return -1;
+}
+constexpr const kiln::Node& node_of(const kiln::StaticPlan& p, kiln::Op op, int nth = 0) {
+  return p.graph[find_op(p.graph, op, nth)];
+}
+
+// Shapes, dtypes and quantisation flow through the graph.
+static_assert(node_of(kCnn, kiln::Op::quantize).dtype == kiln::DType::i8);
+static_assert(node_of(kCnn, kiln::Op::quantize).quant == kIn);
+static_assert(node_of(kCnn, kiln::Op::qconv2d).shape == kiln::Shape{1, 6, 6, 4});
+static_assert(node_of(kCnn, kiln::Op::qconv2d).in_quant[0] == kIn, "the conv reads its input's parameters");
+static_assert(node_of(kCnn, kiln::Op::qconv2d, 1).shape == kiln::Shape{1, 4, 4, 8}, "depthwise, multiplier 2");
+static_assert(node_of(kCnn, kiln::Op::qpool2d).quant == kC2, "a pool keeps its input's quantisation");
+static_assert(node_of(kCnn, kiln::Op::reshape).quant == kC2, "a view keeps its input's quantisation");
+static_assert(node_of(kCnn, kiln::Op::qlinear).shape == kiln::Shape{1, 5});
+static_assert(node_of(kCnn, kiln::Op::qsoftmax).quant == kiln::kSoftmaxOutputQuant);
+static_assert(node_of(kCnn, kiln::Op::dequantize).dtype == kiln::DType::f32);
+static_assert(kCnn.graph[kCnn.graph.output(0)].dtype == kiln::DType::f32);
+
+// One kernel per int8 op (the flatten is a view): quantize, 2 convs, 2 pools, fc, softmax, dequantize.
+static_assert(kCnn.kernels() == 8, "every int8 op is a group of its own");
+constexpr bool all_int8_groups(const kiln::StaticPlan& p) {
+  for (int g = 0; g < p.fusion.num_groups; ++g)
+    if (p.fusion.groups[g].kind != kiln::passes::GroupKind::int8) return false;
+  return true;
+}
+static_assert(all_int8_groups(kCnn));
+
+// The arena holds 1-byte elements: the largest pair of live i8 activations (conv1's 144 bytes and
+// the depthwise conv's 128, each slot rounded up to kAlignment) bounds it.
+static_assert(kCnn.memory.slot_bytes[kCnn.memory.place[find_op(kCnn.graph, kiln::Op::qconv2d)].index] ==
+                  kiln::align_up(std::size_t{1 * 6 * 6 * 4}),
+              "an i8 [1, 6, 6, 4] slot is 144 bytes, aligned");
+static_assert(kCnn.arena_bytes() == kCnn.lower_bound());
+static_assert(kCnn.arena_bytes() == kiln::align_up(std::size_t{6 * 6 * 2}) + kiln::align_up(std::size_t{144}),
+              "quantised input and conv1 output live together; nothing else is larger");
+
+// A mixed graph: float elementwise work around int8 ops. The float chains fuse among themselves,
+// never with the int8 nodes; the i8 values take 1 byte per element.
+constexpr auto mixed = [](auto x) {
+  auto pre = kiln::relu(x * 2.f + 1.f);                      // float group
+  auto q = kiln::qlinear(kiln::quantize(pre, kIn), FcW, FcS, kFc);  // [3, 5] i8
+  auto d = kiln::dequantize(q);
+  return kiln::sigmoid(d) * 3.f - d;                         // float group after the dequantize
+};
+constexpr kiln::StaticPlan kMixed = kiln::plan(mixed, kiln::input<float>({3, 8}));
+static_assert(kMixed.ok());
+static_assert(kMixed.kernels() == 5, "float chain, quantize, qlinear, dequantize, float chain");
+constexpr bool int8_alone(const kiln::StaticPlan& p) {
+  for (int i = 0; i < p.graph.size(); ++i) {
+    const int gi = p.fusion.group_of[i];
+    if (gi < 0) continue;
+    const bool int8_node = kiln::detail::is_int8_op(p.graph[i].op);
+    const bool int8_group = p.fusion.groups[gi].kind == kiln::passes::GroupKind::int8;
+    if (int8_node != int8_group) return false;
+    if (int8_group && p.fusion.groups[gi].root != i) return false;  // alone in its group
+  }
+  return true;
+}
+static_assert(int8_alone(kMixed), "int8 nodes are alone in int8 groups; float nodes never join one");
+static_assert(kMixed.memory.slot_bytes[kMixed.memory.place[find_op(kMixed.graph, kiln::Op::quantize)].index] ==
+                  kiln::align_up(std::size_t{3 * 8}),
+              "the quantised [3, 8] value takes 24 bytes (aligned), not 96");
+
+// An int8 model input with its quantisation given to kiln::plan.
+constexpr auto int8_in = [](auto q) { return kiln::qsoftmax(kiln::qlinear(q, FcW, FcS, kFc), 0.5f); };
+constexpr kiln::StaticPlan kInt8In = kiln::plan(int8_in, kiln::input<std::int8_t>({2, 8}, kIn));
+static_assert(kInt8In.ok() && kInt8In.graph[kInt8In.graph.input(0)].quant == kIn);
+static_assert(kInt8In.graph[kInt8In.graph.output(0)].dtype == kiln::DType::i8);
+
+std::string plan_error(void (*build)()) {
+  try {
+    build();
+  } catch (const kiln::Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+bool has(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("int8 type errors name the op, the shapes and the dtypes") {
+  // Evaluated at run time, kiln::plan reports the failing op's status (kiln::Error here).
+  const std::string f32_in = plan_error([] {
+    (void)kiln::plan([](auto x) { return kiln::qlinear(x, FcW, FcS, kFc); }, kiln::input<float>({2, 8}));
+  });
+  CHECK(has(f32_in, "qlinear"));
+  CHECK(has(f32_in, "[2, 8]"));
+  CHECK(has(f32_in, "f32"));
+  CHECK(has(f32_in, "expected i8"));
+
+  const std::string no_quant = plan_error([] {
+    (void)kiln::plan([](auto x) { return kiln::qlinear(x, FcW, FcS, kFc); }, kiln::input<std::int8_t>({2, 8}));
+  });
+  CHECK(has(no_quant, "qlinear"));
+  CHECK(has(no_quant, "no valid quantisation"));
+  CHECK(has(no_quant, "as_quantized"));
+
+  const std::string bias_len = plan_error([] {
+    (void)kiln::plan([](auto x) { return kiln::qlinear(x, FcW, FcS, ConvB, kFc); },
+                     kiln::input<std::int8_t>({2, 8}, kIn));
+  });
+  CHECK(has(bias_len, "qlinear: bias [4] i32 must be i32 [5]"));
+
+  const std::string scale_len = plan_error([] {
+    (void)kiln::plan([](auto x) { return kiln::qlinear(x, FcW, ConvS, kFc); }, kiln::input<std::int8_t>({2, 8}, kIn));
+  });
+  CHECK(has(scale_len, "weight scales [4] f32"));
+
+  const std::string k_mismatch = plan_error([] {
+    (void)kiln::plan([](auto x) { return kiln::qlinear(x, FcW, FcS, kFc); }, kiln::input<std::int8_t>({2, 7}, kIn));
+  });
+  CHECK(has(k_mismatch, "[2, 7]"));
+  CHECK(has(k_mismatch, "[5, 8]"));
+
+  const std::string no_out = plan_error([] {
+    (void)kiln::plan([](auto x) { return kiln::quantize(x, kiln::QuantParams{0.f, 0}); }, kiln::input<float>({3}));
+  });
+  CHECK(has(no_out, "quantize: output quantisation"));
+
+  const std::string groups = plan_error([] {
+    (void)kiln::plan(
+        [](auto x) {
+          return kiln::qconv2d(x, ConvW, ConvS, kC1,
+                               kiln::Conv2dOptions().with_groups(2));
+        },
+        kiln::input<std::int8_t>({1, 5, 5, 4}, kIn));
+  });
+  CHECK(has(groups, "qconv2d"));
+  CHECK(has(groups, "groups 2"));
+  CHECK(has(groups, "[1, 5, 5, 4]"));
+
+  const std::string long_rows = plan_error([] {
+    (void)kiln::plan([](auto x) { return kiln::qsoftmax(x); }, kiln::input<std::int8_t>({2, 5000}, kIn));
+  });
+  CHECK(has(long_rows, "qsoftmax: rows of 5000 elements"));
+
+  const std::string relabel = plan_error([] {
+    (void)kiln::plan([](auto x) { return kiln::as_quantized(x, kC1); }, kiln::input<float>({3}));
+  });
+  CHECK(has(relabel, "as_quantized"));
+  CHECK(has(relabel, "is not i8"));
+
+  const std::string float_op = plan_error([] {
+    (void)kiln::plan([](auto x) { return kiln::relu(kiln::quantize(x, kIn)); }, kiln::input<float>({3}));
+  });
+  CHECK(has(float_op, "relu: input 0 has dtype i8, expected f32"));
+
+  const std::string act = plan_error([] {
+    (void)kiln::plan([](auto x) { return kiln::qadd(x, x, kC1, kiln::FusedActivation::clamp(2.f, 1.f)); },
+                     kiln::input<std::int8_t>({3}, kIn));
+  });
+  CHECK(has(act, "qadd: fused clamp [2.000000, 1.000000] is empty"));
+}
+
+TEST_CASE("CSE and simplification respect quantisation parameters") {
+  kiln::Graph g;
+  kiln::Node in;
+  in.op = kiln::Op::input;
+  in.shape = kiln::Shape{4};
+  const int x = g.add(in);
+  auto quantize = [&](kiln::QuantParams q) {
+    kiln::Node n;
+    n.op = kiln::Op::quantize;
+    n.quant = q;
+    n.inputs[0] = x;
+    n.num_inputs = 1;
+    return g.add(n);
+  };
+  const int a = quantize(kIn), b = quantize(kIn), c = quantize(kC1);
+  kiln::Node relabel;  // as_quantized of an i8 value with the same parameters: a no-op reshape
+  relabel.op = kiln::Op::reshape;
+  relabel.shape = kiln::Shape{4};
+  relabel.inputs[0] = a;
+  relabel.num_inputs = 1;
+  const int r = g.add(relabel);
+  for (int id : {a, b, c, r}) g.add_output(id);
+  REQUIRE(g.ok());
+  CHECK(g[r].quant == kIn);
+  CHECK(kiln::passes::eliminate_common_subexpressions(g) == 1);  // b merges into a, c does not
+  CHECK(g.output(1) == a);
+  CHECK(g.output(2) == c);
+  CHECK(kiln::passes::simplify_algebra(g) == 1);  // the same-shape, same-quant reshape forwards
+  CHECK(g.output(3) == a);
+
+  // A reshape attaching *different* parameters to an i8 value that has none stays.
+  kiln::Graph h;
+  kiln::Node i8in = in;
+  i8in.dtype = kiln::DType::i8;
+  const int xi = h.add(i8in);
+  kiln::Node attach = relabel;
+  attach.inputs[0] = xi;
+  attach.quant = kC1;
+  const int at = h.add(attach);
+  h.add_output(at);
+  REQUIRE(h.ok());
+  CHECK(kiln::passes::simplify_algebra(h) == 0);
+  CHECK(h[at].quant == kC1);
+}
