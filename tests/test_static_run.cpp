@@ -4,8 +4,9 @@
 // weights: an MLP, a CNN (conv, batch_norm as scale/shift, depthwise, pooling, pad, upsample, pointwise conv,
 // global pooling), an elementwise chain with broadcasting, softmax / log_softmax, two outputs
 // (one of them a view the runner copies out).
-// Tolerances: |static - compile| <= 1e-6 * (1 + |ref|) (the same kernels; only where weights are
-// packed differs), |static - eager| <= 1e-4 * (1 + |ref|) (eager sums in another order).
+// Tolerances: |static - compile| <= 1e-5 * (1 + |ref|) (the same kernels, except that the static
+// runner reads a linear layer's flash weight in place with its own summation order),
+// |static - eager| <= 1e-4 * (1 + |ref|) (eager sums in another order).
 // kiln-test: header-only (kiln::plan needs the engine's headers; KILN_MAX_NODES 64 keeps the
 // constant evaluation cheap)
 #define KILN_MAX_NODES 64
@@ -120,7 +121,7 @@ void check_close(const float* got, const float* ref, kiln::index_t n, float tol,
   CHECK(worst <= tol);
 }
 
-constexpr float kTolCompiled = 1e-6f, kTolEager = 1e-4f;
+constexpr float kTolCompiled = 1e-5f, kTolEager = 1e-4f;
 
 template <const kiln::StaticPlan& P, class Fn>
 void check_one_input(const Fn& fn, const kiln::Shape& in_shape, std::uint32_t seed) {
@@ -195,9 +196,13 @@ TEST_CASE("static softmax / log_softmax, three outputs, one of them a view copie
   }
 }
 
-TEST_CASE("a static plan's arena includes the GEMM packing scratch") {
-  // Batch 1: the GEMM reads A in place and packs B (the flash weight) into the arena.
-  // 64 -> 32: K * round_up(32, NR) floats of packed B live during the first step.
-  CHECK(kMlp1.arena_bytes() >= 64 * 32 * sizeof(float));
+TEST_CASE("a static MLP's arena holds only its activations: flash weights are read in place") {
+  // [1, 32] hidden (128 B) and [1, 10] logits (40 B, slot 64 B) live together while the softmax
+  // runs into the caller's output: no packing scratch (kernels::gemm_direct reads W in place).
+  CHECK(kMlp1.arena_bytes() == 128 + 64);
+  CHECK(kMlp1.arena_bytes() == kMlp1.lower_bound());
   CHECK(kiln::StaticModel<kMlp1>::num_steps == 3);
+  CHECK(kiln::StaticModel<kMlp1>::schedule.lowered.steps[0].direct);
+  // A conv's weight is packed into the arena (the implicit GEMM's panels): scratch is planned.
+  CHECK(kCnn.arena_bytes() > 8 * 8 * 8 * sizeof(float));
 }

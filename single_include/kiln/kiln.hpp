@@ -2934,6 +2934,49 @@ constexpr std::size_t gemm_workspace_size(index_t M, index_t N, index_t K, bool 
 /// gemm_workspace_size floats (may be nullptr when that is 0, e.g. M < MR with
 /// prepacked B). K == 0 gives epilogue(0). M or N == 0 does nothing. C must not
 /// alias A or B.
+/// C(i,j) = epilogue( sum_k A(i,k) * B(k,j) ) with B read where it lies, no packing and no
+/// workspace: one dot product per element of C, for a B with unit stride along K (a linear
+/// layer's weight W[N, K] read as B = W^T). The firmware path for weights in flash (the static
+/// runner): nothing is copied to RAM. Four partial sums over K (sums in another order than
+/// gemm()). The tail sees blocks of at most MC x kTailN.
+inline void gemm_direct(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B, float* C, index_t ldc,
+                        const GemmEpilogue& ep) {
+  using namespace gemm_detail;
+  for (index_t i = 0; i < M; ++i) {
+    const float* a = A.data + i * A.row_stride;
+    const index_t as = A.col_stride;
+    for (index_t j = 0; j < N; ++j) {
+      const float* b = B.data + j * B.col_stride;  // B.row_stride == 1
+      float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+      const float* ap = a;
+      index_t k = K;
+      if (as == 1) {  // a dense row of A: both operands contiguous
+        for (; k >= 4; k -= 4, ap += 4, b += 4) {
+          s0 += ap[0] * b[0];
+          s1 += ap[1] * b[1];
+          s2 += ap[2] * b[2];
+          s3 += ap[3] * b[3];
+        }
+      }
+      for (; k >= 4; k -= 4, ap += 4 * as, b += 4) {
+        s0 += ap[0] * b[0];
+        s1 += ap[as] * b[1];
+        s2 += ap[2 * as] * b[2];
+        s3 += ap[3 * as] * b[3];
+      }
+      for (; k > 0; --k, ap += as, ++b) s0 += *ap * *b;
+      float x = (s0 + s1) + (s2 + s3);
+      if (ep.bias) x += ep.bias[j];
+      if (ep.clamp) x = sclamp(x, ep.lo, ep.hi);
+      C[i * ldc + j] = x;
+    }
+  }
+  if (!ep.tail) return;
+  for (index_t i0 = 0; i0 < M; i0 += kMC)
+    for (index_t j0 = 0; j0 < N; j0 += kTailN)
+      ep.tail(ep.ctx, i0, j0, min_i(kMC, M - i0), min_i(kTailN, N - j0), C + i0 * ldc + j0, ldc);
+}
+
 inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
                  const float* packed_b, float* C, index_t ldc, const GemmEpilogue& ep,
                  float* workspace) {
@@ -8171,6 +8214,7 @@ constexpr int fold_constants(Graph& g, Evaluator&& eval) {
 //   int  prepack_matmul(const Graph&, int base, index_t offset, index_t K, index_t N, index_t rs, index_t cs)
 //   int  prepack_conv(const Graph&, const Node& weight, const passes::Layout&, const kernels::WindowGeometry&, bool dense)
 //   int  lower_int8(const Graph&, const passes::Fusion&, int root)   // an int8 op's call, by index
+//   bool direct_weights() const   // read unpacked constant weights in place (kernels::gemm_direct)
 //   void add_step(const Step&)
 // (prepack_*: the index of the packed copy, or -1 to pack into the step's workspace at run time).
 
@@ -8843,6 +8887,9 @@ struct Step {
   // operand's (n, oh, ow) rows form one strided run, so a tail block needs no splitting.
   kernels::WindowGeometry window;
   bool conv = false, dense_a = false, dense_b = false, rows_merge = true;
+  // gemm: B (a constant weight with unit stride along K) read in place by kernels::gemm_direct,
+  // no packing scratch (sinks that read weights where they lie: the static runner).
+  bool direct = false;
   int int8 = -1;  // int8 ops: the sink's index of its lowered int8 call (runtime/int8_steps.hpp)
 };
 
@@ -8891,7 +8938,7 @@ constexpr std::size_t step_workspace_bytes(const Graph& g, const Step& s) {
     if (s.conv) n += kernels::conv_workspace_floats(s.window, s.packed >= 0);
     return n * sizeof(float);
   }
-  if (s.kind != passes::GroupKind::gemm) return 0;
+  if (s.kind != passes::GroupKind::gemm || s.direct) return 0;
   return kernels::gemm_workspace_size(s.M, s.N, s.K, s.packed >= 0) * sizeof(float);
 }
 
@@ -9067,6 +9114,10 @@ class Lowering {
         s.batch = Shape();
       }
     }
+    // A weight the sink does not pack, with unit stride along K: dot products on it in place.
+    const int r = vb.rank();
+    s.direct = out_.direct_weights() && s.packed < 0 && s.batch.rank() == 0 && g[lb.base].op == Op::constant &&
+               bn.dtype == DType::f32 && (s.b.strides[r - 2] == 1 || s.K == 1);
   }
 
   /// The epilogue of a gemm group (matmul or conv2d root) computing C over `vo`: bias and clamp in
@@ -9205,6 +9256,7 @@ struct FixedSchedule {
     return -1;
   }
   constexpr int lower_int8(const Graph&, const passes::Fusion&, int) { return -1; }  // static int8: not yet
+  constexpr bool direct_weights() const { return true; }
   constexpr void add_step(const Step& s) {
     if (workspace) workspace[s.group] = step_workspace_bytes(*graph, s);
     if constexpr (MaxSteps > 0) steps[num_steps] = s;
@@ -9413,12 +9465,18 @@ void conv_tail(void* ctx, index_t i0, index_t j0, index_t m, index_t n, float* c
   }
 }
 
-template <class Env>
-kernels::GemmEpilogue register_epilogue(const Step& s, const Env& e) {
+/// The clamp the micro-kernel applies in registers.
+inline kernels::GemmEpilogue clamp_epilogue(const Step& s) {
   kernels::GemmEpilogue ep;
   ep.clamp = s.clamp;
   ep.lo = s.lo;
   ep.hi = s.hi;
+  return ep;
+}
+
+template <class Env>
+kernels::GemmEpilogue register_epilogue(const Step& s, const Env& e) {
+  kernels::GemmEpilogue ep = clamp_epilogue(s);
   if (s.bias >= 0) {
     const ValueSpec& v = e.spec(s.bias);
     ep.bias = reinterpret_cast<const float*>(e.ptr(v.base, v.offset, v.dtype));
@@ -9457,15 +9515,32 @@ template <class Env>
 void gemm_batched(const Step& s, const Env& e, kernels::GemmEpilogue ep, const float* packed, float* ws,
                   const float* a0, const float* b0, float* c0, index_t ldc);
 
+/// A matmul step whose constant weight is read in place (Step::direct: the static runner's flash
+/// weights), with the tail program when kTail.
+template <bool kTail = true, class Env>
+void gemm_in_place(const Step& s, const Env& e) {
+  const int r = s.loop.rank();
+  kernels::GemmEpilogue ep = clamp_epilogue(s);
+  if (s.bias >= 0) ep.bias = reinterpret_cast<const float*>(e.at(s.bias_at));
+  TailContext<Env> tc{&e, &s, {}};
+  if constexpr (kTail) {
+    if (s.code_size > 0) {
+      ep.tail = &gemm_tail<Env>;
+      ep.ctx = &tc;
+    }
+  }
+  const index_t ldc = s.M == 1 ? s.N : s.c.strides[r - 2];
+  kernels::gemm_direct(s.M, s.N, s.K, kernels::MatrixRef{reinterpret_cast<const float*>(e.at(s.a_at)), s.a.strides[r - 2], s.a.strides[r - 1]},
+                       kernels::MatrixRef{reinterpret_cast<const float*>(e.at(s.b_at)), s.b.strides[r - 2], s.b.strides[r - 1]},
+                       reinterpret_cast<float*>(const_cast<char*>(e.at(s.c_at))), ldc, ep);
+}
+
 /// A matmul step (operands resolved to Locs at build time: the batch-1 MLP path). kGeneral =
 /// false: the caller knows the step is one launch without a tail (batch merged, no program).
 template <bool kGeneral = true, class Env>
 void gemm(const Step& s, const Env& e) {
   const int r = s.loop.rank();
-  kernels::GemmEpilogue ep;
-  ep.clamp = s.clamp;
-  ep.lo = s.lo;
-  ep.hi = s.hi;
+  kernels::GemmEpilogue ep = clamp_epilogue(s);
   if (s.bias >= 0) ep.bias = reinterpret_cast<const float*>(e.at(s.bias_at));
   const float* packed = e.packed(s);
   float* ws = e.workspace(s);
@@ -9473,6 +9548,7 @@ void gemm(const Step& s, const Env& e) {
   const auto* b0 = packed ? nullptr : reinterpret_cast<const float*>(e.at(s.b_at));
   auto* c0 = reinterpret_cast<float*>(const_cast<char*>(e.at(s.c_at)));
   const index_t ldc = s.M == 1 ? s.N : s.c.strides[r - 2];
+  if (s.direct) return gemm_in_place<kGeneral>(s, e);
   if (s.batch.rank() == 0 && s.code_size == 0) {  // the common case: one launch, no tail
     kernels::gemm(s.M, s.N, s.K, kernels::MatrixRef{a0, s.a.strides[r - 2], s.a.strides[r - 1]},
                   kernels::MatrixRef{b0, s.b.strides[r - 2], s.b.strides[r - 1]}, packed, c0, ldc, ep, ws);
@@ -9981,6 +10057,7 @@ class Executable {
       if (!st.ok() && e.lower_status_.ok()) e.lower_status_ = st;
       return static_cast<int>(e.int8_.size()) - 1;
     }
+    bool direct_weights() const { return false; }  // constant weights are prepacked instead
     void add_step(const Step& s) { e.steps_.push_back(s); }
   };
   void lower() {
@@ -11706,6 +11783,7 @@ struct StaticModel {
     using passes::GroupKind;
     // The tail machinery (an epilogue program per finished block) only where a step has one.
     if constexpr (s.kind == GroupKind::gemm && s.conv) runtime::step_run::conv<(s.code_size > 0)>(s, e);
+    else if constexpr (s.kind == GroupKind::gemm && s.direct) runtime::step_run::gemm_in_place<(s.code_size > 0)>(s, e);
     else if constexpr (s.kind == GroupKind::gemm)
       runtime::step_run::gemm<(s.code_size > 0 || s.batch.rank() > 0)>(s, e);
     else if constexpr (s.kind == GroupKind::window) runtime::step_run::window(s, e);

@@ -1,5 +1,6 @@
-// Shared by fw_static_run*.cpp: deterministic non-zero weights computed by the compiler, a naive
-// dense layer and softmax as the reference, and the image's .text size (support/mps2_an386.ld).
+// Shared by fw_static_*.cpp (include kiln first): deterministic non-zero weights computed by the compiler, a naive
+// dense layer and softmax as the reference, the image's .text size (support/mps2_an386.ld), and
+// the 64-32-10 classifier.
 #pragma once
 
 #include <array>
@@ -37,5 +38,16 @@ inline void softmax(float* y, int n) {
   for (int i = 0; i < n; ++i) y[i] /= s;
 }
 inline long text_bytes() { return static_cast<long>(__text_end - __text_start); }
+
+// The digits classifier's float shape: 64 pixels -> 32 -> 10 classes, with non-zero weights.
+inline constexpr auto kW1 = weights<32 * 64>(1, 0.2f);
+inline constexpr auto kB1 = weights<32>(2, 0.1f);
+inline constexpr auto kW2 = weights<10 * 32>(3, 0.3f);
+inline constexpr auto kB2 = weights<10>(4, 0.1f);
+inline constexpr kiln::TensorView<const float> W1(kW1.data(), {32, 64}), B1(kB1.data(), {32}),
+    W2(kW2.data(), {10, 32}), B2(kB2.data(), {10});
+inline constexpr auto classifier = [](auto x) {
+  return kiln::softmax(kiln::linear(kiln::relu(kiln::linear(x, W1, B1)), W2, B2), -1);
+};
 
 }  // namespace fwm

@@ -14,17 +14,12 @@
 
 namespace {
 
-constexpr auto kW1 = fwm::weights<32 * 64>(1, 0.2f);
-constexpr auto kB1 = fwm::weights<32>(2, 0.1f);
-constexpr auto kW2 = fwm::weights<10 * 32>(3, 0.3f);
-constexpr auto kB2 = fwm::weights<10>(4, 0.1f);
-constexpr kiln::TensorView<const float> W1(kW1.data(), {32, 64}), B1(kB1.data(), {32}), W2(kW2.data(), {10, 32}),
-    B2(kB2.data(), {10});
+using fwm::kB1;
+using fwm::kB2;
+using fwm::kW1;
+using fwm::kW2;
 
-constexpr auto classifier = [](auto x) {
-  return kiln::softmax(kiln::linear(kiln::relu(kiln::linear(x, W1, B1)), W2, B2), -1);
-};
-constexpr kiln::StaticPlan kPlan = kiln::plan(classifier, kiln::input<float>({1, 64}));
+constexpr kiln::StaticPlan kPlan = kiln::plan(fwm::classifier, kiln::input<float>({1, 64}));
 static_assert(kPlan.ok());
 static_assert(kPlan.kernels() == 3, "linear+bias+relu, linear+bias, softmax");
 static_assert(kPlan.arena_bytes() == kPlan.lower_bound(), "the arena meets the liveness lower bound");

@@ -516,6 +516,49 @@ constexpr std::size_t gemm_workspace_size(index_t M, index_t N, index_t K, bool 
 /// gemm_workspace_size floats (may be nullptr when that is 0, e.g. M < MR with
 /// prepacked B). K == 0 gives epilogue(0). M or N == 0 does nothing. C must not
 /// alias A or B.
+/// C(i,j) = epilogue( sum_k A(i,k) * B(k,j) ) with B read where it lies, no packing and no
+/// workspace: one dot product per element of C, for a B with unit stride along K (a linear
+/// layer's weight W[N, K] read as B = W^T). The firmware path for weights in flash (the static
+/// runner): nothing is copied to RAM. Four partial sums over K (sums in another order than
+/// gemm()). The tail sees blocks of at most MC x kTailN.
+inline void gemm_direct(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B, float* C, index_t ldc,
+                        const GemmEpilogue& ep) {
+  using namespace gemm_detail;
+  for (index_t i = 0; i < M; ++i) {
+    const float* a = A.data + i * A.row_stride;
+    const index_t as = A.col_stride;
+    for (index_t j = 0; j < N; ++j) {
+      const float* b = B.data + j * B.col_stride;  // B.row_stride == 1
+      float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+      const float* ap = a;
+      index_t k = K;
+      if (as == 1) {  // a dense row of A: both operands contiguous
+        for (; k >= 4; k -= 4, ap += 4, b += 4) {
+          s0 += ap[0] * b[0];
+          s1 += ap[1] * b[1];
+          s2 += ap[2] * b[2];
+          s3 += ap[3] * b[3];
+        }
+      }
+      for (; k >= 4; k -= 4, ap += 4 * as, b += 4) {
+        s0 += ap[0] * b[0];
+        s1 += ap[as] * b[1];
+        s2 += ap[2 * as] * b[2];
+        s3 += ap[3 * as] * b[3];
+      }
+      for (; k > 0; --k, ap += as, ++b) s0 += *ap * *b;
+      float x = (s0 + s1) + (s2 + s3);
+      if (ep.bias) x += ep.bias[j];
+      if (ep.clamp) x = sclamp(x, ep.lo, ep.hi);
+      C[i * ldc + j] = x;
+    }
+  }
+  if (!ep.tail) return;
+  for (index_t i0 = 0; i0 < M; i0 += kMC)
+    for (index_t j0 = 0; j0 < N; j0 += kTailN)
+      ep.tail(ep.ctx, i0, j0, min_i(kMC, M - i0), min_i(kTailN, N - j0), C + i0 * ldc + j0, ldc);
+}
+
 inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
                  const float* packed_b, float* C, index_t ldc, const GemmEpilogue& ep,
                  float* workspace) {

@@ -220,6 +220,7 @@ class Executable {
       if (!st.ok() && e.lower_status_.ok()) e.lower_status_ = st;
       return static_cast<int>(e.int8_.size()) - 1;
     }
+    bool direct_weights() const { return false; }  // constant weights are prepacked instead
     void add_step(const Step& s) { e.steps_.push_back(s); }
   };
   void lower() {

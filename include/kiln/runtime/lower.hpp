@@ -10,6 +10,7 @@
 //   int  prepack_matmul(const Graph&, int base, index_t offset, index_t K, index_t N, index_t rs, index_t cs)
 //   int  prepack_conv(const Graph&, const Node& weight, const passes::Layout&, const kernels::WindowGeometry&, bool dense)
 //   int  lower_int8(const Graph&, const passes::Fusion&, int root)   // an int8 op's call, by index
+//   bool direct_weights() const   // read unpacked constant weights in place (kernels::gemm_direct)
 //   void add_step(const Step&)
 // (prepack_*: the index of the packed copy, or -1 to pack into the step's workspace at run time).
 #pragma once
@@ -71,6 +72,9 @@ struct Step {
   // operand's (n, oh, ow) rows form one strided run, so a tail block needs no splitting.
   kernels::WindowGeometry window;
   bool conv = false, dense_a = false, dense_b = false, rows_merge = true;
+  // gemm: B (a constant weight with unit stride along K) read in place by kernels::gemm_direct,
+  // no packing scratch (sinks that read weights where they lie: the static runner).
+  bool direct = false;
   int int8 = -1;  // int8 ops: the sink's index of its lowered int8 call (runtime/int8_steps.hpp)
 };
 
@@ -119,7 +123,7 @@ constexpr std::size_t step_workspace_bytes(const Graph& g, const Step& s) {
     if (s.conv) n += kernels::conv_workspace_floats(s.window, s.packed >= 0);
     return n * sizeof(float);
   }
-  if (s.kind != passes::GroupKind::gemm) return 0;
+  if (s.kind != passes::GroupKind::gemm || s.direct) return 0;
   return kernels::gemm_workspace_size(s.M, s.N, s.K, s.packed >= 0) * sizeof(float);
 }
 
@@ -295,6 +299,10 @@ class Lowering {
         s.batch = Shape();
       }
     }
+    // A weight the sink does not pack, with unit stride along K: dot products on it in place.
+    const int r = vb.rank();
+    s.direct = out_.direct_weights() && s.packed < 0 && s.batch.rank() == 0 && g[lb.base].op == Op::constant &&
+               bn.dtype == DType::f32 && (s.b.strides[r - 2] == 1 || s.K == 1);
   }
 
   /// The epilogue of a gemm group (matmul or conv2d root) computing C over `vo`: bias and clamp in
@@ -433,6 +441,7 @@ struct FixedSchedule {
     return -1;
   }
   constexpr int lower_int8(const Graph&, const passes::Fusion&, int) { return -1; }  // static int8: not yet
+  constexpr bool direct_weights() const { return true; }
   constexpr void add_step(const Step& s) {
     if (workspace) workspace[s.group] = step_workspace_bytes(*graph, s);
     if constexpr (MaxSteps > 0) steps[num_steps] = s;

@@ -262,6 +262,7 @@ struct StaticModel {
     using passes::GroupKind;
     // The tail machinery (an epilogue program per finished block) only where a step has one.
     if constexpr (s.kind == GroupKind::gemm && s.conv) runtime::step_run::conv<(s.code_size > 0)>(s, e);
+    else if constexpr (s.kind == GroupKind::gemm && s.direct) runtime::step_run::gemm_in_place<(s.code_size > 0)>(s, e);
     else if constexpr (s.kind == GroupKind::gemm)
       runtime::step_run::gemm<(s.code_size > 0 || s.batch.rank() > 0)>(s, e);
     else if constexpr (s.kind == GroupKind::window) runtime::step_run::window(s, e);

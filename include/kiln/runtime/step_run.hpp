@@ -197,12 +197,18 @@ void conv_tail(void* ctx, index_t i0, index_t j0, index_t m, index_t n, float* c
   }
 }
 
-template <class Env>
-kernels::GemmEpilogue register_epilogue(const Step& s, const Env& e) {
+/// The clamp the micro-kernel applies in registers.
+inline kernels::GemmEpilogue clamp_epilogue(const Step& s) {
   kernels::GemmEpilogue ep;
   ep.clamp = s.clamp;
   ep.lo = s.lo;
   ep.hi = s.hi;
+  return ep;
+}
+
+template <class Env>
+kernels::GemmEpilogue register_epilogue(const Step& s, const Env& e) {
+  kernels::GemmEpilogue ep = clamp_epilogue(s);
   if (s.bias >= 0) {
     const ValueSpec& v = e.spec(s.bias);
     ep.bias = reinterpret_cast<const float*>(e.ptr(v.base, v.offset, v.dtype));
@@ -241,15 +247,32 @@ template <class Env>
 void gemm_batched(const Step& s, const Env& e, kernels::GemmEpilogue ep, const float* packed, float* ws,
                   const float* a0, const float* b0, float* c0, index_t ldc);
 
+/// A matmul step whose constant weight is read in place (Step::direct: the static runner's flash
+/// weights), with the tail program when kTail.
+template <bool kTail = true, class Env>
+void gemm_in_place(const Step& s, const Env& e) {
+  const int r = s.loop.rank();
+  kernels::GemmEpilogue ep = clamp_epilogue(s);
+  if (s.bias >= 0) ep.bias = reinterpret_cast<const float*>(e.at(s.bias_at));
+  TailContext<Env> tc{&e, &s, {}};
+  if constexpr (kTail) {
+    if (s.code_size > 0) {
+      ep.tail = &gemm_tail<Env>;
+      ep.ctx = &tc;
+    }
+  }
+  const index_t ldc = s.M == 1 ? s.N : s.c.strides[r - 2];
+  kernels::gemm_direct(s.M, s.N, s.K, kernels::MatrixRef{reinterpret_cast<const float*>(e.at(s.a_at)), s.a.strides[r - 2], s.a.strides[r - 1]},
+                       kernels::MatrixRef{reinterpret_cast<const float*>(e.at(s.b_at)), s.b.strides[r - 2], s.b.strides[r - 1]},
+                       reinterpret_cast<float*>(const_cast<char*>(e.at(s.c_at))), ldc, ep);
+}
+
 /// A matmul step (operands resolved to Locs at build time: the batch-1 MLP path). kGeneral =
 /// false: the caller knows the step is one launch without a tail (batch merged, no program).
 template <bool kGeneral = true, class Env>
 void gemm(const Step& s, const Env& e) {
   const int r = s.loop.rank();
-  kernels::GemmEpilogue ep;
-  ep.clamp = s.clamp;
-  ep.lo = s.lo;
-  ep.hi = s.hi;
+  kernels::GemmEpilogue ep = clamp_epilogue(s);
   if (s.bias >= 0) ep.bias = reinterpret_cast<const float*>(e.at(s.bias_at));
   const float* packed = e.packed(s);
   float* ws = e.workspace(s);
@@ -257,6 +280,7 @@ void gemm(const Step& s, const Env& e) {
   const auto* b0 = packed ? nullptr : reinterpret_cast<const float*>(e.at(s.b_at));
   auto* c0 = reinterpret_cast<float*>(const_cast<char*>(e.at(s.c_at)));
   const index_t ldc = s.M == 1 ? s.N : s.c.strides[r - 2];
+  if (s.direct) return gemm_in_place<kGeneral>(s, e);
   if (s.batch.rank() == 0 && s.code_size == 0) {  // the common case: one launch, no tail
     kernels::gemm(s.M, s.N, s.K, kernels::MatrixRef{a0, s.a.strides[r - 2], s.a.strides[r - 1]},
                   kernels::MatrixRef{b0, s.b.strides[r - 2], s.b.strides[r - 1]}, packed, c0, ldc, ep, ws);
