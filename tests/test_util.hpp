@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -12,6 +13,18 @@
 #include <kiln/kiln.hpp>
 
 namespace kt {
+
+#if KILN_EXCEPTIONS
+/// The message of the kiln::Error that `f` throws, or "no error".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const kiln::Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+#endif
 
 inline kiln::Tensor<float> random_tensor(const kiln::Shape& s, std::uint32_t seed, float lo = -2.f, float hi = 2.f) {
   kiln::Tensor<float> t(s);

@@ -1793,6 +1793,24 @@ inline void describe_node(std::ostream& os, const Node& n) {
          << "; " << n.p0 << ')';
       return;
     case Op::upsample: os << "upsample(" << n.win.stride_h << 'x' << n.win.stride_w << ')'; return;
+    case Op::quantize:
+    case Op::qlinear:
+    case Op::qconv2d:
+    case Op::qpool2d:
+    case Op::qadd:
+    case Op::qsoftmax: {  // e.g. "qconv2d 3x3/2 g8 relu -> 0.05,-128": the op, its activation, its output quant
+      if (n.op == Op::qconv2d || n.op == Op::qpool2d) {
+        const Window2d& w = n.win;
+        os << (n.op == Op::qconv2d ? "qconv2d " : n.rk == ReduceKind::max ? "qmax_pool2d " : "qavg_pool2d ")
+           << w.kernel_h << 'x' << w.kernel_w << '/' << w.stride_h;
+        if (w.groups != 1) os << " g" << w.groups;
+      } else {
+        os << op_name(n.op);
+      }
+      if (n.fn != EwFn::identity) os << ' ' << ewfn_name(n.fn);
+      os << " -> " << n.quant.scale << ',' << n.quant.zero_point;
+      return;
+    }
     default: os << op_name(n.op); return;
   }
 }
@@ -9942,6 +9960,7 @@ class Executable {
   const passes::MemoryPlan& memory() const { return *mem_; }
   const PlanInfo& info() const { return info_; }
   const std::vector<Step>& steps() const { return steps_; }
+  const std::vector<Int8Step>& int8_steps() const { return int8_; }
   std::size_t arena_bytes() const { return mem_->arena_bytes; }
 
   /// Runs the plan. inputs[i]: dense data of graph input i; outputs[k]: dense buffer for output k;
@@ -10236,7 +10255,9 @@ inline void print_graph(std::ostream& os, const Executable& x) {
     else if (p.kind == passes::Storage::scalar) mem << "immediate";
     else if (p.kind == passes::Storage::parameter) mem << "in place: parameter %" << p.index;
     else mem << "fused (registers)";
-    os << std::setw(4) << ('%' + std::to_string(i)) << "  " << std::left << std::setw(21) << op.str()
+    std::string op_text = op.str();
+    if (op_text.size() >= 21) op_text += ' ';  // a long description (an int8 op's quant) keeps a gap
+    os << std::setw(4) << ('%' + std::to_string(i)) << "  " << std::left << std::setw(21) << op_text
        << std::setw(14) << ins.str() << std::setw(17) << shp.str() << std::setw(7) << dtype_name(n.dtype)
        << std::setw(17) << grp.str() << mem.str() << std::right << '\n';
   }
@@ -10262,6 +10283,14 @@ inline void print_plan(std::ostream& os, const Executable& x) {
       if (s.bias >= 0) os << ", bias in registers";
       if (s.clamp) os << ", clamp [" << s.lo << ", " << s.hi << "] in registers";
       if (s.code_size) os << ", epilogue of " << s.code_size << " instructions on each finished block";
+    } else if (s.kind == passes::GroupKind::int8) {
+      const Int8Call& c = x.int8_steps()[static_cast<std::size_t>(s.int8)].call;
+      os << "; " << op_name(c.op);
+      if (c.op == Op::qlinear || c.op == Op::qconv2d) {
+        const kernels::int8::OutputStage& st = c.op == Op::qlinear ? c.fc.output : c.depthwise ? c.dw.output : c.conv.output;
+        os << (c.depthwise ? " depthwise" : "") << ", requantised per channel, output clamp [" << st.act_min << ", "
+           << st.act_max << ']';
+      }
     } else if (s.code_size) {
       os << "; program of " << s.code_size << " instructions, " << s.num_regs << " register tiles, " << s.num_ops
          << " loads, " << s.num_tgts << " stores";

@@ -4,6 +4,8 @@
 // and the core types must stay usable there. Nothing here is run.
 #include <kiln/kiln.hpp>
 
+#include "../ptq/tiny_int8.hpp"
+
 #if KILN_EXCEPTIONS
 #error "kiln_core_noexcept_check must be compiled with -fno-exceptions"
 #endif
@@ -87,5 +89,8 @@ int int8_plan_nodes() {
   };
   return kiln::plan(model, kiln::input<float>({2, 4})).nodes();
 }
+
+// A header emitted by kiln::ptq (tests/ptq/tiny_int8.hpp) plans in a firmware build.
+int ptq_header_kernels() { return kiln::plan(tiny_int8::model, tiny_int8::input).kernels(); }
 
 }  // namespace kiln_compile_check

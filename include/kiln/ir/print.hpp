@@ -50,6 +50,24 @@ inline void describe_node(std::ostream& os, const Node& n) {
          << "; " << n.p0 << ')';
       return;
     case Op::upsample: os << "upsample(" << n.win.stride_h << 'x' << n.win.stride_w << ')'; return;
+    case Op::quantize:
+    case Op::qlinear:
+    case Op::qconv2d:
+    case Op::qpool2d:
+    case Op::qadd:
+    case Op::qsoftmax: {  // e.g. "qconv2d 3x3/2 g8 relu -> 0.05,-128": the op, its activation, its output quant
+      if (n.op == Op::qconv2d || n.op == Op::qpool2d) {
+        const Window2d& w = n.win;
+        os << (n.op == Op::qconv2d ? "qconv2d " : n.rk == ReduceKind::max ? "qmax_pool2d " : "qavg_pool2d ")
+           << w.kernel_h << 'x' << w.kernel_w << '/' << w.stride_h;
+        if (w.groups != 1) os << " g" << w.groups;
+      } else {
+        os << op_name(n.op);
+      }
+      if (n.fn != EwFn::identity) os << ' ' << ewfn_name(n.fn);
+      os << " -> " << n.quant.scale << ',' << n.quant.zero_point;
+      return;
+    }
     default: os << op_name(n.op); return;
   }
 }

@@ -105,6 +105,7 @@ class Executable {
   const passes::MemoryPlan& memory() const { return *mem_; }
   const PlanInfo& info() const { return info_; }
   const std::vector<Step>& steps() const { return steps_; }
+  const std::vector<Int8Step>& int8_steps() const { return int8_; }
   std::size_t arena_bytes() const { return mem_->arena_bytes; }
 
   /// Runs the plan. inputs[i]: dense data of graph input i; outputs[k]: dense buffer for output k;

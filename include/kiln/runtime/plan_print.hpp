@@ -43,7 +43,9 @@ inline void print_graph(std::ostream& os, const Executable& x) {
     else if (p.kind == passes::Storage::scalar) mem << "immediate";
     else if (p.kind == passes::Storage::parameter) mem << "in place: parameter %" << p.index;
     else mem << "fused (registers)";
-    os << std::setw(4) << ('%' + std::to_string(i)) << "  " << std::left << std::setw(21) << op.str()
+    std::string op_text = op.str();
+    if (op_text.size() >= 21) op_text += ' ';  // a long description (an int8 op's quant) keeps a gap
+    os << std::setw(4) << ('%' + std::to_string(i)) << "  " << std::left << std::setw(21) << op_text
        << std::setw(14) << ins.str() << std::setw(17) << shp.str() << std::setw(7) << dtype_name(n.dtype)
        << std::setw(17) << grp.str() << mem.str() << std::right << '\n';
   }
@@ -69,6 +71,14 @@ inline void print_plan(std::ostream& os, const Executable& x) {
       if (s.bias >= 0) os << ", bias in registers";
       if (s.clamp) os << ", clamp [" << s.lo << ", " << s.hi << "] in registers";
       if (s.code_size) os << ", epilogue of " << s.code_size << " instructions on each finished block";
+    } else if (s.kind == passes::GroupKind::int8) {
+      const Int8Call& c = x.int8_steps()[static_cast<std::size_t>(s.int8)].call;
+      os << "; " << op_name(c.op);
+      if (c.op == Op::qlinear || c.op == Op::qconv2d) {
+        const kernels::int8::OutputStage& st = c.op == Op::qlinear ? c.fc.output : c.depthwise ? c.dw.output : c.conv.output;
+        os << (c.depthwise ? " depthwise" : "") << ", requantised per channel, output clamp [" << st.act_min << ", "
+           << st.act_max << ']';
+      }
     } else if (s.code_size) {
       os << "; program of " << s.code_size << " instructions, " << s.num_regs << " register tiles, " << s.num_ops
          << " loads, " << s.num_tgts << " stores";
