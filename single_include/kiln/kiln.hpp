@@ -865,6 +865,8 @@ struct Node {
   std::int8_t perm[kMaxRank]{};
   int index = 0;                 // input: argument position; constant: constant slot
   const void* data = nullptr;    // constant: the captured tensor's data
+  const float* f32 = nullptr;    // constant f32 data, typed: what a constant expression can read
+                                 // (the static runner's int8 multipliers from weight scales)
   Window2d win;                  // conv2d, pool2d, pad, upsample
   QuantParams quant;             // i8 results: this value's scale and zero point
   QuantParams in_quant[2];       // inputs 0 and 1's quant, copied by Graph::add (int8 ops read them)
@@ -8851,6 +8853,153 @@ inline void run_node(const Node& n, const void* const* in, const Shape* in_shape
 }  // namespace kiln::runtime
 // ---- end kiln/runtime/eager.hpp ----
 
+// ---- begin kiln/runtime/int8_static.hpp ----
+// kiln/runtime/int8_static.hpp — an int8 op of a compile-time plan lowered in a constant
+// expression for the static runner (runtime/static_run.hpp).
+//
+// prepare_int8 (runtime/int8_steps.hpp) runs at compile time: the per-channel Q31 multipliers and
+// shifts, ADD's and SOFTMAX's parameters and the fused activation's clamp become constants in
+// flash. Weight scales are read through the constant's typed pointer (Node::f32); weights and
+// bias are read where they lie at run time; a depthwise weight is re-laid out into the kernel's
+// [1, kh, kw, O] in the step's scratch, and strided activations are copied densely there.
+
+
+namespace kiln::runtime {
+
+/// A value an int8 step reads: base node, element offset, strides over its own shape.
+struct Int8Ref {
+  int base = -1;
+  index_t offset = 0;
+  Strides strides;
+  DType dtype = DType::i8;
+  Shape shape;
+  bool dense = true;
+};
+
+/// One int8 node, prepared at compile time. The call's multiplier/shift pointers are bound at
+/// run time to the schedule's arrays from `channel_begin`.
+struct StaticInt8 {
+  Int8Call call;
+  Int8Ref x, x2, w, bias;
+  index_t channel_begin = 0, channels = 0;
+  std::size_t workspace_bytes = 0;  // dense copies of x, x2, and the weight in the kernel's layout
+};
+
+constexpr Int8Ref int8_ref(const Graph& g, const passes::Fusion& f, int id) {
+  const passes::Layout& l = f.layouts[id];
+  return Int8Ref{l.base, l.offset, l.strides, g[id].dtype, g[id].shape, passes::is_contiguous(g[id].shape, l)};
+}
+constexpr std::size_t int8_copy_bytes(const Int8Ref& r) {
+  return r.base < 0 || r.dense ? 0 : align_up(static_cast<std::size_t>(r.shape.numel()) * dtype_size(r.dtype));
+}
+
+/// Points the call's output stage at its multipliers and shifts. (Member by member: GCC 12
+/// loses track of a constant built through a pointer to one of the stages.)
+constexpr void bind_int8_channels(Int8Call& c, const std::int32_t* mult, const std::int32_t* shift) {
+  if (c.op == Op::qlinear) {
+    c.fc.output.multiplier = mult;
+    c.fc.output.shift = shift;
+  } else if (c.op == Op::qconv2d && c.depthwise) {
+    c.dw.output.multiplier = mult;
+    c.dw.output.shift = shift;
+  } else if (c.op == Op::qconv2d) {
+    c.conv.output.multiplier = mult;
+    c.conv.output.shift = shift;
+  }
+}
+
+/// `c` with its output stages' multiplier/shift pointers null (bound at run time), built member
+/// by member: GCC 12 rejects a constant copied whole from an object that once held pointers to
+/// locals ("used in its own initializer"), even after they were reset.
+constexpr Int8Call without_channels(const Int8Call& c) {
+  auto stage = [](const kernels::int8::OutputStage& o) {
+    return kernels::int8::OutputStage{nullptr, nullptr, o.per_channel, o.output_offset, o.act_min, o.act_max};
+  };
+  Int8Call r;
+  r.op = c.op;
+  r.x = c.x;
+  r.x2 = c.x2;
+  r.w = c.w;
+  r.y = c.y;
+  r.in = c.in;
+  r.out = c.out;
+  r.depthwise = c.depthwise;
+  r.rk = c.rk;
+  r.fc = kernels::int8::FullyConnectedParams{c.fc.input_offset, stage(c.fc.output)};
+  r.conv = kernels::int8::Conv2DParams{c.conv.window, c.conv.input_offset, stage(c.conv.output)};
+  r.dw = kernels::int8::DepthwiseConv2DParams{c.dw.window, c.dw.depth_multiplier, c.dw.input_offset,
+                                              stage(c.dw.output)};
+  r.pool = c.pool;
+  r.add = c.add;
+  r.softmax = c.softmax;
+  return r;
+}
+
+/// Lowers int8 node `id`: `mult` / `shift` receive int8_channels() entries. Errors name the op.
+constexpr Status lower_int8_static(const Graph& g, const passes::Fusion& f, int id, StaticInt8& s,
+                                   std::int32_t* mult, std::int32_t* shift) {
+  const Node& n = g[id];
+  Shape in[kMaxInputs];
+  for (int k = 0; k < n.num_inputs; ++k) in[k] = g[n.inputs[k]].shape;
+  s.x = int8_ref(g, f, n.inputs[0]);
+  if (n.op == Op::qadd) s.x2 = int8_ref(g, f, n.inputs[1]);
+  const float* scales = nullptr;
+  if (n.op == Op::qlinear || n.op == Op::qconv2d) {
+    s.w = int8_ref(g, f, n.inputs[1]);
+    const Int8Ref sc = int8_ref(g, f, n.inputs[2]);
+    if (n.num_inputs == 4) s.bias = int8_ref(g, f, n.inputs[3]);
+    const bool constants = g[s.w.base].op == Op::constant && g[sc.base].op == Op::constant &&
+                           (n.num_inputs < 4 || g[s.bias.base].op == Op::constant);
+    if (!constants || !g[sc.base].f32 || !sc.dense || !s.bias.dense)
+      return Status(Errc::not_supported) << op_name(n.op) << ": the static runner needs the weight " << in[1]
+                                         << ", its scales and the bias as constants (scales and bias contiguous)";
+    scales = g[sc.base].f32 + sc.offset;
+    s.channels = int8_channels(n, in);
+  }
+  Int8Call call;
+  const Status st = prepare_int8(n, in, scales, mult, shift, call);
+  if (!st.ok()) return st;
+  s.call = without_channels(call);
+  if (s.call.depthwise) s.w.dense = false;  // re-laid out at run time
+  s.workspace_bytes = int8_copy_bytes(s.x) + int8_copy_bytes(s.x2) + int8_copy_bytes(s.w);
+  return Status();
+}
+
+/// Runs a lowered int8 step: `at(base, offset, dtype)` resolves a value's address, `ws` is the
+/// step's scratch (workspace_bytes), `out` the node's buffer.
+template <class At>
+Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std::int32_t* shift, At&& at,
+                       char* ws, void* out) {
+  auto dense = [&](const Int8Ref& r) -> const void* {
+    if (r.base < 0) return nullptr;
+    const char* p = at(r.base, r.offset, r.dtype);
+    if (r.dense || !ws) return p;  // (the plan gives every copy its scratch)
+    strided_copy(p, r.dtype, r.shape, r.strides, ws);
+    const char* copy = ws;
+    ws += int8_copy_bytes(r);
+    return copy;
+  };
+  Int8Call c = q.call;
+  bind_int8_channels(c, mult + q.channel_begin, shift + q.channel_begin);
+  const void* x = dense(q.x);
+  const void* x2 = dense(q.x2);
+  const std::int8_t* w = nullptr;
+  if (q.w.base >= 0 && c.depthwise && ws) {  // OHWI [O, kh, kw, 1] -> the kernel's [1, kh, kw, O]
+    auto* relaid = reinterpret_cast<std::int8_t*>(ws);
+    depthwise_weight_to_kernel_layout(reinterpret_cast<const std::int8_t*>(at(q.w.base, q.w.offset, q.w.dtype)),
+                                      q.w.shape, q.w.strides, relaid);
+    w = relaid;
+  } else if (q.w.base >= 0) {
+    w = static_cast<const std::int8_t*>(dense(q.w));
+  }
+  const auto* bias = q.bias.base >= 0 ? reinterpret_cast<const std::int32_t*>(at(q.bias.base, q.bias.offset, q.bias.dtype))
+                                      : nullptr;
+  return run_int8(c, x, x2, w, bias, out);
+}
+
+}  // namespace kiln::runtime
+// ---- end kiln/runtime/int8_static.hpp ----
+
 namespace kiln::runtime {
 
 /// A value read or written by a step: its base buffer, element offset, and strides over the
@@ -9242,18 +9391,26 @@ constexpr void lower_groups(const Graph& g, const passes::Fusion& f, Sink& out) 
 
 namespace kiln::runtime {
 
-/// A lowering sink of fixed capacity, usable in a constant expression: steps, programs and
-/// operand specs in arrays. Nothing is prepacked: constant weights are read where they lie (flash)
-/// and packed into each step's workspace in the arena at run time. With `workspace` set, each
-/// step's scratch bytes are written there by group (what plan_memory needs).
-template <int MaxSteps, int MaxCode, int MaxSpecs>
+/// A lowering sink of fixed capacity, usable in a constant expression: steps, programs, operand
+/// specs and int8 calls (with their multipliers and shifts) in arrays. Nothing is prepacked:
+/// constant weights are read where they lie (flash); a linear layer's weight by dot products
+/// (Step::direct), a conv's packed into its step's workspace in the arena at run time. With
+/// `workspace` set, each step's scratch bytes are written there by group (what plan_memory
+/// needs). MaxInt8 == 0: int8 calls are counted, not kept (their channels share the arrays).
+template <int MaxSteps, int MaxCode, int MaxSpecs, int MaxInt8 = 0, int MaxChannels = 0>
 struct FixedSchedule {
   Step steps[MaxSteps > 0 ? MaxSteps : 1]{};
   kernels::EwInstr code[MaxCode > 0 ? MaxCode : 1]{};
   ValueSpec specs[MaxSpecs > 0 ? MaxSpecs : 1]{};
-  int num_steps = 0, code_size = 0, spec_count = 0;
+  StaticInt8 int8[MaxInt8 > 0 ? MaxInt8 : 1]{};
+  std::int32_t mult[MaxChannels > 0 ? MaxChannels : 1]{}, shift[MaxChannels > 0 ? MaxChannels : 1]{};
+  int num_steps = 0, code_size = 0, spec_count = 0, num_int8 = 0;
+  index_t num_channels = 0;  // multipliers kept (MaxInt8 > 0)
+  index_t total_channels = 0;  // multipliers of every int8 call lowered
+  Status status;             // the first lowering error (an int8 op the static runner cannot run)
   const Graph* graph = nullptr;        // with workspace: the graph being lowered
   std::size_t* workspace = nullptr;    // by group
+  std::size_t int8_workspace = 0;      // of the int8 call just lowered
 
   // Capacity is the caller's promise (StaticPlan records the exact counts); an index past it is
   // a compile error in a constant expression, never a silent overflow.
@@ -9273,10 +9430,37 @@ struct FixedSchedule {
   constexpr int prepack_conv(const Graph&, const Node&, const passes::Layout&, const kernels::WindowGeometry&, bool) {
     return -1;
   }
-  constexpr int lower_int8(const Graph&, const passes::Fusion&, int) { return -1; }  // static int8: not yet
   constexpr bool direct_weights() const { return true; }
+  constexpr int lower_int8(const Graph& g, const passes::Fusion& f, int root) {
+    StaticInt8 q;
+    const index_t begin = MaxInt8 > 0 ? num_channels : 0;
+    const index_t need = g[root].op == Op::qlinear || g[root].op == Op::qconv2d ? g[g[root].inputs[1]].shape[0] : 0;
+    if (begin + need > MaxChannels) {
+      if (status.ok())
+        status = Status(Errc::not_supported) << op_name(g[root].op) << ": more output channels than the static "
+                                             << "schedule holds (" << static_cast<long long>(need) << ')';
+      return -1;
+    }
+    // Prepared into locals, then copied into the arrays (without MaxInt8 nothing is kept).
+    std::int32_t m[MaxChannels > 0 ? MaxChannels : 1]{}, sh[MaxChannels > 0 ? MaxChannels : 1]{};
+    const Status st = lower_int8_static(g, f, root, q, m, sh);
+    if (!st.ok() && status.ok()) status = st;
+    for (index_t k = 0; k < need && MaxInt8 > 0; ++k) {
+      mult[begin + k] = m[k];
+      shift[begin + k] = sh[k];
+    }
+    q.channel_begin = begin;
+    int8_workspace = q.workspace_bytes;
+    total_channels += need;
+    if constexpr (MaxInt8 > 0) {
+      int8[num_int8] = q;
+      num_channels += need;
+    }
+    return num_int8++;
+  }
   constexpr void add_step(const Step& s) {
-    if (workspace) workspace[s.group] = step_workspace_bytes(*graph, s);
+    if (workspace)
+      workspace[s.group] = s.kind == passes::GroupKind::int8 ? int8_workspace : step_workspace_bytes(*graph, s);
     if constexpr (MaxSteps > 0) steps[num_steps] = s;
     ++num_steps;
   }
@@ -10499,6 +10683,13 @@ constexpr int node_in(const Trace& t, const A& a) {
     n.dtype = dt;
     n.shape = a.shape();
     n.data = data;
+    if constexpr (dt == DType::f32) {  // typed too: a constant expression cannot read through void*
+#ifndef KILN_NO_HEAP
+      if constexpr (is_owning<bare<A>>::value) n.f32 = static_cast<const float*>(data);
+      else
+#endif
+        n.f32 = a.data();
+    }
     return g.add(n);
   } else {
     Node n;
@@ -11489,7 +11680,9 @@ struct StaticPlan {
   passes::Fusion fusion;
   passes::MemoryPlan memory;
   int simplified = 0, cse = 0, dead = 0;
-  int code_size = 0, num_specs = 0;  // the lowered schedule's sizes (runtime/static_run.hpp)
+  // The lowered schedule's sizes (runtime/static_run.hpp): program instructions, operand specs,
+  // int8 calls and their per-channel multipliers.
+  int code_size = 0, num_specs = 0, num_int8 = 0, int8_channels = 0;
 
   constexpr bool ok() const { return graph.ok(); }
   constexpr const Status& status() const { return graph.status(); }
@@ -11562,12 +11755,20 @@ constexpr StaticPlan plan(const Fn& fn, const Input<T>&... inputs) {
   // Lower once to learn each step's scratch (the static runner packs weights in the arena) and
   // the schedule's sizes; the runner lowers again into arrays of exactly these sizes.
   std::size_t workspace[kMaxNodes]{};
-  runtime::FixedSchedule<0, 8 * kMaxNodes + 64, 4 * kMaxNodes + 64> lowered;
+  // (int8 calls are only counted here; 4096 multipliers of scratch bound one call's channels.)
+  runtime::FixedSchedule<0, 8 * kMaxNodes + 64, 4 * kMaxNodes + 64, 0, 4096> lowered;
   lowered.graph = &g;
   lowered.workspace = workspace;
   runtime::lower_groups(g, p.fusion, lowered);
+  if (!lowered.status.ok()) {
+    g.set_error(lowered.status);
+    report_static_trace_error(g.status());
+    return p;
+  }
   p.code_size = lowered.code_size;
   p.num_specs = lowered.spec_count;
+  p.num_int8 = lowered.num_int8;
+  p.int8_channels = static_cast<int>(lowered.total_channels);
   passes::plan_memory(g, p.fusion, workspace, p.memory);
   return p;
 }
@@ -11603,9 +11804,9 @@ struct OutputCopy {
   DType dtype = DType::f32;
 };
 
-template <int S, int C, int V, int N, int O>
+template <int S, int C, int V, int N, int O, int Q, int CH>
 struct Schedule {
-  runtime::FixedSchedule<S, C, V> lowered;
+  runtime::FixedSchedule<S, C, V, Q, CH> lowered;
   StepNode nodes[S > 0 ? S : 1]{};
   BaseLoc bases[N > 0 ? N : 1]{};
   OutputCopy outputs[O > 0 ? O : 1]{};
@@ -11618,9 +11819,9 @@ constexpr runtime::Loc base_loc(int base, index_t offset, DType t) {
   return l;
 }
 
-template <int S, int C, int V, int N, int O>
-constexpr Schedule<S, C, V, N, O> make_schedule(const StaticPlan& p) {
-  Schedule<S, C, V, N, O> sc;
+template <int S, int C, int V, int N, int O, int Q, int CH>
+constexpr Schedule<S, C, V, N, O, Q, CH> make_schedule(const StaticPlan& p) {
+  Schedule<S, C, V, N, O, Q, CH> sc;
   const Graph& g = p.graph;
   runtime::lower_groups(g, p.fusion, sc.lowered);
   for (int i = 0; i < g.size(); ++i) {
@@ -11657,6 +11858,12 @@ constexpr Schedule<S, C, V, N, O> make_schedule(const StaticPlan& p) {
   }
   return sc;
 }
+
+/// Plan P's schedule: a namespace-scope constant (one object per plan, in flash).
+template <const StaticPlan& P>
+inline constexpr auto schedule_of =
+    make_schedule<P.kernels(), P.code_size, P.num_specs, P.graph.size(), P.graph.num_outputs(), P.num_int8,
+                  P.int8_channels>(P);
 
 /// The graph node of model input `k`.
 constexpr int input_node(const Graph& g, int k) {
@@ -11752,8 +11959,7 @@ struct StaticModel {
   static constexpr int num_inputs = static_run_detail::num_inputs(P.graph);
   static constexpr int num_outputs = P.graph.num_outputs();
   static constexpr int num_steps = P.kernels();
-  static constexpr auto schedule =
-      static_run_detail::make_schedule<P.kernels(), P.code_size, P.num_specs, P.graph.size(), P.graph.num_outputs()>(P);
+  static constexpr const auto& schedule = static_run_detail::schedule_of<P>;
 
   /// Element count and dtype of model input / output k.
   static constexpr index_t input_elements(int k) { return P.graph[static_run_detail::input_node(P.graph, k)].shape.numel(); }
@@ -11820,7 +12026,13 @@ struct StaticModel {
     else if constexpr (s.kind == GroupKind::reduce || s.kind == GroupKind::softmax) runtime::step_run::reduction(s, e);
     else if constexpr (s.kind == GroupKind::copy) runtime::step_run::copy(s, e);
     else if constexpr (s.kind == GroupKind::concat) runtime::step_run::concat(s, e);
-    else static_assert(s.kind != GroupKind::int8, "kiln::run: int8 steps are not in the static runner yet");
+    else if constexpr (s.kind == GroupKind::int8) {
+      const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
+      auto at = [&e](int base, index_t offset, DType t) { return e.ptr(base, offset, t); };
+      (void)runtime::run_int8_static(q, schedule.lowered.mult, schedule.lowered.shift, at,
+                                     s.workspace_bytes >= 0 ? e.arena + s.workspace_bytes : nullptr,
+                                     runtime::step_run::node_out(e, s));  // parameters checked at compile time
+    }
   }
   template <std::size_t... I>
   static void run_steps(const Env& e, std::index_sequence<I...>) {

@@ -17,6 +17,7 @@
 
 #include "../passes/fusion.hpp"
 #include "eager.hpp"
+#include "int8_static.hpp"
 
 namespace kiln::runtime {
 
@@ -409,18 +410,26 @@ constexpr void lower_groups(const Graph& g, const passes::Fusion& f, Sink& out) 
 
 namespace kiln::runtime {
 
-/// A lowering sink of fixed capacity, usable in a constant expression: steps, programs and
-/// operand specs in arrays. Nothing is prepacked: constant weights are read where they lie (flash)
-/// and packed into each step's workspace in the arena at run time. With `workspace` set, each
-/// step's scratch bytes are written there by group (what plan_memory needs).
-template <int MaxSteps, int MaxCode, int MaxSpecs>
+/// A lowering sink of fixed capacity, usable in a constant expression: steps, programs, operand
+/// specs and int8 calls (with their multipliers and shifts) in arrays. Nothing is prepacked:
+/// constant weights are read where they lie (flash); a linear layer's weight by dot products
+/// (Step::direct), a conv's packed into its step's workspace in the arena at run time. With
+/// `workspace` set, each step's scratch bytes are written there by group (what plan_memory
+/// needs). MaxInt8 == 0: int8 calls are counted, not kept (their channels share the arrays).
+template <int MaxSteps, int MaxCode, int MaxSpecs, int MaxInt8 = 0, int MaxChannels = 0>
 struct FixedSchedule {
   Step steps[MaxSteps > 0 ? MaxSteps : 1]{};
   kernels::EwInstr code[MaxCode > 0 ? MaxCode : 1]{};
   ValueSpec specs[MaxSpecs > 0 ? MaxSpecs : 1]{};
-  int num_steps = 0, code_size = 0, spec_count = 0;
+  StaticInt8 int8[MaxInt8 > 0 ? MaxInt8 : 1]{};
+  std::int32_t mult[MaxChannels > 0 ? MaxChannels : 1]{}, shift[MaxChannels > 0 ? MaxChannels : 1]{};
+  int num_steps = 0, code_size = 0, spec_count = 0, num_int8 = 0;
+  index_t num_channels = 0;  // multipliers kept (MaxInt8 > 0)
+  index_t total_channels = 0;  // multipliers of every int8 call lowered
+  Status status;             // the first lowering error (an int8 op the static runner cannot run)
   const Graph* graph = nullptr;        // with workspace: the graph being lowered
   std::size_t* workspace = nullptr;    // by group
+  std::size_t int8_workspace = 0;      // of the int8 call just lowered
 
   // Capacity is the caller's promise (StaticPlan records the exact counts); an index past it is
   // a compile error in a constant expression, never a silent overflow.
@@ -440,10 +449,37 @@ struct FixedSchedule {
   constexpr int prepack_conv(const Graph&, const Node&, const passes::Layout&, const kernels::WindowGeometry&, bool) {
     return -1;
   }
-  constexpr int lower_int8(const Graph&, const passes::Fusion&, int) { return -1; }  // static int8: not yet
   constexpr bool direct_weights() const { return true; }
+  constexpr int lower_int8(const Graph& g, const passes::Fusion& f, int root) {
+    StaticInt8 q;
+    const index_t begin = MaxInt8 > 0 ? num_channels : 0;
+    const index_t need = g[root].op == Op::qlinear || g[root].op == Op::qconv2d ? g[g[root].inputs[1]].shape[0] : 0;
+    if (begin + need > MaxChannels) {
+      if (status.ok())
+        status = Status(Errc::not_supported) << op_name(g[root].op) << ": more output channels than the static "
+                                             << "schedule holds (" << static_cast<long long>(need) << ')';
+      return -1;
+    }
+    // Prepared into locals, then copied into the arrays (without MaxInt8 nothing is kept).
+    std::int32_t m[MaxChannels > 0 ? MaxChannels : 1]{}, sh[MaxChannels > 0 ? MaxChannels : 1]{};
+    const Status st = lower_int8_static(g, f, root, q, m, sh);
+    if (!st.ok() && status.ok()) status = st;
+    for (index_t k = 0; k < need && MaxInt8 > 0; ++k) {
+      mult[begin + k] = m[k];
+      shift[begin + k] = sh[k];
+    }
+    q.channel_begin = begin;
+    int8_workspace = q.workspace_bytes;
+    total_channels += need;
+    if constexpr (MaxInt8 > 0) {
+      int8[num_int8] = q;
+      num_channels += need;
+    }
+    return num_int8++;
+  }
   constexpr void add_step(const Step& s) {
-    if (workspace) workspace[s.group] = step_workspace_bytes(*graph, s);
+    if (workspace)
+      workspace[s.group] = s.kind == passes::GroupKind::int8 ? int8_workspace : step_workspace_bytes(*graph, s);
     if constexpr (MaxSteps > 0) steps[num_steps] = s;
     ++num_steps;
   }

@@ -53,9 +53,9 @@ struct OutputCopy {
   DType dtype = DType::f32;
 };
 
-template <int S, int C, int V, int N, int O>
+template <int S, int C, int V, int N, int O, int Q, int CH>
 struct Schedule {
-  runtime::FixedSchedule<S, C, V> lowered;
+  runtime::FixedSchedule<S, C, V, Q, CH> lowered;
   StepNode nodes[S > 0 ? S : 1]{};
   BaseLoc bases[N > 0 ? N : 1]{};
   OutputCopy outputs[O > 0 ? O : 1]{};
@@ -68,9 +68,9 @@ constexpr runtime::Loc base_loc(int base, index_t offset, DType t) {
   return l;
 }
 
-template <int S, int C, int V, int N, int O>
-constexpr Schedule<S, C, V, N, O> make_schedule(const StaticPlan& p) {
-  Schedule<S, C, V, N, O> sc;
+template <int S, int C, int V, int N, int O, int Q, int CH>
+constexpr Schedule<S, C, V, N, O, Q, CH> make_schedule(const StaticPlan& p) {
+  Schedule<S, C, V, N, O, Q, CH> sc;
   const Graph& g = p.graph;
   runtime::lower_groups(g, p.fusion, sc.lowered);
   for (int i = 0; i < g.size(); ++i) {
@@ -107,6 +107,12 @@ constexpr Schedule<S, C, V, N, O> make_schedule(const StaticPlan& p) {
   }
   return sc;
 }
+
+/// Plan P's schedule: a namespace-scope constant (one object per plan, in flash).
+template <const StaticPlan& P>
+inline constexpr auto schedule_of =
+    make_schedule<P.kernels(), P.code_size, P.num_specs, P.graph.size(), P.graph.num_outputs(), P.num_int8,
+                  P.int8_channels>(P);
 
 /// The graph node of model input `k`.
 constexpr int input_node(const Graph& g, int k) {
@@ -202,8 +208,7 @@ struct StaticModel {
   static constexpr int num_inputs = static_run_detail::num_inputs(P.graph);
   static constexpr int num_outputs = P.graph.num_outputs();
   static constexpr int num_steps = P.kernels();
-  static constexpr auto schedule =
-      static_run_detail::make_schedule<P.kernels(), P.code_size, P.num_specs, P.graph.size(), P.graph.num_outputs()>(P);
+  static constexpr const auto& schedule = static_run_detail::schedule_of<P>;
 
   /// Element count and dtype of model input / output k.
   static constexpr index_t input_elements(int k) { return P.graph[static_run_detail::input_node(P.graph, k)].shape.numel(); }
@@ -270,7 +275,13 @@ struct StaticModel {
     else if constexpr (s.kind == GroupKind::reduce || s.kind == GroupKind::softmax) runtime::step_run::reduction(s, e);
     else if constexpr (s.kind == GroupKind::copy) runtime::step_run::copy(s, e);
     else if constexpr (s.kind == GroupKind::concat) runtime::step_run::concat(s, e);
-    else static_assert(s.kind != GroupKind::int8, "kiln::run: int8 steps are not in the static runner yet");
+    else if constexpr (s.kind == GroupKind::int8) {
+      const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
+      auto at = [&e](int base, index_t offset, DType t) { return e.ptr(base, offset, t); };
+      (void)runtime::run_int8_static(q, schedule.lowered.mult, schedule.lowered.shift, at,
+                                     s.workspace_bytes >= 0 ? e.arena + s.workspace_bytes : nullptr,
+                                     runtime::step_run::node_out(e, s));  // parameters checked at compile time
+    }
   }
   template <std::size_t... I>
   static void run_steps(const Env& e, std::index_sequence<I...>) {

@@ -44,7 +44,9 @@ struct StaticPlan {
   passes::Fusion fusion;
   passes::MemoryPlan memory;
   int simplified = 0, cse = 0, dead = 0;
-  int code_size = 0, num_specs = 0;  // the lowered schedule's sizes (runtime/static_run.hpp)
+  // The lowered schedule's sizes (runtime/static_run.hpp): program instructions, operand specs,
+  // int8 calls and their per-channel multipliers.
+  int code_size = 0, num_specs = 0, num_int8 = 0, int8_channels = 0;
 
   constexpr bool ok() const { return graph.ok(); }
   constexpr const Status& status() const { return graph.status(); }
@@ -117,12 +119,20 @@ constexpr StaticPlan plan(const Fn& fn, const Input<T>&... inputs) {
   // Lower once to learn each step's scratch (the static runner packs weights in the arena) and
   // the schedule's sizes; the runner lowers again into arrays of exactly these sizes.
   std::size_t workspace[kMaxNodes]{};
-  runtime::FixedSchedule<0, 8 * kMaxNodes + 64, 4 * kMaxNodes + 64> lowered;
+  // (int8 calls are only counted here; 4096 multipliers of scratch bound one call's channels.)
+  runtime::FixedSchedule<0, 8 * kMaxNodes + 64, 4 * kMaxNodes + 64, 0, 4096> lowered;
   lowered.graph = &g;
   lowered.workspace = workspace;
   runtime::lower_groups(g, p.fusion, lowered);
+  if (!lowered.status.ok()) {
+    g.set_error(lowered.status);
+    report_static_trace_error(g.status());
+    return p;
+  }
   p.code_size = lowered.code_size;
   p.num_specs = lowered.spec_count;
+  p.num_int8 = lowered.num_int8;
+  p.int8_channels = static_cast<int>(lowered.total_channels);
   passes::plan_memory(g, p.fusion, workspace, p.memory);
   return p;
 }
