@@ -8478,9 +8478,6 @@ inline void run_int8_node(const Node& n, const void* const* in, const Shape* in_
   if (!s.ok()) fail(s);
 }
 
-#ifndef KILN_NO_HEAP
-// ---- compiled ---------------------------------------------------------------------------------
-
 /// An activation operand of a compiled int8 step: where it lives (a base node's buffer, element
 /// offset, strides over its own shape) and whether the kernel can read it in place.
 struct Int8Operand {
@@ -8491,6 +8488,9 @@ struct Int8Operand {
   Shape shape;
   bool dense = true;
 };
+
+#ifndef KILN_NO_HEAP
+// ---- compiled ---------------------------------------------------------------------------------
 
 /// An int8 node lowered once for the Executable.
 struct Int8Step {
@@ -8866,15 +8866,9 @@ inline void run_node(const Node& n, const void* const* in, const Shape* in_shape
 
 namespace kiln::runtime {
 
-/// A value an int8 step reads: base node, element offset, strides over its own shape.
-struct Int8Ref {
-  int base = -1;
-  index_t offset = 0;
-  Strides strides;
-  DType dtype = DType::i8;
-  Shape shape;
-  bool dense = true;
-};
+/// A value an int8 step reads (runtime/int8_steps.hpp's operand: base node, element offset,
+/// strides over its own shape, whether the kernel reads it in place).
+using Int8Ref = Int8Operand;
 
 /// One int8 node, prepared at compile time. The call's multiplier/shift pointers are bound at
 /// run time to the schedule's arrays from `channel_begin`.

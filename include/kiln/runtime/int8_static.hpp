@@ -12,15 +12,9 @@
 
 namespace kiln::runtime {
 
-/// A value an int8 step reads: base node, element offset, strides over its own shape.
-struct Int8Ref {
-  int base = -1;
-  index_t offset = 0;
-  Strides strides;
-  DType dtype = DType::i8;
-  Shape shape;
-  bool dense = true;
-};
+/// A value an int8 step reads (runtime/int8_steps.hpp's operand: base node, element offset,
+/// strides over its own shape, whether the kernel reads it in place).
+using Int8Ref = Int8Operand;
 
 /// One int8 node, prepared at compile time. The call's multiplier/shift pointers are bound at
 /// run time to the schedule's arrays from `channel_begin`.
