@@ -8,6 +8,7 @@
 //   *_exe_run    (MLP only) `net.executable()->run(ins, outs, arena)`: the plan alone, without
 //                the guard check and argument binding, to split the per-call overhead.
 //   *_eager      `kiln::eager(fn)(args...)`: op by op, every intermediate materialised.
+//   *_openblas   (SGEMM only) cblas_sgemm, one thread (only with KILN_BENCH_HAVE_OPENBLAS).
 //   *_eigen      the same math as an Eigen 3 expression (only with KILN_BENCH_HAVE_EIGEN),
 //                single-threaded, into preallocated outputs unless the name says otherwise.
 // The compile (trace, passes, plan, weight packing) always happens before the timed loop, and
@@ -32,6 +33,9 @@
 #include <random>
 #include <utility>
 
+#if KILN_BENCH_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
 #if KILN_BENCH_HAVE_EIGEN
 #include <Eigen/Core>
 #endif
@@ -466,6 +470,30 @@ void BM_sgemm_kernel_prepacked(benchmark::State& state) {
   gemm_counters(state, n);
 }
 BENCHMARK(BM_sgemm_kernel_prepacked)->Arg(64)->Arg(256)->Arg(512)->Unit(benchmark::kMicrosecond);
+
+#if KILN_BENCH_HAVE_OPENBLAS
+// OpenBLAS's cblas_sgemm on the same row-major operands, one thread (as every kiln figure here).
+void BM_sgemm_openblas(benchmark::State& state) {
+  openblas_set_num_threads(1);
+  const Gemm g(state.range(0));
+  const index_t n = g.n;
+  const int ni = static_cast<int>(n);
+  Tensor<float> c({n, n});
+  auto run = [&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, ni, ni, 1.f, g.a.data(), ni, g.b.data(), ni, 0.f,
+                c.data(), ni);
+  };
+  run();
+  if (!check_close(state, c.data(), g.ref.data(), n * n, g.tol())) return;
+  for (auto _ : state) {
+    run();
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  gemm_counters(state, n);
+}
+BENCHMARK(BM_sgemm_openblas)->Arg(64)->Arg(256)->Arg(512)->Unit(benchmark::kMicrosecond);
+#endif
 
 #if KILN_BENCH_HAVE_EIGEN
 void BM_sgemm_eigen(benchmark::State& state) {

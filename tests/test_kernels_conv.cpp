@@ -118,6 +118,10 @@ TEST_CASE("conv2d kernel: every algorithm, prepacked or not, with bias, clamp an
       {geometry(1, 9, 7, 17, 17, 3, 1, 1, 1, 17), ConvAlgorithm::depthwise},
       {geometry(2, 8, 9, 40, 40, 3, 2, 1, 2, 40), ConvAlgorithm::depthwise},
       {geometry(1, 6, 6, 5, 10, 3, 1, 1, 1, 5), ConvAlgorithm::depthwise},  // multiplier 2
+      // 3-wide stride-1 rows of 8 pixels sharing input columns: several blocks, border pixels
+      // on both sides, a channel tail (19 = 2 vectors of 8 + 3), no padding.
+      {geometry(1, 5, 29, 19, 19, 3, 1, 1, 1, 19), ConvAlgorithm::depthwise},
+      {geometry(2, 6, 20, 24, 24, 3, 1, 0, 1, 24), ConvAlgorithm::depthwise},
   };
   for (const C& c : cases) {
     INFO("algorithm " << conv_algorithm_name(c.algo) << ", in_c " << c.g.in_c << ", out_c " << c.g.out_c);

@@ -15,6 +15,7 @@
 #ifndef KILN_NO_IOSTREAM
 #include "ir/print.hpp"
 #endif
+#include "accel/backend.hpp"  // the accelerator hook's plain data (before the engine, which refers to it)
 #include "passes/autodiff.hpp"  // IR-level and constexpr: firmware may differentiate a static graph too
 
 // The engine: passes, planner, kernels. Left out of a model's TU built with
@@ -48,6 +49,7 @@
 // first call): host conveniences. Firmware (KILN_NO_HEAP) gets the IR, the passes and the kernels.
 #ifndef KILN_NO_HEAP
 #include "trace/compile.hpp"  // and ops.hpp, the op front-end, and grad
+#include "accel/offload.hpp"  // accelerator backends: accel::offload(backend) in CompileOptions
 #include "train/losses.hpp"
 #include "train/optim.hpp"
 #endif

@@ -176,6 +176,11 @@ enum class EwFn : std::uint8_t {
   gelu_erf,
   silu,
   clamp,       // p0 = lo, p1 = hi (NaN stays NaN)
+  round,       // to the nearest integer, ties to even (torch.round); no gradient
+  floor,       // no gradient
+  round_f16,   // to the nearest IEEE binary16 value (ties to even, overflow to inf): f16 storage
+  round_bf16,  // to the nearest bfloat16 value (ties to even): bf16 storage
+  detach,      // the value unchanged, no gradient (torch.detach): straight-through estimators
   pow_scalar,  // p0 = exponent
   // binary: f(a, b)
   add,
@@ -219,6 +224,11 @@ constexpr const char* ewfn_name(EwFn f) {
     case EwFn::gelu_erf: return "gelu_erf";
     case EwFn::silu: return "silu";
     case EwFn::clamp: return "clamp";
+    case EwFn::round: return "round";
+    case EwFn::floor: return "floor";
+    case EwFn::round_f16: return "round_f16";
+    case EwFn::round_bf16: return "round_bf16";
+    case EwFn::detach: return "detach";
     case EwFn::pow_scalar: return "pow";
     case EwFn::add: return "add";
     case EwFn::sub: return "sub";
@@ -1860,6 +1870,362 @@ inline void print_dot(std::ostream& os, const Graph& g) {
 // ---- end kiln/ir/print.hpp ----
 #endif
 
+// ---- begin kiln/accel/backend.hpp ----
+// kiln/accel/backend.hpp — what a user plugs in to offload parts of a model (TVM BYOC's runtime side).
+//
+// A Backend is one name tying together the annotation (its Target: op predicate + pattern table),
+// the codegen (compile: a partitioned region -> a device handle) and the runtime (run, or
+// submit/wait, and release). Plain function pointers plus one user context pointer: no virtual
+// dispatch, no RTTI, nothing kiln has to know about the device.
+//
+// compile() takes a backend through CompileOptions::offload (accel::offload(backend), in
+// accel/offload.hpp); a model compiled without one never reaches any of this code.
+
+
+// ---- begin kiln/accel/partition.hpp ----
+// kiln/accel/partition.hpp — which nodes an accelerator runs, grouped into offload regions.
+//
+// TVM BYOC's three graph steps on kiln's IR, as one constexpr pass:
+//   1. composites: every match of the target's patterns (in table order, first match wins)
+//      becomes one unit the device runs as one call;
+//   2. annotation: a node is claimed when it is in a composite or the target's predicate accepts
+//      it (leaves — inputs, constants, scalars — are never claimed: they are region inputs; nor
+//      are views, which are addressing, not work);
+//   3. merging: claimed units join the region of a claimed producer, greedily in topological
+//      order, whenever the region graph stays acyclic (fewer transfers and launches).
+// Every node not claimed records why, for print_graph and stats().
+
+
+// ---- begin kiln/accel/target.hpp ----
+// kiln/accel/target.hpp — what an accelerator declares it can run (TVM BYOC's annotation side).
+//
+// A Target ties together, under one name, the single ops a device accepts (a predicate that may
+// look at attributes, shapes and dtypes) and the composite patterns it runs as one call
+// (e.g. "linear_bias_relu": matmul -> add -> relu). Plain data and function pointers: no virtual
+// dispatch, nothing allocated, usable in a constant expression and in firmware that never links
+// the run-time half of the hook.
+
+
+namespace kiln::accel {
+
+inline constexpr int kMaxPatternSteps = 6;
+
+/// One op of a composite pattern. An elementwise step names its function or accepts any.
+struct PatternStep {
+  Op op = Op::elementwise;
+  EwFn fn = EwFn::identity;
+  bool any_fn = false;
+
+  constexpr bool matches(const Node& n) const {
+    if (n.op != op) return false;
+    return op != Op::elementwise || any_fn || n.fn == fn;
+  }
+};
+constexpr PatternStep step(Op op) { return PatternStep{op, EwFn::identity, false}; }
+constexpr PatternStep step(EwFn fn) { return PatternStep{Op::elementwise, fn, false}; }
+/// Wildcard: any elementwise function (an activation slot, say).
+constexpr PatternStep any_elementwise() { return PatternStep{Op::elementwise, EwFn::identity, true}; }
+
+/// A chain the device runs as one call: steps[0] is the chain's first node and each next step
+/// consumes the previous one. Intermediate values must have no other use (they never leave the
+/// device); the last one may be used anywhere. The name is what the device's compile step sees.
+struct Pattern {
+  const char* name = "";
+  PatternStep steps[kMaxPatternSteps]{};
+  int num_steps = 0;
+};
+
+/// The annotation half of a backend. `supports` may be null (patterns only); it is called on
+/// non-leaf nodes only and may read anything in the graph. With exceptions enabled a predicate
+/// that throws counts as a refusal (it cannot corrupt the partition).
+struct Target {
+  const char* name = "";
+  bool (*supports)(const Graph& g, int node) = nullptr;
+  const Pattern* patterns = nullptr;
+  int num_patterns = 0;
+};
+
+}  // namespace kiln::accel
+// ---- end kiln/accel/target.hpp ----
+
+namespace kiln::accel {
+
+/// Why a node stays on the CPU (or `claimed`).
+enum class Placement : std::uint8_t {
+  claimed,          // runs in region region_of[node]
+  leaf,             // an input, constant or scalar: data, not work
+  not_supported,    // neither a pattern nor the predicate accepts it
+  predicate_threw,  // the target's predicate threw: treated as a refusal
+  view,             // a view (reshape, permute, slice, expand): no kernel, it stays with its readers
+  taken,            // claimed by an earlier backend (partition's `taken`)
+};
+
+constexpr const char* placement_name(Placement p) {
+  switch (p) {
+    case Placement::claimed: return "claimed";
+    case Placement::leaf: return "leaf";
+    case Placement::not_supported: return "not supported by the target";
+    case Placement::predicate_threw: return "the target's predicate threw";
+    case Placement::view: return "a view (no kernel of its own)";
+    case Placement::taken: return "claimed by an earlier backend";
+  }
+  return "?";
+}
+
+struct Partition {
+  int region_of[kMaxNodes]{};     // -1: on the CPU
+  int composite_of[kMaxNodes]{};  // pattern index of the composite holding the node, -1: none
+  int composite_head[kMaxNodes]{};  // first node of that composite match, -1: none
+  Placement placement[kMaxNodes]{};
+  int num_regions = 0;
+  int num_composites = 0;
+  int claimed = 0;
+};
+
+namespace detail {
+
+/// The only consumer of `id` when it has exactly one use that is not a graph output, else -1.
+constexpr int sole_consumer(const Graph& g, const int* uses, int id) {
+  if (uses[id] != 1 || g.is_output(id)) return -1;
+  for (int u = id + 1; u < g.size(); ++u)
+    for (int k = 0; k < g[u].num_inputs; ++k)
+      if (g[u].inputs[k] == id) return u;
+  return -1;
+}
+
+/// Matches pattern `p` starting at node `head`; writes the chain into `chain` and returns its
+/// length, or 0.
+constexpr int match_chain(const Graph& g, const int* uses, const Pattern& p, int head, int* chain) {
+  if (p.num_steps < 1 || !p.steps[0].matches(g[head])) return 0;
+  chain[0] = head;
+  for (int s = 1; s < p.num_steps; ++s) {
+    const int next = sole_consumer(g, uses, chain[s - 1]);
+    if (next < 0 || !p.steps[s].matches(g[next])) return 0;
+    chain[s] = next;
+  }
+  return p.num_steps;
+}
+
+inline bool ask_predicate(const Target& t, const Graph& g, int node, bool& threw) {
+  threw = false;
+#if KILN_EXCEPTIONS
+  try {
+    return t.supports(g, node);
+  } catch (...) {
+    threw = true;
+    return false;
+  }
+#else
+  return t.supports(g, node);
+#endif
+}
+
+/// Whether the nodes marked in `in` form a region with no path leaving it and coming back
+/// (nodes are in topological order, so one forward pass suffices).
+constexpr bool region_is_convex(const Graph& g, const bool* in) {
+  bool from_region[kMaxNodes]{};  // outside, but reachable from the region
+  for (int i = 0; i < g.size(); ++i) {
+    const Node& n = g[i];
+    bool reached = false;
+    for (int k = 0; k < n.num_inputs; ++k) {
+      const int j = n.inputs[k];
+      if (in[i] && !in[j] && from_region[j]) return false;  // left the region and came back
+      reached = reached || in[j] || from_region[j];
+    }
+    if (!in[i]) from_region[i] = reached;
+  }
+  return true;
+}
+
+}  // namespace detail
+
+/// Partitions `g` for target `t` (see the file comment). Deterministic: same graph, same target,
+/// same regions. A constant expression when the target has patterns only (no predicate).
+/// taken[i] (optional): node i already runs elsewhere (an earlier backend) and is not claimed.
+constexpr void partition(const Graph& g, const Target& t, Partition& p, const bool* taken = nullptr) {
+  const int n = g.size();
+  int uses[kMaxNodes]{};
+  g.count_uses(uses);
+  p = Partition();
+  for (int i = 0; i < kMaxNodes; ++i) p.region_of[i] = p.composite_of[i] = p.composite_head[i] = -1;
+
+  // 1. Composites.
+  for (int i = 0; i < n; ++i) {
+    if (g[i].is_leaf() || p.composite_of[i] >= 0) continue;
+    for (int q = 0; q < t.num_patterns; ++q) {
+      int chain[kMaxPatternSteps]{};
+      const int len = detail::match_chain(g, uses, t.patterns[q], i, chain);
+      bool free = len > 0;
+      for (int s = 0; s < len; ++s)
+        free = free && p.composite_of[chain[s]] < 0 && !g[chain[s]].is_view() && !(taken && taken[chain[s]]);
+      if (!free) continue;
+      for (int s = 0; s < len; ++s) {
+        p.composite_of[chain[s]] = q;
+        p.composite_head[chain[s]] = i;
+      }
+      ++p.num_composites;
+      break;
+    }
+  }
+
+  // 2. Annotation.
+  bool claimed[kMaxNodes]{};
+  for (int i = 0; i < n; ++i) {
+    if (g[i].is_leaf()) {
+      p.placement[i] = Placement::leaf;
+      continue;
+    }
+    if (g[i].is_view()) {  // a region reads or writes whole dense values; views are addressing
+      p.placement[i] = Placement::view;
+      continue;
+    }
+    if (taken && taken[i]) {
+      p.placement[i] = Placement::taken;
+      continue;
+    }
+    bool threw = false;
+    claimed[i] = p.composite_of[i] >= 0 || (t.supports && detail::ask_predicate(t, g, i, threw));
+    p.placement[i] = claimed[i] ? Placement::claimed : threw ? Placement::predicate_threw : Placement::not_supported;
+  }
+
+  // 3. Regions: a unit (a composite, or a single claimed node) joins the region of a claimed
+  // producer when the union stays convex, else starts its own.
+  for (int i = 0; i < n; ++i) {
+    if (!claimed[i] || p.region_of[i] >= 0) continue;
+    const int head = p.composite_head[i];
+    bool unit[kMaxNodes]{};
+    for (int j = i; j < n; ++j) unit[j] = head >= 0 ? p.composite_head[j] == head : j == i;
+    int region = -1;
+    for (int j = i; j < n && region < 0; ++j) {
+      if (!unit[j]) continue;
+      for (int k = 0; k < g[j].num_inputs && region < 0; ++k) {
+        const int r = p.region_of[g[j].inputs[k]];
+        if (r < 0) continue;
+        bool in[kMaxNodes]{};
+        for (int m = 0; m < n; ++m) in[m] = unit[m] || p.region_of[m] == r;
+        if (detail::region_is_convex(g, in)) region = r;
+      }
+    }
+    if (region < 0) region = p.num_regions++;
+    for (int j = i; j < n; ++j)
+      if (unit[j]) {
+        p.region_of[j] = region;
+        ++p.claimed;
+      }
+  }
+}
+
+}  // namespace kiln::accel
+// ---- end kiln/accel/partition.hpp ----
+
+namespace kiln::accel {
+
+/// A region as its backend's compile sees it: a self-contained graph whose inputs are the values
+/// the region reads from the CPU side (dense, in the order run() receives them), whose constants
+/// are its weights (data readable for the lifetime of the compiled model; views of weights are
+/// materialised densely) and whose outputs are the values the rest of the model reads (dense, in
+/// run()'s order). composite[i] names the pattern node i was matched by (nullptr: claimed by the
+/// predicate alone), so a backend can dispatch on "linear_bias_relu" instead of re-matching.
+struct Region {
+  const Graph* graph = nullptr;
+  const char* const* composite = nullptr;
+  int index = 0;  // region number within the model (print_graph's r<index>)
+};
+
+struct Backend {
+  Target target;          // name, predicate, patterns
+  void* context = nullptr;  // passed back to every call below
+  /// Prepares a region once (weights in the device's layout, a command list ...). Returns a handle,
+  /// or nullptr with `why` set: the region then runs on the CPU (or compile() fails, when strict).
+  void* (*compile)(void* context, const Region& region, Status& why) = nullptr;
+  /// Runs a compiled region: inputs[i] / outputs[k] are dense buffers of region input i / output k.
+  /// false with `why` set: this call runs the region on the CPU (or fails, when strict).
+  bool (*run)(void* context, void* handle, const void* const* inputs, void* const* outputs, Status& why) = nullptr;
+  /// Optional asynchronous pair: submit returns at once; the executable keeps running CPU steps
+  /// that do not depend on the region and calls wait before the first one that does. Buffers stay
+  /// valid (and untouched by the CPU) until wait returns.
+  bool (*submit)(void* context, void* handle, const void* const* inputs, void* const* outputs, Status& why) = nullptr;
+  bool (*wait)(void* context, void* handle, Status& why) = nullptr;
+  /// Frees a handle (when the compiled model is reset or destroyed). Optional.
+  void (*release)(void* context, void* handle) = nullptr;
+
+  constexpr bool is_async() const { return submit != nullptr && wait != nullptr; }
+};
+
+/// Where every node of a planned graph runs and why (Compiled::stats().offload, print_graph).
+/// Indexed by the node ids of the planned graph (Compiled::executable()->graph()).
+enum class Where : std::uint8_t {
+  cpu,             // placement says why
+  device,          // in region region_of[node] of backend backend_of[node]
+  compile_failed,  // claimed, but the backend's compile refused its region: region_status says why
+};
+
+struct RegionReport {
+  int backend = -1;
+  bool offloaded = false;  // false: compile refused it, the nodes run on the CPU (fused as usual)
+  bool async = false;
+  int nodes = 0;
+  int run_fallbacks = 0;  // calls where run/wait failed and the region ran on the CPU instead
+  Status status;          // compile refusal, or the most recent run failure
+};
+
+inline constexpr int kMaxBackends = 8;
+inline constexpr int kMaxRegions = 64;
+
+struct Report {
+  const char* backend_names[kMaxBackends]{};
+  int num_backends = 0;
+  RegionReport regions[kMaxRegions]{};
+  int num_regions = 0;           // partitioned regions, offloaded or refused
+  int offloaded_regions = 0, offloaded_nodes = 0, refused_regions = 0, run_fallbacks = 0;
+  Where where[kMaxNodes]{};
+  Placement placement[kMaxNodes]{};  // the annotation's verdict (why a cpu node was refused)
+  int region_of[kMaxNodes]{};        // -1: none (also kept for compile_failed nodes)
+  const char* composite[kMaxNodes]{};  // pattern name, or nullptr
+  int composite_head[kMaxNodes]{};     // first node of that pattern match, or -1
+};
+
+struct OffloadState;  // accel/offload.hpp
+struct Offload;
+
+/// The boundary of one offloaded region in the planned graph.
+struct RegionBinding {
+  int inputs[kMaxGraphIO]{};   // node ids read from outside (not constants or scalars), in run() order
+  int num_inputs = 0;
+  int outputs[kMaxGraphIO]{};  // node ids of the region read outside it, in run() order
+  int num_outputs = 0;
+  bool async = false;
+};
+
+/// The engine reaches the offload code only through this table (filled by accel::offload(), in
+/// accel/offload.hpp): a build that never registers a backend never links it.
+struct OffloadHooks {
+  /// Partitions g among the backends and compiles every region; region_of[i] = offloaded region
+  /// of node i or -1. nullptr with `status` set only when strict and a region was refused.
+  OffloadState* (*plan)(const Offload& o, const Graph& g, int* region_of, Status& status);
+  const RegionBinding& (*binding)(const OffloadState& s, int region);
+  const Report& (*report)(const OffloadState& s);
+  /// Runs region r (sync) or submits it (async). On a device failure it runs the region on the CPU,
+  /// or returns false with `status` set when strict.
+  bool (*start)(OffloadState& s, int region, const void* const* inputs, void* const* outputs, Status& status);
+  /// Async only: waits for region r (CPU fallback / strict error as start).
+  bool (*finish)(OffloadState& s, int region, Status& status);
+  void (*destroy)(OffloadState* s);
+};
+
+/// CompileOptions::offload: the backends, in priority order (an earlier backend's regions win).
+struct Offload {
+  const Backend* backends = nullptr;
+  int num_backends = 0;
+  bool strict = false;  // a refused compile or a failed run is an error instead of a CPU fallback
+  const OffloadHooks* hooks = nullptr;
+
+  constexpr bool active() const { return hooks != nullptr && num_backends > 0; }
+};
+
+}  // namespace kiln::accel
+// ---- end kiln/accel/backend.hpp ----
+
 // ---- begin kiln/passes/autodiff.hpp ----
 // kiln/passes/autodiff.hpp — reverse-mode autodiff as a graph transformation.
 //
@@ -2116,6 +2482,11 @@ constexpr bool elementwise_backward(GradBuilder& b, int id, int gy, int* contrib
       contrib[0] = b.ew(EwFn::mul, gy, b.ew(EwFn::add, left, right));
       return true;
     }
+    case EwFn::round:  // piecewise constant: zero almost everywhere, as torch.round
+    case EwFn::floor:
+    case EwFn::detach: return true;  // no contribution: the input gets no gradient from here
+    case EwFn::round_f16:  // a storage cast: the gradient passes as through x.half().float()
+    case EwFn::round_bf16: contrib[0] = gy; return true;
     case EwFn::pow_scalar:
       if (n.p0 == 0.f) contrib[0] = b.zeros(b.shape(id));
       else contrib[0] = b.ew(EwFn::mul, gy, b.mul_s(b.ew(EwFn::pow_scalar, x, -1, -1, n.p0 - 1.f), n.p0));
@@ -2428,6 +2799,12 @@ constexpr Status append_gradients(Graph& g, int loss, const int* wrt, int count,
 // armv7 NEON (32-bit Advanced SIMD) always flushes denormal operands and results to zero,
 // whatever FPSCR says, so the SIMD kernels do there too; aarch64, x86 and the scalar twins keep
 // denormals. Division and sqrt are not NEON on armv7 at all (ew_math.hpp).
+//
+// x86 stops at AVX2+FMA even when the compiler may use AVX-512 (-march=native on a Zen 4 or a
+// recent Xeon): the kernels' register tiles and tolerances are tuned and tested for 8 lanes, and
+// g++ 12.2 (Debian 12) cannot build xsimd's AVX-512 code under -Werror (its own intrinsics
+// header warns "__Y may be used uninitialized": GCC bug 105593, fixed in 12.3). Define
+// KILN_ENABLE_AVX512 to let xsimd pick AVX-512 anyway (untested).
 
 
 #if KILN_HAS_XSIMD
@@ -2444,13 +2821,19 @@ constexpr Status append_gradients(Graph& g, int loss, const int* wrt, int count,
 namespace kiln::kernels {
 
 #if KILN_SIMD
+#if defined(__AVX512F__) && !defined(KILN_ENABLE_AVX512) && defined(__FMA__)
+using simd_arch = xsimd::fma3<xsimd::avx2>;
+#elif defined(__AVX512F__) && !defined(KILN_ENABLE_AVX512)
+using simd_arch = xsimd::avx2;
+#else
 using simd_arch = xsimd::default_arch;
+#endif
 using fbatch = xsimd::batch<float, simd_arch>;
 using fmask = xsimd::batch_bool<float, simd_arch>;
 /// Floats per vector register.
 inline constexpr int kLanes = static_cast<int>(fbatch::size);
 /// Architectural vector registers (drives register tiling).
-#if defined(__aarch64__) || defined(__AVX512F__)
+#if defined(__aarch64__) || (defined(__AVX512F__) && defined(KILN_ENABLE_AVX512))
 inline constexpr int kVectorRegs = 32;
 #else
 inline constexpr int kVectorRegs = 16;
@@ -3451,6 +3834,37 @@ KILN_WINDOW_INLINE void depthwise_pixels(const WindowGeometry& g, NhwcIn x, inde
   }
 }
 
+/// kRowPixels adjacent output pixels of a 3-wide, stride-1, undilated window inside the input
+/// along W, channels [o0, o0 + kLanes), multiplier 1. Neighbouring pixels share input columns:
+/// each of the kRowPixels + 2 input vectors of a row is loaded once and feeds up to three
+/// accumulators, and the row's three weight vectors stay in registers, so a row costs 13 loads
+/// for 24 FMAs (the generic block above: 1.25 loads per FMA, load-bound).
+inline constexpr int kRowPixels = 8;
+KILN_WINDOW_INLINE void depthwise_row3(const WindowGeometry& g, NhwcIn x, index_t n, const window_detail::TapRange& th,
+                                       index_t iw0, const float* wt, index_t o0, const float* bias, bool clamp,
+                                       float lo, float hi, float* out, index_t ldc) {
+  using namespace window_detail;
+  constexpr int P = kRowPixels;
+  vec acc[P];
+  KILN_WINDOW_UNROLL
+  for (int p = 0; p < P; ++p) acc[p] = bias ? vload(bias + o0) : vsplat(0.f);
+  for (int kh = th.t0; kh < th.t1; ++kh) {
+    const float* xrow = x.at(n, th.origin + static_cast<index_t>(kh) * g.dilation_h, iw0) + o0;
+    const float* wrow = wt + static_cast<index_t>(kh) * 3 * g.out_c + o0;
+    const vec w0 = vload(wrow), w1 = vload(wrow + g.out_c), w2 = vload(wrow + 2 * g.out_c);
+    KILN_WINDOW_UNROLL
+    for (int j = 0; j < P + 2; ++j) {  // input column j feeds pixels j, j - 1, j - 2 (taps 0, 1, 2)
+      const vec xv = vload(xrow + j * x.sw);
+      if (j < P) acc[j] = vfma(xv, w0, acc[j]);
+      if (j >= 1 && j - 1 < P) acc[j - 1] = vfma(xv, w1, acc[j - 1]);
+      if (j >= 2) acc[j - 2] = vfma(xv, w2, acc[j - 2]);
+    }
+  }
+  const vec vlo = vsplat(lo), vhi = vsplat(hi);
+  KILN_WINDOW_UNROLL
+  for (int p = 0; p < P; ++p) vstore(out + p * ldc + o0, clamp ? vclamp(acc[p], vlo, vhi) : acc[p]);
+}
+
 /// Depthwise conv, weight transposed to wt[kh][kw][out_c]; output rows of ldc floats.
 inline void depthwise(const WindowGeometry& g, NhwcIn x, const float* wt, float* out, index_t ldc,
                       const GemmEpilogue& ep) {
@@ -3480,7 +3894,21 @@ inline void depthwise(const WindowGeometry& g, NhwcIn x, const float* wt, float*
           o[c] = acc;
         }
       };
+      const bool row3 = mult == 1 && C >= L && g.kernel_w == 3 && g.stride_w == 1 && g.dilation_w == 1;
       for (index_t ow = 0; ow < g.out_w;) {
+        // 3-wide stride-1 windows (the common depthwise): kRowPixels pixels sharing input columns.
+        if (row3 && ow + kRowPixels <= g.out_w) {
+          const index_t iw0 = ow - g.pad_left;
+          if (iw0 >= 0 && iw0 + kRowPixels + 1 < g.in_w) {
+            float* o = orow + ow * ldc;
+            index_t c = 0;
+            for (; c + L <= C; c += L)
+              depthwise_row3(g, x, n, th, iw0, wt, c, ep.bias, ep.clamp, ep.lo, ep.hi, o, ldc);
+            for (index_t p = 0; p < kRowPixels; ++p) scalar_channels(ow + p, c);
+            ow += kRowPixels;
+            continue;
+          }
+        }
         // Blocks of kDepthwisePixels pixels whose windows are inside the input along W.
         if (mult == 1 && C >= L && ow + kDepthwisePixels <= g.out_w) {
           const index_t last = ow + kDepthwisePixels - 1;
@@ -3758,6 +4186,31 @@ inline float clamp(float x, float lo, float hi) {
   return y > hi ? hi : y;
 }
 inline float pow(float x, float p) { return std::pow(x, p); }
+/// Ties to even in the default rounding mode, like the SIMD twin's 2^23 trick.
+inline float round(float x) { return std::nearbyint(x); }
+inline float floor(float x) { return std::floor(x); }
+/// Rounds the bit pattern to `drop` fewer mantissa bits, ties to even (the carry may reach the
+/// exponent: that is rounding up to the next binade, or to inf).
+inline float round_mantissa(float x, int drop) {
+  std::uint32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  b += ((1u << (drop - 1)) - 1u) + ((b >> drop) & 1u);
+  b &= ~((1u << drop) - 1u);
+  float r;
+  std::memcpy(&r, &b, sizeof r);
+  return r;
+}
+/// binary16: 11 significant bits from 2^-14 up, multiples of 2^-24 below (the subnormals: adding
+/// and removing 0.75, whose ulp is 2^-24, rounds to them), inf beyond 65504.
+inline float round_f16(float x) {
+  if (x != x) return x;
+  const float ax = std::fabs(x);
+  float r = ax < 6.103515625e-05f ? (ax + 0.75f) - 0.75f : round_mantissa(ax, 13);
+  if (r > 65504.f) r = kInf;
+  return std::copysign(r, x);
+}
+inline float round_bf16(float x) { return x != x ? x : round_mantissa(x, 16); }
+inline float detach(float x) { return x; }
 inline float minimum(float a, float b) { return a != a ? a : (a < b ? a : b); }
 inline float maximum(float a, float b) { return a != a ? a : (a > b ? a : b); }
 inline float where(float c, float a, float b) { return c != 0.f ? a : b; }
@@ -3879,6 +4332,32 @@ inline fbatch sigmoid(fbatch x) {
   return div(fbatch(1.f), fbatch(1.f) + detail::exp_normal_range(e));
 }
 inline fbatch relu(fbatch x) { return xsimd::select(x < fbatch(0.f), fbatch(0.f), x); }
+/// Ties to even on every ISA: below 2^23, adding and removing 2^23 leaves an integer (the FPU
+/// rounds to nearest even); from 2^23 up every float is an integer. The sign is or-ed back so
+/// that -0.4 gives -0 as std::nearbyint does; NaN and inf pass.
+inline fbatch round(fbatch x) {
+  const fbatch ax = xsimd::abs(x), big(8388608.f);
+  return xsimd::select(ax < big, (ax + big) - big, ax) | (x & fbatch(-0.f));
+}
+inline fbatch floor(fbatch x) {
+  const fbatch r = round(x);
+  return xsimd::select(r > x, r - fbatch(1.f), r);
+}
+/// The scalar round_mantissa on the vector's bit patterns (int32 lanes: the same bits).
+inline fbatch round_mantissa(fbatch x, int drop) {
+  ibatch b = xsimd::bitwise_cast<ibatch>(x);
+  b = b + ibatch((1 << (drop - 1)) - 1) + ((b >> drop) & ibatch(1));
+  return xsimd::bitwise_cast<fbatch>(b & ibatch(~((1 << drop) - 1)));
+}
+inline fbatch round_f16(fbatch x) {
+  const fbatch ax = xsimd::abs(x);
+  const fbatch sub = (ax + fbatch(0.75f)) - fbatch(0.75f);
+  fbatch r = xsimd::select(ax < fbatch(6.103515625e-05f), sub, round_mantissa(ax, 13));
+  r = xsimd::select(r > fbatch(65504.f), fbatch(kInf), r);
+  return xsimd::select(xsimd::isnan(x), x, r | (x & fbatch(-0.f)));
+}
+inline fbatch round_bf16(fbatch x) { return xsimd::select(xsimd::isnan(x), x, round_mantissa(x, 16)); }
+inline fbatch detach(fbatch x) { return x; }
 /// The upper bound is min(hi, y): one instruction, and a NaN y passes (y is the second operand,
 /// see the header note). Only a bound of hi = -0 can differ in the sign of a zero across ISAs.
 inline fbatch clamp(fbatch x, fbatch lo, fbatch hi) {
@@ -4117,6 +4596,13 @@ inline void ew_apply(const EwInstr& ins, const float* a, const float* b, const f
     case EwFn::silu: return map1(a, d, n, [](auto x) { return ewm::silu(x); });
     case EwFn::clamp:
       return map1(a, d, n, [p0, p1](auto x) { return ewm::clamp(x, decltype(x)(p0), decltype(x)(p1)); });
+    case EwFn::round: return map1(a, d, n, [](auto x) { return ewm::round(x); });
+    case EwFn::floor: return map1(a, d, n, [](auto x) { return ewm::floor(x); });
+    case EwFn::round_f16: return map1(a, d, n, [](auto x) { return ewm::round_f16(x); });
+    case EwFn::round_bf16: return map1(a, d, n, [](auto x) { return ewm::round_bf16(x); });
+    case EwFn::detach:
+      if (d != a) std::memmove(d, a, static_cast<std::size_t>(n) * sizeof(float));
+      return;
     case EwFn::pow_scalar: return ewm::pow_array(a, d, n, p0);
     case EwFn::add: return map2(a, b, d, n, [](auto x, auto y) { return x + y; });
     case EwFn::sub: return map2(a, b, d, n, [](auto x, auto y) { return x - y; });
@@ -7356,6 +7842,8 @@ constexpr int fold_channel_affine(Graph& g, Affine&& affine) {
 //     its requantisation and fused activation inside; float elementwise nodes never join it
 //     (they cannot read i8, and a dequantize's consumers start their own float group).
 //     Leaves and views (permute, slice, expand, contiguous reshape) have no kernel.
+//  6. nodes pinned to an accelerator region (accel/partition.hpp, via `pinned`) form one offload
+//     group per region, which nothing else joins.
 // A group also fails to grow when its program would need more than
 // kEwMaxRegs live register tiles.
 
@@ -7433,7 +7921,7 @@ constexpr Strides operand_strides(const Shape& value_shape, const Layout& l, con
 
 namespace kiln::passes {
 
-enum class GroupKind : std::uint8_t { elementwise, gemm, reduce, softmax, concat, copy, window, int8 };
+enum class GroupKind : std::uint8_t { elementwise, gemm, reduce, softmax, concat, copy, window, int8, offload };
 
 constexpr const char* group_kind_name(GroupKind k) {
   switch (k) {
@@ -7445,6 +7933,7 @@ constexpr const char* group_kind_name(GroupKind k) {
     case GroupKind::copy: return "copy";
     case GroupKind::window: return "window";
     case GroupKind::int8: return "int8";
+    case GroupKind::offload: return "offload";
   }
   return "?";
 }
@@ -7453,6 +7942,7 @@ struct Group {
   GroupKind kind = GroupKind::elementwise;
   int root = -1;  // gemm: the matmul or conv2d; window: the pool/pad/upsample; reduce/softmax: the reduction; copy/concat: the node; elementwise: -1
   Shape loop;     // elementwise and gemm epilogue: the shape every member has
+  int region = -1;  // offload: the accelerator region it runs
 };
 
 struct Fusion {
@@ -7474,7 +7964,8 @@ constexpr int new_group(Fusion& f, GroupKind k, int root, const Shape& loop) {
 }
 
 /// Kahn's algorithm over the group graph; writes the order and returns false on a cycle.
-/// Ties go to the group with the smallest node id, so the order follows the trace.
+/// Ties go to the group with the smallest node id, so the order follows the trace; a ready
+/// offload group goes first (an asynchronous device then works while the CPU runs the rest).
 constexpr bool order_groups(const Graph& g, Fusion& f) {
   const int G = f.num_groups;
   int indeg[kMaxNodes]{};
@@ -7495,7 +7986,11 @@ constexpr bool order_groups(const Graph& g, Fusion& f) {
   for (int n = 0; n < G; ++n) {
     int pick = -1;
     for (int k = 0; k < G; ++k)
-      if (!done[k] && indeg[k] == 0 && (pick < 0 || first_node[k] < first_node[pick])) pick = k;
+      if (!done[k] && indeg[k] == 0 &&
+          (pick < 0 || (f.groups[k].kind == GroupKind::offload) > (f.groups[pick].kind == GroupKind::offload) ||
+           ((f.groups[k].kind == GroupKind::offload) == (f.groups[pick].kind == GroupKind::offload) &&
+            first_node[k] < first_node[pick])))
+        pick = k;
     if (pick < 0) return false;
     done[pick] = true;
     f.order[n] = pick;
@@ -7693,13 +8188,25 @@ constexpr bool try_membership(const Graph& g, Fusion& f, int node, int gi, const
 }  // namespace detail
 
 /// Partitions `g` into groups and orders them. Returns false (with g's status set) on failure.
-constexpr bool fuse(const Graph& g, Fusion& f) {
+/// pinned[i] >= 0: node i runs in that accelerator region (one offload group per region).
+constexpr bool fuse(const Graph& g, Fusion& f, const int* pinned = nullptr) {
   compute_layouts(g, f.layouts);
   f.num_groups = 0;
   for (int i = 0; i < kMaxNodes; ++i) f.group_of[i] = -1;  // nodes not reached yet belong nowhere
   for (int i = 0; i < g.size(); ++i) {
     const Node& n = g[i];
     if (n.is_leaf() || (n.is_view() && f.layouts[i].base != i)) continue;
+    if (pinned && pinned[i] >= 0) {
+      int gi = -1;
+      for (int k = 0; k < f.num_groups && gi < 0; ++k)
+        if (f.groups[k].kind == GroupKind::offload && f.groups[k].region == pinned[i]) gi = k;
+      if (gi < 0) {
+        gi = detail::new_group(f, GroupKind::offload, -1, n.shape);
+        f.groups[gi].region = pinned[i];
+      }
+      f.group_of[i] = gi;
+      continue;
+    }
     switch (n.op) {
       case Op::elementwise: {
         // Candidate groups: those of producers with the same loop shape that can take an epilogue.
@@ -7877,8 +8384,11 @@ constexpr bool update_can_alias(const Graph& g, const Fusion& f, const MemoryPla
 }
 
 /// Plans memory for fusion `f` of `g`. workspace_bytes[group] gives scratch each group needs
-/// during its step (e.g. GEMM packing buffers).
-constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* workspace_bytes, MemoryPlan& m) {
+/// during its step (e.g. GEMM packing buffers). busy_until[group] (optional): the last step during
+/// which the group still reads its operands and workspace (an asynchronous offload step submitted
+/// at its own step and waited for later); by default its own step.
+constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* workspace_bytes, MemoryPlan& m,
+                           const int* busy_until = nullptr) {
   const int S = f.num_groups;
   for (int s = 0; s < S; ++s) m.step_of_group[f.order[s]] = s;
   m.num_slots = 0;
@@ -7941,7 +8451,7 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
       const int base = f.layouts[g[u].inputs[k]].base;
       if (base < 0 || slot_of[base] < 0) continue;
       int step = -1;
-      if (f.group_of[u] >= 0) step = m.step_of_group[f.group_of[u]];
+      if (f.group_of[u] >= 0) step = busy_until ? busy_until[f.group_of[u]] : m.step_of_group[f.group_of[u]];
       if (step > m.slot_last[slot_of[base]]) m.slot_last[slot_of[base]] = step;
     }
   }
@@ -8012,6 +8522,7 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
     const int s = m.num_slots++;
     m.slot_bytes[s] = align_up(workspace_bytes[gi]);
     m.slot_first[s] = m.slot_last[s] = m.step_of_group[gi];
+    if (busy_until) m.slot_last[s] = busy_until[gi];
     m.workspace_slot[gi] = s;
   }
 
@@ -8105,6 +8616,7 @@ constexpr int identity_of(const Graph& g, int id) {
     const int a = n.inputs[0], b = n.num_inputs > 1 ? n.inputs[1] : -1;
     switch (n.fn) {
       case EwFn::identity:
+      case EwFn::detach:  // autodiff has run (at trace time): from here on it is the identity
         if (can_forward(g, n, a)) return a;
         break;
       case EwFn::add:
@@ -8235,6 +8747,7 @@ constexpr int fold_constants(Graph& g, Evaluator&& eval) {
 //   int  prepack_conv(const Graph&, const Node& weight, const passes::Layout&, const kernels::WindowGeometry&, bool dense)
 //   int  lower_int8(const Graph&, const passes::Fusion&, int root)   // an int8 op's call, by index
 //   bool direct_weights() const   // read unpacked constant weights in place (kernels::gemm_direct)
+//   void lower_offload(Step&, const passes::Group&)   // an accelerator region (accel/offload.hpp)
 //   void add_step(const Step&)
 // (prepack_*: the index of the packed copy, or -1 to pack into the step's workspace at run time).
 
@@ -9052,6 +9565,9 @@ struct Step {
   // no packing scratch (sinks that read weights where they lie: the static runner).
   bool direct = false;
   int int8 = -1;  // int8 ops: the sink's index of its lowered int8 call (runtime/int8_steps.hpp)
+  // offload: the accelerator region (operands: its inputs, targets: its outputs) and, when it
+  // runs asynchronously, the step before which it is waited for (steps().size(): at the end).
+  int region = -1, wait_at = -1;
 };
 
 /// Floats of a dense copy of n floats, rounded so what follows it stays 64-byte aligned.
@@ -9152,6 +9668,7 @@ class Lowering {
           s.loop = n.shape;
           break;
         }
+        case passes::GroupKind::offload: out_.lower_offload(s, grp); break;
         case passes::GroupKind::int8:
           s.int8 = out_.lower_int8(g, f, grp.root);
           s.loop = g[grp.root].shape;
@@ -9425,6 +9942,9 @@ struct FixedSchedule {
     return -1;
   }
   constexpr bool direct_weights() const { return true; }
+  constexpr void lower_offload(Step&, const passes::Group&) {  // compile() only: plans are fused without backends
+    if (status.ok()) status = Status(Errc::not_supported) << "offload: accelerator regions need compile()";
+  }
   constexpr int lower_int8(const Graph& g, const passes::Fusion& f, int root) {
     StaticInt8 q;
     const index_t begin = MaxInt8 > 0 ? num_channels : 0;
@@ -9797,6 +10317,7 @@ void any(const Step& s, const Env& e) {
     case passes::GroupKind::copy: copy(s, e); return;
     case passes::GroupKind::concat: concat(s, e); return;
     case passes::GroupKind::int8: e.int8(s); return;
+    case passes::GroupKind::offload: return;  // run by Executable::run_offloaded
   }
 }
 
@@ -9893,6 +10414,8 @@ namespace kiln {
 class Tracer {
  public:
   Graph graph;
+  /// A node whose value gates every kiln::assign while an UpdateGate is alive (-1: none).
+  int update_gate = -1;
 
   /// A stable copy of `bytes` bytes at `data`, shared with an earlier capture of equal bytes.
   /// Matching by contents, not address: a temporary freed during the trace may be followed by
@@ -9975,6 +10498,9 @@ class SymTensor {
 
 
 namespace kiln {
+namespace accel {
+struct Report;
+}
 namespace runtime {
 
 /// What the passes did and what the plan costs: filled by Executable::build.
@@ -9982,6 +10508,7 @@ struct PlanInfo {
   int nodes = 0, groups = 0, kernels = 0, folded = 0, cse = 0, simplified = 0, dead = 0, in_place = 0;
   int updates = 0, aliased_updates = 0;  // parameter write-backs; those written in place
   std::size_t arena_bytes = 0, lower_bound = 0, packed_weight_bytes = 0;
+  const accel::Report* offload = nullptr;  // where each node runs, with accelerator backends (else null)
 };
 
 }  // namespace runtime
@@ -9994,6 +10521,9 @@ struct PlanInfo {
 namespace kiln {
 
 class Graph;
+namespace accel {
+struct Offload;
+}
 namespace runtime {
 class Executable;
 }
@@ -10006,14 +10536,18 @@ KILN_ENGINE_API std::size_t node_workspace_floats(const Node& n, const Shape* in
 KILN_ENGINE_API void run_node(const Node& n, const void* const* in, const Shape* in_shapes,
                               const DType* in_dtypes, void* out, float* workspace);
 
-/// Plans a traced graph; nullptr with `status` set when it cannot.
-KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status);
+/// Plans a traced graph (offloading regions to `offload`'s backends, if any); nullptr with `status`
+/// set when it cannot.
+KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status,
+                                           const accel::Offload* offload = nullptr);
 KILN_ENGINE_API void destroy(runtime::Executable* exe);
 struct ExecutableDeleter {
   void operator()(runtime::Executable* exe) const { destroy(exe); }
 };
 KILN_ENGINE_API std::size_t arena_bytes(const runtime::Executable& exe);
 KILN_ENGINE_API const runtime::PlanInfo& plan_info(const runtime::Executable& exe);
+/// The graph after the passes (the node ids plan_info().offload and print_graph use).
+KILN_ENGINE_API const Graph& planned_graph(const runtime::Executable& exe);
 /// inputs[i]/outputs[k]: dense buffers of graph input i / output k; arena: arena_bytes(), aligned.
 KILN_ENGINE_API void run(const runtime::Executable& exe, const void* const* inputs, void* const* outputs,
                          void* arena);
@@ -10077,8 +10611,9 @@ class AlignedFloats {
 
 class Executable {
  public:
-  /// Plans `traced` (consumed). On failure returns false and `status` says why.
-  bool build(const Graph& traced, Status& status) {
+  /// Plans `traced` (consumed). On failure returns false and `status` says why. With `offload`
+  /// (accel/offload.hpp) the backends' regions become offload steps.
+  bool build(const Graph& traced, Status& status, const accel::Offload* offload = nullptr) {
     graph_ = std::make_unique<Graph>(traced);
     fusion_ = std::make_unique<passes::Fusion>();
     mem_ = std::make_unique<passes::MemoryPlan>();
@@ -10105,7 +10640,15 @@ class Executable {
       status = g.status();
       return false;
     }
-    if (!passes::fuse(g, *fusion_)) {
+    int pinned[kMaxNodes];
+    if (offload && offload->active()) {
+      hooks_ = offload->hooks;
+      offload_ = std::unique_ptr<accel::OffloadState, OffloadDeleter>(hooks_->plan(*offload, g, pinned, status),
+                                                                      OffloadDeleter{hooks_->destroy});
+      if (!offload_) return false;
+      info_.offload = &hooks_->report(*offload_);
+    }
+    if (!passes::fuse(g, *fusion_, offload_ ? pinned : nullptr)) {
       status = Status(Errc::invalid_argument) << "fusion: the group graph has a cycle (internal error)";
       return false;
     }
@@ -10116,7 +10659,9 @@ class Executable {
     }
     std::size_t ws[kMaxNodes]{};
     for (const Step& s : steps_) ws[s.group] = workspace_bytes(s);
-    passes::plan_memory(g, *fusion_, ws, *mem_);
+    int busy_until[kMaxNodes]{};
+    if (offload_) schedule_waits(busy_until);
+    passes::plan_memory(g, *fusion_, ws, *mem_, offload_ ? busy_until : nullptr);
     for (Step& s : steps_) {
       s.workspace_slot = mem_->workspace_slot[s.group];
       if (s.kind == passes::GroupKind::gemm) resolve_gemm(s);
@@ -10145,9 +10690,13 @@ class Executable {
   /// arena: arena_bytes() bytes, kAlignment-aligned.
   void run(const void* const* inputs, void* const* outputs, void* arena) const {
     Bindings b{inputs, outputs, static_cast<char*>(arena)};
-    for (const Step& s : steps_) {
-      if (s.kind == passes::GroupKind::gemm && !s.conv) run_gemm(s, b);  // the batch-1 MLP path: no detour
-      else run_step(s, b);
+    if (offload_) {
+      if (!run_offloaded(b)) return;
+    } else {
+      for (const Step& s : steps_) {
+        if (s.kind == passes::GroupKind::gemm && !s.conv) run_gemm(s, b);  // the batch-1 MLP path: no detour
+        else run_step(s, b);
+      }
     }
     const Graph& g = *graph_;
     for (int k = 0; k < g.num_outputs(); ++k) {
@@ -10255,8 +10804,15 @@ class Executable {
       return static_cast<int>(e.int8_.size()) - 1;
     }
     bool direct_weights() const { return false; }  // constant weights are prepacked instead
+    void lower_offload(Step& s, const passes::Group& grp) { e.lower_offload(s, grp); }
     void add_step(const Step& s) { e.steps_.push_back(s); }
   };
+  // For the offload fragment (executable_offload.hpp): specs as the shared lowering makes them.
+  int add_spec(const ValueSpec& v) { return Sink{*this}.add_spec(v); }
+  ValueSpec spec_over(int node, const Shape& loop) {
+    Sink sink{*this};
+    return Lowering<Sink>(*graph_, *fusion_, sink).spec_over(node, loop);
+  }
   void lower() {
     steps_.clear();
     code_.clear();
@@ -10268,6 +10824,7 @@ class Executable {
     lower_groups(*graph_, *fusion_, sink);
   }
   std::size_t workspace_bytes(const Step& s) const {
+    if (s.kind == passes::GroupKind::offload) return offload_workspace_bytes(s);
     if (s.kind == passes::GroupKind::int8) return int8_[static_cast<std::size_t>(s.int8)].workspace_bytes;
     return step_workspace_bytes(*graph_, s);
   }
@@ -10351,6 +10908,7 @@ class Executable {
     void int8(const Step& s) const { e.run_int8_step(s, b); }
   };
 
+  float* workspace(const Bindings& b, const Step& s) const { return Env{*this, b}.workspace(s); }
   void run_step(const Step& s, const Bindings& b) const { step_run::any(s, Env{*this, b}); }
   void run_gemm(const Step& s, const Bindings& b) const { step_run::gemm(s, Env{*this, b}); }
 
@@ -10384,6 +10942,136 @@ class Executable {
   std::vector<Int8Step> int8_;
   Status lower_status_;
   PlanInfo info_;
+  // Accelerator regions (accel/offload.hpp), reached only through the hooks: null without backends.
+  const accel::OffloadHooks* hooks_ = nullptr;
+  struct OffloadDeleter {
+    void (*destroy)(accel::OffloadState*);
+    void operator()(accel::OffloadState* s) const { destroy(s); }
+  };
+  std::unique_ptr<accel::OffloadState, OffloadDeleter> offload_{nullptr, OffloadDeleter{nullptr}};
+
+  // The offload steps' lowering and run (a fragment of this class: it needs its private helpers).
+
+// ---- begin kiln/runtime/executable_offload.hpp ----
+// kiln/runtime/executable_offload.hpp — the offload steps of class Executable (a fragment of its
+// body, included inside the class: the steps use its private addressing helpers). No #pragma once.
+//
+// An offloaded region is one step: its operands are the region's inputs, its targets its outputs,
+// all in the planned arena (or the caller's buffers); an input the planner left strided is copied
+// densely into the step's workspace first. An asynchronous region is submitted at its step and
+// waited for before the first step that reads one of its outputs (or at the end); the memory
+// plan keeps its inputs, outputs and workspace alive until then (busy_until).
+
+  void lower_offload(Step& s, const passes::Group& grp) {
+    const Graph& g = *graph_;
+    const accel::RegionBinding& rb = hooks_->binding(*offload_, grp.region);
+    s.region = grp.region;
+    s.loop = g[s.node].shape;
+    s.op_begin = static_cast<int>(specs_.size());
+    for (int k = 0; k < rb.num_inputs; ++k) add_spec(spec_over(rb.inputs[k], g[rb.inputs[k]].shape));
+    s.num_ops = rb.num_inputs;
+    s.tgt_begin = static_cast<int>(specs_.size());
+    for (int k = 0; k < rb.num_outputs; ++k) add_spec(spec_over(rb.outputs[k], g[rb.outputs[k]].shape));
+    s.num_tgts = rb.num_outputs;
+  }
+
+  static bool dense(const Strides& st, const Shape& shape) {
+    const Strides want = contiguous_strides(shape);
+    for (int d = 0; d < shape.rank(); ++d)
+      if (shape[d] != 1 && st[d] != want[d]) return false;
+    return true;
+  }
+  static std::size_t dense_floats(const Shape& shape, DType t) {
+    return aligned_floats((shape.numel() * static_cast<index_t>(dtype_size(t)) + 3) / 4);
+  }
+
+  std::size_t offload_workspace_bytes(const Step& s) const {
+    const accel::RegionBinding& rb = hooks_->binding(*offload_, s.region);
+    std::size_t n = 0;
+    for (int k = 0; k < s.num_ops; ++k) {
+      const ValueSpec& v = specs_[static_cast<std::size_t>(s.op_begin + k)];
+      const Shape& shape = (*graph_)[rb.inputs[k]].shape;
+      if (!dense(v.strides, shape)) n += dense_floats(shape, v.dtype);
+    }
+    return n * sizeof(float);
+  }
+
+  /// wait_at of every asynchronous offload step: the first later step reading one of its outputs
+  /// (through any view), else the end; busy_until[group] for the memory planner.
+  void schedule_waits(int* busy_until) {
+    const Graph& g = *graph_;
+    const passes::Fusion& f = *fusion_;
+    const int S = static_cast<int>(steps_.size());
+    for (int k = 0; k < S; ++k) busy_until[steps_[static_cast<std::size_t>(k)].group] = k;
+    for (int k = 0; k < S; ++k) {
+      Step& s = steps_[static_cast<std::size_t>(k)];
+      if (s.kind != passes::GroupKind::offload || !hooks_->binding(*offload_, s.region).async) continue;
+      s.wait_at = S;
+      for (int u = 0; u < g.size() && s.wait_at > k + 1; ++u) {
+        const int gu = f.group_of[u];
+        if (gu < 0 || gu == s.group) continue;
+        for (int q = 0; q < g[u].num_inputs; ++q) {
+          const int base = f.layouts[g[u].inputs[q]].base;
+          if (base >= 0 && f.group_of[base] == s.group && mem_step(gu) < s.wait_at) s.wait_at = mem_step(gu);
+        }
+      }
+      busy_until[s.group] = s.wait_at;
+    }
+  }
+  int mem_step(int group) const {
+    for (int k = 0; k < static_cast<int>(steps_.size()); ++k)
+      if (steps_[static_cast<std::size_t>(k)].group == group) return k;
+    return static_cast<int>(steps_.size());
+  }
+
+  void start_offload(const Step& s, const Bindings& b, Status& st) const {
+    const accel::RegionBinding& rb = hooks_->binding(*offload_, s.region);
+    const void* ins[kMaxGraphIO]{};
+    void* outs[kMaxGraphIO]{};
+    float* ws = workspace(b, s);
+    for (int k = 0; k < s.num_ops; ++k) {
+      const ValueSpec& v = specs_[static_cast<std::size_t>(s.op_begin + k)];
+      const Shape& shape = (*graph_)[rb.inputs[k]].shape;
+      const char* p = ptr(b, v.base, v.offset, v.dtype);
+      if (dense(v.strides, shape)) {
+        ins[k] = p;
+        continue;
+      }
+      strided_copy(p, v.dtype, shape, v.strides, ws);
+      ins[k] = ws;
+      ws += dense_floats(shape, v.dtype);
+    }
+    for (int k = 0; k < s.num_tgts; ++k) {
+      const ValueSpec& v = specs_[static_cast<std::size_t>(s.tgt_begin + k)];
+      outs[k] = const_cast<char*>(ptr(b, v.base, v.offset, v.dtype));
+    }
+    hooks_->start(*offload_, s.region, ins, outs, st);
+  }
+
+  /// run() with offload steps: waits before the first reader of an asynchronous region, and for
+  /// every region still in flight at the end. A strict-mode failure stops the run (after waiting
+  /// for the device) and is reported through fail().
+  bool run_offloaded(const Bindings& b) const {
+    Status st;
+    const int S = static_cast<int>(steps_.size());
+    for (int k = 0; k < S && st.ok(); ++k) {
+      for (const Step& w : steps_)
+        if (w.wait_at == k && st.ok()) hooks_->finish(*offload_, w.region, st);
+      if (!st.ok()) break;
+      const Step& s = steps_[static_cast<std::size_t>(k)];
+      if (s.kind == passes::GroupKind::offload) start_offload(s, b, st);
+      else run_step(s, b);
+    }
+    for (const Step& w : steps_) {
+      if (w.wait_at < 0) continue;
+      Status late;
+      hooks_->finish(*offload_, w.region, st.ok() ? st : late);
+    }
+    if (st.ok()) return true;
+    fail(st);
+    return false;
+  }
+// ---- end kiln/runtime/executable_offload.hpp ----
 };
 
 }  // namespace kiln::runtime
@@ -10401,6 +11089,44 @@ class Executable {
 #include <sstream>
 #include <string>
 
+
+// ---- begin kiln/accel/report_print.hpp ----
+// kiln/accel/report_print.hpp — the offload part of print_graph: regions, and why each node that
+// stays on the CPU was refused. Host convenience (iostream).
+
+#include <ostream>
+#include <sstream>
+
+
+namespace kiln::accel {
+
+inline void print_report(std::ostream& os, const Graph& g, const Report& r) {
+  os << "  offload: " << r.offloaded_regions << " region(s), " << r.offloaded_nodes << " node(s) on the device";
+  if (r.refused_regions) os << "; " << r.refused_regions << " region(s) refused at compile, run on the CPU";
+  if (r.run_fallbacks) os << "; " << r.run_fallbacks << " run(s) fell back to the CPU";
+  os << '\n';
+  for (int k = 0; k < r.num_regions; ++k) {
+    const RegionReport& rr = r.regions[k];
+    os << "    r" << k << " on " << r.backend_names[rr.backend] << (rr.async ? " (async)" : "") << ":";
+    for (int i = 0; i < g.size(); ++i) {
+      if (r.region_of[i] != k) continue;
+      if (r.composite[i] && r.composite_head[i] == i) os << " " << r.composite[i] << ":";
+      os << " %" << i;
+    }
+    if (!rr.offloaded) os << " -- refused at compile, runs on the CPU: " << rr.status.message();
+    else if (rr.run_fallbacks) os << " -- " << rr.run_fallbacks << " call(s) ran on the CPU: " << rr.status.message();
+    os << '\n';
+  }
+  for (int i = 0; i < g.size(); ++i) {
+    if (r.where[i] != Where::cpu || g[i].is_leaf()) continue;
+    std::ostringstream op;
+    describe_node(op, g[i]);
+    os << "    %" << i << ' ' << op.str() << ": CPU, " << placement_name(r.placement[i]) << '\n';
+  }
+}
+
+}  // namespace kiln::accel
+// ---- end kiln/accel/report_print.hpp ----
 
 namespace kiln::runtime {
 
@@ -10421,6 +11147,7 @@ inline void print_graph(std::ostream& os, const Executable& x) {
     const int gi = f.group_of[i];
     if (gi >= 0) grp << 'k' << step_of[gi] << ' ' << passes::group_kind_name(f.groups[gi].kind);
     else grp << '-';
+    if (gi >= 0 && f.groups[gi].kind == passes::GroupKind::offload) grp << " r" << f.groups[gi].region;
     const passes::Layout& l = f.layouts[i];
     const passes::Placement& p = m.place[l.base >= 0 ? l.base : i];
     if (l.base != i && l.base >= 0) mem << "view of %" << l.base;
@@ -10444,6 +11171,7 @@ inline void print_graph(std::ostream& os, const Executable& x) {
   const runtime::PlanInfo& p = x.info();
   os << "\n  " << p.kernels << " kernels for " << p.nodes << " nodes; arena " << p.arena_bytes
      << " B (liveness lower bound " << p.lower_bound << " B); packed weights " << p.packed_weight_bytes << " B\n";
+  if (p.offload) accel::print_report(os, g, *p.offload);
 }
 
 /// One row per kernel launch: what it computes, its loop, its epilogue.
@@ -10469,6 +11197,9 @@ inline void print_plan(std::ostream& os, const Executable& x) {
         os << (c.depthwise ? " depthwise" : "") << ", requantised per channel, output clamp [" << st.act_min << ", "
            << st.act_max << ']';
       }
+    } else if (s.kind == passes::GroupKind::offload) {
+      os << "; region r" << s.region << ", " << s.num_ops << " input(s), " << s.num_tgts << " output(s)";
+      if (s.wait_at >= 0) os << ", submitted, waited for before k" << s.wait_at;
     } else if (s.code_size) {
       os << "; program of " << s.code_size << " instructions, " << s.num_regs << " register tiles, " << s.num_ops
          << " loads, " << s.num_tgts << " stores";
@@ -10493,9 +11224,9 @@ KILN_ENGINE_API void run_node(const Node& n, const void* const* in, const Shape*
   runtime::run_node(n, in, in_shapes, in_dtypes, out, workspace);
 }
 
-KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status) {
+KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status, const accel::Offload* offload) {
   auto* exe = new runtime::Executable();
-  if (!exe->build(traced, status)) {
+  if (!exe->build(traced, status, offload)) {
     delete exe;
     return nullptr;
   }
@@ -10507,6 +11238,8 @@ KILN_ENGINE_API void destroy(runtime::Executable* exe) { delete exe; }
 KILN_ENGINE_API std::size_t arena_bytes(const runtime::Executable& exe) { return exe.arena_bytes(); }
 
 KILN_ENGINE_API const runtime::PlanInfo& plan_info(const runtime::Executable& exe) { return exe.info(); }
+
+KILN_ENGINE_API const Graph& planned_graph(const runtime::Executable& exe) { return exe.graph(); }
 
 KILN_ENGINE_API void run(const runtime::Executable& exe, const void* const* inputs, void* const* outputs,
                          void* arena) {
@@ -10827,6 +11560,11 @@ KILN_UNARY_OP(sigmoid, sigmoid)
 KILN_UNARY_OP(relu, relu)
 KILN_UNARY_OP(relu6, relu6)
 KILN_UNARY_OP(silu, silu)
+KILN_UNARY_OP(round, round)        // ties to even; no gradient
+KILN_UNARY_OP(floor, floor)        // no gradient
+KILN_UNARY_OP(round_f16, round_f16)    // to the nearest binary16 value: emulates f16 storage
+KILN_UNARY_OP(round_bf16, round_bf16)  // to the nearest bfloat16 value
+KILN_UNARY_OP(detach, detach)      // same values, no gradient (straight-through estimators)
 #undef KILN_UNARY_OP
 
 enum class GeluApprox { none, tanh };
@@ -11442,7 +12180,11 @@ void assign(Parameter& p, const V& value) {
   if constexpr (detail::is_sym_v<V>) {
     Tracer* t = value.tracer();
     if (!t || !value.valid()) return;  // an earlier error is already recorded
-    t->graph.add_update(detail::node_in(*t, p), value.id());
+    const int old = detail::node_in(*t, p);
+    if (t->update_gate >= 0)  // UpdateGate: keep the old value where the gate is 0
+      t->graph.add_update(old, where(SymTensor(t, t->update_gate), value, SymTensor(t, old)).id());
+    else
+      t->graph.add_update(old, value.id());
   } else {
     if (int* probe = detail::GradProbe::active()) {  // kiln::eager reruns through the graph
       ++*probe;
@@ -11452,6 +12194,37 @@ void assign(Parameter& p, const V& value) {
                                         << "): call the function through kiln::eager(fn) or kiln::compile(fn)");
   }
 }
+
+/// While alive, every kiln::assign of the trace that `mask` belongs to writes its new value only
+/// where `mask` is non-zero and keeps the old one elsewhere. With a rank-0 mask a whole
+/// optimiser step is taken or skipped in the graph (GradScaler skips steps whose gradients are
+/// not finite this way), with no host round trip and no second plan.
+class UpdateGate {
+ public:
+  /// A concrete mask (the function instantiated on plain tensors) gates nothing: assign() is
+  /// only ever carried out in a trace.
+  template <class M, std::enable_if_t<detail::is_tensor_v<M>, int> = 0>
+  explicit UpdateGate(const M& mask) {
+    if constexpr (detail::is_sym_v<M>) {
+      tracer_ = mask.valid() ? mask.tracer() : nullptr;
+      if (tracer_) {
+        previous_ = tracer_->update_gate;
+        tracer_->update_gate = mask.id();
+      }
+    } else {
+      (void)mask;
+    }
+  }
+  ~UpdateGate() {
+    if (tracer_) tracer_->update_gate = previous_;
+  }
+  UpdateGate(const UpdateGate&) = delete;
+  UpdateGate& operator=(const UpdateGate&) = delete;
+
+ private:
+  Tracer* tracer_ = nullptr;
+  int previous_ = -1;
+};
 
 }  // namespace kiln
 // ---- end kiln/trace/grad.hpp ----
@@ -12020,6 +12793,8 @@ struct StaticModel {
     else if constexpr (s.kind == GroupKind::reduce || s.kind == GroupKind::softmax) runtime::step_run::reduction(s, e);
     else if constexpr (s.kind == GroupKind::copy) runtime::step_run::copy(s, e);
     else if constexpr (s.kind == GroupKind::concat) runtime::step_run::concat(s, e);
+    else if constexpr (s.kind == GroupKind::offload)
+      static_assert(s.kind != GroupKind::offload, "kiln::run: accelerator regions run through compile()");
     else if constexpr (s.kind == GroupKind::int8) {
       const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
       auto at = [&e](int base, index_t offset, DType t) { return e.ptr(base, offset, t); };
@@ -12216,6 +12991,7 @@ namespace kiln {
 
 struct CompileOptions {
   int cache_limit = 8;  // specialisations kept; calls past it run eagerly
+  accel::Offload offload{};  // accelerator backends: accel::offload(backend) (accel/offload.hpp)
 };
 
 struct Stats {
@@ -12224,6 +13000,8 @@ struct Stats {
   int folded = 0, cse = 0, simplified = 0, dead = 0, in_place = 0;
   int updates = 0, aliased_updates = 0;  // parameter write-backs (kiln::assign); written in place
   std::size_t arena_bytes = 0, lower_bound = 0, packed_weight_bytes = 0;
+  // With accelerator backends: where each node runs and why (valid until reset(); else null).
+  const accel::Report* offload = nullptr;
 };
 
 /// What a custom backend returns: runs the graph on dense inputs into dense outputs.
@@ -12426,12 +13204,15 @@ class Compiled {
       s.arena_bytes = p.arena_bytes;
       s.lower_bound = p.lower_bound;
       s.packed_weight_bytes = p.packed_weight_bytes;
+      s.offload = p.offload;
     }
     return s;
   }
 
   /// The plan of the most recent call (nullptr before the first call or with a custom backend).
   const runtime::Executable* executable() const { return last_ ? last_->exe.get() : nullptr; }
+  /// The graph after the passes, as planned (nullptr before the first call or with a custom backend).
+  const Graph* planned_graph() const { return last_ && last_->exe ? &engine::planned_graph(*last_->exe) : nullptr; }
   /// The graph as traced, before any pass (nullptr before the first call).
   const Graph* traced_graph() const { return last_ ? &last_->traced->graph : nullptr; }
   /// Forgets every specialisation (e.g. after changing captured weights in place).
@@ -12595,7 +13376,7 @@ class Compiled {
     for (int k = 0; k < g.num_inputs(); ++k) e->in_shapes[k] = g[g.input(k)].shape;
     if constexpr (std::is_same_v<Backend, std::nullptr_t>) {
       Status st;
-      e->exe.reset(engine::build(g, st));
+      e->exe.reset(engine::build(g, st, opts_.offload.active() ? &opts_.offload : nullptr));
       if (!e->exe) {
         fail(st);
         return nullptr;
@@ -12737,6 +13518,301 @@ void Compiled<Fn, Backend>::print_plan(std::ostream& os) const {
 
 }  // namespace kiln
 // ---- end kiln/trace/compile.hpp ----
+
+// ---- begin kiln/accel/offload.hpp ----
+// kiln/accel/offload.hpp — the offload half of compile(): partition, region compile, run, fallback.
+//
+//   kiln::CompileOptions opts;
+//   opts.offload = kiln::accel::offload(my_npu);          // or offload(array, n, strict)
+//   auto net = kiln::compile(model, opts);
+//
+// At the first call, after graph simplification and before fusion, the executable calls plan():
+// every backend partitions the graph in turn (accel/partition.hpp; an earlier backend's regions
+// win), each region is cut out as a self-contained Graph and handed to the backend's compile. A
+// refused region goes back to the CPU (fused and planned as usual; the reason is kept), or fails
+// the build when strict. The executable then pins each offloaded region to one step whose inputs
+// and outputs live in its planned arena, and calls start()/finish() to run it. A failing run (or
+// wait) runs the region on the CPU for that call — the region's graph interpreted with the eager
+// kernels — or is an error when strict. Backends that throw are treated as failing.
+//
+// Only accel::offload() refers to these functions: a program that never registers a backend does
+// not link them (the engine calls them through the OffloadHooks table).
+
+#include <memory>
+#include <vector>
+
+
+namespace kiln::accel {
+
+struct OffloadState {
+  struct RegionState {
+    std::unique_ptr<Graph> graph;  // the region as a graph (see Region)
+    std::vector<const char*> composite;
+    RegionBinding binding;
+    int backend = -1;
+    void* handle = nullptr;
+    bool in_flight = false;  // submitted, not yet waited for
+    const void* ins[kMaxGraphIO]{};  // the buffers of the call in flight (for a CPU fallback at wait)
+    void* outs[kMaxGraphIO]{};
+  };
+  Offload options;
+  Report report;
+  std::vector<RegionState> regions;  // indexed like Report::regions
+
+  OffloadState() = default;
+  OffloadState(const OffloadState&) = delete;
+  OffloadState& operator=(const OffloadState&) = delete;
+  ~OffloadState() {
+    for (RegionState& r : regions) {
+      if (!r.handle) continue;
+      const Backend& b = options.backends[r.backend];
+      if (r.in_flight && b.wait) {  // never free a handle the device still uses
+        Status ignored;
+        b.wait(b.context, r.handle, ignored);
+      }
+      if (b.release) b.release(b.context, r.handle);
+    }
+  }
+};
+
+namespace detail {
+
+/// Region `nodes` of g as a self-contained graph; fills the binding. false with `why` when the
+/// region cannot be expressed (too many boundary values).
+inline bool extract_region(const Graph& g, const bool* in, const Partition& p, const Target& t,
+                           OffloadState::RegionState& r, Status& why) {
+  r.graph = std::make_unique<Graph>();
+  Graph& sub = *r.graph;
+  int map[kMaxNodes];
+  for (int i = 0; i < g.size(); ++i) map[i] = -1;
+  for (int i = 0; i < g.size(); ++i) {
+    if (!in[i]) continue;
+    Node n = g[i];
+    for (int k = 0; k < n.num_inputs; ++k) {
+      const int j = n.inputs[k];
+      if (map[j] < 0) {  // a boundary value: constants and scalars are copied, the rest are inputs
+        const Node& src = g[j];
+        Node leaf;
+        leaf.shape = src.shape;
+        leaf.dtype = src.dtype;
+        if (src.op == Op::constant || src.op == Op::scalar) {
+          leaf = src;
+        } else {
+          leaf.op = Op::input;
+          if (r.binding.num_inputs >= kMaxGraphIO) {
+            why = Status(Errc::capacity_exceeded) << "the region reads more than " << kMaxGraphIO << " values";
+            return false;
+          }
+          r.binding.inputs[r.binding.num_inputs++] = j;
+        }
+        map[j] = sub.add(leaf);
+      }
+      n.inputs[k] = map[j];
+    }
+    map[i] = sub.add(n);
+  }
+  for (int i = 0; i < g.size(); ++i) {
+    if (!in[i]) continue;
+    bool outside = g.is_output(i);
+    for (int u = i + 1; u < g.size() && !outside; ++u)
+      for (int k = 0; k < g[u].num_inputs; ++k) outside = outside || (g[u].inputs[k] == i && !in[u]);
+    if (!outside) continue;
+    if (r.binding.num_outputs >= kMaxGraphIO) {
+      why = Status(Errc::capacity_exceeded) << "the region produces more than " << kMaxGraphIO << " values";
+      return false;
+    }
+    r.binding.outputs[r.binding.num_outputs++] = i;
+    sub.add_output(map[i]);
+  }
+  if (!sub.ok()) {
+    why = sub.status();
+    return false;
+  }
+  r.composite.assign(static_cast<std::size_t>(sub.size()), nullptr);
+  for (int i = 0; i < g.size(); ++i)
+    if (in[i] && p.composite_of[i] >= 0) r.composite[static_cast<std::size_t>(map[i])] = t.patterns[p.composite_of[i]].name;
+  return true;
+}
+
+inline void* compile_region(const Backend& b, const Region& region, Status& why) {
+  if (!b.compile) {
+    why = Status(Errc::not_supported) << "the backend has no compile function";
+    return nullptr;
+  }
+  if (!b.run && !b.is_async()) {
+    why = Status(Errc::not_supported) << "the backend has neither run nor submit/wait";
+    return nullptr;
+  }
+  void* h = nullptr;
+#if KILN_EXCEPTIONS
+  try {
+    h = b.compile(b.context, region, why);
+  } catch (...) {
+    why = Status(Errc::not_supported) << "compile threw";
+    return nullptr;
+  }
+#else
+  h = b.compile(b.context, region, why);
+#endif
+  if (!h && why.ok()) why = Status(Errc::not_supported) << "compile returned no handle";
+  return h;
+}
+
+/// Calls a backend's run/submit/wait, turning a throw or a silent failure into a Status.
+template <class F>
+bool device_call(F&& f, Status& why) {
+  bool ok = false;
+#if KILN_EXCEPTIONS
+  try {
+    ok = f();
+  } catch (...) {
+    why = Status(Errc::not_supported) << "the backend threw";
+    return false;
+  }
+#else
+  ok = f();
+#endif
+  if (!ok && why.ok()) why = Status(Errc::not_supported) << "the backend reported a failure";
+  return ok;
+}
+
+inline OffloadState* plan(const Offload& o, const Graph& g, int* region_of, Status& status) {
+  auto st = std::make_unique<OffloadState>();
+  st->options = o;
+  Report& rep = st->report;
+  const int nb = o.num_backends < kMaxBackends ? o.num_backends : kMaxBackends;
+  rep.num_backends = nb;
+  for (int i = 0; i < kMaxNodes; ++i) {
+    region_of[i] = -1;
+    rep.region_of[i] = -1;
+    rep.composite_head[i] = -1;
+  }
+  bool taken[kMaxNodes]{};
+  auto part = std::make_unique<Partition>();
+  for (int bi = 0; bi < nb; ++bi) {
+    const Backend& b = o.backends[bi];
+    rep.backend_names[bi] = b.target.name;
+    partition(g, b.target, *part, taken);
+    const Partition& p = *part;
+    if (bi == 0)  // why a node stays on the CPU: the first backend's verdict
+      for (int i = 0; i < g.size(); ++i) rep.placement[i] = p.placement[i];
+    for (int r = 0; r < p.num_regions; ++r) {
+      bool in[kMaxNodes]{};
+      bool free = true;
+      int count = 0;
+      for (int i = 0; i < g.size(); ++i) {
+        in[i] = p.region_of[i] == r;
+        free = free && !(in[i] && taken[i]);
+        count += in[i] ? 1 : 0;
+      }
+      if (!free || count == 0) continue;  // (cannot happen: taken nodes are never claimed)
+      if (rep.num_regions >= kMaxRegions) break;
+      const int R = rep.num_regions++;
+      st->regions.emplace_back();
+      OffloadState::RegionState& rs = st->regions.back();
+      RegionReport& rr = rep.regions[R];
+      rs.backend = rr.backend = bi;
+      rr.nodes = count;
+      rr.async = b.is_async();
+      rs.binding.async = rr.async;
+      Status why;
+      if (extract_region(g, in, p, b.target, rs, why)) rs.handle = compile_region(b, Region{rs.graph.get(), rs.composite.data(), R}, why);
+      rr.offloaded = rs.handle != nullptr;
+      for (int i = 0; i < g.size(); ++i) {
+        if (!in[i]) continue;
+        taken[i] = true;
+        rep.region_of[i] = R;
+        rep.placement[i] = p.placement[i];
+        rep.composite[i] = p.composite_of[i] >= 0 ? b.target.patterns[p.composite_of[i]].name : nullptr;
+        rep.composite_head[i] = p.composite_head[i];
+        rep.where[i] = rr.offloaded ? Where::device : Where::compile_failed;
+        if (rr.offloaded) region_of[i] = R;
+      }
+      if (rr.offloaded) {
+        ++rep.offloaded_regions;
+        rep.offloaded_nodes += count;
+        continue;
+      }
+      rr.status = why;
+      ++rep.refused_regions;
+      if (o.strict) {
+        status = Status(Errc::not_supported) << "offload (strict): backend '" << b.target.name << "' refused region r" << R
+                                             << " of " << count << " nodes: " << why.message();
+        return nullptr;
+      }
+    }
+  }
+  return st.release();
+}
+
+inline bool cpu_fallback(OffloadState& s, int region, const void* const* ins, void* const* outs, const Status& why,
+                         Status& status) {
+  OffloadState::RegionState& r = s.regions[static_cast<std::size_t>(region)];
+  RegionReport& rr = s.report.regions[region];
+  rr.status = why;
+  if (s.options.strict) {
+    status = Status(Errc::not_supported) << "offload (strict): backend '" << s.options.backends[r.backend].target.name
+                                         << "' failed to run region r" << region << ": " << why.message();
+    return false;
+  }
+  ++rr.run_fallbacks;
+  ++s.report.run_fallbacks;
+  const Graph& sub = *r.graph;
+  kiln::detail::Interpreter cpu(sub);
+  cpu.run(ins);
+  for (int k = 0; k < sub.num_outputs(); ++k) {
+    const Node& n = sub[sub.output(k)];
+    std::memcpy(outs[k], cpu.value(sub.output(k)), static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
+  }
+  return true;
+}
+
+inline bool start(OffloadState& s, int region, const void* const* ins, void* const* outs, Status& status) {
+  OffloadState::RegionState& r = s.regions[static_cast<std::size_t>(region)];
+  const Backend& b = s.options.backends[r.backend];
+  Status why;
+  if (b.is_async()) {
+    for (int k = 0; k < r.binding.num_inputs; ++k) r.ins[k] = ins[k];
+    for (int k = 0; k < r.binding.num_outputs; ++k) r.outs[k] = outs[k];
+    r.in_flight = device_call([&] { return b.submit(b.context, r.handle, ins, outs, why); }, why);
+    return r.in_flight || cpu_fallback(s, region, ins, outs, why, status);
+  }
+  if (device_call([&] { return b.run(b.context, r.handle, ins, outs, why); }, why)) return true;
+  return cpu_fallback(s, region, ins, outs, why, status);
+}
+
+inline bool finish(OffloadState& s, int region, Status& status) {
+  OffloadState::RegionState& r = s.regions[static_cast<std::size_t>(region)];
+  if (!r.in_flight) return true;  // submit failed: the CPU already ran it
+  r.in_flight = false;
+  const Backend& b = s.options.backends[r.backend];
+  Status why;
+  if (device_call([&] { return b.wait(b.context, r.handle, why); }, why)) return true;
+  return cpu_fallback(s, region, r.ins, r.outs, why, status);
+}
+
+inline const RegionBinding& binding(const OffloadState& s, int region) {
+  return s.regions[static_cast<std::size_t>(region)].binding;
+}
+inline const Report& report(const OffloadState& s) { return s.report; }
+inline void destroy(OffloadState* s) { delete s; }
+
+inline const OffloadHooks& hooks() {
+  static constexpr OffloadHooks table{&plan, &binding, &report, &start, &finish, &destroy};
+  return table;
+}
+
+}  // namespace detail
+
+/// CompileOptions::offload for `backends[0..n)` (earlier backends win overlapping regions). The
+/// backends must outlive every model compiled with them.
+inline Offload offload(const Backend* backends, int n, bool strict = false) {
+  return Offload{backends, n, strict, &detail::hooks()};
+}
+inline Offload offload(const Backend& backend, bool strict = false) { return offload(&backend, 1, strict); }
+
+}  // namespace kiln::accel
+// ---- end kiln/accel/offload.hpp ----
 
 // ---- begin kiln/train/losses.hpp ----
 // kiln/train/losses.hpp — loss functions built from kiln ops (PyTorch semantics, mean reduction).

@@ -4,7 +4,8 @@
 //   1. composites: every match of the target's patterns (in table order, first match wins)
 //      becomes one unit the device runs as one call;
 //   2. annotation: a node is claimed when it is in a composite or the target's predicate accepts
-//      it (leaves — inputs, constants, scalars — are never claimed: they are region inputs);
+//      it (leaves — inputs, constants, scalars — are never claimed: they are region inputs; nor
+//      are views, which are addressing, not work);
 //   3. merging: claimed units join the region of a claimed producer, greedily in topological
 //      order, whenever the region graph stays acyclic (fewer transfers and launches).
 // Every node not claimed records why, for print_graph and stats().
@@ -20,6 +21,8 @@ enum class Placement : std::uint8_t {
   leaf,             // an input, constant or scalar: data, not work
   not_supported,    // neither a pattern nor the predicate accepts it
   predicate_threw,  // the target's predicate threw: treated as a refusal
+  view,             // a view (reshape, permute, slice, expand): no kernel, it stays with its readers
+  taken,            // claimed by an earlier backend (partition's `taken`)
 };
 
 constexpr const char* placement_name(Placement p) {
@@ -28,6 +31,8 @@ constexpr const char* placement_name(Placement p) {
     case Placement::leaf: return "leaf";
     case Placement::not_supported: return "not supported by the target";
     case Placement::predicate_threw: return "the target's predicate threw";
+    case Placement::view: return "a view (no kernel of its own)";
+    case Placement::taken: return "claimed by an earlier backend";
   }
   return "?";
 }
@@ -101,7 +106,8 @@ constexpr bool region_is_convex(const Graph& g, const bool* in) {
 
 /// Partitions `g` for target `t` (see the file comment). Deterministic: same graph, same target,
 /// same regions. A constant expression when the target has patterns only (no predicate).
-constexpr void partition(const Graph& g, const Target& t, Partition& p) {
+/// taken[i] (optional): node i already runs elsewhere (an earlier backend) and is not claimed.
+constexpr void partition(const Graph& g, const Target& t, Partition& p, const bool* taken = nullptr) {
   const int n = g.size();
   int uses[kMaxNodes]{};
   g.count_uses(uses);
@@ -115,7 +121,8 @@ constexpr void partition(const Graph& g, const Target& t, Partition& p) {
       int chain[kMaxPatternSteps]{};
       const int len = detail::match_chain(g, uses, t.patterns[q], i, chain);
       bool free = len > 0;
-      for (int s = 0; s < len; ++s) free = free && p.composite_of[chain[s]] < 0;
+      for (int s = 0; s < len; ++s)
+        free = free && p.composite_of[chain[s]] < 0 && !g[chain[s]].is_view() && !(taken && taken[chain[s]]);
       if (!free) continue;
       for (int s = 0; s < len; ++s) {
         p.composite_of[chain[s]] = q;
@@ -131,6 +138,14 @@ constexpr void partition(const Graph& g, const Target& t, Partition& p) {
   for (int i = 0; i < n; ++i) {
     if (g[i].is_leaf()) {
       p.placement[i] = Placement::leaf;
+      continue;
+    }
+    if (g[i].is_view()) {  // a region reads or writes whole dense values; views are addressing
+      p.placement[i] = Placement::view;
+      continue;
+    }
+    if (taken && taken[i]) {
+      p.placement[i] = Placement::taken;
       continue;
     }
     bool threw = false;

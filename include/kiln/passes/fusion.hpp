@@ -20,6 +20,8 @@
 //     its requantisation and fused activation inside; float elementwise nodes never join it
 //     (they cannot read i8, and a dequantize's consumers start their own float group).
 //     Leaves and views (permute, slice, expand, contiguous reshape) have no kernel.
+//  6. nodes pinned to an accelerator region (accel/partition.hpp, via `pinned`) form one offload
+//     group per region, which nothing else joins.
 // A group also fails to grow when its program would need more than
 // kEwMaxRegs live register tiles.
 #pragma once
@@ -29,7 +31,7 @@
 
 namespace kiln::passes {
 
-enum class GroupKind : std::uint8_t { elementwise, gemm, reduce, softmax, concat, copy, window, int8 };
+enum class GroupKind : std::uint8_t { elementwise, gemm, reduce, softmax, concat, copy, window, int8, offload };
 
 constexpr const char* group_kind_name(GroupKind k) {
   switch (k) {
@@ -41,6 +43,7 @@ constexpr const char* group_kind_name(GroupKind k) {
     case GroupKind::copy: return "copy";
     case GroupKind::window: return "window";
     case GroupKind::int8: return "int8";
+    case GroupKind::offload: return "offload";
   }
   return "?";
 }
@@ -49,6 +52,7 @@ struct Group {
   GroupKind kind = GroupKind::elementwise;
   int root = -1;  // gemm: the matmul or conv2d; window: the pool/pad/upsample; reduce/softmax: the reduction; copy/concat: the node; elementwise: -1
   Shape loop;     // elementwise and gemm epilogue: the shape every member has
+  int region = -1;  // offload: the accelerator region it runs
 };
 
 struct Fusion {
@@ -70,7 +74,8 @@ constexpr int new_group(Fusion& f, GroupKind k, int root, const Shape& loop) {
 }
 
 /// Kahn's algorithm over the group graph; writes the order and returns false on a cycle.
-/// Ties go to the group with the smallest node id, so the order follows the trace.
+/// Ties go to the group with the smallest node id, so the order follows the trace; a ready
+/// offload group goes first (an asynchronous device then works while the CPU runs the rest).
 constexpr bool order_groups(const Graph& g, Fusion& f) {
   const int G = f.num_groups;
   int indeg[kMaxNodes]{};
@@ -91,7 +96,11 @@ constexpr bool order_groups(const Graph& g, Fusion& f) {
   for (int n = 0; n < G; ++n) {
     int pick = -1;
     for (int k = 0; k < G; ++k)
-      if (!done[k] && indeg[k] == 0 && (pick < 0 || first_node[k] < first_node[pick])) pick = k;
+      if (!done[k] && indeg[k] == 0 &&
+          (pick < 0 || (f.groups[k].kind == GroupKind::offload) > (f.groups[pick].kind == GroupKind::offload) ||
+           ((f.groups[k].kind == GroupKind::offload) == (f.groups[pick].kind == GroupKind::offload) &&
+            first_node[k] < first_node[pick])))
+        pick = k;
     if (pick < 0) return false;
     done[pick] = true;
     f.order[n] = pick;
@@ -289,13 +298,25 @@ constexpr bool try_membership(const Graph& g, Fusion& f, int node, int gi, const
 }  // namespace detail
 
 /// Partitions `g` into groups and orders them. Returns false (with g's status set) on failure.
-constexpr bool fuse(const Graph& g, Fusion& f) {
+/// pinned[i] >= 0: node i runs in that accelerator region (one offload group per region).
+constexpr bool fuse(const Graph& g, Fusion& f, const int* pinned = nullptr) {
   compute_layouts(g, f.layouts);
   f.num_groups = 0;
   for (int i = 0; i < kMaxNodes; ++i) f.group_of[i] = -1;  // nodes not reached yet belong nowhere
   for (int i = 0; i < g.size(); ++i) {
     const Node& n = g[i];
     if (n.is_leaf() || (n.is_view() && f.layouts[i].base != i)) continue;
+    if (pinned && pinned[i] >= 0) {
+      int gi = -1;
+      for (int k = 0; k < f.num_groups && gi < 0; ++k)
+        if (f.groups[k].kind == GroupKind::offload && f.groups[k].region == pinned[i]) gi = k;
+      if (gi < 0) {
+        gi = detail::new_group(f, GroupKind::offload, -1, n.shape);
+        f.groups[gi].region = pinned[i];
+      }
+      f.group_of[i] = gi;
+      continue;
+    }
     switch (n.op) {
       case Op::elementwise: {
         // Candidate groups: those of producers with the same loop shape that can take an epilogue.

@@ -88,8 +88,11 @@ constexpr bool update_can_alias(const Graph& g, const Fusion& f, const MemoryPla
 }
 
 /// Plans memory for fusion `f` of `g`. workspace_bytes[group] gives scratch each group needs
-/// during its step (e.g. GEMM packing buffers).
-constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* workspace_bytes, MemoryPlan& m) {
+/// during its step (e.g. GEMM packing buffers). busy_until[group] (optional): the last step during
+/// which the group still reads its operands and workspace (an asynchronous offload step submitted
+/// at its own step and waited for later); by default its own step.
+constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* workspace_bytes, MemoryPlan& m,
+                           const int* busy_until = nullptr) {
   const int S = f.num_groups;
   for (int s = 0; s < S; ++s) m.step_of_group[f.order[s]] = s;
   m.num_slots = 0;
@@ -152,7 +155,7 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
       const int base = f.layouts[g[u].inputs[k]].base;
       if (base < 0 || slot_of[base] < 0) continue;
       int step = -1;
-      if (f.group_of[u] >= 0) step = m.step_of_group[f.group_of[u]];
+      if (f.group_of[u] >= 0) step = busy_until ? busy_until[f.group_of[u]] : m.step_of_group[f.group_of[u]];
       if (step > m.slot_last[slot_of[base]]) m.slot_last[slot_of[base]] = step;
     }
   }
@@ -223,6 +226,7 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
     const int s = m.num_slots++;
     m.slot_bytes[s] = align_up(workspace_bytes[gi]);
     m.slot_first[s] = m.slot_last[s] = m.step_of_group[gi];
+    if (busy_until) m.slot_last[s] = busy_until[gi];
     m.workspace_slot[gi] = s;
   }
 

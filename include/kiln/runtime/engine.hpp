@@ -22,6 +22,9 @@
 namespace kiln {
 
 class Graph;
+namespace accel {
+struct Offload;
+}
 namespace runtime {
 class Executable;
 }
@@ -34,14 +37,18 @@ KILN_ENGINE_API std::size_t node_workspace_floats(const Node& n, const Shape* in
 KILN_ENGINE_API void run_node(const Node& n, const void* const* in, const Shape* in_shapes,
                               const DType* in_dtypes, void* out, float* workspace);
 
-/// Plans a traced graph; nullptr with `status` set when it cannot.
-KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status);
+/// Plans a traced graph (offloading regions to `offload`'s backends, if any); nullptr with `status`
+/// set when it cannot.
+KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status,
+                                           const accel::Offload* offload = nullptr);
 KILN_ENGINE_API void destroy(runtime::Executable* exe);
 struct ExecutableDeleter {
   void operator()(runtime::Executable* exe) const { destroy(exe); }
 };
 KILN_ENGINE_API std::size_t arena_bytes(const runtime::Executable& exe);
 KILN_ENGINE_API const runtime::PlanInfo& plan_info(const runtime::Executable& exe);
+/// The graph after the passes (the node ids plan_info().offload and print_graph use).
+KILN_ENGINE_API const Graph& planned_graph(const runtime::Executable& exe);
 /// inputs[i]/outputs[k]: dense buffers of graph input i / output k; arena: arena_bytes(), aligned.
 KILN_ENGINE_API void run(const runtime::Executable& exe, const void* const* inputs, void* const* outputs,
                          void* arena);

@@ -24,9 +24,9 @@ KILN_ENGINE_API void run_node(const Node& n, const void* const* in, const Shape*
   runtime::run_node(n, in, in_shapes, in_dtypes, out, workspace);
 }
 
-KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status) {
+KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status, const accel::Offload* offload) {
   auto* exe = new runtime::Executable();
-  if (!exe->build(traced, status)) {
+  if (!exe->build(traced, status, offload)) {
     delete exe;
     return nullptr;
   }
@@ -38,6 +38,8 @@ KILN_ENGINE_API void destroy(runtime::Executable* exe) { delete exe; }
 KILN_ENGINE_API std::size_t arena_bytes(const runtime::Executable& exe) { return exe.arena_bytes(); }
 
 KILN_ENGINE_API const runtime::PlanInfo& plan_info(const runtime::Executable& exe) { return exe.info(); }
+
+KILN_ENGINE_API const Graph& planned_graph(const runtime::Executable& exe) { return exe.graph(); }
 
 KILN_ENGINE_API void run(const runtime::Executable& exe, const void* const* inputs, void* const* outputs,
                          void* arena) {

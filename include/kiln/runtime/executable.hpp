@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "../accel/backend.hpp"
 #include "../passes/fold_channel_affine.hpp"
 #include "../passes/memory_plan.hpp"
 #include "../passes/simplify.hpp"
@@ -44,8 +45,9 @@ class AlignedFloats {
 
 class Executable {
  public:
-  /// Plans `traced` (consumed). On failure returns false and `status` says why.
-  bool build(const Graph& traced, Status& status) {
+  /// Plans `traced` (consumed). On failure returns false and `status` says why. With `offload`
+  /// (accel/offload.hpp) the backends' regions become offload steps.
+  bool build(const Graph& traced, Status& status, const accel::Offload* offload = nullptr) {
     graph_ = std::make_unique<Graph>(traced);
     fusion_ = std::make_unique<passes::Fusion>();
     mem_ = std::make_unique<passes::MemoryPlan>();
@@ -72,7 +74,15 @@ class Executable {
       status = g.status();
       return false;
     }
-    if (!passes::fuse(g, *fusion_)) {
+    int pinned[kMaxNodes];
+    if (offload && offload->active()) {
+      hooks_ = offload->hooks;
+      offload_ = std::unique_ptr<accel::OffloadState, OffloadDeleter>(hooks_->plan(*offload, g, pinned, status),
+                                                                      OffloadDeleter{hooks_->destroy});
+      if (!offload_) return false;
+      info_.offload = &hooks_->report(*offload_);
+    }
+    if (!passes::fuse(g, *fusion_, offload_ ? pinned : nullptr)) {
       status = Status(Errc::invalid_argument) << "fusion: the group graph has a cycle (internal error)";
       return false;
     }
@@ -83,7 +93,9 @@ class Executable {
     }
     std::size_t ws[kMaxNodes]{};
     for (const Step& s : steps_) ws[s.group] = workspace_bytes(s);
-    passes::plan_memory(g, *fusion_, ws, *mem_);
+    int busy_until[kMaxNodes]{};
+    if (offload_) schedule_waits(busy_until);
+    passes::plan_memory(g, *fusion_, ws, *mem_, offload_ ? busy_until : nullptr);
     for (Step& s : steps_) {
       s.workspace_slot = mem_->workspace_slot[s.group];
       if (s.kind == passes::GroupKind::gemm) resolve_gemm(s);
@@ -112,9 +124,13 @@ class Executable {
   /// arena: arena_bytes() bytes, kAlignment-aligned.
   void run(const void* const* inputs, void* const* outputs, void* arena) const {
     Bindings b{inputs, outputs, static_cast<char*>(arena)};
-    for (const Step& s : steps_) {
-      if (s.kind == passes::GroupKind::gemm && !s.conv) run_gemm(s, b);  // the batch-1 MLP path: no detour
-      else run_step(s, b);
+    if (offload_) {
+      if (!run_offloaded(b)) return;
+    } else {
+      for (const Step& s : steps_) {
+        if (s.kind == passes::GroupKind::gemm && !s.conv) run_gemm(s, b);  // the batch-1 MLP path: no detour
+        else run_step(s, b);
+      }
     }
     const Graph& g = *graph_;
     for (int k = 0; k < g.num_outputs(); ++k) {
@@ -222,8 +238,15 @@ class Executable {
       return static_cast<int>(e.int8_.size()) - 1;
     }
     bool direct_weights() const { return false; }  // constant weights are prepacked instead
+    void lower_offload(Step& s, const passes::Group& grp) { e.lower_offload(s, grp); }
     void add_step(const Step& s) { e.steps_.push_back(s); }
   };
+  // For the offload fragment (executable_offload.hpp): specs as the shared lowering makes them.
+  int add_spec(const ValueSpec& v) { return Sink{*this}.add_spec(v); }
+  ValueSpec spec_over(int node, const Shape& loop) {
+    Sink sink{*this};
+    return Lowering<Sink>(*graph_, *fusion_, sink).spec_over(node, loop);
+  }
   void lower() {
     steps_.clear();
     code_.clear();
@@ -235,6 +258,7 @@ class Executable {
     lower_groups(*graph_, *fusion_, sink);
   }
   std::size_t workspace_bytes(const Step& s) const {
+    if (s.kind == passes::GroupKind::offload) return offload_workspace_bytes(s);
     if (s.kind == passes::GroupKind::int8) return int8_[static_cast<std::size_t>(s.int8)].workspace_bytes;
     return step_workspace_bytes(*graph_, s);
   }
@@ -318,6 +342,7 @@ class Executable {
     void int8(const Step& s) const { e.run_int8_step(s, b); }
   };
 
+  float* workspace(const Bindings& b, const Step& s) const { return Env{*this, b}.workspace(s); }
   void run_step(const Step& s, const Bindings& b) const { step_run::any(s, Env{*this, b}); }
   void run_gemm(const Step& s, const Bindings& b) const { step_run::gemm(s, Env{*this, b}); }
 
@@ -351,6 +376,16 @@ class Executable {
   std::vector<Int8Step> int8_;
   Status lower_status_;
   PlanInfo info_;
+  // Accelerator regions (accel/offload.hpp), reached only through the hooks: null without backends.
+  const accel::OffloadHooks* hooks_ = nullptr;
+  struct OffloadDeleter {
+    void (*destroy)(accel::OffloadState*);
+    void operator()(accel::OffloadState* s) const { destroy(s); }
+  };
+  std::unique_ptr<accel::OffloadState, OffloadDeleter> offload_{nullptr, OffloadDeleter{nullptr}};
+
+  // The offload steps' lowering and run (a fragment of this class: it needs its private helpers).
+#include "executable_offload.hpp"
 };
 
 }  // namespace kiln::runtime

@@ -11,6 +11,7 @@
 //   int  prepack_conv(const Graph&, const Node& weight, const passes::Layout&, const kernels::WindowGeometry&, bool dense)
 //   int  lower_int8(const Graph&, const passes::Fusion&, int root)   // an int8 op's call, by index
 //   bool direct_weights() const   // read unpacked constant weights in place (kernels::gemm_direct)
+//   void lower_offload(Step&, const passes::Group&)   // an accelerator region (accel/offload.hpp)
 //   void add_step(const Step&)
 // (prepack_*: the index of the packed copy, or -1 to pack into the step's workspace at run time).
 #pragma once
@@ -77,6 +78,9 @@ struct Step {
   // no packing scratch (sinks that read weights where they lie: the static runner).
   bool direct = false;
   int int8 = -1;  // int8 ops: the sink's index of its lowered int8 call (runtime/int8_steps.hpp)
+  // offload: the accelerator region (operands: its inputs, targets: its outputs) and, when it
+  // runs asynchronously, the step before which it is waited for (steps().size(): at the end).
+  int region = -1, wait_at = -1;
 };
 
 /// Floats of a dense copy of n floats, rounded so what follows it stays 64-byte aligned.
@@ -177,6 +181,7 @@ class Lowering {
           s.loop = n.shape;
           break;
         }
+        case passes::GroupKind::offload: out_.lower_offload(s, grp); break;
         case passes::GroupKind::int8:
           s.int8 = out_.lower_int8(g, f, grp.root);
           s.loop = g[grp.root].shape;
@@ -450,6 +455,9 @@ struct FixedSchedule {
     return -1;
   }
   constexpr bool direct_weights() const { return true; }
+  constexpr void lower_offload(Step&, const passes::Group&) {  // compile() only: plans are fused without backends
+    if (status.ok()) status = Status(Errc::not_supported) << "offload: accelerator regions need compile()";
+  }
   constexpr int lower_int8(const Graph& g, const passes::Fusion& f, int root) {
     StaticInt8 q;
     const index_t begin = MaxInt8 > 0 ? num_channels : 0;

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "../accel/report_print.hpp"
 #include "../ir/print.hpp"
 #include "executable.hpp"
 
@@ -31,6 +32,7 @@ inline void print_graph(std::ostream& os, const Executable& x) {
     const int gi = f.group_of[i];
     if (gi >= 0) grp << 'k' << step_of[gi] << ' ' << passes::group_kind_name(f.groups[gi].kind);
     else grp << '-';
+    if (gi >= 0 && f.groups[gi].kind == passes::GroupKind::offload) grp << " r" << f.groups[gi].region;
     const passes::Layout& l = f.layouts[i];
     const passes::Placement& p = m.place[l.base >= 0 ? l.base : i];
     if (l.base != i && l.base >= 0) mem << "view of %" << l.base;
@@ -54,6 +56,7 @@ inline void print_graph(std::ostream& os, const Executable& x) {
   const runtime::PlanInfo& p = x.info();
   os << "\n  " << p.kernels << " kernels for " << p.nodes << " nodes; arena " << p.arena_bytes
      << " B (liveness lower bound " << p.lower_bound << " B); packed weights " << p.packed_weight_bytes << " B\n";
+  if (p.offload) accel::print_report(os, g, *p.offload);
 }
 
 /// One row per kernel launch: what it computes, its loop, its epilogue.
@@ -79,6 +82,9 @@ inline void print_plan(std::ostream& os, const Executable& x) {
         os << (c.depthwise ? " depthwise" : "") << ", requantised per channel, output clamp [" << st.act_min << ", "
            << st.act_max << ']';
       }
+    } else if (s.kind == passes::GroupKind::offload) {
+      os << "; region r" << s.region << ", " << s.num_ops << " input(s), " << s.num_tgts << " output(s)";
+      if (s.wait_at >= 0) os << ", submitted, waited for before k" << s.wait_at;
     } else if (s.code_size) {
       os << "; program of " << s.code_size << " instructions, " << s.num_regs << " register tiles, " << s.num_ops
          << " loads, " << s.num_tgts << " stores";

@@ -275,6 +275,8 @@ struct StaticModel {
     else if constexpr (s.kind == GroupKind::reduce || s.kind == GroupKind::softmax) runtime::step_run::reduction(s, e);
     else if constexpr (s.kind == GroupKind::copy) runtime::step_run::copy(s, e);
     else if constexpr (s.kind == GroupKind::concat) runtime::step_run::concat(s, e);
+    else if constexpr (s.kind == GroupKind::offload)
+      static_assert(s.kind != GroupKind::offload, "kiln::run: accelerator regions run through compile()");
     else if constexpr (s.kind == GroupKind::int8) {
       const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
       auto at = [&e](int base, index_t offset, DType t) { return e.ptr(base, offset, t); };

@@ -333,6 +333,7 @@ void any(const Step& s, const Env& e) {
     case passes::GroupKind::copy: copy(s, e); return;
     case passes::GroupKind::concat: concat(s, e); return;
     case passes::GroupKind::int8: e.int8(s); return;
+    case passes::GroupKind::offload: return;  // run by Executable::run_offloaded
   }
 }
 

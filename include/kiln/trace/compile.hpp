@@ -21,6 +21,7 @@
 
 #include "../ir/print.hpp"
 #endif
+#include "../accel/backend.hpp"
 #include "../ops.hpp"
 #include "../runtime/engine.hpp"
 #include "grad.hpp"
@@ -31,6 +32,7 @@ namespace kiln {
 
 struct CompileOptions {
   int cache_limit = 8;  // specialisations kept; calls past it run eagerly
+  accel::Offload offload{};  // accelerator backends: accel::offload(backend) (accel/offload.hpp)
 };
 
 struct Stats {
@@ -39,6 +41,8 @@ struct Stats {
   int folded = 0, cse = 0, simplified = 0, dead = 0, in_place = 0;
   int updates = 0, aliased_updates = 0;  // parameter write-backs (kiln::assign); written in place
   std::size_t arena_bytes = 0, lower_bound = 0, packed_weight_bytes = 0;
+  // With accelerator backends: where each node runs and why (valid until reset(); else null).
+  const accel::Report* offload = nullptr;
 };
 
 /// What a custom backend returns: runs the graph on dense inputs into dense outputs.
@@ -241,12 +245,15 @@ class Compiled {
       s.arena_bytes = p.arena_bytes;
       s.lower_bound = p.lower_bound;
       s.packed_weight_bytes = p.packed_weight_bytes;
+      s.offload = p.offload;
     }
     return s;
   }
 
   /// The plan of the most recent call (nullptr before the first call or with a custom backend).
   const runtime::Executable* executable() const { return last_ ? last_->exe.get() : nullptr; }
+  /// The graph after the passes, as planned (nullptr before the first call or with a custom backend).
+  const Graph* planned_graph() const { return last_ && last_->exe ? &engine::planned_graph(*last_->exe) : nullptr; }
   /// The graph as traced, before any pass (nullptr before the first call).
   const Graph* traced_graph() const { return last_ ? &last_->traced->graph : nullptr; }
   /// Forgets every specialisation (e.g. after changing captured weights in place).
@@ -410,7 +417,7 @@ class Compiled {
     for (int k = 0; k < g.num_inputs(); ++k) e->in_shapes[k] = g[g.input(k)].shape;
     if constexpr (std::is_same_v<Backend, std::nullptr_t>) {
       Status st;
-      e->exe.reset(engine::build(g, st));
+      e->exe.reset(engine::build(g, st, opts_.offload.active() ? &opts_.offload : nullptr));
       if (!e->exe) {
         fail(st);
         return nullptr;
