@@ -7842,7 +7842,7 @@ constexpr int fold_channel_affine(Graph& g, Affine&& affine) {
 //     its requantisation and fused activation inside; float elementwise nodes never join it
 //     (they cannot read i8, and a dequantize's consumers start their own float group).
 //     Leaves and views (permute, slice, expand, contiguous reshape) have no kernel.
-//  6. nodes pinned to an accelerator region (accel/partition.hpp, via `pinned`) form one offload
+//  7. nodes pinned to an accelerator region (accel/partition.hpp, via `pinned`) form one offload
 //     group per region, which nothing else joins.
 // A group also fails to grow when its program would need more than
 // kEwMaxRegs live register tiles.
@@ -13185,6 +13185,14 @@ class Compiled {
     }
     if (ok) run_bound(*e, outs, args...);
     return ok;
+  }
+
+  /// Traces and plans for these arguments without running (stats() then reports the arena).
+  /// False after a reported error, or when the cache is full.
+  template <class... Args>
+  bool prepare(const Args&... args) {
+    bool fallback = false;
+    return lookup(fallback, args...) != nullptr;
   }
 
   Stats stats() const {

@@ -20,7 +20,7 @@
 //     its requantisation and fused activation inside; float elementwise nodes never join it
 //     (they cannot read i8, and a dequantize's consumers start their own float group).
 //     Leaves and views (permute, slice, expand, contiguous reshape) have no kernel.
-//  6. nodes pinned to an accelerator region (accel/partition.hpp, via `pinned`) form one offload
+//  7. nodes pinned to an accelerator region (accel/partition.hpp, via `pinned`) form one offload
 //     group per region, which nothing else joins.
 // A group also fails to grow when its program would need more than
 // kEwMaxRegs live register tiles.
