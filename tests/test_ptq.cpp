@@ -282,6 +282,20 @@ TEST_CASE("ptq: an op without an int8 form stays float between dequantize and qu
   const kiln::ptq::Evaluation e = qm.evaluate({data.batch(64, l)});
   CHECK(e.agreement >= 0.9);
 
+  // Keeping a layer in f32 (issue 7's lever): the second linear's bias add listed keeps the whole
+  // layer float, fed by a dequantize.
+  int last_add = -1;
+  for (int i = 0; i < qm.float_graph().size(); ++i)
+    if (qm.float_graph()[i].op == kiln::Op::elementwise && qm.float_graph()[i].fn == kiln::EwFn::add) last_add = i;
+  kiln::ptq::Options keep;
+  keep.keep_float = {last_add};
+  const kiln::ptq::QuantizedModel mixed = kiln::ptq::quantize_model(model, calib, keep);
+  REQUIRE(mixed.layers().size() == 1);
+  CHECK(mixed.layers()[0].what == "qlinear + bias + relu");
+  const kiln::Graph& gm = mixed.graph();
+  CHECK(gm[gm.output(0)].op == kiln::Op::elementwise);  // the float bias add is the output
+  CHECK(mixed.evaluate({data.batch(64, l)}).agreement >= 0.9);
+
   // int8 at both ends: the model takes and returns i8 with the calibrated quantisation.
   kiln::ptq::Options o;
   o.int8_input = o.int8_output = true;
@@ -294,6 +308,40 @@ TEST_CASE("ptq: an op without an int8 form stays float between dequantize and qu
   CHECK(e8.agreement >= 0.9);
   const Tensor<std::int8_t> xq(Shape{64, Blobs::kDim});
   CHECK(q8.run<std::int8_t>(xq).shape() == Shape{64, Blobs::kClasses});
+}
+
+TEST_CASE("ptq: batch norm folds into the conv before quantisation; depthwise convs and adds quantise") {
+  std::mt19937 gen(21);
+  std::normal_distribution<float> d(0.f, 0.3f);
+  auto t = [&](const Shape& s, float add = 0.f) {
+    Tensor<float> x(s);
+    for (float& v : x) v = d(gen) + add;
+    return x;
+  };
+  const Tensor<float> w = t({6, 3, 3, 3}), dw = t({6, 3, 3, 1}), gamma = t({6}, 1.f), beta = t({6}), mean = t({6});
+  Tensor<float> var = t({6});
+  for (float& v : var) v = v * v + 0.5f;
+  auto model = [&](const auto& x) {
+    auto a = kiln::relu(kiln::batch_norm(kiln::conv2d(x, w), gamma, beta, mean, var));
+    auto b = kiln::relu6(kiln::conv2d(a, dw, kiln::Conv2dOptions().with_groups(6).with_padding(kiln::Padding2d::same())));
+    return kiln::avg_pool2d(a + b, kiln::Pool2dOptions(2));
+  };
+  std::vector<Tensor<float>> calib;
+  for (int i = 0; i < 4; ++i) calib.push_back(t({2, 9, 9, 3}));
+  const kiln::ptq::QuantizedModel qm = kiln::ptq::quantize_model(model, calib);
+  std::ostringstream report;
+  qm.print_report(report);
+  INFO(report.str());
+  std::vector<std::string> layers;
+  for (const kiln::ptq::Layer& l : qm.layers()) layers.push_back(l.what);
+  const std::vector<std::string> want{"qconv2d + bias + relu", "qconv2d depthwise + relu6", "qadd", "qavg_pool2d"};
+  CHECK(layers == want);
+  const kiln::ptq::Evaluation e = qm.evaluate({t({2, 9, 9, 3}), t({2, 9, 9, 3})});
+  const Tensor<float> y = qm.run_float(calib[0]);
+  float peak = 0.f;
+  for (float v : y) peak = std::max(peak, std::fabs(v));
+  INFO("max |error| " << e.max_abs_error << ", output peak " << peak);
+  CHECK(e.max_abs_error < 0.05 * peak);  // a few quantisation steps of the output range
 }
 
 TEST_CASE("ptq errors") {

@@ -87,6 +87,71 @@ static_assert(kCnn.arena_bytes() == kiln::align_up(std::size_t{144}) + kiln::ali
                                         kiln::align_up(std::size_t{8 * 3 * 3}),
               "conv1's output, the depthwise output and its re-laid-out weight live together");
 
+// The integers an int8 kernel takes are derived in a constant expression too (what a static runner
+// stores in flash): the qlinear's per-channel multipliers and its relu-less clamp, the depthwise
+// conv's depth multiplier and kernel-layout weight shape.
+struct Prepared {  // the values prepare_int8 derived (its Int8Call points at mult/shift storage)
+  std::int32_t mult[8]{}, shift[8]{};
+  bool ok = false, depthwise = false;
+  kiln::index_t depth_multiplier = 0;
+  std::int32_t input_offset = 0, output_offset = 0, act_min = 0, act_max = 0;
+  kiln::index_t pad_top = 0, pad_right = 0;
+  kiln::Shape w;
+};
+constexpr Prepared prepare(const kiln::StaticPlan& p, kiln::Op op, int nth, const float* scales) {
+  Prepared r;
+  const int id = find_op(p.graph, op, nth);
+  const kiln::Node& n = p.graph[id];
+  kiln::Shape in[kiln::kMaxInputs];
+  for (int k = 0; k < n.num_inputs; ++k) in[k] = p.graph[n.inputs[k]].shape;
+  kiln::runtime::Int8Call c;
+  r.ok = kiln::runtime::prepare_int8(n, in, scales, r.mult, r.shift, c).ok();
+  const kiln::kernels::int8::OutputStage& st =
+      op == kiln::Op::qlinear ? c.fc.output : c.depthwise ? c.dw.output : c.conv.output;
+  r.depthwise = c.depthwise;
+  r.depth_multiplier = c.dw.depth_multiplier;
+  r.input_offset = op == kiln::Op::qlinear ? c.fc.input_offset : c.depthwise ? c.dw.input_offset : c.conv.input_offset;
+  r.output_offset = st.output_offset;
+  r.act_min = st.act_min;
+  r.act_max = st.act_max;
+  r.pad_top = c.conv.window.pad_top;
+  r.pad_right = c.conv.window.pad_right;
+  r.w = c.w;
+  return r;
+}
+constexpr Prepared kFcPrepared = prepare(kCnn, kiln::Op::qlinear, 0, kFcS);
+constexpr auto kFcMultiplier = kiln::quant::quantize_multiplier(double{kC2.scale} * double{0.1f} / double{kFc.scale});
+static_assert(kFcPrepared.ok && kFcPrepared.mult[0] == kFcMultiplier.multiplier && kFcPrepared.shift[4] == kFcMultiplier.shift);
+static_assert(kFcPrepared.input_offset == 10 && kFcPrepared.output_offset == 7);
+static_assert(kFcPrepared.act_min == -128 && kFcPrepared.act_max == 127);
+constexpr Prepared kConvPrepared = prepare(kCnn, kiln::Op::qconv2d, 0, kConvS);
+static_assert(kConvPrepared.ok && !kConvPrepared.depthwise && kConvPrepared.input_offset == -3);
+static_assert(kConvPrepared.act_min == -128, "relu at zero point -128 clamps nothing");
+static_assert(kConvPrepared.pad_top == 1 && kConvPrepared.pad_right == 1, "SAME padding, resolved by the front-end");
+constexpr Prepared kDwPrepared = prepare(kCnn, kiln::Op::qconv2d, 1, kDwS);
+static_assert(kDwPrepared.ok && kDwPrepared.depthwise && kDwPrepared.depth_multiplier == 2);
+static_assert(kDwPrepared.w == kiln::Shape{1, 3, 3, 8}, "TFLite's depthwise layout for the kernel");
+
+// The arena holds the int8 steps' scratch: a grouped conv's channel slices (one group's input and
+// output) and the dense copy of a strided operand.
+constexpr std::int8_t kGroupW[6 * 3 * 3 * 2] = {};
+constexpr kiln::TensorView<const std::int8_t> GroupW(kGroupW, {6, 3, 3, 2});
+constexpr auto grouped = [](auto x) {
+  auto c = kiln::qconv2d(x, GroupW, DwS, kC1, kiln::Conv2dOptions().with_groups(3));  // [1, 3, 3, 6]
+  return kiln::qsoftmax(kiln::permute(c, {0, 3, 1, 2}));                               // a strided view
+};
+constexpr kiln::StaticPlan kGrouped = kiln::plan(grouped, kiln::input<std::int8_t>({1, 5, 5, 6}, kIn));
+constexpr std::size_t workspace_of(const kiln::StaticPlan& p, kiln::Op op) {
+  const int gi = p.fusion.group_of[find_op(p.graph, op)];
+  const int slot = p.memory.workspace_slot[gi];
+  return slot < 0 ? 0 : p.memory.slot_bytes[slot];
+}
+static_assert(workspace_of(kGrouped, kiln::Op::qconv2d) == kiln::align_up(std::size_t{(150 + 54) / 3}),
+              "one group's input [1, 5, 5, 2] and output [1, 3, 3, 2] slices");
+static_assert(workspace_of(kGrouped, kiln::Op::qsoftmax) == kiln::align_up(std::size_t{54}),
+              "a dense copy of the permuted [1, 6, 3, 3] input");
+static_assert(workspace_of(kCnn, kiln::Op::qconv2d) == 0, "dense operands, no groups: no scratch");
+
 // A mixed graph: float elementwise work around int8 ops. The float chains fuse among themselves,
 // never with the int8 nodes; the i8 values take 1 byte per element.
 constexpr auto mixed = [](auto x) {
@@ -176,12 +241,12 @@ TEST_CASE("int8 type errors name the op, the shapes and the dtypes") {
     (void)kiln::plan(
         [](auto x) {
           return kiln::qconv2d(x, ConvW, ConvS, kC1,
-                               kiln::Conv2dOptions().with_groups(2));
+                               kiln::Conv2dOptions().with_groups(3));
         },
         kiln::input<std::int8_t>({1, 5, 5, 4}, kIn));
   });
   CHECK(has(groups, "qconv2d"));
-  CHECK(has(groups, "groups 2"));
+  CHECK(has(groups, "groups 3"));
   CHECK(has(groups, "[1, 5, 5, 4]"));
 
   const std::string long_rows = plan_error([] {

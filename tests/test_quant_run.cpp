@@ -99,15 +99,15 @@ std::vector<std::int8_t> ref_fc(const std::vector<std::int8_t>& x, QuantParams q
 
 struct ConvGeo {
   index_t N, H, W, C, O, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW;
-  bool depthwise;
+  index_t groups;
 };
 
-// Convolution NHWC x OHWI weight ([O, kh, kw, C], or depthwise [O, kh, kw, 1] with O = C * m).
+// Convolution NHWC x OHWI weight [O, kh, kw, C / groups] (depthwise: groups C).
 std::vector<std::int8_t> ref_conv(const ConvGeo& g, const std::vector<std::int8_t>& x, QuantParams qx,
                                   const std::vector<std::int8_t>& w, const std::vector<float>& ws,
                                   const std::vector<std::int32_t>& bias, QuantParams qo, std::pair<int, int> act) {
   const Requant rq(qx, ws, qo, g.O);
-  const index_t cin = g.depthwise ? 1 : g.C, mult = g.depthwise ? g.O / g.C : 1;
+  const index_t cin = g.C / g.groups, og = g.O / g.groups;
   std::vector<std::int8_t> y(static_cast<std::size_t>(g.N * g.OH * g.OW * g.O));
   for (index_t n = 0; n < g.N; ++n)
     for (index_t oy = 0; oy < g.OH; ++oy)
@@ -119,7 +119,7 @@ std::vector<std::int8_t> ref_conv(const ConvGeo& g, const std::vector<std::int8_
               const index_t iy = oy * g.sh - g.pt + ky * g.dh, ix = ox * g.sw - g.pl + kx * g.dw;
               if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
               for (index_t c = 0; c < cin; ++c) {
-                const index_t ic = g.depthwise ? o / mult : c;
+                const index_t ic = o / og * cin + c;
                 const i64 xv = x[static_cast<std::size_t>(((n * g.H + iy) * g.W + ix) * g.C + ic)];
                 acc += (xv - qx.zero_point) * w[static_cast<std::size_t>(((o * g.kh + ky) * g.kw + kx) * cin + c)];
               }
@@ -259,14 +259,14 @@ TEST_CASE("qconv2d (stride, SAME padding, dilation; depthwise with multiplier) o
     before = total / 2;
     return out;
   };
-  ConvGeo g1{N, H, Wd, C, O, 3, 3, 2, 2, 0, 0, 1, 1, 0, 0, false};
+  ConvGeo g1{N, H, Wd, C, O, 3, 3, 2, 2, 0, 0, 1, 1, 0, 0, 1};
   g1.OH = same(H, 3, 2, g1.pt);
   g1.OW = same(Wd, 3, 2, g1.pl);
   const auto want1 = ref_conv(g1, xv, qx, w1, s1, b1, q1, act_bounds(q1, kiln::EwFn::relu6));
   check_bytes(c1, want1, "compiled conv 3x3/2 SAME relu6");
   check_bytes(e1, want1, "eager conv 3x3/2 SAME relu6");
   check_spread(want1);
-  ConvGeo g2{N, g1.OH, g1.OW, O, O * M, 3, 3, 1, 1, 1, 2, 2, 2, 0, 0, true};
+  ConvGeo g2{N, g1.OH, g1.OW, O, O * M, 3, 3, 1, 1, 1, 2, 2, 2, 0, 0, O};
   g2.OH = g1.OH + 1 + 2 - 4;
   g2.OW = g1.OW + 2 + 0 - 4;
   const auto want2 = ref_conv(g2, want1, q1, w2, s2, {}, q2, {-128, 127});
@@ -287,6 +287,34 @@ TEST_CASE("qconv2d (stride, SAME padding, dilation; depthwise with multiplier) o
   const kiln::Tensor<std::int8_t> a = from(want1, {N, g1.OH, g1.OW, O});
   check_bytes(kiln::compile(tfl)(a), want2, "compiled depthwise, TFLite-layout weight through a permute view");
   check_bytes(kiln::eager(tfl)(a), want2, "eager depthwise, TFLite-layout weight through a permute view");
+}
+
+TEST_CASE("qconv2d with groups (neither 1 nor depthwise): per-group kernel calls on channel slices") {
+  ref::Rng rng(29);
+  const QuantParams qx{0.06f, -5}, qo{0.13f, 4};
+  const index_t N = 2, H = 7, Wd = 8, C = 6, O = 9, G = 3;
+  const auto w = rng.int8s(static_cast<std::size_t>(O * 3 * 3 * (C / G)), -127, 127);
+  const auto bias = rng.int32s(static_cast<std::size_t>(O), -1500, 1500);
+  std::vector<float> ws;
+  for (index_t o = 0; o < O; ++o) ws.push_back(0.004f + 0.0005f * static_cast<float>(o));
+  const kiln::Tensor<std::int8_t> W = from(w, {O, 3, 3, C / G});
+  const kiln::Tensor<float> S = from(ws, {O});
+  const kiln::Tensor<std::int32_t> B = from(bias, {O});
+  const auto xv = rng.int8s(static_cast<std::size_t>(N * H * Wd * C));
+  const kiln::Tensor<std::int8_t> x = from(xv, {N, H, Wd, C});
+  const auto opts = kiln::Conv2dOptions().with_groups(3).with_stride(1, 2).with_padding(kiln::Padding2d::sides(1, 0, 1, 1));
+  auto model = [&](const auto& in) {
+    return kiln::qconv2d(kiln::as_quantized(in, qx), W, S, B, qo, opts, kiln::FusedActivation::clamp(-3.f, 9.f));
+  };
+  ConvGeo g{N, H, Wd, C, O, 3, 3, 1, 2, 1, 1, 1, 1, 0, 0, G};
+  g.OH = H + 1 - 3 + 1;
+  g.OW = (Wd + 2 - 3) / 2 + 1;
+  const auto want = ref_conv(g, xv, qx, w, ws, bias, qo, act_bounds(qo, kiln::EwFn::clamp, -3.f, 9.f));
+  const auto c = kiln::compile(model)(x);
+  CHECK(c.shape() == Shape{N, g.OH, g.OW, O});
+  check_bytes(c, want, "compiled grouped conv");
+  check_bytes(kiln::eager(model)(x), want, "eager grouped conv");
+  check_spread(want);
 }
 
 TEST_CASE("int8 pools, broadcasting qadd, qsoftmax over a strided view") {
@@ -406,6 +434,20 @@ TEST_CASE("a mixed float/int8 graph: float chains around int8 ops, planned and r
   // The i8 value is 1 byte per element in the arena: the most live at once is the float [5, 19]
   // input of quantize and its i8 result (4 and 1 bytes per element, each slot 64-byte aligned).
   CHECK(net.stats().lower_bound == kiln::align_up(std::size_t{B * K * 4}) + kiln::align_up(std::size_t{B * K}));
+}
+
+TEST_CASE("quantize of an i8 value requantises (TFLite's int8 -> int8 QUANTIZE)") {
+  ref::Rng rng(43);
+  const QuantParams qa{0.037f, -11}, qb{0.011f, 20};
+  const auto xv = rng.int8s(97);
+  const kiln::Tensor<std::int8_t> x = from(xv, {97});
+  auto model = [&](const auto& in) { return kiln::quantize(kiln::as_quantized(in, qa), qb); };
+  const auto qm = kiln::quant::quantize_multiplier(static_cast<double>(qa.scale) / qb.scale);
+  std::vector<std::int8_t> want;
+  for (auto v : xv) want.push_back(ref::clamp8(i64{ref::mbqm(v - qa.zero_point, qm.multiplier, qm.shift)} + qb.zero_point, -128, 127));
+  check_bytes(kiln::compile(model)(x), want, "compiled requantize");
+  check_bytes(kiln::eager(model)(x), want, "eager requantize");
+  check_spread(want);
 }
 
 TEST_CASE("int8 errors: run-time weights in compile(), bad scales, plain int8 tensors") {

@@ -17,6 +17,7 @@
 #endif
 #include "accel/backend.hpp"  // the accelerator hook's plain data (before the engine, which refers to it)
 #include "passes/autodiff.hpp"  // IR-level and constexpr: firmware may differentiate a static graph too
+#include "passes/int8_workspace.hpp"  // IR-level: an int8 step's scratch (runtime and kiln::plan)
 
 // The engine: passes, planner, kernels. Left out of a model's TU built with
 // KILN_SEPARATE_COMPILATION (it then links the one TU that defines KILN_IMPLEMENTATION).

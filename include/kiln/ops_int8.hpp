@@ -89,7 +89,9 @@ inline constexpr bool all_tensors_v = (is_tensor_v<T> && ...);
 
 }  // namespace detail
 
-/// f32 -> i8: q = clamp(round(x / scale) + zero_point, -128, 127) (TFLite's QUANTIZE).
+/// f32 -> i8: q = clamp(round(x / scale) + zero_point, -128, 127) (TFLite's QUANTIZE). On an i8
+/// value: requantised to q (zero_point + (x - x's zero point) * x's scale / scale, in TFLite's
+/// fixed point).
 template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
 constexpr auto quantize(const X& x, QuantParams q) {
   return detail::apply_int8<std::int8_t>(detail::int8_node(Op::quantize, q, {}), x);
@@ -126,8 +128,8 @@ constexpr auto qlinear(const X& x, const W& weight, const S& weight_scales, cons
   return detail::apply_int8<std::int8_t>(detail::int8_node(Op::qlinear, out, act), x, weight, weight_scales, bias);
 }
 
-/// 2-D convolution of NHWC x (i8) with OHWI weight (i8) [O, kh, kw, C] (groups 1) or a depthwise
-/// one, groups C and weight [C * multiplier, kh, kw, 1] (TFLite's [1, kh, kw, C * m] permuted:
+/// 2-D convolution of NHWC x (i8) with OHWI weight (i8) [O, kh, kw, C / groups]; groups C with
+/// weight [C * multiplier, kh, kw, 1] is depthwise (TFLite's [1, kh, kw, C * m] permuted:
 /// kiln::permute(w, {3, 1, 2, 0}) is a view of it, no copy). weight_scales f32 [O] or [1].
 template <class X, class W, class S, std::enable_if_t<detail::all_tensors_v<X, W, S>, int> = 0>
 constexpr auto qconv2d(const X& x, const W& weight, const S& weight_scales, QuantParams out,

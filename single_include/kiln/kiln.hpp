@@ -793,10 +793,10 @@ enum class Op : std::uint8_t {
   // int8 (TFLite's scheme, ir/quant.hpp; rules in ir/infer_int8.hpp). Results are i8 with n.quant
   // unless said otherwise; fn is the fused activation (identity, relu, relu6 or clamp [p0, p1]
   // in real units), turned into an int8 range when the op is lowered.
-  quantize,     // f32 -> i8 with n.quant
+  quantize,     // f32 -> i8 with n.quant (an i8 input is requantised to n.quant)
   dequantize,   // i8 -> f32
   qlinear,      // x i8 [..., K], W i8 [N, K], W scales f32 [N] or [1][, bias i32 [N]] -> [..., N]
-  qconv2d,      // x i8 NHWC, W i8 OHWI, W scales, [bias]; win as conv2d (groups 1 or in_c)
+  qconv2d,      // x i8 NHWC, W i8 OHWI, W scales, [bias]; win as conv2d (groups, depthwise)
   qpool2d,      // NHWC max (rk == max) or average (rk == mean, valid taps); quant of the input
   qadd,         // a + b (broadcasting), both i8
   qsoftmax,     // over the last axis, beta p0; quant kSoftmaxOutputQuant
@@ -1094,9 +1094,12 @@ constexpr Status infer_int8(Node& n, const Shape* in, const DType* dt) {
   if (arity > 0 && n.num_inputs != arity) return inputs_error(Errc::invalid_argument, n, in, "wrong number of inputs");
   Status st;
   switch (n.op) {
-    case Op::quantize:
-      if (dt[0] != DType::f32)
-        return op_error(Errc::dtype_mismatch, n) << "input " << in[0] << " has dtype " << dt[0] << ", expected f32";
+    case Op::quantize:  // f32 -> i8, or i8 -> i8 with new parameters (TFLite's requantising QUANTIZE)
+      if (dt[0] == DType::i8) {
+        if (!(st = need_quantized(n, 0, in, dt))) return st;
+      } else if (dt[0] != DType::f32) {
+        return op_error(Errc::dtype_mismatch, n) << "input " << in[0] << " has dtype " << dt[0] << ", expected f32 or i8";
+      }
       if (!(st = need_output_quant(n))) return st;
       n.shape = in[0];
       n.dtype = DType::i8;
@@ -1129,14 +1132,11 @@ constexpr Status infer_int8(Node& n, const Shape* in, const DType* dt) {
       const Shape& x = in[0];
       const Shape& w = in[1];
       const int groups = n.win.groups;
-      // The int8 kernels: a full conv (groups 1, weight [O, kh, kw, C]) or a depthwise one
-      // (groups C, weight [C * multiplier, kh, kw, 1]).
-      const bool full = groups == 1 && w[3] == x[3];
-      const bool depthwise = groups == x[3] && w[3] == 1 && w[0] % groups == 0;
-      if (!full && !depthwise) {
-        Status e = op_error(groups == 1 || groups == x[3] ? Errc::shape_mismatch : Errc::not_supported, n);
+      // OHWI [O, kh, kw, C / groups]; groups C with [C * m, kh, kw, 1] is depthwise.
+      if (groups < 1 || x[3] % groups != 0 || w[0] % groups != 0 || w[3] * groups != x[3]) {
+        Status e = op_error(Errc::shape_mismatch, n);
         return e << "weight " << w << " with groups " << groups << " for input " << x
-                 << " (int8: groups 1 with [O, kh, kw, C], or groups C with [C*m, kh, kw, 1])";
+                 << " (want [O, kh, kw, C / groups], groups dividing C and O)";
       }
       if (w[0] < 1 || w[1] < 1 || w[2] < 1)
         return inputs_error(Errc::shape_mismatch, n, in, "empty kernel or no output channels");
@@ -2733,6 +2733,114 @@ constexpr Status append_gradients(Graph& g, int loss, const int* wrt, int count,
 
 }  // namespace kiln::passes
 // ---- end kiln/passes/autodiff.hpp ----
+
+// ---- begin kiln/passes/int8_workspace.hpp ----
+// kiln/passes/int8_workspace.hpp — the scratch an int8 op's step needs during its run.
+//
+// An int8 kernel reads dense operands: an i8 (or quantize's f32) input that is a strided view
+// (a permute or slice) is first copied densely, and a grouped qconv2d gathers each group's input
+// channels and its output channels. Both the run-time Executable (runtime/int8_steps.hpp) and a
+// compile-time plan (kiln::plan) reserve these bytes in the arena for the step, from this one
+// rule: copies first-operand-first after the grouped conv's slices, each 64-byte aligned.
+
+
+// ---- begin kiln/passes/layout.hpp ----
+// kiln/passes/layout.hpp — where each value's elements sit relative to a materialised buffer.
+//
+// permute, slice and expand never copy: they become a different (offset, strides) over
+// their input's buffer, and every kernel reads through strides. reshape is a
+// view when its input is contiguous; otherwise it must be materialised, which
+// the fusion pass does by giving it a copy kernel.
+
+
+namespace kiln::passes {
+
+struct Layout {
+  int base = -1;       // node whose buffer holds the elements (itself when materialised)
+  index_t offset = 0;  // in elements, from the base buffer's start
+  Strides strides;     // in elements, one per dimension of this node's shape
+};
+
+constexpr bool is_contiguous(const Shape& s, const Layout& l) {
+  const Strides c = contiguous_strides(s);
+  for (int i = 0; i < s.rank(); ++i)
+    if (s[i] != 1 && l.strides[i] != c[i]) return false;
+  return true;
+}
+
+/// Whether node `id` needs its own buffer (is computed by a kernel) rather than aliasing another.
+constexpr bool reshape_is_view(const Graph& g, const Layout* layouts, int id) {
+  const Node& n = g.node(id);
+  return n.op == Op::reshape && is_contiguous(g.node(n.inputs[0]).shape, layouts[n.inputs[0]]);
+}
+
+/// Computes layouts for every node in topological order.
+constexpr void compute_layouts(const Graph& g, Layout* out) {
+  for (int i = 0; i < g.size(); ++i) {
+    const Node& n = g.node(i);
+    Layout l;
+    if (n.op == Op::permute) {
+      const Layout& in = out[n.inputs[0]];
+      l.base = in.base;
+      l.offset = in.offset;
+      for (int d = 0; d < n.shape.rank(); ++d) l.strides[d] = in.strides[n.perm[d]];
+    } else if (n.op == Op::slice) {
+      const Layout& in = out[n.inputs[0]];
+      l = in;
+      l.offset += n.start * in.strides[n.axis];
+      l.strides[n.axis] = in.strides[n.axis] * n.step;
+    } else if (n.op == Op::expand) {  // broadcast dims read the same element: stride 0
+      const Layout& in = out[n.inputs[0]];
+      l.base = in.base;
+      l.offset = in.offset;
+      l.strides = broadcast_strides(g.node(n.inputs[0]).shape, in.strides, n.shape);
+    } else if (n.op == Op::reshape && is_contiguous(g.node(n.inputs[0]).shape, out[n.inputs[0]])) {
+      const Layout& in = out[n.inputs[0]];
+      l.base = in.base;
+      l.offset = in.offset;
+      l.strides = contiguous_strides(n.shape);
+    } else {
+      l.base = i;
+      l.strides = contiguous_strides(n.shape);
+    }
+    out[i] = l;
+  }
+}
+
+/// Strides that read value `id` (with layout l) broadcast to `loop` (NumPy alignment from the right).
+constexpr Strides operand_strides(const Shape& value_shape, const Layout& l, const Shape& loop) {
+  return broadcast_strides(value_shape, l.strides, loop);
+}
+
+}  // namespace kiln::passes
+// ---- end kiln/passes/layout.hpp ----
+
+namespace kiln::passes {
+
+/// Bytes of a grouped qconv2d's channel slices (one group's input and output); 0 for groups 1
+/// and for depthwise (groups == C: its own kernel).
+constexpr std::size_t int8_grouped_conv_bytes(const Node& n, const Shape& x) {
+  const int groups = n.win.groups;
+  if (n.op != Op::qconv2d || groups <= 1 || x.rank() != 4 || groups == x[3]) return 0;
+  return static_cast<std::size_t>((x.numel() + n.shape.numel()) / groups);
+}
+
+/// Arena bytes the step of int8 node `id` needs: the grouped conv's slices, then a dense copy of
+/// each activation operand (input 0, and qadd's input 1) that is not contiguous.
+constexpr std::size_t int8_workspace_bytes(const Graph& g, const Layout* layouts, int id) {
+  const Node& n = g[id];
+  std::size_t bytes = align_up(int8_grouped_conv_bytes(n, g[n.inputs[0]].shape));
+  const int operands = n.op == Op::qadd ? 2 : 1;
+  for (int k = 0; k < operands; ++k) {
+    const Node& in = g[n.inputs[k]];
+    if (!is_contiguous(in.shape, layouts[n.inputs[k]]))
+      bytes += align_up(static_cast<std::size_t>(in.shape.numel()) * dtype_size(in.dtype));
+  }
+  return bytes;
+}
+
+}  // namespace kiln::passes
+// ---- end kiln/passes/int8_workspace.hpp ----
 
 // The engine: passes, planner, kernels. Left out of a model's TU built with
 // KILN_SEPARATE_COMPILATION (it then links the one TU that defines KILN_IMPLEMENTATION).
@@ -5246,9 +5354,9 @@ inline void ew_run(const EwProgram& prog, const EwOperand* in, int n_in, const E
 // kiln/kernels/int8.hpp — the int8 quantised kernel layer (TFLite int8 arithmetic, bit-exact).
 //
 // Kernels on raw pointers + shapes + a params struct, each returning a kiln::Status:
-// fully_connected, conv2d, depthwise_conv2d, max_pool2d, avg_pool2d, add, softmax.
-// The integers they take (multipliers, shifts, offsets, clamps) come from kiln/quant/.
-// Not yet reachable from the graph (compile()/eager): a later layer maps IR nodes onto them.
+// fully_connected, conv2d, depthwise_conv2d, max_pool2d, avg_pool2d, add, softmax; and the
+// array conversion quantize. The integers they take (multipliers, shifts, offsets,
+// clamps) come from kiln/quant/. The IR's int8 ops reach them through runtime/int8_steps.hpp.
 
 
 // ---- begin kiln/quant/fixed_point.hpp ----
@@ -6531,6 +6639,52 @@ inline Status conv2d(const Conv2DParams& p, const Shape& input_shape, const std:
 
 }  // namespace kiln::kernels::int8
 // ---- end kiln/kernels/int8/conv2d.hpp ----
+
+// ---- begin kiln/kernels/int8/convert.hpp ----
+// kiln/kernels/int8/convert.hpp — f32 -> int8 over an array (the QUANTIZE at a graph's float
+// boundary), bit-exact with quant::quantize_value.
+//
+// quantize: q = clamp(round_half_away(x / scale) + zero_point, -128, 127), NaN -> zero_point.
+// The AVX2 path does the same arithmetic 8 lanes at a time: the IEEE division, |r| clamped to
+// 512 (beyond it every result saturates anyway), round half away from zero as trunc(|r|) + (frac
+// >= 0.5) with the sign put back (exact: trunc and the fraction of a float are exact), the zero
+// point added in int32 and the int8 saturation of two saturating packs: 8x the scalar loop
+// (16384 values: 5.2 vs 41.8 us on AVX2), which the compiler does not vectorise. Other targets
+// use the scalar loop. (DEQUANTIZE needs no kernel: quant::dequantize's loop vectorises as is.)
+
+
+
+namespace kiln::kernels::int8 {
+
+inline void quantize(const float* x, std::int8_t* out, index_t n, quant::TensorQuant q) {
+  index_t i = 0;
+#if KILN_INT8_AVX2
+  const __m256 scale = _mm256_set1_ps(q.scale), lim = _mm256_set1_ps(512.f), nlim = _mm256_set1_ps(-512.f);
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.f), sign_bit = _mm256_set1_ps(-0.f);
+  const __m256i zp = _mm256_set1_epi32(q.zero_point);
+  auto lanes8 = [&](const float* p) {
+    __m256 r = _mm256_div_ps(_mm256_loadu_ps(p), scale);
+    r = _mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));  // NaN -> 0
+    r = _mm256_min_ps(_mm256_max_ps(r, nlim), lim);
+    const __m256 sign = _mm256_and_ps(r, sign_bit);
+    const __m256 a = _mm256_andnot_ps(sign_bit, r);
+    __m256 t = _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(_mm256_sub_ps(a, t), half, _CMP_GE_OQ), one));
+    return _mm256_add_epi32(_mm256_cvttps_epi32(_mm256_or_ps(t, sign)), zp);
+  };
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // undo the packs' lane interleave
+  for (; i + 32 <= n; i += 32) {
+    const __m256i lo = _mm256_packs_epi32(lanes8(x + i), lanes8(x + i + 8));
+    const __m256i hi = _mm256_packs_epi32(lanes8(x + i + 16), lanes8(x + i + 24));
+    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(lo, hi), order);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), bytes);
+  }
+#endif
+  for (; i < n; ++i) out[i] = quant::quantize_value(x[i], q);
+}
+
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/convert.hpp ----
 
 // ---- begin kiln/kernels/int8/depthwise_conv2d.hpp ----
 // kiln/kernels/int8/depthwise_conv2d.hpp — TFLite int8 DEPTHWISE_CONV_2D (per-channel weights).
@@ -7848,77 +8002,6 @@ constexpr int fold_channel_affine(Graph& g, Affine&& affine) {
 // kEwMaxRegs live register tiles.
 
 
-// ---- begin kiln/passes/layout.hpp ----
-// kiln/passes/layout.hpp — where each value's elements sit relative to a materialised buffer.
-//
-// permute, slice and expand never copy: they become a different (offset, strides) over
-// their input's buffer, and every kernel reads through strides. reshape is a
-// view when its input is contiguous; otherwise it must be materialised, which
-// the fusion pass does by giving it a copy kernel.
-
-
-namespace kiln::passes {
-
-struct Layout {
-  int base = -1;       // node whose buffer holds the elements (itself when materialised)
-  index_t offset = 0;  // in elements, from the base buffer's start
-  Strides strides;     // in elements, one per dimension of this node's shape
-};
-
-constexpr bool is_contiguous(const Shape& s, const Layout& l) {
-  const Strides c = contiguous_strides(s);
-  for (int i = 0; i < s.rank(); ++i)
-    if (s[i] != 1 && l.strides[i] != c[i]) return false;
-  return true;
-}
-
-/// Whether node `id` needs its own buffer (is computed by a kernel) rather than aliasing another.
-constexpr bool reshape_is_view(const Graph& g, const Layout* layouts, int id) {
-  const Node& n = g.node(id);
-  return n.op == Op::reshape && is_contiguous(g.node(n.inputs[0]).shape, layouts[n.inputs[0]]);
-}
-
-/// Computes layouts for every node in topological order.
-constexpr void compute_layouts(const Graph& g, Layout* out) {
-  for (int i = 0; i < g.size(); ++i) {
-    const Node& n = g.node(i);
-    Layout l;
-    if (n.op == Op::permute) {
-      const Layout& in = out[n.inputs[0]];
-      l.base = in.base;
-      l.offset = in.offset;
-      for (int d = 0; d < n.shape.rank(); ++d) l.strides[d] = in.strides[n.perm[d]];
-    } else if (n.op == Op::slice) {
-      const Layout& in = out[n.inputs[0]];
-      l = in;
-      l.offset += n.start * in.strides[n.axis];
-      l.strides[n.axis] = in.strides[n.axis] * n.step;
-    } else if (n.op == Op::expand) {  // broadcast dims read the same element: stride 0
-      const Layout& in = out[n.inputs[0]];
-      l.base = in.base;
-      l.offset = in.offset;
-      l.strides = broadcast_strides(g.node(n.inputs[0]).shape, in.strides, n.shape);
-    } else if (n.op == Op::reshape && is_contiguous(g.node(n.inputs[0]).shape, out[n.inputs[0]])) {
-      const Layout& in = out[n.inputs[0]];
-      l.base = in.base;
-      l.offset = in.offset;
-      l.strides = contiguous_strides(n.shape);
-    } else {
-      l.base = i;
-      l.strides = contiguous_strides(n.shape);
-    }
-    out[i] = l;
-  }
-}
-
-/// Strides that read value `id` (with layout l) broadcast to `loop` (NumPy alignment from the right).
-constexpr Strides operand_strides(const Shape& value_shape, const Layout& l, const Shape& loop) {
-  return broadcast_strides(value_shape, l.strides, loop);
-}
-
-}  // namespace kiln::passes
-// ---- end kiln/passes/layout.hpp ----
-
 namespace kiln::passes {
 
 enum class GroupKind : std::uint8_t { elementwise, gemm, reduce, softmax, concat, copy, window, int8, offload };
@@ -8791,7 +8874,10 @@ struct Int8Call {
   Op op = Op::quantize;
   Shape x, x2, w, y;  // dense shapes as the kernel reads them (w: the kernel's layout)
   quant::TensorQuant in, out;
-  bool depthwise = false;
+  quant::QuantizedMultiplier requant;  // quantize of an i8 input: in.scale / out.scale
+  bool requantize = false;
+  bool depthwise = false;  // groups == channels, weight [C * m, kh, kw, 1]: the depthwise kernel
+  index_t groups = 1;      // other groups: the conv kernel per group, on channel slices (scratch)
   ReduceKind rk = ReduceKind::max;
   kernels::int8::FullyConnectedParams fc;
   kernels::int8::Conv2DParams conv;
@@ -8843,6 +8929,14 @@ constexpr Status prepare_int8(const Node& n, const Shape* in, const float* scale
   const char* name = op_name(n.op);
   switch (n.op) {
     case Op::quantize:
+      c.requantize = n.in_quant[0].valid();  // only i8 values carry parameters
+      if (c.requantize) {
+        c.requant = quant::quantize_multiplier(static_cast<double>(c.in.scale) / static_cast<double>(c.out.scale));
+        if (c.requant.shift > 31)
+          return Status(Errc::invalid_argument) << "quantize: requantising " << in[0]
+                                                << " rescales by 2^31 or more (input and output scales)";
+      }
+      return Status();
     case Op::dequantize: return Status();
     case Op::qlinear:
     case Op::qconv2d: {
@@ -8866,7 +8960,8 @@ constexpr Status prepare_int8(const Node& n, const Shape* in, const float* scale
       const Window2d& w = n.win;
       const kernels::int8::Window2D window{w.stride_h, w.stride_w, w.dilation_h, w.dilation_w,
                                            w.pad_top,  w.pad_bottom, w.pad_left, w.pad_right};
-      c.depthwise = w.groups > 1;
+      c.depthwise = w.groups > 1 && w.groups == in[0][3] && in[1][3] == 1;
+      c.groups = c.depthwise ? 1 : w.groups;
       if (c.depthwise) {
         c.w = Shape{1, in[1][1], in[1][2], in[1][0]};
         c.dw = kernels::int8::DepthwiseConv2DParams{window, in[1][0] / in[0][3], -c.in.zero_point, stage};
@@ -8938,18 +9033,52 @@ inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std:
   return Status();
 }
 
+/// A grouped conv: per group, its input channels gathered densely into `scratch`, the conv kernel
+/// on them with the group's weight rows, bias and multipliers, its output scattered into y.
+inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::int8_t* w, const std::int32_t* bias,
+                           std::int8_t* y, std::int8_t* scratch) {
+  const index_t G = c.groups, cg = c.x[3] / G, og = c.y[3] / G;
+  const index_t pixels_in = c.x.numel() / c.x[3], pixels_out = c.y.numel() / c.y[3];
+  const Shape xs{c.x[0], c.x[1], c.x[2], cg}, ws{og, c.w[1], c.w[2], c.w[3]}, ys{c.y[0], c.y[1], c.y[2], og};
+  std::int8_t* xg = scratch;
+  std::int8_t* yg = scratch + pixels_in * cg;
+  for (index_t g = 0; g < G; ++g) {
+    for (index_t p = 0; p < pixels_in; ++p) std::memcpy(xg + p * cg, x + p * c.x[3] + g * cg, static_cast<std::size_t>(cg));
+    kernels::int8::Conv2DParams pg = c.conv;
+    pg.output.multiplier += g * og;
+    pg.output.shift += g * og;
+    const Status s = kernels::int8::conv2d(pg, xs, xg, ws, w + g * ws.numel(), bias ? bias + g * og : nullptr, ys, yg);
+    if (!s.ok()) return s;
+    for (index_t p = 0; p < pixels_out; ++p) std::memcpy(y + p * c.y[3] + g * og, yg + p * og, static_cast<std::size_t>(og));
+  }
+  return Status();
+}
+
 /// One int8 kernel call on dense operands: x (f32 for quantize, else i8), x2 (qadd's b), the
 /// weight in the kernel's layout and the bias (qlinear/qconv2d; bias may be null), into y.
+/// `scratch`: passes::int8_grouped_conv_bytes(node, x) bytes.
 inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
-                       const std::int32_t* bias, void* y) {
+                       const std::int32_t* bias, void* y, void* scratch = nullptr) {
   namespace k8 = kernels::int8;
   const auto* xi = static_cast<const std::int8_t*>(x);
   auto* yi = static_cast<std::int8_t*>(y);
   switch (c.op) {
-    case Op::quantize: quant::quantize(static_cast<const float*>(x), yi, c.y.numel(), c.out); return Status();
+    case Op::quantize:
+      if (c.requantize) {  // TFLite's Requantize: zp_out + (q - zp_in) * M, saturated
+        for (index_t i = 0; i < c.y.numel(); ++i) {
+          std::int32_t v = quant::multiply_by_quantized_multiplier(xi[i] - c.in.zero_point, c.requant.multiplier,
+                                                                   c.requant.shift) +
+                           c.out.zero_point;
+          yi[i] = static_cast<std::int8_t>(v < -128 ? -128 : v > 127 ? 127 : v);
+        }
+        return Status();
+      }
+      k8::quantize(static_cast<const float*>(x), yi, c.y.numel(), c.out);
+      return Status();
     case Op::dequantize: quant::dequantize(xi, static_cast<float*>(y), c.y.numel(), c.in); return Status();
     case Op::qlinear: return k8::fully_connected(c.fc, c.x, xi, c.w, w, bias, c.y, yi);
     case Op::qconv2d:
+      if (c.groups > 1) return grouped_conv(c, xi, w, bias, yi, static_cast<std::int8_t*>(scratch));
       return c.depthwise ? k8::depthwise_conv2d(c.dw, c.x, xi, c.w, w, bias, c.y, yi)
                          : k8::conv2d(c.conv, c.x, xi, c.w, w, bias, c.y, yi);
     case Op::qpool2d:
@@ -8963,12 +9092,13 @@ inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const s
 
 // ---- eager ------------------------------------------------------------------------------------
 
-/// Workspace floats run_int8_node needs: the multipliers and shifts, and a depthwise weight in
-/// the kernel's layout.
+/// Workspace floats run_int8_node needs: the multipliers and shifts, then a depthwise weight in
+/// the kernel's layout or a grouped conv's channel slices.
 inline std::size_t int8_workspace_floats(const Node& n, const Shape* in) {
   if (n.op != Op::qlinear && n.op != Op::qconv2d) return 0;
   std::size_t f = 2 * static_cast<std::size_t>(in[1][0]);
-  if (n.op == Op::qconv2d && n.win.groups > 1) f += (static_cast<std::size_t>(in[1].numel()) + 3) / 4;
+  if (n.op == Op::qconv2d && n.win.groups > 1)  // depthwise weight, or grouped slices
+    f += (static_cast<std::size_t>(in[1].numel()) + passes::int8_grouped_conv_bytes(n, in[0]) + 3) / 4;
   return f;
 }
 
@@ -8981,13 +9111,13 @@ inline void run_int8_node(const Node& n, const void* const* in, const Shape* in_
   const float* scales = n.op == Op::qlinear || n.op == Op::qconv2d ? static_cast<const float*>(in[2]) : nullptr;
   Status s = prepare_int8(n, in_shapes, scales, mult, shift, c);
   const auto* w = n.num_inputs > 1 ? static_cast<const std::int8_t*>(in[1]) : nullptr;
+  std::int8_t* scratch = shift ? reinterpret_cast<std::int8_t*>(shift + channels) : nullptr;
   if (s.ok() && c.depthwise) {
-    auto* relaid = reinterpret_cast<std::int8_t*>(shift + channels);
-    depthwise_weight_to_kernel_layout(w, in_shapes[1], contiguous_strides(in_shapes[1]), relaid);
-    w = relaid;
+    depthwise_weight_to_kernel_layout(w, in_shapes[1], contiguous_strides(in_shapes[1]), scratch);
+    w = scratch;
   }
   const auto* bias = n.num_inputs == 4 ? static_cast<const std::int32_t*>(in[3]) : nullptr;
-  if (s.ok()) s = run_int8(c, in[0], n.num_inputs > 1 ? in[1] : nullptr, w, bias, out);
+  if (s.ok()) s = run_int8(c, in[0], n.num_inputs > 1 ? in[1] : nullptr, w, bias, out, scratch);
   if (!s.ok()) fail(s);
 }
 
@@ -9014,7 +9144,8 @@ struct Int8Step {
   const std::int32_t* bias = nullptr;
   std::vector<std::int8_t> weight;  // re-laid out / densified constant weight
   std::vector<std::int32_t> bias_dense;
-  std::size_t workspace_bytes = 0;  // dense copies of x and x2 when they are strided views
+  std::size_t scratch_bytes = 0;    // run_int8's scratch (a grouped conv's slices), first in the
+  std::size_t workspace_bytes = 0;  // workspace, then dense copies of strided x and x2
 };
 
 namespace detail {
@@ -9042,11 +9173,9 @@ const T* constant_dense(const Graph& g, const passes::Fusion& f, int id, std::ve
   return copy.data();
 }
 
-inline Int8Operand int8_operand(const Graph& g, const passes::Fusion& f, int id, std::size_t& workspace) {
+inline Int8Operand int8_operand(const Graph& g, const passes::Fusion& f, int id) {
   const passes::Layout& l = f.layouts[id];
-  Int8Operand o{l.base, l.offset, l.strides, g[id].dtype, g[id].shape, passes::is_contiguous(g[id].shape, l)};
-  if (!o.dense) workspace += align_up(static_cast<std::size_t>(o.shape.numel()) * dtype_size(o.dtype));
-  return o;
+  return Int8Operand{l.base, l.offset, l.strides, g[id].dtype, g[id].shape, passes::is_contiguous(g[id].shape, l)};
 }
 
 }  // namespace detail
@@ -9057,8 +9186,10 @@ inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8St
   const Node& n = g[id];
   Shape in[kMaxInputs];
   for (int k = 0; k < n.num_inputs; ++k) in[k] = g[n.inputs[k]].shape;
-  s.x = detail::int8_operand(g, f, n.inputs[0], s.workspace_bytes);
-  if (n.op == Op::qadd) s.x2 = detail::int8_operand(g, f, n.inputs[1], s.workspace_bytes);
+  s.x = detail::int8_operand(g, f, n.inputs[0]);
+  if (n.op == Op::qadd) s.x2 = detail::int8_operand(g, f, n.inputs[1]);
+  s.scratch_bytes = passes::int8_grouped_conv_bytes(n, in[0]);
+  s.workspace_bytes = passes::int8_workspace_bytes(g, f.layouts, id);
   const float* scales = nullptr;
   std::vector<float> scale_copy;
   if (n.op == Op::qlinear || n.op == Op::qconv2d) {
@@ -9389,7 +9520,8 @@ struct StaticInt8 {
   Int8Call call;
   Int8Ref x, x2, w, bias;
   index_t channel_begin = 0, channels = 0;
-  std::size_t workspace_bytes = 0;  // dense copies of x, x2, and the weight in the kernel's layout
+  std::size_t scratch_bytes = 0;    // run_int8's own scratch (a grouped conv's slices), first
+  std::size_t workspace_bytes = 0;  // passes/int8_workspace.hpp's rule + the weight in the kernel's layout
 };
 
 constexpr Int8Ref int8_ref(const Graph& g, const passes::Fusion& f, int id) {
@@ -9468,7 +9600,10 @@ constexpr Status lower_int8_static(const Graph& g, const passes::Fusion& f, int 
   if (!st.ok()) return st;
   s.call = without_channels(call);
   if (s.call.depthwise) s.w.dense = false;  // re-laid out at run time
-  s.workspace_bytes = int8_copy_bytes(s.x) + int8_copy_bytes(s.x2) + int8_copy_bytes(s.w);
+  // The scratch every int8 step reserves (passes/int8_workspace.hpp: the grouped conv's slices,
+  // then dense copies of strided activations), then the weight this runner lays out from flash.
+  s.scratch_bytes = passes::int8_grouped_conv_bytes(n, in[0]);
+  s.workspace_bytes = passes::int8_workspace_bytes(g, f.layouts, id) + int8_copy_bytes(s.w);
   return Status();
 }
 
@@ -9488,6 +9623,8 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
   };
   Int8Call c = q.call;
   bind_int8_channels(c, mult + q.channel_begin, shift + q.channel_begin);
+  char* scratch = ws;  // run_int8's own scratch first (the same order as the Executable)
+  if (ws) ws += align_up(q.scratch_bytes);
   const void* x = dense(q.x);
   const void* x2 = dense(q.x2);
   const std::int8_t* w = nullptr;
@@ -9501,7 +9638,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
   }
   const auto* bias = q.bias.base >= 0 ? reinterpret_cast<const std::int32_t*>(at(q.bias.base, q.bias.offset, q.bias.dtype))
                                       : nullptr;
-  return run_int8(c, x, x2, w, bias, out);
+  return run_int8(c, x, x2, w, bias, out, scratch);
 }
 
 }  // namespace kiln::runtime
@@ -10915,7 +11052,9 @@ class Executable {
   /// An int8 step: operands in place when dense, else copied into the workspace first.
   void run_int8_step(const Step& s, const Bindings& b) const {
     const Int8Step& q = int8_[static_cast<std::size_t>(s.int8)];
-    char* ws = s.workspace_slot >= 0 ? b.arena + mem_->slot_offset[s.workspace_slot] : nullptr;
+    char* ws = reinterpret_cast<char*>(workspace(b, s));
+    char* scratch = ws;  // run_int8's own scratch first, then dense copies of strided operands
+    if (ws) ws += align_up(q.scratch_bytes);
     auto dense = [&](const Int8Operand& o) -> const void* {
       if (o.base < 0) return nullptr;
       const char* p = ptr(b, o.base, o.offset, o.dtype);
@@ -10927,7 +11066,7 @@ class Executable {
     };
     const void* x = dense(q.x);
     const void* x2 = dense(q.x2);
-    const Status st = run_int8(q.call, x, x2, q.w, q.bias, const_cast<char*>(base_ptr(b, s.node)));
+    const Status st = run_int8(q.call, x, x2, q.w, q.bias, const_cast<char*>(base_ptr(b, s.node)), scratch);
     if (!st.ok()) fail(st);  // shapes were checked when the plan was built: not expected
   }
 
@@ -12295,7 +12434,9 @@ inline constexpr bool all_tensors_v = (is_tensor_v<T> && ...);
 
 }  // namespace detail
 
-/// f32 -> i8: q = clamp(round(x / scale) + zero_point, -128, 127) (TFLite's QUANTIZE).
+/// f32 -> i8: q = clamp(round(x / scale) + zero_point, -128, 127) (TFLite's QUANTIZE). On an i8
+/// value: requantised to q (zero_point + (x - x's zero point) * x's scale / scale, in TFLite's
+/// fixed point).
 template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
 constexpr auto quantize(const X& x, QuantParams q) {
   return detail::apply_int8<std::int8_t>(detail::int8_node(Op::quantize, q, {}), x);
@@ -12332,8 +12473,8 @@ constexpr auto qlinear(const X& x, const W& weight, const S& weight_scales, cons
   return detail::apply_int8<std::int8_t>(detail::int8_node(Op::qlinear, out, act), x, weight, weight_scales, bias);
 }
 
-/// 2-D convolution of NHWC x (i8) with OHWI weight (i8) [O, kh, kw, C] (groups 1) or a depthwise
-/// one, groups C and weight [C * multiplier, kh, kw, 1] (TFLite's [1, kh, kw, C * m] permuted:
+/// 2-D convolution of NHWC x (i8) with OHWI weight (i8) [O, kh, kw, C / groups]; groups C with
+/// weight [C * multiplier, kh, kw, 1] is depthwise (TFLite's [1, kh, kw, C * m] permuted:
 /// kiln::permute(w, {3, 1, 2, 0}) is a view of it, no copy). weight_scales f32 [O] or [1].
 template <class X, class W, class S, std::enable_if_t<detail::all_tensors_v<X, W, S>, int> = 0>
 constexpr auto qconv2d(const X& x, const W& weight, const S& weight_scales, QuantParams out,

@@ -92,9 +92,12 @@ constexpr Status infer_int8(Node& n, const Shape* in, const DType* dt) {
   if (arity > 0 && n.num_inputs != arity) return inputs_error(Errc::invalid_argument, n, in, "wrong number of inputs");
   Status st;
   switch (n.op) {
-    case Op::quantize:
-      if (dt[0] != DType::f32)
-        return op_error(Errc::dtype_mismatch, n) << "input " << in[0] << " has dtype " << dt[0] << ", expected f32";
+    case Op::quantize:  // f32 -> i8, or i8 -> i8 with new parameters (TFLite's requantising QUANTIZE)
+      if (dt[0] == DType::i8) {
+        if (!(st = need_quantized(n, 0, in, dt))) return st;
+      } else if (dt[0] != DType::f32) {
+        return op_error(Errc::dtype_mismatch, n) << "input " << in[0] << " has dtype " << dt[0] << ", expected f32 or i8";
+      }
       if (!(st = need_output_quant(n))) return st;
       n.shape = in[0];
       n.dtype = DType::i8;
@@ -127,14 +130,11 @@ constexpr Status infer_int8(Node& n, const Shape* in, const DType* dt) {
       const Shape& x = in[0];
       const Shape& w = in[1];
       const int groups = n.win.groups;
-      // The int8 kernels: a full conv (groups 1, weight [O, kh, kw, C]) or a depthwise one
-      // (groups C, weight [C * multiplier, kh, kw, 1]).
-      const bool full = groups == 1 && w[3] == x[3];
-      const bool depthwise = groups == x[3] && w[3] == 1 && w[0] % groups == 0;
-      if (!full && !depthwise) {
-        Status e = op_error(groups == 1 || groups == x[3] ? Errc::shape_mismatch : Errc::not_supported, n);
+      // OHWI [O, kh, kw, C / groups]; groups C with [C * m, kh, kw, 1] is depthwise.
+      if (groups < 1 || x[3] % groups != 0 || w[0] % groups != 0 || w[3] * groups != x[3]) {
+        Status e = op_error(Errc::shape_mismatch, n);
         return e << "weight " << w << " with groups " << groups << " for input " << x
-                 << " (int8: groups 1 with [O, kh, kw, C], or groups C with [C*m, kh, kw, 1])";
+                 << " (want [O, kh, kw, C / groups], groups dividing C and O)";
       }
       if (w[0] < 1 || w[1] < 1 || w[2] < 1)
         return inputs_error(Errc::shape_mismatch, n, in, "empty kernel or no output channels");

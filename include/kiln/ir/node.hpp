@@ -40,10 +40,10 @@ enum class Op : std::uint8_t {
   // int8 (TFLite's scheme, ir/quant.hpp; rules in ir/infer_int8.hpp). Results are i8 with n.quant
   // unless said otherwise; fn is the fused activation (identity, relu, relu6 or clamp [p0, p1]
   // in real units), turned into an int8 range when the op is lowered.
-  quantize,     // f32 -> i8 with n.quant
+  quantize,     // f32 -> i8 with n.quant (an i8 input is requantised to n.quant)
   dequantize,   // i8 -> f32
   qlinear,      // x i8 [..., K], W i8 [N, K], W scales f32 [N] or [1][, bias i32 [N]] -> [..., N]
-  qconv2d,      // x i8 NHWC, W i8 OHWI, W scales, [bias]; win as conv2d (groups 1 or in_c)
+  qconv2d,      // x i8 NHWC, W i8 OHWI, W scales, [bias]; win as conv2d (groups, depthwise)
   qpool2d,      // NHWC max (rk == max) or average (rk == mean, valid taps); quant of the input
   qadd,         // a + b (broadcasting), both i8
   qsoftmax,     // over the last axis, beta p0; quant kSoftmaxOutputQuant

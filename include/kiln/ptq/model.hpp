@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "../passes/fold_channel_affine.hpp"
 #include "../passes/simplify.hpp"
 #include "../trace/compile.hpp"
 #include "rewrite.hpp"
@@ -185,10 +186,24 @@ QuantizedModel quantize_model(Fn fn, const std::vector<Tensor<float>>& calibrati
                                      << f.num_outputs() << ')');
     return m;
   }
-  for (int round = 0; round < 4; ++round) {  // compile()'s clean-up, so the ranges are of the nodes that run
+  m.store_ = std::make_unique<ConstantStore>();
+  // compile()'s clean-up, so the ranges are of the nodes that run; batch norm folded into the
+  // conv/linear before it (passes/fold_channel_affine.hpp), so the pair quantises as one layer.
+  auto affine = [&m](const void* data, index_t rows, index_t cols, const void* scale, const void* shift) {
+    const auto* w = static_cast<const float*>(data);
+    const auto* sc = static_cast<const float*>(scale);
+    const auto* sh = static_cast<const float*>(shift);
+    std::vector<float> out(static_cast<std::size_t>(rows * cols));
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t c = 0; c < cols; ++c)
+        out[static_cast<std::size_t>(r * cols + c)] = w[r * cols + c] * (sc ? sc[r] : 1.f) + (sh ? sh[r] : 0.f);
+    return static_cast<const void*>(m.store_->add(std::move(out)));
+  };
+  for (int round = 0; round < 4; ++round) {
     const int s = passes::simplify_algebra(f), c = passes::eliminate_common_subexpressions(f);
+    const int a = passes::fold_channel_affine(f, affine);
     f.remove_dead();
-    if (s + c == 0) break;
+    if (s + c + a == 0) break;
   }
   Observer obs(f, o.calibration == Calibration::percentile ? 4096 : 0);
   for (const Tensor<float>& batch : calibration) {
@@ -200,7 +215,6 @@ QuantizedModel quantize_model(Fn fn, const std::vector<Tensor<float>>& calibrati
     const void* in[1] = {batch.data()};
     obs.observe(in);
   }
-  m.store_ = std::make_unique<ConstantStore>();
   m.graph_ = std::make_unique<Graph>();
   Status st = rewrite_to_int8(f, obs, o, *m.store_, *m.graph_, m.layers_);
   if (st.ok()) m.float_exe_.reset(engine::build(f, st));

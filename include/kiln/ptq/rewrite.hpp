@@ -4,7 +4,7 @@
 //   linear/matmul or conv2d with a constant weight, with the bias add and relu/relu6/clamp that
 //     follow it alone  -> qlinear / qconv2d: per-output-channel symmetric int8 weights
 //     (scale max|w_c| / 127), int32 bias (scale input_scale * weight_scale_c), the activation fused,
-//     the output quantised with the chain end's observed range (depthwise conv: groups == C);
+//     the output quantised with the chain end's observed range (any groups; depthwise: groups C);
 //   max/avg pool, views (reshape, permute, slice, expand) of an int8 value -> the int8 op / view
 //     (same quantisation, as TFLite);
 //   softmax over the last axis of an int8 value -> qsoftmax (output 1/256, -128);
@@ -32,11 +32,15 @@ struct Options {
   bool per_channel = true;    ///< weight scales per output channel (else one per tensor)
   bool int8_input = false;    ///< the model takes i8 (the input's calibrated quantisation) instead of f32
   bool int8_output = false;   ///< the model returns i8 instead of dequantising its result
+  /// Nodes of the float graph (QuantizedModel::float_graph() ids) kept in f32: a layer any of
+  /// whose nodes (the conv/linear, its bias add or activation) is listed stays float, with
+  /// dequantize/quantize around it (mixed precision, issue 7's lever).
+  std::vector<int> keep_float;
 };
 
 /// One quantised layer, for the report.
 struct Layer {
-  std::string what;       ///< e.g. "qlinear (linear + bias + relu)"
+  std::string what;       ///< e.g. "qlinear + bias + relu"
   int node = -1;          ///< the int8 node in QuantizedModel::graph()
   Shape shape;            ///< its output shape
   QuantParams input, output;
@@ -130,8 +134,18 @@ class Rewriter {
   }
   bool is_const(int id) const { return f_[id].op == Op::constant && f_[id].dtype == DType::f32; }
 
+  bool kept_float(int id) const {
+    for (int k : o_.keep_float)
+      if (k == id) return true;
+    return false;
+  }
+
   void visit(int i) {
     const Node& n = fn(i);
+    if (kept_float(i) && n.op != Op::input) {
+      as_float_node(i);
+      return;
+    }
     switch (n.op) {
       case Op::constant:
       case Op::parameter:
@@ -153,16 +167,12 @@ class Rewriter {
           return;
         }
         break;
-      case Op::conv2d: {
-        const Shape& x = f_[n.inputs[0]].shape;
-        const Shape& w = f_[n.inputs[1]].shape;
-        const bool depthwise = n.win.groups == x[3] && w[3] == 1;
-        if (is_const(n.inputs[1]) && (n.win.groups == 1 || depthwise)) {
+      case Op::conv2d:
+        if (is_const(n.inputs[1])) {
           weighted_chain(i);
           return;
         }
         break;
-      }
       case Op::pool2d: {
         const Window2d& w = n.win;
         const bool padded = w.pad_top || w.pad_bottom || w.pad_left || w.pad_right;
@@ -215,7 +225,12 @@ class Rewriter {
         break;
       default: break;
     }
-    // No int8 form: the float node, reading float versions of its inputs.
+    as_float_node(i);
+  }
+
+  /// The float node itself (no int8 form, or kept in f32), reading float versions of its inputs.
+  void as_float_node(int i) {
+    const Node& n = fn(i);
     Node c = n;
     for (int k = 0; k < n.num_inputs; ++k) c.inputs[k] = as_float(n.inputs[k]);
     if (n.op == Op::slice) c.shape = Shape{n.shape[n.axis]};
@@ -245,8 +260,12 @@ class Rewriter {
     const bool conv = r.op == Op::conv2d;
     const Node& wn = fn(r.inputs[1]);
     const index_t out_c = conv ? wn.shape[0] : (r.trans_b ? wn.shape[0] : wn.shape[1]);
-    std::string what = conv ? (r.win.groups > 1 ? "depthwise conv2d" : "conv2d") : "linear";
+    std::string what = !conv ? "qlinear"
+                       : r.win.groups == 1 ? "qconv2d"
+                       : wn.shape[3] == 1 && r.win.groups == fn(r.inputs[0]).shape[3] ? "qconv2d depthwise"
+                                                                                     : "qconv2d grouped";
     int end = root, bias = -1;
+    int members[3] = {root, -1, -1};
     Node q;
     q.op = conv ? Op::qconv2d : Op::qlinear;
     q.win = r.win;
@@ -254,7 +273,7 @@ class Rewriter {
       const int other = fn(u).inputs[0] == end ? fn(u).inputs[1] : fn(u).inputs[0];
       if (other != end && is_const(other) && fn(other).shape == Shape{out_c}) {
         bias = other;
-        absorbed_[static_cast<std::size_t>(u)] = true;
+        members[1] = u;
         end = u;
         what += " + bias";
       }
@@ -265,10 +284,17 @@ class Rewriter {
       q.fn = fn(u).fn;
       q.p0 = fn(u).p0;
       q.p1 = fn(u).p1;
-      absorbed_[static_cast<std::size_t>(u)] = true;
+      members[2] = u;
       end = u;
       what += std::string(" + ") + ewfn_name(q.fn);
     }
+    for (int m : members)
+      if (m >= 0 && kept_float(m)) {  // part of the layer must stay f32: all of it does
+        as_float_node(root);
+        return;
+      }
+    for (int m : members)
+      if (m != root && m >= 0) absorbed_[static_cast<std::size_t>(m)] = true;
     const int x = as_int8(r.inputs[0]);
     if (x < 0) return;
     const QuantParams in_q = (*g_)[x].quant;
@@ -309,7 +335,7 @@ class Rewriter {
     }
     q.quant = quant_of(end);
     const auto mm = std::minmax_element(scales.begin(), scales.end());
-    record(end, add(q), ("q" + what).c_str(), *mm.first, *mm.second);
+    record(end, add(q), what.c_str(), *mm.first, *mm.second);
   }
 
   int constant(const void* data, const Shape& s, DType t) {

@@ -349,7 +349,9 @@ class Executable {
   /// An int8 step: operands in place when dense, else copied into the workspace first.
   void run_int8_step(const Step& s, const Bindings& b) const {
     const Int8Step& q = int8_[static_cast<std::size_t>(s.int8)];
-    char* ws = s.workspace_slot >= 0 ? b.arena + mem_->slot_offset[s.workspace_slot] : nullptr;
+    char* ws = reinterpret_cast<char*>(workspace(b, s));
+    char* scratch = ws;  // run_int8's own scratch first, then dense copies of strided operands
+    if (ws) ws += align_up(q.scratch_bytes);
     auto dense = [&](const Int8Operand& o) -> const void* {
       if (o.base < 0) return nullptr;
       const char* p = ptr(b, o.base, o.offset, o.dtype);
@@ -361,7 +363,7 @@ class Executable {
     };
     const void* x = dense(q.x);
     const void* x2 = dense(q.x2);
-    const Status st = run_int8(q.call, x, x2, q.w, q.bias, const_cast<char*>(base_ptr(b, s.node)));
+    const Status st = run_int8(q.call, x, x2, q.w, q.bias, const_cast<char*>(base_ptr(b, s.node)), scratch);
     if (!st.ok()) fail(st);  // shapes were checked when the plan was built: not expected
   }
 

@@ -8,6 +8,7 @@
 // [1, kh, kw, O] in the step's scratch, and strided activations are copied densely there.
 #pragma once
 
+#include "../passes/int8_workspace.hpp"
 #include "int8_steps.hpp"
 
 namespace kiln::runtime {
@@ -22,7 +23,8 @@ struct StaticInt8 {
   Int8Call call;
   Int8Ref x, x2, w, bias;
   index_t channel_begin = 0, channels = 0;
-  std::size_t workspace_bytes = 0;  // dense copies of x, x2, and the weight in the kernel's layout
+  std::size_t scratch_bytes = 0;    // run_int8's own scratch (a grouped conv's slices), first
+  std::size_t workspace_bytes = 0;  // passes/int8_workspace.hpp's rule + the weight in the kernel's layout
 };
 
 constexpr Int8Ref int8_ref(const Graph& g, const passes::Fusion& f, int id) {
@@ -101,7 +103,10 @@ constexpr Status lower_int8_static(const Graph& g, const passes::Fusion& f, int 
   if (!st.ok()) return st;
   s.call = without_channels(call);
   if (s.call.depthwise) s.w.dense = false;  // re-laid out at run time
-  s.workspace_bytes = int8_copy_bytes(s.x) + int8_copy_bytes(s.x2) + int8_copy_bytes(s.w);
+  // The scratch every int8 step reserves (passes/int8_workspace.hpp: the grouped conv's slices,
+  // then dense copies of strided activations), then the weight this runner lays out from flash.
+  s.scratch_bytes = passes::int8_grouped_conv_bytes(n, in[0]);
+  s.workspace_bytes = passes::int8_workspace_bytes(g, f.layouts, id) + int8_copy_bytes(s.w);
   return Status();
 }
 
@@ -121,6 +126,8 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
   };
   Int8Call c = q.call;
   bind_int8_channels(c, mult + q.channel_begin, shift + q.channel_begin);
+  char* scratch = ws;  // run_int8's own scratch first (the same order as the Executable)
+  if (ws) ws += align_up(q.scratch_bytes);
   const void* x = dense(q.x);
   const void* x2 = dense(q.x2);
   const std::int8_t* w = nullptr;
@@ -134,7 +141,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
   }
   const auto* bias = q.bias.base >= 0 ? reinterpret_cast<const std::int32_t*>(at(q.bias.base, q.bias.offset, q.bias.dtype))
                                       : nullptr;
-  return run_int8(c, x, x2, w, bias, out);
+  return run_int8(c, x, x2, w, bias, out, scratch);
 }
 
 }  // namespace kiln::runtime

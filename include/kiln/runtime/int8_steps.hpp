@@ -21,6 +21,7 @@
 #include "../ir/node.hpp"
 #include "../kernels/int8.hpp"
 #include "../passes/fusion.hpp"
+#include "../passes/int8_workspace.hpp"
 #ifndef KILN_NO_HEAP
 #include <vector>
 #endif
@@ -32,7 +33,10 @@ struct Int8Call {
   Op op = Op::quantize;
   Shape x, x2, w, y;  // dense shapes as the kernel reads them (w: the kernel's layout)
   quant::TensorQuant in, out;
-  bool depthwise = false;
+  quant::QuantizedMultiplier requant;  // quantize of an i8 input: in.scale / out.scale
+  bool requantize = false;
+  bool depthwise = false;  // groups == channels, weight [C * m, kh, kw, 1]: the depthwise kernel
+  index_t groups = 1;      // other groups: the conv kernel per group, on channel slices (scratch)
   ReduceKind rk = ReduceKind::max;
   kernels::int8::FullyConnectedParams fc;
   kernels::int8::Conv2DParams conv;
@@ -84,6 +88,14 @@ constexpr Status prepare_int8(const Node& n, const Shape* in, const float* scale
   const char* name = op_name(n.op);
   switch (n.op) {
     case Op::quantize:
+      c.requantize = n.in_quant[0].valid();  // only i8 values carry parameters
+      if (c.requantize) {
+        c.requant = quant::quantize_multiplier(static_cast<double>(c.in.scale) / static_cast<double>(c.out.scale));
+        if (c.requant.shift > 31)
+          return Status(Errc::invalid_argument) << "quantize: requantising " << in[0]
+                                                << " rescales by 2^31 or more (input and output scales)";
+      }
+      return Status();
     case Op::dequantize: return Status();
     case Op::qlinear:
     case Op::qconv2d: {
@@ -107,7 +119,8 @@ constexpr Status prepare_int8(const Node& n, const Shape* in, const float* scale
       const Window2d& w = n.win;
       const kernels::int8::Window2D window{w.stride_h, w.stride_w, w.dilation_h, w.dilation_w,
                                            w.pad_top,  w.pad_bottom, w.pad_left, w.pad_right};
-      c.depthwise = w.groups > 1;
+      c.depthwise = w.groups > 1 && w.groups == in[0][3] && in[1][3] == 1;
+      c.groups = c.depthwise ? 1 : w.groups;
       if (c.depthwise) {
         c.w = Shape{1, in[1][1], in[1][2], in[1][0]};
         c.dw = kernels::int8::DepthwiseConv2DParams{window, in[1][0] / in[0][3], -c.in.zero_point, stage};
@@ -179,18 +192,52 @@ inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std:
   return Status();
 }
 
+/// A grouped conv: per group, its input channels gathered densely into `scratch`, the conv kernel
+/// on them with the group's weight rows, bias and multipliers, its output scattered into y.
+inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::int8_t* w, const std::int32_t* bias,
+                           std::int8_t* y, std::int8_t* scratch) {
+  const index_t G = c.groups, cg = c.x[3] / G, og = c.y[3] / G;
+  const index_t pixels_in = c.x.numel() / c.x[3], pixels_out = c.y.numel() / c.y[3];
+  const Shape xs{c.x[0], c.x[1], c.x[2], cg}, ws{og, c.w[1], c.w[2], c.w[3]}, ys{c.y[0], c.y[1], c.y[2], og};
+  std::int8_t* xg = scratch;
+  std::int8_t* yg = scratch + pixels_in * cg;
+  for (index_t g = 0; g < G; ++g) {
+    for (index_t p = 0; p < pixels_in; ++p) std::memcpy(xg + p * cg, x + p * c.x[3] + g * cg, static_cast<std::size_t>(cg));
+    kernels::int8::Conv2DParams pg = c.conv;
+    pg.output.multiplier += g * og;
+    pg.output.shift += g * og;
+    const Status s = kernels::int8::conv2d(pg, xs, xg, ws, w + g * ws.numel(), bias ? bias + g * og : nullptr, ys, yg);
+    if (!s.ok()) return s;
+    for (index_t p = 0; p < pixels_out; ++p) std::memcpy(y + p * c.y[3] + g * og, yg + p * og, static_cast<std::size_t>(og));
+  }
+  return Status();
+}
+
 /// One int8 kernel call on dense operands: x (f32 for quantize, else i8), x2 (qadd's b), the
 /// weight in the kernel's layout and the bias (qlinear/qconv2d; bias may be null), into y.
+/// `scratch`: passes::int8_grouped_conv_bytes(node, x) bytes.
 inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
-                       const std::int32_t* bias, void* y) {
+                       const std::int32_t* bias, void* y, void* scratch = nullptr) {
   namespace k8 = kernels::int8;
   const auto* xi = static_cast<const std::int8_t*>(x);
   auto* yi = static_cast<std::int8_t*>(y);
   switch (c.op) {
-    case Op::quantize: quant::quantize(static_cast<const float*>(x), yi, c.y.numel(), c.out); return Status();
+    case Op::quantize:
+      if (c.requantize) {  // TFLite's Requantize: zp_out + (q - zp_in) * M, saturated
+        for (index_t i = 0; i < c.y.numel(); ++i) {
+          std::int32_t v = quant::multiply_by_quantized_multiplier(xi[i] - c.in.zero_point, c.requant.multiplier,
+                                                                   c.requant.shift) +
+                           c.out.zero_point;
+          yi[i] = static_cast<std::int8_t>(v < -128 ? -128 : v > 127 ? 127 : v);
+        }
+        return Status();
+      }
+      k8::quantize(static_cast<const float*>(x), yi, c.y.numel(), c.out);
+      return Status();
     case Op::dequantize: quant::dequantize(xi, static_cast<float*>(y), c.y.numel(), c.in); return Status();
     case Op::qlinear: return k8::fully_connected(c.fc, c.x, xi, c.w, w, bias, c.y, yi);
     case Op::qconv2d:
+      if (c.groups > 1) return grouped_conv(c, xi, w, bias, yi, static_cast<std::int8_t*>(scratch));
       return c.depthwise ? k8::depthwise_conv2d(c.dw, c.x, xi, c.w, w, bias, c.y, yi)
                          : k8::conv2d(c.conv, c.x, xi, c.w, w, bias, c.y, yi);
     case Op::qpool2d:
@@ -204,12 +251,13 @@ inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const s
 
 // ---- eager ------------------------------------------------------------------------------------
 
-/// Workspace floats run_int8_node needs: the multipliers and shifts, and a depthwise weight in
-/// the kernel's layout.
+/// Workspace floats run_int8_node needs: the multipliers and shifts, then a depthwise weight in
+/// the kernel's layout or a grouped conv's channel slices.
 inline std::size_t int8_workspace_floats(const Node& n, const Shape* in) {
   if (n.op != Op::qlinear && n.op != Op::qconv2d) return 0;
   std::size_t f = 2 * static_cast<std::size_t>(in[1][0]);
-  if (n.op == Op::qconv2d && n.win.groups > 1) f += (static_cast<std::size_t>(in[1].numel()) + 3) / 4;
+  if (n.op == Op::qconv2d && n.win.groups > 1)  // depthwise weight, or grouped slices
+    f += (static_cast<std::size_t>(in[1].numel()) + passes::int8_grouped_conv_bytes(n, in[0]) + 3) / 4;
   return f;
 }
 
@@ -222,13 +270,13 @@ inline void run_int8_node(const Node& n, const void* const* in, const Shape* in_
   const float* scales = n.op == Op::qlinear || n.op == Op::qconv2d ? static_cast<const float*>(in[2]) : nullptr;
   Status s = prepare_int8(n, in_shapes, scales, mult, shift, c);
   const auto* w = n.num_inputs > 1 ? static_cast<const std::int8_t*>(in[1]) : nullptr;
+  std::int8_t* scratch = shift ? reinterpret_cast<std::int8_t*>(shift + channels) : nullptr;
   if (s.ok() && c.depthwise) {
-    auto* relaid = reinterpret_cast<std::int8_t*>(shift + channels);
-    depthwise_weight_to_kernel_layout(w, in_shapes[1], contiguous_strides(in_shapes[1]), relaid);
-    w = relaid;
+    depthwise_weight_to_kernel_layout(w, in_shapes[1], contiguous_strides(in_shapes[1]), scratch);
+    w = scratch;
   }
   const auto* bias = n.num_inputs == 4 ? static_cast<const std::int32_t*>(in[3]) : nullptr;
-  if (s.ok()) s = run_int8(c, in[0], n.num_inputs > 1 ? in[1] : nullptr, w, bias, out);
+  if (s.ok()) s = run_int8(c, in[0], n.num_inputs > 1 ? in[1] : nullptr, w, bias, out, scratch);
   if (!s.ok()) fail(s);
 }
 
@@ -255,7 +303,8 @@ struct Int8Step {
   const std::int32_t* bias = nullptr;
   std::vector<std::int8_t> weight;  // re-laid out / densified constant weight
   std::vector<std::int32_t> bias_dense;
-  std::size_t workspace_bytes = 0;  // dense copies of x and x2 when they are strided views
+  std::size_t scratch_bytes = 0;    // run_int8's scratch (a grouped conv's slices), first in the
+  std::size_t workspace_bytes = 0;  // workspace, then dense copies of strided x and x2
 };
 
 namespace detail {
@@ -283,11 +332,9 @@ const T* constant_dense(const Graph& g, const passes::Fusion& f, int id, std::ve
   return copy.data();
 }
 
-inline Int8Operand int8_operand(const Graph& g, const passes::Fusion& f, int id, std::size_t& workspace) {
+inline Int8Operand int8_operand(const Graph& g, const passes::Fusion& f, int id) {
   const passes::Layout& l = f.layouts[id];
-  Int8Operand o{l.base, l.offset, l.strides, g[id].dtype, g[id].shape, passes::is_contiguous(g[id].shape, l)};
-  if (!o.dense) workspace += align_up(static_cast<std::size_t>(o.shape.numel()) * dtype_size(o.dtype));
-  return o;
+  return Int8Operand{l.base, l.offset, l.strides, g[id].dtype, g[id].shape, passes::is_contiguous(g[id].shape, l)};
 }
 
 }  // namespace detail
@@ -298,8 +345,10 @@ inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8St
   const Node& n = g[id];
   Shape in[kMaxInputs];
   for (int k = 0; k < n.num_inputs; ++k) in[k] = g[n.inputs[k]].shape;
-  s.x = detail::int8_operand(g, f, n.inputs[0], s.workspace_bytes);
-  if (n.op == Op::qadd) s.x2 = detail::int8_operand(g, f, n.inputs[1], s.workspace_bytes);
+  s.x = detail::int8_operand(g, f, n.inputs[0]);
+  if (n.op == Op::qadd) s.x2 = detail::int8_operand(g, f, n.inputs[1]);
+  s.scratch_bytes = passes::int8_grouped_conv_bytes(n, in[0]);
+  s.workspace_bytes = passes::int8_workspace_bytes(g, f.layouts, id);
   const float* scales = nullptr;
   std::vector<float> scale_copy;
   if (n.op == Op::qlinear || n.op == Op::qconv2d) {

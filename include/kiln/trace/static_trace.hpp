@@ -20,6 +20,7 @@
 
 #include "../ops.hpp"
 #include "../passes/fusion.hpp"
+#include "../passes/int8_workspace.hpp"
 #include "../passes/memory_plan.hpp"
 #include "../passes/simplify.hpp"
 #include "../runtime/lower.hpp"
