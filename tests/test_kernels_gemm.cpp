@@ -125,13 +125,14 @@ struct Case {
   float lo = 0.f, hi = 0.f;
   bool tail = false;
   index_t nan_row = -1;  // put a NaN in A(nan_row, K/2)
+  bool direct = false;   // gemm_direct: B read in place (needs lb == col_major: unit stride along K)
 
   std::string describe() const {
     return "M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K) +
            " A=" + layout_name(la) + " B=" + layout_name(lb) + (prepack ? " prepacked" : "") +
            " ldc+" + std::to_string(ldc_pad) + (bias ? " bias" : "") +
            (clamp ? " clamp[" + std::to_string(lo) + "," + std::to_string(hi) + "]" : "") +
-           (tail ? " tail" : "") + (nan_row >= 0 ? " nan_row=" + std::to_string(nan_row) : "");
+           (tail ? " tail" : "") + (nan_row >= 0 ? " nan_row=" + std::to_string(nan_row) : "") + (direct ? " direct" : "");
   }
 };
 
@@ -193,8 +194,10 @@ int run_case(const Case& cs, std::string& why) {
     ep.tail = record_tail;
     ep.ctx = &log;
   }
-  gemm(M, N, K, A.ref, cs.prepack ? MatrixRef{} : B.ref, cs.prepack ? packed.p : nullptr, C, ldc,
-       ep, ws.p);
+  if (cs.direct)
+    gemm_direct(M, N, K, A.ref, B.ref, C, ldc, ep);
+  else
+    gemm(M, N, K, A.ref, cs.prepack ? MatrixRef{} : B.ref, cs.prepack ? packed.p : nullptr, C, ldc, ep, ws.p);
 
   int fails = 0;
   auto fail = [&](const std::string& msg) {
@@ -344,6 +347,30 @@ TEST_CASE("gemm: bias, clamp, relu, tail") {
           c.hi = mode == 3 ? 0.5f : inf;
           c.tail = mode >= 2;
           c.ldc_pad = mode;
+          check_case(c);
+        }
+}
+
+TEST_CASE("gemm_direct: B (unit stride along K) read in place; A any layout; bias, clamp, tail, NaN") {
+  const float inf = std::numeric_limits<float>::infinity();
+  for (index_t M : kSizes)
+    for (index_t N : {index_t{1}, index_t{5}, index_t{17}, index_t{100}, index_t{300}})
+      for (index_t K : {index_t{0}, index_t{1}, index_t{3}, index_t{7}, index_t{64}, index_t{257}})
+        for (int mode = 0; mode < 4; ++mode) {
+          Case c;
+          c.direct = true;
+          c.M = M;
+          c.N = N;
+          c.K = K;
+          c.la = mode == 1 ? Layout::strided : mode == 2 ? Layout::col_major : Layout::row_major;
+          c.lb = Layout::col_major;
+          c.bias = mode != 1;
+          c.clamp = mode != 0;
+          c.lo = mode == 3 ? -0.25f : 0.f;
+          c.hi = mode == 3 ? 0.5f : inf;
+          c.tail = mode >= 2;
+          c.ldc_pad = mode;
+          c.nan_row = mode == 2 && K > 0 ? M / 2 : -1;
           check_case(c);
         }
 }

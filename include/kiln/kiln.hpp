@@ -32,6 +32,8 @@
 #include "passes/fold_channel_affine.hpp"
 #include "passes/memory_plan.hpp"
 #include "passes/simplify.hpp"
+#include "runtime/lower.hpp"     // groups -> kernel steps (shared by compile() and the static runner)
+#include "runtime/step_run.hpp"  // and the kernel calls of each step
 #endif
 
 // The op front-end (symbolic everywhere; eager where there is a heap), and kiln::plan: a model
@@ -40,6 +42,7 @@
 #include "ops_cnn.hpp"  // conv2d, pooling, pad, upsample, batch_norm
 #include "ops_int8.hpp"  // quantize, dequantize, qlinear, qconv2d, qmax/qavg_pool2d, qadd, qsoftmax
 #if KILN_ENGINE_BODIES
+#include "runtime/static_run.hpp"  // kiln::run<plan>(arena, in, out): a static plan run with no heap
 #include "trace/static_trace.hpp"
 #endif
 

@@ -136,6 +136,13 @@ constexpr int node_in(const Trace& t, const A& a) {
     n.dtype = dt;
     n.shape = a.shape();
     n.data = data;
+    if constexpr (dt == DType::f32) {  // typed too: a constant expression cannot read through void*
+#ifndef KILN_NO_HEAP
+      if constexpr (is_owning<bare<A>>::value) n.f32 = static_cast<const float*>(data);
+      else
+#endif
+        n.f32 = a.data();
+    }
     return g.add(n);
   } else {
     Node n;

@@ -875,6 +875,8 @@ struct Node {
   std::int8_t perm[kMaxRank]{};
   int index = 0;                 // input: argument position; constant: constant slot
   const void* data = nullptr;    // constant: the captured tensor's data
+  const float* f32 = nullptr;    // constant f32 data, typed: what a constant expression can read
+                                 // (the static runner's int8 multipliers from weight scales)
   Window2d win;                  // conv2d, pool2d, pad, upsample
   QuantParams quant;             // i8 results: this value's scale and zero point
   QuantParams in_quant[2];       // inputs 0 and 1's quant, copied by Graph::add (int8 ops read them)
@@ -3645,15 +3647,15 @@ inline void pack_a_panels(index_t mc, index_t kc, MatrixRef A, float* dst) {
   }
 }
 
-inline index_t ws_a_floats(index_t M, index_t K) {
+constexpr index_t ws_a_floats(index_t M, index_t K) {
   if (M < kMR) return 0;  // small M reads A in place
   return round_up(min_i(M, kMC), kMR) * min_i(K, kKC);
 }
-inline index_t ws_b_floats(index_t N, index_t K) {
+constexpr index_t ws_b_floats(index_t N, index_t K) {
   return round_up(min_i(N, kNC), kNR) * min_i(K, kKC);
 }
 // Floats from the workspace start to the packed-B block (keeps it 64-byte aligned).
-inline index_t ws_b_offset(index_t M, index_t K) {
+constexpr index_t ws_b_offset(index_t M, index_t K) {
   return round_up(ws_a_floats(M, K), static_cast<index_t>(kAlignment / sizeof(float)));
 }
 
@@ -3676,7 +3678,7 @@ inline void gemm_k0(index_t M, index_t N, float* C, index_t ldc, const GemmEpilo
 // Public API.
 
 /// Floats needed by pack_b(K, N, ...): ceil(N/NR) panels of K x NR.
-inline std::size_t packed_b_size(index_t K, index_t N) {
+constexpr std::size_t packed_b_size(index_t K, index_t N) {
   using namespace gemm_detail;
   if (K <= 0 || N <= 0) return 0;
   return static_cast<std::size_t>(round_up(N, kNR) * K);
@@ -3692,7 +3694,7 @@ inline void pack_b(index_t K, index_t N, MatrixRef B, float* packed) {
 
 /// Scratch floats gemm(M, N, K, ...) needs (packed A block and, unless B is
 /// prepacked, packed B block). Bounded by MC*KC + KC*NC whatever the sizes.
-inline std::size_t gemm_workspace_size(index_t M, index_t N, index_t K, bool b_prepacked) {
+constexpr std::size_t gemm_workspace_size(index_t M, index_t N, index_t K, bool b_prepacked) {
   using namespace gemm_detail;
   if (M <= 0 || N <= 0 || K <= 0) return 0;
   if (b_prepacked) return static_cast<std::size_t>(ws_a_floats(M, K));
@@ -3705,6 +3707,49 @@ inline std::size_t gemm_workspace_size(index_t M, index_t N, index_t K, bool b_p
 /// gemm_workspace_size floats (may be nullptr when that is 0, e.g. M < MR with
 /// prepacked B). K == 0 gives epilogue(0). M or N == 0 does nothing. C must not
 /// alias A or B.
+/// C(i,j) = epilogue( sum_k A(i,k) * B(k,j) ) with B read where it lies, no packing and no
+/// workspace: one dot product per element of C, for a B with unit stride along K (a linear
+/// layer's weight W[N, K] read as B = W^T). The firmware path for weights in flash (the static
+/// runner): nothing is copied to RAM. Four partial sums over K (sums in another order than
+/// gemm()). The tail sees blocks of at most MC x kTailN.
+inline void gemm_direct(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B, float* C, index_t ldc,
+                        const GemmEpilogue& ep) {
+  using namespace gemm_detail;
+  for (index_t i = 0; i < M; ++i) {
+    const float* a = A.data + i * A.row_stride;
+    const index_t as = A.col_stride;
+    for (index_t j = 0; j < N; ++j) {
+      const float* b = B.data + j * B.col_stride;  // B.row_stride == 1
+      float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+      const float* ap = a;
+      index_t k = K;
+      if (as == 1) {  // a dense row of A: both operands contiguous
+        for (; k >= 4; k -= 4, ap += 4, b += 4) {
+          s0 += ap[0] * b[0];
+          s1 += ap[1] * b[1];
+          s2 += ap[2] * b[2];
+          s3 += ap[3] * b[3];
+        }
+      }
+      for (; k >= 4; k -= 4, ap += 4 * as, b += 4) {
+        s0 += ap[0] * b[0];
+        s1 += ap[as] * b[1];
+        s2 += ap[2 * as] * b[2];
+        s3 += ap[3 * as] * b[3];
+      }
+      for (; k > 0; --k, ap += as, ++b) s0 += *ap * *b;
+      float x = (s0 + s1) + (s2 + s3);
+      if (ep.bias) x += ep.bias[j];
+      if (ep.clamp) x = sclamp(x, ep.lo, ep.hi);
+      C[i * ldc + j] = x;
+    }
+  }
+  if (!ep.tail) return;
+  for (index_t i0 = 0; i0 < M; i0 += kMC)
+    for (index_t j0 = 0; j0 < N; j0 += kTailN)
+      ep.tail(ep.ctx, i0, j0, min_i(kMC, M - i0), min_i(kTailN, N - j0), C + i0 * ldc + j0, ldc);
+}
+
 inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
                  const float* packed_b, float* C, index_t ldc, const GemmEpilogue& ep,
                  float* workspace) {
@@ -4268,7 +4313,7 @@ inline void depthwise(const WindowGeometry& g, NhwcIn x, const float* wt, float*
 
 /// Floats of the prepacked weight (conv_pack_weights): one packed GEMM B per group, or the
 /// [kh][kw][out_c] transpose for depthwise.
-inline std::size_t conv_packed_weight_floats(const WindowGeometry& g) {
+constexpr std::size_t conv_packed_weight_floats(const WindowGeometry& g) {
   if (conv_algorithm(g) == ConvAlgorithm::depthwise)
     return static_cast<std::size_t>(g.kernel_h) * g.kernel_w * g.out_c;
   return static_cast<std::size_t>(g.groups) * packed_b_size(g.depth(), g.out_c_group());
@@ -4291,7 +4336,7 @@ inline void conv_pack_weights(const WindowGeometry& g, const float* w_ohwi, floa
 
 /// Scratch floats conv2d needs: the im2col chunk and the GEMM's packing buffers, or the
 /// transposed depthwise weight when it is not prepacked.
-inline std::size_t conv_workspace_floats(const WindowGeometry& g, bool prepacked) {
+constexpr std::size_t conv_workspace_floats(const WindowGeometry& g, bool prepacked) {
   const ConvAlgorithm a = conv_algorithm(g);
   if (a == ConvAlgorithm::depthwise) return prepacked ? 0 : conv_packed_weight_floats(g);
   const index_t depth = g.depth();  // in_c_group() for pointwise
@@ -8230,8 +8275,8 @@ constexpr const char* group_kind_name(GroupKind k) {
     case GroupKind::concat: return "concat";
     case GroupKind::copy: return "copy";
     case GroupKind::window: return "window";
-    case GroupKind::offload: return "offload";
     case GroupKind::int8: return "int8";
+    case GroupKind::offload: return "offload";
   }
   return "?";
 }
@@ -9030,254 +9075,24 @@ constexpr int fold_constants(Graph& g, Evaluator&& eval) {
 
 }  // namespace kiln::passes
 // ---- end kiln/passes/simplify.hpp ----
-#endif
 
-// The op front-end (symbolic everywhere; eager where there is a heap), and kiln::plan: a model
-// traced and planned in a constant expression.
-
-// ---- begin kiln/ops.hpp ----
-// kiln/ops.hpp — the op front-end: one function per op, for real and symbolic tensors.
+// ---- begin kiln/runtime/lower.hpp ----
+// kiln/runtime/lower.hpp — a planned graph's groups lowered to kernel Steps, in a constant
+// expression when asked to.
 //
-// Each op describes itself as a Node and hands it to apply(): with a SymTensor
-// among the arguments the node is appended to the traced graph (concrete
-// tensors become constants, numbers become scalars); otherwise it is type
-// checked by the same rules and run at once by the eager executor. An op's
-// whole front-end story is therefore its Node, its rules in ir/infer.hpp and
-// its kernel.
-//
-// The same functions trace in a constant expression (trace/static_trace.hpp: static shapes,
-// weights as TensorViews over static data). Firmware builds (KILN_NO_HEAP) have no eager path:
-// there every op is symbolic.
-
-
-
-// ---- begin kiln/trace/static_error.hpp ----
-// kiln/trace/static_error.hpp — how a compile-time trace stops the build at the failing op.
-//
-// While kiln::plan traces a model in a constant expression, an op that does not type-check calls
-// one of these functions. They are deliberately not constexpr: the call *is* the compile error,
-// the function's name says what went wrong, and the compiler's "in constexpr expansion of" notes
-// above it name the op and its argument types, e.g.
-//   in 'constexpr' expansion of 'kiln::linear<kiln::SymTensor, kiln::TensorView<const float>>(x, W)'
-//   error: call to non-'constexpr' function 'void kiln::static_error::shapes_do_not_fit(...)'
-// Evaluated at run time (plan() outside a constant expression) they report the status the way
-// every op does (kiln::Error, or kiln::last_error() without exceptions).
-
-
-namespace kiln {
-namespace static_error {
-
-inline void shapes_do_not_fit(const Status& s) { fail(s); }
-inline void bad_axis(const Status& s) { fail(s); }
-inline void rank_too_large(const Status& s) { fail(s); }
-inline void dtype_mismatch(const Status& s) { fail(s); }
-inline void graph_capacity_exceeded_raise_KILN_MAX_NODES(const Status& s) { fail(s); }
-inline void invalid_argument(const Status& s) { fail(s); }
-inline void not_supported(const Status& s) { fail(s); }
-
-}  // namespace static_error
-
-/// Stops a compile-time trace at the op that failed (see above); does nothing for an ok status.
-constexpr void report_static_trace_error(const Status& s) {
-  switch (s.code()) {
-    case Errc::ok: return;
-    case Errc::shape_mismatch:
-    case Errc::buffer_too_small: static_error::shapes_do_not_fit(s); return;
-    case Errc::bad_axis: static_error::bad_axis(s); return;
-    case Errc::rank_too_large: static_error::rank_too_large(s); return;
-    case Errc::dtype_mismatch: static_error::dtype_mismatch(s); return;
-    case Errc::capacity_exceeded: static_error::graph_capacity_exceeded_raise_KILN_MAX_NODES(s); return;
-    case Errc::invalid_argument: static_error::invalid_argument(s); return;
-    case Errc::not_supported: static_error::not_supported(s); return;
-  }
-}
-
-}  // namespace kiln
-// ---- end kiln/trace/static_error.hpp ----
-
-// ---- begin kiln/trace/symbolic.hpp ----
-// kiln/trace/symbolic.hpp — the tensor a model sees while it is being traced.
-//
-// A SymTensor is a node id plus the Tracer recording the graph. Every op
-// applied to it appends a node instead of computing (TorchDynamo/FX's
-// contract, with C++ overloads in place of bytecode interpretation). Its shape
-// and dtype are known, so model code may branch on them as on a real tensor.
-
-#ifndef KILN_NO_HEAP
-#include <memory>
-#include <vector>
-#endif
-
-namespace kiln {
-
-#ifndef KILN_NO_HEAP
-
-/// The graph being recorded, plus copies of the owning tensors the model captured.
-///
-/// A kiln::Tensor used by the model may be a temporary (a weight transformed eagerly inside the
-/// model, say), so its values are copied when captured: the plan never points at freed memory.
-/// A kiln::TensorView is captured by reference: it is how weights in flash or in the user's own
-/// storage are used without a copy, and that memory must outlive the compiled model.
-class Tracer {
- public:
-  Graph graph;
-  /// A node whose value gates every kiln::assign while an UpdateGate is alive (-1: none).
-  int update_gate = -1;
-
-  /// A stable copy of `bytes` bytes at `data`, shared with an earlier capture of equal bytes.
-  /// Matching by contents, not address: a temporary freed during the trace may be followed by
-  /// another at the same address with other values.
-  const void* keep(const void* data, std::size_t bytes) {
-    for (const Kept& k : kept_)
-      if (k.bytes == bytes && (bytes == 0 || std::memcmp(k.copy.get(), data, bytes) == 0)) return k.copy.get();
-    Kept k;
-    k.bytes = bytes;
-    k.copy.reset(new unsigned char[bytes ? bytes : 1]);
-    if (bytes) std::memcpy(k.copy.get(), data, bytes);
-    kept_.push_back(std::move(k));
-    return kept_.back().copy.get();
-  }
-  std::size_t kept_bytes() const {
-    std::size_t n = 0;
-    for (const Kept& k : kept_) n += k.bytes;
-    return n;
-  }
-
- private:
-  struct Kept {
-    std::size_t bytes = 0;
-    std::unique_ptr<unsigned char[]> copy;
-  };
-  std::vector<Kept> kept_;
-};
-#else
-class Tracer;  // run-time tracing needs the heap; firmware traces at compile time only
-#endif
-
-/// A value of the graph being recorded. It points at the Graph (a literal type), and at the
-/// Tracer owning it when there is one: a run-time trace (compile()) has a Tracer that keeps
-/// copies of captured owning tensors; a compile-time trace (static_trace.hpp) records into a
-/// plain Graph in a constant expression and has none.
-class SymTensor {
- public:
-  constexpr SymTensor() = default;
-#ifndef KILN_NO_HEAP
-  SymTensor(Tracer* t, int id) : graph_(t ? &t->graph : nullptr), tracer_(t), id_(id) {}
-#endif
-  constexpr SymTensor(Graph* g, Tracer* t, int id) : graph_(g), tracer_(t), id_(id) {}
-
-  constexpr bool valid() const { return graph_ && id_ >= 0; }
-  constexpr int id() const { return id_; }
-  constexpr Tracer* tracer() const { return tracer_; }
-  constexpr Graph* graph() const { return graph_; }
-
-  constexpr const Shape& shape() const { return valid() ? graph_->node(id_).shape : kNoShape; }
-  constexpr DType dtype() const { return valid() ? graph_->node(id_).dtype : DType::f32; }
-  constexpr int rank() const { return shape().rank(); }
-  constexpr index_t size() const { return shape().numel(); }
-
- private:
-  static constexpr Shape kNoShape{};
-  Graph* graph_ = nullptr;
-  Tracer* tracer_ = nullptr;
-  int id_ = -1;
-};
-
-}  // namespace kiln
-// ---- end kiln/trace/symbolic.hpp ----
-#ifndef KILN_NO_HEAP
-#include <vector>
-
-
-// ---- begin kiln/runtime/engine.hpp ----
-// kiln/runtime/engine.hpp — the seam between the front-end and the engine.
-//
-// Everything a model's translation unit instantiates (the op front-ends in ops.hpp, Compiled<Fn>)
-// reaches the engine — passes, planner, kernels — only through these few functions. Header-only
-// (the default) their bodies follow inline. With KILN_SEPARATE_COMPILATION a model's TU sees only
-// these declarations, so it parses and optimises no kernel, pass or xsimd code; one TU of the
-// program defines KILN_IMPLEMENTATION as well and compiles the engine once (CMake: kiln::compiled).
-
-
-
-// ---- begin kiln/runtime/plan_info.hpp ----
-// kiln/runtime/plan_info.hpp — the counters a plan reports (Compiled::stats() copies them).
-
-
-namespace kiln {
-namespace accel {
-struct Report;
-}
-namespace runtime {
-
-/// What the passes did and what the plan costs: filled by Executable::build.
-struct PlanInfo {
-  int nodes = 0, groups = 0, kernels = 0, folded = 0, cse = 0, simplified = 0, dead = 0, in_place = 0;
-  int updates = 0, aliased_updates = 0;  // parameter write-backs; those written in place
-  std::size_t arena_bytes = 0, lower_bound = 0, packed_weight_bytes = 0;
-  const accel::Report* offload = nullptr;  // where each node runs, with accelerator backends (else null)
-};
-
-}  // namespace runtime
-}  // namespace kiln
-// ---- end kiln/runtime/plan_info.hpp ----
-#ifndef KILN_NO_IOSTREAM
-#include <iosfwd>
-#endif
-
-namespace kiln {
-
-class Graph;
-namespace accel {
-struct Offload;
-}
-namespace runtime {
-class Executable;
-}
-
-namespace engine {
-
-/// Scratch floats the eager kernel of `n` needs (0 for most ops).
-KILN_ENGINE_API std::size_t node_workspace_floats(const Node& n, const Shape* in_shapes);
-/// Runs one type-checked node on dense inputs into `out` (the eager path).
-KILN_ENGINE_API void run_node(const Node& n, const void* const* in, const Shape* in_shapes,
-                              const DType* in_dtypes, void* out, float* workspace);
-
-/// Plans a traced graph (offloading regions to `offload`'s backends, if any); nullptr with `status`
-/// set when it cannot.
-KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status,
-                                           const accel::Offload* offload = nullptr);
-KILN_ENGINE_API void destroy(runtime::Executable* exe);
-struct ExecutableDeleter {
-  void operator()(runtime::Executable* exe) const { destroy(exe); }
-};
-KILN_ENGINE_API std::size_t arena_bytes(const runtime::Executable& exe);
-KILN_ENGINE_API const runtime::PlanInfo& plan_info(const runtime::Executable& exe);
-/// The graph after the passes (the node ids plan_info().offload and print_graph use).
-KILN_ENGINE_API const Graph& planned_graph(const runtime::Executable& exe);
-/// inputs[i]/outputs[k]: dense buffers of graph input i / output k; arena: arena_bytes(), aligned.
-KILN_ENGINE_API void run(const runtime::Executable& exe, const void* const* inputs, void* const* outputs,
-                         void* arena);
-
-#ifndef KILN_NO_IOSTREAM
-/// One row per node of the planned graph: id, op, inputs, shape, dtype, fused group, memory.
-KILN_ENGINE_API void print_graph(std::ostream& os, const runtime::Executable& exe);
-/// One row per kernel launch: what it computes, its loop, its epilogue, its scratch.
-KILN_ENGINE_API void print_plan(std::ostream& os, const runtime::Executable& exe);
-#endif
-
-}  // namespace engine
-}  // namespace kiln
-
-#if KILN_ENGINE_BODIES
-
-// ---- begin kiln/runtime/engine_impl.hpp ----
-// kiln/runtime/engine_impl.hpp — the bodies of runtime/engine.hpp's functions.
-//
-// Included by engine.hpp in every TU that compiles the engine (all of them when header-only;
-// only the KILN_IMPLEMENTATION TU with KILN_SEPARATE_COMPILATION). Each body forwards to the
-// engine's own (inline) code, so a TU that also includes runtime/executable.hpp directly (tests,
-// benchmarks looking inside a plan) never defines anything twice.
+// One lowering for both run paths: Executable (the run-time compiler, vectors, weights prepacked
+// at the first call) and the static runner (runtime/static_run.hpp: fixed arrays computed by the
+// compiler, weights read from flash where they lie, packing scratch in the arena). Where they
+// differ, the lowering asks its sink:
+//   int  add_spec(const ValueSpec&), const ValueSpec& spec(int) const, int num_specs() const
+//   kernels::EwInstr* code_space(int& begin, int& capacity), void commit_code(int n)
+//   int  prepack_matmul(const Graph&, int base, index_t offset, index_t K, index_t N, index_t rs, index_t cs)
+//   int  prepack_conv(const Graph&, const Node& weight, const passes::Layout&, const kernels::WindowGeometry&, bool dense)
+//   int  lower_int8(const Graph&, const passes::Fusion&, int root)   // an int8 op's call, by index
+//   bool direct_weights() const   // read unpacked constant weights in place (kernels::gemm_direct)
+//   void lower_offload(Step&, const passes::Group&)   // an accelerator region (accel/offload.hpp)
+//   void add_step(const Step&)
+// (prepack_*: the index of the packed copy, or -1 to pack into the step's workspace at run time).
 
 
 // ---- begin kiln/runtime/eager.hpp ----
@@ -9566,9 +9381,6 @@ inline void run_int8_node(const Node& n, const void* const* in, const Shape* in_
   if (!s.ok()) fail(s);
 }
 
-#ifndef KILN_NO_HEAP
-// ---- compiled ---------------------------------------------------------------------------------
-
 /// An activation operand of a compiled int8 step: where it lives (a base node's buffer, element
 /// offset, strides over its own shape) and whether the kernel can read it in place.
 struct Int8Operand {
@@ -9579,6 +9391,9 @@ struct Int8Operand {
   Shape shape;
   bool dense = true;
 };
+
+#ifndef KILN_NO_HEAP
+// ---- compiled ---------------------------------------------------------------------------------
 
 /// An int8 node lowered once for the Executable.
 struct Int8Step {
@@ -9728,7 +9543,7 @@ inline void strided_copy(const void* src, DType t, const Shape& shape, const Str
 }
 
 /// The kernels' view of a conv2d or pool2d node over NHWC input `x` (n.shape already inferred).
-inline kernels::WindowGeometry window_geometry(const Node& n, const Shape& x) {
+constexpr kernels::WindowGeometry window_geometry(const Node& n, const Shape& x) {
   kernels::WindowGeometry g;
   g.batch = x[0];
   g.in_h = x[1];
@@ -9942,17 +9757,152 @@ inline void run_node(const Node& n, const void* const* in, const Shape* in_shape
 }  // namespace kiln::runtime
 // ---- end kiln/runtime/eager.hpp ----
 
-// ---- begin kiln/runtime/executable.hpp ----
-// kiln/runtime/executable.hpp — a planned graph, lowered to kernel calls, ready to run.
+// ---- begin kiln/runtime/int8_static.hpp ----
+// kiln/runtime/int8_static.hpp — an int8 op of a compile-time plan lowered in a constant
+// expression for the static runner (runtime/static_run.hpp).
 //
-// Built once per guard at the first call: simplify, fuse, plan memory, lower
-// every group to a Step (operand strides, programs, GEMM epilogue, packed
-// weights). run() then only resolves a handful of base pointers and calls one
-// kernel per step: no allocation, no planning, no strings.
+// prepare_int8 (runtime/int8_steps.hpp) runs at compile time: the per-channel Q31 multipliers and
+// shifts, ADD's and SOFTMAX's parameters and the fused activation's clamp become constants in
+// flash. Weight scales are read through the constant's typed pointer (Node::f32); weights and
+// bias are read where they lie at run time; a depthwise weight is re-laid out into the kernel's
+// [1, kh, kw, O] in the step's scratch, and strided activations are copied densely there.
 
-#include <memory>
-#include <vector>
 
+namespace kiln::runtime {
+
+/// A value an int8 step reads (runtime/int8_steps.hpp's operand: base node, element offset,
+/// strides over its own shape, whether the kernel reads it in place).
+using Int8Ref = Int8Operand;
+
+/// One int8 node, prepared at compile time. The call's multiplier/shift pointers are bound at
+/// run time to the schedule's arrays from `channel_begin`.
+struct StaticInt8 {
+  Int8Call call;
+  Int8Ref x, x2, w, bias;
+  index_t channel_begin = 0, channels = 0;
+  std::size_t scratch_bytes = 0;    // run_int8's own scratch (a grouped conv's slices), first
+  std::size_t workspace_bytes = 0;  // passes/int8_workspace.hpp's rule + the weight in the kernel's layout
+};
+
+constexpr Int8Ref int8_ref(const Graph& g, const passes::Fusion& f, int id) {
+  const passes::Layout& l = f.layouts[id];
+  return Int8Ref{l.base, l.offset, l.strides, g[id].dtype, g[id].shape, passes::is_contiguous(g[id].shape, l)};
+}
+constexpr std::size_t int8_copy_bytes(const Int8Ref& r) {
+  return r.base < 0 || r.dense ? 0 : align_up(static_cast<std::size_t>(r.shape.numel()) * dtype_size(r.dtype));
+}
+
+/// Points the call's output stage at its multipliers and shifts. (Member by member: GCC 12
+/// loses track of a constant built through a pointer to one of the stages.)
+constexpr void bind_int8_channels(Int8Call& c, const std::int32_t* mult, const std::int32_t* shift) {
+  if (c.op == Op::qlinear) {
+    c.fc.output.multiplier = mult;
+    c.fc.output.shift = shift;
+  } else if (c.op == Op::qconv2d && c.depthwise) {
+    c.dw.output.multiplier = mult;
+    c.dw.output.shift = shift;
+  } else if (c.op == Op::qconv2d) {
+    c.conv.output.multiplier = mult;
+    c.conv.output.shift = shift;
+  }
+}
+
+/// `c` with its output stages' multiplier/shift pointers null (bound at run time), built member
+/// by member: GCC 12 rejects a constant copied whole from an object that once held pointers to
+/// locals ("used in its own initializer"), even after they were reset.
+constexpr Int8Call without_channels(const Int8Call& c) {
+  auto stage = [](const kernels::int8::OutputStage& o) {
+    return kernels::int8::OutputStage{nullptr, nullptr, o.per_channel, o.output_offset, o.act_min, o.act_max};
+  };
+  Int8Call r;
+  r.op = c.op;
+  r.x = c.x;
+  r.x2 = c.x2;
+  r.w = c.w;
+  r.y = c.y;
+  r.in = c.in;
+  r.out = c.out;
+  r.depthwise = c.depthwise;
+  r.rk = c.rk;
+  r.fc = kernels::int8::FullyConnectedParams{c.fc.input_offset, stage(c.fc.output)};
+  r.conv = kernels::int8::Conv2DParams{c.conv.window, c.conv.input_offset, stage(c.conv.output)};
+  r.dw = kernels::int8::DepthwiseConv2DParams{c.dw.window, c.dw.depth_multiplier, c.dw.input_offset,
+                                              stage(c.dw.output)};
+  r.pool = c.pool;
+  r.add = c.add;
+  r.softmax = c.softmax;
+  return r;
+}
+
+/// Lowers int8 node `id`: `mult` / `shift` receive int8_channels() entries. Errors name the op.
+constexpr Status lower_int8_static(const Graph& g, const passes::Fusion& f, int id, StaticInt8& s,
+                                   std::int32_t* mult, std::int32_t* shift) {
+  const Node& n = g[id];
+  Shape in[kMaxInputs];
+  for (int k = 0; k < n.num_inputs; ++k) in[k] = g[n.inputs[k]].shape;
+  s.x = int8_ref(g, f, n.inputs[0]);
+  if (n.op == Op::qadd) s.x2 = int8_ref(g, f, n.inputs[1]);
+  const float* scales = nullptr;
+  if (n.op == Op::qlinear || n.op == Op::qconv2d) {
+    s.w = int8_ref(g, f, n.inputs[1]);
+    const Int8Ref sc = int8_ref(g, f, n.inputs[2]);
+    if (n.num_inputs == 4) s.bias = int8_ref(g, f, n.inputs[3]);
+    const bool constants = g[s.w.base].op == Op::constant && g[sc.base].op == Op::constant &&
+                           (n.num_inputs < 4 || g[s.bias.base].op == Op::constant);
+    if (!constants || !g[sc.base].f32 || !sc.dense || !s.bias.dense)
+      return Status(Errc::not_supported) << op_name(n.op) << ": the static runner needs the weight " << in[1]
+                                         << ", its scales and the bias as constants (scales and bias contiguous)";
+    scales = g[sc.base].f32 + sc.offset;
+    s.channels = int8_channels(n, in);
+  }
+  Int8Call call;
+  const Status st = prepare_int8(n, in, scales, mult, shift, call);
+  if (!st.ok()) return st;
+  s.call = without_channels(call);
+  if (s.call.depthwise) s.w.dense = false;  // re-laid out at run time
+  // The scratch every int8 step reserves (passes/int8_workspace.hpp: the grouped conv's slices,
+  // then dense copies of strided activations), then the weight this runner lays out from flash.
+  s.scratch_bytes = passes::int8_grouped_conv_bytes(n, in[0]);
+  s.workspace_bytes = passes::int8_workspace_bytes(g, f.layouts, id) + int8_copy_bytes(s.w);
+  return Status();
+}
+
+/// Runs a lowered int8 step: `at(base, offset, dtype)` resolves a value's address, `ws` is the
+/// step's scratch (workspace_bytes), `out` the node's buffer.
+template <class At>
+Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std::int32_t* shift, At&& at,
+                       char* ws, void* out) {
+  auto dense = [&](const Int8Ref& r) -> const void* {
+    if (r.base < 0) return nullptr;
+    const char* p = at(r.base, r.offset, r.dtype);
+    if (r.dense || !ws) return p;  // (the plan gives every copy its scratch)
+    strided_copy(p, r.dtype, r.shape, r.strides, ws);
+    const char* copy = ws;
+    ws += int8_copy_bytes(r);
+    return copy;
+  };
+  Int8Call c = q.call;
+  bind_int8_channels(c, mult + q.channel_begin, shift + q.channel_begin);
+  char* scratch = ws;  // run_int8's own scratch first (the same order as the Executable)
+  if (ws) ws += align_up(q.scratch_bytes);
+  const void* x = dense(q.x);
+  const void* x2 = dense(q.x2);
+  const std::int8_t* w = nullptr;
+  if (q.w.base >= 0 && c.depthwise && ws) {  // OHWI [O, kh, kw, 1] -> the kernel's [1, kh, kw, O]
+    auto* relaid = reinterpret_cast<std::int8_t*>(ws);
+    depthwise_weight_to_kernel_layout(reinterpret_cast<const std::int8_t*>(at(q.w.base, q.w.offset, q.w.dtype)),
+                                      q.w.shape, q.w.strides, relaid);
+    w = relaid;
+  } else if (q.w.base >= 0) {
+    w = static_cast<const std::int8_t*>(dense(q.w));
+  }
+  const auto* bias = q.bias.base >= 0 ? reinterpret_cast<const std::int32_t*>(at(q.bias.base, q.bias.offset, q.bias.dtype))
+                                      : nullptr;
+  return run_int8(c, x, x2, w, bias, out, scratch);
+}
+
+}  // namespace kiln::runtime
+// ---- end kiln/runtime/int8_static.hpp ----
 
 namespace kiln::runtime {
 
@@ -10008,11 +9958,1031 @@ struct Step {
   // operand's (n, oh, ow) rows form one strided run, so a tail block needs no splitting.
   kernels::WindowGeometry window;
   bool conv = false, dense_a = false, dense_b = false, rows_merge = true;
+  // gemm: B (a constant weight with unit stride along K) read in place by kernels::gemm_direct,
+  // no packing scratch (sinks that read weights where they lie: the static runner).
+  bool direct = false;
+  int int8 = -1;  // int8 ops: the sink's index of its lowered int8 call (runtime/int8_steps.hpp)
   // offload: the accelerator region (operands: its inputs, targets: its outputs) and, when it
   // runs asynchronously, the step before which it is waited for (steps().size(): at the end).
   int region = -1, wait_at = -1;
-  int int8 = -1;  // int8 ops: index of the Int8Step (runtime/int8_steps.hpp)
 };
+
+/// Floats of a dense copy of n floats, rounded so what follows it stays 64-byte aligned.
+constexpr std::size_t aligned_floats(index_t n) {
+  return align_up(static_cast<std::size_t>(n) * sizeof(float)) / sizeof(float);
+}
+
+/// Whether a value with these strides over an NHWC loop `vo` steps by one stride `rs` from one
+/// output pixel (row of the conv's [N*OH*OW, C] matrix) to the next. Broadcast strides of unit
+/// extents are 0, so the stride comes from the innermost non-unit pixel dimension.
+constexpr bool pixel_row_stride(const Strides& st, const Shape& vo, index_t& rs) {
+  rs = 0;
+  index_t span = 1;  // pixels per step of dimension d
+  bool found = false;
+  for (int d = 2; d >= 0; --d) {
+    if (vo[d] == 1) continue;
+    if (!found) {
+      rs = st[d];
+      found = true;
+    } else if (st[d] != rs * span) {
+      return false;
+    }
+    span *= vo[d];
+  }
+  return true;
+}
+
+/// Whether rows (batch..., M) of a value with these strides over `vo` form one strided run.
+constexpr bool mergeable(const Strides& st, const Shape& vo) {
+  const int r = vo.rank();
+  for (int d = r - 3; d >= 0; --d) {
+    // the stride of dim d must equal stride(d+1) * extent(d+1) (or the dim is trivial)
+    if (vo[d] == 1) continue;
+    if (st[d] != st[d + 1] * vo[d + 1]) return false;
+  }
+  return true;
+}
+
+/// Scratch bytes step `s` of graph `g` needs during its run (GEMM/conv packing, dense copies).
+constexpr std::size_t step_workspace_bytes(const Graph& g, const Step& s) {
+  if (s.conv || s.kind == passes::GroupKind::window) {
+    std::size_t n = 0;
+    if (s.dense_a) n += aligned_floats(g[g[s.node].inputs[0]].shape.numel());
+    if (s.dense_b) n += aligned_floats(g[g[s.node].inputs[1]].shape.numel());
+    if (s.conv) n += kernels::conv_workspace_floats(s.window, s.packed >= 0);
+    return n * sizeof(float);
+  }
+  if (s.kind != passes::GroupKind::gemm || s.direct) return 0;
+  return kernels::gemm_workspace_size(s.M, s.N, s.K, s.packed >= 0) * sizeof(float);
+}
+
+/// Lowers every group of fusion `f` of `g`, in execution order, into `out` (see the top).
+template <class Sink>
+class Lowering {
+ public:
+  constexpr Lowering(const Graph& g, const passes::Fusion& f, Sink& out) : g_(g), f_(f), out_(out) {}
+
+  constexpr void run() {
+    const Graph& g = g_;
+    const passes::Fusion& f = f_;
+    for (int k = 0; k < f.num_groups; ++k) {
+      const int gi = f.order[k];
+      const passes::Group& grp = f.groups[gi];
+      Step s;
+      s.kind = grp.kind;
+      s.group = gi;
+      s.node = grp.root;
+      if (s.node < 0)
+        for (int i = 0; i < g.size() && s.node < 0; ++i)
+          if (f.group_of[i] == gi) s.node = i;
+      switch (grp.kind) {
+        case passes::GroupKind::elementwise: lower_program(s, grp.loop); break;
+        case passes::GroupKind::reduce:
+        case passes::GroupKind::softmax: {
+          const Node& r = g[grp.root];
+          s.rk = r.rk;
+          s.axis = r.axis;
+          s.log = r.op == Op::log_softmax;
+          const Shape& in_shape = g[r.inputs[0]].shape;
+          lower_program(s, in_shape);
+          if (s.code_size == 0) {  // no producers: the kernel reads the input value directly
+            s.op_begin = out_.num_specs();
+            out_.add_spec(spec_over(r.inputs[0], in_shape));
+            s.num_ops = 1;
+          }
+          s.loop = in_shape;
+          break;
+        }
+        case passes::GroupKind::gemm:
+          if (g[grp.root].op == Op::conv2d) lower_conv(s, grp);
+          else lower_gemm(s, grp);
+          break;
+        case passes::GroupKind::window: {
+          const Node& n = g[grp.root];
+          const passes::Layout& l = f.layouts[n.inputs[0]];
+          s.a = ValueSpec{l.base, l.offset, l.strides, DType::f32};
+          s.dense_a = l.strides[3] != 1;
+          s.loop = n.shape;
+          break;
+        }
+        case passes::GroupKind::offload: out_.lower_offload(s, grp); break;
+        case passes::GroupKind::int8:
+          s.int8 = out_.lower_int8(g, f, grp.root);
+          s.loop = g[grp.root].shape;
+          break;
+        case passes::GroupKind::concat:
+        case passes::GroupKind::copy: {
+          const Node& n = g[grp.root];
+          s.op_begin = out_.num_specs();
+          for (int in = 0; in < n.num_inputs; ++in) {
+            const Shape& is = g[n.inputs[in]].shape;
+            out_.add_spec(spec_over(n.inputs[in], is));
+          }
+          s.num_ops = n.num_inputs;
+          s.loop = n.shape;
+          s.axis = n.axis;
+          break;
+        }
+      }
+      out_.add_step(s);
+    }
+  }
+
+  /// How `node` is read over `loop`. With unit_dim >= 0 the strides are computed over `loop`
+  /// without that dimension and a stride-0 dimension is inserted there (a vector operand of a
+  /// matmul gets an explicit M = 1 that NumPy alignment would put in the wrong place).
+  constexpr ValueSpec spec_over(int node, const Shape& loop, int unit_dim = -1) const {
+    const passes::Layout& l = f_.layouts[node];
+    const Node& n = g_[node];
+    if (unit_dim < 0) return ValueSpec{l.base, l.offset, passes::operand_strides(n.shape, l, loop), n.dtype};
+    Shape real;
+    for (int d = 0; d < loop.rank(); ++d)
+      if (d != unit_dim) real.push_back(loop[d]);
+    const Strides st = passes::operand_strides(n.shape, l, real);
+    Strides out;
+    for (int d = 0, k = 0; d < loop.rank(); ++d) out[d] = d == unit_dim ? 0 : st[k++];
+    return ValueSpec{l.base, l.offset, out, n.dtype};
+  }
+
+ private:
+  constexpr void lower_program(Step& s, const Shape& loop, int acc = -1, const bool* in_registers = nullptr,
+                               int unit_dim = -1) {
+    int cs = 0, no = 0, nt = 0;
+    int ops[kMaxNodes]{}, tgts[kMaxNodes]{};
+    int begin = 0, cap = 0;
+    kernels::EwInstr* code = out_.code_space(begin, cap);
+    const int regs = passes::build_program(g_, f_, s.group, code, cap, cs, ops, no, tgts, nt, acc, in_registers);
+    out_.commit_code(cs);
+    s.loop = loop;
+    s.num_regs = regs;
+    s.code_begin = begin;
+    s.code_size = cs;
+    s.op_begin = out_.num_specs();
+    for (int k = 0; k < no; ++k) out_.add_spec(spec_over(ops[k], loop, unit_dim));
+    s.num_ops = no;
+    s.tgt_begin = out_.num_specs();
+    for (int k = 0; k < nt; ++k) out_.add_spec(spec_over(tgts[k], loop, unit_dim));
+    s.num_tgts = nt;
+    // Members without producers in reduce groups: the program is just "load, store" — drop it so
+    // the kernel reads the value directly.
+    if ((s.kind == passes::GroupKind::reduce || s.kind == passes::GroupKind::softmax) && cs == 0) {
+      s.num_ops = 0;
+      s.num_tgts = 0;
+    }
+  }
+
+  constexpr void lower_gemm(Step& s, const passes::Group& grp) {
+    const Graph& g = g_;
+    const passes::Fusion& f = f_;
+    const Node& mm = g[grp.root];
+    const Node& an = g[mm.inputs[0]];
+    const Node& bn = g[mm.inputs[1]];
+    const Shape& out = mm.shape;
+    s.K = an.shape.back();
+    s.N = out.back();
+    s.M = an.shape.rank() >= 2 ? an.shape[an.shape.rank() - 2] : 1;
+    // Virtual shapes with explicit batch: [batch..., M, N], A over [batch..., M, K], B over [batch..., K, N].
+    Shape batch;
+    const int out_batch = an.shape.rank() >= 2 ? out.rank() - 2 : out.rank() - 1;
+    for (int d = 0; d < out_batch; ++d) batch.push_back(out[d]);
+    Shape va = batch, vb = batch, vo = batch;
+    va.push_back(s.M);
+    va.push_back(s.K);
+    vo.push_back(s.M);
+    vo.push_back(s.N);
+    vb.push_back(mm.trans_b ? s.N : s.K);
+    vb.push_back(mm.trans_b ? s.K : s.N);
+    const passes::Layout& la = f.layouts[mm.inputs[0]];
+    const passes::Layout& lb = f.layouts[mm.inputs[1]];
+    s.a = ValueSpec{la.base, la.offset, passes::operand_strides(an.shape, la, va), an.dtype};
+    s.b = ValueSpec{lb.base, lb.offset, passes::operand_strides(bn.shape, lb, vb), bn.dtype};
+    if (mm.trans_b) {  // present B as [.., K, N] by swapping the last two strides
+      const int r = vb.rank();
+      const index_t t = s.b.strides[r - 1];
+      s.b.strides[r - 1] = s.b.strides[r - 2];
+      s.b.strides[r - 2] = t;
+    }
+
+    // A vector `a` has no M dimension in the result: specs over vo get an explicit unit M.
+    const int unit_dim = an.shape.rank() == 1 ? vo.rank() - 2 : -1;
+
+    // Epilogue: bias and clamp in registers when they are a private chain off the matmul.
+    lower_epilogue(s, grp.root, vo, unit_dim);
+    s.loop = vo;
+    s.batch = batch;
+
+    // One GEMM over (batch x M) rows when B and every other operand are batch-invariant or merge.
+    // Prepack B once when it is a constant shared by all batches (if the sink prepacks).
+    bool b_shared = true;
+    for (int d = 0; d < batch.rank(); ++d) b_shared = b_shared && s.b.strides[d] == 0;
+    if (b_shared && g[lb.base].op == Op::constant && bn.dtype == DType::f32) {
+      const int r = vb.rank();
+      s.packed = out_.prepack_matmul(g, lb.base, lb.offset, s.K, s.N, s.b.strides[r - 2], s.b.strides[r - 1]);
+    }
+    if (batch.rank() > 0 && b_shared) {
+      bool merge = mergeable(s.a.strides, vo) && mergeable(s.c.strides, vo);
+      for (int k = 0; k < s.num_ops; ++k) merge = merge && mergeable(out_.spec(s.op_begin + k).strides, vo);
+      for (int k = 0; k < s.num_tgts; ++k) merge = merge && mergeable(out_.spec(s.tgt_begin + k).strides, vo);
+      if (s.bias >= 0) merge = merge && mergeable(out_.spec(s.bias).strides, vo);
+      if (merge) {
+        s.M *= batch.numel();
+        s.batch = Shape();
+      }
+    }
+    // A weight the sink does not pack, with unit stride along K: dot products on it in place.
+    const int r = vb.rank();
+    s.direct = out_.direct_weights() && s.packed < 0 && s.batch.rank() == 0 && g[lb.base].op == Op::constant &&
+               bn.dtype == DType::f32 && (s.b.strides[r - 2] == 1 || s.K == 1);
+  }
+
+  /// The epilogue of a gemm group (matmul or conv2d root) computing C over `vo`: bias and clamp in
+  /// the micro-kernel's registers when they are a private chain off the root, the rest of the
+  /// group as the tail program on each finished block; sets s.bias, s.clamp, the program and s.c.
+  constexpr void lower_epilogue(Step& s, int root, const Shape& vo, int unit_dim) {
+    const Graph& g = g_;
+    const passes::Fusion& f = f_;
+    int uses[kMaxNodes]{};
+    g.count_uses(uses);
+    bool in_regs[kMaxNodes]{};
+    int acc = root;
+    auto sole_user_in_group = [&](int id) {
+      if (uses[id] != 1 || g.is_output(id)) return -1;
+      for (int u = id + 1; u < g.size(); ++u)
+        for (int k = 0; k < g[u].num_inputs; ++k)
+          if (g[u].inputs[k] == id) return f.group_of[u] == s.group ? u : -1;
+      return -1;
+    };
+    int next = sole_user_in_group(acc);
+    if (next >= 0 && g[next].op == Op::elementwise && g[next].fn == EwFn::add) {
+      const int other = g[next].inputs[0] == acc ? g[next].inputs[1] : g[next].inputs[0];
+      // The bias must come from outside: a value this group's own epilogue computes does not
+      // exist yet when the micro-kernel adds it.
+      if (other != acc && g[other].op != Op::scalar && g[other].dtype == DType::f32 &&
+          f.group_of[f.layouts[other].base] != s.group) {
+        const ValueSpec bias = spec_over(other, vo, unit_dim);
+        bool vector = bias.strides[vo.rank() - 1] == 1 || s.N == 1;
+        for (int d = 0; d + 1 < vo.rank(); ++d) vector = vector && bias.strides[d] == 0;
+        if (vector) {
+          s.bias = out_.add_spec(bias);
+          in_regs[next] = true;
+          acc = next;
+          next = sole_user_in_group(acc);
+        }
+      }
+    }
+    if (next >= 0 && g[next].op == Op::elementwise) {
+      const EwFn fn = g[next].fn;
+      const float inf = __builtin_huge_valf();
+      // clamp with lo > hi gives hi everywhere (torch.clamp): left to the general epilogue.
+      if (fn == EwFn::relu || fn == EwFn::relu6 || (fn == EwFn::clamp && g[next].p0 <= g[next].p1)) {
+        s.clamp = true;
+        s.lo = fn == EwFn::clamp ? g[next].p0 : 0.f;
+        s.hi = fn == EwFn::relu ? inf : fn == EwFn::relu6 ? 6.f : g[next].p1;
+        in_regs[next] = true;
+        acc = next;
+      }
+    }
+    lower_program(s, vo, acc, in_regs, unit_dim);
+    // Where C lands: the acc node's own buffer if it is stored, else the first target of the tail.
+    const int c_node = s.num_tgts > 0 && !(passes::is_group_output(g, f, acc) && f.layouts[acc].base == acc)
+                           ? -2
+                           : acc;
+    if (c_node == -2) s.c = out_.spec(s.tgt_begin);
+    else s.c = spec_over(acc, vo, unit_dim);
+  }
+
+  /// conv2d: the input and weight as the conv kernel reads them, the weight prepacked when it is a
+  /// constant (and the sink prepacks), and the GEMM epilogue over the output [N, OH, OW, O]
+  /// (rows = output pixels).
+  constexpr void lower_conv(Step& s, const passes::Group& grp) {
+    const Graph& g = g_;
+    const passes::Fusion& f = f_;
+    const Node& cv = g[grp.root];
+    const Shape& xs = g[cv.inputs[0]].shape;
+    const Node& wn = g[cv.inputs[1]];
+    s.conv = true;
+    s.window = window_geometry(cv, xs);
+    const kernels::WindowGeometry& geo = s.window;
+    s.M = geo.rows();
+    s.N = geo.out_c;
+    s.K = geo.depth();
+    const passes::Layout& la = f.layouts[cv.inputs[0]];
+    const passes::Layout& lb = f.layouts[cv.inputs[1]];
+    s.a = ValueSpec{la.base, la.offset, la.strides, DType::f32};
+    s.b = ValueSpec{lb.base, lb.offset, lb.strides, DType::f32};
+    const bool even = s.a.strides[1] == xs[2] * s.a.strides[2] && s.a.strides[0] == xs[1] * s.a.strides[1];
+    s.dense_a = s.a.strides[3] != 1 ||
+                (kernels::conv_algorithm(geo) == kernels::ConvAlgorithm::pointwise && !even);
+    const bool w_dense = passes::is_contiguous(wn.shape, lb);
+    if (g[lb.base].op == Op::constant) s.packed = out_.prepack_conv(g, wn, lb, geo, w_dense);
+    if (s.packed < 0) s.dense_b = !w_dense;
+    const Shape& vo = cv.shape;
+    lower_epilogue(s, grp.root, vo, -1);
+    s.loop = vo;
+    s.rows_merge = true;
+    index_t rs = 0;
+    for (int k = 1; k < s.num_ops; ++k) s.rows_merge = s.rows_merge && pixel_row_stride(out_.spec(s.op_begin + k).strides, vo, rs);
+    for (int k = 0; k < s.num_tgts; ++k) s.rows_merge = s.rows_merge && pixel_row_stride(out_.spec(s.tgt_begin + k).strides, vo, rs);
+  }
+
+  const Graph& g_;
+  const passes::Fusion& f_;
+  Sink& out_;
+};
+
+template <class Sink>
+constexpr void lower_groups(const Graph& g, const passes::Fusion& f, Sink& out) {
+  Lowering<Sink>(g, f, out).run();
+}
+
+}  // namespace kiln::runtime
+
+namespace kiln::runtime {
+
+/// A lowering sink of fixed capacity, usable in a constant expression: steps, programs, operand
+/// specs and int8 calls (with their multipliers and shifts) in arrays. Nothing is prepacked:
+/// constant weights are read where they lie (flash); a linear layer's weight by dot products
+/// (Step::direct), a conv's packed into its step's workspace in the arena at run time. With
+/// `workspace` set, each step's scratch bytes are written there by group (what plan_memory
+/// needs). MaxInt8 == 0: int8 calls are counted, not kept (their channels share the arrays).
+template <int MaxSteps, int MaxCode, int MaxSpecs, int MaxInt8 = 0, int MaxChannels = 0>
+struct FixedSchedule {
+  Step steps[MaxSteps > 0 ? MaxSteps : 1]{};
+  kernels::EwInstr code[MaxCode > 0 ? MaxCode : 1]{};
+  ValueSpec specs[MaxSpecs > 0 ? MaxSpecs : 1]{};
+  StaticInt8 int8[MaxInt8 > 0 ? MaxInt8 : 1]{};
+  std::int32_t mult[MaxChannels > 0 ? MaxChannels : 1]{}, shift[MaxChannels > 0 ? MaxChannels : 1]{};
+  int num_steps = 0, code_size = 0, spec_count = 0, num_int8 = 0;
+  index_t num_channels = 0;  // multipliers kept (MaxInt8 > 0)
+  index_t total_channels = 0;  // multipliers of every int8 call lowered
+  Status status;             // the first lowering error (an int8 op the static runner cannot run)
+  const Graph* graph = nullptr;        // with workspace: the graph being lowered
+  std::size_t* workspace = nullptr;    // by group
+  std::size_t int8_workspace = 0;      // of the int8 call just lowered
+
+  // Capacity is the caller's promise (StaticPlan records the exact counts); an index past it is
+  // a compile error in a constant expression, never a silent overflow.
+  constexpr int add_spec(const ValueSpec& s) {
+    specs[spec_count] = s;
+    return spec_count++;
+  }
+  constexpr const ValueSpec& spec(int k) const { return specs[k]; }
+  constexpr int num_specs() const { return spec_count; }
+  constexpr kernels::EwInstr* code_space(int& begin, int& cap) {
+    begin = code_size;
+    cap = MaxCode - code_size;
+    return code + code_size;
+  }
+  constexpr void commit_code(int n) { code_size += n; }
+  constexpr int prepack_matmul(const Graph&, int, index_t, index_t, index_t, index_t, index_t) { return -1; }
+  constexpr int prepack_conv(const Graph&, const Node&, const passes::Layout&, const kernels::WindowGeometry&, bool) {
+    return -1;
+  }
+  constexpr bool direct_weights() const { return true; }
+  constexpr void lower_offload(Step&, const passes::Group&) {  // compile() only: plans are fused without backends
+    if (status.ok()) status = Status(Errc::not_supported) << "offload: accelerator regions need compile()";
+  }
+  constexpr int lower_int8(const Graph& g, const passes::Fusion& f, int root) {
+    StaticInt8 q;
+    const index_t begin = MaxInt8 > 0 ? num_channels : 0;
+    const index_t need = g[root].op == Op::qlinear || g[root].op == Op::qconv2d ? g[g[root].inputs[1]].shape[0] : 0;
+    if (begin + need > MaxChannels) {
+      if (status.ok())
+        status = Status(Errc::not_supported) << op_name(g[root].op) << ": more output channels than the static "
+                                             << "schedule holds (" << static_cast<long long>(need) << ')';
+      return -1;
+    }
+    // Prepared into locals, then copied into the arrays (without MaxInt8 nothing is kept).
+    std::int32_t m[MaxChannels > 0 ? MaxChannels : 1]{}, sh[MaxChannels > 0 ? MaxChannels : 1]{};
+    const Status st = lower_int8_static(g, f, root, q, m, sh);
+    if (!st.ok() && status.ok()) status = st;
+    for (index_t k = 0; k < need && MaxInt8 > 0; ++k) {
+      mult[begin + k] = m[k];
+      shift[begin + k] = sh[k];
+    }
+    q.channel_begin = begin;
+    int8_workspace = q.workspace_bytes;
+    total_channels += need;
+    if constexpr (MaxInt8 > 0) {
+      int8[num_int8] = q;
+      num_channels += need;
+    }
+    return num_int8++;
+  }
+  constexpr void add_step(const Step& s) {
+    if (workspace)
+      workspace[s.group] = s.kind == passes::GroupKind::int8 ? int8_workspace : step_workspace_bytes(*graph, s);
+    if constexpr (MaxSteps > 0) steps[num_steps] = s;
+    ++num_steps;
+  }
+};
+
+}  // namespace kiln::runtime
+// ---- end kiln/runtime/lower.hpp ----
+
+// ---- begin kiln/runtime/step_run.hpp ----
+// kiln/runtime/step_run.hpp — run one lowered Step (runtime/lower.hpp): the kernel calls of each
+// step kind, shared by Executable and the static runner (runtime/static_run.hpp).
+//
+// The step says what to compute; an Env says where things are:
+//   const char* ptr(int base, index_t offset, DType) const   // a value's address
+//   const char* at(const Loc&) const                          // a gemm operand resolved at build
+//   const ValueSpec& spec(int k) const
+//   kernels::EwProgram program(const Step&) const
+//   const float* packed(const Step&) const                    // prepacked weight, or nullptr
+//   float* workspace(const Step&) const                       // the step's arena scratch
+//   const Node& root(const Step&) const                       // the node s.node
+//   const Shape& input_shape(const Step&, int k) const        // shape of root's input k
+//   void int8(const Step&) const                              // an int8 step (runtime/int8_steps.hpp)
+// One function per kind, so a caller that knows a step's kind at compile time instantiates only
+// the kernels it uses.
+
+
+namespace kiln::runtime::step_run {
+
+/// Operand arrays left uninitialised: a step fills only what it uses, and zeroing ~3 KiB per
+/// step was a fifth of a batch-1 MLP's run time. (Both types are trivially copyable, so
+/// assigning an element starts its lifetime.)
+union OperandSlots {
+  OperandSlots() {}
+  kernels::EwOperand v[kernels::kEwMaxOperands];
+};
+union TargetSlots {
+  TargetSlots() {}
+  kernels::EwTarget v[kernels::kEwMaxOperands];
+};
+
+template <class Env>
+kernels::EwOperand operand(const Env& e, const ValueSpec& v) {
+  return kernels::EwOperand{e.ptr(v.base, v.offset, v.dtype), v.dtype, v.strides};
+}
+template <class Env>
+kernels::EwTarget target(const Env& e, const ValueSpec& v) {
+  return kernels::EwTarget{const_cast<char*>(e.ptr(v.base, v.offset, v.dtype)), v.dtype, v.strides};
+}
+template <class Env>
+char* node_out(const Env& e, const Step& s) {
+  return const_cast<char*>(e.ptr(s.node, 0, e.root(s).dtype));
+}
+
+template <class Env>
+void elementwise(const Step& s, const Env& e) {
+  OperandSlots op_slots;
+  TargetSlots tgt_slots;
+  for (int k = 0; k < s.num_ops; ++k) op_slots.v[k] = operand(e, e.spec(s.op_begin + k));
+  for (int k = 0; k < s.num_tgts; ++k) tgt_slots.v[k] = target(e, e.spec(s.tgt_begin + k));
+  kernels::ew_run(e.program(s), op_slots.v, s.num_ops, tgt_slots.v, s.num_tgts, s.loop);
+}
+
+/// reduce and softmax / log_softmax, with the producers' program evaluated inside the passes.
+template <class Env>
+void reduction(const Step& s, const Env& e) {
+  OperandSlots op_slots;
+  for (int k = 0; k < s.num_ops; ++k) op_slots.v[k] = operand(e, e.spec(s.op_begin + k));
+  const kernels::EwProgram p = e.program(s);
+  const kernels::EwProgram* prod = s.code_size ? &p : nullptr;
+  float* out = reinterpret_cast<float*>(node_out(e, s));
+  if (s.kind == passes::GroupKind::reduce)
+    kernels::reduce_run(s.rk, prod, op_slots.v, s.num_ops, s.loop, s.axis, out);
+  else
+    kernels::softmax_run(s.log, prod, op_slots.v, s.num_ops, s.loop, s.axis, out);
+}
+
+template <class Env>
+void copy(const Step& s, const Env& e) {
+  const ValueSpec& in = e.spec(s.op_begin);
+  const Node& n = e.root(s);
+  const Shape& is = e.input_shape(s, 0);
+  if (n.op == Op::unslice) {
+    pad_strided(e.ptr(in.base, in.offset, in.dtype), in.strides, is, n, node_out(e, s));
+    return;
+  }
+  strided_copy(e.ptr(in.base, in.offset, in.dtype), n.dtype, is, in.strides, node_out(e, s));
+}
+
+template <class Env>
+void concat(const Step& s, const Env& e) {
+  const Node& n = e.root(s);
+  const Strides os = contiguous_strides(n.shape);
+  char* out = node_out(e, s);
+  index_t at = 0;
+  const SingleOpProgram p(EwFn::identity);
+  for (int k = 0; k < s.num_ops; ++k) {
+    const Shape& is = e.input_shape(s, k);
+    const kernels::EwOperand src = operand(e, e.spec(s.op_begin + k));
+    const kernels::EwTarget t{out + at * os[n.axis] * dtype_size(n.dtype), n.dtype, os};
+    kernels::ew_run(p.program(), &src, 1, &t, 1, is);
+    at += is[n.axis];
+  }
+}
+
+/// An NHWC input as the window kernels read it: in place, or densely copied to `ws` (which then
+/// advances past the copy) when the step needs it dense.
+template <class Env>
+kernels::NhwcIn nhwc_input(const Env& e, const ValueSpec& v, const Shape& xs, bool dense, float*& ws) {
+  const auto* p = reinterpret_cast<const float*>(e.ptr(v.base, v.offset, v.dtype));
+  if (!dense) return kernels::NhwcIn{p, v.strides[0], v.strides[1], v.strides[2]};
+  strided_copy(p, DType::f32, xs, v.strides, ws);
+  const kernels::NhwcIn x = kernels::dense_nhwc(ws, xs[1], xs[2], xs[3]);
+  ws += aligned_floats(xs.numel());
+  return x;
+}
+
+/// pool2d, pad, upsample.
+template <class Env>
+void window(const Step& s, const Env& e) {
+  const Shape& xs = e.input_shape(s, 0);
+  float* ws = e.workspace(s);
+  run_window_op(e.root(s), xs, nhwc_input(e, s.a, xs, s.dense_a, ws), reinterpret_cast<float*>(node_out(e, s)));
+}
+
+/// Runs step `s`'s tail program on a finished block of C (rows x cols in `block`, row stride
+/// ldc): operand 0 is the block, the other operands and the targets are addressed by `at`
+/// (a ValueSpec's pointer at the block's origin) with 2-D strides from `two_d`.
+template <class Env, class At, class TwoD>
+void tail_block(const Step& s, const Env& e, float* c, index_t ldc, const Shape& block, At&& at, TwoD&& two_d) {
+  OperandSlots op_slots;
+  TargetSlots tgt_slots;
+  kernels::EwOperand* ops = op_slots.v;
+  kernels::EwTarget* tgts = tgt_slots.v;
+  Strides cst;
+  cst[0] = ldc;
+  cst[1] = 1;
+  ops[0] = kernels::EwOperand{c, DType::f32, cst};  // operand 0 is the accumulator block
+  for (int k = 1; k < s.num_ops; ++k) {
+    const ValueSpec& v = e.spec(s.op_begin + k);
+    ops[k] = kernels::EwOperand{at(v), v.dtype, two_d(v)};
+  }
+  for (int k = 0; k < s.num_tgts; ++k) {
+    const ValueSpec& v = e.spec(s.tgt_begin + k);
+    tgts[k] = kernels::EwTarget{const_cast<char*>(at(v)), v.dtype, two_d(v)};
+  }
+  kernels::ew_run(e.program(s), ops, s.num_ops, tgts, s.num_tgts, block);
+}
+
+template <class Env>
+struct TailContext {
+  const Env* env;
+  const Step* step;
+  index_t batch_index[kMaxRank];
+};
+
+/// GemmEpilogue::tail of a matmul step: the block's operands at (batch index, i0, j0).
+template <class Env>
+void gemm_tail(void* ctx, index_t i0, index_t j0, index_t m, index_t n, float* c, index_t ldc) {
+  const TailContext<Env>& t = *static_cast<const TailContext<Env>*>(ctx);
+  const Env& e = *t.env;
+  const Step& s = *t.step;
+  const int r = s.loop.rank();
+  auto at = [&](const ValueSpec& v) {
+    index_t off = v.offset + i0 * v.strides[r - 2] + j0 * v.strides[r - 1];
+    for (int d = 0; d < s.batch.rank(); ++d) off += t.batch_index[d] * v.strides[d];
+    return e.ptr(v.base, off, v.dtype);
+  };
+  auto two_d = [&](const ValueSpec& v) {
+    Strides st;
+    st[0] = v.strides[r - 2];
+    st[1] = v.strides[r - 1];
+    return st;
+  };
+  tail_block(s, e, c, ldc, Shape{m, n}, at, two_d);
+}
+
+/// The tail of a conv step: blocks of output rows (pixels) are split into runs the operands'
+/// strides can address in 2-D: the whole block when every operand's rows merge, else one
+/// output row (fixed n, oh) at a time.
+template <class Env>
+void conv_tail(void* ctx, index_t i0, index_t j0, index_t m, index_t n, float* c, index_t ldc) {
+  const TailContext<Env>& t = *static_cast<const TailContext<Env>*>(ctx);
+  const Env& e = *t.env;
+  const Step& s = *t.step;
+  const index_t OH = s.loop[1], OW = s.loop[2];
+  for (index_t i = i0; i < i0 + m;) {
+    const index_t ow = i % OW, oh = (i / OW) % OH, nb = i / (OW * OH);
+    const index_t len = s.rows_merge ? i0 + m - i : (OW - ow < i0 + m - i ? OW - ow : i0 + m - i);
+    // Rows of a run: merged (any pixel dimension's stride, see pixel_row_stride), or within one
+    // (n, oh), where the step is the W stride.
+    auto at = [&](const ValueSpec& v) {
+      const index_t off = v.offset + nb * v.strides[0] + oh * v.strides[1] + ow * v.strides[2] + j0 * v.strides[3];
+      return e.ptr(v.base, off, v.dtype);
+    };
+    auto two_d = [&](const ValueSpec& v) {
+      Strides st;
+      st[0] = v.strides[2];
+      if (s.rows_merge) pixel_row_stride(v.strides, s.loop, st[0]);
+      st[1] = v.strides[3];
+      return st;
+    };
+    tail_block(s, e, c + (i - i0) * ldc, ldc, Shape{len, n}, at, two_d);
+    i += len;
+  }
+}
+
+/// The clamp the micro-kernel applies in registers.
+inline kernels::GemmEpilogue clamp_epilogue(const Step& s) {
+  kernels::GemmEpilogue ep;
+  ep.clamp = s.clamp;
+  ep.lo = s.lo;
+  ep.hi = s.hi;
+  return ep;
+}
+
+template <class Env>
+kernels::GemmEpilogue register_epilogue(const Step& s, const Env& e) {
+  kernels::GemmEpilogue ep = clamp_epilogue(s);
+  if (s.bias >= 0) {
+    const ValueSpec& v = e.spec(s.bias);
+    ep.bias = reinterpret_cast<const float*>(e.ptr(v.base, v.offset, v.dtype));
+  }
+  return ep;
+}
+
+/// kMayTail = false: the caller knows the step has no tail program (the tail's interpreter is
+/// then not instantiated: the static runner's images stay small).
+template <bool kMayTail = true, class Env>
+void conv(const Step& s, const Env& e) {
+  const Shape& xs = e.input_shape(s, 0);
+  kernels::GemmEpilogue ep = register_epilogue(s, e);
+  float* ws = e.workspace(s);
+  const kernels::NhwcIn x = nhwc_input(e, s.a, xs, s.dense_a, ws);
+  const float* packed = e.packed(s);
+  const float* w = packed ? nullptr : reinterpret_cast<const float*>(e.ptr(s.b.base, s.b.offset, s.b.dtype));
+  if (s.dense_b) {
+    const Shape& wsh = e.input_shape(s, 1);
+    strided_copy(w, DType::f32, wsh, s.b.strides, ws);
+    w = ws;
+    ws += aligned_floats(wsh.numel());
+  }
+  auto* c0 = reinterpret_cast<float*>(const_cast<char*>(e.ptr(s.c.base, s.c.offset, s.c.dtype)));
+  TailContext<Env> tc{&e, &s, {}};
+  if constexpr (kMayTail) {
+    if (s.code_size > 0) {
+      ep.tail = &conv_tail<Env>;
+      ep.ctx = &tc;
+    }
+  }
+  kernels::conv2d(s.window, x, w, packed, c0, s.N, ep, ws);  // C is a dense [N, OH, OW, O] buffer
+}
+
+template <class Env>
+void gemm_batched(const Step& s, const Env& e, kernels::GemmEpilogue ep, const float* packed, float* ws,
+                  const float* a0, const float* b0, float* c0, index_t ldc);
+
+/// A matmul step whose constant weight is read in place (Step::direct: the static runner's flash
+/// weights), with the tail program when kTail.
+template <bool kTail = true, class Env>
+void gemm_in_place(const Step& s, const Env& e) {
+  const int r = s.loop.rank();
+  kernels::GemmEpilogue ep = clamp_epilogue(s);
+  if (s.bias >= 0) ep.bias = reinterpret_cast<const float*>(e.at(s.bias_at));
+  TailContext<Env> tc{&e, &s, {}};
+  if constexpr (kTail) {
+    if (s.code_size > 0) {
+      ep.tail = &gemm_tail<Env>;
+      ep.ctx = &tc;
+    }
+  }
+  const index_t ldc = s.M == 1 ? s.N : s.c.strides[r - 2];
+  kernels::gemm_direct(s.M, s.N, s.K, kernels::MatrixRef{reinterpret_cast<const float*>(e.at(s.a_at)), s.a.strides[r - 2], s.a.strides[r - 1]},
+                       kernels::MatrixRef{reinterpret_cast<const float*>(e.at(s.b_at)), s.b.strides[r - 2], s.b.strides[r - 1]},
+                       reinterpret_cast<float*>(const_cast<char*>(e.at(s.c_at))), ldc, ep);
+}
+
+/// A matmul step (operands resolved to Locs at build time: the batch-1 MLP path). kGeneral =
+/// false: the caller knows the step is one launch without a tail (batch merged, no program).
+template <bool kGeneral = true, class Env>
+void gemm(const Step& s, const Env& e) {
+  const int r = s.loop.rank();
+  kernels::GemmEpilogue ep = clamp_epilogue(s);
+  if (s.bias >= 0) ep.bias = reinterpret_cast<const float*>(e.at(s.bias_at));
+  const float* packed = e.packed(s);
+  float* ws = e.workspace(s);
+  const auto* a0 = reinterpret_cast<const float*>(e.at(s.a_at));
+  const auto* b0 = packed ? nullptr : reinterpret_cast<const float*>(e.at(s.b_at));
+  auto* c0 = reinterpret_cast<float*>(const_cast<char*>(e.at(s.c_at)));
+  const index_t ldc = s.M == 1 ? s.N : s.c.strides[r - 2];
+  if (s.direct) return gemm_in_place<kGeneral>(s, e);
+  if (s.batch.rank() == 0 && s.code_size == 0) {  // the common case: one launch, no tail
+    kernels::gemm(s.M, s.N, s.K, kernels::MatrixRef{a0, s.a.strides[r - 2], s.a.strides[r - 1]},
+                  kernels::MatrixRef{b0, s.b.strides[r - 2], s.b.strides[r - 1]}, packed, c0, ldc, ep, ws);
+    return;
+  }
+  if constexpr (kGeneral) gemm_batched(s, e, ep, packed, ws, a0, b0, c0, ldc);
+  else (void)e;
+}
+
+/// gemm's general case: a launch per batch index, the tail program on each finished block.
+template <class Env>
+void gemm_batched(const Step& s, const Env& e, kernels::GemmEpilogue ep, const float* packed, float* ws,
+                  const float* a0, const float* b0, float* c0, index_t ldc) {
+  const int r = s.loop.rank();
+  TailContext<Env> tc{&e, &s, {}};
+  if (s.code_size > 0) {
+    ep.tail = &gemm_tail<Env>;
+    ep.ctx = &tc;
+  }
+  const index_t nb = s.batch.numel();
+  for (index_t t = 0; t < nb; ++t) {
+    index_t ao = 0, bo = 0, co = 0;
+    for (int d = 0; d < s.batch.rank(); ++d) {
+      ao += tc.batch_index[d] * s.a.strides[d];
+      bo += tc.batch_index[d] * s.b.strides[d];
+      co += tc.batch_index[d] * s.c.strides[d];
+    }
+    const kernels::MatrixRef A{a0 + ao, s.a.strides[r - 2], s.a.strides[r - 1]};
+    const kernels::MatrixRef B{b0 ? b0 + bo : nullptr, s.b.strides[r - 2], s.b.strides[r - 1]};
+    kernels::gemm(s.M, s.N, s.K, A, B, packed, c0 + co, ldc, ep, ws);
+    for (int d = s.batch.rank() - 1; d >= 0; --d) {
+      if (++tc.batch_index[d] < s.batch[d]) break;
+      tc.batch_index[d] = 0;
+    }
+  }
+}
+
+/// Any step, by its kind at run time (Executable's loop).
+template <class Env>
+void any(const Step& s, const Env& e) {
+  switch (s.kind) {
+    case passes::GroupKind::gemm:
+      if (s.conv) conv(s, e);
+      else gemm(s, e);
+      return;
+    case passes::GroupKind::window: window(s, e); return;
+    case passes::GroupKind::elementwise: elementwise(s, e); return;
+    case passes::GroupKind::reduce:
+    case passes::GroupKind::softmax: reduction(s, e); return;
+    case passes::GroupKind::copy: copy(s, e); return;
+    case passes::GroupKind::concat: concat(s, e); return;
+    case passes::GroupKind::int8: e.int8(s); return;
+    case passes::GroupKind::offload: return;  // run by Executable::run_offloaded
+  }
+}
+
+}  // namespace kiln::runtime::step_run
+// ---- end kiln/runtime/step_run.hpp ----
+#endif
+
+// The op front-end (symbolic everywhere; eager where there is a heap), and kiln::plan: a model
+// traced and planned in a constant expression.
+
+// ---- begin kiln/ops.hpp ----
+// kiln/ops.hpp — the op front-end: one function per op, for real and symbolic tensors.
+//
+// Each op describes itself as a Node and hands it to apply(): with a SymTensor
+// among the arguments the node is appended to the traced graph (concrete
+// tensors become constants, numbers become scalars); otherwise it is type
+// checked by the same rules and run at once by the eager executor. An op's
+// whole front-end story is therefore its Node, its rules in ir/infer.hpp and
+// its kernel.
+//
+// The same functions trace in a constant expression (trace/static_trace.hpp: static shapes,
+// weights as TensorViews over static data). Firmware builds (KILN_NO_HEAP) have no eager path:
+// there every op is symbolic.
+
+
+
+// ---- begin kiln/trace/static_error.hpp ----
+// kiln/trace/static_error.hpp — how a compile-time trace stops the build at the failing op.
+//
+// While kiln::plan traces a model in a constant expression, an op that does not type-check calls
+// one of these functions. They are deliberately not constexpr: the call *is* the compile error,
+// the function's name says what went wrong, and the compiler's "in constexpr expansion of" notes
+// above it name the op and its argument types, e.g.
+//   in 'constexpr' expansion of 'kiln::linear<kiln::SymTensor, kiln::TensorView<const float>>(x, W)'
+//   error: call to non-'constexpr' function 'void kiln::static_error::shapes_do_not_fit(...)'
+// Evaluated at run time (plan() outside a constant expression) they report the status the way
+// every op does (kiln::Error, or kiln::last_error() without exceptions).
+
+
+namespace kiln {
+namespace static_error {
+
+inline void shapes_do_not_fit(const Status& s) { fail(s); }
+inline void bad_axis(const Status& s) { fail(s); }
+inline void rank_too_large(const Status& s) { fail(s); }
+inline void dtype_mismatch(const Status& s) { fail(s); }
+inline void graph_capacity_exceeded_raise_KILN_MAX_NODES(const Status& s) { fail(s); }
+inline void invalid_argument(const Status& s) { fail(s); }
+inline void not_supported(const Status& s) { fail(s); }
+
+}  // namespace static_error
+
+/// Stops a compile-time trace at the op that failed (see above); does nothing for an ok status.
+constexpr void report_static_trace_error(const Status& s) {
+  switch (s.code()) {
+    case Errc::ok: return;
+    case Errc::shape_mismatch:
+    case Errc::buffer_too_small: static_error::shapes_do_not_fit(s); return;
+    case Errc::bad_axis: static_error::bad_axis(s); return;
+    case Errc::rank_too_large: static_error::rank_too_large(s); return;
+    case Errc::dtype_mismatch: static_error::dtype_mismatch(s); return;
+    case Errc::capacity_exceeded: static_error::graph_capacity_exceeded_raise_KILN_MAX_NODES(s); return;
+    case Errc::invalid_argument: static_error::invalid_argument(s); return;
+    case Errc::not_supported: static_error::not_supported(s); return;
+  }
+}
+
+}  // namespace kiln
+// ---- end kiln/trace/static_error.hpp ----
+
+// ---- begin kiln/trace/symbolic.hpp ----
+// kiln/trace/symbolic.hpp — the tensor a model sees while it is being traced.
+//
+// A SymTensor is a node id plus the Tracer recording the graph. Every op
+// applied to it appends a node instead of computing (TorchDynamo/FX's
+// contract, with C++ overloads in place of bytecode interpretation). Its shape
+// and dtype are known, so model code may branch on them as on a real tensor.
+
+#ifndef KILN_NO_HEAP
+#include <memory>
+#include <vector>
+#endif
+
+namespace kiln {
+
+#ifndef KILN_NO_HEAP
+
+/// The graph being recorded, plus copies of the owning tensors the model captured.
+///
+/// A kiln::Tensor used by the model may be a temporary (a weight transformed eagerly inside the
+/// model, say), so its values are copied when captured: the plan never points at freed memory.
+/// A kiln::TensorView is captured by reference: it is how weights in flash or in the user's own
+/// storage are used without a copy, and that memory must outlive the compiled model.
+class Tracer {
+ public:
+  Graph graph;
+  /// A node whose value gates every kiln::assign while an UpdateGate is alive (-1: none).
+  int update_gate = -1;
+
+  /// A stable copy of `bytes` bytes at `data`, shared with an earlier capture of equal bytes.
+  /// Matching by contents, not address: a temporary freed during the trace may be followed by
+  /// another at the same address with other values.
+  const void* keep(const void* data, std::size_t bytes) {
+    for (const Kept& k : kept_)
+      if (k.bytes == bytes && (bytes == 0 || std::memcmp(k.copy.get(), data, bytes) == 0)) return k.copy.get();
+    Kept k;
+    k.bytes = bytes;
+    k.copy.reset(new unsigned char[bytes ? bytes : 1]);
+    if (bytes) std::memcpy(k.copy.get(), data, bytes);
+    kept_.push_back(std::move(k));
+    return kept_.back().copy.get();
+  }
+  std::size_t kept_bytes() const {
+    std::size_t n = 0;
+    for (const Kept& k : kept_) n += k.bytes;
+    return n;
+  }
+
+ private:
+  struct Kept {
+    std::size_t bytes = 0;
+    std::unique_ptr<unsigned char[]> copy;
+  };
+  std::vector<Kept> kept_;
+};
+#else
+class Tracer;  // run-time tracing needs the heap; firmware traces at compile time only
+#endif
+
+/// A value of the graph being recorded. It points at the Graph (a literal type), and at the
+/// Tracer owning it when there is one: a run-time trace (compile()) has a Tracer that keeps
+/// copies of captured owning tensors; a compile-time trace (static_trace.hpp) records into a
+/// plain Graph in a constant expression and has none.
+class SymTensor {
+ public:
+  constexpr SymTensor() = default;
+#ifndef KILN_NO_HEAP
+  SymTensor(Tracer* t, int id) : graph_(t ? &t->graph : nullptr), tracer_(t), id_(id) {}
+#endif
+  constexpr SymTensor(Graph* g, Tracer* t, int id) : graph_(g), tracer_(t), id_(id) {}
+
+  constexpr bool valid() const { return graph_ && id_ >= 0; }
+  constexpr int id() const { return id_; }
+  constexpr Tracer* tracer() const { return tracer_; }
+  constexpr Graph* graph() const { return graph_; }
+
+  constexpr const Shape& shape() const { return valid() ? graph_->node(id_).shape : kNoShape; }
+  constexpr DType dtype() const { return valid() ? graph_->node(id_).dtype : DType::f32; }
+  constexpr int rank() const { return shape().rank(); }
+  constexpr index_t size() const { return shape().numel(); }
+
+ private:
+  static constexpr Shape kNoShape{};
+  Graph* graph_ = nullptr;
+  Tracer* tracer_ = nullptr;
+  int id_ = -1;
+};
+
+}  // namespace kiln
+// ---- end kiln/trace/symbolic.hpp ----
+#ifndef KILN_NO_HEAP
+#include <vector>
+
+
+// ---- begin kiln/runtime/engine.hpp ----
+// kiln/runtime/engine.hpp — the seam between the front-end and the engine.
+//
+// Everything a model's translation unit instantiates (the op front-ends in ops.hpp, Compiled<Fn>)
+// reaches the engine — passes, planner, kernels — only through these few functions. Header-only
+// (the default) their bodies follow inline. With KILN_SEPARATE_COMPILATION a model's TU sees only
+// these declarations, so it parses and optimises no kernel, pass or xsimd code; one TU of the
+// program defines KILN_IMPLEMENTATION as well and compiles the engine once (CMake: kiln::compiled).
+
+
+
+// ---- begin kiln/runtime/plan_info.hpp ----
+// kiln/runtime/plan_info.hpp — the counters a plan reports (Compiled::stats() copies them).
+
+
+namespace kiln {
+namespace accel {
+struct Report;
+}
+namespace runtime {
+
+/// What the passes did and what the plan costs: filled by Executable::build.
+struct PlanInfo {
+  int nodes = 0, groups = 0, kernels = 0, folded = 0, cse = 0, simplified = 0, dead = 0, in_place = 0;
+  int updates = 0, aliased_updates = 0;  // parameter write-backs; those written in place
+  std::size_t arena_bytes = 0, lower_bound = 0, packed_weight_bytes = 0;
+  const accel::Report* offload = nullptr;  // where each node runs, with accelerator backends (else null)
+};
+
+}  // namespace runtime
+}  // namespace kiln
+// ---- end kiln/runtime/plan_info.hpp ----
+#ifndef KILN_NO_IOSTREAM
+#include <iosfwd>
+#endif
+
+namespace kiln {
+
+class Graph;
+namespace accel {
+struct Offload;
+}
+namespace runtime {
+class Executable;
+}
+
+namespace engine {
+
+/// Scratch floats the eager kernel of `n` needs (0 for most ops).
+KILN_ENGINE_API std::size_t node_workspace_floats(const Node& n, const Shape* in_shapes);
+/// Runs one type-checked node on dense inputs into `out` (the eager path).
+KILN_ENGINE_API void run_node(const Node& n, const void* const* in, const Shape* in_shapes,
+                              const DType* in_dtypes, void* out, float* workspace);
+
+/// Plans a traced graph (offloading regions to `offload`'s backends, if any); nullptr with `status`
+/// set when it cannot.
+KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status,
+                                           const accel::Offload* offload = nullptr);
+KILN_ENGINE_API void destroy(runtime::Executable* exe);
+struct ExecutableDeleter {
+  void operator()(runtime::Executable* exe) const { destroy(exe); }
+};
+KILN_ENGINE_API std::size_t arena_bytes(const runtime::Executable& exe);
+KILN_ENGINE_API const runtime::PlanInfo& plan_info(const runtime::Executable& exe);
+/// The graph after the passes (the node ids plan_info().offload and print_graph use).
+KILN_ENGINE_API const Graph& planned_graph(const runtime::Executable& exe);
+/// inputs[i]/outputs[k]: dense buffers of graph input i / output k; arena: arena_bytes(), aligned.
+KILN_ENGINE_API void run(const runtime::Executable& exe, const void* const* inputs, void* const* outputs,
+                         void* arena);
+
+#ifndef KILN_NO_IOSTREAM
+/// One row per node of the planned graph: id, op, inputs, shape, dtype, fused group, memory.
+KILN_ENGINE_API void print_graph(std::ostream& os, const runtime::Executable& exe);
+/// One row per kernel launch: what it computes, its loop, its epilogue, its scratch.
+KILN_ENGINE_API void print_plan(std::ostream& os, const runtime::Executable& exe);
+#endif
+
+}  // namespace engine
+}  // namespace kiln
+
+#if KILN_ENGINE_BODIES
+
+// ---- begin kiln/runtime/engine_impl.hpp ----
+// kiln/runtime/engine_impl.hpp — the bodies of runtime/engine.hpp's functions.
+//
+// Included by engine.hpp in every TU that compiles the engine (all of them when header-only;
+// only the KILN_IMPLEMENTATION TU with KILN_SEPARATE_COMPILATION). Each body forwards to the
+// engine's own (inline) code, so a TU that also includes runtime/executable.hpp directly (tests,
+// benchmarks looking inside a plan) never defines anything twice.
+
+
+// ---- begin kiln/runtime/executable.hpp ----
+// kiln/runtime/executable.hpp — a planned graph, lowered to kernel calls, ready to run.
+//
+// Built once per guard at the first call: simplify, fuse, plan memory, lower
+// every group to a Step (operand strides, programs, GEMM epilogue, packed
+// weights). run() then only resolves a handful of base pointers and calls one
+// kernel per step: no allocation, no planning, no strings.
+
+#include <memory>
+#include <vector>
+
+
+namespace kiln::runtime {
 
 /// A heap buffer of floats aligned to kAlignment (packed weights, folded constants): the GEMM's
 /// batch-1 path reads packed panels much faster from whole cache lines.
@@ -10186,273 +11156,32 @@ class Executable {
     return out;
   }
 
-  // ---- lowering ---------------------------------------------------------------------------
-  /// How `node` is read over `loop`. With unit_dim >= 0 the strides are computed over `loop`
-  /// without that dimension and a stride-0 dimension is inserted there (a vector operand of a
-  /// matmul gets an explicit M = 1 that NumPy alignment would put in the wrong place).
-  ValueSpec spec_over(int node, const Shape& loop, int unit_dim = -1) const {
-    const passes::Layout& l = fusion_->layouts[node];
-    const Node& n = (*graph_)[node];
-    if (unit_dim < 0) return ValueSpec{l.base, l.offset, passes::operand_strides(n.shape, l, loop), n.dtype};
-    Shape real;
-    for (int d = 0; d < loop.rank(); ++d)
-      if (d != unit_dim) real.push_back(loop[d]);
-    const Strides st = passes::operand_strides(n.shape, l, real);
-    Strides out;
-    for (int d = 0, k = 0; d < loop.rank(); ++d) out[d] = d == unit_dim ? 0 : st[k++];
-    return ValueSpec{l.base, l.offset, out, n.dtype};
-  }
-  int add_spec(const ValueSpec& s) {
-    specs_.push_back(s);
-    return static_cast<int>(specs_.size()) - 1;
-  }
-
-  void lower() {
-    const Graph& g = *graph_;
-    const passes::Fusion& f = *fusion_;
-    steps_.clear();
-    code_.clear();
-    specs_.clear();
-    int8_.clear();
-    lower_status_ = Status();
-    int8_.reserve(static_cast<std::size_t>(f.num_groups));  // steps point into their own buffers
-    for (int k = 0; k < f.num_groups; ++k) {
-      const int gi = f.order[k];
-      const passes::Group& grp = f.groups[gi];
-      Step s;
-      s.kind = grp.kind;
-      s.group = gi;
-      s.node = grp.root;
-      if (s.node < 0)
-        for (int i = 0; i < g.size() && s.node < 0; ++i)
-          if (f.group_of[i] == gi) s.node = i;
-      switch (grp.kind) {
-        case passes::GroupKind::elementwise: lower_program(s, grp.loop); break;
-        case passes::GroupKind::reduce:
-        case passes::GroupKind::softmax: {
-          const Node& r = g[grp.root];
-          s.rk = r.rk;
-          s.axis = r.axis;
-          s.log = r.op == Op::log_softmax;
-          const Shape& in_shape = g[r.inputs[0]].shape;
-          lower_program(s, in_shape);
-          if (s.code_size == 0) {  // no producers: the kernel reads the input value directly
-            s.op_begin = static_cast<int>(specs_.size());
-            add_spec(spec_over(r.inputs[0], in_shape));
-            s.num_ops = 1;
-          }
-          s.loop = in_shape;
-          break;
-        }
-        case passes::GroupKind::gemm:
-          if (g[grp.root].op == Op::conv2d) lower_conv(s, grp);
-          else lower_gemm(s, grp);
-          break;
-        case passes::GroupKind::window: {
-          const Node& n = g[grp.root];
-          const passes::Layout& l = f.layouts[n.inputs[0]];
-          s.a = ValueSpec{l.base, l.offset, l.strides, DType::f32};
-          s.dense_a = l.strides[3] != 1;
-          s.loop = n.shape;
-          break;
-        }
-        case passes::GroupKind::offload: lower_offload(s, grp); break;
-        case passes::GroupKind::int8: {
-          s.int8 = static_cast<int>(int8_.size());
-          int8_.emplace_back();
-          const Status st = lower_int8(g, f, grp.root, int8_.back());
-          if (!st.ok() && lower_status_.ok()) lower_status_ = st;
-          s.loop = g[grp.root].shape;
-          break;
-        }
-        case passes::GroupKind::concat:
-        case passes::GroupKind::copy: {
-          const Node& n = g[grp.root];
-          s.op_begin = static_cast<int>(specs_.size());
-          for (int in = 0; in < n.num_inputs; ++in) {
-            const Shape& is = g[n.inputs[in]].shape;
-            add_spec(spec_over(n.inputs[in], is));
-          }
-          s.num_ops = n.num_inputs;
-          s.loop = n.shape;
-          s.axis = n.axis;
-          break;
-        }
-      }
-      steps_.push_back(s);
+  // ---- lowering (runtime/lower.hpp, shared with the static runner) -------------------------
+  /// The lowering's sink: steps, specs and programs in vectors; constant weights prepacked once.
+  struct Sink {
+    Executable& e;
+    int add_spec(const ValueSpec& s) {
+      e.specs_.push_back(s);
+      return static_cast<int>(e.specs_.size()) - 1;
     }
-  }
-
-  void lower_program(Step& s, const Shape& loop, int acc = -1, const bool* in_registers = nullptr,
-                     int unit_dim = -1) {
-    const Graph& g = *graph_;
-    std::vector<kernels::EwInstr> code(4 * static_cast<std::size_t>(g.size()) + 8);
-    int cs = 0, no = 0, nt = 0;
-    int ops[kMaxNodes]{}, tgts[kMaxNodes]{};
-    const int regs = passes::build_program(g, *fusion_, s.group, code.data(), static_cast<int>(code.size()), cs, ops,
-                                           no, tgts, nt, acc, in_registers);
-    s.loop = loop;
-    s.num_regs = regs;
-    s.code_begin = static_cast<int>(code_.size());
-    s.code_size = cs;
-    code_.insert(code_.end(), code.begin(), code.begin() + cs);
-    s.op_begin = static_cast<int>(specs_.size());
-    for (int k = 0; k < no; ++k) add_spec(spec_over(ops[k], loop, unit_dim));
-    s.num_ops = no;
-    s.tgt_begin = static_cast<int>(specs_.size());
-    for (int k = 0; k < nt; ++k) add_spec(spec_over(tgts[k], loop, unit_dim));
-    s.num_tgts = nt;
-    // Members without producers in reduce groups: the program is just "load, store" — drop it so
-    // the kernel reads the value directly.
-    if ((s.kind == passes::GroupKind::reduce || s.kind == passes::GroupKind::softmax) && cs == 0) {
-      s.num_ops = 0;
-      s.num_tgts = 0;
+    const ValueSpec& spec(int k) const { return e.specs_[static_cast<std::size_t>(k)]; }
+    int num_specs() const { return static_cast<int>(e.specs_.size()); }
+    kernels::EwInstr* code_space(int& begin, int& cap) {
+      begin = static_cast<int>(e.code_.size());
+      cap = 4 * e.graph_->size() + 8;
+      e.code_.resize(e.code_.size() + static_cast<std::size_t>(cap));
+      return e.code_.data() + begin;
     }
-  }
-
-  void lower_gemm(Step& s, const passes::Group& grp) {
-    const Graph& g = *graph_;
-    const passes::Fusion& f = *fusion_;
-    const Node& mm = g[grp.root];
-    const Node& an = g[mm.inputs[0]];
-    const Node& bn = g[mm.inputs[1]];
-    const Shape& out = mm.shape;
-    s.K = an.shape.back();
-    s.N = out.back();
-    s.M = an.shape.rank() >= 2 ? an.shape[an.shape.rank() - 2] : 1;
-    // Virtual shapes with explicit batch: [batch..., M, N], A over [batch..., M, K], B over [batch..., K, N].
-    Shape batch;
-    const int out_batch = an.shape.rank() >= 2 ? out.rank() - 2 : out.rank() - 1;
-    for (int d = 0; d < out_batch; ++d) batch.push_back(out[d]);
-    Shape va = batch, vb = batch, vo = batch;
-    va.push_back(s.M);
-    va.push_back(s.K);
-    vo.push_back(s.M);
-    vo.push_back(s.N);
-    vb.push_back(mm.trans_b ? s.N : s.K);
-    vb.push_back(mm.trans_b ? s.K : s.N);
-    const passes::Layout& la = f.layouts[mm.inputs[0]];
-    const passes::Layout& lb = f.layouts[mm.inputs[1]];
-    s.a = ValueSpec{la.base, la.offset, passes::operand_strides(an.shape, la, va), an.dtype};
-    s.b = ValueSpec{lb.base, lb.offset, passes::operand_strides(bn.shape, lb, vb), bn.dtype};
-    if (mm.trans_b) {  // present B as [.., K, N] by swapping the last two strides
-      const int r = vb.rank();
-      const index_t t = s.b.strides[r - 1];
-      s.b.strides[r - 1] = s.b.strides[r - 2];
-      s.b.strides[r - 2] = t;
+    void commit_code(int n) { e.code_.resize(e.code_.size() - static_cast<std::size_t>(4 * e.graph_->size() + 8 - n)); }
+    int prepack_matmul(const Graph& g, int base, index_t offset, index_t K, index_t N, index_t rs, index_t cs) {
+      const float* bp = static_cast<const float*>(g[base].data) + offset;
+      AlignedFloats packed(kernels::packed_b_size(K, N));
+      kernels::pack_b(K, N, kernels::MatrixRef{bp, rs, cs}, packed.data());
+      e.packed_.push_back(std::move(packed));
+      return static_cast<int>(e.packed_.size()) - 1;
     }
-
-    // A vector `a` has no M dimension in the result: specs over vo get an explicit unit M.
-    const int unit_dim = an.shape.rank() == 1 ? vo.rank() - 2 : -1;
-
-    // Epilogue: bias and clamp in registers when they are a private chain off the matmul.
-    lower_epilogue(s, grp.root, vo, unit_dim);
-    s.loop = vo;
-    s.batch = batch;
-
-    // One GEMM over (batch x M) rows when B and every other operand are batch-invariant or merge.
-    // Prepack B once when it is a constant shared by all batches.
-    bool b_shared = true;
-    for (int d = 0; d < batch.rank(); ++d) b_shared = b_shared && s.b.strides[d] == 0;
-    if (b_shared && g[lb.base].op == Op::constant && bn.dtype == DType::f32) {
-      const int r = vb.rank();
-      const float* bp = static_cast<const float*>(g[lb.base].data) + lb.offset;
-      AlignedFloats packed(kernels::packed_b_size(s.K, s.N));
-      kernels::pack_b(s.K, s.N, kernels::MatrixRef{bp, s.b.strides[r - 2], s.b.strides[r - 1]}, packed.data());
-      packed_.push_back(std::move(packed));
-      s.packed = static_cast<int>(packed_.size()) - 1;
-    }
-    if (batch.rank() > 0 && b_shared) {
-      bool merge = mergeable(s.a.strides, vo) && mergeable(s.c.strides, vo);
-      for (int k = 0; k < s.num_ops; ++k) merge = merge && mergeable(specs_[s.op_begin + k].strides, vo);
-      for (int k = 0; k < s.num_tgts; ++k) merge = merge && mergeable(specs_[s.tgt_begin + k].strides, vo);
-      if (s.bias >= 0) merge = merge && mergeable(specs_[s.bias].strides, vo);
-      if (merge) {
-        s.M *= batch.numel();
-        s.batch = Shape();
-      }
-    }
-  }
-
-  /// The epilogue of a gemm group (matmul or conv2d root) computing C over `vo`: bias and clamp in
-  /// the micro-kernel's registers when they are a private chain off the root, the rest of the
-  /// group as the tail program on each finished block; sets s.bias, s.clamp, the program and s.c.
-  void lower_epilogue(Step& s, int root, const Shape& vo, int unit_dim) {
-    const Graph& g = *graph_;
-    const passes::Fusion& f = *fusion_;
-    int uses[kMaxNodes]{};
-    g.count_uses(uses);
-    bool in_regs[kMaxNodes]{};
-    int acc = root;
-    auto sole_user_in_group = [&](int id) {
-      if (uses[id] != 1 || g.is_output(id)) return -1;
-      for (int u = id + 1; u < g.size(); ++u)
-        for (int k = 0; k < g[u].num_inputs; ++k)
-          if (g[u].inputs[k] == id) return f.group_of[u] == s.group ? u : -1;
-      return -1;
-    };
-    int next = sole_user_in_group(acc);
-    if (next >= 0 && g[next].op == Op::elementwise && g[next].fn == EwFn::add) {
-      const int other = g[next].inputs[0] == acc ? g[next].inputs[1] : g[next].inputs[0];
-      // The bias must come from outside: a value this group's own epilogue computes does not
-      // exist yet when the micro-kernel adds it.
-      if (other != acc && g[other].op != Op::scalar && g[other].dtype == DType::f32 &&
-          f.group_of[f.layouts[other].base] != s.group) {
-        const ValueSpec bias = spec_over(other, vo, unit_dim);
-        bool vector = bias.strides[vo.rank() - 1] == 1 || s.N == 1;
-        for (int d = 0; d + 1 < vo.rank(); ++d) vector = vector && bias.strides[d] == 0;
-        if (vector) {
-          s.bias = add_spec(bias);
-          in_regs[next] = true;
-          acc = next;
-          next = sole_user_in_group(acc);
-        }
-      }
-    }
-    if (next >= 0 && g[next].op == Op::elementwise) {
-      const EwFn fn = g[next].fn;
-      const float inf = __builtin_huge_valf();
-      // clamp with lo > hi gives hi everywhere (torch.clamp): left to the general epilogue.
-      if (fn == EwFn::relu || fn == EwFn::relu6 || (fn == EwFn::clamp && g[next].p0 <= g[next].p1)) {
-        s.clamp = true;
-        s.lo = fn == EwFn::clamp ? g[next].p0 : 0.f;
-        s.hi = fn == EwFn::relu ? inf : fn == EwFn::relu6 ? 6.f : g[next].p1;
-        in_regs[next] = true;
-        acc = next;
-      }
-    }
-    lower_program(s, vo, acc, in_regs, unit_dim);
-    // Where C lands: the acc node's own buffer if it is stored, else the first target of the tail.
-    const int c_node = s.num_tgts > 0 && !(passes::is_group_output(g, f, acc) && f.layouts[acc].base == acc)
-                           ? -2
-                           : acc;
-    if (c_node == -2) s.c = specs_[static_cast<std::size_t>(s.tgt_begin)];
-    else s.c = spec_over(acc, vo, unit_dim);
-  }
-
-  /// conv2d: the input and weight as the conv kernel reads them, the weight prepacked when it is a
-  /// constant, and the GEMM epilogue over the output [N, OH, OW, O] (rows = output pixels).
-  void lower_conv(Step& s, const passes::Group& grp) {
-    const Graph& g = *graph_;
-    const passes::Fusion& f = *fusion_;
-    const Node& cv = g[grp.root];
-    const Shape& xs = g[cv.inputs[0]].shape;
-    const Node& wn = g[cv.inputs[1]];
-    s.conv = true;
-    s.window = window_geometry(cv, xs);
-    const kernels::WindowGeometry& geo = s.window;
-    s.M = geo.rows();
-    s.N = geo.out_c;
-    s.K = geo.depth();
-    const passes::Layout& la = f.layouts[cv.inputs[0]];
-    const passes::Layout& lb = f.layouts[cv.inputs[1]];
-    s.a = ValueSpec{la.base, la.offset, la.strides, DType::f32};
-    s.b = ValueSpec{lb.base, lb.offset, lb.strides, DType::f32};
-    const bool even = s.a.strides[1] == xs[2] * s.a.strides[2] && s.a.strides[0] == xs[1] * s.a.strides[1];
-    s.dense_a = s.a.strides[3] != 1 ||
-                (kernels::conv_algorithm(geo) == kernels::ConvAlgorithm::pointwise && !even);
-    const bool w_dense = passes::is_contiguous(wn.shape, lb);
-    if (g[lb.base].op == Op::constant) {  // prepack once, like a linear layer's weight
+    int prepack_conv(const Graph& g, const Node& wn, const passes::Layout& lb, const kernels::WindowGeometry& geo,
+                     bool w_dense) {
       std::vector<float> dense;
       const float* w = static_cast<const float*>(g[lb.base].data) + lb.offset;
       if (!w_dense) {
@@ -10462,69 +11191,39 @@ class Executable {
       }
       AlignedFloats packed(kernels::conv_packed_weight_floats(geo));
       kernels::conv_pack_weights(geo, w, packed.data());
-      packed_.push_back(std::move(packed));
-      s.packed = static_cast<int>(packed_.size()) - 1;
-    } else {
-      s.dense_b = !w_dense;
+      e.packed_.push_back(std::move(packed));
+      return static_cast<int>(e.packed_.size()) - 1;
     }
-    const Shape& vo = cv.shape;
-    lower_epilogue(s, grp.root, vo, -1);
-    s.loop = vo;
-    s.rows_merge = true;
-    index_t rs = 0;
-    for (int k = 1; k < s.num_ops; ++k) s.rows_merge = s.rows_merge && pixel_row_stride(specs_[s.op_begin + k].strides, vo, rs);
-    for (int k = 0; k < s.num_tgts; ++k) s.rows_merge = s.rows_merge && pixel_row_stride(specs_[s.tgt_begin + k].strides, vo, rs);
-  }
-
-  /// Whether a value with these strides over an NHWC loop `vo` steps by one stride `rs` from one
-  /// output pixel (row of the conv's [N*OH*OW, C] matrix) to the next. Broadcast strides of unit
-  /// extents are 0, so the stride comes from the innermost non-unit pixel dimension.
-  static bool pixel_row_stride(const Strides& st, const Shape& vo, index_t& rs) {
-    rs = 0;
-    index_t span = 1;  // pixels per step of dimension d
-    bool found = false;
-    for (int d = 2; d >= 0; --d) {
-      if (vo[d] == 1) continue;
-      if (!found) {
-        rs = st[d];
-        found = true;
-      } else if (st[d] != rs * span) {
-        return false;
-      }
-      span *= vo[d];
+    int lower_int8(const Graph& g, const passes::Fusion& f, int root) {
+      e.int8_.emplace_back();
+      const Status st = runtime::lower_int8(g, f, root, e.int8_.back());
+      if (!st.ok() && e.lower_status_.ok()) e.lower_status_ = st;
+      return static_cast<int>(e.int8_.size()) - 1;
     }
-    return true;
+    bool direct_weights() const { return false; }  // constant weights are prepacked instead
+    void lower_offload(Step& s, const passes::Group& grp) { e.lower_offload(s, grp); }
+    void add_step(const Step& s) { e.steps_.push_back(s); }
+  };
+  // For the offload fragment (executable_offload.hpp): specs as the shared lowering makes them.
+  int add_spec(const ValueSpec& v) { return Sink{*this}.add_spec(v); }
+  ValueSpec spec_over(int node, const Shape& loop) {
+    Sink sink{*this};
+    return Lowering<Sink>(*graph_, *fusion_, sink).spec_over(node, loop);
   }
-
-  /// Floats of a dense copy of n floats, rounded so what follows it stays 64-byte aligned.
-  static std::size_t aligned_floats(index_t n) {
-    return align_up(static_cast<std::size_t>(n) * sizeof(float)) / sizeof(float);
+  void lower() {
+    steps_.clear();
+    code_.clear();
+    specs_.clear();
+    int8_.clear();
+    lower_status_ = Status();
+    int8_.reserve(static_cast<std::size_t>(fusion_->num_groups));  // steps point into their own buffers
+    Sink sink{*this};
+    lower_groups(*graph_, *fusion_, sink);
   }
-
-  /// Whether rows (batch..., M) of a value with these strides over `vo` form one strided run.
-  static bool mergeable(const Strides& st, const Shape& vo) {
-    const int r = vo.rank();
-    for (int d = r - 3; d >= 0; --d) {
-      // the stride of dim d must equal stride(d+1) * extent(d+1) (or the dim is trivial)
-      if (vo[d] == 1) continue;
-      if (st[d] != st[d + 1] * vo[d + 1]) return false;
-    }
-    return true;
-  }
-
   std::size_t workspace_bytes(const Step& s) const {
-    const Graph& g = *graph_;
     if (s.kind == passes::GroupKind::offload) return offload_workspace_bytes(s);
     if (s.kind == passes::GroupKind::int8) return int8_[static_cast<std::size_t>(s.int8)].workspace_bytes;
-    if (s.conv || s.kind == passes::GroupKind::window) {
-      std::size_t n = 0;
-      if (s.dense_a) n += aligned_floats(g[g[s.node].inputs[0]].shape.numel());
-      if (s.dense_b) n += aligned_floats(g[g[s.node].inputs[1]].shape.numel());
-      if (s.conv) n += kernels::conv_workspace_floats(s.window, s.packed >= 0);
-      return n * sizeof(float);
-    }
-    if (s.kind != passes::GroupKind::gemm) return 0;
-    return kernels::gemm_workspace_size(s.M, s.N, s.K, s.packed >= 0) * sizeof(float);
+    return step_workspace_bytes(*graph_, s);
   }
 
   Loc locate(int base, index_t offset, DType t) const {
@@ -10566,11 +11265,7 @@ class Executable {
     return nullptr;
   }
 
-  // ---- execution ---------------------------------------------------------------------------
-  float* workspace(const Bindings& b, const Step& s) const {
-    if (s.workspace_slot < 0) return nullptr;
-    return reinterpret_cast<float*>(b.arena + mem_->slot_offset[s.workspace_slot]);
-  }
+  // ---- execution (runtime/step_run.hpp, shared with the static runner) ----------------------
   const char* base_ptr(const Bindings& b, int base) const {
     const passes::Placement& p = mem_->place[base];
     switch (p.kind) {
@@ -10587,98 +11282,32 @@ class Executable {
   const char* ptr(const Bindings& b, int base, index_t offset, DType t) const {
     return base_ptr(b, base) + offset * dtype_size(t);
   }
-  kernels::EwOperand operand(const Bindings& b, const ValueSpec& v) const {
-    return kernels::EwOperand{ptr(b, v.base, v.offset, v.dtype), v.dtype, v.strides};
-  }
-  kernels::EwTarget target(const Bindings& b, const ValueSpec& v) const {
-    return kernels::EwTarget{const_cast<char*>(ptr(b, v.base, v.offset, v.dtype)), v.dtype, v.strides};
-  }
-  kernels::EwProgram program(const Step& s) const {
-    return kernels::EwProgram{code_.data() + s.code_begin, s.code_size, s.num_regs};
-  }
 
-  /// Operand arrays left uninitialised: a step fills only what it uses, and zeroing ~3 KiB per
-  /// step was a fifth of a batch-1 MLP's run time. (Both types are trivially copyable, so
-  /// assigning an element starts its lifetime.)
-  union OperandSlots {
-    OperandSlots() {}
-    kernels::EwOperand v[kernels::kEwMaxOperands];
-  };
-  union TargetSlots {
-    TargetSlots() {}
-    kernels::EwTarget v[kernels::kEwMaxOperands];
+  /// Where a step's values are during one run (the Env of runtime/step_run.hpp).
+  struct Env {
+    const Executable& e;
+    Bindings b;
+    const char* ptr(int base, index_t offset, DType t) const { return e.ptr(b, base, offset, t); }
+    const char* at(const Loc& l) const { return Executable::at(b, l); }
+    const ValueSpec& spec(int k) const { return e.specs_[static_cast<std::size_t>(k)]; }
+    kernels::EwProgram program(const Step& s) const {
+      return kernels::EwProgram{e.code_.data() + s.code_begin, s.code_size, s.num_regs};
+    }
+    const float* packed(const Step& s) const {
+      return s.packed >= 0 ? e.packed_[static_cast<std::size_t>(s.packed)].data() : nullptr;
+    }
+    float* workspace(const Step& s) const {
+      if (s.workspace_slot < 0) return nullptr;
+      return reinterpret_cast<float*>(b.arena + e.mem_->slot_offset[s.workspace_slot]);
+    }
+    const Node& root(const Step& s) const { return (*e.graph_)[s.node]; }
+    const Shape& input_shape(const Step& s, int k) const { return (*e.graph_)[root(s).inputs[k]].shape; }
+    void int8(const Step& s) const { e.run_int8_step(s, b); }
   };
 
-  void run_step(const Step& s, const Bindings& b) const {
-    if (s.kind == passes::GroupKind::gemm) {
-      if (s.conv) run_conv(s, b);
-      else run_gemm(s, b);
-      return;
-    }
-    if (s.kind == passes::GroupKind::window) {
-      const Node& n = (*graph_)[s.node];
-      const Shape& xs = (*graph_)[n.inputs[0]].shape;
-      float* ws = workspace(b, s);
-      run_window_op(n, xs, nhwc_input(b, s.a, xs, s.dense_a, ws), reinterpret_cast<float*>(const_cast<char*>(base_ptr(b, s.node))));
-      return;
-    }
-    OperandSlots op_slots;
-    TargetSlots tgt_slots;
-    kernels::EwOperand* ops = op_slots.v;
-    kernels::EwTarget* tgts = tgt_slots.v;
-    switch (s.kind) {
-      case passes::GroupKind::elementwise: {
-        for (int k = 0; k < s.num_ops; ++k) ops[k] = operand(b, specs_[s.op_begin + k]);
-        for (int k = 0; k < s.num_tgts; ++k) tgts[k] = target(b, specs_[s.tgt_begin + k]);
-        kernels::ew_run(program(s), ops, s.num_ops, tgts, s.num_tgts, s.loop);
-        return;
-      }
-      case passes::GroupKind::reduce:
-      case passes::GroupKind::softmax: {
-        for (int k = 0; k < s.num_ops; ++k) ops[k] = operand(b, specs_[s.op_begin + k]);
-        const kernels::EwProgram p = program(s);
-        const kernels::EwProgram* prod = s.code_size ? &p : nullptr;
-        float* out = reinterpret_cast<float*>(const_cast<char*>(base_ptr(b, s.node)));
-        if (s.kind == passes::GroupKind::reduce)
-          kernels::reduce_run(s.rk, prod, ops, s.num_ops, s.loop, s.axis, out);
-        else
-          kernels::softmax_run(s.log, prod, ops, s.num_ops, s.loop, s.axis, out);
-        return;
-      }
-      case passes::GroupKind::copy: {
-        const ValueSpec& in = specs_[s.op_begin];
-        const Node& n = (*graph_)[s.node];
-        const Shape& is = (*graph_)[n.inputs[0]].shape;
-        if (n.op == Op::unslice) {
-          pad_strided(ptr(b, in.base, in.offset, in.dtype), in.strides, is, n, const_cast<char*>(base_ptr(b, s.node)));
-          return;
-        }
-        strided_copy(ptr(b, in.base, in.offset, in.dtype), n.dtype, is, in.strides,
-                     const_cast<char*>(base_ptr(b, s.node)));
-        return;
-      }
-      case passes::GroupKind::concat: {
-        const Node& n = (*graph_)[s.node];
-        const Strides os = contiguous_strides(n.shape);
-        char* out = const_cast<char*>(base_ptr(b, s.node));
-        index_t at = 0;
-        const SingleOpProgram p(EwFn::identity);
-        for (int k = 0; k < s.num_ops; ++k) {
-          const ValueSpec& in = specs_[s.op_begin + k];
-          const Shape& is = (*graph_)[n.inputs[k]].shape;
-          const kernels::EwOperand src = operand(b, in);
-          const kernels::EwTarget t{out + at * os[n.axis] * dtype_size(n.dtype), n.dtype, os};
-          kernels::ew_run(p.program(), &src, 1, &t, 1, is);
-          at += is[n.axis];
-        }
-        return;
-      }
-      case passes::GroupKind::int8: run_int8_step(s, b); return;
-      case passes::GroupKind::gemm:
-      case passes::GroupKind::window:
-      case passes::GroupKind::offload: return;  // handled above / by run_offloaded
-    }
-  }
+  float* workspace(const Bindings& b, const Step& s) const { return Env{*this, b}.workspace(s); }
+  void run_step(const Step& s, const Bindings& b) const { step_run::any(s, Env{*this, b}); }
+  void run_gemm(const Step& s, const Bindings& b) const { step_run::gemm(s, Env{*this, b}); }
 
   /// An int8 step: operands in place when dense, else copied into the workspace first.
   void run_int8_step(const Step& s, const Bindings& b) const {
@@ -10698,169 +11327,7 @@ class Executable {
     const void* x = dense(q.x);
     const void* x2 = dense(q.x2);
     const Status st = run_int8(q.call, x, x2, q.w, q.bias, const_cast<char*>(base_ptr(b, s.node)), scratch);
-    if (!st.ok()) fail(st);  // prepare_int8 checked the parameters at build time: not expected
-  }
-
-  struct TailContext {
-    const Executable* self;
-    const Step* step;
-    const Bindings* b;
-    index_t batch_index[kMaxRank];
-  };
-
-  static void tail(void* ctx, index_t i0, index_t j0, index_t m, index_t n, float* c, index_t ldc) {
-    const TailContext& t = *static_cast<const TailContext*>(ctx);
-    const Executable& e = *t.self;
-    const Step& s = *t.step;
-    const int r = s.loop.rank();
-    auto at = [&](const ValueSpec& v) {
-      index_t off = v.offset + i0 * v.strides[r - 2] + j0 * v.strides[r - 1];
-      for (int d = 0; d < s.batch.rank(); ++d) off += t.batch_index[d] * v.strides[d];
-      return e.ptr(*t.b, v.base, off, v.dtype);
-    };
-    auto two_d = [&](const ValueSpec& v) {
-      Strides st;
-      st[0] = v.strides[r - 2];
-      st[1] = v.strides[r - 1];
-      return st;
-    };
-    e.run_tail_block(s, c, ldc, Shape{m, n}, at, two_d);
-  }
-
-  /// Runs step `s`'s tail program on a finished block of C (rows x cols in `block`, row stride
-  /// ldc): operand 0 is the block, the other operands and the targets are addressed by `at`
-  /// (a ValueSpec's pointer at the block's origin) with 2-D strides from `two_d`.
-  template <class At, class TwoD>
-  void run_tail_block(const Step& s, float* c, index_t ldc, const Shape& block, At&& at, TwoD&& two_d) const {
-    OperandSlots op_slots;
-    TargetSlots tgt_slots;
-    kernels::EwOperand* ops = op_slots.v;
-    kernels::EwTarget* tgts = tgt_slots.v;
-    Strides cst;
-    cst[0] = ldc;
-    cst[1] = 1;
-    ops[0] = kernels::EwOperand{c, DType::f32, cst};  // operand 0 is the accumulator block
-    for (int k = 1; k < s.num_ops; ++k) {
-      const ValueSpec& v = specs_[s.op_begin + k];
-      ops[k] = kernels::EwOperand{at(v), v.dtype, two_d(v)};
-    }
-    for (int k = 0; k < s.num_tgts; ++k) {
-      const ValueSpec& v = specs_[s.tgt_begin + k];
-      tgts[k] = kernels::EwTarget{const_cast<char*>(at(v)), v.dtype, two_d(v)};
-    }
-    kernels::ew_run(program(s), ops, s.num_ops, tgts, s.num_tgts, block);
-  }
-
-  /// The tail of a conv step: blocks of output rows (pixels) are split into runs the operands'
-  /// strides can address in 2-D: the whole block when every operand's rows merge, else one
-  /// output row (fixed n, oh) at a time.
-  static void conv_tail(void* ctx, index_t i0, index_t j0, index_t m, index_t n, float* c, index_t ldc) {
-    const TailContext& t = *static_cast<const TailContext*>(ctx);
-    const Executable& e = *t.self;
-    const Step& s = *t.step;
-    const index_t OH = s.loop[1], OW = s.loop[2];
-    for (index_t i = i0; i < i0 + m;) {
-      const index_t ow = i % OW, oh = (i / OW) % OH, nb = i / (OW * OH);
-      const index_t len = s.rows_merge ? i0 + m - i : (OW - ow < i0 + m - i ? OW - ow : i0 + m - i);
-      // Rows of a run: merged (any pixel dimension's stride, see pixel_row_stride), or within one
-      // (n, oh), where the step is the W stride.
-      auto at = [&](const ValueSpec& v) {
-        const index_t off = v.offset + nb * v.strides[0] + oh * v.strides[1] + ow * v.strides[2] + j0 * v.strides[3];
-        return e.ptr(*t.b, v.base, off, v.dtype);
-      };
-      auto two_d = [&](const ValueSpec& v) {
-        Strides st;
-        st[0] = v.strides[2];
-        if (s.rows_merge) pixel_row_stride(v.strides, s.loop, st[0]);
-        st[1] = v.strides[3];
-        return st;
-      };
-      e.run_tail_block(s, c + (i - i0) * ldc, ldc, Shape{len, n}, at, two_d);
-      i += len;
-    }
-  }
-
-  /// An NHWC input as the window kernels read it: in place, or densely copied to `ws` (which then
-  /// advances past the copy) when the step needs it dense.
-  kernels::NhwcIn nhwc_input(const Bindings& b, const ValueSpec& v, const Shape& xs, bool dense, float*& ws) const {
-    const auto* p = reinterpret_cast<const float*>(ptr(b, v.base, v.offset, v.dtype));
-    if (!dense) return kernels::NhwcIn{p, v.strides[0], v.strides[1], v.strides[2]};
-    strided_copy(p, DType::f32, xs, v.strides, ws);
-    const kernels::NhwcIn x = kernels::dense_nhwc(ws, xs[1], xs[2], xs[3]);
-    ws += aligned_floats(xs.numel());
-    return x;
-  }
-
-  void run_conv(const Step& s, const Bindings& b) const {
-    const Graph& g = *graph_;
-    const Node& n = g[s.node];
-    const Shape& xs = g[n.inputs[0]].shape;
-    kernels::GemmEpilogue ep;
-    ep.clamp = s.clamp;
-    ep.lo = s.lo;
-    ep.hi = s.hi;
-    if (s.bias >= 0) {
-      const ValueSpec& v = specs_[static_cast<std::size_t>(s.bias)];
-      ep.bias = reinterpret_cast<const float*>(ptr(b, v.base, v.offset, v.dtype));
-    }
-    float* ws = workspace(b, s);
-    const kernels::NhwcIn x = nhwc_input(b, s.a, xs, s.dense_a, ws);
-    const float* packed = s.packed >= 0 ? packed_[static_cast<std::size_t>(s.packed)].data() : nullptr;
-    const float* w = packed ? nullptr : reinterpret_cast<const float*>(ptr(b, s.b.base, s.b.offset, s.b.dtype));
-    if (s.dense_b) {
-      const Shape& wsh = g[n.inputs[1]].shape;
-      strided_copy(w, DType::f32, wsh, s.b.strides, ws);
-      w = ws;
-      ws += aligned_floats(wsh.numel());
-    }
-    auto* c0 = reinterpret_cast<float*>(const_cast<char*>(ptr(b, s.c.base, s.c.offset, s.c.dtype)));
-    TailContext tc{this, &s, &b, {}};
-    if (s.code_size > 0) {
-      ep.tail = &Executable::conv_tail;
-      ep.ctx = &tc;
-    }
-    kernels::conv2d(s.window, x, w, packed, c0, s.N, ep, ws);  // C is a dense [N, OH, OW, O] buffer
-  }
-
-  void run_gemm(const Step& s, const Bindings& b) const {
-    const int r = s.loop.rank();
-    kernels::GemmEpilogue ep;
-    ep.clamp = s.clamp;
-    ep.lo = s.lo;
-    ep.hi = s.hi;
-    if (s.bias >= 0) ep.bias = reinterpret_cast<const float*>(at(b, s.bias_at));
-    const float* packed = s.packed >= 0 ? packed_[static_cast<std::size_t>(s.packed)].data() : nullptr;
-    float* ws = s.workspace_bytes >= 0 ? reinterpret_cast<float*>(b.arena + s.workspace_bytes) : nullptr;
-    const auto* a0 = reinterpret_cast<const float*>(at(b, s.a_at));
-    const auto* b0 = packed ? nullptr : reinterpret_cast<const float*>(at(b, s.b_at));
-    auto* c0 = reinterpret_cast<float*>(const_cast<char*>(at(b, s.c_at)));
-    const index_t ldc = s.M == 1 ? s.N : s.c.strides[r - 2];
-    if (s.batch.rank() == 0 && s.code_size == 0) {  // the common case: one launch, no tail
-      kernels::gemm(s.M, s.N, s.K, kernels::MatrixRef{a0, s.a.strides[r - 2], s.a.strides[r - 1]},
-                    kernels::MatrixRef{b0, s.b.strides[r - 2], s.b.strides[r - 1]}, packed, c0, ldc, ep, ws);
-      return;
-    }
-    TailContext tc{this, &s, &b, {}};
-    if (s.code_size > 0) {
-      ep.tail = &Executable::tail;
-      ep.ctx = &tc;
-    }
-    const index_t nb = s.batch.numel();
-    for (index_t t = 0; t < nb; ++t) {
-      index_t ao = 0, bo = 0, co = 0;
-      for (int d = 0; d < s.batch.rank(); ++d) {
-        ao += tc.batch_index[d] * s.a.strides[d];
-        bo += tc.batch_index[d] * s.b.strides[d];
-        co += tc.batch_index[d] * s.c.strides[d];
-      }
-      const kernels::MatrixRef A{a0 + ao, s.a.strides[r - 2], s.a.strides[r - 1]};
-      const kernels::MatrixRef B{b0 ? b0 + bo : nullptr, s.b.strides[r - 2], s.b.strides[r - 1]};
-      kernels::gemm(s.M, s.N, s.K, A, B, packed, c0 + co, ldc, ep, ws);
-      for (int d = s.batch.rank() - 1; d >= 0; --d) {
-        if (++tc.batch_index[d] < s.batch[d]) break;
-        tc.batch_index[d] = 0;
-      }
-    }
+    if (!st.ok()) fail(st);  // shapes were checked when the plan was built: not expected
   }
 
   std::unique_ptr<Graph> graph_;
@@ -11121,9 +11588,6 @@ inline void print_plan(std::ostream& os, const Executable& x) {
       if (s.bias >= 0) os << ", bias in registers";
       if (s.clamp) os << ", clamp [" << s.lo << ", " << s.hi << "] in registers";
       if (s.code_size) os << ", epilogue of " << s.code_size << " instructions on each finished block";
-    } else if (s.kind == passes::GroupKind::offload) {
-      os << "; region r" << s.region << ", " << s.num_ops << " input(s), " << s.num_tgts << " output(s)";
-      if (s.wait_at >= 0) os << ", submitted, waited for before k" << s.wait_at;
     } else if (s.kind == passes::GroupKind::int8) {
       const Int8Call& c = x.int8_steps()[static_cast<std::size_t>(s.int8)].call;
       os << "; " << op_name(c.op);
@@ -11132,6 +11596,9 @@ inline void print_plan(std::ostream& os, const Executable& x) {
         os << (c.depthwise ? " depthwise" : "") << ", requantised per channel, output clamp [" << st.act_min << ", "
            << st.act_max << ']';
       }
+    } else if (s.kind == passes::GroupKind::offload) {
+      os << "; region r" << s.region << ", " << s.num_ops << " input(s), " << s.num_tgts << " output(s)";
+      if (s.wait_at >= 0) os << ", submitted, waited for before k" << s.wait_at;
     } else if (s.code_size) {
       os << "; program of " << s.code_size << " instructions, " << s.num_regs << " register tiles, " << s.num_ops
          << " loads, " << s.num_tgts << " stores";
@@ -11342,6 +11809,13 @@ constexpr int node_in(const Trace& t, const A& a) {
     n.dtype = dt;
     n.shape = a.shape();
     n.data = data;
+    if constexpr (dt == DType::f32) {  // typed too: a constant expression cannot read through void*
+#ifndef KILN_NO_HEAP
+      if constexpr (is_owning<bare<A>>::value) n.f32 = static_cast<const float*>(data);
+      else
+#endif
+        n.f32 = a.data();
+    }
     return g.add(n);
   } else {
     Node n;
@@ -12311,6 +12785,28 @@ constexpr auto qsoftmax(const X& x, float beta = 1.f) {
 // ---- end kiln/ops_int8.hpp ----
 #if KILN_ENGINE_BODIES
 
+// ---- begin kiln/runtime/static_run.hpp ----
+// kiln/runtime/static_run.hpp — run a compile-time plan (trace/static_trace.hpp) with no heap and
+// no run-time planning:
+//
+//   constexpr kiln::StaticPlan kPlan = kiln::plan(model, kiln::input<float>({1, 64}));
+//   alignas(kiln::kAlignment) static std::uint8_t arena[kPlan.arena_bytes()];
+//   kiln::run<kPlan>(arena, x, y);   // x: const float* or const float[64]; y: float* or float[10]
+//                                    // several inputs/outputs: std::tie(x0, x1), std::tie(y0, y1)
+//
+// The compiler lowers the plan's groups (runtime/lower.hpp, the same lowering as compile()) into
+// arrays of exactly the plan's sizes, with every operand address resolved to an input, an output,
+// a constant in flash or an arena offset. The runner walks the steps with a fold over an index
+// sequence and `if constexpr` on each step's kind, so the image contains only the kernels the
+// model uses. Weights are read where they lie and packed per step into the arena's scratch (the
+// plan's arena includes it). Mistakes are compile errors: an arena smaller than the plan, an
+// input/output of the wrong element type or (for arrays) the wrong number of elements, a wrong
+// number of inputs or outputs.
+
+#include <tuple>
+#include <utility>
+
+
 // ---- begin kiln/trace/static_trace.hpp ----
 // kiln/trace/static_trace.hpp — trace and plan a model inside a constant expression.
 //
@@ -12325,8 +12821,8 @@ constexpr auto qsoftmax(const X& x, float beta = 1.f) {
 //
 // Weights are TensorViews over static data (their addresses are constants; an owning Tensor
 // cannot exist in a constant expression). A model that does not type-check stops the
-// compilation at the offending op: trace/static_error.hpp. The run path that executes such a plan comes with the firmware
-// issue; today the plan gives the graph, the fused groups and the activation arena.
+// compilation at the offending op: trace/static_error.hpp. runtime/static_run.hpp runs such a plan
+// (kiln::run<plan>(arena, in, out)); the arena includes every step's GEMM/conv scratch.
 
 #include <tuple>
 #include <utility>
@@ -12352,11 +12848,14 @@ struct StaticPlan {
   passes::Fusion fusion;
   passes::MemoryPlan memory;
   int simplified = 0, cse = 0, dead = 0;
+  // The lowered schedule's sizes (runtime/static_run.hpp): program instructions, operand specs,
+  // int8 calls and their per-channel multipliers.
+  int code_size = 0, num_specs = 0, num_int8 = 0, int8_channels = 0;
 
   constexpr bool ok() const { return graph.ok(); }
   constexpr const Status& status() const { return graph.status(); }
-  /// Bytes of the one arena holding every intermediate (activations and int8 steps' scratch; GEMM
-  /// packing scratch comes with the static runner).
+  /// Bytes of the one arena holding every intermediate and every step's scratch (GEMM/conv
+  /// packing, dense copies): the whole RAM a run needs besides the caller's inputs and outputs.
   constexpr std::size_t arena_bytes() const { return memory.arena_bytes; }
   /// The most bytes live at any step: what no plan can go below.
   constexpr std::size_t lower_bound() const { return memory.lower_bound; }
@@ -12421,16 +12920,353 @@ constexpr StaticPlan plan(const Fn& fn, const Input<T>&... inputs) {
     report_static_trace_error(g.status());
     return p;
   }
+  // Lower once to learn each step's scratch (the static runner packs weights in the arena) and
+  // the schedule's sizes; the runner lowers again into arrays of exactly these sizes.
   std::size_t workspace[kMaxNodes]{};
-  for (int gi = 0; gi < p.fusion.num_groups; ++gi)  // int8 steps: strided operands, grouped convs
-    if (p.fusion.groups[gi].kind == passes::GroupKind::int8)
-      workspace[gi] = passes::int8_workspace_bytes(g, p.fusion.layouts, p.fusion.groups[gi].root);
+  // (int8 calls are only counted here; 4096 multipliers of scratch bound one call's channels.)
+  runtime::FixedSchedule<0, 8 * kMaxNodes + 64, 4 * kMaxNodes + 64, 0, 4096> lowered;
+  lowered.graph = &g;
+  lowered.workspace = workspace;
+  runtime::lower_groups(g, p.fusion, lowered);
+  if (!lowered.status.ok()) {
+    g.set_error(lowered.status);
+    report_static_trace_error(g.status());
+    return p;
+  }
+  p.code_size = lowered.code_size;
+  p.num_specs = lowered.spec_count;
+  p.num_int8 = lowered.num_int8;
+  p.int8_channels = static_cast<int>(lowered.total_channels);
   passes::plan_memory(g, p.fusion, workspace, p.memory);
   return p;
 }
 
 }  // namespace kiln
 // ---- end kiln/trace/static_trace.hpp ----
+
+namespace kiln {
+
+namespace static_run_detail {
+
+/// Where a base value lives during a run.
+struct BaseLoc {
+  passes::Storage kind = passes::Storage::none;
+  int index = 0;            // input/output position
+  std::size_t offset = 0;   // arena bytes
+  const void* data = nullptr;  // a constant's data (flash)
+  float value = 0.f;        // a scalar's value
+};
+
+/// What a step needs of its root node besides the Step (window/copy/concat attributes, shapes).
+struct StepNode {
+  Node root;
+  Shape in[kMaxInputs];
+};
+
+/// An output the planner could not have its group write in place (a leaf, a view, a repeat).
+struct OutputCopy {
+  int base = -1;  // -1: written in place by its group
+  index_t offset = 0;
+  Strides strides;
+  Shape shape;
+  DType dtype = DType::f32;
+};
+
+template <int S, int C, int V, int N, int O, int Q, int CH>
+struct Schedule {
+  runtime::FixedSchedule<S, C, V, Q, CH> lowered;
+  StepNode nodes[S > 0 ? S : 1]{};
+  BaseLoc bases[N > 0 ? N : 1]{};
+  OutputCopy outputs[O > 0 ? O : 1]{};
+};
+
+constexpr runtime::Loc base_loc(int base, index_t offset, DType t) {
+  runtime::Loc l;  // the static runner's Loc: base node `index` plus `bytes`
+  l.index = base;
+  l.bytes = offset * static_cast<index_t>(dtype_size(t));
+  return l;
+}
+
+template <int S, int C, int V, int N, int O, int Q, int CH>
+constexpr Schedule<S, C, V, N, O, Q, CH> make_schedule(const StaticPlan& p) {
+  Schedule<S, C, V, N, O, Q, CH> sc;
+  const Graph& g = p.graph;
+  runtime::lower_groups(g, p.fusion, sc.lowered);
+  for (int i = 0; i < g.size(); ++i) {
+    const passes::Placement& pl = p.memory.place[i];
+    BaseLoc& b = sc.bases[i];
+    b.kind = pl.kind;
+    b.index = pl.index;
+    b.offset = pl.offset;
+    if (pl.kind == passes::Storage::constant) b.data = g[i].data;
+    if (pl.kind == passes::Storage::scalar) b.value = g[i].p0;
+  }
+  for (int k = 0; k < S; ++k) {
+    runtime::Step& s = sc.lowered.steps[k];
+    s.workspace_slot = p.memory.workspace_slot[s.group];
+    s.workspace_bytes = s.workspace_slot >= 0 ? static_cast<index_t>(p.memory.slot_offset[s.workspace_slot]) : -1;
+    if (s.kind == passes::GroupKind::gemm && !s.conv) {
+      s.a_at = base_loc(s.a.base, s.a.offset, s.a.dtype);
+      s.b_at = base_loc(s.b.base, s.b.offset, s.b.dtype);
+      s.c_at = base_loc(s.c.base, s.c.offset, s.c.dtype);
+      if (s.bias >= 0) {
+        const runtime::ValueSpec& v = sc.lowered.specs[s.bias];
+        s.bias_at = base_loc(v.base, v.offset, v.dtype);
+      }
+    }
+    const Node& n = g[s.node];
+    sc.nodes[k].root = n;
+    for (int in = 0; in < n.num_inputs; ++in) sc.nodes[k].in[in] = g[n.inputs[in]].shape;
+  }
+  for (int k = 0; k < O; ++k) {
+    const int from = p.memory.output_copy_from[k];
+    if (from < 0) continue;
+    const passes::Layout& l = p.fusion.layouts[from];
+    sc.outputs[k] = OutputCopy{l.base, l.offset, l.strides, g[from].shape, g[from].dtype};
+  }
+  return sc;
+}
+
+/// Plan P's schedule: a namespace-scope constant (one object per plan, in flash).
+template <const StaticPlan& P>
+inline constexpr auto schedule_of =
+    make_schedule<P.kernels(), P.code_size, P.num_specs, P.graph.size(), P.graph.num_outputs(), P.num_int8,
+                  P.int8_channels>(P);
+
+/// The graph node of model input `k`.
+constexpr int input_node(const Graph& g, int k) {
+  for (int i = 0; i < g.size(); ++i)
+    if (g[i].op == Op::input && g[i].index == k) return i;
+  return -1;
+}
+constexpr int num_inputs(const Graph& g) {
+  int n = 0;
+  for (int i = 0; i < g.size(); ++i) n += g[i].op == Op::input;
+  return n;
+}
+
+// Compile-time checks whose failing instantiation names the numbers (static_assert messages
+// cannot): read "ArenaTooSmall<needed, given>" in the diagnostic.
+template <std::size_t Needed, std::size_t Given>
+struct ArenaTooSmall {
+  static_assert(Given >= Needed,
+                "kiln::run: the arena is smaller than the plan's arena_bytes() (needed, given bytes: see "
+                "ArenaTooSmall<needed, given>)");
+  static constexpr bool ok = true;
+};
+template <int Position, std::size_t ModelElements, std::size_t GivenElements>
+struct ExtentMismatch {
+  static_assert(GivenElements == 0 || GivenElements == ModelElements,
+                "kiln::run: an input/output array has the wrong number of elements for the model (position, "
+                "model's, given: see ExtentMismatch<position, model's, given>)");
+  static constexpr bool ok = true;
+};
+template <int Position, DType Model, DType Given>
+struct DtypeMismatch {
+  static_assert(Model == Given,
+                "kiln::run: an input/output element type is not the model's dtype (position, model's, given: "
+                "see DtypeMismatch<position, model's, given>)");
+  static constexpr bool ok = true;
+};
+template <std::size_t ModelCount, std::size_t Given>
+struct CountMismatch {
+  static_assert(ModelCount == Given,
+                "kiln::run: wrong number of inputs or outputs (model's, given: see CountMismatch<model's, given>)");
+  static constexpr bool ok = true;
+};
+
+/// An input or output argument: a pointer (extent unknown) or an array (extent checked).
+template <class X>
+struct IoArg;
+template <class T>
+struct IoArg<T*> {
+  using elem = std::remove_const_t<T>;
+  static constexpr std::size_t extent = 0;
+  static constexpr T* get(T* p) { return p; }
+};
+template <class T, std::size_t N>
+struct IoArg<T[N]> {
+  using elem = std::remove_const_t<T>;
+  static constexpr std::size_t extent = N;
+  static constexpr T* get(T (&p)[N]) { return p; }
+};
+template <class X>
+struct IoArg<X&> : IoArg<X> {};
+
+template <class X>
+struct IoList {  // one argument
+  static constexpr std::size_t size = 1;
+  template <std::size_t K>
+  using arg = IoArg<X>;
+  template <std::size_t K>
+  static constexpr auto get(X& x) {
+    return IoArg<X>::get(x);
+  }
+};
+template <class... X>
+struct IoList<std::tuple<X...>> {  // std::tie(a, b, ...)
+  static constexpr std::size_t size = sizeof...(X);
+  template <std::size_t K>
+  using arg = IoArg<std::tuple_element_t<K, std::tuple<X...>>>;
+  template <std::size_t K>
+  static constexpr auto get(const std::tuple<X...>& t) {
+    return IoArg<std::tuple_element_t<K, std::tuple<X...>>>::get(std::get<K>(t));
+  }
+};
+
+}  // namespace static_run_detail
+
+/// A compile-time plan made runnable: StaticModel<plan>::run(arena, inputs, outputs).
+/// `P` must be a constexpr StaticPlan with static storage duration (a namespace-scope constexpr).
+template <const StaticPlan& P>
+struct StaticModel {
+  static_assert(P.ok(), "kiln::StaticModel: the plan failed (see plan.status())");
+  static_assert(P.graph.num_updates() == 0, "kiln::StaticModel: a static plan cannot update parameters");
+
+  static constexpr std::size_t arena_bytes = P.arena_bytes();
+  static constexpr int num_inputs = static_run_detail::num_inputs(P.graph);
+  static constexpr int num_outputs = P.graph.num_outputs();
+  static constexpr int num_steps = P.kernels();
+  static constexpr const auto& schedule = static_run_detail::schedule_of<P>;
+
+  /// Element count and dtype of model input / output k.
+  static constexpr index_t input_elements(int k) { return P.graph[static_run_detail::input_node(P.graph, k)].shape.numel(); }
+  static constexpr DType input_dtype(int k) { return P.graph[static_run_detail::input_node(P.graph, k)].dtype; }
+  static constexpr index_t output_elements(int k) { return P.graph[P.graph.output(k)].shape.numel(); }
+  static constexpr DType output_dtype(int k) { return P.graph[P.graph.output(k)].dtype; }
+
+  /// The runner's view of one call (the Env of runtime/step_run.hpp).
+  struct Env {
+    const void* const* inputs;
+    void* const* outputs;
+    char* arena;
+
+    const char* base_ptr(int base) const {
+      const static_run_detail::BaseLoc& b = schedule.bases[base];
+      switch (b.kind) {
+        case passes::Storage::input: return static_cast<const char*>(inputs[b.index]);
+        case passes::Storage::output: return static_cast<const char*>(outputs[b.index]);
+        case passes::Storage::arena: return arena + b.offset;
+        case passes::Storage::constant: return static_cast<const char*>(b.data);
+        case passes::Storage::scalar: return reinterpret_cast<const char*>(&b.value);
+        case passes::Storage::parameter:
+        case passes::Storage::none: break;
+      }
+      return nullptr;
+    }
+    const char* ptr(int base, index_t offset, DType t) const { return base_ptr(base) + offset * dtype_size(t); }
+    const char* at(const runtime::Loc& l) const { return base_ptr(l.index) + l.bytes; }
+    const runtime::ValueSpec& spec(int k) const { return schedule.lowered.specs[k]; }
+    kernels::EwProgram program(const runtime::Step& s) const {
+      return kernels::EwProgram{schedule.lowered.code + s.code_begin, s.code_size, s.num_regs};
+    }
+    const float* packed(const runtime::Step&) const { return nullptr; }
+    float* workspace(const runtime::Step& s) const {
+      return s.workspace_bytes >= 0 ? reinterpret_cast<float*>(arena + s.workspace_bytes) : nullptr;
+    }
+    const static_run_detail::StepNode& node(const runtime::Step& s) const {
+      return schedule.nodes[&s - schedule.lowered.steps];
+    }
+    const Node& root(const runtime::Step& s) const { return node(s).root; }
+    const Shape& input_shape(const runtime::Step& s, int k) const { return node(s).in[k]; }
+  };
+
+  /// Raw entry: inputs[k] / outputs[k] dense buffers of model input / output k; arena:
+  /// arena_bytes bytes, kAlignment-aligned.
+  static void run(void* arena, const void* const* inputs, void* const* outputs) {
+    const Env e{inputs, outputs, static_cast<char*>(arena)};
+    run_steps(e, std::make_index_sequence<static_cast<std::size_t>(num_steps)>{});
+    copy_outputs(e, std::make_index_sequence<static_cast<std::size_t>(num_outputs)>{});
+  }
+
+ private:
+  template <std::size_t I>
+  static void run_step(const Env& e) {
+    constexpr const runtime::Step& s = schedule.lowered.steps[I];
+    using passes::GroupKind;
+    // The tail machinery (an epilogue program per finished block) only where a step has one.
+    if constexpr (s.kind == GroupKind::gemm && s.conv) runtime::step_run::conv<(s.code_size > 0)>(s, e);
+    else if constexpr (s.kind == GroupKind::gemm && s.direct) runtime::step_run::gemm_in_place<(s.code_size > 0)>(s, e);
+    else if constexpr (s.kind == GroupKind::gemm)
+      runtime::step_run::gemm<(s.code_size > 0 || s.batch.rank() > 0)>(s, e);
+    else if constexpr (s.kind == GroupKind::window) runtime::step_run::window(s, e);
+    else if constexpr (s.kind == GroupKind::elementwise) runtime::step_run::elementwise(s, e);
+    else if constexpr (s.kind == GroupKind::reduce || s.kind == GroupKind::softmax) runtime::step_run::reduction(s, e);
+    else if constexpr (s.kind == GroupKind::copy) runtime::step_run::copy(s, e);
+    else if constexpr (s.kind == GroupKind::concat) runtime::step_run::concat(s, e);
+    else if constexpr (s.kind == GroupKind::offload)
+      static_assert(s.kind != GroupKind::offload, "kiln::run: accelerator regions run through compile()");
+    else if constexpr (s.kind == GroupKind::int8) {
+      const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
+      auto at = [&e](int base, index_t offset, DType t) { return e.ptr(base, offset, t); };
+      (void)runtime::run_int8_static(q, schedule.lowered.mult, schedule.lowered.shift, at,
+                                     s.workspace_bytes >= 0 ? e.arena + s.workspace_bytes : nullptr,
+                                     runtime::step_run::node_out(e, s));  // parameters checked at compile time
+    }
+  }
+  template <std::size_t... I>
+  static void run_steps(const Env& e, std::index_sequence<I...>) {
+    (run_step<I>(e), ...);
+  }
+  template <std::size_t K>
+  static void copy_output(const Env& e) {
+    constexpr const static_run_detail::OutputCopy& c = schedule.outputs[K];
+    if constexpr (c.base >= 0) {
+      runtime::strided_copy(e.ptr(c.base, c.offset, c.dtype), c.dtype, c.shape, c.strides, e.outputs[K]);
+    }
+  }
+  template <std::size_t... K>
+  static void copy_outputs(const Env& e, std::index_sequence<K...>) {
+    (copy_output<K>(e), ...);
+  }
+};
+
+namespace static_run_detail {
+
+template <const StaticPlan& P, bool Input, class List, std::size_t... K>
+constexpr bool check_io(std::index_sequence<K...>) {
+  using M = StaticModel<P>;
+  constexpr std::size_t count = Input ? M::num_inputs : M::num_outputs;
+  static_assert(CountMismatch<count, List::size>::ok);
+  if constexpr (count == List::size) {
+    constexpr bool dt = (DtypeMismatch<static_cast<int>(K), Input ? M::input_dtype(K) : M::output_dtype(K),
+                                       dtype_of_v<typename List::template arg<K>::elem>>::ok && ...);
+    constexpr bool ex =
+        (ExtentMismatch<static_cast<int>(K),
+                        static_cast<std::size_t>(Input ? M::input_elements(K) : M::output_elements(K)),
+                        List::template arg<K>::extent>::ok && ...);
+    return dt && ex;
+  }
+  return false;
+}
+
+template <class M, class Ins, class Outs, class In, class Out, std::size_t... K, std::size_t... J>
+void call(void* arena, In& in, Out& out, std::index_sequence<K...>, std::index_sequence<J...>) {
+  const void* const p[] = {static_cast<const void*>(Ins::template get<K>(in))...};
+  void* const q[] = {static_cast<void*>(Outs::template get<J>(out))...};
+  M::run(arena, p, q);
+}
+
+}  // namespace static_run_detail
+
+/// Runs compile-time plan `P` (see the top of this file). `in` / `out`: one pointer or array, or
+/// a std::tuple of them (std::tie) for several inputs / outputs, in the model's order.
+template <const StaticPlan& P, std::size_t ArenaBytes, class In, class Out>
+void run(std::uint8_t (&arena)[ArenaBytes], In&& in, Out&& out) {
+  using M = StaticModel<P>;
+  using Ins = static_run_detail::IoList<std::remove_reference_t<In>>;
+  using Outs = static_run_detail::IoList<std::remove_reference_t<Out>>;
+  static_assert(static_run_detail::ArenaTooSmall<M::arena_bytes, ArenaBytes>::ok);
+  static_run_detail::check_io<P, true, Ins>(std::make_index_sequence<Ins::size>{});
+  static_run_detail::check_io<P, false, Outs>(std::make_index_sequence<Outs::size>{});
+  if constexpr (Ins::size == static_cast<std::size_t>(M::num_inputs) &&
+                Outs::size == static_cast<std::size_t>(M::num_outputs))
+    static_run_detail::call<M, Ins, Outs>(arena, in, out, std::make_index_sequence<Ins::size>{},
+                                          std::make_index_sequence<Outs::size>{});
+}
+
+}  // namespace kiln
+// ---- end kiln/runtime/static_run.hpp ----
 #endif
 
 // The run-time compiler and the eager front-end allocate (owning tensors, plans built at the

@@ -1,27 +1,18 @@
 // A model traced and planned at compile time in a firmware build (KILN_NO_HEAP, no exceptions):
 // the ordinary op front-end, weights as TensorViews over flash arrays, the arena size a constant
-// the firmware can size a static buffer with. The run path for such a plan is the firmware
-// issue's next step; this image proves the plan itself needs nothing from the host.
+// the firmware can size a static buffer with. This image only plans (the plan needs nothing from
+// the host and no code in flash); fw_static_run.cpp runs the same model.
 #define KILN_NO_HEAP
 #define KILN_NO_IOSTREAM
 #define KILN_MAX_NODES 32
 #include <kiln/kiln.hpp>
 
+#include "fw_static_model.hpp"
 #include "support/check.hpp"
 
 namespace {
 
-constexpr float kW1[32 * 64] = {};
-constexpr float kB1[32] = {};
-constexpr float kW2[10 * 32] = {};
-constexpr float kB2[10] = {};
-constexpr kiln::TensorView<const float> W1(kW1, {32, 64}), B1(kB1, {32}), W2(kW2, {10, 32}), B2(kB2, {10});
-
-// The digits classifier's float shape: 64 pixels -> 32 -> 10 classes.
-constexpr auto classifier = [](auto x) {
-  return kiln::softmax(kiln::linear(kiln::relu(kiln::linear(x, W1, B1)), W2, B2), -1);
-};
-constexpr kiln::StaticPlan kPlan = kiln::plan(classifier, kiln::input<float>({1, 64}));
+constexpr kiln::StaticPlan kPlan = kiln::plan(fwm::classifier, kiln::input<float>({1, 64}));
 static_assert(kPlan.ok());
 static_assert(kPlan.kernels() == 3, "linear+bias+relu, linear+bias, softmax");
 static_assert(kPlan.arena_bytes() == kPlan.lower_bound(), "the arena meets the liveness lower bound");

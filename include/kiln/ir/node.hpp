@@ -122,6 +122,8 @@ struct Node {
   std::int8_t perm[kMaxRank]{};
   int index = 0;                 // input: argument position; constant: constant slot
   const void* data = nullptr;    // constant: the captured tensor's data
+  const float* f32 = nullptr;    // constant f32 data, typed: what a constant expression can read
+                                 // (the static runner's int8 multipliers from weight scales)
   Window2d win;                  // conv2d, pool2d, pad, upsample
   QuantParams quant;             // i8 results: this value's scale and zero point
   QuantParams in_quant[2];       // inputs 0 and 1's quant, copied by Graph::add (int8 ops read them)

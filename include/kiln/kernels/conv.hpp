@@ -415,7 +415,7 @@ inline void depthwise(const WindowGeometry& g, NhwcIn x, const float* wt, float*
 
 /// Floats of the prepacked weight (conv_pack_weights): one packed GEMM B per group, or the
 /// [kh][kw][out_c] transpose for depthwise.
-inline std::size_t conv_packed_weight_floats(const WindowGeometry& g) {
+constexpr std::size_t conv_packed_weight_floats(const WindowGeometry& g) {
   if (conv_algorithm(g) == ConvAlgorithm::depthwise)
     return static_cast<std::size_t>(g.kernel_h) * g.kernel_w * g.out_c;
   return static_cast<std::size_t>(g.groups) * packed_b_size(g.depth(), g.out_c_group());
@@ -438,7 +438,7 @@ inline void conv_pack_weights(const WindowGeometry& g, const float* w_ohwi, floa
 
 /// Scratch floats conv2d needs: the im2col chunk and the GEMM's packing buffers, or the
 /// transposed depthwise weight when it is not prepacked.
-inline std::size_t conv_workspace_floats(const WindowGeometry& g, bool prepacked) {
+constexpr std::size_t conv_workspace_floats(const WindowGeometry& g, bool prepacked) {
   const ConvAlgorithm a = conv_algorithm(g);
   if (a == ConvAlgorithm::depthwise) return prepacked ? 0 : conv_packed_weight_floats(g);
   const index_t depth = g.depth();  // in_c_group() for pointwise

@@ -456,15 +456,15 @@ inline void pack_a_panels(index_t mc, index_t kc, MatrixRef A, float* dst) {
   }
 }
 
-inline index_t ws_a_floats(index_t M, index_t K) {
+constexpr index_t ws_a_floats(index_t M, index_t K) {
   if (M < kMR) return 0;  // small M reads A in place
   return round_up(min_i(M, kMC), kMR) * min_i(K, kKC);
 }
-inline index_t ws_b_floats(index_t N, index_t K) {
+constexpr index_t ws_b_floats(index_t N, index_t K) {
   return round_up(min_i(N, kNC), kNR) * min_i(K, kKC);
 }
 // Floats from the workspace start to the packed-B block (keeps it 64-byte aligned).
-inline index_t ws_b_offset(index_t M, index_t K) {
+constexpr index_t ws_b_offset(index_t M, index_t K) {
   return round_up(ws_a_floats(M, K), static_cast<index_t>(kAlignment / sizeof(float)));
 }
 
@@ -487,7 +487,7 @@ inline void gemm_k0(index_t M, index_t N, float* C, index_t ldc, const GemmEpilo
 // Public API.
 
 /// Floats needed by pack_b(K, N, ...): ceil(N/NR) panels of K x NR.
-inline std::size_t packed_b_size(index_t K, index_t N) {
+constexpr std::size_t packed_b_size(index_t K, index_t N) {
   using namespace gemm_detail;
   if (K <= 0 || N <= 0) return 0;
   return static_cast<std::size_t>(round_up(N, kNR) * K);
@@ -503,7 +503,7 @@ inline void pack_b(index_t K, index_t N, MatrixRef B, float* packed) {
 
 /// Scratch floats gemm(M, N, K, ...) needs (packed A block and, unless B is
 /// prepacked, packed B block). Bounded by MC*KC + KC*NC whatever the sizes.
-inline std::size_t gemm_workspace_size(index_t M, index_t N, index_t K, bool b_prepacked) {
+constexpr std::size_t gemm_workspace_size(index_t M, index_t N, index_t K, bool b_prepacked) {
   using namespace gemm_detail;
   if (M <= 0 || N <= 0 || K <= 0) return 0;
   if (b_prepacked) return static_cast<std::size_t>(ws_a_floats(M, K));
@@ -516,6 +516,49 @@ inline std::size_t gemm_workspace_size(index_t M, index_t N, index_t K, bool b_p
 /// gemm_workspace_size floats (may be nullptr when that is 0, e.g. M < MR with
 /// prepacked B). K == 0 gives epilogue(0). M or N == 0 does nothing. C must not
 /// alias A or B.
+/// C(i,j) = epilogue( sum_k A(i,k) * B(k,j) ) with B read where it lies, no packing and no
+/// workspace: one dot product per element of C, for a B with unit stride along K (a linear
+/// layer's weight W[N, K] read as B = W^T). The firmware path for weights in flash (the static
+/// runner): nothing is copied to RAM. Four partial sums over K (sums in another order than
+/// gemm()). The tail sees blocks of at most MC x kTailN.
+inline void gemm_direct(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B, float* C, index_t ldc,
+                        const GemmEpilogue& ep) {
+  using namespace gemm_detail;
+  for (index_t i = 0; i < M; ++i) {
+    const float* a = A.data + i * A.row_stride;
+    const index_t as = A.col_stride;
+    for (index_t j = 0; j < N; ++j) {
+      const float* b = B.data + j * B.col_stride;  // B.row_stride == 1
+      float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+      const float* ap = a;
+      index_t k = K;
+      if (as == 1) {  // a dense row of A: both operands contiguous
+        for (; k >= 4; k -= 4, ap += 4, b += 4) {
+          s0 += ap[0] * b[0];
+          s1 += ap[1] * b[1];
+          s2 += ap[2] * b[2];
+          s3 += ap[3] * b[3];
+        }
+      }
+      for (; k >= 4; k -= 4, ap += 4 * as, b += 4) {
+        s0 += ap[0] * b[0];
+        s1 += ap[as] * b[1];
+        s2 += ap[2 * as] * b[2];
+        s3 += ap[3 * as] * b[3];
+      }
+      for (; k > 0; --k, ap += as, ++b) s0 += *ap * *b;
+      float x = (s0 + s1) + (s2 + s3);
+      if (ep.bias) x += ep.bias[j];
+      if (ep.clamp) x = sclamp(x, ep.lo, ep.hi);
+      C[i * ldc + j] = x;
+    }
+  }
+  if (!ep.tail) return;
+  for (index_t i0 = 0; i0 < M; i0 += kMC)
+    for (index_t j0 = 0; j0 < N; j0 += kTailN)
+      ep.tail(ep.ctx, i0, j0, min_i(kMC, M - i0), min_i(kTailN, N - j0), C + i0 * ldc + j0, ldc);
+}
+
 inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
                  const float* packed_b, float* C, index_t ldc, const GemmEpilogue& ep,
                  float* workspace) {

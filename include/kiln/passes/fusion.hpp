@@ -42,8 +42,8 @@ constexpr const char* group_kind_name(GroupKind k) {
     case GroupKind::concat: return "concat";
     case GroupKind::copy: return "copy";
     case GroupKind::window: return "window";
-    case GroupKind::offload: return "offload";
     case GroupKind::int8: return "int8";
+    case GroupKind::offload: return "offload";
   }
   return "?";
 }

@@ -79,7 +79,7 @@ inline void strided_copy(const void* src, DType t, const Shape& shape, const Str
 }
 
 /// The kernels' view of a conv2d or pool2d node over NHWC input `x` (n.shape already inferred).
-inline kernels::WindowGeometry window_geometry(const Node& n, const Shape& x) {
+constexpr kernels::WindowGeometry window_geometry(const Node& n, const Shape& x) {
   kernels::WindowGeometry g;
   g.batch = x[0];
   g.in_h = x[1];

@@ -15,67 +15,11 @@
 #include "../passes/simplify.hpp"
 #include "eager.hpp"
 #include "int8_steps.hpp"
+#include "lower.hpp"
+#include "step_run.hpp"
 #include "plan_info.hpp"
 
 namespace kiln::runtime {
-
-/// A value read or written by a step: its base buffer, element offset, and strides over the
-/// step's loop shape.
-struct ValueSpec {
-  int base = -1;
-  index_t offset = 0;
-  Strides strides;
-  DType dtype = DType::f32;
-};
-
-/// An address the plan knows up to the call's buffers: a fixed address (captured, folded or
-/// scalar data) or a byte offset into the arena, an input or an output. Resolved once at build
-/// time so the batch-1 call path spends a few instructions per operand, not a walk through the
-/// memory plan and the graph.
-struct Loc {
-  enum class Root : std::uint8_t { fixed, arena, input, output };
-  Root root = Root::fixed;
-  int index = 0;
-  index_t bytes = 0;
-  const char* fixed = nullptr;
-};
-
-struct Step {
-  passes::GroupKind kind = passes::GroupKind::elementwise;
-  int group = -1;
-  int node = -1;  // the group's root, or its first member
-  Shape loop;
-  int code_begin = 0, code_size = 0, num_regs = 0;
-  int op_begin = 0, num_ops = 0;
-  int tgt_begin = 0, num_tgts = 0;
-  // reduce / softmax
-  ReduceKind rk = ReduceKind::sum;
-  int axis = 0;
-  bool log = false;
-  // gemm: C(batch, M, N) = A(batch, M, K) B(batch, K, N); A/B strides over [batch..., M|K, K|N]
-  index_t M = 0, N = 0, K = 0;
-  Shape batch;
-  ValueSpec a, b, c;  // c: where the raw/bias/clamped product lands (contiguous)
-  int packed = -1;    // index into packed weights, or -1 to pack on the fly
-  int bias = -1;      // spec index (strides over the output) of a bias applied in registers
-  bool clamp = false;
-  float lo = 0.f, hi = 0.f;
-  int workspace_slot = -1;
-  // gemm, resolved after memory planning: operand addresses and the scratch offset (-1: none).
-  Loc a_at, b_at, c_at, bias_at;
-  index_t workspace_bytes = -1;
-  // conv2d (a gemm group rooted at a conv) and window ops (pool2d, pad, upsample): a is the
-  // input, b the conv weight, both with strides over their own shapes. dense_a / dense_b: copied
-  // densely into the workspace first (the kernels need contiguous channels; a pointwise conv reads
-  // its input as a matrix; a run-time weight must be OHWI-contiguous). rows_merge: every tail
-  // operand's (n, oh, ow) rows form one strided run, so a tail block needs no splitting.
-  kernels::WindowGeometry window;
-  bool conv = false, dense_a = false, dense_b = false, rows_merge = true;
-  // offload: the accelerator region (operands: its inputs, targets: its outputs) and, when it
-  // runs asynchronously, the step before which it is waited for (steps().size(): at the end).
-  int region = -1, wait_at = -1;
-  int int8 = -1;  // int8 ops: index of the Int8Step (runtime/int8_steps.hpp)
-};
 
 /// A heap buffer of floats aligned to kAlignment (packed weights, folded constants): the GEMM's
 /// batch-1 path reads packed panels much faster from whole cache lines.
@@ -249,273 +193,32 @@ class Executable {
     return out;
   }
 
-  // ---- lowering ---------------------------------------------------------------------------
-  /// How `node` is read over `loop`. With unit_dim >= 0 the strides are computed over `loop`
-  /// without that dimension and a stride-0 dimension is inserted there (a vector operand of a
-  /// matmul gets an explicit M = 1 that NumPy alignment would put in the wrong place).
-  ValueSpec spec_over(int node, const Shape& loop, int unit_dim = -1) const {
-    const passes::Layout& l = fusion_->layouts[node];
-    const Node& n = (*graph_)[node];
-    if (unit_dim < 0) return ValueSpec{l.base, l.offset, passes::operand_strides(n.shape, l, loop), n.dtype};
-    Shape real;
-    for (int d = 0; d < loop.rank(); ++d)
-      if (d != unit_dim) real.push_back(loop[d]);
-    const Strides st = passes::operand_strides(n.shape, l, real);
-    Strides out;
-    for (int d = 0, k = 0; d < loop.rank(); ++d) out[d] = d == unit_dim ? 0 : st[k++];
-    return ValueSpec{l.base, l.offset, out, n.dtype};
-  }
-  int add_spec(const ValueSpec& s) {
-    specs_.push_back(s);
-    return static_cast<int>(specs_.size()) - 1;
-  }
-
-  void lower() {
-    const Graph& g = *graph_;
-    const passes::Fusion& f = *fusion_;
-    steps_.clear();
-    code_.clear();
-    specs_.clear();
-    int8_.clear();
-    lower_status_ = Status();
-    int8_.reserve(static_cast<std::size_t>(f.num_groups));  // steps point into their own buffers
-    for (int k = 0; k < f.num_groups; ++k) {
-      const int gi = f.order[k];
-      const passes::Group& grp = f.groups[gi];
-      Step s;
-      s.kind = grp.kind;
-      s.group = gi;
-      s.node = grp.root;
-      if (s.node < 0)
-        for (int i = 0; i < g.size() && s.node < 0; ++i)
-          if (f.group_of[i] == gi) s.node = i;
-      switch (grp.kind) {
-        case passes::GroupKind::elementwise: lower_program(s, grp.loop); break;
-        case passes::GroupKind::reduce:
-        case passes::GroupKind::softmax: {
-          const Node& r = g[grp.root];
-          s.rk = r.rk;
-          s.axis = r.axis;
-          s.log = r.op == Op::log_softmax;
-          const Shape& in_shape = g[r.inputs[0]].shape;
-          lower_program(s, in_shape);
-          if (s.code_size == 0) {  // no producers: the kernel reads the input value directly
-            s.op_begin = static_cast<int>(specs_.size());
-            add_spec(spec_over(r.inputs[0], in_shape));
-            s.num_ops = 1;
-          }
-          s.loop = in_shape;
-          break;
-        }
-        case passes::GroupKind::gemm:
-          if (g[grp.root].op == Op::conv2d) lower_conv(s, grp);
-          else lower_gemm(s, grp);
-          break;
-        case passes::GroupKind::window: {
-          const Node& n = g[grp.root];
-          const passes::Layout& l = f.layouts[n.inputs[0]];
-          s.a = ValueSpec{l.base, l.offset, l.strides, DType::f32};
-          s.dense_a = l.strides[3] != 1;
-          s.loop = n.shape;
-          break;
-        }
-        case passes::GroupKind::offload: lower_offload(s, grp); break;
-        case passes::GroupKind::int8: {
-          s.int8 = static_cast<int>(int8_.size());
-          int8_.emplace_back();
-          const Status st = lower_int8(g, f, grp.root, int8_.back());
-          if (!st.ok() && lower_status_.ok()) lower_status_ = st;
-          s.loop = g[grp.root].shape;
-          break;
-        }
-        case passes::GroupKind::concat:
-        case passes::GroupKind::copy: {
-          const Node& n = g[grp.root];
-          s.op_begin = static_cast<int>(specs_.size());
-          for (int in = 0; in < n.num_inputs; ++in) {
-            const Shape& is = g[n.inputs[in]].shape;
-            add_spec(spec_over(n.inputs[in], is));
-          }
-          s.num_ops = n.num_inputs;
-          s.loop = n.shape;
-          s.axis = n.axis;
-          break;
-        }
-      }
-      steps_.push_back(s);
+  // ---- lowering (runtime/lower.hpp, shared with the static runner) -------------------------
+  /// The lowering's sink: steps, specs and programs in vectors; constant weights prepacked once.
+  struct Sink {
+    Executable& e;
+    int add_spec(const ValueSpec& s) {
+      e.specs_.push_back(s);
+      return static_cast<int>(e.specs_.size()) - 1;
     }
-  }
-
-  void lower_program(Step& s, const Shape& loop, int acc = -1, const bool* in_registers = nullptr,
-                     int unit_dim = -1) {
-    const Graph& g = *graph_;
-    std::vector<kernels::EwInstr> code(4 * static_cast<std::size_t>(g.size()) + 8);
-    int cs = 0, no = 0, nt = 0;
-    int ops[kMaxNodes]{}, tgts[kMaxNodes]{};
-    const int regs = passes::build_program(g, *fusion_, s.group, code.data(), static_cast<int>(code.size()), cs, ops,
-                                           no, tgts, nt, acc, in_registers);
-    s.loop = loop;
-    s.num_regs = regs;
-    s.code_begin = static_cast<int>(code_.size());
-    s.code_size = cs;
-    code_.insert(code_.end(), code.begin(), code.begin() + cs);
-    s.op_begin = static_cast<int>(specs_.size());
-    for (int k = 0; k < no; ++k) add_spec(spec_over(ops[k], loop, unit_dim));
-    s.num_ops = no;
-    s.tgt_begin = static_cast<int>(specs_.size());
-    for (int k = 0; k < nt; ++k) add_spec(spec_over(tgts[k], loop, unit_dim));
-    s.num_tgts = nt;
-    // Members without producers in reduce groups: the program is just "load, store" — drop it so
-    // the kernel reads the value directly.
-    if ((s.kind == passes::GroupKind::reduce || s.kind == passes::GroupKind::softmax) && cs == 0) {
-      s.num_ops = 0;
-      s.num_tgts = 0;
+    const ValueSpec& spec(int k) const { return e.specs_[static_cast<std::size_t>(k)]; }
+    int num_specs() const { return static_cast<int>(e.specs_.size()); }
+    kernels::EwInstr* code_space(int& begin, int& cap) {
+      begin = static_cast<int>(e.code_.size());
+      cap = 4 * e.graph_->size() + 8;
+      e.code_.resize(e.code_.size() + static_cast<std::size_t>(cap));
+      return e.code_.data() + begin;
     }
-  }
-
-  void lower_gemm(Step& s, const passes::Group& grp) {
-    const Graph& g = *graph_;
-    const passes::Fusion& f = *fusion_;
-    const Node& mm = g[grp.root];
-    const Node& an = g[mm.inputs[0]];
-    const Node& bn = g[mm.inputs[1]];
-    const Shape& out = mm.shape;
-    s.K = an.shape.back();
-    s.N = out.back();
-    s.M = an.shape.rank() >= 2 ? an.shape[an.shape.rank() - 2] : 1;
-    // Virtual shapes with explicit batch: [batch..., M, N], A over [batch..., M, K], B over [batch..., K, N].
-    Shape batch;
-    const int out_batch = an.shape.rank() >= 2 ? out.rank() - 2 : out.rank() - 1;
-    for (int d = 0; d < out_batch; ++d) batch.push_back(out[d]);
-    Shape va = batch, vb = batch, vo = batch;
-    va.push_back(s.M);
-    va.push_back(s.K);
-    vo.push_back(s.M);
-    vo.push_back(s.N);
-    vb.push_back(mm.trans_b ? s.N : s.K);
-    vb.push_back(mm.trans_b ? s.K : s.N);
-    const passes::Layout& la = f.layouts[mm.inputs[0]];
-    const passes::Layout& lb = f.layouts[mm.inputs[1]];
-    s.a = ValueSpec{la.base, la.offset, passes::operand_strides(an.shape, la, va), an.dtype};
-    s.b = ValueSpec{lb.base, lb.offset, passes::operand_strides(bn.shape, lb, vb), bn.dtype};
-    if (mm.trans_b) {  // present B as [.., K, N] by swapping the last two strides
-      const int r = vb.rank();
-      const index_t t = s.b.strides[r - 1];
-      s.b.strides[r - 1] = s.b.strides[r - 2];
-      s.b.strides[r - 2] = t;
+    void commit_code(int n) { e.code_.resize(e.code_.size() - static_cast<std::size_t>(4 * e.graph_->size() + 8 - n)); }
+    int prepack_matmul(const Graph& g, int base, index_t offset, index_t K, index_t N, index_t rs, index_t cs) {
+      const float* bp = static_cast<const float*>(g[base].data) + offset;
+      AlignedFloats packed(kernels::packed_b_size(K, N));
+      kernels::pack_b(K, N, kernels::MatrixRef{bp, rs, cs}, packed.data());
+      e.packed_.push_back(std::move(packed));
+      return static_cast<int>(e.packed_.size()) - 1;
     }
-
-    // A vector `a` has no M dimension in the result: specs over vo get an explicit unit M.
-    const int unit_dim = an.shape.rank() == 1 ? vo.rank() - 2 : -1;
-
-    // Epilogue: bias and clamp in registers when they are a private chain off the matmul.
-    lower_epilogue(s, grp.root, vo, unit_dim);
-    s.loop = vo;
-    s.batch = batch;
-
-    // One GEMM over (batch x M) rows when B and every other operand are batch-invariant or merge.
-    // Prepack B once when it is a constant shared by all batches.
-    bool b_shared = true;
-    for (int d = 0; d < batch.rank(); ++d) b_shared = b_shared && s.b.strides[d] == 0;
-    if (b_shared && g[lb.base].op == Op::constant && bn.dtype == DType::f32) {
-      const int r = vb.rank();
-      const float* bp = static_cast<const float*>(g[lb.base].data) + lb.offset;
-      AlignedFloats packed(kernels::packed_b_size(s.K, s.N));
-      kernels::pack_b(s.K, s.N, kernels::MatrixRef{bp, s.b.strides[r - 2], s.b.strides[r - 1]}, packed.data());
-      packed_.push_back(std::move(packed));
-      s.packed = static_cast<int>(packed_.size()) - 1;
-    }
-    if (batch.rank() > 0 && b_shared) {
-      bool merge = mergeable(s.a.strides, vo) && mergeable(s.c.strides, vo);
-      for (int k = 0; k < s.num_ops; ++k) merge = merge && mergeable(specs_[s.op_begin + k].strides, vo);
-      for (int k = 0; k < s.num_tgts; ++k) merge = merge && mergeable(specs_[s.tgt_begin + k].strides, vo);
-      if (s.bias >= 0) merge = merge && mergeable(specs_[s.bias].strides, vo);
-      if (merge) {
-        s.M *= batch.numel();
-        s.batch = Shape();
-      }
-    }
-  }
-
-  /// The epilogue of a gemm group (matmul or conv2d root) computing C over `vo`: bias and clamp in
-  /// the micro-kernel's registers when they are a private chain off the root, the rest of the
-  /// group as the tail program on each finished block; sets s.bias, s.clamp, the program and s.c.
-  void lower_epilogue(Step& s, int root, const Shape& vo, int unit_dim) {
-    const Graph& g = *graph_;
-    const passes::Fusion& f = *fusion_;
-    int uses[kMaxNodes]{};
-    g.count_uses(uses);
-    bool in_regs[kMaxNodes]{};
-    int acc = root;
-    auto sole_user_in_group = [&](int id) {
-      if (uses[id] != 1 || g.is_output(id)) return -1;
-      for (int u = id + 1; u < g.size(); ++u)
-        for (int k = 0; k < g[u].num_inputs; ++k)
-          if (g[u].inputs[k] == id) return f.group_of[u] == s.group ? u : -1;
-      return -1;
-    };
-    int next = sole_user_in_group(acc);
-    if (next >= 0 && g[next].op == Op::elementwise && g[next].fn == EwFn::add) {
-      const int other = g[next].inputs[0] == acc ? g[next].inputs[1] : g[next].inputs[0];
-      // The bias must come from outside: a value this group's own epilogue computes does not
-      // exist yet when the micro-kernel adds it.
-      if (other != acc && g[other].op != Op::scalar && g[other].dtype == DType::f32 &&
-          f.group_of[f.layouts[other].base] != s.group) {
-        const ValueSpec bias = spec_over(other, vo, unit_dim);
-        bool vector = bias.strides[vo.rank() - 1] == 1 || s.N == 1;
-        for (int d = 0; d + 1 < vo.rank(); ++d) vector = vector && bias.strides[d] == 0;
-        if (vector) {
-          s.bias = add_spec(bias);
-          in_regs[next] = true;
-          acc = next;
-          next = sole_user_in_group(acc);
-        }
-      }
-    }
-    if (next >= 0 && g[next].op == Op::elementwise) {
-      const EwFn fn = g[next].fn;
-      const float inf = __builtin_huge_valf();
-      // clamp with lo > hi gives hi everywhere (torch.clamp): left to the general epilogue.
-      if (fn == EwFn::relu || fn == EwFn::relu6 || (fn == EwFn::clamp && g[next].p0 <= g[next].p1)) {
-        s.clamp = true;
-        s.lo = fn == EwFn::clamp ? g[next].p0 : 0.f;
-        s.hi = fn == EwFn::relu ? inf : fn == EwFn::relu6 ? 6.f : g[next].p1;
-        in_regs[next] = true;
-        acc = next;
-      }
-    }
-    lower_program(s, vo, acc, in_regs, unit_dim);
-    // Where C lands: the acc node's own buffer if it is stored, else the first target of the tail.
-    const int c_node = s.num_tgts > 0 && !(passes::is_group_output(g, f, acc) && f.layouts[acc].base == acc)
-                           ? -2
-                           : acc;
-    if (c_node == -2) s.c = specs_[static_cast<std::size_t>(s.tgt_begin)];
-    else s.c = spec_over(acc, vo, unit_dim);
-  }
-
-  /// conv2d: the input and weight as the conv kernel reads them, the weight prepacked when it is a
-  /// constant, and the GEMM epilogue over the output [N, OH, OW, O] (rows = output pixels).
-  void lower_conv(Step& s, const passes::Group& grp) {
-    const Graph& g = *graph_;
-    const passes::Fusion& f = *fusion_;
-    const Node& cv = g[grp.root];
-    const Shape& xs = g[cv.inputs[0]].shape;
-    const Node& wn = g[cv.inputs[1]];
-    s.conv = true;
-    s.window = window_geometry(cv, xs);
-    const kernels::WindowGeometry& geo = s.window;
-    s.M = geo.rows();
-    s.N = geo.out_c;
-    s.K = geo.depth();
-    const passes::Layout& la = f.layouts[cv.inputs[0]];
-    const passes::Layout& lb = f.layouts[cv.inputs[1]];
-    s.a = ValueSpec{la.base, la.offset, la.strides, DType::f32};
-    s.b = ValueSpec{lb.base, lb.offset, lb.strides, DType::f32};
-    const bool even = s.a.strides[1] == xs[2] * s.a.strides[2] && s.a.strides[0] == xs[1] * s.a.strides[1];
-    s.dense_a = s.a.strides[3] != 1 ||
-                (kernels::conv_algorithm(geo) == kernels::ConvAlgorithm::pointwise && !even);
-    const bool w_dense = passes::is_contiguous(wn.shape, lb);
-    if (g[lb.base].op == Op::constant) {  // prepack once, like a linear layer's weight
+    int prepack_conv(const Graph& g, const Node& wn, const passes::Layout& lb, const kernels::WindowGeometry& geo,
+                     bool w_dense) {
       std::vector<float> dense;
       const float* w = static_cast<const float*>(g[lb.base].data) + lb.offset;
       if (!w_dense) {
@@ -525,69 +228,39 @@ class Executable {
       }
       AlignedFloats packed(kernels::conv_packed_weight_floats(geo));
       kernels::conv_pack_weights(geo, w, packed.data());
-      packed_.push_back(std::move(packed));
-      s.packed = static_cast<int>(packed_.size()) - 1;
-    } else {
-      s.dense_b = !w_dense;
+      e.packed_.push_back(std::move(packed));
+      return static_cast<int>(e.packed_.size()) - 1;
     }
-    const Shape& vo = cv.shape;
-    lower_epilogue(s, grp.root, vo, -1);
-    s.loop = vo;
-    s.rows_merge = true;
-    index_t rs = 0;
-    for (int k = 1; k < s.num_ops; ++k) s.rows_merge = s.rows_merge && pixel_row_stride(specs_[s.op_begin + k].strides, vo, rs);
-    for (int k = 0; k < s.num_tgts; ++k) s.rows_merge = s.rows_merge && pixel_row_stride(specs_[s.tgt_begin + k].strides, vo, rs);
-  }
-
-  /// Whether a value with these strides over an NHWC loop `vo` steps by one stride `rs` from one
-  /// output pixel (row of the conv's [N*OH*OW, C] matrix) to the next. Broadcast strides of unit
-  /// extents are 0, so the stride comes from the innermost non-unit pixel dimension.
-  static bool pixel_row_stride(const Strides& st, const Shape& vo, index_t& rs) {
-    rs = 0;
-    index_t span = 1;  // pixels per step of dimension d
-    bool found = false;
-    for (int d = 2; d >= 0; --d) {
-      if (vo[d] == 1) continue;
-      if (!found) {
-        rs = st[d];
-        found = true;
-      } else if (st[d] != rs * span) {
-        return false;
-      }
-      span *= vo[d];
+    int lower_int8(const Graph& g, const passes::Fusion& f, int root) {
+      e.int8_.emplace_back();
+      const Status st = runtime::lower_int8(g, f, root, e.int8_.back());
+      if (!st.ok() && e.lower_status_.ok()) e.lower_status_ = st;
+      return static_cast<int>(e.int8_.size()) - 1;
     }
-    return true;
+    bool direct_weights() const { return false; }  // constant weights are prepacked instead
+    void lower_offload(Step& s, const passes::Group& grp) { e.lower_offload(s, grp); }
+    void add_step(const Step& s) { e.steps_.push_back(s); }
+  };
+  // For the offload fragment (executable_offload.hpp): specs as the shared lowering makes them.
+  int add_spec(const ValueSpec& v) { return Sink{*this}.add_spec(v); }
+  ValueSpec spec_over(int node, const Shape& loop) {
+    Sink sink{*this};
+    return Lowering<Sink>(*graph_, *fusion_, sink).spec_over(node, loop);
   }
-
-  /// Floats of a dense copy of n floats, rounded so what follows it stays 64-byte aligned.
-  static std::size_t aligned_floats(index_t n) {
-    return align_up(static_cast<std::size_t>(n) * sizeof(float)) / sizeof(float);
+  void lower() {
+    steps_.clear();
+    code_.clear();
+    specs_.clear();
+    int8_.clear();
+    lower_status_ = Status();
+    int8_.reserve(static_cast<std::size_t>(fusion_->num_groups));  // steps point into their own buffers
+    Sink sink{*this};
+    lower_groups(*graph_, *fusion_, sink);
   }
-
-  /// Whether rows (batch..., M) of a value with these strides over `vo` form one strided run.
-  static bool mergeable(const Strides& st, const Shape& vo) {
-    const int r = vo.rank();
-    for (int d = r - 3; d >= 0; --d) {
-      // the stride of dim d must equal stride(d+1) * extent(d+1) (or the dim is trivial)
-      if (vo[d] == 1) continue;
-      if (st[d] != st[d + 1] * vo[d + 1]) return false;
-    }
-    return true;
-  }
-
   std::size_t workspace_bytes(const Step& s) const {
-    const Graph& g = *graph_;
     if (s.kind == passes::GroupKind::offload) return offload_workspace_bytes(s);
     if (s.kind == passes::GroupKind::int8) return int8_[static_cast<std::size_t>(s.int8)].workspace_bytes;
-    if (s.conv || s.kind == passes::GroupKind::window) {
-      std::size_t n = 0;
-      if (s.dense_a) n += aligned_floats(g[g[s.node].inputs[0]].shape.numel());
-      if (s.dense_b) n += aligned_floats(g[g[s.node].inputs[1]].shape.numel());
-      if (s.conv) n += kernels::conv_workspace_floats(s.window, s.packed >= 0);
-      return n * sizeof(float);
-    }
-    if (s.kind != passes::GroupKind::gemm) return 0;
-    return kernels::gemm_workspace_size(s.M, s.N, s.K, s.packed >= 0) * sizeof(float);
+    return step_workspace_bytes(*graph_, s);
   }
 
   Loc locate(int base, index_t offset, DType t) const {
@@ -629,11 +302,7 @@ class Executable {
     return nullptr;
   }
 
-  // ---- execution ---------------------------------------------------------------------------
-  float* workspace(const Bindings& b, const Step& s) const {
-    if (s.workspace_slot < 0) return nullptr;
-    return reinterpret_cast<float*>(b.arena + mem_->slot_offset[s.workspace_slot]);
-  }
+  // ---- execution (runtime/step_run.hpp, shared with the static runner) ----------------------
   const char* base_ptr(const Bindings& b, int base) const {
     const passes::Placement& p = mem_->place[base];
     switch (p.kind) {
@@ -650,98 +319,32 @@ class Executable {
   const char* ptr(const Bindings& b, int base, index_t offset, DType t) const {
     return base_ptr(b, base) + offset * dtype_size(t);
   }
-  kernels::EwOperand operand(const Bindings& b, const ValueSpec& v) const {
-    return kernels::EwOperand{ptr(b, v.base, v.offset, v.dtype), v.dtype, v.strides};
-  }
-  kernels::EwTarget target(const Bindings& b, const ValueSpec& v) const {
-    return kernels::EwTarget{const_cast<char*>(ptr(b, v.base, v.offset, v.dtype)), v.dtype, v.strides};
-  }
-  kernels::EwProgram program(const Step& s) const {
-    return kernels::EwProgram{code_.data() + s.code_begin, s.code_size, s.num_regs};
-  }
 
-  /// Operand arrays left uninitialised: a step fills only what it uses, and zeroing ~3 KiB per
-  /// step was a fifth of a batch-1 MLP's run time. (Both types are trivially copyable, so
-  /// assigning an element starts its lifetime.)
-  union OperandSlots {
-    OperandSlots() {}
-    kernels::EwOperand v[kernels::kEwMaxOperands];
-  };
-  union TargetSlots {
-    TargetSlots() {}
-    kernels::EwTarget v[kernels::kEwMaxOperands];
+  /// Where a step's values are during one run (the Env of runtime/step_run.hpp).
+  struct Env {
+    const Executable& e;
+    Bindings b;
+    const char* ptr(int base, index_t offset, DType t) const { return e.ptr(b, base, offset, t); }
+    const char* at(const Loc& l) const { return Executable::at(b, l); }
+    const ValueSpec& spec(int k) const { return e.specs_[static_cast<std::size_t>(k)]; }
+    kernels::EwProgram program(const Step& s) const {
+      return kernels::EwProgram{e.code_.data() + s.code_begin, s.code_size, s.num_regs};
+    }
+    const float* packed(const Step& s) const {
+      return s.packed >= 0 ? e.packed_[static_cast<std::size_t>(s.packed)].data() : nullptr;
+    }
+    float* workspace(const Step& s) const {
+      if (s.workspace_slot < 0) return nullptr;
+      return reinterpret_cast<float*>(b.arena + e.mem_->slot_offset[s.workspace_slot]);
+    }
+    const Node& root(const Step& s) const { return (*e.graph_)[s.node]; }
+    const Shape& input_shape(const Step& s, int k) const { return (*e.graph_)[root(s).inputs[k]].shape; }
+    void int8(const Step& s) const { e.run_int8_step(s, b); }
   };
 
-  void run_step(const Step& s, const Bindings& b) const {
-    if (s.kind == passes::GroupKind::gemm) {
-      if (s.conv) run_conv(s, b);
-      else run_gemm(s, b);
-      return;
-    }
-    if (s.kind == passes::GroupKind::window) {
-      const Node& n = (*graph_)[s.node];
-      const Shape& xs = (*graph_)[n.inputs[0]].shape;
-      float* ws = workspace(b, s);
-      run_window_op(n, xs, nhwc_input(b, s.a, xs, s.dense_a, ws), reinterpret_cast<float*>(const_cast<char*>(base_ptr(b, s.node))));
-      return;
-    }
-    OperandSlots op_slots;
-    TargetSlots tgt_slots;
-    kernels::EwOperand* ops = op_slots.v;
-    kernels::EwTarget* tgts = tgt_slots.v;
-    switch (s.kind) {
-      case passes::GroupKind::elementwise: {
-        for (int k = 0; k < s.num_ops; ++k) ops[k] = operand(b, specs_[s.op_begin + k]);
-        for (int k = 0; k < s.num_tgts; ++k) tgts[k] = target(b, specs_[s.tgt_begin + k]);
-        kernels::ew_run(program(s), ops, s.num_ops, tgts, s.num_tgts, s.loop);
-        return;
-      }
-      case passes::GroupKind::reduce:
-      case passes::GroupKind::softmax: {
-        for (int k = 0; k < s.num_ops; ++k) ops[k] = operand(b, specs_[s.op_begin + k]);
-        const kernels::EwProgram p = program(s);
-        const kernels::EwProgram* prod = s.code_size ? &p : nullptr;
-        float* out = reinterpret_cast<float*>(const_cast<char*>(base_ptr(b, s.node)));
-        if (s.kind == passes::GroupKind::reduce)
-          kernels::reduce_run(s.rk, prod, ops, s.num_ops, s.loop, s.axis, out);
-        else
-          kernels::softmax_run(s.log, prod, ops, s.num_ops, s.loop, s.axis, out);
-        return;
-      }
-      case passes::GroupKind::copy: {
-        const ValueSpec& in = specs_[s.op_begin];
-        const Node& n = (*graph_)[s.node];
-        const Shape& is = (*graph_)[n.inputs[0]].shape;
-        if (n.op == Op::unslice) {
-          pad_strided(ptr(b, in.base, in.offset, in.dtype), in.strides, is, n, const_cast<char*>(base_ptr(b, s.node)));
-          return;
-        }
-        strided_copy(ptr(b, in.base, in.offset, in.dtype), n.dtype, is, in.strides,
-                     const_cast<char*>(base_ptr(b, s.node)));
-        return;
-      }
-      case passes::GroupKind::concat: {
-        const Node& n = (*graph_)[s.node];
-        const Strides os = contiguous_strides(n.shape);
-        char* out = const_cast<char*>(base_ptr(b, s.node));
-        index_t at = 0;
-        const SingleOpProgram p(EwFn::identity);
-        for (int k = 0; k < s.num_ops; ++k) {
-          const ValueSpec& in = specs_[s.op_begin + k];
-          const Shape& is = (*graph_)[n.inputs[k]].shape;
-          const kernels::EwOperand src = operand(b, in);
-          const kernels::EwTarget t{out + at * os[n.axis] * dtype_size(n.dtype), n.dtype, os};
-          kernels::ew_run(p.program(), &src, 1, &t, 1, is);
-          at += is[n.axis];
-        }
-        return;
-      }
-      case passes::GroupKind::int8: run_int8_step(s, b); return;
-      case passes::GroupKind::gemm:
-      case passes::GroupKind::window:
-      case passes::GroupKind::offload: return;  // handled above / by run_offloaded
-    }
-  }
+  float* workspace(const Bindings& b, const Step& s) const { return Env{*this, b}.workspace(s); }
+  void run_step(const Step& s, const Bindings& b) const { step_run::any(s, Env{*this, b}); }
+  void run_gemm(const Step& s, const Bindings& b) const { step_run::gemm(s, Env{*this, b}); }
 
   /// An int8 step: operands in place when dense, else copied into the workspace first.
   void run_int8_step(const Step& s, const Bindings& b) const {
@@ -761,169 +364,7 @@ class Executable {
     const void* x = dense(q.x);
     const void* x2 = dense(q.x2);
     const Status st = run_int8(q.call, x, x2, q.w, q.bias, const_cast<char*>(base_ptr(b, s.node)), scratch);
-    if (!st.ok()) fail(st);  // prepare_int8 checked the parameters at build time: not expected
-  }
-
-  struct TailContext {
-    const Executable* self;
-    const Step* step;
-    const Bindings* b;
-    index_t batch_index[kMaxRank];
-  };
-
-  static void tail(void* ctx, index_t i0, index_t j0, index_t m, index_t n, float* c, index_t ldc) {
-    const TailContext& t = *static_cast<const TailContext*>(ctx);
-    const Executable& e = *t.self;
-    const Step& s = *t.step;
-    const int r = s.loop.rank();
-    auto at = [&](const ValueSpec& v) {
-      index_t off = v.offset + i0 * v.strides[r - 2] + j0 * v.strides[r - 1];
-      for (int d = 0; d < s.batch.rank(); ++d) off += t.batch_index[d] * v.strides[d];
-      return e.ptr(*t.b, v.base, off, v.dtype);
-    };
-    auto two_d = [&](const ValueSpec& v) {
-      Strides st;
-      st[0] = v.strides[r - 2];
-      st[1] = v.strides[r - 1];
-      return st;
-    };
-    e.run_tail_block(s, c, ldc, Shape{m, n}, at, two_d);
-  }
-
-  /// Runs step `s`'s tail program on a finished block of C (rows x cols in `block`, row stride
-  /// ldc): operand 0 is the block, the other operands and the targets are addressed by `at`
-  /// (a ValueSpec's pointer at the block's origin) with 2-D strides from `two_d`.
-  template <class At, class TwoD>
-  void run_tail_block(const Step& s, float* c, index_t ldc, const Shape& block, At&& at, TwoD&& two_d) const {
-    OperandSlots op_slots;
-    TargetSlots tgt_slots;
-    kernels::EwOperand* ops = op_slots.v;
-    kernels::EwTarget* tgts = tgt_slots.v;
-    Strides cst;
-    cst[0] = ldc;
-    cst[1] = 1;
-    ops[0] = kernels::EwOperand{c, DType::f32, cst};  // operand 0 is the accumulator block
-    for (int k = 1; k < s.num_ops; ++k) {
-      const ValueSpec& v = specs_[s.op_begin + k];
-      ops[k] = kernels::EwOperand{at(v), v.dtype, two_d(v)};
-    }
-    for (int k = 0; k < s.num_tgts; ++k) {
-      const ValueSpec& v = specs_[s.tgt_begin + k];
-      tgts[k] = kernels::EwTarget{const_cast<char*>(at(v)), v.dtype, two_d(v)};
-    }
-    kernels::ew_run(program(s), ops, s.num_ops, tgts, s.num_tgts, block);
-  }
-
-  /// The tail of a conv step: blocks of output rows (pixels) are split into runs the operands'
-  /// strides can address in 2-D: the whole block when every operand's rows merge, else one
-  /// output row (fixed n, oh) at a time.
-  static void conv_tail(void* ctx, index_t i0, index_t j0, index_t m, index_t n, float* c, index_t ldc) {
-    const TailContext& t = *static_cast<const TailContext*>(ctx);
-    const Executable& e = *t.self;
-    const Step& s = *t.step;
-    const index_t OH = s.loop[1], OW = s.loop[2];
-    for (index_t i = i0; i < i0 + m;) {
-      const index_t ow = i % OW, oh = (i / OW) % OH, nb = i / (OW * OH);
-      const index_t len = s.rows_merge ? i0 + m - i : (OW - ow < i0 + m - i ? OW - ow : i0 + m - i);
-      // Rows of a run: merged (any pixel dimension's stride, see pixel_row_stride), or within one
-      // (n, oh), where the step is the W stride.
-      auto at = [&](const ValueSpec& v) {
-        const index_t off = v.offset + nb * v.strides[0] + oh * v.strides[1] + ow * v.strides[2] + j0 * v.strides[3];
-        return e.ptr(*t.b, v.base, off, v.dtype);
-      };
-      auto two_d = [&](const ValueSpec& v) {
-        Strides st;
-        st[0] = v.strides[2];
-        if (s.rows_merge) pixel_row_stride(v.strides, s.loop, st[0]);
-        st[1] = v.strides[3];
-        return st;
-      };
-      e.run_tail_block(s, c + (i - i0) * ldc, ldc, Shape{len, n}, at, two_d);
-      i += len;
-    }
-  }
-
-  /// An NHWC input as the window kernels read it: in place, or densely copied to `ws` (which then
-  /// advances past the copy) when the step needs it dense.
-  kernels::NhwcIn nhwc_input(const Bindings& b, const ValueSpec& v, const Shape& xs, bool dense, float*& ws) const {
-    const auto* p = reinterpret_cast<const float*>(ptr(b, v.base, v.offset, v.dtype));
-    if (!dense) return kernels::NhwcIn{p, v.strides[0], v.strides[1], v.strides[2]};
-    strided_copy(p, DType::f32, xs, v.strides, ws);
-    const kernels::NhwcIn x = kernels::dense_nhwc(ws, xs[1], xs[2], xs[3]);
-    ws += aligned_floats(xs.numel());
-    return x;
-  }
-
-  void run_conv(const Step& s, const Bindings& b) const {
-    const Graph& g = *graph_;
-    const Node& n = g[s.node];
-    const Shape& xs = g[n.inputs[0]].shape;
-    kernels::GemmEpilogue ep;
-    ep.clamp = s.clamp;
-    ep.lo = s.lo;
-    ep.hi = s.hi;
-    if (s.bias >= 0) {
-      const ValueSpec& v = specs_[static_cast<std::size_t>(s.bias)];
-      ep.bias = reinterpret_cast<const float*>(ptr(b, v.base, v.offset, v.dtype));
-    }
-    float* ws = workspace(b, s);
-    const kernels::NhwcIn x = nhwc_input(b, s.a, xs, s.dense_a, ws);
-    const float* packed = s.packed >= 0 ? packed_[static_cast<std::size_t>(s.packed)].data() : nullptr;
-    const float* w = packed ? nullptr : reinterpret_cast<const float*>(ptr(b, s.b.base, s.b.offset, s.b.dtype));
-    if (s.dense_b) {
-      const Shape& wsh = g[n.inputs[1]].shape;
-      strided_copy(w, DType::f32, wsh, s.b.strides, ws);
-      w = ws;
-      ws += aligned_floats(wsh.numel());
-    }
-    auto* c0 = reinterpret_cast<float*>(const_cast<char*>(ptr(b, s.c.base, s.c.offset, s.c.dtype)));
-    TailContext tc{this, &s, &b, {}};
-    if (s.code_size > 0) {
-      ep.tail = &Executable::conv_tail;
-      ep.ctx = &tc;
-    }
-    kernels::conv2d(s.window, x, w, packed, c0, s.N, ep, ws);  // C is a dense [N, OH, OW, O] buffer
-  }
-
-  void run_gemm(const Step& s, const Bindings& b) const {
-    const int r = s.loop.rank();
-    kernels::GemmEpilogue ep;
-    ep.clamp = s.clamp;
-    ep.lo = s.lo;
-    ep.hi = s.hi;
-    if (s.bias >= 0) ep.bias = reinterpret_cast<const float*>(at(b, s.bias_at));
-    const float* packed = s.packed >= 0 ? packed_[static_cast<std::size_t>(s.packed)].data() : nullptr;
-    float* ws = s.workspace_bytes >= 0 ? reinterpret_cast<float*>(b.arena + s.workspace_bytes) : nullptr;
-    const auto* a0 = reinterpret_cast<const float*>(at(b, s.a_at));
-    const auto* b0 = packed ? nullptr : reinterpret_cast<const float*>(at(b, s.b_at));
-    auto* c0 = reinterpret_cast<float*>(const_cast<char*>(at(b, s.c_at)));
-    const index_t ldc = s.M == 1 ? s.N : s.c.strides[r - 2];
-    if (s.batch.rank() == 0 && s.code_size == 0) {  // the common case: one launch, no tail
-      kernels::gemm(s.M, s.N, s.K, kernels::MatrixRef{a0, s.a.strides[r - 2], s.a.strides[r - 1]},
-                    kernels::MatrixRef{b0, s.b.strides[r - 2], s.b.strides[r - 1]}, packed, c0, ldc, ep, ws);
-      return;
-    }
-    TailContext tc{this, &s, &b, {}};
-    if (s.code_size > 0) {
-      ep.tail = &Executable::tail;
-      ep.ctx = &tc;
-    }
-    const index_t nb = s.batch.numel();
-    for (index_t t = 0; t < nb; ++t) {
-      index_t ao = 0, bo = 0, co = 0;
-      for (int d = 0; d < s.batch.rank(); ++d) {
-        ao += tc.batch_index[d] * s.a.strides[d];
-        bo += tc.batch_index[d] * s.b.strides[d];
-        co += tc.batch_index[d] * s.c.strides[d];
-      }
-      const kernels::MatrixRef A{a0 + ao, s.a.strides[r - 2], s.a.strides[r - 1]};
-      const kernels::MatrixRef B{b0 ? b0 + bo : nullptr, s.b.strides[r - 2], s.b.strides[r - 1]};
-      kernels::gemm(s.M, s.N, s.K, A, B, packed, c0 + co, ldc, ep, ws);
-      for (int d = s.batch.rank() - 1; d >= 0; --d) {
-        if (++tc.batch_index[d] < s.batch[d]) break;
-        tc.batch_index[d] = 0;
-      }
-    }
+    if (!st.ok()) fail(st);  // shapes were checked when the plan was built: not expected
   }
 
   std::unique_ptr<Graph> graph_;

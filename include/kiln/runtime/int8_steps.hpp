@@ -280,9 +280,6 @@ inline void run_int8_node(const Node& n, const void* const* in, const Shape* in_
   if (!s.ok()) fail(s);
 }
 
-#ifndef KILN_NO_HEAP
-// ---- compiled ---------------------------------------------------------------------------------
-
 /// An activation operand of a compiled int8 step: where it lives (a base node's buffer, element
 /// offset, strides over its own shape) and whether the kernel can read it in place.
 struct Int8Operand {
@@ -293,6 +290,9 @@ struct Int8Operand {
   Shape shape;
   bool dense = true;
 };
+
+#ifndef KILN_NO_HEAP
+// ---- compiled ---------------------------------------------------------------------------------
 
 /// An int8 node lowered once for the Executable.
 struct Int8Step {

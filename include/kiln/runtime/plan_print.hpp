@@ -74,9 +74,6 @@ inline void print_plan(std::ostream& os, const Executable& x) {
       if (s.bias >= 0) os << ", bias in registers";
       if (s.clamp) os << ", clamp [" << s.lo << ", " << s.hi << "] in registers";
       if (s.code_size) os << ", epilogue of " << s.code_size << " instructions on each finished block";
-    } else if (s.kind == passes::GroupKind::offload) {
-      os << "; region r" << s.region << ", " << s.num_ops << " input(s), " << s.num_tgts << " output(s)";
-      if (s.wait_at >= 0) os << ", submitted, waited for before k" << s.wait_at;
     } else if (s.kind == passes::GroupKind::int8) {
       const Int8Call& c = x.int8_steps()[static_cast<std::size_t>(s.int8)].call;
       os << "; " << op_name(c.op);
@@ -85,6 +82,9 @@ inline void print_plan(std::ostream& os, const Executable& x) {
         os << (c.depthwise ? " depthwise" : "") << ", requantised per channel, output clamp [" << st.act_min << ", "
            << st.act_max << ']';
       }
+    } else if (s.kind == passes::GroupKind::offload) {
+      os << "; region r" << s.region << ", " << s.num_ops << " input(s), " << s.num_tgts << " output(s)";
+      if (s.wait_at >= 0) os << ", submitted, waited for before k" << s.wait_at;
     } else if (s.code_size) {
       os << "; program of " << s.code_size << " instructions, " << s.num_regs << " register tiles, " << s.num_ops
          << " loads, " << s.num_tgts << " stores";

@@ -11,8 +11,8 @@
 //
 // Weights are TensorViews over static data (their addresses are constants; an owning Tensor
 // cannot exist in a constant expression). A model that does not type-check stops the
-// compilation at the offending op: trace/static_error.hpp. The run path that executes such a plan comes with the firmware
-// issue; today the plan gives the graph, the fused groups and the activation arena.
+// compilation at the offending op: trace/static_error.hpp. runtime/static_run.hpp runs such a plan
+// (kiln::run<plan>(arena, in, out)); the arena includes every step's GEMM/conv scratch.
 #pragma once
 
 #include <tuple>
@@ -23,6 +23,7 @@
 #include "../passes/int8_workspace.hpp"
 #include "../passes/memory_plan.hpp"
 #include "../passes/simplify.hpp"
+#include "../runtime/lower.hpp"
 
 namespace kiln {
 
@@ -44,11 +45,14 @@ struct StaticPlan {
   passes::Fusion fusion;
   passes::MemoryPlan memory;
   int simplified = 0, cse = 0, dead = 0;
+  // The lowered schedule's sizes (runtime/static_run.hpp): program instructions, operand specs,
+  // int8 calls and their per-channel multipliers.
+  int code_size = 0, num_specs = 0, num_int8 = 0, int8_channels = 0;
 
   constexpr bool ok() const { return graph.ok(); }
   constexpr const Status& status() const { return graph.status(); }
-  /// Bytes of the one arena holding every intermediate (activations and int8 steps' scratch; GEMM
-  /// packing scratch comes with the static runner).
+  /// Bytes of the one arena holding every intermediate and every step's scratch (GEMM/conv
+  /// packing, dense copies): the whole RAM a run needs besides the caller's inputs and outputs.
   constexpr std::size_t arena_bytes() const { return memory.arena_bytes; }
   /// The most bytes live at any step: what no plan can go below.
   constexpr std::size_t lower_bound() const { return memory.lower_bound; }
@@ -113,10 +117,23 @@ constexpr StaticPlan plan(const Fn& fn, const Input<T>&... inputs) {
     report_static_trace_error(g.status());
     return p;
   }
+  // Lower once to learn each step's scratch (the static runner packs weights in the arena) and
+  // the schedule's sizes; the runner lowers again into arrays of exactly these sizes.
   std::size_t workspace[kMaxNodes]{};
-  for (int gi = 0; gi < p.fusion.num_groups; ++gi)  // int8 steps: strided operands, grouped convs
-    if (p.fusion.groups[gi].kind == passes::GroupKind::int8)
-      workspace[gi] = passes::int8_workspace_bytes(g, p.fusion.layouts, p.fusion.groups[gi].root);
+  // (int8 calls are only counted here; 4096 multipliers of scratch bound one call's channels.)
+  runtime::FixedSchedule<0, 8 * kMaxNodes + 64, 4 * kMaxNodes + 64, 0, 4096> lowered;
+  lowered.graph = &g;
+  lowered.workspace = workspace;
+  runtime::lower_groups(g, p.fusion, lowered);
+  if (!lowered.status.ok()) {
+    g.set_error(lowered.status);
+    report_static_trace_error(g.status());
+    return p;
+  }
+  p.code_size = lowered.code_size;
+  p.num_specs = lowered.spec_count;
+  p.num_int8 = lowered.num_int8;
+  p.int8_channels = static_cast<int>(lowered.total_channels);
   passes::plan_memory(g, p.fusion, workspace, p.memory);
   return p;
 }

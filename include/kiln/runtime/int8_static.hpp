@@ -1,0 +1,147 @@
+// kiln/runtime/int8_static.hpp — an int8 op of a compile-time plan lowered in a constant
+// expression for the static runner (runtime/static_run.hpp).
+//
+// prepare_int8 (runtime/int8_steps.hpp) runs at compile time: the per-channel Q31 multipliers and
+// shifts, ADD's and SOFTMAX's parameters and the fused activation's clamp become constants in
+// flash. Weight scales are read through the constant's typed pointer (Node::f32); weights and
+// bias are read where they lie at run time; a depthwise weight is re-laid out into the kernel's
+// [1, kh, kw, O] in the step's scratch, and strided activations are copied densely there.
+#pragma once
+
+#include "../passes/int8_workspace.hpp"
+#include "int8_steps.hpp"
+
+namespace kiln::runtime {
+
+/// A value an int8 step reads (runtime/int8_steps.hpp's operand: base node, element offset,
+/// strides over its own shape, whether the kernel reads it in place).
+using Int8Ref = Int8Operand;
+
+/// One int8 node, prepared at compile time. The call's multiplier/shift pointers are bound at
+/// run time to the schedule's arrays from `channel_begin`.
+struct StaticInt8 {
+  Int8Call call;
+  Int8Ref x, x2, w, bias;
+  index_t channel_begin = 0, channels = 0;
+  std::size_t scratch_bytes = 0;    // run_int8's own scratch (a grouped conv's slices), first
+  std::size_t workspace_bytes = 0;  // passes/int8_workspace.hpp's rule + the weight in the kernel's layout
+};
+
+constexpr Int8Ref int8_ref(const Graph& g, const passes::Fusion& f, int id) {
+  const passes::Layout& l = f.layouts[id];
+  return Int8Ref{l.base, l.offset, l.strides, g[id].dtype, g[id].shape, passes::is_contiguous(g[id].shape, l)};
+}
+constexpr std::size_t int8_copy_bytes(const Int8Ref& r) {
+  return r.base < 0 || r.dense ? 0 : align_up(static_cast<std::size_t>(r.shape.numel()) * dtype_size(r.dtype));
+}
+
+/// Points the call's output stage at its multipliers and shifts. (Member by member: GCC 12
+/// loses track of a constant built through a pointer to one of the stages.)
+constexpr void bind_int8_channels(Int8Call& c, const std::int32_t* mult, const std::int32_t* shift) {
+  if (c.op == Op::qlinear) {
+    c.fc.output.multiplier = mult;
+    c.fc.output.shift = shift;
+  } else if (c.op == Op::qconv2d && c.depthwise) {
+    c.dw.output.multiplier = mult;
+    c.dw.output.shift = shift;
+  } else if (c.op == Op::qconv2d) {
+    c.conv.output.multiplier = mult;
+    c.conv.output.shift = shift;
+  }
+}
+
+/// `c` with its output stages' multiplier/shift pointers null (bound at run time), built member
+/// by member: GCC 12 rejects a constant copied whole from an object that once held pointers to
+/// locals ("used in its own initializer"), even after they were reset.
+constexpr Int8Call without_channels(const Int8Call& c) {
+  auto stage = [](const kernels::int8::OutputStage& o) {
+    return kernels::int8::OutputStage{nullptr, nullptr, o.per_channel, o.output_offset, o.act_min, o.act_max};
+  };
+  Int8Call r;
+  r.op = c.op;
+  r.x = c.x;
+  r.x2 = c.x2;
+  r.w = c.w;
+  r.y = c.y;
+  r.in = c.in;
+  r.out = c.out;
+  r.depthwise = c.depthwise;
+  r.rk = c.rk;
+  r.fc = kernels::int8::FullyConnectedParams{c.fc.input_offset, stage(c.fc.output)};
+  r.conv = kernels::int8::Conv2DParams{c.conv.window, c.conv.input_offset, stage(c.conv.output)};
+  r.dw = kernels::int8::DepthwiseConv2DParams{c.dw.window, c.dw.depth_multiplier, c.dw.input_offset,
+                                              stage(c.dw.output)};
+  r.pool = c.pool;
+  r.add = c.add;
+  r.softmax = c.softmax;
+  return r;
+}
+
+/// Lowers int8 node `id`: `mult` / `shift` receive int8_channels() entries. Errors name the op.
+constexpr Status lower_int8_static(const Graph& g, const passes::Fusion& f, int id, StaticInt8& s,
+                                   std::int32_t* mult, std::int32_t* shift) {
+  const Node& n = g[id];
+  Shape in[kMaxInputs];
+  for (int k = 0; k < n.num_inputs; ++k) in[k] = g[n.inputs[k]].shape;
+  s.x = int8_ref(g, f, n.inputs[0]);
+  if (n.op == Op::qadd) s.x2 = int8_ref(g, f, n.inputs[1]);
+  const float* scales = nullptr;
+  if (n.op == Op::qlinear || n.op == Op::qconv2d) {
+    s.w = int8_ref(g, f, n.inputs[1]);
+    const Int8Ref sc = int8_ref(g, f, n.inputs[2]);
+    if (n.num_inputs == 4) s.bias = int8_ref(g, f, n.inputs[3]);
+    const bool constants = g[s.w.base].op == Op::constant && g[sc.base].op == Op::constant &&
+                           (n.num_inputs < 4 || g[s.bias.base].op == Op::constant);
+    if (!constants || !g[sc.base].f32 || !sc.dense || !s.bias.dense)
+      return Status(Errc::not_supported) << op_name(n.op) << ": the static runner needs the weight " << in[1]
+                                         << ", its scales and the bias as constants (scales and bias contiguous)";
+    scales = g[sc.base].f32 + sc.offset;
+    s.channels = int8_channels(n, in);
+  }
+  Int8Call call;
+  const Status st = prepare_int8(n, in, scales, mult, shift, call);
+  if (!st.ok()) return st;
+  s.call = without_channels(call);
+  if (s.call.depthwise) s.w.dense = false;  // re-laid out at run time
+  // The scratch every int8 step reserves (passes/int8_workspace.hpp: the grouped conv's slices,
+  // then dense copies of strided activations), then the weight this runner lays out from flash.
+  s.scratch_bytes = passes::int8_grouped_conv_bytes(n, in[0]);
+  s.workspace_bytes = passes::int8_workspace_bytes(g, f.layouts, id) + int8_copy_bytes(s.w);
+  return Status();
+}
+
+/// Runs a lowered int8 step: `at(base, offset, dtype)` resolves a value's address, `ws` is the
+/// step's scratch (workspace_bytes), `out` the node's buffer.
+template <class At>
+Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std::int32_t* shift, At&& at,
+                       char* ws, void* out) {
+  auto dense = [&](const Int8Ref& r) -> const void* {
+    if (r.base < 0) return nullptr;
+    const char* p = at(r.base, r.offset, r.dtype);
+    if (r.dense || !ws) return p;  // (the plan gives every copy its scratch)
+    strided_copy(p, r.dtype, r.shape, r.strides, ws);
+    const char* copy = ws;
+    ws += int8_copy_bytes(r);
+    return copy;
+  };
+  Int8Call c = q.call;
+  bind_int8_channels(c, mult + q.channel_begin, shift + q.channel_begin);
+  char* scratch = ws;  // run_int8's own scratch first (the same order as the Executable)
+  if (ws) ws += align_up(q.scratch_bytes);
+  const void* x = dense(q.x);
+  const void* x2 = dense(q.x2);
+  const std::int8_t* w = nullptr;
+  if (q.w.base >= 0 && c.depthwise && ws) {  // OHWI [O, kh, kw, 1] -> the kernel's [1, kh, kw, O]
+    auto* relaid = reinterpret_cast<std::int8_t*>(ws);
+    depthwise_weight_to_kernel_layout(reinterpret_cast<const std::int8_t*>(at(q.w.base, q.w.offset, q.w.dtype)),
+                                      q.w.shape, q.w.strides, relaid);
+    w = relaid;
+  } else if (q.w.base >= 0) {
+    w = static_cast<const std::int8_t*>(dense(q.w));
+  }
+  const auto* bias = q.bias.base >= 0 ? reinterpret_cast<const std::int32_t*>(at(q.bias.base, q.bias.offset, q.bias.dtype))
+                                      : nullptr;
+  return run_int8(c, x, x2, w, bias, out, scratch);
+}
+
+}  // namespace kiln::runtime
