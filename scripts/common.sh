@@ -2,8 +2,9 @@
 # Expects `set -euo pipefail` and the repository root as the working directory.
 
 # Debian packages kiln's scripts need. libeigen3-dev is optional for CMake (benchmarks
-# compare against Eigen when it is present) but the scripts install it.
-KILN_PACKAGES=(cmake make g++ clang libxsimd-dev xtl-dev doctest-dev libbenchmark-dev libeigen3-dev)
+# compare against Eigen when it is present) but the scripts install it. python3-sklearn is
+# data only: the 8x8 digits set (digits.csv.gz) the training and firmware examples use.
+KILN_PACKAGES=(cmake make g++ clang libxsimd-dev xtl-dev doctest-dev libbenchmark-dev libeigen3-dev python3-sklearn)
 # Only scripts/test.sh needs these: the Cortex-M4 firmware tests (bare-metal toolchain, newlib,
 # QEMU's mps2-an386 board).
 KILN_FIRMWARE_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev qemu-system-arm)

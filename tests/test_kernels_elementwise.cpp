@@ -9,6 +9,7 @@
 #include "kiln/kernels/elementwise.hpp"
 #endif
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -82,6 +83,18 @@ EwTarget f32_out(float* p, const Strides& s) { return {p, DType::f32, s}; }
 
 double ref_sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
+/// a rounded to `bits` significant bits, ties to even, with the quantum never below
+/// 2^(min_exp - bits) (subnormals) and inf beyond max_finite: IEEE rounding of a narrower
+/// format, computed with frexp/ldexp in double (independent of the kernels' bit tricks).
+double ref_round_format(double a, int bits, int min_exp, double max_finite) {
+  if (std::isnan(a) || std::isinf(a) || a == 0) return a;
+  int e = 0;
+  std::frexp(std::fabs(a), &e);  // |a| in [2^(e-1), 2^e)
+  const double q = std::ldexp(1.0, std::max(e, min_exp) - bits);
+  const double r = std::nearbyint(std::fabs(a) / q) * q;
+  return std::copysign(r > max_finite ? std::numeric_limits<double>::infinity() : r, a);
+}
+
 /// PyTorch semantics in double. For gelu_tanh, 0.5(1+tanh(u)) is evaluated as the identical
 /// 1/(1+exp(-2u)), and gelu_erf as 0.5 erfc(-x/sqrt2): the textbook forms lose all relative
 /// accuracy for x << 0 even in double.
@@ -116,6 +129,11 @@ double ref_fn(EwFn f, double a, double b, double c, double p0, double p1) {
       const double y = a < p0 ? p0 : a;
       return y > p1 ? p1 : y;
     }
+    case EwFn::round: return std::nearbyint(a);
+    case EwFn::floor: return std::floor(a);
+    case EwFn::round_f16: return ref_round_format(a, 11, -13, 65504.0);
+    case EwFn::round_bf16: return ref_round_format(a, 8, -125, 3.3895313892515355e38);
+    case EwFn::detach: return a;
     case EwFn::pow_scalar:
       if (p0 == 0.5) return std::sqrt(a);  // documented fast path: sqrt semantics (sqrt(-inf) = NaN)
       if (p0 == -0.5) return 1.0 / std::sqrt(a);
@@ -167,6 +185,7 @@ Tol tolerance(EwFn f, double p0) {
     case EwFn::leaky_relu: case EwFn::clamp: case EwFn::add: case EwFn::sub: case EwFn::mul:
     case EwFn::minimum: case EwFn::maximum: case EwFn::gt: case EwFn::lt: case EwFn::ge:
     case EwFn::le: case EwFn::eq: case EwFn::ne: case EwFn::where: case EwFn::sqrt:
+    case EwFn::round: case EwFn::floor: case EwFn::round_f16: case EwFn::round_bf16: case EwFn::detach:
       return {0, 0, 0, 0};
     // Correctly rounded on every ISA, so x / x == 1 exactly: xsimd 8.1 divides by reciprocal
     // estimate + Newton steps on all NEON (1-2 ulp), which ew_math replaces by vdivq_f32 on
@@ -307,7 +326,8 @@ constexpr EwFn kAllFns[] = {
     EwFn::rsqrt,    EwFn::tanh,    EwFn::sigmoid, EwFn::relu,  EwFn::relu6,      EwFn::leaky_relu,
     EwFn::gelu_tanh, EwFn::gelu_erf, EwFn::silu,  EwFn::clamp, EwFn::pow_scalar, EwFn::add,
     EwFn::sub,      EwFn::mul,     EwFn::div,     EwFn::minimum, EwFn::maximum,  EwFn::gt,
-    EwFn::lt,       EwFn::ge,      EwFn::le,      EwFn::eq,    EwFn::ne,         EwFn::where};
+    EwFn::lt,       EwFn::ge,      EwFn::le,      EwFn::eq,    EwFn::ne,         EwFn::where,
+    EwFn::round,    EwFn::floor,   EwFn::round_f16, EwFn::round_bf16, EwFn::detach};
 
 // ---------------------------------------------------------------- reference loop interpreter
 
@@ -443,6 +463,33 @@ TEST_CASE("every EwFn matches a double-precision reference (sizes 1, 3, 7, 17, 1
         CHECK(check_fn(f, aa, aa, cc, 0.f, 0.f) == 0);
       }
     }
+  }
+}
+
+TEST_CASE("round, floor, round_f16, round_bf16: ties, format boundaries, subnormals") {
+  // Halves (ties for round), values just either side of them, and the narrow formats' edges:
+  // 65504 (f16 max), 65519.99 (rounds down to it), 65520 (the tie that overflows to inf),
+  // 2^-24 (least f16 subnormal), 2^-25 (a tie: to 0), 3*2^-25 (a tie: to 2^-23), 2^-14 (least
+  // f16 normal) and its neighbours, bf16 ties (1 + 2^-8 to 1, 1 + 3*2^-8 up).
+  std::vector<float> v;
+  for (int k = -40; k <= 40; ++k) {
+    v.push_back(static_cast<float>(k) * 0.5f);
+    v.push_back(std::nextafter(static_cast<float>(k) * 0.5f, kInf));
+    v.push_back(std::nextafter(static_cast<float>(k) * 0.5f, -kInf));
+  }
+  for (float x : {65504.f, 65519.99f, 65520.f, 65536.f, 1e6f, 5.9604645e-08f, 2.9802322e-08f, 8.940697e-08f,
+                  6.1035156e-05f, 6.1035152e-05f, 6.103516e-05f, 1.00390625f, 1.01171875f, 3.4e38f, 1e-40f,
+                  8388607.5f, 8388608.f, 16777215.f, -0.f, kInf, kNaN}) {
+    v.push_back(x);
+    v.push_back(-x);
+  }
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> mant(1.f, 2.f);
+  std::uniform_int_distribution<int> ex(-30, 20);
+  for (int i = 0; i < 500; ++i) v.push_back((i % 2 ? -1.f : 1.f) * std::ldexp(mant(rng), ex(rng)));
+  for (EwFn f : {EwFn::round, EwFn::floor, EwFn::round_f16, EwFn::round_bf16}) {
+    INFO(ewfn_name(f));
+    CHECK(check_fn(f, v, v, v, 0.f, 0.f) == 0);
   }
 }
 

@@ -286,6 +286,11 @@ KILN_UNARY_OP(sigmoid, sigmoid)
 KILN_UNARY_OP(relu, relu)
 KILN_UNARY_OP(relu6, relu6)
 KILN_UNARY_OP(silu, silu)
+KILN_UNARY_OP(round, round)        // ties to even; no gradient
+KILN_UNARY_OP(floor, floor)        // no gradient
+KILN_UNARY_OP(round_f16, round_f16)    // to the nearest binary16 value: emulates f16 storage
+KILN_UNARY_OP(round_bf16, round_bf16)  // to the nearest bfloat16 value
+KILN_UNARY_OP(detach, detach)      // same values, no gradient (straight-through estimators)
 #undef KILN_UNARY_OP
 
 enum class GeluApprox { none, tanh };

@@ -176,6 +176,11 @@ enum class EwFn : std::uint8_t {
   gelu_erf,
   silu,
   clamp,       // p0 = lo, p1 = hi (NaN stays NaN)
+  round,       // to the nearest integer, ties to even (torch.round); no gradient
+  floor,       // no gradient
+  round_f16,   // to the nearest IEEE binary16 value (ties to even, overflow to inf): f16 storage
+  round_bf16,  // to the nearest bfloat16 value (ties to even): bf16 storage
+  detach,      // the value unchanged, no gradient (torch.detach): straight-through estimators
   pow_scalar,  // p0 = exponent
   // binary: f(a, b)
   add,
@@ -219,6 +224,11 @@ constexpr const char* ewfn_name(EwFn f) {
     case EwFn::gelu_erf: return "gelu_erf";
     case EwFn::silu: return "silu";
     case EwFn::clamp: return "clamp";
+    case EwFn::round: return "round";
+    case EwFn::floor: return "floor";
+    case EwFn::round_f16: return "round_f16";
+    case EwFn::round_bf16: return "round_bf16";
+    case EwFn::detach: return "detach";
     case EwFn::pow_scalar: return "pow";
     case EwFn::add: return "add";
     case EwFn::sub: return "sub";
@@ -2116,6 +2126,11 @@ constexpr bool elementwise_backward(GradBuilder& b, int id, int gy, int* contrib
       contrib[0] = b.ew(EwFn::mul, gy, b.ew(EwFn::add, left, right));
       return true;
     }
+    case EwFn::round:  // piecewise constant: zero almost everywhere, as torch.round
+    case EwFn::floor:
+    case EwFn::detach: return true;  // no contribution: the input gets no gradient from here
+    case EwFn::round_f16:  // a storage cast: the gradient passes as through x.half().float()
+    case EwFn::round_bf16: contrib[0] = gy; return true;
     case EwFn::pow_scalar:
       if (n.p0 == 0.f) contrib[0] = b.zeros(b.shape(id));
       else contrib[0] = b.ew(EwFn::mul, gy, b.mul_s(b.ew(EwFn::pow_scalar, x, -1, -1, n.p0 - 1.f), n.p0));
@@ -2428,6 +2443,12 @@ constexpr Status append_gradients(Graph& g, int loss, const int* wrt, int count,
 // armv7 NEON (32-bit Advanced SIMD) always flushes denormal operands and results to zero,
 // whatever FPSCR says, so the SIMD kernels do there too; aarch64, x86 and the scalar twins keep
 // denormals. Division and sqrt are not NEON on armv7 at all (ew_math.hpp).
+//
+// x86 stops at AVX2+FMA even when the compiler may use AVX-512 (-march=native on a Zen 4 or a
+// recent Xeon): the kernels' register tiles and tolerances are tuned and tested for 8 lanes, and
+// g++ 12.2 (Debian 12) cannot build xsimd's AVX-512 code under -Werror (its own intrinsics
+// header warns "__Y may be used uninitialized": GCC bug 105593, fixed in 12.3). Define
+// KILN_ENABLE_AVX512 to let xsimd pick AVX-512 anyway (untested).
 
 
 #if KILN_HAS_XSIMD
@@ -2444,13 +2465,19 @@ constexpr Status append_gradients(Graph& g, int loss, const int* wrt, int count,
 namespace kiln::kernels {
 
 #if KILN_SIMD
+#if defined(__AVX512F__) && !defined(KILN_ENABLE_AVX512) && defined(__FMA__)
+using simd_arch = xsimd::fma3<xsimd::avx2>;
+#elif defined(__AVX512F__) && !defined(KILN_ENABLE_AVX512)
+using simd_arch = xsimd::avx2;
+#else
 using simd_arch = xsimd::default_arch;
+#endif
 using fbatch = xsimd::batch<float, simd_arch>;
 using fmask = xsimd::batch_bool<float, simd_arch>;
 /// Floats per vector register.
 inline constexpr int kLanes = static_cast<int>(fbatch::size);
 /// Architectural vector registers (drives register tiling).
-#if defined(__aarch64__) || defined(__AVX512F__)
+#if defined(__aarch64__) || (defined(__AVX512F__) && defined(KILN_ENABLE_AVX512))
 inline constexpr int kVectorRegs = 32;
 #else
 inline constexpr int kVectorRegs = 16;
@@ -3758,6 +3785,31 @@ inline float clamp(float x, float lo, float hi) {
   return y > hi ? hi : y;
 }
 inline float pow(float x, float p) { return std::pow(x, p); }
+/// Ties to even in the default rounding mode, like the SIMD twin's 2^23 trick.
+inline float round(float x) { return std::nearbyint(x); }
+inline float floor(float x) { return std::floor(x); }
+/// Rounds the bit pattern to `drop` fewer mantissa bits, ties to even (the carry may reach the
+/// exponent: that is rounding up to the next binade, or to inf).
+inline float round_mantissa(float x, int drop) {
+  std::uint32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  b += ((1u << (drop - 1)) - 1u) + ((b >> drop) & 1u);
+  b &= ~((1u << drop) - 1u);
+  float r;
+  std::memcpy(&r, &b, sizeof r);
+  return r;
+}
+/// binary16: 11 significant bits from 2^-14 up, multiples of 2^-24 below (the subnormals: adding
+/// and removing 0.75, whose ulp is 2^-24, rounds to them), inf beyond 65504.
+inline float round_f16(float x) {
+  if (x != x) return x;
+  const float ax = std::fabs(x);
+  float r = ax < 6.103515625e-05f ? (ax + 0.75f) - 0.75f : round_mantissa(ax, 13);
+  if (r > 65504.f) r = kInf;
+  return std::copysign(r, x);
+}
+inline float round_bf16(float x) { return x != x ? x : round_mantissa(x, 16); }
+inline float detach(float x) { return x; }
 inline float minimum(float a, float b) { return a != a ? a : (a < b ? a : b); }
 inline float maximum(float a, float b) { return a != a ? a : (a > b ? a : b); }
 inline float where(float c, float a, float b) { return c != 0.f ? a : b; }
@@ -3879,6 +3931,32 @@ inline fbatch sigmoid(fbatch x) {
   return div(fbatch(1.f), fbatch(1.f) + detail::exp_normal_range(e));
 }
 inline fbatch relu(fbatch x) { return xsimd::select(x < fbatch(0.f), fbatch(0.f), x); }
+/// Ties to even on every ISA: below 2^23, adding and removing 2^23 leaves an integer (the FPU
+/// rounds to nearest even); from 2^23 up every float is an integer. The sign is or-ed back so
+/// that -0.4 gives -0 as std::nearbyint does; NaN and inf pass.
+inline fbatch round(fbatch x) {
+  const fbatch ax = xsimd::abs(x), big(8388608.f);
+  return xsimd::select(ax < big, (ax + big) - big, ax) | (x & fbatch(-0.f));
+}
+inline fbatch floor(fbatch x) {
+  const fbatch r = round(x);
+  return xsimd::select(r > x, r - fbatch(1.f), r);
+}
+/// The scalar round_mantissa on the vector's bit patterns (int32 lanes: the same bits).
+inline fbatch round_mantissa(fbatch x, int drop) {
+  ibatch b = xsimd::bitwise_cast<ibatch>(x);
+  b = b + ibatch((1 << (drop - 1)) - 1) + ((b >> drop) & ibatch(1));
+  return xsimd::bitwise_cast<fbatch>(b & ibatch(~((1 << drop) - 1)));
+}
+inline fbatch round_f16(fbatch x) {
+  const fbatch ax = xsimd::abs(x);
+  const fbatch sub = (ax + fbatch(0.75f)) - fbatch(0.75f);
+  fbatch r = xsimd::select(ax < fbatch(6.103515625e-05f), sub, round_mantissa(ax, 13));
+  r = xsimd::select(r > fbatch(65504.f), fbatch(kInf), r);
+  return xsimd::select(xsimd::isnan(x), x, r | (x & fbatch(-0.f)));
+}
+inline fbatch round_bf16(fbatch x) { return xsimd::select(xsimd::isnan(x), x, round_mantissa(x, 16)); }
+inline fbatch detach(fbatch x) { return x; }
 /// The upper bound is min(hi, y): one instruction, and a NaN y passes (y is the second operand,
 /// see the header note). Only a bound of hi = -0 can differ in the sign of a zero across ISAs.
 inline fbatch clamp(fbatch x, fbatch lo, fbatch hi) {
@@ -4117,6 +4195,13 @@ inline void ew_apply(const EwInstr& ins, const float* a, const float* b, const f
     case EwFn::silu: return map1(a, d, n, [](auto x) { return ewm::silu(x); });
     case EwFn::clamp:
       return map1(a, d, n, [p0, p1](auto x) { return ewm::clamp(x, decltype(x)(p0), decltype(x)(p1)); });
+    case EwFn::round: return map1(a, d, n, [](auto x) { return ewm::round(x); });
+    case EwFn::floor: return map1(a, d, n, [](auto x) { return ewm::floor(x); });
+    case EwFn::round_f16: return map1(a, d, n, [](auto x) { return ewm::round_f16(x); });
+    case EwFn::round_bf16: return map1(a, d, n, [](auto x) { return ewm::round_bf16(x); });
+    case EwFn::detach:
+      if (d != a) std::memmove(d, a, static_cast<std::size_t>(n) * sizeof(float));
+      return;
     case EwFn::pow_scalar: return ewm::pow_array(a, d, n, p0);
     case EwFn::add: return map2(a, b, d, n, [](auto x, auto y) { return x + y; });
     case EwFn::sub: return map2(a, b, d, n, [](auto x, auto y) { return x - y; });
@@ -8105,6 +8190,7 @@ constexpr int identity_of(const Graph& g, int id) {
     const int a = n.inputs[0], b = n.num_inputs > 1 ? n.inputs[1] : -1;
     switch (n.fn) {
       case EwFn::identity:
+      case EwFn::detach:  // autodiff has run (at trace time): from here on it is the identity
         if (can_forward(g, n, a)) return a;
         break;
       case EwFn::add:
@@ -9893,6 +9979,8 @@ namespace kiln {
 class Tracer {
  public:
   Graph graph;
+  /// A node whose value gates every kiln::assign while an UpdateGate is alive (-1: none).
+  int update_gate = -1;
 
   /// A stable copy of `bytes` bytes at `data`, shared with an earlier capture of equal bytes.
   /// Matching by contents, not address: a temporary freed during the trace may be followed by
@@ -10827,6 +10915,11 @@ KILN_UNARY_OP(sigmoid, sigmoid)
 KILN_UNARY_OP(relu, relu)
 KILN_UNARY_OP(relu6, relu6)
 KILN_UNARY_OP(silu, silu)
+KILN_UNARY_OP(round, round)        // ties to even; no gradient
+KILN_UNARY_OP(floor, floor)        // no gradient
+KILN_UNARY_OP(round_f16, round_f16)    // to the nearest binary16 value: emulates f16 storage
+KILN_UNARY_OP(round_bf16, round_bf16)  // to the nearest bfloat16 value
+KILN_UNARY_OP(detach, detach)      // same values, no gradient (straight-through estimators)
 #undef KILN_UNARY_OP
 
 enum class GeluApprox { none, tanh };
@@ -11442,7 +11535,11 @@ void assign(Parameter& p, const V& value) {
   if constexpr (detail::is_sym_v<V>) {
     Tracer* t = value.tracer();
     if (!t || !value.valid()) return;  // an earlier error is already recorded
-    t->graph.add_update(detail::node_in(*t, p), value.id());
+    const int old = detail::node_in(*t, p);
+    if (t->update_gate >= 0)  // UpdateGate: keep the old value where the gate is 0
+      t->graph.add_update(old, where(SymTensor(t, t->update_gate), value, SymTensor(t, old)).id());
+    else
+      t->graph.add_update(old, value.id());
   } else {
     if (int* probe = detail::GradProbe::active()) {  // kiln::eager reruns through the graph
       ++*probe;
@@ -11452,6 +11549,37 @@ void assign(Parameter& p, const V& value) {
                                         << "): call the function through kiln::eager(fn) or kiln::compile(fn)");
   }
 }
+
+/// While alive, every kiln::assign of the trace that `mask` belongs to writes its new value only
+/// where `mask` is non-zero and keeps the old one elsewhere. With a rank-0 mask a whole
+/// optimiser step is taken or skipped in the graph (GradScaler skips steps whose gradients are
+/// not finite this way), with no host round trip and no second plan.
+class UpdateGate {
+ public:
+  /// A concrete mask (the function instantiated on plain tensors) gates nothing: assign() is
+  /// only ever carried out in a trace.
+  template <class M, std::enable_if_t<detail::is_tensor_v<M>, int> = 0>
+  explicit UpdateGate(const M& mask) {
+    if constexpr (detail::is_sym_v<M>) {
+      tracer_ = mask.valid() ? mask.tracer() : nullptr;
+      if (tracer_) {
+        previous_ = tracer_->update_gate;
+        tracer_->update_gate = mask.id();
+      }
+    } else {
+      (void)mask;
+    }
+  }
+  ~UpdateGate() {
+    if (tracer_) tracer_->update_gate = previous_;
+  }
+  UpdateGate(const UpdateGate&) = delete;
+  UpdateGate& operator=(const UpdateGate&) = delete;
+
+ private:
+  Tracer* tracer_ = nullptr;
+  int previous_ = -1;
+};
 
 }  // namespace kiln
 // ---- end kiln/trace/grad.hpp ----
@@ -12407,6 +12535,14 @@ class Compiled {
     }
     if (ok) run_bound(*e, outs, args...);
     return ok;
+  }
+
+  /// Traces and plans for these arguments without running (stats() then reports the arena).
+  /// False after a reported error, or when the cache is full.
+  template <class... Args>
+  bool prepare(const Args&... args) {
+    bool fallback = false;
+    return lookup(fallback, args...) != nullptr;
   }
 
   Stats stats() const {

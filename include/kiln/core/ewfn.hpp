@@ -27,6 +27,11 @@ enum class EwFn : std::uint8_t {
   gelu_erf,
   silu,
   clamp,       // p0 = lo, p1 = hi (NaN stays NaN)
+  round,       // to the nearest integer, ties to even (torch.round); no gradient
+  floor,       // no gradient
+  round_f16,   // to the nearest IEEE binary16 value (ties to even, overflow to inf): f16 storage
+  round_bf16,  // to the nearest bfloat16 value (ties to even): bf16 storage
+  detach,      // the value unchanged, no gradient (torch.detach): straight-through estimators
   pow_scalar,  // p0 = exponent
   // binary: f(a, b)
   add,
@@ -70,6 +75,11 @@ constexpr const char* ewfn_name(EwFn f) {
     case EwFn::gelu_erf: return "gelu_erf";
     case EwFn::silu: return "silu";
     case EwFn::clamp: return "clamp";
+    case EwFn::round: return "round";
+    case EwFn::floor: return "floor";
+    case EwFn::round_f16: return "round_f16";
+    case EwFn::round_bf16: return "round_bf16";
+    case EwFn::detach: return "detach";
     case EwFn::pow_scalar: return "pow";
     case EwFn::add: return "add";
     case EwFn::sub: return "sub";

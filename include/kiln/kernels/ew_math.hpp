@@ -85,6 +85,31 @@ inline float clamp(float x, float lo, float hi) {
   return y > hi ? hi : y;
 }
 inline float pow(float x, float p) { return std::pow(x, p); }
+/// Ties to even in the default rounding mode, like the SIMD twin's 2^23 trick.
+inline float round(float x) { return std::nearbyint(x); }
+inline float floor(float x) { return std::floor(x); }
+/// Rounds the bit pattern to `drop` fewer mantissa bits, ties to even (the carry may reach the
+/// exponent: that is rounding up to the next binade, or to inf).
+inline float round_mantissa(float x, int drop) {
+  std::uint32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  b += ((1u << (drop - 1)) - 1u) + ((b >> drop) & 1u);
+  b &= ~((1u << drop) - 1u);
+  float r;
+  std::memcpy(&r, &b, sizeof r);
+  return r;
+}
+/// binary16: 11 significant bits from 2^-14 up, multiples of 2^-24 below (the subnormals: adding
+/// and removing 0.75, whose ulp is 2^-24, rounds to them), inf beyond 65504.
+inline float round_f16(float x) {
+  if (x != x) return x;
+  const float ax = std::fabs(x);
+  float r = ax < 6.103515625e-05f ? (ax + 0.75f) - 0.75f : round_mantissa(ax, 13);
+  if (r > 65504.f) r = kInf;
+  return std::copysign(r, x);
+}
+inline float round_bf16(float x) { return x != x ? x : round_mantissa(x, 16); }
+inline float detach(float x) { return x; }
 inline float minimum(float a, float b) { return a != a ? a : (a < b ? a : b); }
 inline float maximum(float a, float b) { return a != a ? a : (a > b ? a : b); }
 inline float where(float c, float a, float b) { return c != 0.f ? a : b; }
@@ -206,6 +231,32 @@ inline fbatch sigmoid(fbatch x) {
   return div(fbatch(1.f), fbatch(1.f) + detail::exp_normal_range(e));
 }
 inline fbatch relu(fbatch x) { return xsimd::select(x < fbatch(0.f), fbatch(0.f), x); }
+/// Ties to even on every ISA: below 2^23, adding and removing 2^23 leaves an integer (the FPU
+/// rounds to nearest even); from 2^23 up every float is an integer. The sign is or-ed back so
+/// that -0.4 gives -0 as std::nearbyint does; NaN and inf pass.
+inline fbatch round(fbatch x) {
+  const fbatch ax = xsimd::abs(x), big(8388608.f);
+  return xsimd::select(ax < big, (ax + big) - big, ax) | (x & fbatch(-0.f));
+}
+inline fbatch floor(fbatch x) {
+  const fbatch r = round(x);
+  return xsimd::select(r > x, r - fbatch(1.f), r);
+}
+/// The scalar round_mantissa on the vector's bit patterns (int32 lanes: the same bits).
+inline fbatch round_mantissa(fbatch x, int drop) {
+  ibatch b = xsimd::bitwise_cast<ibatch>(x);
+  b = b + ibatch((1 << (drop - 1)) - 1) + ((b >> drop) & ibatch(1));
+  return xsimd::bitwise_cast<fbatch>(b & ibatch(~((1 << drop) - 1)));
+}
+inline fbatch round_f16(fbatch x) {
+  const fbatch ax = xsimd::abs(x);
+  const fbatch sub = (ax + fbatch(0.75f)) - fbatch(0.75f);
+  fbatch r = xsimd::select(ax < fbatch(6.103515625e-05f), sub, round_mantissa(ax, 13));
+  r = xsimd::select(r > fbatch(65504.f), fbatch(kInf), r);
+  return xsimd::select(xsimd::isnan(x), x, r | (x & fbatch(-0.f)));
+}
+inline fbatch round_bf16(fbatch x) { return xsimd::select(xsimd::isnan(x), x, round_mantissa(x, 16)); }
+inline fbatch detach(fbatch x) { return x; }
 /// The upper bound is min(hi, y): one instruction, and a NaN y passes (y is the second operand,
 /// see the header note). Only a bound of hi = -0 can differ in the sign of a zero across ISAs.
 inline fbatch clamp(fbatch x, fbatch lo, fbatch hi) {
@@ -444,6 +495,13 @@ inline void ew_apply(const EwInstr& ins, const float* a, const float* b, const f
     case EwFn::silu: return map1(a, d, n, [](auto x) { return ewm::silu(x); });
     case EwFn::clamp:
       return map1(a, d, n, [p0, p1](auto x) { return ewm::clamp(x, decltype(x)(p0), decltype(x)(p1)); });
+    case EwFn::round: return map1(a, d, n, [](auto x) { return ewm::round(x); });
+    case EwFn::floor: return map1(a, d, n, [](auto x) { return ewm::floor(x); });
+    case EwFn::round_f16: return map1(a, d, n, [](auto x) { return ewm::round_f16(x); });
+    case EwFn::round_bf16: return map1(a, d, n, [](auto x) { return ewm::round_bf16(x); });
+    case EwFn::detach:
+      if (d != a) std::memmove(d, a, static_cast<std::size_t>(n) * sizeof(float));
+      return;
     case EwFn::pow_scalar: return ewm::pow_array(a, d, n, p0);
     case EwFn::add: return map2(a, b, d, n, [](auto x, auto y) { return x + y; });
     case EwFn::sub: return map2(a, b, d, n, [](auto x, auto y) { return x - y; });

@@ -255,6 +255,11 @@ constexpr bool elementwise_backward(GradBuilder& b, int id, int gy, int* contrib
       contrib[0] = b.ew(EwFn::mul, gy, b.ew(EwFn::add, left, right));
       return true;
     }
+    case EwFn::round:  // piecewise constant: zero almost everywhere, as torch.round
+    case EwFn::floor:
+    case EwFn::detach: return true;  // no contribution: the input gets no gradient from here
+    case EwFn::round_f16:  // a storage cast: the gradient passes as through x.half().float()
+    case EwFn::round_bf16: contrib[0] = gy; return true;
     case EwFn::pow_scalar:
       if (n.p0 == 0.f) contrib[0] = b.zeros(b.shape(id));
       else contrib[0] = b.ew(EwFn::mul, gy, b.mul_s(b.ew(EwFn::pow_scalar, x, -1, -1, n.p0 - 1.f), n.p0));

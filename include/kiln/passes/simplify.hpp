@@ -44,6 +44,7 @@ constexpr int identity_of(const Graph& g, int id) {
     const int a = n.inputs[0], b = n.num_inputs > 1 ? n.inputs[1] : -1;
     switch (n.fn) {
       case EwFn::identity:
+      case EwFn::detach:  // autodiff has run (at trace time): from here on it is the identity
         if (can_forward(g, n, a)) return a;
         break;
       case EwFn::add:

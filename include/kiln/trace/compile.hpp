@@ -224,6 +224,14 @@ class Compiled {
     return ok;
   }
 
+  /// Traces and plans for these arguments without running (stats() then reports the arena).
+  /// False after a reported error, or when the cache is full.
+  template <class... Args>
+  bool prepare(const Args&... args) {
+    bool fallback = false;
+    return lookup(fallback, args...) != nullptr;
+  }
+
   Stats stats() const {
     Stats s = stats_;
     if (last_ && last_->exe) {

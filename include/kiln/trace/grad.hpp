@@ -104,7 +104,11 @@ void assign(Parameter& p, const V& value) {
   if constexpr (detail::is_sym_v<V>) {
     Tracer* t = value.tracer();
     if (!t || !value.valid()) return;  // an earlier error is already recorded
-    t->graph.add_update(detail::node_in(*t, p), value.id());
+    const int old = detail::node_in(*t, p);
+    if (t->update_gate >= 0)  // UpdateGate: keep the old value where the gate is 0
+      t->graph.add_update(old, where(SymTensor(t, t->update_gate), value, SymTensor(t, old)).id());
+    else
+      t->graph.add_update(old, value.id());
   } else {
     if (int* probe = detail::GradProbe::active()) {  // kiln::eager reruns through the graph
       ++*probe;
@@ -114,5 +118,36 @@ void assign(Parameter& p, const V& value) {
                                         << "): call the function through kiln::eager(fn) or kiln::compile(fn)");
   }
 }
+
+/// While alive, every kiln::assign of the trace that `mask` belongs to writes its new value only
+/// where `mask` is non-zero and keeps the old one elsewhere. With a rank-0 mask a whole
+/// optimiser step is taken or skipped in the graph (GradScaler skips steps whose gradients are
+/// not finite this way), with no host round trip and no second plan.
+class UpdateGate {
+ public:
+  /// A concrete mask (the function instantiated on plain tensors) gates nothing: assign() is
+  /// only ever carried out in a trace.
+  template <class M, std::enable_if_t<detail::is_tensor_v<M>, int> = 0>
+  explicit UpdateGate(const M& mask) {
+    if constexpr (detail::is_sym_v<M>) {
+      tracer_ = mask.valid() ? mask.tracer() : nullptr;
+      if (tracer_) {
+        previous_ = tracer_->update_gate;
+        tracer_->update_gate = mask.id();
+      }
+    } else {
+      (void)mask;
+    }
+  }
+  ~UpdateGate() {
+    if (tracer_) tracer_->update_gate = previous_;
+  }
+  UpdateGate(const UpdateGate&) = delete;
+  UpdateGate& operator=(const UpdateGate&) = delete;
+
+ private:
+  Tracer* tracer_ = nullptr;
+  int previous_ = -1;
+};
 
 }  // namespace kiln

@@ -26,6 +26,8 @@ namespace kiln {
 class Tracer {
  public:
   Graph graph;
+  /// A node whose value gates every kiln::assign while an UpdateGate is alive (-1: none).
+  int update_gate = -1;
 
   /// A stable copy of `bytes` bytes at `data`, shared with an earlier capture of equal bytes.
   /// Matching by contents, not address: a temporary freed during the trace may be followed by
