@@ -6,8 +6,14 @@
 // input zero point), checks the output bytes equal TFLite Micro's, and prints flash, RAM, arena
 // and — through the instruction-count plugin, window 1 = one inference on input A — the
 // instructions, each beside TFLM's figures. Built per model by tests/firmware (MLPERF_NAME names it).
+// With MLPERF_PROFILE_STEPS (the mlperf_<model>_steps images) every step of the plan is its own
+// window instead, and the steps are listed by operator.
 #define KILN_NO_HEAP
 #define KILN_NO_IOSTREAM
+#ifdef MLPERF_PROFILE_STEPS
+extern "C" void fw_mark();
+#define KILN_STATIC_STEP_HOOK fw_mark
+#endif
 #include <kiln/kiln.hpp>
 
 #include "mlperf_model.hpp"      // generated: tflite2kiln <model>.tflite mlperf_model.hpp mlperf_model
@@ -85,9 +91,13 @@ bool equals_tflm(const char* which, const std::uint8_t* expected) {
 int main() {
   // Input A from flash (signed char aliases the bytes), one inference in the counted window.
   const auto* in_a = reinterpret_cast<const std::int8_t*>(ref::kInputA);
+#ifndef MLPERF_PROFILE_STEPS
   fw_mark();
+#endif
   kiln::run<m::plan>(g_arena, in_a, g_output);
+#ifndef MLPERF_PROFILE_STEPS
   fw_mark();
+#endif
   const bool ok_a = equals_tflm("A", ref::kTflmOutputA);
   for (std::int8_t& v : g_input_b) v = static_cast<std::int8_t>(m::kInputQuant.zero_point);
   kiln::run<m::plan>(g_arena, g_input_b, g_output);
@@ -104,8 +114,19 @@ int main() {
   fw::print("mlperf ", MLPERF_NAME, ": arena ", static_cast<long>(m::kArenaBytes), " B (planner lower bound ",
             static_cast<long>(m::plan.lower_bound()), " B), static RAM ", static_cast<long>(_ebss - _sdata),
             " B (.data + .bss: arena, input B, output) + 16 KiB stack | TFLM arena ", kTflmHere.arena, " B");
+#ifdef MLPERF_PROFILE_STEPS
+  // Window k+1 (then k+1 + steps for input B) is step k.
+  using Model = kiln::StaticModel<m::plan>;
+  for (int k = 0; k < Model::num_steps; ++k) {
+    const kiln::Node& root = Model::schedule.nodes[k].root;
+    fw::print("mlperf ", MLPERF_NAME, ": step ", static_cast<long>(k), " = window ", static_cast<long>(k + 1), ": ",
+              kiln::op_name(root.op), root.op == kiln::Op::qconv2d && root.win.groups > 1 ? " depthwise" : "",
+              ", output elements ", static_cast<long>(root.shape.numel()));
+  }
+#else
   fw::print("mlperf ", MLPERF_NAME, ": ", static_cast<long>(m::plan.kernels()),
             " kernels; instructions of one inference: window 1 (kiln insns) | TFLM ", kTflmHere.insns_ref,
             " (reference kernels) / ", kTflmHere.insns_cmsis, " (CMSIS-NN)");
+#endif
   return fw::g_failures;
 }

@@ -12158,7 +12158,13 @@ struct StaticModel {
   }
   template <std::size_t... I>
   static void run_steps(const Env& e, std::index_sequence<I...>) {
+#ifdef KILN_STATIC_STEP_HOOK
+    // Profiling builds: KILN_STATIC_STEP_HOOK() runs before and after every step (e.g. the firmware's
+    // instruction-count marker, examples/mlperf_tiny), so each step gets its own window.
+    ((KILN_STATIC_STEP_HOOK(), run_step<I>(e), KILN_STATIC_STEP_HOOK()), ...);
+#else
     (run_step<I>(e), ...);
+#endif
   }
   template <std::size_t K>
   static void copy_output(const Env& e) {
