@@ -8701,15 +8701,10 @@ struct SingleOpProgram {
 };
 
 /// Copies `shape` elements read through `strides` (elements, from `src`) into a dense buffer.
-inline void strided_copy(const void* src, DType t, const Shape& shape, const Strides& strides, void* dst) {
-  if (t == DType::f32 || t == DType::boolean) {
-    const SingleOpProgram p(EwFn::identity);
-    kernels::EwOperand in{src, t, strides};
-    kernels::EwTarget out{dst, t, contiguous_strides(shape)};
-    kernels::ew_run(p.program(), &in, 1, &out, 1, shape);
-    return;
-  }
-  // Other dtypes: plain element loop (not on any hot path in this release).
+/// Element-by-element strided copy of any dtype (not on a hot path). Separate from strided_copy so
+/// that callers copying only non-float values (the static runner's int8 steps) do not link the
+/// float elementwise engine.
+inline void strided_copy_elements(const void* src, DType t, const Shape& shape, const Strides& strides, void* dst) {
   const int es = dtype_size(t);
   index_t idx[kMaxRank]{};
   const index_t n = shape.numel();
@@ -8722,6 +8717,17 @@ inline void strided_copy(const void* src, DType t, const Shape& shape, const Str
       idx[d] = 0;
     }
   }
+}
+
+inline void strided_copy(const void* src, DType t, const Shape& shape, const Strides& strides, void* dst) {
+  if (t == DType::f32 || t == DType::boolean) {
+    const SingleOpProgram p(EwFn::identity);
+    kernels::EwOperand in{src, t, strides};
+    kernels::EwTarget out{dst, t, contiguous_strides(shape)};
+    kernels::ew_run(p.program(), &in, 1, &out, 1, shape);
+    return;
+  }
+  strided_copy_elements(src, t, shape, strides, dst);
 }
 
 /// The kernels' view of a conv2d or pool2d node over NHWC input `x` (n.shape already inferred).
@@ -9054,7 +9060,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
     if (r.base < 0) return nullptr;
     const char* p = at(r.base, r.offset, r.dtype);
     if (r.dense || !ws) return p;  // (the plan gives every copy its scratch)
-    strided_copy(p, r.dtype, r.shape, r.strides, ws);
+    strided_copy_elements(p, r.dtype, r.shape, r.strides, ws);  // int8 (or quantize's f32): no float engine
     const char* copy = ws;
     ws += int8_copy_bytes(r);
     return copy;
@@ -12134,6 +12140,12 @@ struct StaticModel {
   }
 
  private:
+  // The int8 steps' address resolver: one type for every step, so run_int8_static is instantiated
+  // once per model rather than once per step (a lambda in run_step<I> is a new type each time).
+  struct EnvAt {
+    const Env& e;
+    const char* operator()(int base, index_t offset, DType t) const { return e.ptr(base, offset, t); }
+  };
   template <std::size_t I>
   static void run_step(const Env& e) {
     constexpr const runtime::Step& s = schedule.lowered.steps[I];
@@ -12150,8 +12162,7 @@ struct StaticModel {
     else if constexpr (s.kind == GroupKind::concat) runtime::step_run::concat(s, e);
     else if constexpr (s.kind == GroupKind::int8) {
       const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
-      auto at = [&e](int base, index_t offset, DType t) { return e.ptr(base, offset, t); };
-      (void)runtime::run_int8_static(q, schedule.lowered.mult, schedule.lowered.shift, at,
+      (void)runtime::run_int8_static(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
                                      s.workspace_bytes >= 0 ? e.arena + s.workspace_bytes : nullptr,
                                      runtime::step_run::node_out(e, s));  // parameters checked at compile time
     }
@@ -12169,8 +12180,10 @@ struct StaticModel {
   template <std::size_t K>
   static void copy_output(const Env& e) {
     constexpr const static_run_detail::OutputCopy& c = schedule.outputs[K];
-    if constexpr (c.base >= 0) {
+    if constexpr (c.base >= 0 && (c.dtype == DType::f32 || c.dtype == DType::boolean)) {
       runtime::strided_copy(e.ptr(c.base, c.offset, c.dtype), c.dtype, c.shape, c.strides, e.outputs[K]);
+    } else if constexpr (c.base >= 0) {  // int8 outputs: no float engine linked for them
+      runtime::strided_copy_elements(e.ptr(c.base, c.offset, c.dtype), c.dtype, c.shape, c.strides, e.outputs[K]);
     }
   }
   template <std::size_t... K>

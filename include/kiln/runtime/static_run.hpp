@@ -261,6 +261,12 @@ struct StaticModel {
   }
 
  private:
+  // The int8 steps' address resolver: one type for every step, so run_int8_static is instantiated
+  // once per model rather than once per step (a lambda in run_step<I> is a new type each time).
+  struct EnvAt {
+    const Env& e;
+    const char* operator()(int base, index_t offset, DType t) const { return e.ptr(base, offset, t); }
+  };
   template <std::size_t I>
   static void run_step(const Env& e) {
     constexpr const runtime::Step& s = schedule.lowered.steps[I];
@@ -277,8 +283,7 @@ struct StaticModel {
     else if constexpr (s.kind == GroupKind::concat) runtime::step_run::concat(s, e);
     else if constexpr (s.kind == GroupKind::int8) {
       const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
-      auto at = [&e](int base, index_t offset, DType t) { return e.ptr(base, offset, t); };
-      (void)runtime::run_int8_static(q, schedule.lowered.mult, schedule.lowered.shift, at,
+      (void)runtime::run_int8_static(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
                                      s.workspace_bytes >= 0 ? e.arena + s.workspace_bytes : nullptr,
                                      runtime::step_run::node_out(e, s));  // parameters checked at compile time
     }
@@ -296,8 +301,10 @@ struct StaticModel {
   template <std::size_t K>
   static void copy_output(const Env& e) {
     constexpr const static_run_detail::OutputCopy& c = schedule.outputs[K];
-    if constexpr (c.base >= 0) {
+    if constexpr (c.base >= 0 && (c.dtype == DType::f32 || c.dtype == DType::boolean)) {
       runtime::strided_copy(e.ptr(c.base, c.offset, c.dtype), c.dtype, c.shape, c.strides, e.outputs[K]);
+    } else if constexpr (c.base >= 0) {  // int8 outputs: no float engine linked for them
+      runtime::strided_copy_elements(e.ptr(c.base, c.offset, c.dtype), c.dtype, c.shape, c.strides, e.outputs[K]);
     }
   }
   template <std::size_t... K>
