@@ -110,8 +110,11 @@ step "package: install + find_package consumer" run_package_consumer || true
 # Firmware: tests/firmware/fw_*.cpp as Cortex-M4F images (no heap, no exceptions), run under
 # qemu-system-arm; the footprint of each image is printed.
 configure_firmware() {
+  # The MLPerf Tiny images (examples/mlperf_tiny) reuse the host build's tflite2kiln when it exists.
+  local tool=()
+  [ -x build/examples/tflite2kiln ] && tool=(-DKILN_TFLITE2KILN="$PWD/build/examples/tflite2kiln")
   cmake -S tests/firmware -B build-cortex-m4 \
-    -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchains/arm-none-eabi-cortex-m4.cmake"
+    -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchains/arm-none-eabi-cortex-m4.cmake" "${tool[@]}"
 }
 firmware_ctest() {
   ctest --test-dir build-cortex-m4 "${CTEST_ARGS[@]}" || return

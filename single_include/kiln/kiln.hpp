@@ -9519,15 +9519,10 @@ struct SingleOpProgram {
 };
 
 /// Copies `shape` elements read through `strides` (elements, from `src`) into a dense buffer.
-inline void strided_copy(const void* src, DType t, const Shape& shape, const Strides& strides, void* dst) {
-  if (t == DType::f32 || t == DType::boolean) {
-    const SingleOpProgram p(EwFn::identity);
-    kernels::EwOperand in{src, t, strides};
-    kernels::EwTarget out{dst, t, contiguous_strides(shape)};
-    kernels::ew_run(p.program(), &in, 1, &out, 1, shape);
-    return;
-  }
-  // Other dtypes: plain element loop (not on any hot path in this release).
+/// Element-by-element strided copy of any dtype (not on a hot path). Separate from strided_copy so
+/// that callers copying only non-float values (the static runner's int8 steps) do not link the
+/// float elementwise engine.
+inline void strided_copy_elements(const void* src, DType t, const Shape& shape, const Strides& strides, void* dst) {
   const int es = dtype_size(t);
   index_t idx[kMaxRank]{};
   const index_t n = shape.numel();
@@ -9540,6 +9535,17 @@ inline void strided_copy(const void* src, DType t, const Shape& shape, const Str
       idx[d] = 0;
     }
   }
+}
+
+inline void strided_copy(const void* src, DType t, const Shape& shape, const Strides& strides, void* dst) {
+  if (t == DType::f32 || t == DType::boolean) {
+    const SingleOpProgram p(EwFn::identity);
+    kernels::EwOperand in{src, t, strides};
+    kernels::EwTarget out{dst, t, contiguous_strides(shape)};
+    kernels::ew_run(p.program(), &in, 1, &out, 1, shape);
+    return;
+  }
+  strided_copy_elements(src, t, shape, strides, dst);
 }
 
 /// The kernels' view of a conv2d or pool2d node over NHWC input `x` (n.shape already inferred).
@@ -9876,7 +9882,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
     if (r.base < 0) return nullptr;
     const char* p = at(r.base, r.offset, r.dtype);
     if (r.dense || !ws) return p;  // (the plan gives every copy its scratch)
-    strided_copy(p, r.dtype, r.shape, r.strides, ws);
+    strided_copy_elements(p, r.dtype, r.shape, r.strides, ws);  // int8 (or quantize's f32): no float engine
     const char* copy = ws;
     ws += int8_copy_bytes(r);
     return copy;
@@ -13180,6 +13186,12 @@ struct StaticModel {
   }
 
  private:
+  // The int8 steps' address resolver: one type for every step, so run_int8_static is instantiated
+  // once per model rather than once per step (a lambda in run_step<I> is a new type each time).
+  struct EnvAt {
+    const Env& e;
+    const char* operator()(int base, index_t offset, DType t) const { return e.ptr(base, offset, t); }
+  };
   template <std::size_t I>
   static void run_step(const Env& e) {
     constexpr const runtime::Step& s = schedule.lowered.steps[I];
@@ -13198,21 +13210,28 @@ struct StaticModel {
       static_assert(s.kind != GroupKind::offload, "kiln::run: accelerator regions run through compile()");
     else if constexpr (s.kind == GroupKind::int8) {
       const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
-      auto at = [&e](int base, index_t offset, DType t) { return e.ptr(base, offset, t); };
-      (void)runtime::run_int8_static(q, schedule.lowered.mult, schedule.lowered.shift, at,
+      (void)runtime::run_int8_static(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
                                      s.workspace_bytes >= 0 ? e.arena + s.workspace_bytes : nullptr,
                                      runtime::step_run::node_out(e, s));  // parameters checked at compile time
     }
   }
   template <std::size_t... I>
   static void run_steps(const Env& e, std::index_sequence<I...>) {
+#ifdef KILN_STATIC_STEP_HOOK
+    // Profiling builds: KILN_STATIC_STEP_HOOK() runs before and after every step (e.g. the firmware's
+    // instruction-count marker, examples/mlperf_tiny), so each step gets its own window.
+    ((KILN_STATIC_STEP_HOOK(), run_step<I>(e), KILN_STATIC_STEP_HOOK()), ...);
+#else
     (run_step<I>(e), ...);
+#endif
   }
   template <std::size_t K>
   static void copy_output(const Env& e) {
     constexpr const static_run_detail::OutputCopy& c = schedule.outputs[K];
-    if constexpr (c.base >= 0) {
+    if constexpr (c.base >= 0 && (c.dtype == DType::f32 || c.dtype == DType::boolean)) {
       runtime::strided_copy(e.ptr(c.base, c.offset, c.dtype), c.dtype, c.shape, c.strides, e.outputs[K]);
+    } else if constexpr (c.base >= 0) {  // int8 outputs: no float engine linked for them
+      runtime::strided_copy_elements(e.ptr(c.base, c.offset, c.dtype), c.dtype, c.shape, c.strides, e.outputs[K]);
     }
   }
   template <std::size_t... K>

@@ -55,15 +55,10 @@ struct SingleOpProgram {
 };
 
 /// Copies `shape` elements read through `strides` (elements, from `src`) into a dense buffer.
-inline void strided_copy(const void* src, DType t, const Shape& shape, const Strides& strides, void* dst) {
-  if (t == DType::f32 || t == DType::boolean) {
-    const SingleOpProgram p(EwFn::identity);
-    kernels::EwOperand in{src, t, strides};
-    kernels::EwTarget out{dst, t, contiguous_strides(shape)};
-    kernels::ew_run(p.program(), &in, 1, &out, 1, shape);
-    return;
-  }
-  // Other dtypes: plain element loop (not on any hot path in this release).
+/// Element-by-element strided copy of any dtype (not on a hot path). Separate from strided_copy so
+/// that callers copying only non-float values (the static runner's int8 steps) do not link the
+/// float elementwise engine.
+inline void strided_copy_elements(const void* src, DType t, const Shape& shape, const Strides& strides, void* dst) {
   const int es = dtype_size(t);
   index_t idx[kMaxRank]{};
   const index_t n = shape.numel();
@@ -76,6 +71,17 @@ inline void strided_copy(const void* src, DType t, const Shape& shape, const Str
       idx[d] = 0;
     }
   }
+}
+
+inline void strided_copy(const void* src, DType t, const Shape& shape, const Strides& strides, void* dst) {
+  if (t == DType::f32 || t == DType::boolean) {
+    const SingleOpProgram p(EwFn::identity);
+    kernels::EwOperand in{src, t, strides};
+    kernels::EwTarget out{dst, t, contiguous_strides(shape)};
+    kernels::ew_run(p.program(), &in, 1, &out, 1, shape);
+    return;
+  }
+  strided_copy_elements(src, t, shape, strides, dst);
 }
 
 /// The kernels' view of a conv2d or pool2d node over NHWC input `x` (n.shape already inferred).

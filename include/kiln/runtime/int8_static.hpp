@@ -119,7 +119,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
     if (r.base < 0) return nullptr;
     const char* p = at(r.base, r.offset, r.dtype);
     if (r.dense || !ws) return p;  // (the plan gives every copy its scratch)
-    strided_copy(p, r.dtype, r.shape, r.strides, ws);
+    strided_copy_elements(p, r.dtype, r.shape, r.strides, ws);  // int8 (or quantize's f32): no float engine
     const char* copy = ws;
     ws += int8_copy_bytes(r);
     return copy;

@@ -261,6 +261,12 @@ struct StaticModel {
   }
 
  private:
+  // The int8 steps' address resolver: one type for every step, so run_int8_static is instantiated
+  // once per model rather than once per step (a lambda in run_step<I> is a new type each time).
+  struct EnvAt {
+    const Env& e;
+    const char* operator()(int base, index_t offset, DType t) const { return e.ptr(base, offset, t); }
+  };
   template <std::size_t I>
   static void run_step(const Env& e) {
     constexpr const runtime::Step& s = schedule.lowered.steps[I];
@@ -279,21 +285,28 @@ struct StaticModel {
       static_assert(s.kind != GroupKind::offload, "kiln::run: accelerator regions run through compile()");
     else if constexpr (s.kind == GroupKind::int8) {
       const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
-      auto at = [&e](int base, index_t offset, DType t) { return e.ptr(base, offset, t); };
-      (void)runtime::run_int8_static(q, schedule.lowered.mult, schedule.lowered.shift, at,
+      (void)runtime::run_int8_static(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
                                      s.workspace_bytes >= 0 ? e.arena + s.workspace_bytes : nullptr,
                                      runtime::step_run::node_out(e, s));  // parameters checked at compile time
     }
   }
   template <std::size_t... I>
   static void run_steps(const Env& e, std::index_sequence<I...>) {
+#ifdef KILN_STATIC_STEP_HOOK
+    // Profiling builds: KILN_STATIC_STEP_HOOK() runs before and after every step (e.g. the firmware's
+    // instruction-count marker, examples/mlperf_tiny), so each step gets its own window.
+    ((KILN_STATIC_STEP_HOOK(), run_step<I>(e), KILN_STATIC_STEP_HOOK()), ...);
+#else
     (run_step<I>(e), ...);
+#endif
   }
   template <std::size_t K>
   static void copy_output(const Env& e) {
     constexpr const static_run_detail::OutputCopy& c = schedule.outputs[K];
-    if constexpr (c.base >= 0) {
+    if constexpr (c.base >= 0 && (c.dtype == DType::f32 || c.dtype == DType::boolean)) {
       runtime::strided_copy(e.ptr(c.base, c.offset, c.dtype), c.dtype, c.shape, c.strides, e.outputs[K]);
+    } else if constexpr (c.base >= 0) {  // int8 outputs: no float engine linked for them
+      runtime::strided_copy_elements(e.ptr(c.base, c.offset, c.dtype), c.dtype, c.shape, c.strides, e.outputs[K]);
     }
   }
   template <std::size_t... K>
