@@ -351,6 +351,7 @@ inline void depthwise(const WindowGeometry& g, NhwcIn x, const float* wt, float*
       // Channels [c0, C) of pixel ow one at a time: the tail of the vectors, and every channel
       // when the multiplier is > 1 (output channel o reads input channel o / mult).
       auto scalar_channels = [&](index_t ow, index_t c0) {
+        if (c0 >= C) return;  // no tail channels (C a multiple of the vector): skip the tap setup
         const TapRange tw = taps(ow, g.stride_w, g.pad_left, g.kernel_w, g.dilation_w, g.in_w);
         float* o = orow + ow * ldc;
         for (index_t c = c0; c < C; ++c) {
