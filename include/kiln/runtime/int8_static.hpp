@@ -74,6 +74,17 @@ constexpr Int8Call without_channels(const Int8Call& c) {
   r.pool = c.pool;
   r.add = c.add;
   r.softmax = c.softmax;
+  r.requantize = c.requantize;
+  r.requant = c.requant;
+  r.groups = c.groups;
+  r.mul = c.mul;
+  r.unary = c.unary;
+  r.mean = c.mean;
+  r.concat_a = c.concat_a;
+  r.concat_b = c.concat_b;
+  r.axis = c.axis;
+  r.start = c.start;
+  r.step = c.step;
   return r;
 }
 
@@ -84,7 +95,7 @@ constexpr Status lower_int8_static(const Graph& g, const passes::Fusion& f, int 
   Shape in[kMaxInputs];
   for (int k = 0; k < n.num_inputs; ++k) in[k] = g[n.inputs[k]].shape;
   s.x = int8_ref(g, f, n.inputs[0]);
-  if (n.op == Op::qadd) s.x2 = int8_ref(g, f, n.inputs[1]);
+  if (int8_activation_operands(n.op) == 2) s.x2 = int8_ref(g, f, n.inputs[1]);
   const float* scales = nullptr;
   if (n.op == Op::qlinear || n.op == Op::qconv2d) {
     s.w = int8_ref(g, f, n.inputs[1]);

@@ -44,9 +44,20 @@ struct Int8Call {
   kernels::int8::Pool2DParams pool;
   kernels::int8::AddParams add;
   kernels::int8::SoftmaxParams softmax;
+  // The TFLite operators of runtime/int8_tflite_steps.hpp.
+  kernels::int8::MulParams mul;
+  kernels::int8::UnaryParams unary;  // qlogistic, qtanh, qhard_swish
+  kernels::int8::MeanParams mean;
+  kernels::int8::Requant concat_a, concat_b;
+  int axis = 0;                      // qpad, qslice, qconcat
+  index_t start = 0, step = 0;       // qpad: before, after; qslice: start, step
 };
 
 constexpr quant::TensorQuant tensor_quant(QuantParams q) { return {q.scale, q.zero_point}; }
+
+// The TFLite operators' preparation and kernel calls (defined in int8_tflite_steps.hpp).
+constexpr Status prepare_int8_tflite(const Node& n, const Shape* in, Int8Call& c);
+inline Status run_int8_tflite(const Int8Call& c, const std::int8_t* x, const std::int8_t* x2, std::int8_t* y);
 
 /// The fused activation of `n` as a clamp of its int8 output: TFLite's
 /// CalculateActivationRangeQuantized for relu/relu6, the same quantisation of a clamp's bounds.
@@ -155,9 +166,8 @@ constexpr Status prepare_int8(const Node& n, const Shape* in, const float* scale
         return Status(Errc::invalid_argument) << "qsoftmax: beta * input scale is outside TFLite's range (input "
                                               << in[0] << ')';
       return Status();
-    default: break;
+    default: return prepare_int8_tflite(n, in, c);
   }
-  return Status(Errc::not_supported) << name << ": not an int8 op";
 }
 
 /// A depthwise weight given as OHWI [O, kh, kw, 1] read through `st` (element strides) written
@@ -170,9 +180,10 @@ inline void depthwise_weight_to_kernel_layout(const std::int8_t* src, const Shap
       for (index_t o = 0; o < O; ++o) dst[(y * kw + x) * O + o] = src[o * st[0] + y * st[1] + x * st[2]];
 }
 
-/// a + b with NumPy broadcasting (TFLite's ADD per element); equal shapes use the kernel's loop.
-inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std::int8_t* b, std::int8_t* y) {
-  if (c.x == c.x2) return kernels::int8::add(c.add, c.x, a, c.x2, b, c.y, y);
+/// y = f(a, b) per element with NumPy broadcasting of c.x and c.x2 to c.y (TFLite's
+/// BroadcastAdd4DSlow / BroadcastMul4DSlow order: every output element once).
+template <class F>
+void broadcast_binary(const Int8Call& c, const std::int8_t* a, const std::int8_t* b, std::int8_t* y, F f) {
   const Strides sa = broadcast_strides(c.x, contiguous_strides(c.x), c.y);
   const Strides sb = broadcast_strides(c.x2, contiguous_strides(c.x2), c.y);
   index_t idx[kMaxRank]{};
@@ -183,12 +194,18 @@ inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std:
       oa += idx[d] * sa[d];
       ob += idx[d] * sb[d];
     }
-    y[e] = kernels::int8::add_one(c.add, a[oa], b[ob]);
+    y[e] = f(a[oa], b[ob]);
     for (int d = c.y.rank() - 1; d >= 0; --d) {
       if (++idx[d] < c.y[d]) break;
       idx[d] = 0;
     }
   }
+}
+
+/// a + b with NumPy broadcasting (TFLite's ADD per element); equal shapes use the kernel's loop.
+inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std::int8_t* b, std::int8_t* y) {
+  if (c.x == c.x2) return kernels::int8::add(c.add, c.x, a, c.x2, b, c.y, y);
+  broadcast_binary(c, a, b, y, [&c](std::int8_t u, std::int8_t v) { return kernels::int8::add_one(c.add, u, v); });
   return Status();
 }
 
@@ -244,9 +261,8 @@ inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const s
       return c.rk == ReduceKind::max ? k8::max_pool2d(c.pool, c.x, xi, c.y, yi) : k8::avg_pool2d(c.pool, c.x, xi, c.y, yi);
     case Op::qadd: return qadd_broadcast(c, xi, static_cast<const std::int8_t*>(x2), yi);
     case Op::qsoftmax: return k8::softmax(c.softmax, c.x, xi, c.y, yi);
-    default: break;
+    default: return run_int8_tflite(c, xi, static_cast<const std::int8_t*>(x2), yi);
   }
-  return Status(Errc::not_supported) << op_name(c.op) << ": not an int8 op";
 }
 
 // ---- eager ------------------------------------------------------------------------------------
@@ -346,7 +362,7 @@ inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8St
   Shape in[kMaxInputs];
   for (int k = 0; k < n.num_inputs; ++k) in[k] = g[n.inputs[k]].shape;
   s.x = detail::int8_operand(g, f, n.inputs[0]);
-  if (n.op == Op::qadd) s.x2 = detail::int8_operand(g, f, n.inputs[1]);
+  if (int8_activation_operands(n.op) == 2) s.x2 = detail::int8_operand(g, f, n.inputs[1]);
   s.scratch_bytes = passes::int8_grouped_conv_bytes(n, in[0]);
   s.workspace_bytes = passes::int8_workspace_bytes(g, f.layouts, id);
   const float* scales = nullptr;
@@ -378,3 +394,5 @@ inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8St
 #endif  // KILN_NO_HEAP
 
 }  // namespace kiln::runtime
+
+#include "int8_tflite_steps.hpp"
