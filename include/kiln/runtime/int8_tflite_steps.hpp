@@ -6,7 +6,7 @@
 // Prepare; a static plan keeps them as constants) and calls the kernel on dense operands.
 #pragma once
 
-#include "int8_steps.hpp"
+// (No includes: this file is the tail of int8_steps.hpp, which declares what it defines.)
 
 namespace kiln::runtime {
 
