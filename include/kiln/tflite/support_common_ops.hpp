@@ -125,7 +125,9 @@ inline Status mean_axes(const Model& m, const OperatorInfo& op, std::uint32_t& m
   if (Status s = read_table(m, op, OptionsType::ReducerOptions, r); !s) return s;
   keep_dims = r.scalar<std::uint8_t>(op.options, field::reducer::keep_dims, 0, "keep_dims") != 0;
   if (!r.ok()) return r.status();
-  const int rank = m.tensor(op.inputs[0]).shape.rank();
+  const Shape in = m.tensor(op.inputs[0]).shape;
+  const int rank = in.rank();
+  if (!in.valid()) return op_error(op, Errc::shape_mismatch) << "input shape " << in;
   std::int64_t axes[2 * kMaxRank] = {};
   int n = 0;
   if (Status s = constant_int32s(m, op, op.inputs[1], "axes", axes, 2 * kMaxRank, n); !s) return s;
@@ -164,6 +166,7 @@ inline Status check_mean(const Model& m, const OperatorInfo& op) {
 /// PAD's paddings: before[d], after[d] for each input dimension.
 inline Status pad_amounts(const Model& m, const OperatorInfo& op, index_t* before, index_t* after) {
   const Shape in = m.tensor(op.inputs[0]).shape;
+  if (!in.valid()) return op_error(op, Errc::shape_mismatch) << "input shape " << in;
   std::int64_t p[2 * kMaxRank] = {};
   int n = 0;
   if (Status s = constant_int32s(m, op, op.inputs[1], "paddings", p, 2 * kMaxRank, n); !s) return s;
@@ -259,6 +262,7 @@ inline Status strided_slice_spec(const Model& m, const OperatorInfo& op, SliceSp
   if (o.offset) return op_error(op) << "option offset (end relative to begin) is not supported";
   const Shape in = m.tensor(op.inputs[0]).shape;
   const int rank = in.rank();
+  if (!in.valid()) return op_error(op, Errc::shape_mismatch) << "input shape " << in;
   std::int64_t b[kMaxRank + 8] = {}, e[kMaxRank + 8] = {}, st[kMaxRank + 8] = {};
   int nb = 0, ne = 0, ns = 0;
   const char* roles[3] = {"begin", "end", "strides"};
