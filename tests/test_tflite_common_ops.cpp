@@ -201,6 +201,24 @@ TEST_CASE("tflite import: unsupported options and versions of the common operato
     const std::string e = import_error(m);
     CHECK_MESSAGE(has(e, "MEAN v2 (operator 2): input 1 (tensor 4) is neither"), e);
   }
+  {  // MUL with a constant operand (kiln imports constants only as weights)
+    kiln_test::TfModel m = base;
+    m.tensors[5].buffer = m.add_buffer(std::vector<std::int8_t>{1, 2, 3});
+    m.operators.erase(m.operators.begin() + 2);  // MEAN no longer writes tensor 5: a constant now
+    const std::string e = import_error(m);
+    CHECK_MESSAGE(has(e, "MUL v2 (operator 2): input 1 (tensor 5) is a constant"), e);
+  }
+  {  // ADD with a constant operand: refused too (it used to reach the importer without a value)
+    kiln_test::TfModel m;
+    m.opcodes = {{0, 1}};
+    const std::uint32_t c = m.add_buffer(std::vector<std::int8_t>{1, 2, 3});
+    m.tensors = {{{1, 3}, 9, 0, {0.1f}, {0}, 0}, {{1, 3}, 9, c, {0.1f}, {0}, 0}, {{1, 3}, 9, 0, {0.2f}, {0}, 0}};
+    m.operators = {{0, {0, 1}, {2}, 11, make_table({})}};
+    m.inputs = {0};
+    m.outputs = {2};
+    const std::string e = import_error(m);
+    CHECK_MESSAGE(has(e, "ADD v1 (operator 0): input 1 (tensor 1) is a constant"), e);
+  }
   {  // a shrink_axis with a negative stride
     kiln_test::TfModel m = base;
     m.operators[4].options = make_table({scalar<std::int32_t>(1, 0b1000), scalar<std::int32_t>(4, 0b10)});

@@ -224,8 +224,13 @@ inline Status check_add(const Model& m, const OperatorInfo& op) {
   ActivationOptions o;
   if (Status s = read_add_options(m, op, o); !s) return s;
   if (Status s = check_activation(op, o.activation); !s) return s;
-  for (int j = 0; j < 2; ++j)
+  for (int j = 0; j < 2; ++j) {
     if (Status s = check_int8_tensor(m, op, op.inputs[j], j ? "input 1" : "input 0"); !s) return s;
+    // The importer gives ADD activations only (a constant operand would have no kiln value).
+    if (m.tensor(op.inputs[j]).data)
+      return op_error(op) << "input " << j << " (tensor " << static_cast<long long>(op.inputs[j])
+                          << ") is a constant: kiln imports constant operands of this operator only as weights";
+  }
   if (Status s = check_int8_tensor(m, op, op.outputs[0], "output"); !s) return s;
   const Shape a = m.tensor(op.inputs[0]).shape, b = m.tensor(op.inputs[1]).shape, y = m.tensor(op.outputs[0]).shape;
   if (!(a == b) || !(a == y))
