@@ -10006,7 +10006,8 @@ inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::i
 /// One int8 kernel call on dense operands: x (f32 for quantize, else i8), x2 (qadd's b), the
 /// weight in the kernel's layout and the bias (qlinear/qconv2d; bias may be null), into y.
 /// `scratch`: passes::int8_grouped_conv_bytes(node, x) bytes.
-inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
+template <bool WithTfliteOps = true>  // false: a static plan without them links none of their kernels
+Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
                        const std::int32_t* bias, void* y, void* scratch = nullptr) {
   namespace k8 = kernels::int8;
   const auto* xi = static_cast<const std::int8_t*>(x);
@@ -10034,7 +10035,9 @@ inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const s
       return c.rk == ReduceKind::max ? k8::max_pool2d(c.pool, c.x, xi, c.y, yi) : k8::avg_pool2d(c.pool, c.x, xi, c.y, yi);
     case Op::qadd: return qadd_broadcast(c, xi, static_cast<const std::int8_t*>(x2), yi);
     case Op::qsoftmax: return k8::softmax(c.softmax, c.x, xi, c.y, yi);
-    default: return run_int8_tflite(c, xi, static_cast<const std::int8_t*>(x2), yi);
+    default:
+      if constexpr (WithTfliteOps) return run_int8_tflite(c, xi, static_cast<const std::int8_t*>(x2), yi);
+      else return Status(Errc::not_supported) << op_name(c.op) << ": not an int8 op of this plan";
   }
 }
 
@@ -10180,6 +10183,11 @@ inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8St
 // (No includes: this file is the tail of int8_steps.hpp, which declares what it defines.)
 
 namespace kiln::runtime {
+
+constexpr bool is_tflite_int8_op(Op op) {
+  return op == Op::qmul || op == Op::qlogistic || op == Op::qtanh || op == Op::qhard_swish || op == Op::qmean ||
+         op == Op::qpad || op == Op::qslice || op == Op::qconcat;
+}
 
 constexpr Status prepare_int8_tflite(const Node& n, const Shape* in, Int8Call& c) {
   namespace k8 = kernels::int8;
@@ -10676,9 +10684,18 @@ constexpr Status lower_int8_static(const Graph& g, const passes::Fusion& f, int 
   return Status();
 }
 
+/// Whether lowered int8 steps include the TFLite operators of int8_tflite_steps.hpp (a static
+/// plan without them instantiates run_int8_static<false>: none of their kernels is linked).
+template <class Steps>
+constexpr bool uses_tflite_int8_ops(const Steps& steps, int count) {
+  for (int k = 0; k < count; ++k)
+    if (is_tflite_int8_op(steps[k].call.op)) return true;
+  return false;
+}
+
 /// Runs a lowered int8 step: `at(base, offset, dtype)` resolves a value's address, `ws` is the
 /// step's scratch (workspace_bytes), `out` the node's buffer.
-template <class At>
+template <bool WithTfliteOps = true, class At>
 Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std::int32_t* shift, At&& at,
                        char* ws, void* out) {
   auto dense = [&](const Int8Ref& r) -> const void* {
@@ -10707,7 +10724,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
   }
   const auto* bias = q.bias.base >= 0 ? reinterpret_cast<const std::int32_t*>(at(q.bias.base, q.bias.offset, q.bias.dtype))
                                       : nullptr;
-  return run_int8(c, x, x2, w, bias, out, scratch);
+  return run_int8<WithTfliteOps>(c, x, x2, w, bias, out, scratch);
 }
 
 }  // namespace kiln::runtime
@@ -14109,7 +14126,8 @@ struct StaticModel {
       static_assert(s.kind != GroupKind::offload, "kiln::run: accelerator regions run through compile()");
     else if constexpr (s.kind == GroupKind::int8) {
       const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
-      (void)runtime::run_int8_static(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
+      constexpr bool tflite_ops = runtime::uses_tflite_int8_ops(schedule.lowered.int8, schedule.lowered.num_int8);
+      (void)runtime::run_int8_static<tflite_ops>(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
                                      s.workspace_bytes >= 0 ? e.arena + s.workspace_bytes : nullptr,
                                      runtime::step_run::node_out(e, s));  // parameters checked at compile time
     }

@@ -121,9 +121,18 @@ constexpr Status lower_int8_static(const Graph& g, const passes::Fusion& f, int 
   return Status();
 }
 
+/// Whether lowered int8 steps include the TFLite operators of int8_tflite_steps.hpp (a static
+/// plan without them instantiates run_int8_static<false>: none of their kernels is linked).
+template <class Steps>
+constexpr bool uses_tflite_int8_ops(const Steps& steps, int count) {
+  for (int k = 0; k < count; ++k)
+    if (is_tflite_int8_op(steps[k].call.op)) return true;
+  return false;
+}
+
 /// Runs a lowered int8 step: `at(base, offset, dtype)` resolves a value's address, `ws` is the
 /// step's scratch (workspace_bytes), `out` the node's buffer.
-template <class At>
+template <bool WithTfliteOps = true, class At>
 Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std::int32_t* shift, At&& at,
                        char* ws, void* out) {
   auto dense = [&](const Int8Ref& r) -> const void* {
@@ -152,7 +161,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
   }
   const auto* bias = q.bias.base >= 0 ? reinterpret_cast<const std::int32_t*>(at(q.bias.base, q.bias.offset, q.bias.dtype))
                                       : nullptr;
-  return run_int8(c, x, x2, w, bias, out, scratch);
+  return run_int8<WithTfliteOps>(c, x, x2, w, bias, out, scratch);
 }
 
 }  // namespace kiln::runtime

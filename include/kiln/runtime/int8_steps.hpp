@@ -233,7 +233,8 @@ inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::i
 /// One int8 kernel call on dense operands: x (f32 for quantize, else i8), x2 (qadd's b), the
 /// weight in the kernel's layout and the bias (qlinear/qconv2d; bias may be null), into y.
 /// `scratch`: passes::int8_grouped_conv_bytes(node, x) bytes.
-inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
+template <bool WithTfliteOps = true>  // false: a static plan without them links none of their kernels
+Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
                        const std::int32_t* bias, void* y, void* scratch = nullptr) {
   namespace k8 = kernels::int8;
   const auto* xi = static_cast<const std::int8_t*>(x);
@@ -261,7 +262,9 @@ inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const s
       return c.rk == ReduceKind::max ? k8::max_pool2d(c.pool, c.x, xi, c.y, yi) : k8::avg_pool2d(c.pool, c.x, xi, c.y, yi);
     case Op::qadd: return qadd_broadcast(c, xi, static_cast<const std::int8_t*>(x2), yi);
     case Op::qsoftmax: return k8::softmax(c.softmax, c.x, xi, c.y, yi);
-    default: return run_int8_tflite(c, xi, static_cast<const std::int8_t*>(x2), yi);
+    default:
+      if constexpr (WithTfliteOps) return run_int8_tflite(c, xi, static_cast<const std::int8_t*>(x2), yi);
+      else return Status(Errc::not_supported) << op_name(c.op) << ": not an int8 op of this plan";
   }
 }
 

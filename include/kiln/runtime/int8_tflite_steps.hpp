@@ -10,6 +10,11 @@
 
 namespace kiln::runtime {
 
+constexpr bool is_tflite_int8_op(Op op) {
+  return op == Op::qmul || op == Op::qlogistic || op == Op::qtanh || op == Op::qhard_swish || op == Op::qmean ||
+         op == Op::qpad || op == Op::qslice || op == Op::qconcat;
+}
+
 constexpr Status prepare_int8_tflite(const Node& n, const Shape* in, Int8Call& c) {
   namespace k8 = kernels::int8;
   const char* name = op_name(n.op);
