@@ -9982,10 +9982,22 @@ inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std:
   return Status();
 }
 
+/// p with its output stage pointed at `mult` / `shift` when they are given: a static plan's steps
+/// keep their multipliers in the schedule's arrays, so the call in flash is read in place and only
+/// this small struct is copied.
+template <class P>
+P with_channels(P p, const std::int32_t* mult, const std::int32_t* shift) {
+  if (mult) {
+    p.output.multiplier = mult;
+    p.output.shift = shift;
+  }
+  return p;
+}
+
 /// A grouped conv: per group, its input channels gathered densely into `scratch`, the conv kernel
-/// on them with the group's weight rows, bias and multipliers, its output scattered into y.
-inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::int8_t* w, const std::int32_t* bias,
-                           std::int8_t* y, std::int8_t* scratch) {
+/// on them with the group's weight rows, bias and multipliers (`conv`), its output scattered into y.
+inline Status grouped_conv(const Int8Call& c, const kernels::int8::Conv2DParams& conv, const std::int8_t* x,
+                           const std::int8_t* w, const std::int32_t* bias, std::int8_t* y, std::int8_t* scratch) {
   const index_t G = c.groups, cg = c.x[3] / G, og = c.y[3] / G;
   const index_t pixels_in = c.x.numel() / c.x[3], pixels_out = c.y.numel() / c.y[3];
   const Shape xs{c.x[0], c.x[1], c.x[2], cg}, ws{og, c.w[1], c.w[2], c.w[3]}, ys{c.y[0], c.y[1], c.y[2], og};
@@ -9993,7 +10005,7 @@ inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::i
   std::int8_t* yg = scratch + pixels_in * cg;
   for (index_t g = 0; g < G; ++g) {
     for (index_t p = 0; p < pixels_in; ++p) std::memcpy(xg + p * cg, x + p * c.x[3] + g * cg, static_cast<std::size_t>(cg));
-    kernels::int8::Conv2DParams pg = c.conv;
+    kernels::int8::Conv2DParams pg = conv;
     pg.output.multiplier += g * og;
     pg.output.shift += g * og;
     const Status s = kernels::int8::conv2d(pg, xs, xg, ws, w + g * ws.numel(), bias ? bias + g * og : nullptr, ys, yg);
@@ -10005,10 +10017,12 @@ inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::i
 
 /// One int8 kernel call on dense operands: x (f32 for quantize, else i8), x2 (qadd's b), the
 /// weight in the kernel's layout and the bias (qlinear/qconv2d; bias may be null), into y.
-/// `scratch`: passes::int8_grouped_conv_bytes(node, x) bytes.
+/// `scratch`: passes::int8_grouped_conv_bytes(node, x) bytes. `mult` / `shift`: a qlinear/qconv2d's
+/// multipliers when the call does not point at them (the static runner's steps).
 template <bool WithTfliteOps = true>  // false: a static plan without them links none of their kernels
 Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
-                       const std::int32_t* bias, void* y, void* scratch = nullptr) {
+                       const std::int32_t* bias, void* y, void* scratch = nullptr, const std::int32_t* mult = nullptr,
+                       const std::int32_t* shift = nullptr) {
   namespace k8 = kernels::int8;
   const auto* xi = static_cast<const std::int8_t*>(x);
   auto* yi = static_cast<std::int8_t*>(y);
@@ -10026,11 +10040,12 @@ Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int
       k8::quantize(static_cast<const float*>(x), yi, c.y.numel(), c.out);
       return Status();
     case Op::dequantize: quant::dequantize(xi, static_cast<float*>(y), c.y.numel(), c.in); return Status();
-    case Op::qlinear: return k8::fully_connected(c.fc, c.x, xi, c.w, w, bias, c.y, yi);
+    case Op::qlinear: return k8::fully_connected(with_channels(c.fc, mult, shift), c.x, xi, c.w, w, bias, c.y, yi);
     case Op::qconv2d:
-      if (c.groups > 1) return grouped_conv(c, xi, w, bias, yi, static_cast<std::int8_t*>(scratch));
-      return c.depthwise ? k8::depthwise_conv2d(c.dw, c.x, xi, c.w, w, bias, c.y, yi)
-                         : k8::conv2d(c.conv, c.x, xi, c.w, w, bias, c.y, yi);
+      if (c.groups > 1)
+        return grouped_conv(c, with_channels(c.conv, mult, shift), xi, w, bias, yi, static_cast<std::int8_t*>(scratch));
+      return c.depthwise ? k8::depthwise_conv2d(with_channels(c.dw, mult, shift), c.x, xi, c.w, w, bias, c.y, yi)
+                         : k8::conv2d(with_channels(c.conv, mult, shift), c.x, xi, c.w, w, bias, c.y, yi);
     case Op::qpool2d:
       return c.rk == ReduceKind::max ? k8::max_pool2d(c.pool, c.x, xi, c.y, yi) : k8::avg_pool2d(c.pool, c.x, xi, c.y, yi);
     case Op::qadd: return qadd_broadcast(c, xi, static_cast<const std::int8_t*>(x2), yi);
@@ -10580,8 +10595,8 @@ namespace kiln::runtime {
 /// strides over its own shape, whether the kernel reads it in place).
 using Int8Ref = Int8Operand;
 
-/// One int8 node, prepared at compile time. The call's multiplier/shift pointers are bound at
-/// run time to the schedule's arrays from `channel_begin`.
+/// One int8 node, prepared at compile time. The call's multiplier/shift pointers stay null: at run
+/// time run_int8 reads them from the schedule's arrays from `channel_begin`.
 struct StaticInt8 {
   Int8Call call;
   Int8Ref x, x2, w, bias;
@@ -10596,21 +10611,6 @@ constexpr Int8Ref int8_ref(const Graph& g, const passes::Fusion& f, int id) {
 }
 constexpr std::size_t int8_copy_bytes(const Int8Ref& r) {
   return r.base < 0 || r.dense ? 0 : align_up(static_cast<std::size_t>(r.shape.numel()) * dtype_size(r.dtype));
-}
-
-/// Points the call's output stage at its multipliers and shifts. (Member by member: GCC 12
-/// loses track of a constant built through a pointer to one of the stages.)
-constexpr void bind_int8_channels(Int8Call& c, const std::int32_t* mult, const std::int32_t* shift) {
-  if (c.op == Op::qlinear) {
-    c.fc.output.multiplier = mult;
-    c.fc.output.shift = shift;
-  } else if (c.op == Op::qconv2d && c.depthwise) {
-    c.dw.output.multiplier = mult;
-    c.dw.output.shift = shift;
-  } else if (c.op == Op::qconv2d) {
-    c.conv.output.multiplier = mult;
-    c.conv.output.shift = shift;
-  }
 }
 
 /// `c` with its output stages' multiplier/shift pointers null (bound at run time), built member
@@ -10707,8 +10707,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
     ws += int8_copy_bytes(r);
     return copy;
   };
-  Int8Call c = q.call;
-  bind_int8_channels(c, mult + q.channel_begin, shift + q.channel_begin);
+  const Int8Call& c = q.call;  // in flash, read in place: run_int8 binds the multipliers
   char* scratch = ws;  // run_int8's own scratch first (the same order as the Executable)
   if (ws) ws += align_up(q.scratch_bytes);
   const void* x = dense(q.x);
@@ -10724,7 +10723,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
   }
   const auto* bias = q.bias.base >= 0 ? reinterpret_cast<const std::int32_t*>(at(q.bias.base, q.bias.offset, q.bias.dtype))
                                       : nullptr;
-  return run_int8<WithTfliteOps>(c, x, x2, w, bias, out, scratch);
+  return run_int8<WithTfliteOps>(c, x, x2, w, bias, out, scratch, mult + q.channel_begin, shift + q.channel_begin);
 }
 
 }  // namespace kiln::runtime

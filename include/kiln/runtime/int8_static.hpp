@@ -17,8 +17,8 @@ namespace kiln::runtime {
 /// strides over its own shape, whether the kernel reads it in place).
 using Int8Ref = Int8Operand;
 
-/// One int8 node, prepared at compile time. The call's multiplier/shift pointers are bound at
-/// run time to the schedule's arrays from `channel_begin`.
+/// One int8 node, prepared at compile time. The call's multiplier/shift pointers stay null: at run
+/// time run_int8 reads them from the schedule's arrays from `channel_begin`.
 struct StaticInt8 {
   Int8Call call;
   Int8Ref x, x2, w, bias;
@@ -33,21 +33,6 @@ constexpr Int8Ref int8_ref(const Graph& g, const passes::Fusion& f, int id) {
 }
 constexpr std::size_t int8_copy_bytes(const Int8Ref& r) {
   return r.base < 0 || r.dense ? 0 : align_up(static_cast<std::size_t>(r.shape.numel()) * dtype_size(r.dtype));
-}
-
-/// Points the call's output stage at its multipliers and shifts. (Member by member: GCC 12
-/// loses track of a constant built through a pointer to one of the stages.)
-constexpr void bind_int8_channels(Int8Call& c, const std::int32_t* mult, const std::int32_t* shift) {
-  if (c.op == Op::qlinear) {
-    c.fc.output.multiplier = mult;
-    c.fc.output.shift = shift;
-  } else if (c.op == Op::qconv2d && c.depthwise) {
-    c.dw.output.multiplier = mult;
-    c.dw.output.shift = shift;
-  } else if (c.op == Op::qconv2d) {
-    c.conv.output.multiplier = mult;
-    c.conv.output.shift = shift;
-  }
 }
 
 /// `c` with its output stages' multiplier/shift pointers null (bound at run time), built member
@@ -144,8 +129,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
     ws += int8_copy_bytes(r);
     return copy;
   };
-  Int8Call c = q.call;
-  bind_int8_channels(c, mult + q.channel_begin, shift + q.channel_begin);
+  const Int8Call& c = q.call;  // in flash, read in place: run_int8 binds the multipliers
   char* scratch = ws;  // run_int8's own scratch first (the same order as the Executable)
   if (ws) ws += align_up(q.scratch_bytes);
   const void* x = dense(q.x);
@@ -161,7 +145,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
   }
   const auto* bias = q.bias.base >= 0 ? reinterpret_cast<const std::int32_t*>(at(q.bias.base, q.bias.offset, q.bias.dtype))
                                       : nullptr;
-  return run_int8<WithTfliteOps>(c, x, x2, w, bias, out, scratch);
+  return run_int8<WithTfliteOps>(c, x, x2, w, bias, out, scratch, mult + q.channel_begin, shift + q.channel_begin);
 }
 
 }  // namespace kiln::runtime

@@ -209,10 +209,22 @@ inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std:
   return Status();
 }
 
+/// p with its output stage pointed at `mult` / `shift` when they are given: a static plan's steps
+/// keep their multipliers in the schedule's arrays, so the call in flash is read in place and only
+/// this small struct is copied.
+template <class P>
+P with_channels(P p, const std::int32_t* mult, const std::int32_t* shift) {
+  if (mult) {
+    p.output.multiplier = mult;
+    p.output.shift = shift;
+  }
+  return p;
+}
+
 /// A grouped conv: per group, its input channels gathered densely into `scratch`, the conv kernel
-/// on them with the group's weight rows, bias and multipliers, its output scattered into y.
-inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::int8_t* w, const std::int32_t* bias,
-                           std::int8_t* y, std::int8_t* scratch) {
+/// on them with the group's weight rows, bias and multipliers (`conv`), its output scattered into y.
+inline Status grouped_conv(const Int8Call& c, const kernels::int8::Conv2DParams& conv, const std::int8_t* x,
+                           const std::int8_t* w, const std::int32_t* bias, std::int8_t* y, std::int8_t* scratch) {
   const index_t G = c.groups, cg = c.x[3] / G, og = c.y[3] / G;
   const index_t pixels_in = c.x.numel() / c.x[3], pixels_out = c.y.numel() / c.y[3];
   const Shape xs{c.x[0], c.x[1], c.x[2], cg}, ws{og, c.w[1], c.w[2], c.w[3]}, ys{c.y[0], c.y[1], c.y[2], og};
@@ -220,7 +232,7 @@ inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::i
   std::int8_t* yg = scratch + pixels_in * cg;
   for (index_t g = 0; g < G; ++g) {
     for (index_t p = 0; p < pixels_in; ++p) std::memcpy(xg + p * cg, x + p * c.x[3] + g * cg, static_cast<std::size_t>(cg));
-    kernels::int8::Conv2DParams pg = c.conv;
+    kernels::int8::Conv2DParams pg = conv;
     pg.output.multiplier += g * og;
     pg.output.shift += g * og;
     const Status s = kernels::int8::conv2d(pg, xs, xg, ws, w + g * ws.numel(), bias ? bias + g * og : nullptr, ys, yg);
@@ -232,10 +244,12 @@ inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::i
 
 /// One int8 kernel call on dense operands: x (f32 for quantize, else i8), x2 (qadd's b), the
 /// weight in the kernel's layout and the bias (qlinear/qconv2d; bias may be null), into y.
-/// `scratch`: passes::int8_grouped_conv_bytes(node, x) bytes.
+/// `scratch`: passes::int8_grouped_conv_bytes(node, x) bytes. `mult` / `shift`: a qlinear/qconv2d's
+/// multipliers when the call does not point at them (the static runner's steps).
 template <bool WithTfliteOps = true>  // false: a static plan without them links none of their kernels
 Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
-                       const std::int32_t* bias, void* y, void* scratch = nullptr) {
+                       const std::int32_t* bias, void* y, void* scratch = nullptr, const std::int32_t* mult = nullptr,
+                       const std::int32_t* shift = nullptr) {
   namespace k8 = kernels::int8;
   const auto* xi = static_cast<const std::int8_t*>(x);
   auto* yi = static_cast<std::int8_t*>(y);
@@ -253,11 +267,12 @@ Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int
       k8::quantize(static_cast<const float*>(x), yi, c.y.numel(), c.out);
       return Status();
     case Op::dequantize: quant::dequantize(xi, static_cast<float*>(y), c.y.numel(), c.in); return Status();
-    case Op::qlinear: return k8::fully_connected(c.fc, c.x, xi, c.w, w, bias, c.y, yi);
+    case Op::qlinear: return k8::fully_connected(with_channels(c.fc, mult, shift), c.x, xi, c.w, w, bias, c.y, yi);
     case Op::qconv2d:
-      if (c.groups > 1) return grouped_conv(c, xi, w, bias, yi, static_cast<std::int8_t*>(scratch));
-      return c.depthwise ? k8::depthwise_conv2d(c.dw, c.x, xi, c.w, w, bias, c.y, yi)
-                         : k8::conv2d(c.conv, c.x, xi, c.w, w, bias, c.y, yi);
+      if (c.groups > 1)
+        return grouped_conv(c, with_channels(c.conv, mult, shift), xi, w, bias, yi, static_cast<std::int8_t*>(scratch));
+      return c.depthwise ? k8::depthwise_conv2d(with_channels(c.dw, mult, shift), c.x, xi, c.w, w, bias, c.y, yi)
+                         : k8::conv2d(with_channels(c.conv, mult, shift), c.x, xi, c.w, w, bias, c.y, yi);
     case Op::qpool2d:
       return c.rk == ReduceKind::max ? k8::max_pool2d(c.pool, c.x, xi, c.y, yi) : k8::avg_pool2d(c.pool, c.x, xi, c.y, yi);
     case Op::qadd: return qadd_broadcast(c, xi, static_cast<const std::int8_t*>(x2), yi);
