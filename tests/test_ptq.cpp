@@ -135,7 +135,7 @@ TEST_CASE("ptq: the emitted header is the checked-in one, its graph the in-memor
 
   // The rewrite: quantize, conv + bias + relu, max pool, flatten (a view), linear + bias + relu,
   // linear + bias, softmax, dequantize — every layer int8.
-  int ops[32]{};
+  int ops[64]{};  // indexed by Op (35 of them)
   for (int i = 0; i < g.size(); ++i) ++ops[static_cast<int>(g[i].op)];
   CHECK(ops[static_cast<int>(kiln::Op::quantize)] == 1);
   CHECK(ops[static_cast<int>(kiln::Op::dequantize)] == 1);

@@ -96,6 +96,18 @@ inline unsigned touch_everything(const kiln::tflite::Model& m) {
     add(tfl::read_conv_options(m, op, c).ok() + tfl::read_pool_options(m, op, p).ok() +
         tfl::read_fully_connected_options(m, op, f).ok() + tfl::read_softmax_options(m, op, s).ok() +
         tfl::read_add_options(m, op, a).ok());
+    // The common operators' decoders, on any operator (they must refuse, not crash, on others).
+    std::uint32_t axes = 0;
+    bool keep = false;
+    int axis = 0;
+    kiln::index_t lo[kiln::kMaxRank] = {}, hi[kiln::kMaxRank] = {};
+    tfl::SliceSpec spec;
+    if (op.inputs.size() >= 2) {
+      add(tfl::detail::mean_axes(m, op, axes, keep).ok() + tfl::detail::pad_amounts(m, op, lo, hi).ok());
+      add(axes + static_cast<unsigned>(lo[0] + hi[0]));
+    }
+    if (op.inputs.size() >= 4) add(tfl::detail::strided_slice_spec(m, op, spec).ok() + static_cast<unsigned>(spec.count[0]));
+    if (op.outputs.size() >= 1) add(tfl::detail::concat_axis(m, op, axis).ok() + static_cast<unsigned>(axis));
   }
   add(tfl::check_supported(m).ok());
   return sum;

@@ -177,3 +177,5 @@ constexpr auto qsoftmax(const X& x, float beta = 1.f) {
 }
 
 }  // namespace kiln
+
+#include "ops_int8_tflite.hpp"  // qmul, qlogistic, qtanh, qhard_swish, qmean, qpad, qslice, qconcat

@@ -762,6 +762,9 @@ struct QuantParams {
 
 /// TFLite's fixed output quantisation of int8 SOFTMAX: real = (q + 128) / 256.
 inline constexpr QuantParams kSoftmaxOutputQuant{1.f / 256.f, -128};
+/// TFLite's fixed output quantisation of int8 LOGISTIC (the same as SOFTMAX's) and TANH.
+inline constexpr QuantParams kLogisticOutputQuant{1.f / 256.f, -128};
+inline constexpr QuantParams kTanhOutputQuant{1.f / 128.f, 0};
 
 }  // namespace kiln
 // ---- end kiln/ir/quant.hpp ----
@@ -802,6 +805,14 @@ enum class Op : std::uint8_t {
   qpool2d,      // NHWC max (rk == max) or average (rk == mean, valid taps); quant of the input
   qadd,         // a + b (broadcasting), both i8
   qsoftmax,     // over the last axis, beta p0; quant kSoftmaxOutputQuant
+  qmul,         // a * b (broadcasting), both i8
+  qlogistic,    // sigmoid; quant kLogisticOutputQuant
+  qtanh,        // quant kTanhOutputQuant
+  qhard_swish,  // x * relu6(x + 3) / 6
+  qmean,        // mean over the axes whose bits are set in `start`, keepdim
+  qpad,         // along axis: `start` entries before, `step` after, of real 0 (input's quant)
+  qslice,       // along axis: shape[axis] entries from `start` by `step` (< 0 allowed); input's quant
+  qconcat,      // a, b along axis, each requantised to quant
 };
 
 constexpr const char* op_name(Op op) {
@@ -833,8 +844,21 @@ constexpr const char* op_name(Op op) {
     case Op::qpool2d: return "qpool2d";
     case Op::qadd: return "qadd";
     case Op::qsoftmax: return "qsoftmax";
+    case Op::qmul: return "qmul";
+    case Op::qlogistic: return "qlogistic";
+    case Op::qtanh: return "qtanh";
+    case Op::qhard_swish: return "qhard_swish";
+    case Op::qmean: return "qmean";
+    case Op::qpad: return "qpad";
+    case Op::qslice: return "qslice";
+    case Op::qconcat: return "qconcat";
   }
   return "?";
+}
+
+/// Activation operands of an int8 op (the i8 values its kernel reads; the rest are constants).
+constexpr int int8_activation_operands(Op op) {
+  return op == Op::qadd || op == Op::qmul || op == Op::qconcat ? 2 : 1;
 }
 
 /// The sliding-window attributes of the NHWC spatial ops. Which fields matter depends on the op:
@@ -930,6 +954,14 @@ constexpr bool same_computation(const Node& a, const Node& b) {
     case Op::qconv2d: return a.win == b.win && a.fn == b.fn && a.p0 == b.p0 && a.p1 == b.p1;
     case Op::qpool2d: return a.win == b.win && a.rk == b.rk && a.fn == b.fn && a.p0 == b.p0 && a.p1 == b.p1;
     case Op::qsoftmax: return a.axis == b.axis && a.p0 == b.p0;
+    case Op::qmul: return a.fn == b.fn && a.p0 == b.p0 && a.p1 == b.p1;
+    case Op::qlogistic:
+    case Op::qtanh:
+    case Op::qhard_swish: return true;
+    case Op::qmean: return a.start == b.start && a.keepdim == b.keepdim;
+    case Op::qpad:
+    case Op::qslice: return a.axis == b.axis && a.start == b.start && a.step == b.step;
+    case Op::qconcat: return a.axis == b.axis;
   }
   return false;
 }
@@ -1004,7 +1036,8 @@ constexpr Status window_shape(const Node& n, const Shape& x, int kh, int kw, ind
 
 // ---- begin kiln/ir/infer_int8.hpp ----
 // kiln/ir/infer_int8.hpp — the type rules of the int8 ops (quantize, dequantize, qlinear, qconv2d,
-// qpool2d, qadd, qsoftmax).
+// qpool2d, qadd, qsoftmax, and the TFLite operators of ir/infer_int8_tflite.hpp: qmul, qlogistic,
+// qtanh, qhard_swish, qmean, qpad, qslice, qconcat).
 //
 // Included by ir/infer.hpp after its shared helpers (op_error, check_window, window_shape) and
 // called from infer_node: one place for every int8 rule and its error message. The rules check
@@ -1018,7 +1051,9 @@ namespace detail {
 
 constexpr bool is_int8_op(Op op) {
   return op == Op::quantize || op == Op::dequantize || op == Op::qlinear || op == Op::qconv2d ||
-         op == Op::qpool2d || op == Op::qadd || op == Op::qsoftmax;
+         op == Op::qpool2d || op == Op::qadd || op == Op::qsoftmax || op == Op::qmul || op == Op::qlogistic ||
+         op == Op::qtanh || op == Op::qhard_swish || op == Op::qmean || op == Op::qpad || op == Op::qslice ||
+         op == Op::qconcat;
 }
 
 /// A real number in messages (Status has no float formatting): up to 6 decimals.
@@ -1090,9 +1125,122 @@ constexpr Status check_quantized_weights(const Node& n, const Shape* in, const D
   return Status();
 }
 
+}  // namespace detail
+}  // namespace kiln
+
+
+// ---- begin kiln/ir/infer_int8_tflite.hpp ----
+// kiln/ir/infer_int8_tflite.hpp — the type rules of the int8 ops added for TFLite's common
+// operators: qmul, qlogistic, qtanh, qhard_swish, qmean, qpad, qslice, qconcat.
+//
+// Included by ir/infer_int8.hpp (after need_quantized, need_output_quant and
+// check_fused_activation). Like the other int8 rules: i8 operands with parameters, a valid
+// output quantisation, and the attributes each kernel (kernels/int8/) needs, named in errors.
+
+namespace kiln {
+namespace detail {
+
+constexpr Status infer_int8_tflite(Node& n, const Shape* in, const DType* dt) {
+  Status st;
+  if (!(st = need_quantized(n, 0, in, dt))) return st;
+  const int r = in[0].rank();
+  switch (n.op) {
+    case Op::qmul: {
+      if (!(st = need_quantized(n, 1, in, dt))) return st;
+      Shape s;
+      if (!broadcast_shapes(in[0], in[1], s)) return inputs_error(Errc::shape_mismatch, n, in, "shapes do not broadcast");
+      if (!(st = need_output_quant(n)) || !(st = check_fused_activation(n))) return st;
+      n.shape = s;
+      break;
+    }
+    case Op::qlogistic:
+    case Op::qtanh:
+      n.shape = in[0];
+      n.quant = n.op == Op::qlogistic ? kLogisticOutputQuant : kTanhOutputQuant;
+      break;
+    case Op::qhard_swish:
+      if (!(st = need_output_quant(n))) return st;
+      n.shape = in[0];
+      break;
+    case Op::qmean: {
+      const auto axes = static_cast<std::uint64_t>(n.start);
+      if (r < 1 || axes == 0 || (axes >> r) != 0)
+        return op_error(Errc::bad_axis, n) << "axes mask " << static_cast<long long>(n.start) << " for " << in[0]
+                                           << ": one bit per averaged dimension, at least one";
+      Shape s = Shape::of_rank(n.keepdim ? r : 0);
+      std::int64_t count = 1;
+      for (int d = 0; d < r; ++d) {
+        if (axes >> d & 1u) {
+          count *= in[0][d];
+          if (n.keepdim) s[d] = 1;
+        } else if (n.keepdim) {
+          s[d] = in[0][d];
+        } else {
+          s.push_back(in[0][d]);
+        }
+      }
+      if (count < 1 || count > 0x7fffffff)
+        return op_error(Errc::shape_mismatch, n) << "averages " << static_cast<long long>(count) << " elements of "
+                                                 << in[0] << " per output (1 .. 2^31 - 1)";
+      if (!(st = need_output_quant(n))) return st;
+      n.shape = s;
+      break;
+    }
+    case Op::qpad:
+    case Op::qslice: {
+      const int ax = normalize_axis(n.axis, r);
+      if (ax < 0) return op_error(Errc::bad_axis, n) << "axis " << n.axis << " out of range for " << in[0];
+      n.axis = ax;
+      Shape s = in[0];
+      if (n.op == Op::qpad) {
+        if (n.start < 0 || n.step < 0)
+          return op_error(Errc::invalid_argument, n) << "padding " << static_cast<long long>(n.start) << ", "
+                                                     << static_cast<long long>(n.step) << " of " << in[0]
+                                                     << " must be >= 0";
+        s[ax] += n.start + n.step;
+      } else {
+        // n.shape[0] carries the count on entry (as slice).
+        const index_t count = n.shape.rank() == 1 ? n.shape[0] : -1, len = in[0][ax];
+        const index_t last = n.start + (count - 1) * n.step;
+        if (n.step == 0 || count < 0 || (count > 0 && (n.start < 0 || n.start >= len || last < 0 || last >= len)))
+          return op_error(Errc::shape_mismatch, n)
+                 << "start " << static_cast<long long>(n.start) << " count " << static_cast<long long>(count)
+                 << " step " << static_cast<long long>(n.step) << " outside axis " << ax << " of " << in[0];
+        s[ax] = count;
+      }
+      n.shape = s;
+      n.quant = n.in_quant[0];  // the bytes move unchanged
+      break;
+    }
+    case Op::qconcat: {
+      if (!(st = need_quantized(n, 1, in, dt))) return st;
+      const int ax = normalize_axis(n.axis, r);
+      bool ok = ax >= 0 && in[1].rank() == r;
+      for (int d = 0; ok && d < r; ++d) ok = d == ax || in[0][d] == in[1][d];
+      if (!ok) return inputs_error(Errc::shape_mismatch, n, in, "shapes differ outside the concatenation axis");
+      if (!(st = need_output_quant(n))) return st;
+      n.axis = ax;
+      Shape s = in[0];
+      s[ax] += in[1][ax];
+      n.shape = s;
+      break;
+    }
+    default: return op_error(Errc::not_supported, n) << "not an int8 op";
+  }
+  n.dtype = DType::i8;
+  return Status();
+}
+
+}  // namespace detail
+}  // namespace kiln
+// ---- end kiln/ir/infer_int8_tflite.hpp ----
+
+namespace kiln {
+namespace detail {
+
 /// Type rules of the int8 ops (n.op satisfies is_int8_op).
 constexpr Status infer_int8(Node& n, const Shape* in, const DType* dt) {
-  const int arity = n.op == Op::qlinear || n.op == Op::qconv2d ? -1 : n.op == Op::qadd ? 2 : 1;
+  const int arity = n.op == Op::qlinear || n.op == Op::qconv2d ? -1 : int8_activation_operands(n.op);
   if (arity > 0 && n.num_inputs != arity) return inputs_error(Errc::invalid_argument, n, in, "wrong number of inputs");
   Status st;
   switch (n.op) {
@@ -1176,6 +1324,15 @@ constexpr Status infer_int8(Node& n, const Shape* in, const DType* dt) {
       n.quant = n.in_quant[0];  // TFLite's pools keep the input's quantisation
       return Status();
     }
+
+    case Op::qmul:
+    case Op::qlogistic:
+    case Op::qtanh:
+    case Op::qhard_swish:
+    case Op::qmean:
+    case Op::qpad:
+    case Op::qslice:
+    case Op::qconcat: return infer_int8_tflite(n, in, dt);
 
     case Op::qadd: {
       if (!(st = need_quantized(n, 0, in, dt)) || !(st = need_quantized(n, 1, in, dt))) return st;
@@ -1515,7 +1672,15 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
     case Op::qconv2d:
     case Op::qpool2d:
     case Op::qadd:
-    case Op::qsoftmax: break;  // detail::infer_int8 above
+    case Op::qsoftmax:
+    case Op::qmul:
+    case Op::qlogistic:
+    case Op::qtanh:
+    case Op::qhard_swish:
+    case Op::qmean:
+    case Op::qpad:
+    case Op::qslice:
+    case Op::qconcat: break;  // detail::infer_int8 above
 
     case Op::unslice: {
       const int ax = normalize_axis(n.axis, in[0].rank());
@@ -1816,7 +1981,15 @@ inline void describe_node(std::ostream& os, const Node& n) {
     case Op::qconv2d:
     case Op::qpool2d:
     case Op::qadd:
-    case Op::qsoftmax: {  // e.g. "qconv2d 3x3/2 g8 relu -> 0.05,-128": the op, its activation, its output quant
+    case Op::qsoftmax:
+    case Op::qmul:
+    case Op::qlogistic:
+    case Op::qtanh:
+    case Op::qhard_swish:
+    case Op::qmean:
+    case Op::qpad:
+    case Op::qslice:
+    case Op::qconcat: {  // e.g. "qconv2d 3x3/2 g8 relu -> 0.05,-128": the op, its activation, its output quant
       if (n.op == Op::qconv2d || n.op == Op::qpool2d) {
         const Window2d& w = n.win;
         os << (n.op == Op::qconv2d ? "qconv2d " : n.rk == ReduceKind::max ? "qmax_pool2d " : "qavg_pool2d ")
@@ -2981,7 +3154,15 @@ constexpr Status append_gradients(Graph& g, int loss, const int* wrt, int count,
       case Op::qconv2d:
       case Op::qpool2d:
       case Op::qadd:
-      case Op::qsoftmax: g.set_error(detail::no_rule(g, id)); return g.status();
+      case Op::qsoftmax:
+      case Op::qmul:
+      case Op::qlogistic:
+      case Op::qtanh:
+      case Op::qhard_swish:
+      case Op::qmean:
+      case Op::qpad:
+      case Op::qslice:
+      case Op::qconcat: g.set_error(detail::no_rule(g, id)); return g.status();
     }
     for (int k = 0; k < n.num_inputs; ++k)
       if (need[k]) detail::accumulate(b, adjoint, n.inputs[k], contrib[k]);
@@ -3094,11 +3275,11 @@ constexpr std::size_t int8_grouped_conv_bytes(const Node& n, const Shape& x) {
 }
 
 /// Arena bytes the step of int8 node `id` needs: the grouped conv's slices, then a dense copy of
-/// each activation operand (input 0, and qadd's input 1) that is not contiguous.
+/// each activation operand (input 0, and a binary op's input 1) that is not contiguous.
 constexpr std::size_t int8_workspace_bytes(const Graph& g, const Layout* layouts, int id) {
   const Node& n = g[id];
   std::size_t bytes = align_up(int8_grouped_conv_bytes(n, g[n.inputs[0]].shape));
-  const int operands = n.op == Op::qadd ? 2 : 1;
+  const int operands = int8_activation_operands(n.op);
   for (int k = 0; k < operands; ++k) {
     const Node& in = g[n.inputs[k]];
     if (!is_contiguous(in.shape, layouts[n.inputs[k]]))
@@ -5830,10 +6011,10 @@ constexpr std::int32_t exp_on_negative_values(std::int32_t a) {
   return result;
 }
 
-/// 1 / (1 + x) for a Q0.31 raw x in [0, 1); returns Q0.31 (gemmlowp
-/// one_over_one_plus_x_for_x_in_0_1): three Newton-Raphson steps on the half
-/// denominator (1 + x) / 2, started at 48/17 - 32/17 * d, computed in Q2.29.
-constexpr std::int32_t one_over_one_plus_x_for_x_in_0_1(std::int32_t a) {
+/// 2 / (1 + x) for a Q0.31 raw x in [0, 1), as a Q2.29 raw: gemmlowp's Newton-Raphson division
+/// shared by one_over_one_plus_x_for_x_in_0_1 and one_minus_x_over_one_plus_x_for_x_in_0_1 —
+/// three steps on the half denominator (1 + x) / 2, started at 48/17 - 32/17 * d.
+constexpr std::int32_t two_over_one_plus_x_q2(std::int32_t a) {
   const std::int32_t half_denominator = rounding_half_sum(a, kInt32Max);  // Q0.31
   constexpr std::int32_t k48Over17 = 1515870810;      // Q2.29
   constexpr std::int32_t kNeg32Over17 = -1010580540;  // Q2.29
@@ -5845,8 +6026,14 @@ constexpr std::int32_t one_over_one_plus_x_for_x_in_0_1(std::int32_t a) {
     // x * one_minus is Q4.27; Rescale<2> multiplies the raw by 4, saturating.
     x = wrapping_add(x, saturating_rounding_multiply_by_pot(saturating_rounding_doubling_high_mul(x, one_minus), 2));
   }
+  return x;
+}
+
+/// 1 / (1 + x) for a Q0.31 raw x in [0, 1); returns Q0.31 (gemmlowp
+/// one_over_one_plus_x_for_x_in_0_1).
+constexpr std::int32_t one_over_one_plus_x_for_x_in_0_1(std::int32_t a) {
   // ExactMulByPot<-1> reinterprets Q2.29 as Q1.30 (x / 2), Rescale<0> multiplies the raw by 2.
-  return saturating_rounding_multiply_by_pot(x, 1);
+  return saturating_rounding_multiply_by_pot(two_over_one_plus_x_q2(a), 1);
 }
 
 /// TFLite GetReciprocal: 1 / x for a positive Q(x_integer_digits) raw x, as a Q0.31
@@ -6074,6 +6261,214 @@ constexpr std::int32_t quantize_bias_value(float b, float input_scale, float wei
 
 }  // namespace kiln::quant
 // ---- end kiln/quant/quantize.hpp ----
+
+// ---- begin kiln/kernels/int8/activations.hpp ----
+// kiln/kernels/int8/activations.hpp — TFLite int8 LOGISTIC, TANH and HARD_SWISH.
+//
+// The arithmetic is TFLite Micro's reference int8 path, which TFLite's reference kernels share:
+//   LOGISTIC, TANH (reference_integer_ops::Logistic / Tanh, TFLM logistic_common.cc / tanh.cc
+//     Prepare): d = q - input_zero_point; |d| >= input_range_radius saturates to -128 / 127;
+//     else x = MultiplyByQuantizedMultiplier(d, input_multiplier, input_left_shift) as Q4.27,
+//     y = gemmlowp logistic / tanh of x (Q0.31), rounding-divided by 2^23 (logistic: output
+//     scale 1/256, then - 128) or 2^24 (tanh: output scale 1/128, zero point 0), clamped.
+//     (TFLite's *optimised* CPU kernels use a float-built lookup table instead; TFLM and the
+//     reference kernels use this fixed-point form, which kiln matches.)
+//   HARD_SWISH (reference_ops::HardSwish, TFLM hard_swish_common.cc Prepare): int16 fixed point,
+//     x * relu6(x + 3) / 6 with a "reluish" multiplier and an output multiplier, each a Q0.15
+//     rounding of a Q0.31 multiplier (DownScaleInt32ToInt16Multiplier).
+// Each maps 256 int8 inputs to 256 outputs, so map() evaluates the function once per possible
+// input into a 256-byte table (on the stack) when the tensor is larger than that, and per
+// element otherwise: the bytes are the function's either way.
+
+
+
+// ---- begin kiln/quant/fixed_point_logistic.hpp ----
+// kiln/quant/fixed_point_logistic.hpp — gemmlowp's fixed-point logistic and tanh (int8 LOGISTIC
+// and TANH), on int32 raws as quant/fixed_point_exp.hpp:
+//   logistic(a) = 1 / (1 + exp(-|a|)) for a > 0, 1 - that for a < 0, exactly 1/2 at 0;
+//   tanh(a)     = (1 - exp(-2|a|)) / (1 + exp(-2|a|)) with a's sign, exactly 0 at 0.
+// The input is Q(kIntegerBits).(31 - kIntegerBits) (TFLite uses 4), the result Q0.31. Every
+// operation (wrapping int32 adds, SRDHM products, saturating rescales) is gemmlowp's, because
+// TFLite's int8 bytes depend on each rounding.
+
+
+
+namespace kiln::quant {
+
+/// (1 - x) / (1 + x) for a Q0.31 raw x in [0, 1); returns Q0.31 (gemmlowp
+/// one_minus_x_over_one_plus_x_for_x_in_0_1): 2 / (1 + x) - 1, rescaled from Q2.29.
+constexpr std::int32_t one_minus_x_over_one_plus_x_for_x_in_0_1(std::int32_t a) {
+  return saturating_rounding_multiply_by_pot(wrapping_sub(two_over_one_plus_x_q2(a), std::int32_t{1} << 29), 2);
+}
+
+/// gemmlowp::logistic of a Q(kIntegerBits) raw; Q0.31 result.
+template <int kIntegerBits>
+constexpr std::int32_t logistic(std::int32_t a) {
+  if (a == 0) return std::int32_t{1} << 30;  // one half
+  const std::int32_t abs_a = a > 0 ? a : wrapping_sub(0, a);
+  // exp(-|a|) with the input's integer bits, then 1 / (1 + .).
+  const std::int32_t positive = one_over_one_plus_x_for_x_in_0_1(exp_on_negative_values<kIntegerBits>(wrapping_sub(0, abs_a)));
+  return a > 0 ? positive : wrapping_sub(kInt32Max, positive);  // F0::One() - positive
+}
+
+/// gemmlowp::tanh of a Q(kIntegerBits) raw; Q0.31 result.
+template <int kIntegerBits>
+constexpr std::int32_t tanh(std::int32_t a) {
+  if (a == 0) return 0;
+  const std::int32_t n = a < 0 ? a : wrapping_sub(0, a);  // -|a|
+  // ExactMulByPot<1> keeps the raw and adds an integer bit: exp(2n) is exp_on_negative_values
+  // of the same raw read with kIntegerBits + 1.
+  const std::int32_t t = one_minus_x_over_one_plus_x_for_x_in_0_1(exp_on_negative_values<kIntegerBits + 1>(n));
+  return a < 0 ? wrapping_sub(0, t) : t;
+}
+
+}  // namespace kiln::quant
+// ---- end kiln/quant/fixed_point_logistic.hpp ----
+
+namespace kiln::kernels::int8 {
+
+enum class UnaryFn : std::uint8_t { logistic, tanh, hard_swish };
+
+/// Parameters of LOGISTIC / TANH (sigmoid-like) or HARD_SWISH, from TFLite's Prepare.
+struct UnaryParams {
+  UnaryFn fn = UnaryFn::logistic;
+  std::int32_t input_zero_point = 0, output_zero_point = 0;
+  // logistic, tanh
+  std::int32_t input_range_radius = 0, input_multiplier = 0;
+  int input_left_shift = 0;
+  // hard_swish
+  std::int16_t reluish_multiplier = 0, output_multiplier = 0;  ///< Q0.15
+  int reluish_exponent = 0, output_exponent = 0;
+};
+
+inline constexpr int kLogisticInputIntegerBits = 4;
+
+/// LOGISTIC / TANH Prepare: input_scale * 2^27 split into a Q0.31 multiplier and left shift
+/// (std::frexp, std::round), and the input radius beyond which the output saturates:
+/// floor(15 * 2^27 / 2^shift). ok == false: a scale outside what the arithmetic represents
+/// (shift < 0, or the multiplier rounding to 2^31, which TFLite's int32 cast does not survive).
+constexpr UnaryParams make_sigmoid_params(UnaryFn fn, float input_scale, std::int32_t input_zero_point, bool& ok) {
+  UnaryParams p;
+  p.fn = fn;
+  p.input_zero_point = input_zero_point;
+  p.output_zero_point = fn == UnaryFn::logistic ? -128 : 0;
+  constexpr int kBits = kLogisticInputIntegerBits;
+  const double real = static_cast<double>(input_scale) * static_cast<double>(std::int64_t{1} << (31 - kBits));
+  int shift = 0;
+  const double q = quant::detail::frexp_constexpr(real, shift);
+  const std::int64_t m = quant::detail::round_half_away(q * static_cast<double>(std::int64_t{1} << 31));
+  ok = real > 0 && shift >= 0 && shift <= 62 && m < (std::int64_t{1} << 31);
+  if (!ok) return p;
+  p.input_multiplier = static_cast<std::int32_t>(m);
+  p.input_left_shift = shift;
+  // Exact in double as in integers: 15 * 2^27 / 2^shift, floored.
+  p.input_range_radius = static_cast<std::int32_t>((std::int64_t{(1 << kBits) - 1} << (31 - kBits)) >> shift);
+  return p;
+}
+
+namespace detail {
+// TFLite DownScaleInt32ToInt16Multiplier: the Q0.31 multiplier rounded to Q0.15.
+constexpr std::int16_t downscale_to_int16(std::int32_t m) {
+  constexpr std::int32_t kRoundingOffset = 1 << 15;
+  if (m >= quant::kInt32Max - kRoundingOffset) return 32767;
+  return static_cast<std::int16_t>((m + kRoundingOffset) >> 16);
+}
+}  // namespace detail
+
+/// HARD_SWISH Prepare (TFLM hard_swish_common.cc): the scale ratios are float divisions widened
+/// to double, as TFLite writes them. ok == false: an output multiplier above one (TFLite's
+/// "output_multiplier_exponent <= 0").
+constexpr UnaryParams make_hard_swish_params(float input_scale, std::int32_t input_zero_point, float output_scale,
+                                             std::int32_t output_zero_point, bool& ok) {
+  UnaryParams p;
+  p.fn = UnaryFn::hard_swish;
+  p.input_zero_point = input_zero_point;
+  p.output_zero_point = output_zero_point;
+  const float hires_input_scale = (1.0f / 128.0f) * input_scale;
+  const float reluish_scale = 3.0f / 32768.0f;
+  const quant::QuantizedMultiplier out = quant::quantize_multiplier(static_cast<double>(hires_input_scale / output_scale));
+  const quant::QuantizedMultiplier relu = quant::quantize_multiplier(static_cast<double>(hires_input_scale / reluish_scale));
+  p.output_multiplier = detail::downscale_to_int16(out.multiplier);
+  p.output_exponent = out.shift;
+  p.reluish_multiplier = detail::downscale_to_int16(relu.multiplier);
+  p.reluish_exponent = relu.shift;
+  ok = out.shift <= 0 && relu.shift <= 31 && relu.shift >= -31;
+  return p;
+}
+
+namespace detail {
+// gemmlowp's int16 SaturatingRoundingDoublingHighMul.
+constexpr std::int16_t srdhm16(std::int16_t a, std::int16_t b) {
+  if (a == b && a == -32768) return 32767;
+  const std::int32_t ab = static_cast<std::int32_t>(a) * static_cast<std::int32_t>(b);
+  const std::int32_t nudge = ab >= 0 ? (1 << 14) : (1 - (1 << 14));
+  return static_cast<std::int16_t>((ab + nudge) / (1 << 15));
+}
+// TFLite's SaturatingDoublingHighMul (int16): truncating toward zero.
+constexpr std::int16_t sdhm16(std::int16_t a, std::int16_t b) {
+  if (a == b && a == -32768) return 32767;
+  return static_cast<std::int16_t>((static_cast<std::int32_t>(a) * static_cast<std::int32_t>(b)) / (1 << 15));
+}
+// gemmlowp RoundingDivideByPOT on int16 (mask and threshold in int16, as the template does).
+constexpr std::int16_t rounding_divide_by_pot16(std::int16_t x, int exponent) {
+  const auto mask = static_cast<std::int16_t>((std::int64_t{1} << exponent) - 1);
+  const auto remainder = static_cast<std::int16_t>(x & mask);
+  const auto threshold = static_cast<std::int16_t>((mask >> 1) + (x < 0 ? 1 : 0));
+  return static_cast<std::int16_t>((x >> exponent) + (remainder > threshold ? 1 : 0));
+}
+// TFLite's SaturatingLeftShift (int16).
+constexpr std::int16_t saturating_left_shift16(std::int16_t v, int amount) {
+  const std::int64_t r = static_cast<std::int64_t>(v) * (std::int64_t{1} << amount);
+  return static_cast<std::int16_t>(r > 32767 ? 32767 : r < -32768 ? -32768 : r);
+}
+}  // namespace detail
+
+/// One element of the function.
+constexpr std::int8_t unary_one(const UnaryParams& p, std::int8_t q) {
+  const std::int32_t input = static_cast<std::int32_t>(q) - p.input_zero_point;
+  if (p.fn != UnaryFn::hard_swish) {
+    if (input <= -p.input_range_radius) return -128;
+    if (input >= p.input_range_radius) return 127;
+    const std::int32_t x = quant::multiply_by_quantized_multiplier(input, p.input_multiplier, p.input_left_shift);
+    std::int32_t y = 0;
+    if (p.fn == UnaryFn::logistic)
+      y = quant::rounding_divide_by_pot(quant::logistic<kLogisticInputIntegerBits>(x), 31 - 8) - 128;
+    else
+      y = quant::rounding_divide_by_pot(quant::tanh<kLogisticInputIntegerBits>(x), 31 - 7);
+    return static_cast<std::int8_t>(y < -128 ? -128 : y > 127 ? 127 : y);
+  }
+  using namespace detail;
+  const auto hires = static_cast<std::int16_t>(input * (1 << 7));
+  const std::int16_t preshift_output = srdhm16(hires, p.output_multiplier);
+  std::int16_t reluish = hires;
+  if (p.reluish_exponent > 0) reluish = saturating_left_shift16(reluish, p.reluish_exponent - 1);
+  reluish = srdhm16(reluish, p.reluish_multiplier);
+  if (p.reluish_exponent > 0) reluish = saturating_left_shift16(reluish, 1);
+  if (p.reluish_exponent < 0) reluish = rounding_divide_by_pot16(reluish, -p.reluish_exponent);
+  reluish = static_cast<std::int16_t>((reluish + (1 << 15)) >> 1);  // [-1, 1] -> [0, 1]
+  const std::int16_t pre = sdhm16(reluish, preshift_output);
+  // TFLite adds the zero point to an int16 (a wrap is possible at the extremes, kept here).
+  const auto y = static_cast<std::int16_t>(rounding_divide_by_pot16(pre, -p.output_exponent) + p.output_zero_point);
+  return static_cast<std::int8_t>(y < -128 ? -128 : y > 127 ? 127 : y);
+}
+
+/// y[i] = f(x[i]) for n elements (x and y may alias).
+inline Status unary(const UnaryParams& p, const std::int8_t* x, std::int8_t* y, index_t n) {
+  if (p.fn == UnaryFn::hard_swish ? (p.output_exponent > 0 || p.output_exponent < -31)
+                                  : (p.input_left_shift < 0 || p.input_range_radius < 0))
+    return Status(Errc::invalid_argument) << "int8 activation: parameters outside TFLite's range";
+  if (n <= 256) {
+    for (index_t i = 0; i < n; ++i) y[i] = unary_one(p, x[i]);
+    return Status();
+  }
+  std::int8_t table[256];
+  for (int v = -128; v < 128; ++v) table[v + 128] = unary_one(p, static_cast<std::int8_t>(v));
+  for (index_t i = 0; i < n; ++i) y[i] = table[x[i] + 128];
+  return Status();
+}
+
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/activations.hpp ----
 
 // ---- begin kiln/kernels/int8/add.hpp ----
 // kiln/kernels/int8/add.hpp — TFLite int8 ADD (same-shape operands).
@@ -6954,6 +7349,131 @@ inline void quantize(const float* x, std::int8_t* out, index_t n, quant::TensorQ
 }  // namespace kiln::kernels::int8
 // ---- end kiln/kernels/int8/convert.hpp ----
 
+// ---- begin kiln/kernels/int8/copy.hpp ----
+// kiln/kernels/int8/copy.hpp — the int8 operators that move bytes along one axis: PAD,
+// STRIDED_SLICE (any step, negative included) and CONCATENATION (with requantisation).
+//
+// A tensor is seen as [outer, length, inner] around the axis; each kernel copies runs of
+// `inner` bytes. PAD fills with the output zero point (TFLite's int8 PAD: real 0). TFLite's
+// int8 CONCATENATION requires every input to share the output's quantisation and then only
+// copies; an input with other parameters is requantised here with TFLite's Requantize
+// arithmetic (the int8 -> int8 QUANTIZE): zp_out + MultiplyByQuantizedMultiplier(q - zp_in,
+// in_scale / out_scale), saturated.
+
+
+
+namespace kiln::kernels::int8 {
+
+/// TFLite's int8 Requantize of one tensor (identity when the parameters are equal).
+struct Requant {
+  bool identity = true;
+  std::int32_t input_zero_point = 0, output_zero_point = 0;
+  std::int32_t multiplier = 0;
+  int shift = 0;
+};
+
+constexpr Requant make_requant(quant::TensorQuant in, quant::TensorQuant out) {
+  Requant r;
+  r.identity = in.scale == out.scale && in.zero_point == out.zero_point;
+  r.input_zero_point = in.zero_point;
+  r.output_zero_point = out.zero_point;
+  const quant::QuantizedMultiplier m =
+      quant::quantize_multiplier(static_cast<double>(in.scale) / static_cast<double>(out.scale));
+  r.multiplier = m.multiplier;
+  r.shift = m.shift;
+  return r;
+}
+
+constexpr std::int8_t requantize_one(const Requant& r, std::int8_t q) {
+  const std::int32_t v =
+      quant::multiply_by_quantized_multiplier(q - r.input_zero_point, r.multiplier, r.shift) + r.output_zero_point;
+  return static_cast<std::int8_t>(v < -128 ? -128 : v > 127 ? 127 : v);
+}
+
+/// n elements of x requantised (or copied) into y.
+inline void requantize(const Requant& r, const std::int8_t* x, std::int8_t* y, index_t n) {
+  if (r.identity) {
+    std::memcpy(y, x, static_cast<std::size_t>(n));
+    return;
+  }
+  for (index_t i = 0; i < n; ++i) y[i] = requantize_one(r, x[i]);
+}
+
+/// [outer, length, inner] around `axis` of shape s.
+struct AxisSplit {
+  index_t outer = 1, length = 1, inner = 1;
+};
+constexpr AxisSplit split_at(const Shape& s, int axis) {
+  AxisSplit a;
+  for (int d = 0; d < s.rank(); ++d) {
+    if (d < axis) a.outer *= s[d];
+    else if (d == axis) a.length = s[d];
+    else a.inner *= s[d];
+  }
+  return a;
+}
+
+/// PAD along one axis: `before` and `after` entries of `value` around x (shape xs).
+inline Status pad_axis(const Shape& xs, int axis, index_t before, index_t after, std::int8_t value,
+                       const std::int8_t* x, std::int8_t* y) {
+  if (axis < 0 || axis >= xs.rank() || before < 0 || after < 0)
+    return Status(Errc::invalid_argument) << "pad (int8): axis " << axis << " of " << xs << ", padding "
+                                          << static_cast<long long>(before) << ", " << static_cast<long long>(after);
+  const AxisSplit a = split_at(xs, axis);
+  const auto fill = [&](index_t n) {
+    std::memset(y, static_cast<unsigned char>(value), static_cast<std::size_t>(n));
+    y += n;
+  };
+  for (index_t o = 0; o < a.outer; ++o) {
+    fill(before * a.inner);
+    std::memcpy(y, x, static_cast<std::size_t>(a.length * a.inner));
+    y += a.length * a.inner;
+    x += a.length * a.inner;
+    fill(after * a.inner);
+  }
+  return Status();
+}
+
+/// STRIDED_SLICE along one axis: entries start, start + step, ... (count of them; step may be
+/// negative) of x (shape xs).
+inline Status slice_axis(const Shape& xs, int axis, index_t start, index_t step, index_t count,
+                         const std::int8_t* x, std::int8_t* y) {
+  if (axis < 0 || axis >= xs.rank() || step == 0 || count < 0 ||
+      (count > 0 && (start < 0 || start >= xs[axis] || start + (count - 1) * step < 0 ||
+                     start + (count - 1) * step >= xs[axis])))
+    return Status(Errc::invalid_argument) << "strided slice (int8): start " << static_cast<long long>(start)
+                                          << ", step " << static_cast<long long>(step) << ", count "
+                                          << static_cast<long long>(count) << " outside axis " << axis << " of " << xs;
+  const AxisSplit a = split_at(xs, axis);
+  for (index_t o = 0; o < a.outer; ++o)
+    for (index_t j = 0; j < count; ++j) {
+      std::memcpy(y, x + (o * a.length + start + j * step) * a.inner, static_cast<std::size_t>(a.inner));
+      y += a.inner;
+    }
+  return Status();
+}
+
+/// CONCATENATION of a (shape as) and b (shape bs) along `axis`, each requantised to the output.
+inline Status concat2(const Shape& as, const std::int8_t* a, const Requant& ra, const Shape& bs, const std::int8_t* b,
+                      const Requant& rb, int axis, std::int8_t* y) {
+  bool ok = as.rank() == bs.rank() && axis >= 0 && axis < as.rank();
+  for (int d = 0; ok && d < as.rank(); ++d) ok = d == axis || as[d] == bs[d];
+  if (!ok)
+    return Status(Errc::shape_mismatch) << "concatenation (int8): " << as << " and " << bs << " along axis " << axis;
+  const AxisSplit sa = split_at(as, axis), sb = split_at(bs, axis);
+  const index_t na = sa.length * sa.inner, nb = sb.length * sb.inner;
+  for (index_t o = 0; o < sa.outer; ++o) {
+    requantize(ra, a + o * na, y, na);
+    y += na;
+    requantize(rb, b + o * nb, y, nb);
+    y += nb;
+  }
+  return Status();
+}
+
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/copy.hpp ----
+
 // ---- begin kiln/kernels/int8/depthwise_conv2d.hpp ----
 // kiln/kernels/int8/depthwise_conv2d.hpp — TFLite int8 DEPTHWISE_CONV_2D (per-channel weights).
 //
@@ -7194,6 +7714,149 @@ inline Status fully_connected(const FullyConnectedParams& p, const Shape& input_
 
 }  // namespace kiln::kernels::int8
 // ---- end kiln/kernels/int8/fully_connected.hpp ----
+
+// ---- begin kiln/kernels/int8/mean.hpp ----
+// kiln/kernels/int8/mean.hpp — TFLite int8 MEAN over any set of axes.
+//
+// TFLite Micro's int8 MEAN (reduce_common.cc EvalIntegerMean -> reference_ops::QuantizedMeanOrSum):
+//   Prepare: (m, s) = QuantizeMultiplier(input_scale / output_scale) in double;
+//   the 1/n of the mean is folded into it: k = min(floor(log2 n), 32, 31 + s),
+//     m' = (int64(m) << k) / n (truncating), s' = s - k;
+//   y = clamp(MultiplyByQuantizedMultiplier(sum(q) - input_zero_point * n, m', s')
+//             + output_zero_point, -128, 127)
+// with the sum in int32. (TFLite's own CPU kernel has other paths, e.g. a float one when the
+// input and output quantisation are equal; kiln follows TFLM's, the microcontroller reference.)
+
+
+
+namespace kiln::kernels::int8 {
+
+struct MeanParams {
+  std::uint32_t axes = 0;  ///< bit d set: input dimension d is averaged
+  std::int32_t input_zero_point = 0, output_zero_point = 0;
+  std::int32_t multiplier = 0;  ///< with 1/count folded in
+  int shift = 0;
+  std::int32_t count = 1;  ///< elements averaged per output
+};
+
+/// TFLite's Prepare plus the per-count adjustment of QuantizedMeanOrSum.
+constexpr MeanParams make_mean_params(quant::TensorQuant in, quant::TensorQuant out, std::uint32_t axes,
+                                      std::int32_t count) {
+  MeanParams p;
+  p.axes = axes;
+  p.input_zero_point = in.zero_point;
+  p.output_zero_point = out.zero_point;
+  p.count = count;
+  const quant::QuantizedMultiplier m =
+      quant::quantize_multiplier(static_cast<double>(in.scale) / static_cast<double>(out.scale));
+  int k = count > 0 ? 31 - quant::count_leading_zeros(static_cast<std::uint32_t>(count)) : 0;  // floor(log2 n)
+  k = k < 32 ? k : 32;
+  k = k < 31 + m.shift ? k : 31 + m.shift;
+  p.multiplier = static_cast<std::int32_t>((static_cast<std::int64_t>(m.multiplier) << k) / (count > 0 ? count : 1));
+  p.shift = m.shift - k;
+  return p;
+}
+
+/// Averages x (shape xs) over p.axes into y (the kept dimensions in order; keep_dims only
+/// changes the shape, not the bytes).
+inline Status mean(const MeanParams& p, const Shape& xs, const std::int8_t* x, std::int8_t* y) {
+  if (p.shift < -31 || p.shift > 31 || p.count < 1)
+    return Status(Errc::invalid_argument) << "mean (int8): shift " << p.shift << " outside [-31, 31] or no elements ("
+                                          << xs << ')';
+  const int r = xs.rank();
+  const Strides st = contiguous_strides(xs);
+  index_t kept[kMaxRank], kept_stride[kMaxRank], red[kMaxRank], red_stride[kMaxRank];
+  int nk = 0, nr = 0;
+  index_t outputs = 1;
+  for (int d = 0; d < r; ++d) {
+    if (p.axes >> d & 1u) {
+      red[nr] = xs[d];
+      red_stride[nr++] = st[d];
+    } else {
+      kept[nk] = xs[d];
+      kept_stride[nk++] = st[d];
+      outputs *= xs[d];
+    }
+  }
+  index_t ko[kMaxRank]{};
+  for (index_t o = 0; o < outputs; ++o) {
+    index_t base = 0;
+    for (int k = 0; k < nk; ++k) base += ko[k] * kept_stride[k];
+    std::int32_t sum = 0;
+    index_t ro[kMaxRank]{};
+    for (std::int32_t e = 0; e < p.count; ++e) {
+      index_t off = base;
+      for (int k = 0; k < nr; ++k) off += ro[k] * red_stride[k];
+      sum += x[off];
+      for (int k = nr - 1; k >= 0; --k) {
+        if (++ro[k] < red[k]) break;
+        ro[k] = 0;
+      }
+    }
+    std::int32_t v = quant::multiply_by_quantized_multiplier(static_cast<std::int32_t>(static_cast<std::uint32_t>(
+                                                                 sum - std::int64_t{p.input_zero_point} * p.count)),
+                                                             p.multiplier, p.shift) +
+                     p.output_zero_point;
+    y[o] = static_cast<std::int8_t>(v < -128 ? -128 : v > 127 ? 127 : v);
+    for (int k = nk - 1; k >= 0; --k) {
+      if (++ko[k] < kept[k]) break;
+      ko[k] = 0;
+    }
+  }
+  return Status();
+}
+
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/mean.hpp ----
+
+// ---- begin kiln/kernels/int8/mul.hpp ----
+// kiln/kernels/int8/mul.hpp — TFLite int8 MUL (reference_integer_ops::MulElementwise).
+//
+//   y = clamp(output_offset + MultiplyByQuantizedMultiplier((a + input1_offset) * (b + input2_offset),
+//             output_multiplier, output_shift), act_min, act_max)
+// The product of two offset int8 values fits int32 exactly (|.| <= 255 * 255); the one rounding
+// step is the double-rounding MultiplyByQuantizedMultiplier every TFLite int8 kernel uses.
+// make_mul_params() is TFLite's Prepare: in1_scale * in2_scale / out_scale in double, then
+// QuantizeMultiplier. Broadcasting is the caller's index arithmetic (runtime/int8_steps.hpp).
+
+
+
+namespace kiln::kernels::int8 {
+
+struct MulParams {
+  std::int32_t input1_offset = 0, input2_offset = 0;  ///< -zero points
+  std::int32_t output_offset = 0;
+  std::int32_t output_multiplier = 0;
+  int output_shift = 0;  ///< in [-31, 31]
+  std::int32_t act_min = -128, act_max = 127;
+};
+
+/// TFLite's Prepare for int8 MUL (mul_common.cc CalculateOpDataMul).
+constexpr MulParams make_mul_params(quant::TensorQuant in1, quant::TensorQuant in2, quant::TensorQuant out,
+                                    quant::ActivationRange act) {
+  MulParams p;
+  p.input1_offset = -in1.zero_point;
+  p.input2_offset = -in2.zero_point;
+  p.output_offset = out.zero_point;
+  const quant::QuantizedMultiplier m = quant::quantize_multiplier(
+      static_cast<double>(in1.scale) * static_cast<double>(in2.scale) / static_cast<double>(out.scale));
+  p.output_multiplier = m.multiplier;
+  p.output_shift = m.shift;
+  p.act_min = act.min;
+  p.act_max = act.max;
+  return p;
+}
+
+/// One element of TFLite's int8 MUL.
+constexpr std::int8_t mul_one(const MulParams& p, std::int8_t a, std::int8_t b) {
+  const std::int32_t prod = (p.input1_offset + a) * (p.input2_offset + b);
+  std::int32_t v = quant::multiply_by_quantized_multiplier(prod, p.output_multiplier, p.output_shift) + p.output_offset;
+  v = v < p.act_min ? p.act_min : (v > p.act_max ? p.act_max : v);
+  return static_cast<std::int8_t>(v);
+}
+
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/mul.hpp ----
 
 // ---- begin kiln/kernels/int8/pooling.hpp ----
 // kiln/kernels/int8/pooling.hpp — TFLite int8 MAX_POOL_2D and AVERAGE_POOL_2D.
@@ -8639,7 +9302,15 @@ constexpr bool fuse(const Graph& g, Fusion& f, const int* pinned = nullptr) {
       case Op::qconv2d:
       case Op::qpool2d:
       case Op::qadd:
-      case Op::qsoftmax: f.group_of[i] = detail::new_group(f, GroupKind::int8, i, n.shape); break;
+      case Op::qsoftmax:
+      case Op::qmul:
+      case Op::qlogistic:
+      case Op::qtanh:
+      case Op::qhard_swish:
+      case Op::qmean:
+      case Op::qpad:
+      case Op::qslice:
+      case Op::qconcat: f.group_of[i] = detail::new_group(f, GroupKind::int8, i, n.shape); break;
       default:  // copy, unslice, and reshape of a non-contiguous view
         f.group_of[i] = detail::new_group(f, GroupKind::copy, i, n.shape);
         break;
@@ -9152,9 +9823,20 @@ struct Int8Call {
   kernels::int8::Pool2DParams pool;
   kernels::int8::AddParams add;
   kernels::int8::SoftmaxParams softmax;
+  // The TFLite operators of runtime/int8_tflite_steps.hpp.
+  kernels::int8::MulParams mul;
+  kernels::int8::UnaryParams unary;  // qlogistic, qtanh, qhard_swish
+  kernels::int8::MeanParams mean;
+  kernels::int8::Requant concat_a, concat_b;
+  int axis = 0;                      // qpad, qslice, qconcat
+  index_t start = 0, step = 0;       // qpad: before, after; qslice: start, step
 };
 
 constexpr quant::TensorQuant tensor_quant(QuantParams q) { return {q.scale, q.zero_point}; }
+
+// The TFLite operators' preparation and kernel calls (defined in int8_tflite_steps.hpp).
+constexpr Status prepare_int8_tflite(const Node& n, const Shape* in, Int8Call& c);
+inline Status run_int8_tflite(const Int8Call& c, const std::int8_t* x, const std::int8_t* x2, std::int8_t* y);
 
 /// The fused activation of `n` as a clamp of its int8 output: TFLite's
 /// CalculateActivationRangeQuantized for relu/relu6, the same quantisation of a clamp's bounds.
@@ -9263,9 +9945,8 @@ constexpr Status prepare_int8(const Node& n, const Shape* in, const float* scale
         return Status(Errc::invalid_argument) << "qsoftmax: beta * input scale is outside TFLite's range (input "
                                               << in[0] << ')';
       return Status();
-    default: break;
+    default: return prepare_int8_tflite(n, in, c);
   }
-  return Status(Errc::not_supported) << name << ": not an int8 op";
 }
 
 /// A depthwise weight given as OHWI [O, kh, kw, 1] read through `st` (element strides) written
@@ -9278,9 +9959,10 @@ inline void depthwise_weight_to_kernel_layout(const std::int8_t* src, const Shap
       for (index_t o = 0; o < O; ++o) dst[(y * kw + x) * O + o] = src[o * st[0] + y * st[1] + x * st[2]];
 }
 
-/// a + b with NumPy broadcasting (TFLite's ADD per element); equal shapes use the kernel's loop.
-inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std::int8_t* b, std::int8_t* y) {
-  if (c.x == c.x2) return kernels::int8::add(c.add, c.x, a, c.x2, b, c.y, y);
+/// y = f(a, b) per element with NumPy broadcasting of c.x and c.x2 to c.y (TFLite's
+/// BroadcastAdd4DSlow / BroadcastMul4DSlow order: every output element once).
+template <class F>
+void broadcast_binary(const Int8Call& c, const std::int8_t* a, const std::int8_t* b, std::int8_t* y, F f) {
   const Strides sa = broadcast_strides(c.x, contiguous_strides(c.x), c.y);
   const Strides sb = broadcast_strides(c.x2, contiguous_strides(c.x2), c.y);
   index_t idx[kMaxRank]{};
@@ -9291,19 +9973,37 @@ inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std:
       oa += idx[d] * sa[d];
       ob += idx[d] * sb[d];
     }
-    y[e] = kernels::int8::add_one(c.add, a[oa], b[ob]);
+    y[e] = f(a[oa], b[ob]);
     for (int d = c.y.rank() - 1; d >= 0; --d) {
       if (++idx[d] < c.y[d]) break;
       idx[d] = 0;
     }
   }
+}
+
+/// a + b with NumPy broadcasting (TFLite's ADD per element); equal shapes use the kernel's loop.
+inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std::int8_t* b, std::int8_t* y) {
+  if (c.x == c.x2) return kernels::int8::add(c.add, c.x, a, c.x2, b, c.y, y);
+  broadcast_binary(c, a, b, y, [&c](std::int8_t u, std::int8_t v) { return kernels::int8::add_one(c.add, u, v); });
   return Status();
 }
 
+/// p with its output stage pointed at `mult` / `shift` when they are given: a static plan's steps
+/// keep their multipliers in the schedule's arrays, so the call in flash is read in place and only
+/// this small struct is copied.
+template <class P>
+P with_channels(P p, const std::int32_t* mult, const std::int32_t* shift) {
+  if (mult) {
+    p.output.multiplier = mult;
+    p.output.shift = shift;
+  }
+  return p;
+}
+
 /// A grouped conv: per group, its input channels gathered densely into `scratch`, the conv kernel
-/// on them with the group's weight rows, bias and multipliers, its output scattered into y.
-inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::int8_t* w, const std::int32_t* bias,
-                           std::int8_t* y, std::int8_t* scratch) {
+/// on them with the group's weight rows, bias and multipliers (`conv`), its output scattered into y.
+inline Status grouped_conv(const Int8Call& c, const kernels::int8::Conv2DParams& conv, const std::int8_t* x,
+                           const std::int8_t* w, const std::int32_t* bias, std::int8_t* y, std::int8_t* scratch) {
   const index_t G = c.groups, cg = c.x[3] / G, og = c.y[3] / G;
   const index_t pixels_in = c.x.numel() / c.x[3], pixels_out = c.y.numel() / c.y[3];
   const Shape xs{c.x[0], c.x[1], c.x[2], cg}, ws{og, c.w[1], c.w[2], c.w[3]}, ys{c.y[0], c.y[1], c.y[2], og};
@@ -9311,7 +10011,7 @@ inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::i
   std::int8_t* yg = scratch + pixels_in * cg;
   for (index_t g = 0; g < G; ++g) {
     for (index_t p = 0; p < pixels_in; ++p) std::memcpy(xg + p * cg, x + p * c.x[3] + g * cg, static_cast<std::size_t>(cg));
-    kernels::int8::Conv2DParams pg = c.conv;
+    kernels::int8::Conv2DParams pg = conv;
     pg.output.multiplier += g * og;
     pg.output.shift += g * og;
     const Status s = kernels::int8::conv2d(pg, xs, xg, ws, w + g * ws.numel(), bias ? bias + g * og : nullptr, ys, yg);
@@ -9323,9 +10023,12 @@ inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::i
 
 /// One int8 kernel call on dense operands: x (f32 for quantize, else i8), x2 (qadd's b), the
 /// weight in the kernel's layout and the bias (qlinear/qconv2d; bias may be null), into y.
-/// `scratch`: passes::int8_grouped_conv_bytes(node, x) bytes.
-inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
-                       const std::int32_t* bias, void* y, void* scratch = nullptr) {
+/// `scratch`: passes::int8_grouped_conv_bytes(node, x) bytes. `mult` / `shift`: a qlinear/qconv2d's
+/// multipliers when the call does not point at them (the static runner's steps).
+template <bool WithTfliteOps = true>  // false: a static plan without them links none of their kernels
+Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
+                       const std::int32_t* bias, void* y, void* scratch = nullptr, const std::int32_t* mult = nullptr,
+                       const std::int32_t* shift = nullptr) {
   namespace k8 = kernels::int8;
   const auto* xi = static_cast<const std::int8_t*>(x);
   auto* yi = static_cast<std::int8_t*>(y);
@@ -9343,18 +10046,20 @@ inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const s
       k8::quantize(static_cast<const float*>(x), yi, c.y.numel(), c.out);
       return Status();
     case Op::dequantize: quant::dequantize(xi, static_cast<float*>(y), c.y.numel(), c.in); return Status();
-    case Op::qlinear: return k8::fully_connected(c.fc, c.x, xi, c.w, w, bias, c.y, yi);
+    case Op::qlinear: return k8::fully_connected(with_channels(c.fc, mult, shift), c.x, xi, c.w, w, bias, c.y, yi);
     case Op::qconv2d:
-      if (c.groups > 1) return grouped_conv(c, xi, w, bias, yi, static_cast<std::int8_t*>(scratch));
-      return c.depthwise ? k8::depthwise_conv2d(c.dw, c.x, xi, c.w, w, bias, c.y, yi)
-                         : k8::conv2d(c.conv, c.x, xi, c.w, w, bias, c.y, yi);
+      if (c.groups > 1)
+        return grouped_conv(c, with_channels(c.conv, mult, shift), xi, w, bias, yi, static_cast<std::int8_t*>(scratch));
+      return c.depthwise ? k8::depthwise_conv2d(with_channels(c.dw, mult, shift), c.x, xi, c.w, w, bias, c.y, yi)
+                         : k8::conv2d(with_channels(c.conv, mult, shift), c.x, xi, c.w, w, bias, c.y, yi);
     case Op::qpool2d:
       return c.rk == ReduceKind::max ? k8::max_pool2d(c.pool, c.x, xi, c.y, yi) : k8::avg_pool2d(c.pool, c.x, xi, c.y, yi);
     case Op::qadd: return qadd_broadcast(c, xi, static_cast<const std::int8_t*>(x2), yi);
     case Op::qsoftmax: return k8::softmax(c.softmax, c.x, xi, c.y, yi);
-    default: break;
+    default:
+      if constexpr (WithTfliteOps) return run_int8_tflite(c, xi, static_cast<const std::int8_t*>(x2), yi);
+      else return Status(Errc::not_supported) << op_name(c.op) << ": not an int8 op of this plan";
   }
-  return Status(Errc::not_supported) << op_name(c.op) << ": not an int8 op";
 }
 
 // ---- eager ------------------------------------------------------------------------------------
@@ -9454,7 +10159,7 @@ inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8St
   Shape in[kMaxInputs];
   for (int k = 0; k < n.num_inputs; ++k) in[k] = g[n.inputs[k]].shape;
   s.x = detail::int8_operand(g, f, n.inputs[0]);
-  if (n.op == Op::qadd) s.x2 = detail::int8_operand(g, f, n.inputs[1]);
+  if (int8_activation_operands(n.op) == 2) s.x2 = detail::int8_operand(g, f, n.inputs[1]);
   s.scratch_bytes = passes::int8_grouped_conv_bytes(n, in[0]);
   s.workspace_bytes = passes::int8_workspace_bytes(g, f.layouts, id);
   const float* scales = nullptr;
@@ -9486,6 +10191,107 @@ inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8St
 #endif  // KILN_NO_HEAP
 
 }  // namespace kiln::runtime
+
+
+// ---- begin kiln/runtime/int8_tflite_steps.hpp ----
+// kiln/runtime/int8_tflite_steps.hpp — the int8 ops added for TFLite's common operators (qmul,
+// qlogistic, qtanh, qhard_swish, qmean, qpad, qslice, qconcat) on their kernels.
+//
+// Included at the end of runtime/int8_steps.hpp, whose prepare_int8 and run_int8 hand these
+// ops here: one place that turns each node into its kernel's parameters (constexpr, as TFLite's
+// Prepare; a static plan keeps them as constants) and calls the kernel on dense operands.
+
+// (No includes: this file is the tail of int8_steps.hpp, which declares what it defines.)
+
+namespace kiln::runtime {
+
+constexpr bool is_tflite_int8_op(Op op) {
+  return op == Op::qmul || op == Op::qlogistic || op == Op::qtanh || op == Op::qhard_swish || op == Op::qmean ||
+         op == Op::qpad || op == Op::qslice || op == Op::qconcat;
+}
+
+constexpr Status prepare_int8_tflite(const Node& n, const Shape* in, Int8Call& c) {
+  namespace k8 = kernels::int8;
+  const char* name = op_name(n.op);
+  bool ok = true;
+  switch (n.op) {
+    case Op::qmul:
+      c.x2 = in[1];
+      c.mul = k8::make_mul_params(c.in, tensor_quant(n.in_quant[1]), c.out, fused_range(n));
+      if (c.mul.output_shift > 31 || c.mul.output_shift < -31)
+        return Status(Errc::invalid_argument) << name << ": input scales over the output scale rescale by 2^31 or "
+                                                         "more (shapes "
+                                              << in[0] << ' ' << in[1] << ')';
+      return Status();
+    case Op::qlogistic:
+    case Op::qtanh:
+      c.unary = k8::make_sigmoid_params(n.op == Op::qlogistic ? k8::UnaryFn::logistic : k8::UnaryFn::tanh, c.in.scale,
+                                        c.in.zero_point, ok);
+      if (!ok)
+        return Status(Errc::invalid_argument) << name << ": input scale outside TFLite's Q4.27 range (input " << in[0]
+                                              << ')';
+      return Status();
+    case Op::qhard_swish:
+      c.unary = k8::make_hard_swish_params(c.in.scale, c.in.zero_point, c.out.scale, c.out.zero_point, ok);
+      if (!ok)
+        return Status(Errc::invalid_argument) << name << ": input scale / 128 over the output scale is above one "
+                                                         "(TFLite's output_multiplier_exponent <= 0), input "
+                                              << in[0];
+      return Status();
+    case Op::qmean: {
+      const index_t outputs = n.shape.numel();
+      c.mean = k8::make_mean_params(c.in, c.out, static_cast<std::uint32_t>(n.start),
+                                    static_cast<std::int32_t>(outputs ? in[0].numel() / outputs : 1));
+      if (c.mean.shift < -31 || c.mean.shift > 31)
+        return Status(Errc::invalid_argument) << name << ": input over output scale rescales by 2^31 or more (input "
+                                              << in[0] << ')';
+      return Status();
+    }
+    case Op::qpad:
+    case Op::qslice:
+      c.axis = n.axis;
+      c.start = n.start;
+      c.step = n.step;
+      return Status();
+    case Op::qconcat:
+      c.x2 = in[1];
+      c.axis = n.axis;
+      c.concat_a = k8::make_requant(c.in, c.out);
+      c.concat_b = k8::make_requant(tensor_quant(n.in_quant[1]), c.out);
+      if ((!c.concat_a.identity && c.concat_a.shift > 31) || (!c.concat_b.identity && c.concat_b.shift > 31))
+        return Status(Errc::invalid_argument) << name << ": an input scale over the output scale is 2^31 or more ("
+                                              << in[0] << ' ' << in[1] << ')';
+      return Status();
+    default: break;
+  }
+  return Status(Errc::not_supported) << name << ": not an int8 op";
+}
+
+inline Status run_int8_tflite(const Int8Call& c, const std::int8_t* x, const std::int8_t* x2, std::int8_t* y) {
+  namespace k8 = kernels::int8;
+  switch (c.op) {
+    case Op::qmul:
+      if (c.x == c.x2) {
+        for (index_t i = 0; i < c.y.numel(); ++i) y[i] = k8::mul_one(c.mul, x[i], x2[i]);
+      } else {
+        broadcast_binary(c, x, x2, y, [&c](std::int8_t u, std::int8_t v) { return k8::mul_one(c.mul, u, v); });
+      }
+      return Status();
+    case Op::qlogistic:
+    case Op::qtanh:
+    case Op::qhard_swish: return k8::unary(c.unary, x, y, c.y.numel());
+    case Op::qmean: return k8::mean(c.mean, c.x, x, y);
+    case Op::qpad:
+      return k8::pad_axis(c.x, c.axis, c.start, c.step, static_cast<std::int8_t>(c.out.zero_point), x, y);
+    case Op::qslice: return k8::slice_axis(c.x, c.axis, c.start, c.step, c.y[c.axis], x, y);
+    case Op::qconcat: return k8::concat2(c.x, x, c.concat_a, c.x2, x2, c.concat_b, c.axis, y);
+    default: break;
+  }
+  return Status(Errc::not_supported) << op_name(c.op) << ": not an int8 op";
+}
+
+}  // namespace kiln::runtime
+// ---- end kiln/runtime/int8_tflite_steps.hpp ----
 // ---- end kiln/runtime/int8_steps.hpp ----
 
 #ifndef KILN_NO_HEAP
@@ -9763,7 +10569,15 @@ inline void run_node(const Node& n, const void* const* in, const Shape* in_shape
     case Op::qconv2d:
     case Op::qpool2d:
     case Op::qadd:
-    case Op::qsoftmax: run_int8_node(n, in, in_shapes, out, workspace); return;
+    case Op::qsoftmax:
+    case Op::qmul:
+    case Op::qlogistic:
+    case Op::qtanh:
+    case Op::qhard_swish:
+    case Op::qmean:
+    case Op::qpad:
+    case Op::qslice:
+    case Op::qconcat: run_int8_node(n, in, in_shapes, out, workspace); return;
   }
 }
 
@@ -9787,8 +10601,8 @@ namespace kiln::runtime {
 /// strides over its own shape, whether the kernel reads it in place).
 using Int8Ref = Int8Operand;
 
-/// One int8 node, prepared at compile time. The call's multiplier/shift pointers are bound at
-/// run time to the schedule's arrays from `channel_begin`.
+/// One int8 node, prepared at compile time. The call's multiplier/shift pointers stay null: at run
+/// time run_int8 reads them from the schedule's arrays from `channel_begin`.
 struct StaticInt8 {
   Int8Call call;
   Int8Ref x, x2, w, bias;
@@ -9803,21 +10617,6 @@ constexpr Int8Ref int8_ref(const Graph& g, const passes::Fusion& f, int id) {
 }
 constexpr std::size_t int8_copy_bytes(const Int8Ref& r) {
   return r.base < 0 || r.dense ? 0 : align_up(static_cast<std::size_t>(r.shape.numel()) * dtype_size(r.dtype));
-}
-
-/// Points the call's output stage at its multipliers and shifts. (Member by member: GCC 12
-/// loses track of a constant built through a pointer to one of the stages.)
-constexpr void bind_int8_channels(Int8Call& c, const std::int32_t* mult, const std::int32_t* shift) {
-  if (c.op == Op::qlinear) {
-    c.fc.output.multiplier = mult;
-    c.fc.output.shift = shift;
-  } else if (c.op == Op::qconv2d && c.depthwise) {
-    c.dw.output.multiplier = mult;
-    c.dw.output.shift = shift;
-  } else if (c.op == Op::qconv2d) {
-    c.conv.output.multiplier = mult;
-    c.conv.output.shift = shift;
-  }
 }
 
 /// `c` with its output stages' multiplier/shift pointers null (bound at run time), built member
@@ -9844,6 +10643,17 @@ constexpr Int8Call without_channels(const Int8Call& c) {
   r.pool = c.pool;
   r.add = c.add;
   r.softmax = c.softmax;
+  r.requantize = c.requantize;
+  r.requant = c.requant;
+  r.groups = c.groups;
+  r.mul = c.mul;
+  r.unary = c.unary;
+  r.mean = c.mean;
+  r.concat_a = c.concat_a;
+  r.concat_b = c.concat_b;
+  r.axis = c.axis;
+  r.start = c.start;
+  r.step = c.step;
   return r;
 }
 
@@ -9854,7 +10664,7 @@ constexpr Status lower_int8_static(const Graph& g, const passes::Fusion& f, int 
   Shape in[kMaxInputs];
   for (int k = 0; k < n.num_inputs; ++k) in[k] = g[n.inputs[k]].shape;
   s.x = int8_ref(g, f, n.inputs[0]);
-  if (n.op == Op::qadd) s.x2 = int8_ref(g, f, n.inputs[1]);
+  if (int8_activation_operands(n.op) == 2) s.x2 = int8_ref(g, f, n.inputs[1]);
   const float* scales = nullptr;
   if (n.op == Op::qlinear || n.op == Op::qconv2d) {
     s.w = int8_ref(g, f, n.inputs[1]);
@@ -9880,9 +10690,18 @@ constexpr Status lower_int8_static(const Graph& g, const passes::Fusion& f, int 
   return Status();
 }
 
+/// Whether lowered int8 steps include the TFLite operators of int8_tflite_steps.hpp (a static
+/// plan without them instantiates run_int8_static<false>: none of their kernels is linked).
+template <class Steps>
+constexpr bool uses_tflite_int8_ops(const Steps& steps, int count) {
+  for (int k = 0; k < count; ++k)
+    if (is_tflite_int8_op(steps[k].call.op)) return true;
+  return false;
+}
+
 /// Runs a lowered int8 step: `at(base, offset, dtype)` resolves a value's address, `ws` is the
 /// step's scratch (workspace_bytes), `out` the node's buffer.
-template <class At>
+template <bool WithTfliteOps = true, class At>
 Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std::int32_t* shift, At&& at,
                        char* ws, void* out) {
   auto dense = [&](const Int8Ref& r) -> const void* {
@@ -9894,8 +10713,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
     ws += int8_copy_bytes(r);
     return copy;
   };
-  Int8Call c = q.call;
-  bind_int8_channels(c, mult + q.channel_begin, shift + q.channel_begin);
+  const Int8Call& c = q.call;  // in flash, read in place: run_int8 binds the multipliers
   char* scratch = ws;  // run_int8's own scratch first (the same order as the Executable)
   if (ws) ws += align_up(q.scratch_bytes);
   const void* x = dense(q.x);
@@ -9911,7 +10729,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
   }
   const auto* bias = q.bias.base >= 0 ? reinterpret_cast<const std::int32_t*>(at(q.bias.base, q.bias.offset, q.bias.dtype))
                                       : nullptr;
-  return run_int8(c, x, x2, w, bias, out, scratch);
+  return run_int8<WithTfliteOps>(c, x, x2, w, bias, out, scratch, mult + q.channel_begin, shift + q.channel_begin);
 }
 
 }  // namespace kiln::runtime
@@ -12812,6 +13630,102 @@ constexpr auto qsoftmax(const X& x, float beta = 1.f) {
 }
 
 }  // namespace kiln
+
+
+// ---- begin kiln/ops_int8_tflite.hpp ----
+// kiln/ops_int8_tflite.hpp — int8 front-end for TFLite's other common operators.
+//
+//   auto y = kiln::qmul(a, b, {0.02f, 3}, kiln::FusedActivation::relu());    // MUL (broadcasting)
+//   auto s = kiln::qlogistic(x);       auto t = kiln::qtanh(x);               // quant 1/256,-128 / 1/128,0
+//   auto h = kiln::qhard_swish(x, {0.05f, -20});                              // HARD_SWISH
+//   auto m = kiln::qmean(x, kiln::axes_mask({1, 2}), {0.04f, 0}, true);       // MEAN, keep_dims
+//   auto p = kiln::qpad(x, 1, 1, 2);                                          // PAD one axis with real 0
+//   auto r = kiln::qslice(x, 2, 4, 5, -1);                                    // STRIDED_SLICE one axis
+//   auto c = kiln::qconcat(a, b, 3, {0.1f, 0});                               // CONCATENATION of two
+//
+// Each is one int8 Node (ir/node.hpp; type rules ir/infer_int8_tflite.hpp; kernels
+// kernels/int8/{mul,activations,mean,copy}.hpp; lowering runtime/int8_tflite_steps.hpp), so it
+// traces, runs eagerly, compiles and plans at compile time like the other int8 ops. The
+// arithmetic is TFLite Micro's reference int8 arithmetic, byte for byte.
+
+
+namespace kiln {
+
+/// The bit mask of dimensions qmean averages: axes_mask({1, 2}) == 0b110 (non-negative axes).
+constexpr std::uint32_t axes_mask(std::initializer_list<int> axes) {
+  std::uint32_t m = 0;
+  for (int a : axes) m |= a >= 0 && a < 32 ? (std::uint32_t{1} << a) : 0u;
+  return m;
+}
+
+/// a * b on i8 values (NumPy broadcasting), requantised to `out` (TFLite's MUL arithmetic).
+template <class A, class B, std::enable_if_t<detail::all_tensors_v<A, B>, int> = 0>
+constexpr auto qmul(const A& a, const B& b, QuantParams out, FusedActivation act = {}) {
+  return detail::apply_int8<std::int8_t>(detail::int8_node(Op::qmul, out, act), a, b);
+}
+
+/// 1 / (1 + exp(-x)) of an i8 value; the result's quantisation is TFLite's 1/256, -128.
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto qlogistic(const X& x) {
+  return detail::apply_int8<std::int8_t>(detail::int8_node(Op::qlogistic, kLogisticOutputQuant, {}), x);
+}
+
+/// tanh(x) of an i8 value; the result's quantisation is TFLite's 1/128, 0.
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto qtanh(const X& x) {
+  return detail::apply_int8<std::int8_t>(detail::int8_node(Op::qtanh, kTanhOutputQuant, {}), x);
+}
+
+/// x * relu6(x + 3) / 6 of an i8 value, quantised to `out` (TFLite's HARD_SWISH).
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto qhard_swish(const X& x, QuantParams out) {
+  return detail::apply_int8<std::int8_t>(detail::int8_node(Op::qhard_swish, out, {}), x);
+}
+
+/// The mean of an i8 value over the dimensions in `axes` (axes_mask), quantised to `out`;
+/// keepdim keeps them with extent 1 (TFLite's MEAN with keep_dims).
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto qmean(const X& x, std::uint32_t axes, QuantParams out, bool keepdim = false) {
+  Node n = detail::int8_node(Op::qmean, out, {});
+  n.start = static_cast<index_t>(axes);
+  n.keepdim = keepdim;
+  return detail::apply_int8<std::int8_t>(n, x);
+}
+
+/// `before` and `after` entries of real 0 (the zero point) around an i8 value along `axis`
+/// (TFLite's PAD, one axis at a time); the quantisation is x's.
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto qpad(const X& x, int axis, index_t before, index_t after) {
+  Node n = detail::int8_node(Op::qpad, QuantParams(), {});
+  n.axis = axis;
+  n.start = before;
+  n.step = after;
+  return detail::apply_int8<std::int8_t>(n, x);
+}
+
+/// `count` entries of an i8 value along `axis`: start, start + step, ... (step may be negative:
+/// TFLite's STRIDED_SLICE, one axis at a time). A copy (kiln::slice is the view for step > 0).
+template <class X, std::enable_if_t<detail::is_tensor_v<X>, int> = 0>
+constexpr auto qslice(const X& x, int axis, index_t start, index_t count, index_t step) {
+  Node n = detail::int8_node(Op::qslice, QuantParams(), {});
+  n.axis = axis;
+  n.start = start;
+  n.step = step;
+  n.shape = Shape{count};  // the count, checked by the type rule (as slice)
+  return detail::apply_int8<std::int8_t>(n, x);
+}
+
+/// a and b joined along `axis`, each requantised to `out` when its parameters differ (TFLite's
+/// int8 CONCATENATION has them equal and only copies; more inputs: chain qconcat).
+template <class A, class B, std::enable_if_t<detail::all_tensors_v<A, B>, int> = 0>
+constexpr auto qconcat(const A& a, const B& b, int axis, QuantParams out) {
+  Node n = detail::int8_node(Op::qconcat, out, {});
+  n.axis = axis;
+  return detail::apply_int8<std::int8_t>(n, a, b);
+}
+
+}  // namespace kiln
+// ---- end kiln/ops_int8_tflite.hpp ----
 // ---- end kiln/ops_int8.hpp ----
 #if KILN_ENGINE_BODIES
 
@@ -13234,7 +14148,8 @@ struct StaticModel {
       static_assert(s.kind != GroupKind::offload, "kiln::run: accelerator regions run through compile()");
     else if constexpr (s.kind == GroupKind::int8) {
       const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
-      (void)runtime::run_int8_static(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
+      constexpr bool tflite_ops = runtime::uses_tflite_int8_ops(schedule.lowered.int8, schedule.lowered.num_int8);
+      (void)runtime::run_int8_static<tflite_ops>(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
                                      s.workspace_bytes >= 0 ? e.arena + s.workspace_bytes : nullptr,
                                      runtime::step_run::node_out(e, s));  // parameters checked at compile time
     }

@@ -374,7 +374,15 @@ constexpr Status infer_node(Node& n, const Shape* in, const DType* dt) {
     case Op::qconv2d:
     case Op::qpool2d:
     case Op::qadd:
-    case Op::qsoftmax: break;  // detail::infer_int8 above
+    case Op::qsoftmax:
+    case Op::qmul:
+    case Op::qlogistic:
+    case Op::qtanh:
+    case Op::qhard_swish:
+    case Op::qmean:
+    case Op::qpad:
+    case Op::qslice:
+    case Op::qconcat: break;  // detail::infer_int8 above
 
     case Op::unslice: {
       const int ax = normalize_axis(n.axis, in[0].rank());

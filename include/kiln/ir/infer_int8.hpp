@@ -1,5 +1,6 @@
 // kiln/ir/infer_int8.hpp — the type rules of the int8 ops (quantize, dequantize, qlinear, qconv2d,
-// qpool2d, qadd, qsoftmax).
+// qpool2d, qadd, qsoftmax, and the TFLite operators of ir/infer_int8_tflite.hpp: qmul, qlogistic,
+// qtanh, qhard_swish, qmean, qpad, qslice, qconcat).
 //
 // Included by ir/infer.hpp after its shared helpers (op_error, check_window, window_shape) and
 // called from infer_node: one place for every int8 rule and its error message. The rules check
@@ -14,7 +15,9 @@ namespace detail {
 
 constexpr bool is_int8_op(Op op) {
   return op == Op::quantize || op == Op::dequantize || op == Op::qlinear || op == Op::qconv2d ||
-         op == Op::qpool2d || op == Op::qadd || op == Op::qsoftmax;
+         op == Op::qpool2d || op == Op::qadd || op == Op::qsoftmax || op == Op::qmul || op == Op::qlogistic ||
+         op == Op::qtanh || op == Op::qhard_swish || op == Op::qmean || op == Op::qpad || op == Op::qslice ||
+         op == Op::qconcat;
 }
 
 /// A real number in messages (Status has no float formatting): up to 6 decimals.
@@ -86,9 +89,17 @@ constexpr Status check_quantized_weights(const Node& n, const Shape* in, const D
   return Status();
 }
 
+}  // namespace detail
+}  // namespace kiln
+
+#include "infer_int8_tflite.hpp"
+
+namespace kiln {
+namespace detail {
+
 /// Type rules of the int8 ops (n.op satisfies is_int8_op).
 constexpr Status infer_int8(Node& n, const Shape* in, const DType* dt) {
-  const int arity = n.op == Op::qlinear || n.op == Op::qconv2d ? -1 : n.op == Op::qadd ? 2 : 1;
+  const int arity = n.op == Op::qlinear || n.op == Op::qconv2d ? -1 : int8_activation_operands(n.op);
   if (arity > 0 && n.num_inputs != arity) return inputs_error(Errc::invalid_argument, n, in, "wrong number of inputs");
   Status st;
   switch (n.op) {
@@ -172,6 +183,15 @@ constexpr Status infer_int8(Node& n, const Shape* in, const DType* dt) {
       n.quant = n.in_quant[0];  // TFLite's pools keep the input's quantisation
       return Status();
     }
+
+    case Op::qmul:
+    case Op::qlogistic:
+    case Op::qtanh:
+    case Op::qhard_swish:
+    case Op::qmean:
+    case Op::qpad:
+    case Op::qslice:
+    case Op::qconcat: return infer_int8_tflite(n, in, dt);
 
     case Op::qadd: {
       if (!(st = need_quantized(n, 0, in, dt)) || !(st = need_quantized(n, 1, in, dt))) return st;

@@ -47,6 +47,14 @@ enum class Op : std::uint8_t {
   qpool2d,      // NHWC max (rk == max) or average (rk == mean, valid taps); quant of the input
   qadd,         // a + b (broadcasting), both i8
   qsoftmax,     // over the last axis, beta p0; quant kSoftmaxOutputQuant
+  qmul,         // a * b (broadcasting), both i8
+  qlogistic,    // sigmoid; quant kLogisticOutputQuant
+  qtanh,        // quant kTanhOutputQuant
+  qhard_swish,  // x * relu6(x + 3) / 6
+  qmean,        // mean over the axes whose bits are set in `start`, keepdim
+  qpad,         // along axis: `start` entries before, `step` after, of real 0 (input's quant)
+  qslice,       // along axis: shape[axis] entries from `start` by `step` (< 0 allowed); input's quant
+  qconcat,      // a, b along axis, each requantised to quant
 };
 
 constexpr const char* op_name(Op op) {
@@ -78,8 +86,21 @@ constexpr const char* op_name(Op op) {
     case Op::qpool2d: return "qpool2d";
     case Op::qadd: return "qadd";
     case Op::qsoftmax: return "qsoftmax";
+    case Op::qmul: return "qmul";
+    case Op::qlogistic: return "qlogistic";
+    case Op::qtanh: return "qtanh";
+    case Op::qhard_swish: return "qhard_swish";
+    case Op::qmean: return "qmean";
+    case Op::qpad: return "qpad";
+    case Op::qslice: return "qslice";
+    case Op::qconcat: return "qconcat";
   }
   return "?";
+}
+
+/// Activation operands of an int8 op (the i8 values its kernel reads; the rest are constants).
+constexpr int int8_activation_operands(Op op) {
+  return op == Op::qadd || op == Op::qmul || op == Op::qconcat ? 2 : 1;
 }
 
 /// The sliding-window attributes of the NHWC spatial ops. Which fields matter depends on the op:
@@ -175,6 +196,14 @@ constexpr bool same_computation(const Node& a, const Node& b) {
     case Op::qconv2d: return a.win == b.win && a.fn == b.fn && a.p0 == b.p0 && a.p1 == b.p1;
     case Op::qpool2d: return a.win == b.win && a.rk == b.rk && a.fn == b.fn && a.p0 == b.p0 && a.p1 == b.p1;
     case Op::qsoftmax: return a.axis == b.axis && a.p0 == b.p0;
+    case Op::qmul: return a.fn == b.fn && a.p0 == b.p0 && a.p1 == b.p1;
+    case Op::qlogistic:
+    case Op::qtanh:
+    case Op::qhard_swish: return true;
+    case Op::qmean: return a.start == b.start && a.keepdim == b.keepdim;
+    case Op::qpad:
+    case Op::qslice: return a.axis == b.axis && a.start == b.start && a.step == b.step;
+    case Op::qconcat: return a.axis == b.axis;
   }
   return false;
 }

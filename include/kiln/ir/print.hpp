@@ -55,7 +55,15 @@ inline void describe_node(std::ostream& os, const Node& n) {
     case Op::qconv2d:
     case Op::qpool2d:
     case Op::qadd:
-    case Op::qsoftmax: {  // e.g. "qconv2d 3x3/2 g8 relu -> 0.05,-128": the op, its activation, its output quant
+    case Op::qsoftmax:
+    case Op::qmul:
+    case Op::qlogistic:
+    case Op::qtanh:
+    case Op::qhard_swish:
+    case Op::qmean:
+    case Op::qpad:
+    case Op::qslice:
+    case Op::qconcat: {  // e.g. "qconv2d 3x3/2 g8 relu -> 0.05,-128": the op, its activation, its output quant
       if (n.op == Op::qconv2d || n.op == Op::qpool2d) {
         const Window2d& w = n.win;
         os << (n.op == Op::qconv2d ? "qconv2d " : n.rk == ReduceKind::max ? "qmax_pool2d " : "qavg_pool2d ")

@@ -29,5 +29,8 @@ struct QuantParams {
 
 /// TFLite's fixed output quantisation of int8 SOFTMAX: real = (q + 128) / 256.
 inline constexpr QuantParams kSoftmaxOutputQuant{1.f / 256.f, -128};
+/// TFLite's fixed output quantisation of int8 LOGISTIC (the same as SOFTMAX's) and TANH.
+inline constexpr QuantParams kLogisticOutputQuant{1.f / 256.f, -128};
+inline constexpr QuantParams kTanhOutputQuant{1.f / 128.f, 0};
 
 }  // namespace kiln

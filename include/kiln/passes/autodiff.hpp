@@ -346,7 +346,15 @@ constexpr Status append_gradients(Graph& g, int loss, const int* wrt, int count,
       case Op::qconv2d:
       case Op::qpool2d:
       case Op::qadd:
-      case Op::qsoftmax: g.set_error(detail::no_rule(g, id)); return g.status();
+      case Op::qsoftmax:
+      case Op::qmul:
+      case Op::qlogistic:
+      case Op::qtanh:
+      case Op::qhard_swish:
+      case Op::qmean:
+      case Op::qpad:
+      case Op::qslice:
+      case Op::qconcat: g.set_error(detail::no_rule(g, id)); return g.status();
     }
     for (int k = 0; k < n.num_inputs; ++k)
       if (need[k]) detail::accumulate(b, adjoint, n.inputs[k], contrib[k]);

@@ -399,7 +399,15 @@ constexpr bool fuse(const Graph& g, Fusion& f, const int* pinned = nullptr) {
       case Op::qconv2d:
       case Op::qpool2d:
       case Op::qadd:
-      case Op::qsoftmax: f.group_of[i] = detail::new_group(f, GroupKind::int8, i, n.shape); break;
+      case Op::qsoftmax:
+      case Op::qmul:
+      case Op::qlogistic:
+      case Op::qtanh:
+      case Op::qhard_swish:
+      case Op::qmean:
+      case Op::qpad:
+      case Op::qslice:
+      case Op::qconcat: f.group_of[i] = detail::new_group(f, GroupKind::int8, i, n.shape); break;
       default:  // copy, unslice, and reshape of a non-contiguous view
         f.group_of[i] = detail::new_group(f, GroupKind::copy, i, n.shape);
         break;

@@ -20,11 +20,11 @@ constexpr std::size_t int8_grouped_conv_bytes(const Node& n, const Shape& x) {
 }
 
 /// Arena bytes the step of int8 node `id` needs: the grouped conv's slices, then a dense copy of
-/// each activation operand (input 0, and qadd's input 1) that is not contiguous.
+/// each activation operand (input 0, and a binary op's input 1) that is not contiguous.
 constexpr std::size_t int8_workspace_bytes(const Graph& g, const Layout* layouts, int id) {
   const Node& n = g[id];
   std::size_t bytes = align_up(int8_grouped_conv_bytes(n, g[n.inputs[0]].shape));
-  const int operands = n.op == Op::qadd ? 2 : 1;
+  const int operands = int8_activation_operands(n.op);
   for (int k = 0; k < operands; ++k) {
     const Node& in = g[n.inputs[k]];
     if (!is_contiguous(in.shape, layouts[n.inputs[k]]))

@@ -69,10 +69,10 @@ constexpr std::int32_t exp_on_negative_values(std::int32_t a) {
   return result;
 }
 
-/// 1 / (1 + x) for a Q0.31 raw x in [0, 1); returns Q0.31 (gemmlowp
-/// one_over_one_plus_x_for_x_in_0_1): three Newton-Raphson steps on the half
-/// denominator (1 + x) / 2, started at 48/17 - 32/17 * d, computed in Q2.29.
-constexpr std::int32_t one_over_one_plus_x_for_x_in_0_1(std::int32_t a) {
+/// 2 / (1 + x) for a Q0.31 raw x in [0, 1), as a Q2.29 raw: gemmlowp's Newton-Raphson division
+/// shared by one_over_one_plus_x_for_x_in_0_1 and one_minus_x_over_one_plus_x_for_x_in_0_1 —
+/// three steps on the half denominator (1 + x) / 2, started at 48/17 - 32/17 * d.
+constexpr std::int32_t two_over_one_plus_x_q2(std::int32_t a) {
   const std::int32_t half_denominator = rounding_half_sum(a, kInt32Max);  // Q0.31
   constexpr std::int32_t k48Over17 = 1515870810;      // Q2.29
   constexpr std::int32_t kNeg32Over17 = -1010580540;  // Q2.29
@@ -84,8 +84,14 @@ constexpr std::int32_t one_over_one_plus_x_for_x_in_0_1(std::int32_t a) {
     // x * one_minus is Q4.27; Rescale<2> multiplies the raw by 4, saturating.
     x = wrapping_add(x, saturating_rounding_multiply_by_pot(saturating_rounding_doubling_high_mul(x, one_minus), 2));
   }
+  return x;
+}
+
+/// 1 / (1 + x) for a Q0.31 raw x in [0, 1); returns Q0.31 (gemmlowp
+/// one_over_one_plus_x_for_x_in_0_1).
+constexpr std::int32_t one_over_one_plus_x_for_x_in_0_1(std::int32_t a) {
   // ExactMulByPot<-1> reinterprets Q2.29 as Q1.30 (x / 2), Rescale<0> multiplies the raw by 2.
-  return saturating_rounding_multiply_by_pot(x, 1);
+  return saturating_rounding_multiply_by_pot(two_over_one_plus_x_q2(a), 1);
 }
 
 /// TFLite GetReciprocal: 1 / x for a positive Q(x_integer_digits) raw x, as a Q0.31

@@ -292,7 +292,15 @@ inline void run_node(const Node& n, const void* const* in, const Shape* in_shape
     case Op::qconv2d:
     case Op::qpool2d:
     case Op::qadd:
-    case Op::qsoftmax: run_int8_node(n, in, in_shapes, out, workspace); return;
+    case Op::qsoftmax:
+    case Op::qmul:
+    case Op::qlogistic:
+    case Op::qtanh:
+    case Op::qhard_swish:
+    case Op::qmean:
+    case Op::qpad:
+    case Op::qslice:
+    case Op::qconcat: run_int8_node(n, in, in_shapes, out, workspace); return;
   }
 }
 

@@ -17,8 +17,8 @@ namespace kiln::runtime {
 /// strides over its own shape, whether the kernel reads it in place).
 using Int8Ref = Int8Operand;
 
-/// One int8 node, prepared at compile time. The call's multiplier/shift pointers are bound at
-/// run time to the schedule's arrays from `channel_begin`.
+/// One int8 node, prepared at compile time. The call's multiplier/shift pointers stay null: at run
+/// time run_int8 reads them from the schedule's arrays from `channel_begin`.
 struct StaticInt8 {
   Int8Call call;
   Int8Ref x, x2, w, bias;
@@ -33,21 +33,6 @@ constexpr Int8Ref int8_ref(const Graph& g, const passes::Fusion& f, int id) {
 }
 constexpr std::size_t int8_copy_bytes(const Int8Ref& r) {
   return r.base < 0 || r.dense ? 0 : align_up(static_cast<std::size_t>(r.shape.numel()) * dtype_size(r.dtype));
-}
-
-/// Points the call's output stage at its multipliers and shifts. (Member by member: GCC 12
-/// loses track of a constant built through a pointer to one of the stages.)
-constexpr void bind_int8_channels(Int8Call& c, const std::int32_t* mult, const std::int32_t* shift) {
-  if (c.op == Op::qlinear) {
-    c.fc.output.multiplier = mult;
-    c.fc.output.shift = shift;
-  } else if (c.op == Op::qconv2d && c.depthwise) {
-    c.dw.output.multiplier = mult;
-    c.dw.output.shift = shift;
-  } else if (c.op == Op::qconv2d) {
-    c.conv.output.multiplier = mult;
-    c.conv.output.shift = shift;
-  }
 }
 
 /// `c` with its output stages' multiplier/shift pointers null (bound at run time), built member
@@ -74,6 +59,17 @@ constexpr Int8Call without_channels(const Int8Call& c) {
   r.pool = c.pool;
   r.add = c.add;
   r.softmax = c.softmax;
+  r.requantize = c.requantize;
+  r.requant = c.requant;
+  r.groups = c.groups;
+  r.mul = c.mul;
+  r.unary = c.unary;
+  r.mean = c.mean;
+  r.concat_a = c.concat_a;
+  r.concat_b = c.concat_b;
+  r.axis = c.axis;
+  r.start = c.start;
+  r.step = c.step;
   return r;
 }
 
@@ -84,7 +80,7 @@ constexpr Status lower_int8_static(const Graph& g, const passes::Fusion& f, int 
   Shape in[kMaxInputs];
   for (int k = 0; k < n.num_inputs; ++k) in[k] = g[n.inputs[k]].shape;
   s.x = int8_ref(g, f, n.inputs[0]);
-  if (n.op == Op::qadd) s.x2 = int8_ref(g, f, n.inputs[1]);
+  if (int8_activation_operands(n.op) == 2) s.x2 = int8_ref(g, f, n.inputs[1]);
   const float* scales = nullptr;
   if (n.op == Op::qlinear || n.op == Op::qconv2d) {
     s.w = int8_ref(g, f, n.inputs[1]);
@@ -110,9 +106,18 @@ constexpr Status lower_int8_static(const Graph& g, const passes::Fusion& f, int 
   return Status();
 }
 
+/// Whether lowered int8 steps include the TFLite operators of int8_tflite_steps.hpp (a static
+/// plan without them instantiates run_int8_static<false>: none of their kernels is linked).
+template <class Steps>
+constexpr bool uses_tflite_int8_ops(const Steps& steps, int count) {
+  for (int k = 0; k < count; ++k)
+    if (is_tflite_int8_op(steps[k].call.op)) return true;
+  return false;
+}
+
 /// Runs a lowered int8 step: `at(base, offset, dtype)` resolves a value's address, `ws` is the
 /// step's scratch (workspace_bytes), `out` the node's buffer.
-template <class At>
+template <bool WithTfliteOps = true, class At>
 Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std::int32_t* shift, At&& at,
                        char* ws, void* out) {
   auto dense = [&](const Int8Ref& r) -> const void* {
@@ -124,8 +129,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
     ws += int8_copy_bytes(r);
     return copy;
   };
-  Int8Call c = q.call;
-  bind_int8_channels(c, mult + q.channel_begin, shift + q.channel_begin);
+  const Int8Call& c = q.call;  // in flash, read in place: run_int8 binds the multipliers
   char* scratch = ws;  // run_int8's own scratch first (the same order as the Executable)
   if (ws) ws += align_up(q.scratch_bytes);
   const void* x = dense(q.x);
@@ -141,7 +145,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
   }
   const auto* bias = q.bias.base >= 0 ? reinterpret_cast<const std::int32_t*>(at(q.bias.base, q.bias.offset, q.bias.dtype))
                                       : nullptr;
-  return run_int8(c, x, x2, w, bias, out, scratch);
+  return run_int8<WithTfliteOps>(c, x, x2, w, bias, out, scratch, mult + q.channel_begin, shift + q.channel_begin);
 }
 
 }  // namespace kiln::runtime

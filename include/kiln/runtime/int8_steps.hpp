@@ -44,9 +44,20 @@ struct Int8Call {
   kernels::int8::Pool2DParams pool;
   kernels::int8::AddParams add;
   kernels::int8::SoftmaxParams softmax;
+  // The TFLite operators of runtime/int8_tflite_steps.hpp.
+  kernels::int8::MulParams mul;
+  kernels::int8::UnaryParams unary;  // qlogistic, qtanh, qhard_swish
+  kernels::int8::MeanParams mean;
+  kernels::int8::Requant concat_a, concat_b;
+  int axis = 0;                      // qpad, qslice, qconcat
+  index_t start = 0, step = 0;       // qpad: before, after; qslice: start, step
 };
 
 constexpr quant::TensorQuant tensor_quant(QuantParams q) { return {q.scale, q.zero_point}; }
+
+// The TFLite operators' preparation and kernel calls (defined in int8_tflite_steps.hpp).
+constexpr Status prepare_int8_tflite(const Node& n, const Shape* in, Int8Call& c);
+inline Status run_int8_tflite(const Int8Call& c, const std::int8_t* x, const std::int8_t* x2, std::int8_t* y);
 
 /// The fused activation of `n` as a clamp of its int8 output: TFLite's
 /// CalculateActivationRangeQuantized for relu/relu6, the same quantisation of a clamp's bounds.
@@ -155,9 +166,8 @@ constexpr Status prepare_int8(const Node& n, const Shape* in, const float* scale
         return Status(Errc::invalid_argument) << "qsoftmax: beta * input scale is outside TFLite's range (input "
                                               << in[0] << ')';
       return Status();
-    default: break;
+    default: return prepare_int8_tflite(n, in, c);
   }
-  return Status(Errc::not_supported) << name << ": not an int8 op";
 }
 
 /// A depthwise weight given as OHWI [O, kh, kw, 1] read through `st` (element strides) written
@@ -170,9 +180,10 @@ inline void depthwise_weight_to_kernel_layout(const std::int8_t* src, const Shap
       for (index_t o = 0; o < O; ++o) dst[(y * kw + x) * O + o] = src[o * st[0] + y * st[1] + x * st[2]];
 }
 
-/// a + b with NumPy broadcasting (TFLite's ADD per element); equal shapes use the kernel's loop.
-inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std::int8_t* b, std::int8_t* y) {
-  if (c.x == c.x2) return kernels::int8::add(c.add, c.x, a, c.x2, b, c.y, y);
+/// y = f(a, b) per element with NumPy broadcasting of c.x and c.x2 to c.y (TFLite's
+/// BroadcastAdd4DSlow / BroadcastMul4DSlow order: every output element once).
+template <class F>
+void broadcast_binary(const Int8Call& c, const std::int8_t* a, const std::int8_t* b, std::int8_t* y, F f) {
   const Strides sa = broadcast_strides(c.x, contiguous_strides(c.x), c.y);
   const Strides sb = broadcast_strides(c.x2, contiguous_strides(c.x2), c.y);
   index_t idx[kMaxRank]{};
@@ -183,19 +194,37 @@ inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std:
       oa += idx[d] * sa[d];
       ob += idx[d] * sb[d];
     }
-    y[e] = kernels::int8::add_one(c.add, a[oa], b[ob]);
+    y[e] = f(a[oa], b[ob]);
     for (int d = c.y.rank() - 1; d >= 0; --d) {
       if (++idx[d] < c.y[d]) break;
       idx[d] = 0;
     }
   }
+}
+
+/// a + b with NumPy broadcasting (TFLite's ADD per element); equal shapes use the kernel's loop.
+inline Status qadd_broadcast(const Int8Call& c, const std::int8_t* a, const std::int8_t* b, std::int8_t* y) {
+  if (c.x == c.x2) return kernels::int8::add(c.add, c.x, a, c.x2, b, c.y, y);
+  broadcast_binary(c, a, b, y, [&c](std::int8_t u, std::int8_t v) { return kernels::int8::add_one(c.add, u, v); });
   return Status();
 }
 
+/// p with its output stage pointed at `mult` / `shift` when they are given: a static plan's steps
+/// keep their multipliers in the schedule's arrays, so the call in flash is read in place and only
+/// this small struct is copied.
+template <class P>
+P with_channels(P p, const std::int32_t* mult, const std::int32_t* shift) {
+  if (mult) {
+    p.output.multiplier = mult;
+    p.output.shift = shift;
+  }
+  return p;
+}
+
 /// A grouped conv: per group, its input channels gathered densely into `scratch`, the conv kernel
-/// on them with the group's weight rows, bias and multipliers, its output scattered into y.
-inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::int8_t* w, const std::int32_t* bias,
-                           std::int8_t* y, std::int8_t* scratch) {
+/// on them with the group's weight rows, bias and multipliers (`conv`), its output scattered into y.
+inline Status grouped_conv(const Int8Call& c, const kernels::int8::Conv2DParams& conv, const std::int8_t* x,
+                           const std::int8_t* w, const std::int32_t* bias, std::int8_t* y, std::int8_t* scratch) {
   const index_t G = c.groups, cg = c.x[3] / G, og = c.y[3] / G;
   const index_t pixels_in = c.x.numel() / c.x[3], pixels_out = c.y.numel() / c.y[3];
   const Shape xs{c.x[0], c.x[1], c.x[2], cg}, ws{og, c.w[1], c.w[2], c.w[3]}, ys{c.y[0], c.y[1], c.y[2], og};
@@ -203,7 +232,7 @@ inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::i
   std::int8_t* yg = scratch + pixels_in * cg;
   for (index_t g = 0; g < G; ++g) {
     for (index_t p = 0; p < pixels_in; ++p) std::memcpy(xg + p * cg, x + p * c.x[3] + g * cg, static_cast<std::size_t>(cg));
-    kernels::int8::Conv2DParams pg = c.conv;
+    kernels::int8::Conv2DParams pg = conv;
     pg.output.multiplier += g * og;
     pg.output.shift += g * og;
     const Status s = kernels::int8::conv2d(pg, xs, xg, ws, w + g * ws.numel(), bias ? bias + g * og : nullptr, ys, yg);
@@ -215,9 +244,12 @@ inline Status grouped_conv(const Int8Call& c, const std::int8_t* x, const std::i
 
 /// One int8 kernel call on dense operands: x (f32 for quantize, else i8), x2 (qadd's b), the
 /// weight in the kernel's layout and the bias (qlinear/qconv2d; bias may be null), into y.
-/// `scratch`: passes::int8_grouped_conv_bytes(node, x) bytes.
-inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
-                       const std::int32_t* bias, void* y, void* scratch = nullptr) {
+/// `scratch`: passes::int8_grouped_conv_bytes(node, x) bytes. `mult` / `shift`: a qlinear/qconv2d's
+/// multipliers when the call does not point at them (the static runner's steps).
+template <bool WithTfliteOps = true>  // false: a static plan without them links none of their kernels
+Status run_int8(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w,
+                       const std::int32_t* bias, void* y, void* scratch = nullptr, const std::int32_t* mult = nullptr,
+                       const std::int32_t* shift = nullptr) {
   namespace k8 = kernels::int8;
   const auto* xi = static_cast<const std::int8_t*>(x);
   auto* yi = static_cast<std::int8_t*>(y);
@@ -235,18 +267,20 @@ inline Status run_int8(const Int8Call& c, const void* x, const void* x2, const s
       k8::quantize(static_cast<const float*>(x), yi, c.y.numel(), c.out);
       return Status();
     case Op::dequantize: quant::dequantize(xi, static_cast<float*>(y), c.y.numel(), c.in); return Status();
-    case Op::qlinear: return k8::fully_connected(c.fc, c.x, xi, c.w, w, bias, c.y, yi);
+    case Op::qlinear: return k8::fully_connected(with_channels(c.fc, mult, shift), c.x, xi, c.w, w, bias, c.y, yi);
     case Op::qconv2d:
-      if (c.groups > 1) return grouped_conv(c, xi, w, bias, yi, static_cast<std::int8_t*>(scratch));
-      return c.depthwise ? k8::depthwise_conv2d(c.dw, c.x, xi, c.w, w, bias, c.y, yi)
-                         : k8::conv2d(c.conv, c.x, xi, c.w, w, bias, c.y, yi);
+      if (c.groups > 1)
+        return grouped_conv(c, with_channels(c.conv, mult, shift), xi, w, bias, yi, static_cast<std::int8_t*>(scratch));
+      return c.depthwise ? k8::depthwise_conv2d(with_channels(c.dw, mult, shift), c.x, xi, c.w, w, bias, c.y, yi)
+                         : k8::conv2d(with_channels(c.conv, mult, shift), c.x, xi, c.w, w, bias, c.y, yi);
     case Op::qpool2d:
       return c.rk == ReduceKind::max ? k8::max_pool2d(c.pool, c.x, xi, c.y, yi) : k8::avg_pool2d(c.pool, c.x, xi, c.y, yi);
     case Op::qadd: return qadd_broadcast(c, xi, static_cast<const std::int8_t*>(x2), yi);
     case Op::qsoftmax: return k8::softmax(c.softmax, c.x, xi, c.y, yi);
-    default: break;
+    default:
+      if constexpr (WithTfliteOps) return run_int8_tflite(c, xi, static_cast<const std::int8_t*>(x2), yi);
+      else return Status(Errc::not_supported) << op_name(c.op) << ": not an int8 op of this plan";
   }
-  return Status(Errc::not_supported) << op_name(c.op) << ": not an int8 op";
 }
 
 // ---- eager ------------------------------------------------------------------------------------
@@ -346,7 +380,7 @@ inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8St
   Shape in[kMaxInputs];
   for (int k = 0; k < n.num_inputs; ++k) in[k] = g[n.inputs[k]].shape;
   s.x = detail::int8_operand(g, f, n.inputs[0]);
-  if (n.op == Op::qadd) s.x2 = detail::int8_operand(g, f, n.inputs[1]);
+  if (int8_activation_operands(n.op) == 2) s.x2 = detail::int8_operand(g, f, n.inputs[1]);
   s.scratch_bytes = passes::int8_grouped_conv_bytes(n, in[0]);
   s.workspace_bytes = passes::int8_workspace_bytes(g, f.layouts, id);
   const float* scales = nullptr;
@@ -378,3 +412,5 @@ inline Status lower_int8(const Graph& g, const passes::Fusion& f, int id, Int8St
 #endif  // KILN_NO_HEAP
 
 }  // namespace kiln::runtime
+
+#include "int8_tflite_steps.hpp"

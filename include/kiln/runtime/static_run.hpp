@@ -285,7 +285,8 @@ struct StaticModel {
       static_assert(s.kind != GroupKind::offload, "kiln::run: accelerator regions run through compile()");
     else if constexpr (s.kind == GroupKind::int8) {
       const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
-      (void)runtime::run_int8_static(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
+      constexpr bool tflite_ops = runtime::uses_tflite_int8_ops(schedule.lowered.int8, schedule.lowered.num_int8);
+      (void)runtime::run_int8_static<tflite_ops>(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
                                      s.workspace_bytes >= 0 ? e.arena + s.workspace_bytes : nullptr,
                                      runtime::step_run::node_out(e, s));  // parameters checked at compile time
     }

@@ -155,6 +155,44 @@ inline Status emit_header(const Imported& model, std::ostream& os, const std::st
         for (int i = 0; i < s.in_shape.rank(); ++i) os << (i ? ", " : "") << s.perm[i];
         os << "})";
         break;
+      case BuiltinOp::MUL:
+        os << "kiln::qmul(" << t(s.in0) << ", " << t(s.in1) << ", " << quant_literal(s.out_quant) << ", "
+           << activation_literal(s.act) << ")";
+        break;
+      case BuiltinOp::LOGISTIC: os << "kiln::qlogistic(" << t(s.in0) << ")"; break;
+      case BuiltinOp::TANH: os << "kiln::qtanh(" << t(s.in0) << ")"; break;
+      case BuiltinOp::HARD_SWISH: os << "kiln::qhard_swish(" << t(s.in0) << ", " << quant_literal(s.out_quant) << ")"; break;
+      case BuiltinOp::MEAN:
+        os << "kiln::qmean(" << t(s.in0) << ", " << s.axes << "u, " << quant_literal(s.out_quant) << ", "
+           << (s.keep_dims ? "true" : "false") << ")";
+        break;
+      case BuiltinOp::PAD: {  // as Imported::operator(): one qpad per padded dimension
+        std::string v = t(s.in0);
+        for (int d = 0; d < s.in_shape.rank(); ++d)
+          if (s.lo[d] || s.hi[d])
+            v = "kiln::qpad(" + v + ", " + std::to_string(d) + ", " + std::to_string(s.lo[d]) + ", " + std::to_string(s.hi[d]) + ")";
+        os << v;
+        break;
+      }
+      case BuiltinOp::CONCATENATION: {
+        std::string v = t(s.inputs[0]);
+        for (std::size_t j = 1; j < s.inputs.size(); ++j)
+          v = "kiln::qconcat(" + v + ", " + t(s.inputs[j]) + ", " + std::to_string(s.axis) + ", " + quant_literal(s.out_quant) + ")";
+        os << v;
+        break;
+      }
+      case BuiltinOp::STRIDED_SLICE: {
+        std::string v = t(s.in0);
+        Shape y = s.in_shape;
+        for (int d = 0; d < s.in_shape.rank(); ++d)
+          if (s.lo[d] != 0 || s.hi[d] != s.in_shape[d] || s.stride[d] != 1) {
+            v = "kiln::qslice(" + v + ", " + std::to_string(d) + ", " + std::to_string(s.lo[d]) + ", " +
+                std::to_string(s.hi[d]) + ", " + std::to_string(s.stride[d]) + ")";
+            y[d] = s.hi[d];
+          }
+        os << (y == s.out_shape ? v : "kiln::reshape(" + v + ", kiln::Shape" + shape_literal(s.out_shape) + ")");
+        break;
+      }
       default:
         return Status(Errc::not_supported) << "tflite emit: operator " << s.index << " ("
                                            << (builtin_op_name(static_cast<std::int32_t>(s.op)) ? builtin_op_name(static_cast<std::int32_t>(s.op)) : "?")

@@ -43,6 +43,13 @@ class Imported {
     Pool2dOptions pool;
     float beta = 1.f;
     int perm[kMaxRank] = {};  ///< TRANSPOSE: output dimension i is input dimension perm[i]
+    // The common int8 operators (support_common_ops.hpp):
+    std::vector<std::int32_t> inputs;  ///< CONCATENATION: the input tensors, joined in order
+    int axis = 0;                      ///< CONCATENATION
+    std::uint32_t axes = 0;            ///< MEAN: the averaged dimensions (bit mask)
+    bool keep_dims = false;            ///< MEAN
+    index_t lo[kMaxRank] = {}, hi[kMaxRank] = {};  ///< PAD: before, after; STRIDED_SLICE: start, count
+    index_t stride[kMaxRank] = {};                 ///< STRIDED_SLICE: step (negative: backwards)
     TensorView<const std::int8_t> weights;
     TensorView<const float> scales;
     TensorView<const std::int32_t> bias;  ///< data == nullptr: no bias
@@ -200,6 +207,33 @@ inline Status Imported::add_step(const Model& m, const OperatorInfo& op) {
     case BuiltinOp::TRANSPOSE:
       for (int i = 0; i < s.in_shape.rank(); ++i) std::memcpy(&s.perm[i], m.tensor(s.in1).data + 4 * i, 4);
       break;
+    case BuiltinOp::MUL: {
+      fb::Reader r(m.bytes(), m.size());
+      s.act = fused_activation(static_cast<Activation>(
+          r.scalar<std::int8_t>(op.options, field::mul::activation, 0, "fused_activation_function")));
+      if (!r.ok()) return r.status();
+      break;
+    }
+    case BuiltinOp::MEAN:
+      if (Status st = detail::mean_axes(m, op, s.axes, s.keep_dims); !st) return st;
+      break;
+    case BuiltinOp::PAD:
+      if (Status st = detail::pad_amounts(m, op, s.lo, s.hi); !st) return st;
+      break;
+    case BuiltinOp::CONCATENATION:
+      if (Status st = detail::concat_axis(m, op, s.axis); !st) return st;
+      for (int j = 0; j < op.inputs.size(); ++j) s.inputs.push_back(op.inputs[j]);
+      break;
+    case BuiltinOp::STRIDED_SLICE: {
+      SliceSpec spec;
+      if (Status st = detail::strided_slice_spec(m, op, spec); !st) return st;
+      for (int d = 0; d < s.in_shape.rank(); ++d) {
+        s.lo[d] = spec.start[d];
+        s.hi[d] = spec.count[d];
+        s.stride[d] = spec.step[d];
+      }
+      break;
+    }
     default: break;  // RESHAPE, QUANTIZE, DEQUANTIZE: nothing to decode
   }
   steps_.push_back(s);
@@ -278,6 +312,31 @@ auto Imported::operator()(const X& x) const {
       case BuiltinOp::TRANSPOSE: at(q, s.out) = permute_by(at(q, s.in0), s.perm, s.in_shape.rank()); break;
       case BuiltinOp::QUANTIZE: at(q, s.out) = quantize(at(f, s.in0), s.out_quant); break;
       case BuiltinOp::DEQUANTIZE: at(f, s.out) = dequantize(at(q, s.in0)); break;
+      case BuiltinOp::MUL: at(q, s.out) = qmul(at(q, s.in0), at(q, s.in1), s.out_quant, s.act); break;
+      case BuiltinOp::LOGISTIC: at(q, s.out) = qlogistic(at(q, s.in0)); break;
+      case BuiltinOp::TANH: at(q, s.out) = qtanh(at(q, s.in0)); break;
+      case BuiltinOp::HARD_SWISH: at(q, s.out) = qhard_swish(at(q, s.in0), s.out_quant); break;
+      case BuiltinOp::MEAN: at(q, s.out) = qmean(at(q, s.in0), s.axes, s.out_quant, s.keep_dims); break;
+      case BuiltinOp::PAD: {  // one qpad per padded dimension
+        V8 v = at(q, s.in0);
+        for (int d = 0; d < s.in_shape.rank(); ++d)
+          if (s.lo[d] || s.hi[d]) v = qpad(v, d, s.lo[d], s.hi[d]);
+        at(q, s.out) = v;
+        break;
+      }
+      case BuiltinOp::CONCATENATION: {  // inputs joined two at a time
+        V8 v = at(q, s.inputs[0]);
+        for (std::size_t j = 1; j < s.inputs.size(); ++j) v = qconcat(v, at(q, s.inputs[j]), s.axis, s.out_quant);
+        at(q, s.out) = v;
+        break;
+      }
+      case BuiltinOp::STRIDED_SLICE: {  // one qslice per sliced dimension, then the file's shape
+        V8 v = at(q, s.in0);
+        for (int d = 0; d < s.in_shape.rank(); ++d)
+          if (s.lo[d] != 0 || s.hi[d] != s.in_shape[d] || s.stride[d] != 1) v = qslice(v, d, s.lo[d], s.hi[d], s.stride[d]);
+        at(q, s.out) = v.shape() == s.out_shape ? v : reshape(v, s.out_shape);
+        break;
+      }
       default: break;  // import() accepted only the cases above
     }
   }

@@ -10,9 +10,9 @@
 // Accepted (the operators of the four MLPerf Tiny models, int8 with TFLite's int8 spec):
 // CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D, MAX_POOL_2D, ADD (equal
 // shapes), RESHAPE, SOFTMAX, QUANTIZE (float32 -> int8), DEQUANTIZE (int8 -> float32), TRANSPOSE
-// (constant permutation), fused activations NONE, RELU, RELU6, RELU_N1_TO_1. Everything else is
-// reported as not supported (MEAN, PAD, CONCATENATION, MUL, LOGISTIC, TANH, HARD_SWISH,
-// STRIDED_SLICE included, until kiln has their int8 forms).
+// (constant permutation), fused activations NONE, RELU, RELU6, RELU_N1_TO_1; and the common
+// int8 operators MUL, LOGISTIC, TANH, HARD_SWISH, MEAN, PAD, CONCATENATION, STRIDED_SLICE with
+// the options support_common_ops.hpp lists. Everything else is reported as not supported.
 #pragma once
 
 #include <cmath>
@@ -39,6 +39,16 @@ constexpr int max_supported_version(BuiltinOp op) {
     case BuiltinOp::QUANTIZE: return 3;
     case BuiltinOp::DEQUANTIZE: return 6;
     case BuiltinOp::TRANSPOSE: return 6;
+    // The common int8 operators: newer versions add types (int16, int64) or ranks the checks
+    // of support_common_ops.hpp cover by content, not by number.
+    case BuiltinOp::MUL: return 7;
+    case BuiltinOp::LOGISTIC: return 3;
+    case BuiltinOp::TANH: return 3;
+    case BuiltinOp::HARD_SWISH: return 1;
+    case BuiltinOp::MEAN: return 3;
+    case BuiltinOp::PAD: return 4;
+    case BuiltinOp::CONCATENATION: return 4;
+    case BuiltinOp::STRIDED_SLICE: return 8;
     default: return 0;
   }
 }
@@ -214,8 +224,13 @@ inline Status check_add(const Model& m, const OperatorInfo& op) {
   ActivationOptions o;
   if (Status s = read_add_options(m, op, o); !s) return s;
   if (Status s = check_activation(op, o.activation); !s) return s;
-  for (int j = 0; j < 2; ++j)
+  for (int j = 0; j < 2; ++j) {
     if (Status s = check_int8_tensor(m, op, op.inputs[j], j ? "input 1" : "input 0"); !s) return s;
+    // The importer gives ADD activations only (a constant operand would have no kiln value).
+    if (m.tensor(op.inputs[j]).data)
+      return op_error(op) << "input " << j << " (tensor " << static_cast<long long>(op.inputs[j])
+                          << ") is a constant: kiln imports constant operands of this operator only as weights";
+  }
   if (Status s = check_int8_tensor(m, op, op.outputs[0], "output"); !s) return s;
   const Shape a = m.tensor(op.inputs[0]).shape, b = m.tensor(op.inputs[1]).shape, y = m.tensor(op.outputs[0]).shape;
   if (!(a == b) || !(a == y))
@@ -291,6 +306,12 @@ inline Status check_transpose(const Model& m, const OperatorInfo& op) {
 }
 
 }  // namespace detail
+}  // namespace kiln::tflite
+
+// The common int8 operators' checks, over the helpers above.
+#include "support_common_ops.hpp"
+
+namespace kiln::tflite {
 
 /// Whether kiln can run operator `op` of model m exactly as TFLite does (see the file comment).
 inline Status check_operator(const Model& m, const OperatorInfo& op) {
@@ -319,6 +340,14 @@ inline Status check_operator(const Model& m, const OperatorInfo& op) {
     case BuiltinOp::QUANTIZE: return detail::check_quantize(m, op, true);
     case BuiltinOp::DEQUANTIZE: return detail::check_quantize(m, op, false);
     case BuiltinOp::TRANSPOSE: return detail::check_transpose(m, op);
+    case BuiltinOp::MUL: return detail::check_mul(m, op);
+    case BuiltinOp::LOGISTIC:
+    case BuiltinOp::TANH:
+    case BuiltinOp::HARD_SWISH: return detail::check_activation_op(m, op);
+    case BuiltinOp::MEAN: return detail::check_mean(m, op);
+    case BuiltinOp::PAD: return detail::check_pad(m, op);
+    case BuiltinOp::CONCATENATION: return detail::check_concatenation(m, op);
+    case BuiltinOp::STRIDED_SLICE: return detail::check_strided_slice(m, op);
     default: return op_error(op) << "operator not supported by kiln";
   }
 }
