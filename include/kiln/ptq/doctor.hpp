@@ -11,10 +11,11 @@
 //   auto cfg = kiln::ptq::DoctorConfig::parse(text);                 // later
 //   auto qm  = kiln::ptq::quantize_with_config(model, calibration, cfg);
 //
-// Observation: the float graph and the quantised graph are both run node by node by the
-// interpreter calibration uses (trace/interpret.hpp); QuantizedModel::value_map() maps each
-// float node to the node holding its value in the quantised graph (a fused layer's output at the
-// float chain's last node), which is dequantised and compared.
+// Observation: the float graph and the quantised graph both run through their compiled
+// observation plans (runtime/observe.hpp: the compiled model's debug mode, every node's value
+// kept); QuantizedModel::value_map() maps each float node to the node holding its value in the
+// quantised graph (a fused layer's output at the float chain's last node), which is dequantised
+// and compared. tests/test_doctor_observe.cpp checks those plans against the interpreter.
 //
 // Criterion: element error e = |q - f| / (atol + rtol * |f|); a node violates when the statistic
 // (mean, median or max) of e over its elements and all samples exceeds 1.
@@ -143,41 +144,90 @@ inline double statistic_of(std::vector<float>& e, Statistic s) {
   return sum / static_cast<double>(e.size());
 }
 
-/// Every float node of `qm` compared on `samples` (already shape-checked).
-inline std::vector<NodeError> observe(const QuantizedModel& qm, const std::vector<Tensor<float>>& samples,
-                                      const Criterion& c) {
-  const Graph& f = qm.float_graph();
-  const Graph& q = qm.graph();
-  const std::vector<int>& map = qm.value_map();
+/// A graph's observation plan (runtime/observe.hpp: the compiled model's debug mode): after
+/// run(x), value(id) is node id's value as f32 (an i8 value dequantised with its node's scale).
+class ObservedRun {
+ public:
+  ObservedRun(const Graph& g, Status& st) : g_(g), exe_(engine::build_observing(g, st)) {
+    if (exe_) arena_.resize(engine::arena_bytes(*exe_) + kAlignment);
+  }
+  bool ok() const { return exe_ != nullptr; }
+  void run(const Tensor<float>& x) {
+    out_ = Tensor<float>(g_[g_.output(0)].shape);
+    const void* ins[1] = {x.data()};
+    void* outs[1] = {out_.data()};
+    engine::run(*exe_, ins, outs, align_up(arena_.data()));
+    x_ = x.data();
+  }
+  const float* value(int id) {
+    const Node& n = g_[id];
+    const index_t count = n.shape.numel();
+    buf_.resize(static_cast<std::size_t>(count) + 1);
+    raw_.resize(static_cast<std::size_t>(count) * dtype_size(n.dtype) + 4);
+    const void* ins[1] = {x_};
+    void* outs[1] = {out_.data()};
+    if (!engine::read_value(*exe_, id, ins, outs, align_up(arena_.data()), raw_.data())) return nullptr;
+    if (n.dtype == DType::i8)
+      quant::dequantize(reinterpret_cast<const std::int8_t*>(raw_.data()), buf_.data(), count,
+                        {n.quant.scale, n.quant.zero_point});
+    else if (n.dtype == DType::f32)
+      std::memcpy(buf_.data(), raw_.data(), static_cast<std::size_t>(count) * sizeof(float));
+    else
+      return nullptr;
+    return buf_.data();
+  }
+
+ private:
+  const Graph& g_;
+  std::unique_ptr<runtime::Executable, engine::ExecutableDeleter> exe_;
+  std::vector<std::uint8_t> arena_, raw_;
+  std::vector<float> buf_;
+  Tensor<float> out_;
+  const void* x_ = nullptr;
+};
+
+/// A float graph and its reduced-precision version, as the doctor compares them.
+struct Comparison {
+  const Graph& f;                  ///< the float reference
+  const Graph& q;                  ///< the reduced-precision graph
+  const std::vector<int>& map;     ///< float node -> node of q holding its value (-1: fused away)
+  const std::vector<int>& kept;    ///< float nodes kept in f32
+  const char* precision;           ///< "int8" | "fp16": the label of q's values
+};
+
+/// Every float node compared on `samples` (already shape-checked), both graphs observed through
+/// their compiled observation plans. Empty (status set) when a plan cannot be built.
+inline std::vector<NodeError> observe(const Comparison& cmp, const std::vector<Tensor<float>>& samples,
+                                      const Criterion& c, Status& st) {
+  const Graph& f = cmp.f;
+  const Graph& q = cmp.q;
+  const std::vector<int>& map = cmp.map;
   const auto nf = static_cast<std::size_t>(f.size());
   std::vector<std::vector<float>> errs(nf);
   std::vector<NodeError> out(nf);
-  std::vector<float> deq;
+  ObservedRun rf(f, st), rq(q, st);
+  if (!rf.ok() || !rq.ok()) return {};
+  std::vector<float> fv;
   for (const Tensor<float>& x : samples) {
-    const void* ins[1] = {x.data()};
-    kiln::detail::Interpreter rf(f), rq(q);
-    rf.run(ins);
-    rq.run(ins);
+    rf.run(x);
+    rq.run(x);
     for (int id = 0; id < f.size(); ++id) {
       const Node& n = f[id];
       const int m = map[static_cast<std::size_t>(id)];
       if (n.is_leaf() || n.dtype != DType::f32 || m < 0) continue;
       const index_t count = n.shape.numel();
-      const auto* fv = static_cast<const float*>(rf.value(id));
-      const float* qv = static_cast<const float*>(rq.value(m));
-      if (q[m].dtype == DType::i8) {
-        deq.resize(static_cast<std::size_t>(count));
-        quant::dequantize(static_cast<const std::int8_t*>(rq.value(m)), deq.data(), count,
-                          {q[m].quant.scale, q[m].quant.zero_point});
-        qv = deq.data();
-      }
+      const float* fp = rf.value(id);
+      if (!fp) continue;
+      fv.assign(fp, fp + count);
+      const float* qv = rq.value(m);
+      if (!qv) continue;
       NodeError& r = out[static_cast<std::size_t>(id)];
       std::vector<float>& e = errs[static_cast<std::size_t>(id)];
       for (index_t i = 0; i < count; ++i) {
-        const double d = std::fabs(static_cast<double>(qv[i]) - fv[i]);
+        const double d = std::fabs(static_cast<double>(qv[i]) - fv[static_cast<std::size_t>(i)]);
         r.max_abs = std::max(r.max_abs, d);
         r.mean_abs += d;
-        e.push_back(static_cast<float>(d / (c.atol + c.rtol * std::fabs(static_cast<double>(fv[i])))));
+        e.push_back(static_cast<float>(d / (c.atol + c.rtol * std::fabs(static_cast<double>(fv[static_cast<std::size_t>(i)])))));
       }
     }
   }
@@ -188,16 +238,27 @@ inline std::vector<NodeError> observe(const QuantizedModel& qm, const std::vecto
     r.op = node_label(n);
     r.shape = n.shape;
     const int m = map[static_cast<std::size_t>(id)];
-    r.precision = n.is_leaf() ? "leaf"
-                  : m < 0     ? "fused"
-                  : q[m].dtype == DType::i8 ? "int8"
-                  : in(qm.options().keep_float, id) ? "f32 kept"
-                                                    : "f32";
+    r.precision = n.is_leaf()          ? "leaf"
+                  : m < 0              ? "fused"
+                  : in(cmp.kept, id)   ? "f32 kept"
+                  : q[m].dtype == DType::i8 || (q[m].op == Op::elementwise && q[m].fn == EwFn::round_f16)
+                      ? cmp.precision
+                      : "f32";
     std::vector<float>& e = errs[static_cast<std::size_t>(id)];
     if (!e.empty()) r.mean_abs /= static_cast<double>(e.size());
     r.score = statistic_of(e, c.statistic);
   }
   return out;
+}
+
+/// observe() for a quantised model (errors reported by fail(); empty then).
+inline std::vector<NodeError> observe(const QuantizedModel& qm, const std::vector<Tensor<float>>& samples,
+                                      const Criterion& c) {
+  Status st;
+  std::vector<NodeError> v =
+      observe({qm.float_graph(), qm.graph(), qm.value_map(), qm.options().keep_float, "int8"}, samples, c, st);
+  if (v.empty()) fail(st);
+  return v;
 }
 
 inline std::size_t constant_bytes(const Graph& g) {
@@ -261,6 +322,10 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
       return t;
     }
     t.nodes = detail::observe(qm, samples, c);
+    if (t.nodes.empty()) {
+      t.score = 1e300;
+      return t;
+    }
     t.score = t.nodes[static_cast<std::size_t>(qm.float_graph().output(0))].score;
     return t;
   };

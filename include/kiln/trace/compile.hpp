@@ -33,6 +33,9 @@ namespace kiln {
 struct CompileOptions {
   int cache_limit = 8;  // specialisations kept; calls past it run eagerly
   accel::Offload offload{};  // accelerator backends: accel::offload(backend) (accel/offload.hpp)
+  // Debug mode (runtime/observe.hpp): no graph rewrites, one kernel per node, no memory reuse, so
+  // observed(id) gives every traced node's value after a call. Ignores `offload`.
+  bool observe = false;
 };
 
 struct Stats {
@@ -264,6 +267,22 @@ class Compiled {
   const Graph* planned_graph() const { return last_ && last_->exe ? &engine::planned_graph(*last_->exe) : nullptr; }
   /// The graph as traced, before any pass (nullptr before the first call).
   const Graph* traced_graph() const { return last_ ? &last_->traced->graph : nullptr; }
+  /// With CompileOptions::observe: traced node `id`'s value in the most recent call (a dense copy;
+  /// ids as traced_graph() numbers them). Reads that call's inputs and outputs for the nodes that
+  /// live there, so they must still exist. An empty tensor (error reported) otherwise.
+  template <class T = float>
+  Tensor<T> observed(int id) const {
+    const Graph* g = traced_graph();
+    if (!opts_.observe || !last_ || !last_->exe || !g || id < 0 || id >= g->size() ||
+        (*g)[id].dtype != dtype_of_v<T>) {
+      fail(Status(Errc::invalid_argument) << "observed(" << id << "): needs CompileOptions::observe, a call first, "
+                                          << "a node of the traced graph and its dtype");
+      return Tensor<T>();
+    }
+    Tensor<T> v((*g)[id].shape, uninitialized);
+    engine::read_value(*last_->exe, id, last_->last_in, last_->last_out, last_->arena, v.data());
+    return v;
+  }
   /// Forgets every specialisation (e.g. after changing captured weights in place).
   void reset() {
     cache_.clear();
@@ -289,6 +308,8 @@ class Compiled {
     DType out_dtypes[kMaxGraphIO]{};
     Shape in_shapes[kMaxGraphIO];
     int num_outputs = 0, num_inputs = 0;
+    const void* last_in[kMaxGraphIO]{};  // the most recent call's buffers (observe mode)
+    void* last_out[kMaxGraphIO]{};
   };
 
   /// The cached entry for these arguments, tracing one if needed; `fallback` when the cache is
@@ -425,7 +446,8 @@ class Compiled {
     for (int k = 0; k < g.num_inputs(); ++k) e->in_shapes[k] = g[g.input(k)].shape;
     if constexpr (std::is_same_v<Backend, std::nullptr_t>) {
       Status st;
-      e->exe.reset(engine::build(g, st, opts_.offload.active() ? &opts_.offload : nullptr));
+      e->exe.reset(opts_.observe ? engine::build_observing(g, st)
+                                 : engine::build(g, st, opts_.offload.active() ? &opts_.offload : nullptr));
       if (!e->exe) {
         fail(st);
         return nullptr;
@@ -449,6 +471,11 @@ class Compiled {
 
   void run_entry(Entry& e, const void* const* ins, void* const* outs) {
     if (e.exe) {
+      if (opts_.observe)
+        for (int k = 0; k < kMaxGraphIO; ++k) {
+          e.last_in[k] = k < e.num_inputs ? ins[k] : nullptr;
+          e.last_out[k] = k < e.num_outputs ? outs[k] : nullptr;
+        }
       engine::run(*e.exe, ins, outs, e.arena);
       return;
     }
