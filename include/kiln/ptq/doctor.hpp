@@ -1,5 +1,6 @@
 // kiln/ptq/doctor.hpp — the precision doctor (issue 7): find the layers that break accuracy in
-// int8 and keep only those in f32. Host only, not part of kiln.hpp or ptq.hpp.
+// int8 (or FP16 storage, ptq/fp16.hpp: DoctorOptions::precision) and keep only those in f32.
+// Host only, not part of kiln.hpp or ptq.hpp.
 //
 //   #include <kiln/ptq/doctor.hpp>
 //   kiln::ptq::DoctorOptions d;                      // criterion, base PTQ options
@@ -47,6 +48,12 @@ namespace kiln::ptq {
 
 enum class Statistic : std::uint8_t { mean, median, max };
 
+/// The reduced precision the doctor examines: int8 post-training quantisation (ptq/model.hpp) or
+/// FP16 storage of weights and activations (ptq/fp16.hpp).
+enum class Precision : std::uint8_t { int8, fp16 };
+
+inline const char* precision_name(Precision p) { return p == Precision::int8 ? "int8" : "fp16"; }
+
 inline const char* statistic_name(Statistic s) {
   return s == Statistic::mean ? "mean" : s == Statistic::median ? "median" : "max";
 }
@@ -63,7 +70,7 @@ struct NodeError {
   int node = -1;
   std::string op;         ///< e.g. "matmul", "elementwise relu"
   Shape shape;
-  std::string precision;  ///< "int8", "f32", "f32 kept", "fused" (inside a layer; no value)
+  std::string precision;  ///< "int8" | "fp16", "f32", "f32 kept", "fused" (inside an int8 layer; no value)
   double mean_abs = 0.0, max_abs = 0.0;
   double score = 0.0;     ///< the criterion's statistic of |q - f| / (atol + rtol |f|); > 1 violates
   bool violates() const { return score > 1.0; }
@@ -88,9 +95,10 @@ struct DoctorConfig {
   // Result and cost, informative (written, read back, not used by apply).
   bool met = false;
   double output_score = 0.0, output_max_abs = 0.0;
-  std::size_t weight_bytes = 0, int8_weight_bytes = 0, float_weight_bytes = 0;
+  Precision precision = Precision::int8;
+  std::size_t weight_bytes = 0, reduced_weight_bytes = 0, float_weight_bytes = 0;  ///< reduced: all int8/fp16
   std::size_t arena_bytes = 0;
-  double us_per_call = 0.0, int8_us_per_call = 0.0, float_us_per_call = 0.0;
+  double us_per_call = 0.0, reduced_us_per_call = 0.0, float_us_per_call = 0.0;
 
   std::string to_text() const;
   /// Parses to_text()'s format; a malformed line is an error naming it.
@@ -102,6 +110,7 @@ struct DoctorConfig {
 
 struct DoctorOptions {
   Criterion criterion;
+  Precision precision = Precision::int8;  ///< fp16: FP16 storage (no PTQ variants; base unused)
   Options base;                ///< PTQ options to start from (int8 ends not supported here)
   bool try_variants = true;    ///< per-channel weights, percentile calibration
   bool measure_cost = true;    ///< time the three models (a few ms)
@@ -112,7 +121,7 @@ struct Diagnosis {
   Status status;               ///< bad input; a reachable/unreachable criterion is `met`
   DoctorConfig config;
   bool met = false;
-  std::vector<NodeError> before, after;  ///< plain int8 PTQ with the base options; the result
+  std::vector<NodeError> before, after;  ///< all reduced (int8 PTQ with the base options, or fp16); the result
   std::vector<std::string> log;          ///< the search's steps
   void print(std::ostream& os) const;
 };
@@ -224,7 +233,8 @@ inline std::vector<NodeError> observe(const Comparison& cmp, const std::vector<T
       NodeError& r = out[static_cast<std::size_t>(id)];
       std::vector<float>& e = errs[static_cast<std::size_t>(id)];
       for (index_t i = 0; i < count; ++i) {
-        const double d = std::fabs(static_cast<double>(qv[i]) - fv[static_cast<std::size_t>(i)]);
+        double d = std::fabs(static_cast<double>(qv[i]) - fv[static_cast<std::size_t>(i)]);
+        if (d != d) d = HUGE_VAL;  // NaN (inf - inf, an f16 overflow met downstream): worst, not "no error"
         r.max_abs = std::max(r.max_abs, d);
         r.mean_abs += d;
         e.push_back(static_cast<float>(d / (c.atol + c.rtol * std::fabs(static_cast<double>(fv[static_cast<std::size_t>(i)])))));
@@ -313,9 +323,20 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
     std::vector<NodeError> nodes;
     double score = 0.0;
   };
+  const bool fp16 = d.precision == Precision::fp16;
+  const char* reduced = precision_name(d.precision);
   const auto trial = [&](const Options& o) {
     Trial t;
     t.o = o;
+    if (fp16) {
+      Fp16Model h = to_fp16(fn, calibration[0], o.keep_float);
+      Status st;
+      if (h.ok()) t.nodes = detail::observe({h.float_graph(), h.graph(), h.value_map(), h.keep_float(), "fp16"},
+                                            samples, c, st);
+      if (!st.ok()) fail(st);
+      t.score = t.nodes.empty() ? 1e300 : t.nodes[static_cast<std::size_t>(h.float_graph().output(0))].score;
+      return t;
+    }
     QuantizedModel qm = quantize_model(fn, calibration, o);
     if (qm.value_map().empty()) {
       t.score = 1e300;
@@ -336,10 +357,10 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
   Trial cur = trial(d.base);
   if (cur.nodes.empty()) return bad(last_error());
   r.before = cur.nodes;
-  say("plain int8: output " + std::string(statistic_name(c.statistic)) + " score " + std::to_string(cur.score));
+  say(std::string("plain ") + reduced + ": output " + std::string(statistic_name(c.statistic)) + " score " + std::to_string(cur.score));
   std::vector<std::string> reasons;  // parallel to cur.o.keep_float
   std::string variant_reason;
-  if (!passes(cur) && d.try_variants) {
+  if (!passes(cur) && d.try_variants && !fp16) {
     std::vector<std::pair<Options, std::string>> variants;
     if (!d.base.per_channel) {
       Options o = d.base;
@@ -372,11 +393,11 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
     for (const NodeError& e : cur.nodes) {
       if (!e.violates() || e.precision == "f32 kept") continue;
       const Node& n = (*fg)[e.node];
-      if (e.precision == "int8" && !detail::in(cur.o.keep_float, e.node)) cands.push_back(e.node);
+      if (e.precision == reduced && !detail::in(cur.o.keep_float, e.node)) cands.push_back(e.node);
       for (int k = 0; k < n.num_inputs; ++k) {
         const int p = n.inputs[k];
         const std::string& pp = cur.nodes[static_cast<std::size_t>(p)].precision;
-        if ((pp == "int8" || pp == "fused") && !detail::in(cur.o.keep_float, p) && !detail::in(cands, p))
+        if ((pp == reduced || pp == "fused") && !detail::in(cur.o.keep_float, p) && !detail::in(cands, p))
           cands.push_back(p);
       }
       if (!cands.empty()) {
@@ -459,15 +480,29 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
   const NodeError& oe = best.nodes[static_cast<std::size_t>(fg->output(0))];
   cfg.output_score = oe.score;
   cfg.output_max_abs = oe.max_abs;
+  cfg.precision = d.precision;
+  const Tensor<float>& x = samples[0];
+  if (fp16) {
+    const Fp16Model h = to_fp16(fn, calibration[0], best.o.keep_float), all = to_fp16(fn, calibration[0]);
+    cfg.weight_bytes = h.weight_bytes();
+    cfg.reduced_weight_bytes = all.weight_bytes();
+    cfg.float_weight_bytes = detail::constant_bytes(h.float_graph());
+    cfg.arena_bytes = h.arena_bytes();
+    if (d.measure_cost) {
+      cfg.us_per_call = detail::time_us([&] { (void)h(x); });
+      cfg.reduced_us_per_call = detail::time_us([&] { (void)all(x); });
+      cfg.float_us_per_call = detail::time_us([&] { (void)h.run_float(x); });
+    }
+    return r;
+  }
   QuantizedModel qm = quantize_model(fn, calibration, best.o);
   cfg.weight_bytes = detail::constant_bytes(qm.graph());
-  cfg.int8_weight_bytes = detail::constant_bytes(probe.graph());
+  cfg.reduced_weight_bytes = detail::constant_bytes(probe.graph());
   cfg.float_weight_bytes = detail::constant_bytes(qm.float_graph());
   cfg.arena_bytes = qm.arena_bytes();
   if (d.measure_cost) {
-    const Tensor<float>& x = samples[0];
     cfg.us_per_call = detail::time_us([&] { (void)qm(x); });
-    cfg.int8_us_per_call = detail::time_us([&] { (void)probe(x); });
+    cfg.reduced_us_per_call = detail::time_us([&] { (void)probe(x); });
     cfg.float_us_per_call = detail::time_us([&] { (void)qm.run_float(x); });
   }
   return r;
@@ -477,6 +512,11 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
 template <class Fn>
 QuantizedModel quantize_with_config(Fn fn, const std::vector<Tensor<float>>& calibration, const DoctorConfig& cfg,
                                     Options base = {}) {
+  if (cfg.precision != Precision::int8) {
+    fail(Status(Errc::invalid_argument) << "doctor config: written for " << precision_name(cfg.precision)
+                                        << ", not int8 (apply it with fp16_with_config)");
+    return QuantizedModel();
+  }
   QuantizedModel probe = quantize_model(fn, calibration, base);
   if (probe.value_map().empty()) return probe;
   Status st = cfg.apply(probe.float_graph(), base);
@@ -487,18 +527,41 @@ QuantizedModel quantize_with_config(Fn fn, const std::vector<Tensor<float>>& cal
   return quantize_model(fn, calibration, base);
 }
 
+/// `fn` with FP16 storage and the f32 nodes of a configuration the doctor wrote for fp16
+/// (checked against the model first).
+template <class Fn>
+Fp16Model fp16_with_config(Fn fn, const Tensor<float>& example, const DoctorConfig& cfg) {
+  if (cfg.precision != Precision::fp16) {
+    fail(Status(Errc::invalid_argument) << "doctor config: written for " << precision_name(cfg.precision)
+                                        << ", not fp16 (apply it with quantize_with_config)");
+    return Fp16Model();
+  }
+  Fp16Model probe = to_fp16(fn, example);
+  if (!probe.ok()) return probe;
+  Options o;
+  Status st = cfg.apply(probe.float_graph(), o);
+  if (!st.ok()) {
+    fail(st);
+    return Fp16Model();
+  }
+  return to_fp16(fn, example, o.keep_float);
+}
+
 // ---- text format ---------------------------------------------------------------------------------
 // kiln-precision-doctor 1
+// precision <int8|fp16>                                   (absent: int8)
 // criterion atol=<a> rtol=<r> statistic=<mean|median|max>
 // variant per_channel=<0|1> calibration=<min_max|percentile> percentile=<p>
 // variant_reason <text>                                  (only when the variant was changed)
 // keep <node id> <op words> <shape> : <reason>          (one per layer kept in f32)
 // result met=<0|1> output_score=<s> output_max_abs=<e>
-// cost weight_bytes=.. int8_weight_bytes=.. float_weight_bytes=.. arena_bytes=.. us=.. int8_us=.. float_us=..
+// cost weight_bytes=.. reduced_weight_bytes=.. float_weight_bytes=.. arena_bytes=.. us=.. reduced_us=.. float_us=..
+//   (reduced: everything in the reduced precision; int8_weight_bytes / int8_us are read as those)
 inline std::string DoctorConfig::to_text() const {
   std::ostringstream os;
   os << std::setprecision(9);
   os << "kiln-precision-doctor 1\n";
+  os << "precision " << precision_name(precision) << '\n';
   os << "criterion atol=" << criterion.atol << " rtol=" << criterion.rtol
      << " statistic=" << statistic_name(criterion.statistic) << '\n';
   os << "variant per_channel=" << (per_channel ? 1 : 0)
@@ -509,9 +572,9 @@ inline std::string DoctorConfig::to_text() const {
     os << "keep " << k.node << ' ' << k.op << ' ' << detail::shape_text(k.shape) << " : " << k.reason << '\n';
   os << "result met=" << (met ? 1 : 0) << " output_score=" << output_score << " output_max_abs=" << output_max_abs
      << '\n';
-  os << "cost weight_bytes=" << weight_bytes << " int8_weight_bytes=" << int8_weight_bytes
+  os << "cost weight_bytes=" << weight_bytes << " reduced_weight_bytes=" << reduced_weight_bytes
      << " float_weight_bytes=" << float_weight_bytes << " arena_bytes=" << arena_bytes << " us=" << us_per_call
-     << " int8_us=" << int8_us_per_call << " float_us=" << float_us_per_call << '\n';
+     << " reduced_us=" << reduced_us_per_call << " float_us=" << float_us_per_call << '\n';
   return os.str();
 }
 
@@ -535,6 +598,14 @@ inline Status DoctorConfig::parse(const std::string& text, DoctorConfig& out) {
       int v = 0;
       if (key != "kiln-precision-doctor" || !(ls >> v) || v != 1) return bad("expected \"kiln-precision-doctor 1\"");
       header = true;
+      continue;
+    }
+    if (key == "precision") {
+      std::string p;
+      ls >> p;
+      if (p == "int8") out.precision = Precision::int8;
+      else if (p == "fp16") out.precision = Precision::fp16;
+      else return bad("precision is int8 or fp16");
       continue;
     }
     if (key == "variant_reason") {
@@ -588,11 +659,12 @@ inline Status DoctorConfig::parse(const std::string& text, DoctorConfig& out) {
       else if (key == "result" && k == "output_max_abs") out.output_max_abs = x;
       else if (key == "cost") {
         if (k == "weight_bytes") out.weight_bytes = static_cast<std::size_t>(x);
-        else if (k == "int8_weight_bytes") out.int8_weight_bytes = static_cast<std::size_t>(x);
+        else if (k == "reduced_weight_bytes" || k == "int8_weight_bytes")
+          out.reduced_weight_bytes = static_cast<std::size_t>(x);
         else if (k == "float_weight_bytes") out.float_weight_bytes = static_cast<std::size_t>(x);
         else if (k == "arena_bytes") out.arena_bytes = static_cast<std::size_t>(x);
         else if (k == "us") out.us_per_call = x;
-        else if (k == "int8_us") out.int8_us_per_call = x;
+        else if (k == "reduced_us" || k == "int8_us") out.reduced_us_per_call = x;
         else if (k == "float_us") out.float_us_per_call = x;
       } else {
         return bad("unknown line or key");
@@ -625,7 +697,7 @@ inline Status DoctorConfig::apply(const Graph& f, Options& o) const {
 
 inline void Diagnosis::print(std::ostream& os) const {
   const Criterion& c = config.criterion;
-  os << "criterion: " << statistic_name(c.statistic) << " of |int8 - f32| / (" << c.atol << " + " << c.rtol
+  os << "criterion: " << statistic_name(c.statistic) << " of |" << precision_name(config.precision) << " - f32| / (" << c.atol << " + " << c.rtol
      << " |f32|) <= 1 over elements and samples\n";
   os << "  node  op                     shape        before: prec   mean|e|     max|e|   score   after: prec      "
         "score\n";
@@ -645,10 +717,10 @@ inline void Diagnosis::print(std::ostream& os) const {
   os << "layers kept in f32 (" << config.kept.size() << "):\n";
   for (const KeptNode& k : config.kept)
     os << "  %" << k.node << ' ' << k.op << ' ' << detail::shape_text(k.shape) << ": " << k.reason << '\n';
-  os << "cost: weights " << config.weight_bytes << " B (all int8 " << config.int8_weight_bytes << " B, f32 "
+  os << "cost: weights " << config.weight_bytes << " B (all " << precision_name(config.precision) << ' ' << config.reduced_weight_bytes << " B, f32 "
      << config.float_weight_bytes << " B), arena " << config.arena_bytes << " B";
   if (config.us_per_call > 0.0)
-    os << "; per call " << config.us_per_call << " us (all int8 " << config.int8_us_per_call << " us, f32 "
+    os << "; per call " << config.us_per_call << " us (all " << precision_name(config.precision) << ' ' << config.reduced_us_per_call << " us, f32 "
        << config.float_us_per_call << " us)";
   os << '\n';
 }
