@@ -92,6 +92,8 @@ struct DoctorConfig {
   double percentile = 99.99;
   std::string variant_reason;  ///< why the variant differs from the base options ("" if it does not)
   std::vector<KeptNode> kept;
+  /// Per-layer PTQ variants (Options::per_channel_nodes / percentile_nodes), with why.
+  std::vector<KeptNode> per_channel_layers, percentile_layers;
   // Result and cost, informative (written, read back, not used by apply).
   bool met = false;
   double output_score = 0.0, output_max_abs = 0.0;
@@ -112,7 +114,8 @@ struct DoctorOptions {
   Criterion criterion;
   Precision precision = Precision::int8;  ///< fp16: FP16 storage (no PTQ variants; base unused)
   Options base;                ///< PTQ options to start from (int8 ends not supported here)
-  bool try_variants = true;    ///< per-channel weights, percentile calibration
+  bool try_variants = true;    ///< per-channel weights, percentile calibration, for the whole model first
+  bool try_layer_variants = true;  ///< the same per layer, on the earliest violation, before f32
   bool measure_cost = true;    ///< time the three models (a few ms)
   int max_kept = -1;           ///< at most this many layers kept in f32 (-1: no limit)
 };
@@ -139,6 +142,7 @@ inline std::string shape_text(const Shape& s) {
   return t + "]";
 }
 inline bool in(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+inline const char* layer_variant_name(int kind) { return kind == 0 ? "per_channel" : "percentile"; }
 
 inline double statistic_of(std::vector<float>& e, Statistic s) {
   if (e.empty()) return 0.0;
@@ -383,6 +387,12 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
   }
   Trial best = cur;
   std::vector<std::string> best_reasons;
+  struct VariantNote {
+    int kind, node;  // kind 0: per-channel, 1: percentile
+    std::string reason;
+  };
+  std::vector<VariantNote> variant_notes;
+  std::vector<int> variant_tried;
   const Graph* fg = nullptr;
   QuantizedModel probe = quantize_model(fn, calibration, d.base);  // the float graph, for producers
   fg = &probe.float_graph();
@@ -406,6 +416,43 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
       }
     }
     if (culprit < 0) break;  // nothing left to keep in f32
+    // Cheaper than f32: a per-layer PTQ variant on the culprit's layer (per-channel weight scales,
+    // percentile range), adopted when it clears the culprit's own violation without raising the
+    // output's error; tried once per node.
+    if (!fp16 && d.try_layer_variants && cur.nodes[static_cast<std::size_t>(culprit)].precision == "int8" &&
+        !detail::in(variant_tried, culprit)) {
+      variant_tried.push_back(culprit);
+      Trial vbest;
+      int vk = -1;
+      for (int k = 0; k < 2; ++k) {
+        Options o = cur.o;
+        if (k == 0 && (o.per_channel || detail::in(o.per_channel_nodes, culprit))) continue;
+        if (k == 1 && (o.calibration == Calibration::percentile || detail::in(o.percentile_nodes, culprit))) continue;
+        (k == 0 ? o.per_channel_nodes : o.percentile_nodes).push_back(culprit);
+        Trial t = trial(o);
+        const double cs = t.nodes.empty() ? 1e300 : t.nodes[static_cast<std::size_t>(culprit)].score;
+        say("layer variant " + std::string(detail::layer_variant_name(k)) + " on %" + std::to_string(culprit) +
+            ": its score " + std::to_string(cs) + ", output score " + std::to_string(t.score));
+        if (cs <= 1.0 && t.score <= cur.score && (vk < 0 || t.score < vbest.score)) {
+          vbest = t;
+          vk = k;
+        }
+      }
+      if (vk >= 0) {
+        const NodeError& ce = cur.nodes[static_cast<std::size_t>(culprit)];
+        std::ostringstream why;
+        why << "earliest violation: %" << culprit << ' ' << ce.op << " score " << ce.score << " -> "
+            << vbest.nodes[static_cast<std::size_t>(culprit)].score << "; output score " << cur.score << " -> "
+            << vbest.score;
+        variant_notes.push_back({vk, culprit, why.str()});
+        cur = vbest;
+        if (cur.score < best.score) {
+          best = cur;
+          best_reasons = reasons;
+        }
+        continue;
+      }
+    }
     if (d.max_kept >= 0 && cur.o.keep_float.size() >= static_cast<std::size_t>(d.max_kept)) {
       say("stopped: " + std::to_string(d.max_kept) + " layers kept in f32 (DoctorOptions::max_kept)");
       break;
@@ -449,6 +496,22 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
         ++k;
       }
     }
+    for (int k = 0; k < 2; ++k) {  // per-layer variants the result does not need
+      std::vector<int>& list = k == 0 ? best.o.per_channel_nodes : best.o.percentile_nodes;
+      for (std::size_t j = 0; j < list.size();) {
+        Options o = best.o;
+        std::vector<int>& l = k == 0 ? o.per_channel_nodes : o.percentile_nodes;
+        l.erase(l.begin() + static_cast<std::ptrdiff_t>(j));
+        Trial t = trial(o);
+        if (passes(t)) {
+          say(std::string("pruned layer variant ") + detail::layer_variant_name(k) + " on %" +
+              std::to_string(list[j]) + ": output score still " + std::to_string(t.score));
+          best = t;
+        } else {
+          ++j;
+        }
+      }
+    }
     if (!variant_reason.empty()) {  // the variant too, when the kept layers alone suffice
       Options o = best.o;
       o.per_channel = d.base.per_channel;
@@ -474,6 +537,14 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
     const int id = best.o.keep_float[k];
     cfg.kept.push_back({id, detail::node_label((*fg)[id]), (*fg)[id].shape, best_reasons[k]});
   }
+  for (int k = 0; k < 2; ++k)
+    for (int id : k == 0 ? best.o.per_channel_nodes : best.o.percentile_nodes) {
+      std::string why;
+      for (const VariantNote& v : variant_notes)
+        if (v.kind == k && v.node == id) why = v.reason;
+      (k == 0 ? cfg.per_channel_layers : cfg.percentile_layers)
+          .push_back({id, detail::node_label((*fg)[id]), (*fg)[id].shape, why});
+    }
   if (best.o.per_channel != d.base.per_channel || best.o.calibration != d.base.calibration)
     cfg.variant_reason = variant_reason;
   cfg.met = r.met;
@@ -554,6 +625,8 @@ Fp16Model fp16_with_config(Fn fn, const Tensor<float>& example, const DoctorConf
 // variant per_channel=<0|1> calibration=<min_max|percentile> percentile=<p>
 // variant_reason <text>                                  (only when the variant was changed)
 // keep <node id> <op words> <shape> : <reason>          (one per layer kept in f32)
+// per_channel <node id> <op words> <shape> : <reason>   (per-layer variants, same form)
+// percentile <node id> <op words> <shape> : <reason>
 // result met=<0|1> output_score=<s> output_max_abs=<e>
 // cost weight_bytes=.. reduced_weight_bytes=.. float_weight_bytes=.. arena_bytes=.. us=.. reduced_us=.. float_us=..
 //   (reduced: everything in the reduced precision; int8_weight_bytes / int8_us are read as those)
@@ -568,6 +641,10 @@ inline std::string DoctorConfig::to_text() const {
      << " calibration=" << (calibration == Calibration::min_max ? "min_max" : "percentile")
      << " percentile=" << percentile << '\n';
   if (!variant_reason.empty()) os << "variant_reason " << variant_reason << '\n';
+  for (int v = 0; v < 2; ++v)
+    for (const KeptNode& k : v == 0 ? per_channel_layers : percentile_layers)
+      os << detail::layer_variant_name(v) << ' ' << k.node << ' ' << k.op << ' ' << detail::shape_text(k.shape)
+         << " : " << k.reason << '\n';
   for (const KeptNode& k : kept)
     os << "keep " << k.node << ' ' << k.op << ' ' << detail::shape_text(k.shape) << " : " << k.reason << '\n';
   os << "result met=" << (met ? 1 : 0) << " output_score=" << output_score << " output_max_abs=" << output_max_abs
@@ -612,7 +689,7 @@ inline Status DoctorConfig::parse(const std::string& text, DoctorConfig& out) {
       std::getline(ls >> std::ws, out.variant_reason);
       continue;
     }
-    if (key == "keep") {
+    if (key == "keep" || key == "per_channel" || key == "percentile") {
       KeptNode k;
       std::string rest;
       if (!(ls >> k.node)) return bad("keep needs a node id");
@@ -632,7 +709,7 @@ inline Status DoctorConfig::parse(const std::string& text, DoctorConfig& out) {
       }
       if (dims.size() > static_cast<std::size_t>(kMaxRank)) return bad("shape rank too large");
       k.shape = Shape::from(dims.data(), static_cast<int>(dims.size()));
-      out.kept.push_back(k);
+      (key == "keep" ? out.kept : key == "per_channel" ? out.per_channel_layers : out.percentile_layers).push_back(k);
       continue;
     }
     std::string kv;
@@ -682,16 +759,21 @@ inline Status DoctorConfig::apply(const Graph& f, Options& o) const {
   Status err(Errc::invalid_argument);
   err << "doctor config: nodes that no longer exist in the model (" << f.size() << " nodes):";
   bool any = false;
-  for (const KeptNode& k : kept) {
-    const bool exists = k.node < f.size() && detail::node_label(f[k.node]) == k.op && f[k.node].shape == k.shape;
-    if (!exists) {
-      err << " %" << k.node << ' ' << k.op.c_str() << ' ' << k.shape;
-      if (k.node < f.size()) err << " (now " << detail::node_label(f[k.node]).c_str() << ' ' << f[k.node].shape << ')';
-      any = true;
-      continue;
+  const std::vector<KeptNode>* lists[3] = {&kept, &per_channel_layers, &percentile_layers};
+  std::vector<int>* into[3] = {&o.keep_float, &o.per_channel_nodes, &o.percentile_nodes};
+  for (int li = 0; li < 3; ++li)
+    for (const KeptNode& k : *lists[li]) {
+      const bool exists =
+          k.node >= 0 && k.node < f.size() && detail::node_label(f[k.node]) == k.op && f[k.node].shape == k.shape;
+      if (!exists) {
+        err << " %" << k.node << ' ' << k.op.c_str() << ' ' << k.shape;
+        if (k.node >= 0 && k.node < f.size())
+          err << " (now " << detail::node_label(f[k.node]).c_str() << ' ' << f[k.node].shape << ')';
+        any = true;
+        continue;
+      }
+      if (!detail::in(*into[li], k.node)) into[li]->push_back(k.node);
     }
-    if (!detail::in(o.keep_float, k.node)) o.keep_float.push_back(k.node);
-  }
   return any ? err : Status();
 }
 
@@ -714,6 +796,10 @@ inline void Diagnosis::print(std::ostream& os) const {
   os << (met ? "criterion met" : "criterion NOT met (unreachable with these samples; best configuration found)")
      << ", output score " << config.output_score << ", max |error| " << config.output_max_abs << '\n';
   if (!config.variant_reason.empty()) os << "PTQ variant: " << config.variant_reason << '\n';
+  for (int v = 0; v < 2; ++v)
+    for (const KeptNode& k : v == 0 ? config.per_channel_layers : config.percentile_layers)
+      os << "layer variant " << detail::layer_variant_name(v) << " on %" << k.node << ' ' << k.op << ' '
+         << detail::shape_text(k.shape) << ": " << k.reason << '\n';
   os << "layers kept in f32 (" << config.kept.size() << "):\n";
   for (const KeptNode& k : config.kept)
     os << "  %" << k.node << ' ' << k.op << ' ' << detail::shape_text(k.shape) << ": " << k.reason << '\n';

@@ -230,7 +230,7 @@ QuantizedModel quantize_model(Fn fn, const std::vector<Tensor<float>>& calibrati
   // compile()'s clean-up, so the ranges are of the nodes that run; batch norm folded into the
   // conv/linear before it (passes/fold_channel_affine.hpp), so the pair quantises as one layer.
   if (!detail::trace_float_model(fn, calibration[0], *m.tracer_, *m.store_)) return m;
-  Observer obs(f, o.calibration == Calibration::percentile ? 4096 : 0);
+  Observer obs(f, o.calibration == Calibration::percentile || !o.percentile_nodes.empty() ? 4096 : 0);
   for (const Tensor<float>& batch : calibration) {
     if (batch.shape() != calibration[0].shape()) {
       fail(Status(Errc::shape_mismatch) << "ptq: calibration batch " << batch.shape() << " differs from the first, "
