@@ -30,6 +30,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -205,6 +206,18 @@ int main(int argc, char** argv) {
               100 * acc_q, dx.config.kept.size(), 100 * acc_m);
   std::printf("configuration written to %s (read back: %s)\n", out.c_str(), st.ok() ? "ok" : st.message());
   if (!csv.empty()) std::ofstream(csv) << kiln::ptq::to_csv(dx.after);
+
+  // What observing costs: the doctor's observation plans (runtime/observe.hpp) beside the normal ones.
+  for (const kiln::Graph* g : {&fixed.float_graph(), &fixed.graph()}) {
+    kiln::Status bs;
+    std::unique_ptr<kiln::runtime::Executable, kiln::engine::ExecutableDeleter> normal(kiln::engine::build(*g, bs)),
+        observing(kiln::engine::build_observing(*g, bs));
+    if (!normal || !observing) continue;
+    const kiln::runtime::PlanInfo &a = kiln::engine::plan_info(*normal), &b = kiln::engine::plan_info(*observing);
+    std::printf("%s graph: normal plan %d steps, arena %zu B; observation plan %d steps, arena %zu B\n",
+                g == &fixed.float_graph() ? "f32" : "int8 (1 f32 layer)", a.kernels, a.arena_bytes, b.kernels,
+                b.arena_bytes);
+  }
 
   const kiln::ptq::Diagnosis same = kiln::ptq::diagnose(m, cal, samples, o);  // deterministic search
   bool ok = dx.met && dx.config.kept.size() <= 2 && acc_m >= acc_q && st.ok() &&
