@@ -268,8 +268,8 @@ class Compiled {
   /// The graph as traced, before any pass (nullptr before the first call).
   const Graph* traced_graph() const { return last_ ? &last_->traced->graph : nullptr; }
   /// With CompileOptions::observe: traced node `id`'s value in the most recent call (a dense copy;
-  /// ids as traced_graph() numbers them). Reads that call's inputs and outputs for the nodes that
-  /// live there, so they must still exist. An empty tensor (error reported) otherwise.
+  /// ids as traced_graph() numbers them; the call's inputs and outputs were copied when it ran,
+  /// so they need not outlive it). An empty tensor (error reported) otherwise.
   template <class T = float>
   Tensor<T> observed(int id) const {
     const Graph* g = traced_graph();
@@ -308,8 +308,9 @@ class Compiled {
     DType out_dtypes[kMaxGraphIO]{};
     Shape in_shapes[kMaxGraphIO];
     int num_outputs = 0, num_inputs = 0;
-    const void* last_in[kMaxGraphIO]{};  // the most recent call's buffers (observe mode)
-    void* last_out[kMaxGraphIO]{};
+    const void* last_in[kMaxGraphIO]{};  // observe mode: copies of the most recent call's inputs
+    void* last_out[kMaxGraphIO]{};       // and outputs, which observed() reads
+    std::vector<std::vector<std::uint8_t>> kept_io;
   };
 
   /// The cached entry for these arguments, tracing one if needed; `fallback` when the cache is
@@ -471,12 +472,8 @@ class Compiled {
 
   void run_entry(Entry& e, const void* const* ins, void* const* outs) {
     if (e.exe) {
-      if (opts_.observe)
-        for (int k = 0; k < kMaxGraphIO; ++k) {
-          e.last_in[k] = k < e.num_inputs ? ins[k] : nullptr;
-          e.last_out[k] = k < e.num_outputs ? outs[k] : nullptr;
-        }
       engine::run(*e.exe, ins, outs, e.arena);
+      if (opts_.observe) keep_io(e, ins, outs);
       return;
     }
     TensorView<const float> iv[kMaxGraphIO];
@@ -484,6 +481,21 @@ class Compiled {
     for (int k = 0; k < e.num_inputs; ++k) iv[k] = TensorView<const float>(static_cast<const float*>(ins[k]), e.in_shapes[k]);
     for (int k = 0; k < e.num_outputs; ++k) ov[k] = TensorView<float>(static_cast<float*>(outs[k]), e.out_shapes[k]);
     e.backend_fn(iv, e.num_inputs, ov, e.num_outputs);
+  }
+
+  /// Observe mode: copies of a call's inputs and outputs (observed() reads nodes that live there).
+  static void keep_io(Entry& e, const void* const* ins, void* const* outs) {
+    const Graph& g = e.traced->graph;
+    e.kept_io.resize(static_cast<std::size_t>(e.num_inputs + e.num_outputs));
+    for (int k = 0; k < e.num_inputs + e.num_outputs; ++k) {
+      const bool in = k < e.num_inputs;
+      const Node& n = g[in ? g.input(k) : g.output(k - e.num_inputs)];
+      std::vector<std::uint8_t>& v = e.kept_io[static_cast<std::size_t>(k)];
+      v.resize(static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype) + 1);
+      std::memcpy(v.data(), in ? ins[k] : outs[k - e.num_inputs], v.size() - 1);
+      if (in) e.last_in[k] = v.data();
+      else e.last_out[k - e.num_inputs] = v.data();
+    }
   }
 
   Fn fn_;
