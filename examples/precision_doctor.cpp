@@ -9,7 +9,8 @@
 // columns of w1' are tens to a hundred times larger than the rest; every output channel's int8
 // weight scale is set by them and the weights that matter round to a few levels (a layer with
 // outlier weight columns, from a real data set and a common export step). The doctor should
-// keep the first layer in f32 and nothing else.
+// keep the first layer in f32 and nothing else. Then the same search with FP16 storage of weights
+// and activations (ptq/fp16.hpp) as the reduced precision.
 //
 // Criterion: mean over logits and samples of |int8 - f32| / (0.05 + 0.02 |f32|) <= 1, judged on
 // training batches; accuracies are on the held-out 20 %. Exit status: 0 when the doctor met the
@@ -29,6 +30,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -97,6 +99,20 @@ void train(const Digits& d, const std::vector<int>& train_rows, Model& m, int ep
   kiln::Tensor<float>* ts[] = {&m.w1, &m.b1, &m.w2, &m.b2};
   for (int k = 0; k < 4; ++k)
     for (kiln::index_t i = 0; i < ps[k]->size(); ++i) (*ts[k])[i] = (*ps[k])[i];
+}
+
+// Top-1 accuracy of any model (x -> logits) over labelled batches.
+template <class Run>
+double top1(Run&& run, const std::vector<kiln::Tensor<float>>& batches, const std::vector<std::vector<int>>& labels) {
+  long right = 0, rows = 0;
+  for (std::size_t b = 0; b < batches.size(); ++b) {
+    const kiln::Tensor<float> y = run(batches[b]);
+    for (std::size_t r = 0; r < labels[b].size(); ++r, ++rows) {
+      const float* row = y.data() + r * kClasses;
+      right += std::max_element(row, row + kClasses) - row == labels[b][r];
+    }
+  }
+  return rows ? static_cast<double>(right) / static_cast<double>(rows) : 0.0;
 }
 
 double accuracy_of(const kiln::ptq::QuantizedModel& qm, const std::vector<kiln::Tensor<float>>& batches,
@@ -191,9 +207,36 @@ int main(int argc, char** argv) {
   std::printf("configuration written to %s (read back: %s)\n", out.c_str(), st.ok() ? "ok" : st.message());
   if (!csv.empty()) std::ofstream(csv) << kiln::ptq::to_csv(dx.after);
 
+  // What observing costs: the doctor's observation plans (runtime/observe.hpp) beside the normal ones.
+  for (const kiln::Graph* g : {&fixed.float_graph(), &fixed.graph()}) {
+    kiln::Status bs;
+    std::unique_ptr<kiln::runtime::Executable, kiln::engine::ExecutableDeleter> normal(kiln::engine::build(*g, bs)),
+        observing(kiln::engine::build_observing(*g, bs));
+    if (!normal || !observing) continue;
+    const kiln::runtime::PlanInfo &a = kiln::engine::plan_info(*normal), &b = kiln::engine::plan_info(*observing);
+    std::printf("%s graph: normal plan %d steps, arena %zu B; observation plan %d steps, arena %zu B\n",
+                g == &fixed.float_graph() ? "f32" : "int8 (1 f32 layer)", a.kernels, a.arena_bytes, b.kernels,
+                b.arena_bytes);
+  }
+
   const kiln::ptq::Diagnosis same = kiln::ptq::diagnose(m, cal, samples, o);  // deterministic search
-  const bool ok = dx.met && dx.config.kept.size() <= 2 && acc_m >= acc_q && st.ok() &&
-                  back.to_text() == dx.config.to_text() && same.config.kept.size() == dx.config.kept.size();
+  bool ok = dx.met && dx.config.kept.size() <= 2 && acc_m >= acc_q && st.ok() &&
+            back.to_text() == dx.config.to_text() && same.config.kept.size() == dx.config.kept.size();
+
+  // The same model and criterion with FP16 storage of weights and activations instead of int8.
+  kiln::ptq::DoctorOptions o16 = o;
+  o16.precision = kiln::ptq::Precision::fp16;
+  const kiln::ptq::Diagnosis dh = kiln::ptq::diagnose(m, cal, samples, o16);
+  if (!dh.status.ok()) {
+    std::fprintf(stderr, "precision_doctor (fp16): %s\n", dh.status.message());
+    return 1;
+  }
+  std::cout << "\nthe same with FP16 storage:\n";
+  dh.print(std::cout);
+  const kiln::ptq::Fp16Model h_all = kiln::ptq::to_fp16(m, cal[0]), h_fixed = kiln::ptq::fp16_with_config(m, cal[0], dh.config);
+  std::printf("test accuracy: f32 %.2f %%, fp16 %.2f %%, fp16 with %zu f32 node(s) %.2f %%\n", 100 * acc_f,
+              100 * top1(h_all, test_b, test_l), dh.config.kept.size(), 100 * top1(h_fixed, test_b, test_l));
+  ok = ok && dh.met && h_fixed.ok();
   std::printf("%s\n", ok ? "OK" : "FAILED");
   return ok ? 0 : 1;
 }

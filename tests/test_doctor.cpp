@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "test_util.hpp"
+#include "doctor_mlp.hpp"
 
 namespace {
 
@@ -26,15 +26,9 @@ using kiln::index_t;
 using kiln::Shape;
 using kiln::Tensor;
 
-// 16 -> 24 -> relu -> 20 (outlier) -> relu -> 4; distinct widths, so the kept node's shape says
-// which layer it is.
-struct Mlp {
-  Tensor<float> w1{Shape{24, 16}}, b1{Shape{24}}, w2{Shape{20, 24}}, b2{Shape{20}}, w3{Shape{4, 20}}, b3{Shape{4}};
-  explicit Mlp(bool outlier) {
-    std::mt19937 gen(11);
-    std::uniform_real_distribution<float> u(-0.5f, 0.5f);
-    for (auto* t : {&w1, &b1, &w2, &b2, &w3, &b3})
-      for (float& v : *t) v = u(gen);
+// tests/doctor_mlp.hpp's MLP; `outlier`: layer 2 (width 20) made sensitive to int8.
+struct Mlp : kt::DoctorMlp {
+  explicit Mlp(bool outlier) : kt::DoctorMlp(11) {
     // Input 0 of layer 2 is relu(x . w1[0] + b1[0]) with w1[0] = 0, b1[0] = 0: exactly 0 (in int8
     // too: activation ranges contain 0 exactly), so a weight of 300 there changes nothing in f32
     // but sets every output channel's int8 weight scale to 300/127 (per channel or not).
@@ -44,19 +38,9 @@ struct Mlp {
       for (index_t c = 0; c < 20; ++c) w2[c * 24] = 300.f;
     }
   }
-  template <class X>
-  auto operator()(const X& x) const {
-    auto h1 = kiln::relu(kiln::linear(x, w1, b1));
-    auto h2 = kiln::relu(kiln::linear(h1, w2, b2));
-    return kiln::linear(h2, w3, b3);
-  }
 };
 
-std::vector<Tensor<float>> batches(int count, unsigned seed) {
-  std::vector<Tensor<float>> out;
-  for (int b = 0; b < count; ++b) out.push_back(kt::random_tensor(Shape{8, 16}, seed + static_cast<unsigned>(b), -1.f, 1.f));
-  return out;
-}
+std::vector<Tensor<float>> batches(int count, unsigned seed) { return kt::doctor_batches(count, seed); }
 
 // Naive f32 forward of one layer (out[r][c] = act(b[c] + sum_k x[r][k] w[c][k])).
 std::vector<float> layer(const std::vector<float>& x, index_t rows, const Tensor<float>& w, const Tensor<float>& b,

@@ -12,7 +12,10 @@
 //     elements |c - e| <= kAtol + kRtol * |e|, NaN only where the other side has NaN;
 //   * a second call with other inputs hits the cache and matches eager on those inputs;
 //   * a third call with the first inputs hits the cache and reproduces the first result bit for
-//     bit (nothing leaks through the arena between calls).
+//     bit (nothing leaks through the arena between calls);
+//   * the observation plan (CompileOptions::observe: no rewrites, one step per node, no memory
+//     reuse) matches eager, and every f32 node it observes matches the interpreter's value of
+//     the traced graph (trace/interpret.hpp), same tolerance.
 // Magnitudes are tracked while generating (an upper bound per value) and values are tamed
 // (tanh / clamp / scaling) before ops that could overflow, so no NaN or Inf is generated.
 // Comparisons feeding where() only look at values that compiled and eager compute bit for bit
@@ -34,6 +37,7 @@
 #include <doctest/doctest.h>
 
 #include <kiln/kiln.hpp>
+#include <kiln/trace/interpret.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -1450,6 +1454,23 @@ std::string check_program(const Program& P, Model model, std::uint32_t seed, Tot
     const kiln::Stats s3 = net.stats();
     if (s3.cache_hits != 2) err << "third call: cache hits " << s3.cache_hits << " (expected 2)\n";
     diff("third call vs first call (bit for bit)", c3, c1, true);
+
+    stage = "compile with CompileOptions::observe";
+    kiln::CompileOptions observe;
+    observe.observe = true;
+    auto dbg = kiln::compile(model, observe);
+    diff("observation plan vs eager", as_list(dbg(x, y)), e1, false);
+    const kiln::Graph& tg = *dbg.traced_graph();
+    kiln::detail::Interpreter interp(tg);
+    const void* ins[2] = {x.data(), y.data()};
+    interp.run(ins);
+    for (int id = 0; id < tg.size(); ++id) {
+      if (tg[id].is_leaf() || tg[id].dtype != kiln::DType::f32) continue;
+      Ten want(tg[id].shape);
+      std::memcpy(static_cast<void*>(want.data()), interp.value(id), static_cast<std::size_t>(want.size()) * sizeof(float));
+      const std::string d = compare(dbg.observed(id), want, tg[id].shape, false, tot.worst_ratio);
+      if (!d.empty()) err << "observed %" << id << " vs interpreter: " << d << '\n';
+    }
 
     ++tot.graphs;
     tot.ops += static_cast<long>(P.ops.size());

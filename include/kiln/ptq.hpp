@@ -15,5 +15,6 @@
 #endif
 #include "ptq/calibrate.hpp"
 #include "ptq/emit.hpp"
+#include "ptq/fp16.hpp"
 #include "ptq/model.hpp"
 #include "ptq/rewrite.hpp"

@@ -8895,6 +8895,8 @@ constexpr int fold_channel_affine(Graph& g, Affine&& affine) {
 // lowest offset that overlaps no slot alive at the same time (TFLite Micro's
 // greedy planner). The liveness lower bound — the most bytes alive at any one
 // step — is reported beside the arena size.
+// With Fusion::observe every value slot lives to the end of the run (no reuse, no in-place):
+// each node's value can be read back afterwards (runtime/observe.hpp).
 //
 // Parameter updates (Graph::add_update) alias when they can (XLA's input-output aliasing): the
 // elementwise group computing a parameter's new value writes it straight into the parameter's
@@ -8928,6 +8930,9 @@ constexpr int fold_channel_affine(Graph& g, Affine&& affine) {
 //     Leaves and views (permute, slice, expand, contiguous reshape) have no kernel.
 //  7. nodes pinned to an accelerator region (accel/partition.hpp, via `pinned`) form one offload
 //     group per region, which nothing else joins.
+//  8. Fusion::observe (the observation plan, runtime/observe.hpp): nothing joins anything, every
+//     node that computes is a group of its own and stores its value, so each node's output exists
+//     after the run (a GEMM keeps no bias/clamp in registers: they are their own steps).
 // A group also fails to grow when its program would need more than
 // kEwMaxRegs live register tiles.
 
@@ -8964,6 +8969,7 @@ struct Fusion {
   int num_groups = 0;
   int order[kMaxNodes]{};  // groups in execution order
   Layout layouts[kMaxNodes]{};
+  bool observe = false;  // rule 8: set before fuse()
 };
 
 namespace detail {
@@ -9021,7 +9027,7 @@ constexpr bool order_groups(const Graph& g, Fusion& f) {
 
 /// Whether node `id` (a member of group gi) is needed outside its group.
 constexpr bool is_group_output(const Graph& g, const Fusion& f, int id) {
-  if (g.is_output(id)) return true;
+  if (g.is_output(id) || (f.observe && f.group_of[id] >= 0)) return true;
   const int gi = f.group_of[id];
   for (int i = id + 1; i < g.size(); ++i)
     for (int k = 0; k < g[i].num_inputs; ++k) {
@@ -9222,6 +9228,10 @@ constexpr bool fuse(const Graph& g, Fusion& f, const int* pinned = nullptr) {
     }
     switch (n.op) {
       case Op::elementwise: {
+        if (f.observe) {  // rule 8
+          f.group_of[i] = detail::new_group(f, GroupKind::elementwise, -1, n.shape);
+          break;
+        }
         // Candidate groups: those of producers with the same loop shape that can take an epilogue.
         int cands[kMaxInputs]{};
         int nc = 0;
@@ -9270,7 +9280,8 @@ constexpr bool fuse(const Graph& g, Fusion& f, const int* pinned = nullptr) {
         // Absorb the producer group if the reduction's input is its only result.
         const int p = n.inputs[0];
         const int pg = f.group_of[p];
-        if (pg >= 0 && f.layouts[p].base == p && f.groups[pg].kind == GroupKind::elementwise && !g.is_output(p)) {
+        if (!f.observe && pg >= 0 && f.layouts[p].base == p && f.groups[pg].kind == GroupKind::elementwise &&
+            !g.is_output(p)) {
           bool only = true;
           for (int m = 0; m < i && only; ++m) {
             if (f.group_of[m] != pg) continue;
@@ -9486,6 +9497,8 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
     const int base = f.layouts[g.update(k).value].base;
     if (base >= 0 && slot_of[base] >= 0) m.slot_last[slot_of[base]] = S;
   }
+  if (f.observe)  // every value kept to the end: the in-place test below then never passes
+    for (int k = 0; k < m.num_slots; ++k) m.slot_last[k] = S;
 
   // In-place: an elementwise group's stored value takes the slot of an operand that it reads
   // for the last time, only at the positions it writes. Groups are visited in execution order,
@@ -11772,6 +11785,14 @@ KILN_ENGINE_API void run_node(const Node& n, const void* const* in, const Shape*
 /// set when it cannot.
 KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status,
                                            const accel::Offload* offload = nullptr);
+/// The observation plan of `traced` (runtime/observe.hpp: the precision doctor's debug mode): no
+/// graph rewrites, so node ids are `traced`'s; every node its own step; every value kept.
+KILN_ENGINE_API runtime::Executable* build_observing(const Graph& traced, Status& status);
+/// After run() of an observation plan with these buffers: node `node`'s value, copied densely
+/// into `dense` (shape and dtype of the node). False when the node has no value (a node out of
+/// range, or a plan built without observation whose memory reused it).
+KILN_ENGINE_API bool read_value(const runtime::Executable& exe, int node, const void* const* inputs,
+                                void* const* outputs, const void* arena, void* dense);
 KILN_ENGINE_API void destroy(runtime::Executable* exe);
 struct ExecutableDeleter {
   void operator()(runtime::Executable* exe) const { destroy(exe); }
@@ -11844,8 +11865,10 @@ class AlignedFloats {
 class Executable {
  public:
   /// Plans `traced` (consumed). On failure returns false and `status` says why. With `offload`
-  /// (accel/offload.hpp) the backends' regions become offload steps.
-  bool build(const Graph& traced, Status& status, const accel::Offload* offload = nullptr) {
+  /// (accel/offload.hpp) the backends' regions become offload steps. With `observe` the plan is
+  /// the observation plan of runtime/observe.hpp: no graph rewrites (node ids stay `traced`'s),
+  /// one step per node (Fusion::observe), no memory reuse.
+  bool build(const Graph& traced, Status& status, const accel::Offload* offload = nullptr, bool observe = false) {
     graph_ = std::make_unique<Graph>(traced);
     fusion_ = std::make_unique<passes::Fusion>();
     mem_ = std::make_unique<passes::MemoryPlan>();
@@ -11853,7 +11876,7 @@ class Executable {
     info_ = PlanInfo();
 
     // Graph-level passes until nothing changes (each is cheap at these sizes).
-    for (int round = 0; round < 4; ++round) {
+    for (int round = 0; round < 4 && !observe; ++round) {
       const int s = passes::simplify_algebra(g);
       const int c = passes::eliminate_common_subexpressions(g);
       int f = passes::fold_constants(g, [this](const Graph& gg, int id) { return fold_node(gg, id); });
@@ -11880,6 +11903,7 @@ class Executable {
       if (!offload_) return false;
       info_.offload = &hooks_->report(*offload_);
     }
+    fusion_->observe = observe;
     if (!passes::fuse(g, *fusion_, offload_ ? pinned : nullptr)) {
       status = Status(Errc::invalid_argument) << "fusion: the group graph has a cycle (internal error)";
       return false;
@@ -12310,6 +12334,59 @@ class Executable {
 
 }  // namespace kiln::runtime
 // ---- end kiln/runtime/executable.hpp ----
+
+// ---- begin kiln/runtime/observe.hpp ----
+// kiln/runtime/observe.hpp — reading every node's value back from an observation plan (the
+// compiled model's debug mode the precision doctor observes through, issue 7).
+//
+// An observation plan (Executable::build(..., observe = true), engine::build_observing) is the
+// ordinary pipeline with three differences, so that after one run() every node's output exists
+// and is mapped to the node that computed it:
+//   - no graph rewrites (simplify, CSE, constant/batch-norm folding): node ids are the ids of the
+//     graph given to build, which is what the caller knows (the doctor's float and int8 graphs);
+//   - Fusion::observe: every node that computes is a step of its own, with the same kernels the
+//     normal plan uses (a linear's bias add and ReLU become elementwise steps instead of the
+//     GEMM's register epilogue; a softmax reads its producer's stored value) — a node that the
+//     normal plan fuses is split out rather than reported as "fused";
+//   - no memory reuse: every value's arena slot lives to the end of the run.
+// Its results equal the normal plan's up to the rounding of those fusions (tests/test_doctor_observe.cpp
+// measures it); it costs one arena slot per node and one launch per node: a debug mode.
+
+
+namespace kiln::runtime {
+
+/// Node `node`'s value after exe.run(inputs, outputs, arena), copied densely into `dense`; false
+/// when `exe` is not an observation plan or the node is out of range (views are read through
+/// their base, leaves where they live).
+inline bool read_value(const Executable& exe, int node, const void* const* inputs, void* const* outputs,
+                       const void* arena, void* dense) {
+  const Graph& g = exe.graph();
+  const passes::Fusion& f = exe.fusion();
+  if (!f.observe || node < 0 || node >= g.size()) return false;
+  const Node& n = g[node];
+  const passes::Layout& l = f.layouts[node];
+  if (n.op == Op::scalar) {
+    std::memcpy(dense, &n.p0, sizeof(float));
+    return true;
+  }
+  if (l.base < 0) return false;
+  const passes::Placement& p = exe.memory().place[l.base];
+  const char* base = nullptr;
+  switch (p.kind) {
+    case passes::Storage::input: base = static_cast<const char*>(inputs[p.index]); break;
+    case passes::Storage::output: base = static_cast<const char*>(outputs[p.index]); break;
+    case passes::Storage::constant: base = static_cast<const char*>(g[l.base].data); break;
+    case passes::Storage::arena: base = static_cast<const char*>(arena) + p.offset; break;
+    case passes::Storage::scalar: base = reinterpret_cast<const char*>(&g[l.base].p0); break;
+    case passes::Storage::parameter: base = static_cast<const char*>(g[p.index].data); break;
+    case passes::Storage::none: return false;
+  }
+  strided_copy(base + l.offset * static_cast<index_t>(dtype_size(n.dtype)), n.dtype, n.shape, l.strides, dense);
+  return true;
+}
+
+}  // namespace kiln::runtime
+// ---- end kiln/runtime/observe.hpp ----
 #ifndef KILN_NO_IOSTREAM
 
 // ---- begin kiln/runtime/plan_print.hpp ----
@@ -12465,6 +12542,20 @@ KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status, 
     return nullptr;
   }
   return exe;
+}
+
+KILN_ENGINE_API runtime::Executable* build_observing(const Graph& traced, Status& status) {
+  auto* exe = new runtime::Executable();
+  if (!exe->build(traced, status, nullptr, true)) {
+    delete exe;
+    return nullptr;
+  }
+  return exe;
+}
+
+KILN_ENGINE_API bool read_value(const runtime::Executable& exe, int node, const void* const* inputs,
+                                void* const* outputs, const void* arena, void* dense) {
+  return runtime::read_value(exe, node, inputs, outputs, arena, dense);
 }
 
 KILN_ENGINE_API void destroy(runtime::Executable* exe) { delete exe; }
@@ -14445,6 +14536,9 @@ namespace kiln {
 struct CompileOptions {
   int cache_limit = 8;  // specialisations kept; calls past it run eagerly
   accel::Offload offload{};  // accelerator backends: accel::offload(backend) (accel/offload.hpp)
+  // Debug mode (runtime/observe.hpp): no graph rewrites, one kernel per node, no memory reuse, so
+  // observed(id) gives every traced node's value after a call. Ignores `offload`.
+  bool observe = false;
 };
 
 struct Stats {
@@ -14676,6 +14770,22 @@ class Compiled {
   const Graph* planned_graph() const { return last_ && last_->exe ? &engine::planned_graph(*last_->exe) : nullptr; }
   /// The graph as traced, before any pass (nullptr before the first call).
   const Graph* traced_graph() const { return last_ ? &last_->traced->graph : nullptr; }
+  /// With CompileOptions::observe: traced node `id`'s value in the most recent call (a dense copy;
+  /// ids as traced_graph() numbers them; the call's inputs and outputs were copied when it ran,
+  /// so they need not outlive it). An empty tensor (error reported) otherwise.
+  template <class T = float>
+  Tensor<T> observed(int id) const {
+    const Graph* g = traced_graph();
+    if (!opts_.observe || !last_ || !last_->exe || !g || id < 0 || id >= g->size() ||
+        (*g)[id].dtype != dtype_of_v<T>) {
+      fail(Status(Errc::invalid_argument) << "observed(" << id << "): needs CompileOptions::observe, a call first, "
+                                          << "a node of the traced graph and its dtype");
+      return Tensor<T>();
+    }
+    Tensor<T> v((*g)[id].shape, uninitialized);
+    engine::read_value(*last_->exe, id, last_->last_in, last_->last_out, last_->arena, v.data());
+    return v;
+  }
   /// Forgets every specialisation (e.g. after changing captured weights in place).
   void reset() {
     cache_.clear();
@@ -14701,6 +14811,9 @@ class Compiled {
     DType out_dtypes[kMaxGraphIO]{};
     Shape in_shapes[kMaxGraphIO];
     int num_outputs = 0, num_inputs = 0;
+    const void* last_in[kMaxGraphIO]{};  // observe mode: copies of the most recent call's inputs
+    void* last_out[kMaxGraphIO]{};       // and outputs, which observed() reads
+    std::vector<std::vector<std::uint8_t>> kept_io;
   };
 
   /// The cached entry for these arguments, tracing one if needed; `fallback` when the cache is
@@ -14838,7 +14951,8 @@ class Compiled {
     for (int k = 0; k < g.num_inputs(); ++k) e->in_shapes[k] = g[g.input(k)].shape;
     if constexpr (std::is_same_v<Backend, std::nullptr_t>) {
       Status st;
-      e->exe.reset(engine::build(g, st, opts_.offload.active() ? &opts_.offload : nullptr));
+      e->exe.reset(opts_.observe ? engine::build_observing(g, st)
+                                 : engine::build(g, st, opts_.offload.active() ? &opts_.offload : nullptr));
       if (!e->exe) {
         fail(st);
         return nullptr;
@@ -14863,6 +14977,7 @@ class Compiled {
   void run_entry(Entry& e, const void* const* ins, void* const* outs) {
     if (e.exe) {
       engine::run(*e.exe, ins, outs, e.arena);
+      if (opts_.observe) keep_io(e, ins, outs);
       return;
     }
     TensorView<const float> iv[kMaxGraphIO];
@@ -14870,6 +14985,21 @@ class Compiled {
     for (int k = 0; k < e.num_inputs; ++k) iv[k] = TensorView<const float>(static_cast<const float*>(ins[k]), e.in_shapes[k]);
     for (int k = 0; k < e.num_outputs; ++k) ov[k] = TensorView<float>(static_cast<float*>(outs[k]), e.out_shapes[k]);
     e.backend_fn(iv, e.num_inputs, ov, e.num_outputs);
+  }
+
+  /// Observe mode: copies of a call's inputs and outputs (observed() reads nodes that live there).
+  static void keep_io(Entry& e, const void* const* ins, void* const* outs) {
+    const Graph& g = e.traced->graph;
+    e.kept_io.resize(static_cast<std::size_t>(e.num_inputs + e.num_outputs));
+    for (int k = 0; k < e.num_inputs + e.num_outputs; ++k) {
+      const bool in = k < e.num_inputs;
+      const Node& n = g[in ? g.input(k) : g.output(k - e.num_inputs)];
+      std::vector<std::uint8_t>& v = e.kept_io[static_cast<std::size_t>(k)];
+      v.resize(static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype) + 1);
+      std::memcpy(v.data(), in ? ins[k] : outs[k - e.num_inputs], v.size() - 1);
+      if (in) e.last_in[k] = v.data();
+      else e.last_out[k - e.num_inputs] = v.data();
+    }
   }
 
   Fn fn_;

@@ -22,6 +22,9 @@
 //     Leaves and views (permute, slice, expand, contiguous reshape) have no kernel.
 //  7. nodes pinned to an accelerator region (accel/partition.hpp, via `pinned`) form one offload
 //     group per region, which nothing else joins.
+//  8. Fusion::observe (the observation plan, runtime/observe.hpp): nothing joins anything, every
+//     node that computes is a group of its own and stores its value, so each node's output exists
+//     after the run (a GEMM keeps no bias/clamp in registers: they are their own steps).
 // A group also fails to grow when its program would need more than
 // kEwMaxRegs live register tiles.
 #pragma once
@@ -61,6 +64,7 @@ struct Fusion {
   int num_groups = 0;
   int order[kMaxNodes]{};  // groups in execution order
   Layout layouts[kMaxNodes]{};
+  bool observe = false;  // rule 8: set before fuse()
 };
 
 namespace detail {
@@ -118,7 +122,7 @@ constexpr bool order_groups(const Graph& g, Fusion& f) {
 
 /// Whether node `id` (a member of group gi) is needed outside its group.
 constexpr bool is_group_output(const Graph& g, const Fusion& f, int id) {
-  if (g.is_output(id)) return true;
+  if (g.is_output(id) || (f.observe && f.group_of[id] >= 0)) return true;
   const int gi = f.group_of[id];
   for (int i = id + 1; i < g.size(); ++i)
     for (int k = 0; k < g[i].num_inputs; ++k) {
@@ -319,6 +323,10 @@ constexpr bool fuse(const Graph& g, Fusion& f, const int* pinned = nullptr) {
     }
     switch (n.op) {
       case Op::elementwise: {
+        if (f.observe) {  // rule 8
+          f.group_of[i] = detail::new_group(f, GroupKind::elementwise, -1, n.shape);
+          break;
+        }
         // Candidate groups: those of producers with the same loop shape that can take an epilogue.
         int cands[kMaxInputs]{};
         int nc = 0;
@@ -367,7 +375,8 @@ constexpr bool fuse(const Graph& g, Fusion& f, const int* pinned = nullptr) {
         // Absorb the producer group if the reduction's input is its only result.
         const int p = n.inputs[0];
         const int pg = f.group_of[p];
-        if (pg >= 0 && f.layouts[p].base == p && f.groups[pg].kind == GroupKind::elementwise && !g.is_output(p)) {
+        if (!f.observe && pg >= 0 && f.layouts[p].base == p && f.groups[pg].kind == GroupKind::elementwise &&
+            !g.is_output(p)) {
           bool only = true;
           for (int m = 0; m < i && only; ++m) {
             if (f.group_of[m] != pg) continue;

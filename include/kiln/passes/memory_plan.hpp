@@ -8,6 +8,8 @@
 // lowest offset that overlaps no slot alive at the same time (TFLite Micro's
 // greedy planner). The liveness lower bound — the most bytes alive at any one
 // step — is reported beside the arena size.
+// With Fusion::observe every value slot lives to the end of the run (no reuse, no in-place):
+// each node's value can be read back afterwards (runtime/observe.hpp).
 //
 // Parameter updates (Graph::add_update) alias when they can (XLA's input-output aliasing): the
 // elementwise group computing a parameter's new value writes it straight into the parameter's
@@ -169,6 +171,8 @@ constexpr void plan_memory(const Graph& g, const Fusion& f, const std::size_t* w
     const int base = f.layouts[g.update(k).value].base;
     if (base >= 0 && slot_of[base] >= 0) m.slot_last[slot_of[base]] = S;
   }
+  if (f.observe)  // every value kept to the end: the in-place test below then never passes
+    for (int k = 0; k < m.num_slots; ++k) m.slot_last[k] = S;
 
   // In-place: an elementwise group's stored value takes the slot of an operand that it reads
   // for the last time, only at the positions it writes. Groups are visited in execution order,

@@ -1,5 +1,6 @@
 // kiln/ptq/doctor.hpp — the precision doctor (issue 7): find the layers that break accuracy in
-// int8 and keep only those in f32. Host only, not part of kiln.hpp or ptq.hpp.
+// int8 (or FP16 storage, ptq/fp16.hpp: DoctorOptions::precision) and keep only those in f32.
+// Host only, not part of kiln.hpp or ptq.hpp.
 //
 //   #include <kiln/ptq/doctor.hpp>
 //   kiln::ptq::DoctorOptions d;                      // criterion, base PTQ options
@@ -11,10 +12,11 @@
 //   auto cfg = kiln::ptq::DoctorConfig::parse(text);                 // later
 //   auto qm  = kiln::ptq::quantize_with_config(model, calibration, cfg);
 //
-// Observation: the float graph and the quantised graph are both run node by node by the
-// interpreter calibration uses (trace/interpret.hpp); QuantizedModel::value_map() maps each
-// float node to the node holding its value in the quantised graph (a fused layer's output at the
-// float chain's last node), which is dequantised and compared.
+// Observation: the float graph and the quantised graph both run through their compiled
+// observation plans (runtime/observe.hpp: the compiled model's debug mode, every node's value
+// kept); QuantizedModel::value_map() maps each float node to the node holding its value in the
+// quantised graph (a fused layer's output at the float chain's last node), which is dequantised
+// and compared. tests/test_doctor_observe.cpp checks those plans against the interpreter.
 //
 // Criterion: element error e = |q - f| / (atol + rtol * |f|); a node violates when the statistic
 // (mean, median or max) of e over its elements and all samples exceeds 1.
@@ -46,6 +48,12 @@ namespace kiln::ptq {
 
 enum class Statistic : std::uint8_t { mean, median, max };
 
+/// The reduced precision the doctor examines: int8 post-training quantisation (ptq/model.hpp) or
+/// FP16 storage of weights and activations (ptq/fp16.hpp).
+enum class Precision : std::uint8_t { int8, fp16 };
+
+inline const char* precision_name(Precision p) { return p == Precision::int8 ? "int8" : "fp16"; }
+
 inline const char* statistic_name(Statistic s) {
   return s == Statistic::mean ? "mean" : s == Statistic::median ? "median" : "max";
 }
@@ -62,7 +70,7 @@ struct NodeError {
   int node = -1;
   std::string op;         ///< e.g. "matmul", "elementwise relu"
   Shape shape;
-  std::string precision;  ///< "int8", "f32", "f32 kept", "fused" (inside a layer; no value)
+  std::string precision;  ///< "int8" | "fp16", "f32", "f32 kept", "fused" (inside an int8 layer; no value)
   double mean_abs = 0.0, max_abs = 0.0;
   double score = 0.0;     ///< the criterion's statistic of |q - f| / (atol + rtol |f|); > 1 violates
   bool violates() const { return score > 1.0; }
@@ -84,12 +92,15 @@ struct DoctorConfig {
   double percentile = 99.99;
   std::string variant_reason;  ///< why the variant differs from the base options ("" if it does not)
   std::vector<KeptNode> kept;
+  /// Per-layer PTQ variants (Options::per_channel_nodes / percentile_nodes), with why.
+  std::vector<KeptNode> per_channel_layers, percentile_layers;
   // Result and cost, informative (written, read back, not used by apply).
   bool met = false;
   double output_score = 0.0, output_max_abs = 0.0;
-  std::size_t weight_bytes = 0, int8_weight_bytes = 0, float_weight_bytes = 0;
+  Precision precision = Precision::int8;
+  std::size_t weight_bytes = 0, reduced_weight_bytes = 0, float_weight_bytes = 0;  ///< reduced: all int8/fp16
   std::size_t arena_bytes = 0;
-  double us_per_call = 0.0, int8_us_per_call = 0.0, float_us_per_call = 0.0;
+  double us_per_call = 0.0, reduced_us_per_call = 0.0, float_us_per_call = 0.0;
 
   std::string to_text() const;
   /// Parses to_text()'s format; a malformed line is an error naming it.
@@ -101,8 +112,10 @@ struct DoctorConfig {
 
 struct DoctorOptions {
   Criterion criterion;
+  Precision precision = Precision::int8;  ///< fp16: FP16 storage (no PTQ variants; base unused)
   Options base;                ///< PTQ options to start from (int8 ends not supported here)
-  bool try_variants = true;    ///< per-channel weights, percentile calibration
+  bool try_variants = true;    ///< per-channel weights, percentile calibration, for the whole model first
+  bool try_layer_variants = true;  ///< the same per layer, on the earliest violation, before f32
   bool measure_cost = true;    ///< time the three models (a few ms)
   int max_kept = -1;           ///< at most this many layers kept in f32 (-1: no limit)
 };
@@ -111,7 +124,7 @@ struct Diagnosis {
   Status status;               ///< bad input; a reachable/unreachable criterion is `met`
   DoctorConfig config;
   bool met = false;
-  std::vector<NodeError> before, after;  ///< plain int8 PTQ with the base options; the result
+  std::vector<NodeError> before, after;  ///< all reduced (int8 PTQ with the base options, or fp16); the result
   std::vector<std::string> log;          ///< the search's steps
   void print(std::ostream& os) const;
 };
@@ -129,6 +142,7 @@ inline std::string shape_text(const Shape& s) {
   return t + "]";
 }
 inline bool in(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+inline const char* layer_variant_name(int kind) { return kind == 0 ? "per_channel" : "percentile"; }
 
 inline double statistic_of(std::vector<float>& e, Statistic s) {
   if (e.empty()) return 0.0;
@@ -143,41 +157,91 @@ inline double statistic_of(std::vector<float>& e, Statistic s) {
   return sum / static_cast<double>(e.size());
 }
 
-/// Every float node of `qm` compared on `samples` (already shape-checked).
-inline std::vector<NodeError> observe(const QuantizedModel& qm, const std::vector<Tensor<float>>& samples,
-                                      const Criterion& c) {
-  const Graph& f = qm.float_graph();
-  const Graph& q = qm.graph();
-  const std::vector<int>& map = qm.value_map();
+/// A graph's observation plan (runtime/observe.hpp: the compiled model's debug mode): after
+/// run(x), value(id) is node id's value as f32 (an i8 value dequantised with its node's scale).
+class ObservedRun {
+ public:
+  ObservedRun(const Graph& g, Status& st) : g_(g), exe_(engine::build_observing(g, st)) {
+    if (exe_) arena_.resize(engine::arena_bytes(*exe_) + kAlignment);
+  }
+  bool ok() const { return exe_ != nullptr; }
+  void run(const Tensor<float>& x) {
+    out_ = Tensor<float>(g_[g_.output(0)].shape);
+    const void* ins[1] = {x.data()};
+    void* outs[1] = {out_.data()};
+    engine::run(*exe_, ins, outs, align_up(arena_.data()));
+    x_ = x.data();
+  }
+  const float* value(int id) {
+    const Node& n = g_[id];
+    const index_t count = n.shape.numel();
+    buf_.resize(static_cast<std::size_t>(count) + 1);
+    raw_.resize(static_cast<std::size_t>(count) * dtype_size(n.dtype) + 4);
+    const void* ins[1] = {x_};
+    void* outs[1] = {out_.data()};
+    if (!engine::read_value(*exe_, id, ins, outs, align_up(arena_.data()), raw_.data())) return nullptr;
+    if (n.dtype == DType::i8)
+      quant::dequantize(reinterpret_cast<const std::int8_t*>(raw_.data()), buf_.data(), count,
+                        {n.quant.scale, n.quant.zero_point});
+    else if (n.dtype == DType::f32)
+      std::memcpy(buf_.data(), raw_.data(), static_cast<std::size_t>(count) * sizeof(float));
+    else
+      return nullptr;
+    return buf_.data();
+  }
+
+ private:
+  const Graph& g_;
+  std::unique_ptr<runtime::Executable, engine::ExecutableDeleter> exe_;
+  std::vector<std::uint8_t> arena_, raw_;
+  std::vector<float> buf_;
+  Tensor<float> out_;
+  const void* x_ = nullptr;
+};
+
+/// A float graph and its reduced-precision version, as the doctor compares them.
+struct Comparison {
+  const Graph& f;                  ///< the float reference
+  const Graph& q;                  ///< the reduced-precision graph
+  const std::vector<int>& map;     ///< float node -> node of q holding its value (-1: fused away)
+  const std::vector<int>& kept;    ///< float nodes kept in f32
+  const char* precision;           ///< "int8" | "fp16": the label of q's values
+};
+
+/// Every float node compared on `samples` (already shape-checked), both graphs observed through
+/// their compiled observation plans. Empty (status set) when a plan cannot be built.
+inline std::vector<NodeError> observe(const Comparison& cmp, const std::vector<Tensor<float>>& samples,
+                                      const Criterion& c, Status& st) {
+  const Graph& f = cmp.f;
+  const Graph& q = cmp.q;
+  const std::vector<int>& map = cmp.map;
   const auto nf = static_cast<std::size_t>(f.size());
   std::vector<std::vector<float>> errs(nf);
   std::vector<NodeError> out(nf);
-  std::vector<float> deq;
+  ObservedRun rf(f, st), rq(q, st);
+  if (!rf.ok() || !rq.ok()) return {};
+  std::vector<float> fv;
   for (const Tensor<float>& x : samples) {
-    const void* ins[1] = {x.data()};
-    kiln::detail::Interpreter rf(f), rq(q);
-    rf.run(ins);
-    rq.run(ins);
+    rf.run(x);
+    rq.run(x);
     for (int id = 0; id < f.size(); ++id) {
       const Node& n = f[id];
       const int m = map[static_cast<std::size_t>(id)];
       if (n.is_leaf() || n.dtype != DType::f32 || m < 0) continue;
       const index_t count = n.shape.numel();
-      const auto* fv = static_cast<const float*>(rf.value(id));
-      const float* qv = static_cast<const float*>(rq.value(m));
-      if (q[m].dtype == DType::i8) {
-        deq.resize(static_cast<std::size_t>(count));
-        quant::dequantize(static_cast<const std::int8_t*>(rq.value(m)), deq.data(), count,
-                          {q[m].quant.scale, q[m].quant.zero_point});
-        qv = deq.data();
-      }
+      const float* fp = rf.value(id);
+      if (!fp) continue;
+      fv.assign(fp, fp + count);
+      const float* qv = rq.value(m);
+      if (!qv) continue;
       NodeError& r = out[static_cast<std::size_t>(id)];
       std::vector<float>& e = errs[static_cast<std::size_t>(id)];
       for (index_t i = 0; i < count; ++i) {
-        const double d = std::fabs(static_cast<double>(qv[i]) - fv[i]);
+        double d = std::fabs(static_cast<double>(qv[i]) - fv[static_cast<std::size_t>(i)]);
+        if (d != d) d = HUGE_VAL;  // NaN (inf - inf, an f16 overflow met downstream): worst, not "no error"
         r.max_abs = std::max(r.max_abs, d);
         r.mean_abs += d;
-        e.push_back(static_cast<float>(d / (c.atol + c.rtol * std::fabs(static_cast<double>(fv[i])))));
+        e.push_back(static_cast<float>(d / (c.atol + c.rtol * std::fabs(static_cast<double>(fv[static_cast<std::size_t>(i)])))));
       }
     }
   }
@@ -188,16 +252,27 @@ inline std::vector<NodeError> observe(const QuantizedModel& qm, const std::vecto
     r.op = node_label(n);
     r.shape = n.shape;
     const int m = map[static_cast<std::size_t>(id)];
-    r.precision = n.is_leaf() ? "leaf"
-                  : m < 0     ? "fused"
-                  : q[m].dtype == DType::i8 ? "int8"
-                  : in(qm.options().keep_float, id) ? "f32 kept"
-                                                    : "f32";
+    r.precision = n.is_leaf()          ? "leaf"
+                  : m < 0              ? "fused"
+                  : in(cmp.kept, id)   ? "f32 kept"
+                  : q[m].dtype == DType::i8 || (q[m].op == Op::elementwise && q[m].fn == EwFn::round_f16)
+                      ? cmp.precision
+                      : "f32";
     std::vector<float>& e = errs[static_cast<std::size_t>(id)];
     if (!e.empty()) r.mean_abs /= static_cast<double>(e.size());
     r.score = statistic_of(e, c.statistic);
   }
   return out;
+}
+
+/// observe() for a quantised model (errors reported by fail(); empty then).
+inline std::vector<NodeError> observe(const QuantizedModel& qm, const std::vector<Tensor<float>>& samples,
+                                      const Criterion& c) {
+  Status st;
+  std::vector<NodeError> v =
+      observe({qm.float_graph(), qm.graph(), qm.value_map(), qm.options().keep_float, "int8"}, samples, c, st);
+  if (v.empty()) fail(st);
+  return v;
 }
 
 inline std::size_t constant_bytes(const Graph& g) {
@@ -252,15 +327,30 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
     std::vector<NodeError> nodes;
     double score = 0.0;
   };
+  const bool fp16 = d.precision == Precision::fp16;
+  const char* reduced = precision_name(d.precision);
   const auto trial = [&](const Options& o) {
     Trial t;
     t.o = o;
+    if (fp16) {
+      Fp16Model h = to_fp16(fn, calibration[0], o.keep_float);
+      Status st;
+      if (h.ok()) t.nodes = detail::observe({h.float_graph(), h.graph(), h.value_map(), h.keep_float(), "fp16"},
+                                            samples, c, st);
+      if (!st.ok()) fail(st);
+      t.score = t.nodes.empty() ? 1e300 : t.nodes[static_cast<std::size_t>(h.float_graph().output(0))].score;
+      return t;
+    }
     QuantizedModel qm = quantize_model(fn, calibration, o);
     if (qm.value_map().empty()) {
       t.score = 1e300;
       return t;
     }
     t.nodes = detail::observe(qm, samples, c);
+    if (t.nodes.empty()) {
+      t.score = 1e300;
+      return t;
+    }
     t.score = t.nodes[static_cast<std::size_t>(qm.float_graph().output(0))].score;
     return t;
   };
@@ -271,10 +361,10 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
   Trial cur = trial(d.base);
   if (cur.nodes.empty()) return bad(last_error());
   r.before = cur.nodes;
-  say("plain int8: output " + std::string(statistic_name(c.statistic)) + " score " + std::to_string(cur.score));
+  say(std::string("plain ") + reduced + ": output " + std::string(statistic_name(c.statistic)) + " score " + std::to_string(cur.score));
   std::vector<std::string> reasons;  // parallel to cur.o.keep_float
   std::string variant_reason;
-  if (!passes(cur) && d.try_variants) {
+  if (!passes(cur) && d.try_variants && !fp16) {
     std::vector<std::pair<Options, std::string>> variants;
     if (!d.base.per_channel) {
       Options o = d.base;
@@ -297,6 +387,12 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
   }
   Trial best = cur;
   std::vector<std::string> best_reasons;
+  struct VariantNote {
+    int kind, node;  // kind 0: per-channel, 1: percentile
+    std::string reason;
+  };
+  std::vector<VariantNote> variant_notes;
+  std::vector<int> variant_tried;
   const Graph* fg = nullptr;
   QuantizedModel probe = quantize_model(fn, calibration, d.base);  // the float graph, for producers
   fg = &probe.float_graph();
@@ -307,11 +403,11 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
     for (const NodeError& e : cur.nodes) {
       if (!e.violates() || e.precision == "f32 kept") continue;
       const Node& n = (*fg)[e.node];
-      if (e.precision == "int8" && !detail::in(cur.o.keep_float, e.node)) cands.push_back(e.node);
+      if (e.precision == reduced && !detail::in(cur.o.keep_float, e.node)) cands.push_back(e.node);
       for (int k = 0; k < n.num_inputs; ++k) {
         const int p = n.inputs[k];
         const std::string& pp = cur.nodes[static_cast<std::size_t>(p)].precision;
-        if ((pp == "int8" || pp == "fused") && !detail::in(cur.o.keep_float, p) && !detail::in(cands, p))
+        if ((pp == reduced || pp == "fused") && !detail::in(cur.o.keep_float, p) && !detail::in(cands, p))
           cands.push_back(p);
       }
       if (!cands.empty()) {
@@ -320,6 +416,43 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
       }
     }
     if (culprit < 0) break;  // nothing left to keep in f32
+    // Cheaper than f32: a per-layer PTQ variant on the culprit's layer (per-channel weight scales,
+    // percentile range), adopted when it clears the culprit's own violation without raising the
+    // output's error; tried once per node.
+    if (!fp16 && d.try_layer_variants && cur.nodes[static_cast<std::size_t>(culprit)].precision == "int8" &&
+        !detail::in(variant_tried, culprit)) {
+      variant_tried.push_back(culprit);
+      Trial vbest;
+      int vk = -1;
+      for (int k = 0; k < 2; ++k) {
+        Options o = cur.o;
+        if (k == 0 && (o.per_channel || detail::in(o.per_channel_nodes, culprit))) continue;
+        if (k == 1 && (o.calibration == Calibration::percentile || detail::in(o.percentile_nodes, culprit))) continue;
+        (k == 0 ? o.per_channel_nodes : o.percentile_nodes).push_back(culprit);
+        Trial t = trial(o);
+        const double cs = t.nodes.empty() ? 1e300 : t.nodes[static_cast<std::size_t>(culprit)].score;
+        say("layer variant " + std::string(detail::layer_variant_name(k)) + " on %" + std::to_string(culprit) +
+            ": its score " + std::to_string(cs) + ", output score " + std::to_string(t.score));
+        if (cs <= 1.0 && t.score <= cur.score && (vk < 0 || t.score < vbest.score)) {
+          vbest = t;
+          vk = k;
+        }
+      }
+      if (vk >= 0) {
+        const NodeError& ce = cur.nodes[static_cast<std::size_t>(culprit)];
+        std::ostringstream why;
+        why << "earliest violation: %" << culprit << ' ' << ce.op << " score " << ce.score << " -> "
+            << vbest.nodes[static_cast<std::size_t>(culprit)].score << "; output score " << cur.score << " -> "
+            << vbest.score;
+        variant_notes.push_back({vk, culprit, why.str()});
+        cur = vbest;
+        if (cur.score < best.score) {
+          best = cur;
+          best_reasons = reasons;
+        }
+        continue;
+      }
+    }
     if (d.max_kept >= 0 && cur.o.keep_float.size() >= static_cast<std::size_t>(d.max_kept)) {
       say("stopped: " + std::to_string(d.max_kept) + " layers kept in f32 (DoctorOptions::max_kept)");
       break;
@@ -363,6 +496,22 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
         ++k;
       }
     }
+    for (int k = 0; k < 2; ++k) {  // per-layer variants the result does not need
+      std::vector<int>& list = k == 0 ? best.o.per_channel_nodes : best.o.percentile_nodes;
+      for (std::size_t j = 0; j < list.size();) {
+        Options o = best.o;
+        std::vector<int>& l = k == 0 ? o.per_channel_nodes : o.percentile_nodes;
+        l.erase(l.begin() + static_cast<std::ptrdiff_t>(j));
+        Trial t = trial(o);
+        if (passes(t)) {
+          say(std::string("pruned layer variant ") + detail::layer_variant_name(k) + " on %" +
+              std::to_string(list[j]) + ": output score still " + std::to_string(t.score));
+          best = t;
+        } else {
+          ++j;
+        }
+      }
+    }
     if (!variant_reason.empty()) {  // the variant too, when the kept layers alone suffice
       Options o = best.o;
       o.per_channel = d.base.per_channel;
@@ -388,21 +537,43 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
     const int id = best.o.keep_float[k];
     cfg.kept.push_back({id, detail::node_label((*fg)[id]), (*fg)[id].shape, best_reasons[k]});
   }
+  for (int k = 0; k < 2; ++k)
+    for (int id : k == 0 ? best.o.per_channel_nodes : best.o.percentile_nodes) {
+      std::string why;
+      for (const VariantNote& v : variant_notes)
+        if (v.kind == k && v.node == id) why = v.reason;
+      (k == 0 ? cfg.per_channel_layers : cfg.percentile_layers)
+          .push_back({id, detail::node_label((*fg)[id]), (*fg)[id].shape, why});
+    }
   if (best.o.per_channel != d.base.per_channel || best.o.calibration != d.base.calibration)
     cfg.variant_reason = variant_reason;
   cfg.met = r.met;
   const NodeError& oe = best.nodes[static_cast<std::size_t>(fg->output(0))];
   cfg.output_score = oe.score;
   cfg.output_max_abs = oe.max_abs;
+  cfg.precision = d.precision;
+  const Tensor<float>& x = samples[0];
+  if (fp16) {
+    const Fp16Model h = to_fp16(fn, calibration[0], best.o.keep_float), all = to_fp16(fn, calibration[0]);
+    cfg.weight_bytes = h.weight_bytes();
+    cfg.reduced_weight_bytes = all.weight_bytes();
+    cfg.float_weight_bytes = detail::constant_bytes(h.float_graph());
+    cfg.arena_bytes = h.arena_bytes();
+    if (d.measure_cost) {
+      cfg.us_per_call = detail::time_us([&] { (void)h(x); });
+      cfg.reduced_us_per_call = detail::time_us([&] { (void)all(x); });
+      cfg.float_us_per_call = detail::time_us([&] { (void)h.run_float(x); });
+    }
+    return r;
+  }
   QuantizedModel qm = quantize_model(fn, calibration, best.o);
   cfg.weight_bytes = detail::constant_bytes(qm.graph());
-  cfg.int8_weight_bytes = detail::constant_bytes(probe.graph());
+  cfg.reduced_weight_bytes = detail::constant_bytes(probe.graph());
   cfg.float_weight_bytes = detail::constant_bytes(qm.float_graph());
   cfg.arena_bytes = qm.arena_bytes();
   if (d.measure_cost) {
-    const Tensor<float>& x = samples[0];
     cfg.us_per_call = detail::time_us([&] { (void)qm(x); });
-    cfg.int8_us_per_call = detail::time_us([&] { (void)probe(x); });
+    cfg.reduced_us_per_call = detail::time_us([&] { (void)probe(x); });
     cfg.float_us_per_call = detail::time_us([&] { (void)qm.run_float(x); });
   }
   return r;
@@ -412,6 +583,11 @@ Diagnosis diagnose(Fn fn, const std::vector<Tensor<float>>& calibration, const s
 template <class Fn>
 QuantizedModel quantize_with_config(Fn fn, const std::vector<Tensor<float>>& calibration, const DoctorConfig& cfg,
                                     Options base = {}) {
+  if (cfg.precision != Precision::int8) {
+    fail(Status(Errc::invalid_argument) << "doctor config: written for " << precision_name(cfg.precision)
+                                        << ", not int8 (apply it with fp16_with_config)");
+    return QuantizedModel();
+  }
   QuantizedModel probe = quantize_model(fn, calibration, base);
   if (probe.value_map().empty()) return probe;
   Status st = cfg.apply(probe.float_graph(), base);
@@ -422,31 +598,60 @@ QuantizedModel quantize_with_config(Fn fn, const std::vector<Tensor<float>>& cal
   return quantize_model(fn, calibration, base);
 }
 
+/// `fn` with FP16 storage and the f32 nodes of a configuration the doctor wrote for fp16
+/// (checked against the model first).
+template <class Fn>
+Fp16Model fp16_with_config(Fn fn, const Tensor<float>& example, const DoctorConfig& cfg) {
+  if (cfg.precision != Precision::fp16) {
+    fail(Status(Errc::invalid_argument) << "doctor config: written for " << precision_name(cfg.precision)
+                                        << ", not fp16 (apply it with quantize_with_config)");
+    return Fp16Model();
+  }
+  Fp16Model probe = to_fp16(fn, example);
+  if (!probe.ok()) return probe;
+  Options o;
+  Status st = cfg.apply(probe.float_graph(), o);
+  if (!st.ok()) {
+    fail(st);
+    return Fp16Model();
+  }
+  return to_fp16(fn, example, o.keep_float);
+}
+
 // ---- text format ---------------------------------------------------------------------------------
 // kiln-precision-doctor 1
+// precision <int8|fp16>                                   (absent: int8)
 // criterion atol=<a> rtol=<r> statistic=<mean|median|max>
 // variant per_channel=<0|1> calibration=<min_max|percentile> percentile=<p>
 // variant_reason <text>                                  (only when the variant was changed)
 // keep <node id> <op words> <shape> : <reason>          (one per layer kept in f32)
+// per_channel <node id> <op words> <shape> : <reason>   (per-layer variants, same form)
+// percentile <node id> <op words> <shape> : <reason>
 // result met=<0|1> output_score=<s> output_max_abs=<e>
-// cost weight_bytes=.. int8_weight_bytes=.. float_weight_bytes=.. arena_bytes=.. us=.. int8_us=.. float_us=..
+// cost weight_bytes=.. reduced_weight_bytes=.. float_weight_bytes=.. arena_bytes=.. us=.. reduced_us=.. float_us=..
+//   (reduced: everything in the reduced precision; int8_weight_bytes / int8_us are read as those)
 inline std::string DoctorConfig::to_text() const {
   std::ostringstream os;
   os << std::setprecision(9);
   os << "kiln-precision-doctor 1\n";
+  os << "precision " << precision_name(precision) << '\n';
   os << "criterion atol=" << criterion.atol << " rtol=" << criterion.rtol
      << " statistic=" << statistic_name(criterion.statistic) << '\n';
   os << "variant per_channel=" << (per_channel ? 1 : 0)
      << " calibration=" << (calibration == Calibration::min_max ? "min_max" : "percentile")
      << " percentile=" << percentile << '\n';
   if (!variant_reason.empty()) os << "variant_reason " << variant_reason << '\n';
+  for (int v = 0; v < 2; ++v)
+    for (const KeptNode& k : v == 0 ? per_channel_layers : percentile_layers)
+      os << detail::layer_variant_name(v) << ' ' << k.node << ' ' << k.op << ' ' << detail::shape_text(k.shape)
+         << " : " << k.reason << '\n';
   for (const KeptNode& k : kept)
     os << "keep " << k.node << ' ' << k.op << ' ' << detail::shape_text(k.shape) << " : " << k.reason << '\n';
   os << "result met=" << (met ? 1 : 0) << " output_score=" << output_score << " output_max_abs=" << output_max_abs
      << '\n';
-  os << "cost weight_bytes=" << weight_bytes << " int8_weight_bytes=" << int8_weight_bytes
+  os << "cost weight_bytes=" << weight_bytes << " reduced_weight_bytes=" << reduced_weight_bytes
      << " float_weight_bytes=" << float_weight_bytes << " arena_bytes=" << arena_bytes << " us=" << us_per_call
-     << " int8_us=" << int8_us_per_call << " float_us=" << float_us_per_call << '\n';
+     << " reduced_us=" << reduced_us_per_call << " float_us=" << float_us_per_call << '\n';
   return os.str();
 }
 
@@ -472,11 +677,19 @@ inline Status DoctorConfig::parse(const std::string& text, DoctorConfig& out) {
       header = true;
       continue;
     }
+    if (key == "precision") {
+      std::string p;
+      ls >> p;
+      if (p == "int8") out.precision = Precision::int8;
+      else if (p == "fp16") out.precision = Precision::fp16;
+      else return bad("precision is int8 or fp16");
+      continue;
+    }
     if (key == "variant_reason") {
       std::getline(ls >> std::ws, out.variant_reason);
       continue;
     }
-    if (key == "keep") {
+    if (key == "keep" || key == "per_channel" || key == "percentile") {
       KeptNode k;
       std::string rest;
       if (!(ls >> k.node)) return bad("keep needs a node id");
@@ -496,7 +709,7 @@ inline Status DoctorConfig::parse(const std::string& text, DoctorConfig& out) {
       }
       if (dims.size() > static_cast<std::size_t>(kMaxRank)) return bad("shape rank too large");
       k.shape = Shape::from(dims.data(), static_cast<int>(dims.size()));
-      out.kept.push_back(k);
+      (key == "keep" ? out.kept : key == "per_channel" ? out.per_channel_layers : out.percentile_layers).push_back(k);
       continue;
     }
     std::string kv;
@@ -523,11 +736,12 @@ inline Status DoctorConfig::parse(const std::string& text, DoctorConfig& out) {
       else if (key == "result" && k == "output_max_abs") out.output_max_abs = x;
       else if (key == "cost") {
         if (k == "weight_bytes") out.weight_bytes = static_cast<std::size_t>(x);
-        else if (k == "int8_weight_bytes") out.int8_weight_bytes = static_cast<std::size_t>(x);
+        else if (k == "reduced_weight_bytes" || k == "int8_weight_bytes")
+          out.reduced_weight_bytes = static_cast<std::size_t>(x);
         else if (k == "float_weight_bytes") out.float_weight_bytes = static_cast<std::size_t>(x);
         else if (k == "arena_bytes") out.arena_bytes = static_cast<std::size_t>(x);
         else if (k == "us") out.us_per_call = x;
-        else if (k == "int8_us") out.int8_us_per_call = x;
+        else if (k == "reduced_us" || k == "int8_us") out.reduced_us_per_call = x;
         else if (k == "float_us") out.float_us_per_call = x;
       } else {
         return bad("unknown line or key");
@@ -545,22 +759,27 @@ inline Status DoctorConfig::apply(const Graph& f, Options& o) const {
   Status err(Errc::invalid_argument);
   err << "doctor config: nodes that no longer exist in the model (" << f.size() << " nodes):";
   bool any = false;
-  for (const KeptNode& k : kept) {
-    const bool exists = k.node < f.size() && detail::node_label(f[k.node]) == k.op && f[k.node].shape == k.shape;
-    if (!exists) {
-      err << " %" << k.node << ' ' << k.op.c_str() << ' ' << k.shape;
-      if (k.node < f.size()) err << " (now " << detail::node_label(f[k.node]).c_str() << ' ' << f[k.node].shape << ')';
-      any = true;
-      continue;
+  const std::vector<KeptNode>* lists[3] = {&kept, &per_channel_layers, &percentile_layers};
+  std::vector<int>* into[3] = {&o.keep_float, &o.per_channel_nodes, &o.percentile_nodes};
+  for (int li = 0; li < 3; ++li)
+    for (const KeptNode& k : *lists[li]) {
+      const bool exists =
+          k.node >= 0 && k.node < f.size() && detail::node_label(f[k.node]) == k.op && f[k.node].shape == k.shape;
+      if (!exists) {
+        err << " %" << k.node << ' ' << k.op.c_str() << ' ' << k.shape;
+        if (k.node >= 0 && k.node < f.size())
+          err << " (now " << detail::node_label(f[k.node]).c_str() << ' ' << f[k.node].shape << ')';
+        any = true;
+        continue;
+      }
+      if (!detail::in(*into[li], k.node)) into[li]->push_back(k.node);
     }
-    if (!detail::in(o.keep_float, k.node)) o.keep_float.push_back(k.node);
-  }
   return any ? err : Status();
 }
 
 inline void Diagnosis::print(std::ostream& os) const {
   const Criterion& c = config.criterion;
-  os << "criterion: " << statistic_name(c.statistic) << " of |int8 - f32| / (" << c.atol << " + " << c.rtol
+  os << "criterion: " << statistic_name(c.statistic) << " of |" << precision_name(config.precision) << " - f32| / (" << c.atol << " + " << c.rtol
      << " |f32|) <= 1 over elements and samples\n";
   os << "  node  op                     shape        before: prec   mean|e|     max|e|   score   after: prec      "
         "score\n";
@@ -577,13 +796,17 @@ inline void Diagnosis::print(std::ostream& os) const {
   os << (met ? "criterion met" : "criterion NOT met (unreachable with these samples; best configuration found)")
      << ", output score " << config.output_score << ", max |error| " << config.output_max_abs << '\n';
   if (!config.variant_reason.empty()) os << "PTQ variant: " << config.variant_reason << '\n';
+  for (int v = 0; v < 2; ++v)
+    for (const KeptNode& k : v == 0 ? config.per_channel_layers : config.percentile_layers)
+      os << "layer variant " << detail::layer_variant_name(v) << " on %" << k.node << ' ' << k.op << ' '
+         << detail::shape_text(k.shape) << ": " << k.reason << '\n';
   os << "layers kept in f32 (" << config.kept.size() << "):\n";
   for (const KeptNode& k : config.kept)
     os << "  %" << k.node << ' ' << k.op << ' ' << detail::shape_text(k.shape) << ": " << k.reason << '\n';
-  os << "cost: weights " << config.weight_bytes << " B (all int8 " << config.int8_weight_bytes << " B, f32 "
+  os << "cost: weights " << config.weight_bytes << " B (all " << precision_name(config.precision) << ' ' << config.reduced_weight_bytes << " B, f32 "
      << config.float_weight_bytes << " B), arena " << config.arena_bytes << " B";
   if (config.us_per_call > 0.0)
-    os << "; per call " << config.us_per_call << " us (all int8 " << config.int8_us_per_call << " us, f32 "
+    os << "; per call " << config.us_per_call << " us (all " << precision_name(config.precision) << ' ' << config.reduced_us_per_call << " us, f32 "
        << config.float_us_per_call << " us)";
   os << '\n';
 }

@@ -34,6 +34,63 @@ struct Evaluation {
   double max_abs_error = 0.0, mean_abs_error = 0.0;  ///< int8 output (dequantised) vs float
 };
 
+namespace detail {
+
+/// Traces `fn` at `x` (one input, one output) into `t` and cleans the graph up as compile() does,
+/// batch norm folded into the conv/linear before it (new constants in `store`): the float graph
+/// post-training quantisation and the FP16 rewrite (ptq/fp16.hpp) start from. False after a
+/// reported error.
+template <class Fn>
+bool trace_float_model(Fn fn, const Tensor<float>& x, Tracer& t, ConstantStore& store) {
+  Graph& f = t.graph;
+  if (!kiln::detail::trace_model(fn, t, x)) return false;
+  if (f.num_inputs() != 1 || f.num_outputs() != 1) {
+    fail(Status(Errc::not_supported) << "ptq: models of one input and one output (got " << f.num_inputs() << " and "
+                                     << f.num_outputs() << ')');
+    return false;
+  }
+  auto affine = [&store](const void* data, index_t rows, index_t cols, const void* scale, const void* shift) {
+    const auto* w = static_cast<const float*>(data);
+    const auto* sc = static_cast<const float*>(scale);
+    const auto* sh = static_cast<const float*>(shift);
+    std::vector<float> out(static_cast<std::size_t>(rows * cols));
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t c = 0; c < cols; ++c)
+        out[static_cast<std::size_t>(r * cols + c)] = w[r * cols + c] * (sc ? sc[r] : 1.f) + (sh ? sh[r] : 0.f);
+    return static_cast<const void*>(store.add(std::move(out)));
+  };
+  for (int round = 0; round < 4; ++round) {
+    const int s = passes::simplify_algebra(f), c = passes::eliminate_common_subexpressions(f);
+    const int a = passes::fold_channel_affine(f, affine);
+    f.remove_dead();
+    if (s + c + a == 0) break;
+  }
+  return true;
+}
+
+/// Runs a plan of one-input one-output graph `g` on `x` (shape and dtypes checked, error reported).
+template <class Out, class In>
+Tensor<Out> run_plan(const runtime::Executable& exe, const Graph& g, std::vector<std::uint8_t>& arena,
+                     const Tensor<In>& x) {
+  const Node& in = g[g.input(0)];
+  const Node& out = g[g.output(0)];
+  if (x.shape() != in.shape || dtype_of_v<In> != in.dtype || dtype_of_v<Out> != out.dtype) {
+    fail(Status(Errc::shape_mismatch) << "ptq: the model takes " << in.shape << ' ' << in.dtype << " and returns "
+                                      << out.dtype << "; called with " << x.shape() << ' ' << dtype_of_v<In>
+                                      << " for " << dtype_of_v<Out>);
+    return Tensor<Out>();
+  }
+  Tensor<Out> y(out.shape);
+  const std::size_t need = engine::arena_bytes(exe) + kAlignment;
+  if (arena.size() < need) arena.resize(need);
+  const void* ins[1] = {x.data()};
+  void* outs[1] = {y.data()};
+  engine::run(exe, ins, outs, align_up(arena.data()));
+  return y;
+}
+
+}  // namespace detail
+
 class QuantizedModel;
 /// Quantises `fn` (a function of one f32 tensor returning one, as compile() takes) with the
 /// calibration batches (all of the shape the model will run at). Errors are reported by fail()
@@ -146,21 +203,7 @@ class QuantizedModel {
   template <class Out, class In>
   static Tensor<Out> run_exe(const runtime::Executable& exe, const Graph& g, std::vector<std::uint8_t>& arena,
                              const Tensor<In>& x) {
-    const Node& in = g[g.input(0)];
-    const Node& out = g[g.output(0)];
-    if (x.shape() != in.shape || dtype_of_v<In> != in.dtype || dtype_of_v<Out> != out.dtype) {
-      fail(Status(Errc::shape_mismatch) << "ptq: the model takes " << in.shape << ' ' << in.dtype << " and returns "
-                                        << out.dtype << "; called with " << x.shape() << ' ' << dtype_of_v<In>
-                                        << " for " << dtype_of_v<Out>);
-      return Tensor<Out>();
-    }
-    Tensor<Out> y(out.shape);
-    const std::size_t need = engine::arena_bytes(exe) + kAlignment;
-    if (arena.size() < need) arena.resize(need);
-    const void* ins[1] = {x.data()};
-    void* outs[1] = {y.data()};
-    engine::run(exe, ins, outs, align_up(arena.data()));
-    return y;
+    return detail::run_plan<Out>(exe, g, arena, x);
   }
 
   std::unique_ptr<Tracer> tracer_;        // the float graph and the constants it captured
@@ -182,33 +225,12 @@ QuantizedModel quantize_model(Fn fn, const std::vector<Tensor<float>>& calibrati
     return m;
   }
   m.tracer_ = std::make_unique<Tracer>();
-  Graph& f = m.tracer_->graph;
-  if (!kiln::detail::trace_model(fn, *m.tracer_, calibration[0])) return m;
-  if (f.num_inputs() != 1 || f.num_outputs() != 1) {
-    fail(Status(Errc::not_supported) << "ptq: models of one input and one output (got " << f.num_inputs() << " and "
-                                     << f.num_outputs() << ')');
-    return m;
-  }
   m.store_ = std::make_unique<ConstantStore>();
+  Graph& f = m.tracer_->graph;
   // compile()'s clean-up, so the ranges are of the nodes that run; batch norm folded into the
   // conv/linear before it (passes/fold_channel_affine.hpp), so the pair quantises as one layer.
-  auto affine = [&m](const void* data, index_t rows, index_t cols, const void* scale, const void* shift) {
-    const auto* w = static_cast<const float*>(data);
-    const auto* sc = static_cast<const float*>(scale);
-    const auto* sh = static_cast<const float*>(shift);
-    std::vector<float> out(static_cast<std::size_t>(rows * cols));
-    for (index_t r = 0; r < rows; ++r)
-      for (index_t c = 0; c < cols; ++c)
-        out[static_cast<std::size_t>(r * cols + c)] = w[r * cols + c] * (sc ? sc[r] : 1.f) + (sh ? sh[r] : 0.f);
-    return static_cast<const void*>(m.store_->add(std::move(out)));
-  };
-  for (int round = 0; round < 4; ++round) {
-    const int s = passes::simplify_algebra(f), c = passes::eliminate_common_subexpressions(f);
-    const int a = passes::fold_channel_affine(f, affine);
-    f.remove_dead();
-    if (s + c + a == 0) break;
-  }
-  Observer obs(f, o.calibration == Calibration::percentile ? 4096 : 0);
+  if (!detail::trace_float_model(fn, calibration[0], *m.tracer_, *m.store_)) return m;
+  Observer obs(f, o.calibration == Calibration::percentile || !o.percentile_nodes.empty() ? 4096 : 0);
   for (const Tensor<float>& batch : calibration) {
     if (batch.shape() != calibration[0].shape()) {
       fail(Status(Errc::shape_mismatch) << "ptq: calibration batch " << batch.shape() << " differs from the first, "

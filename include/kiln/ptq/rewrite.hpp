@@ -36,7 +36,19 @@ struct Options {
   /// whose nodes (the conv/linear, its bias add or activation) is listed stays float, with
   /// dequantize/quantize around it (mixed precision, issue 7's lever).
   std::vector<int> keep_float;
+  /// Per-layer variants (the doctor's cheaper intervention than f32): float nodes whose layer
+  /// gets per-channel weight scales although per_channel is false, and nodes whose int8 range is
+  /// calibrated by percentile although calibration is min_max (a layer's output range is its
+  /// chain end's: list that node).
+  std::vector<int> per_channel_nodes, percentile_nodes;
 };
+
+/// Whether `id` is in `v` (the per-node option lists are short).
+inline bool listed(const std::vector<int>& v, int id) {
+  for (int k : v)
+    if (k == id) return true;
+  return false;
+}
 
 /// One quantised layer, for the report.
 struct Layer {
@@ -103,7 +115,9 @@ class Rewriter {
   const Node& fn(int id) const { return f_[id]; }
   int uses(int id) const { return uses_[static_cast<std::size_t>(id)]; }
   QuantParams quant_of(int id) const { return quant_for_range(range_of(id)); }
-  Range range_of(int id) const { return obs_.range(id, o_.calibration, o_.percentile); }
+  Range range_of(int id) const {
+    return obs_.range(id, listed(o_.percentile_nodes, id) ? Calibration::percentile : o_.calibration, o_.percentile);
+  }
 
   int add(Node n) { return g_->add(n); }
 
@@ -146,11 +160,7 @@ class Rewriter {
   }
   bool is_const(int id) const { return f_[id].op == Op::constant && f_[id].dtype == DType::f32; }
 
-  bool kept_float(int id) const {
-    for (int k : o_.keep_float)
-      if (k == id) return true;
-    return false;
-  }
+  bool kept_float(int id) const { return listed(o_.keep_float, id); }
 
   void visit(int i) {
     const Node& n = fn(i);
@@ -307,6 +317,8 @@ class Rewriter {
       }
     for (int m : members)
       if (m != root && m >= 0) absorbed_[static_cast<std::size_t>(m)] = true;
+    bool per_channel = o_.per_channel;
+    for (int m : members) per_channel = per_channel || (m >= 0 && listed(o_.per_channel_nodes, m));
     const int x = as_int8(r.inputs[0]);
     if (x < 0) return;
     const QuantParams in_q = (*g_)[x].quant;
@@ -315,16 +327,16 @@ class Rewriter {
     const index_t rest = wshape.numel() / out_c;
     const auto* w = static_cast<const float*>(wn.data);
     auto w_at = [&](index_t c, index_t k) { return conv || r.trans_b ? w[c * rest + k] : w[k * out_c + c]; };
-    std::vector<float> scales(static_cast<std::size_t>(o_.per_channel ? out_c : 1), 0.f);
+    std::vector<float> scales(static_cast<std::size_t>(per_channel ? out_c : 1), 0.f);
     for (index_t c = 0; c < out_c; ++c)
       for (index_t k = 0; k < rest; ++k) {
-        float& s = scales[o_.per_channel ? static_cast<std::size_t>(c) : 0];
+        float& s = scales[per_channel ? static_cast<std::size_t>(c) : 0];
         s = std::max(s, std::fabs(w_at(c, k)));
       }
     for (float& s : scales) s = s > 0.f ? s / 127.f : 1.f;  // an all-zero channel: any scale
     std::vector<std::int8_t> wq(static_cast<std::size_t>(out_c * rest));
     for (index_t c = 0; c < out_c; ++c) {
-      const quant::TensorQuant wq_c{scales[o_.per_channel ? static_cast<std::size_t>(c) : 0], 0};
+      const quant::TensorQuant wq_c{scales[per_channel ? static_cast<std::size_t>(c) : 0], 0};
       for (index_t k = 0; k < rest; ++k) {
         const std::int8_t v = quant::quantize_value(w_at(c, k), wq_c);
         wq[static_cast<std::size_t>(c * rest + k)] = v < -127 ? std::int8_t{-127} : v;  // symmetric
@@ -341,7 +353,7 @@ class Rewriter {
       std::vector<std::int32_t> bq(static_cast<std::size_t>(out_c));
       for (index_t c = 0; c < out_c; ++c)
         bq[static_cast<std::size_t>(c)] =
-            quant::quantize_bias_value(b[c], in_q.scale, scales[o_.per_channel ? static_cast<std::size_t>(c) : 0]);
+            quant::quantize_bias_value(b[c], in_q.scale, scales[per_channel ? static_cast<std::size_t>(c) : 0]);
       q.inputs[3] = constant(store_.add(std::move(bq)), Shape{out_c}, DType::i32);
       q.num_inputs = 4;
     }

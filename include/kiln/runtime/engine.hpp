@@ -41,6 +41,14 @@ KILN_ENGINE_API void run_node(const Node& n, const void* const* in, const Shape*
 /// set when it cannot.
 KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status,
                                            const accel::Offload* offload = nullptr);
+/// The observation plan of `traced` (runtime/observe.hpp: the precision doctor's debug mode): no
+/// graph rewrites, so node ids are `traced`'s; every node its own step; every value kept.
+KILN_ENGINE_API runtime::Executable* build_observing(const Graph& traced, Status& status);
+/// After run() of an observation plan with these buffers: node `node`'s value, copied densely
+/// into `dense` (shape and dtype of the node). False when the node has no value (a node out of
+/// range, or a plan built without observation whose memory reused it).
+KILN_ENGINE_API bool read_value(const runtime::Executable& exe, int node, const void* const* inputs,
+                                void* const* outputs, const void* arena, void* dense);
 KILN_ENGINE_API void destroy(runtime::Executable* exe);
 struct ExecutableDeleter {
   void operator()(runtime::Executable* exe) const { destroy(exe); }

@@ -8,6 +8,7 @@
 
 #include "eager.hpp"  // included from engine.hpp only, after its declarations
 #include "executable.hpp"
+#include "observe.hpp"
 #ifndef KILN_NO_IOSTREAM
 #include "plan_print.hpp"
 #endif
@@ -31,6 +32,20 @@ KILN_ENGINE_API runtime::Executable* build(const Graph& traced, Status& status, 
     return nullptr;
   }
   return exe;
+}
+
+KILN_ENGINE_API runtime::Executable* build_observing(const Graph& traced, Status& status) {
+  auto* exe = new runtime::Executable();
+  if (!exe->build(traced, status, nullptr, true)) {
+    delete exe;
+    return nullptr;
+  }
+  return exe;
+}
+
+KILN_ENGINE_API bool read_value(const runtime::Executable& exe, int node, const void* const* inputs,
+                                void* const* outputs, const void* arena, void* dense) {
+  return runtime::read_value(exe, node, inputs, outputs, arena, dense);
 }
 
 KILN_ENGINE_API void destroy(runtime::Executable* exe) { delete exe; }

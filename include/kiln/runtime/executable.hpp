@@ -46,8 +46,10 @@ class AlignedFloats {
 class Executable {
  public:
   /// Plans `traced` (consumed). On failure returns false and `status` says why. With `offload`
-  /// (accel/offload.hpp) the backends' regions become offload steps.
-  bool build(const Graph& traced, Status& status, const accel::Offload* offload = nullptr) {
+  /// (accel/offload.hpp) the backends' regions become offload steps. With `observe` the plan is
+  /// the observation plan of runtime/observe.hpp: no graph rewrites (node ids stay `traced`'s),
+  /// one step per node (Fusion::observe), no memory reuse.
+  bool build(const Graph& traced, Status& status, const accel::Offload* offload = nullptr, bool observe = false) {
     graph_ = std::make_unique<Graph>(traced);
     fusion_ = std::make_unique<passes::Fusion>();
     mem_ = std::make_unique<passes::MemoryPlan>();
@@ -55,7 +57,7 @@ class Executable {
     info_ = PlanInfo();
 
     // Graph-level passes until nothing changes (each is cheap at these sizes).
-    for (int round = 0; round < 4; ++round) {
+    for (int round = 0; round < 4 && !observe; ++round) {
       const int s = passes::simplify_algebra(g);
       const int c = passes::eliminate_common_subexpressions(g);
       int f = passes::fold_constants(g, [this](const Graph& gg, int id) { return fold_node(gg, id); });
@@ -82,6 +84,7 @@ class Executable {
       if (!offload_) return false;
       info_.offload = &hooks_->report(*offload_);
     }
+    fusion_->observe = observe;
     if (!passes::fuse(g, *fusion_, offload_ ? pinned : nullptr)) {
       status = Status(Errc::invalid_argument) << "fusion: the group graph has a cycle (internal error)";
       return false;

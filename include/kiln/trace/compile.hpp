@@ -34,6 +34,9 @@ namespace kiln {
 struct CompileOptions {
   int cache_limit = 8;  // specialisations kept; calls past it run eagerly
   accel::Offload offload{};  // accelerator backends: accel::offload(backend) (accel/offload.hpp)
+  // Debug mode (runtime/observe.hpp): no graph rewrites, one kernel per node, no memory reuse, so
+  // observed(id) gives every traced node's value after a call. Ignores `offload`.
+  bool observe = false;
 };
 
 struct Stats {
@@ -265,6 +268,22 @@ class Compiled {
   const Graph* planned_graph() const { return last_ && last_->exe ? &engine::planned_graph(*last_->exe) : nullptr; }
   /// The graph as traced, before any pass (nullptr before the first call).
   const Graph* traced_graph() const { return last_ ? &last_->traced->graph : nullptr; }
+  /// With CompileOptions::observe: traced node `id`'s value in the most recent call (a dense copy;
+  /// ids as traced_graph() numbers them; the call's inputs and outputs were copied when it ran,
+  /// so they need not outlive it). An empty tensor (error reported) otherwise.
+  template <class T = float>
+  Tensor<T> observed(int id) const {
+    const Graph* g = traced_graph();
+    if (!opts_.observe || !last_ || !last_->exe || !g || id < 0 || id >= g->size() ||
+        (*g)[id].dtype != dtype_of_v<T>) {
+      fail(Status(Errc::invalid_argument) << "observed(" << id << "): needs CompileOptions::observe, a call first, "
+                                          << "a node of the traced graph and its dtype");
+      return Tensor<T>();
+    }
+    Tensor<T> v((*g)[id].shape, uninitialized);
+    engine::read_value(*last_->exe, id, last_->last_in, last_->last_out, last_->arena, v.data());
+    return v;
+  }
   /// Forgets every specialisation (e.g. after changing captured weights in place).
   void reset() {
     cache_.clear();
@@ -290,6 +309,9 @@ class Compiled {
     DType out_dtypes[kMaxGraphIO]{};
     Shape in_shapes[kMaxGraphIO];
     int num_outputs = 0, num_inputs = 0;
+    const void* last_in[kMaxGraphIO]{};  // observe mode: copies of the most recent call's inputs
+    void* last_out[kMaxGraphIO]{};       // and outputs, which observed() reads
+    std::vector<std::vector<std::uint8_t>> kept_io;
   };
 
   /// The cached entry for these arguments, tracing one if needed; `fallback` when the cache is
@@ -427,7 +449,8 @@ class Compiled {
     for (int k = 0; k < g.num_inputs(); ++k) e->in_shapes[k] = g[g.input(k)].shape;
     if constexpr (std::is_same_v<Backend, std::nullptr_t>) {
       Status st;
-      e->exe.reset(engine::build(g, st, opts_.offload.active() ? &opts_.offload : nullptr));
+      e->exe.reset(opts_.observe ? engine::build_observing(g, st)
+                                 : engine::build(g, st, opts_.offload.active() ? &opts_.offload : nullptr));
       if (!e->exe) {
         fail(st);
         return nullptr;
@@ -452,6 +475,7 @@ class Compiled {
   void run_entry(Entry& e, const void* const* ins, void* const* outs) {
     if (e.exe) {
       engine::run(*e.exe, ins, outs, e.arena);
+      if (opts_.observe) keep_io(e, ins, outs);
       return;
     }
     TensorView<const float> iv[kMaxGraphIO];
@@ -459,6 +483,21 @@ class Compiled {
     for (int k = 0; k < e.num_inputs; ++k) iv[k] = TensorView<const float>(static_cast<const float*>(ins[k]), e.in_shapes[k]);
     for (int k = 0; k < e.num_outputs; ++k) ov[k] = TensorView<float>(static_cast<float*>(outs[k]), e.out_shapes[k]);
     e.backend_fn(iv, e.num_inputs, ov, e.num_outputs);
+  }
+
+  /// Observe mode: copies of a call's inputs and outputs (observed() reads nodes that live there).
+  static void keep_io(Entry& e, const void* const* ins, void* const* outs) {
+    const Graph& g = e.traced->graph;
+    e.kept_io.resize(static_cast<std::size_t>(e.num_inputs + e.num_outputs));
+    for (int k = 0; k < e.num_inputs + e.num_outputs; ++k) {
+      const bool in = k < e.num_inputs;
+      const Node& n = g[in ? g.input(k) : g.output(k - e.num_inputs)];
+      std::vector<std::uint8_t>& v = e.kept_io[static_cast<std::size_t>(k)];
+      v.resize(static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype) + 1);
+      std::memcpy(v.data(), in ? ins[k] : outs[k - e.num_inputs], v.size() - 1);
+      if (in) e.last_in[k] = v.data();
+      else e.last_out[k - e.num_inputs] = v.data();
+    }
   }
 
   Fn fn_;
