@@ -1,6 +1,6 @@
 # kiln_add_dispatch(<target> <dir holding kiln_dispatch.cpp and kiln_engine_arch.cpp> <kiln target>)
 #
-# Defines <target>: kiln::compiled with x86 runtime dispatch. The engine is compiled three times,
+# Defines <target> (built when something links it): kiln::compiled with x86 runtime dispatch. The engine is compiled three times,
 # each TU with its own arch flags (SSE2 baseline, AVX2+FMA, scalar with KILN_NO_SIMD) and kiln's
 # namespace renamed per arch (cmake/kiln_engine_arch.cpp); kiln_dispatch.cpp (baseline flags)
 # picks one at first use from KILN_ARCH or CPUID (include/kiln/dispatch.hpp). Code linking it is
@@ -41,6 +41,7 @@ function(kiln_add_dispatch target source_dir kiln_target)
   endforeach()
   set_source_files_properties("${source_dir}/kiln_dispatch.cpp" PROPERTIES COMPILE_OPTIONS -march=x86-64)
   add_library(${target} STATIC ${_sources})
+  set_target_properties(${target} PROPERTIES EXCLUDE_FROM_ALL TRUE KILN_BASELINE ON)  # built when linked
   target_link_libraries(${target} PUBLIC ${kiln_target})
   target_compile_definitions(${target} PUBLIC KILN_SEPARATE_COMPILATION KILN_DISPATCH)
   target_compile_features(${target} PUBLIC cxx_std_17)
