@@ -8,7 +8,7 @@
 //   - under every engine the CPU can run, compiled and eager f32 models (GEMM + bias + ReLU, 3x3 conv
 //     + bias + ReLU6, depthwise, pools, an elementwise chain with broadcasting, softmax, sum) match
 //     naive loops written here, and int8 models give the same bytes as the scalar engine;
-//   - a plan keeps the engine that built it.
+//   - a plan keeps the engine that built it; accelerator offload is refused with a Status.
 // Tolerances (|got - want| <= abs + rel * |want|, double references): GEMM/conv sums of <= 45 products
 // of values in [-2, 2] in another order (and unfused mul+add on SSE2): abs 1e-4, rel 1e-5; pools:
 // 1e-6 (avg divides); exp/tanh/sigmoid chain: 4e-6 (exp 1 ulp, tanh 2 ulp in xsimd, sigmoid built
@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "accel_reference_backend.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -294,4 +295,18 @@ TEST_CASE("dispatch: a plan keeps the engine that built it; reset() re-plans wit
   // some results differ in the last bits, so the two engines really ran.
   CHECK(std::memcmp(y_sse2.data(), y_avx2.data(), sizeof(float) * static_cast<std::size_t>(y_sse2.size())) != 0);
   kt::check_close(y_avx2, y_sse2, Tol{1e-4, 1e-5}, "avx2 vs sse2 plan");
+}
+
+TEST_CASE("dispatch: accelerator offload is refused with an error naming compile, never a crash") {
+  refdev::Device dev;
+  const auto be = refdev::backend(dev);
+  kiln::CompileOptions o;
+  o.offload = kiln::accel::offload(be, false);
+  auto net = kiln::compile([](const auto& in) { return kiln::relu(in); }, o);
+  const std::string m = kt::error_of([&] { (void)net(kt::random_tensor({3, 4}, 31)); });
+  CHECK(m.find("compile: accelerator offload is not available in a dispatching build") != std::string::npos);
+  // The same model without offload runs.
+  const Tensor<float> x = kt::random_tensor({3, 4}, 32);
+  const Tensor<float> y = kiln::compile([](const auto& in) { return kiln::relu(in); })(x);
+  for (index_t i = 0; i < x.size(); ++i) CHECK(y[i] == std::max(x[i], 0.f));
 }
