@@ -19,18 +19,14 @@
 #include <cstring>
 #include <random>
 
+#include "bench_random.hpp"
+
 namespace {
 
 using kiln::index_t;
 using kiln::Tensor;
 
-Tensor<float> uniform(const kiln::Shape& s, unsigned seed, float lo = -1.f, float hi = 1.f) {
-  Tensor<float> t(s);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  for (float& v : t) v = d(rng);
-  return t;
-}
+using kiln_bench::uniform;
 
 struct ConvWorkload {
   const char* name;

@@ -95,7 +95,8 @@ fi
 { step "single header: amalgamate.py --check" python3 scripts/amalgamate.py --check &&
   step "single header: kiln_single_header_check" run_single_header_check; } || true
 
-# The installed package as a consumer sees it: find_package(kiln) with kiln::kiln and kiln::compiled.
+# The installed package as a consumer sees it: find_package(kiln) with kiln::kiln and kiln::compiled
+# (and kiln::dispatch on x86-64).
 run_package_consumer() {
   local dir=build/package-check
   rm -rf "$dir" &&
@@ -103,7 +104,8 @@ run_package_consumer() {
     cmake -S tests/package_consumer -B "$dir/build" -DCMAKE_PREFIX_PATH="$PWD/$dir/prefix" \
       -DCMAKE_BUILD_TYPE=Release >/dev/null &&
     cmake --build "$dir/build" -j "$JOBS" >/dev/null &&
-    "$dir/build/consumer_header_only" && "$dir/build/consumer_compiled"
+    "$dir/build/consumer_header_only" && "$dir/build/consumer_compiled" &&
+    { [ ! -e "$dir/build/consumer_dispatch" ] || "$dir/build/consumer_dispatch"; }
 }
 step "package: install + find_package consumer" run_package_consumer || true
 

@@ -1,5 +1,8 @@
 // Compiles a small model and checks it against the eager run; exit 1 on any mismatch.
 #include <kiln/kiln.hpp>
+#ifdef KILN_DISPATCH
+#include <kiln/dispatch.hpp>
+#endif
 
 #include <cmath>
 #include <cstdio>
@@ -17,11 +20,16 @@ int main() {
   float err = 0.f;
   for (kiln::index_t i = 0; i < y.size(); ++i) err = std::fmax(err, std::fabs(y[i] - ref[i]));
   std::printf("%s: max |compiled - eager| = %g over %ld outputs, %d kernels\n",
-#ifdef KILN_SEPARATE_COMPILATION
+#if defined(KILN_DISPATCH)
+              "kiln::dispatch",
+#elif defined(KILN_SEPARATE_COMPILATION)
               "kiln::compiled",
 #else
               "kiln::kiln (header-only)",
 #endif
               static_cast<double>(err), static_cast<long>(y.size()), net.stats().kernels);
+#ifdef KILN_DISPATCH
+  std::printf("kiln::dispatch: ran the %s engine\n", kiln::dispatch::current_arch());
+#endif
   return err <= 1e-6f ? 0 : 1;
 }
