@@ -133,6 +133,55 @@ TEST_CASE("conv2d kernel: every algorithm, prepacked or not, with bias, clamp an
   }
 }
 
+namespace {
+
+/// A depthwise geometry with its own kernel height and per-axis stride, padding and dilation.
+WindowGeometry depthwise_geometry(index_t n, index_t h, index_t w, index_t c, int kh, int sh, int dh, int pad_top,
+                                  int pad_left, int pad_right) {
+  WindowGeometry g = geometry(n, h, w, c, c, 3, 1, 0, 1, static_cast<int>(c));
+  g.kernel_h = kh;
+  g.stride_h = sh;
+  g.dilation_h = dh;
+  g.pad_top = pad_top;
+  g.pad_left = pad_left;
+  g.out_h = (h + 2 * pad_top - (kh - 1) * dh - 1) / sh + 1;
+  g.out_w = w + pad_left + pad_right - 2;
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("depthwise kernel: 3-wide stride-1 rows streamed, in row pairs and runs, at every border") {
+  // The streamed path (DepthwiseStream3): 1, 2 or 3 kernel rows inside the input, two output rows
+  // at once where both see all three, runs of pixels shorter than the row (C = 64 and 128: runs of
+  // 16 and 8 pixels), channel counts that are not a multiple of the vector width (the last vector
+  // overlaps the previous one), left/right padding 0..2, inputs narrower than the window, and
+  // the geometries it leaves to the generic path (kernel_h 5, pad_left 3).
+  const WindowGeometry cases[] = {
+      depthwise_geometry(1, 7, 40, 64, 3, 1, 1, 1, 1, 1),     // odd rows: pairs and a single row
+      depthwise_geometry(1, 4, 37, 128, 3, 1, 1, 1, 1, 1),    // runs of 8 pixels, a short last run
+      depthwise_geometry(2, 5, 19, 12, 3, 1, 1, 1, 1, 1),     // C = 12: one vector + an overlapping one
+      depthwise_geometry(1, 6, 11, 9, 3, 1, 1, 0, 0, 0),      // no padding ("valid")
+      depthwise_geometry(1, 6, 11, 17, 3, 1, 1, 2, 2, 2),     // padding 2: rows with one kernel row
+      depthwise_geometry(1, 5, 10, 8, 3, 1, 1, 1, 2, 0),      // asymmetric left/right padding
+      depthwise_geometry(1, 4, 1, 16, 3, 1, 1, 1, 1, 1),      // one input column
+      depthwise_geometry(1, 4, 2, 16, 3, 1, 1, 1, 2, 2),      // two input columns, wide padding
+      depthwise_geometry(1, 9, 13, 24, 3, 2, 1, 1, 1, 1),     // stride 2 along H: no pairs
+      depthwise_geometry(1, 9, 13, 24, 3, 1, 2, 2, 1, 1),     // dilation 2 along H: no pairs
+      depthwise_geometry(1, 6, 12, 16, 2, 1, 1, 0, 1, 1),     // kernel 2x3
+      depthwise_geometry(1, 6, 12, 16, 1, 1, 1, 0, 1, 1),     // kernel 1x3
+      depthwise_geometry(1, 8, 12, 16, 5, 1, 1, 2, 1, 1),     // kernel 5x3: generic path
+      depthwise_geometry(1, 5, 12, 16, 3, 1, 1, 1, 3, 3),     // pad_left 3: generic path
+  };
+  for (const WindowGeometry& g : cases) {
+    INFO("depthwise " << g.batch << "x" << g.in_h << "x" << g.in_w << "x" << g.in_c << ", kernel " << g.kernel_h
+                      << "x3, stride_h " << g.stride_h << ", dilation_h " << g.dilation_h << ", pad top/left "
+                      << g.pad_top << "/" << g.pad_left << ", out " << g.out_h << "x" << g.out_w);
+    REQUIRE(conv_algorithm(g) == ConvAlgorithm::depthwise);
+    for (bool prepack : {false, true}) check_conv_kernel(g, prepack);
+  }
+}
+
 TEST_CASE("pool kernels: max and average around the vector width, with padding") {
   for (index_t c : {1, 3, 8, 9, 33}) {
     WindowGeometry g = geometry(2, 7, 6, c, c, 3, 2, 1, 1, 1);

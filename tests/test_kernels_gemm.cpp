@@ -247,6 +247,22 @@ void check_case(const Case& cs) {
 
 const index_t kSizes[] = {1, 2, 3, 5, 7, 13, 17, 64, 100, 257};
 
+/// The four epilogues the tests sweep: 0 bias; 1 relu without bias; 2 bias, relu and tail;
+/// 3 bias, clamp to [-0.25, 0.5] and tail. Odd modes prepack B.
+Case epilogue_case(index_t M, index_t N, index_t K, int mode) {
+  Case c;
+  c.M = M;
+  c.N = N;
+  c.K = K;
+  c.prepack = (mode & 1) != 0;
+  c.bias = mode != 1;
+  c.clamp = mode != 0;
+  c.lo = mode == 3 ? -0.25f : 0.f;
+  c.hi = mode == 3 ? 0.5f : std::numeric_limits<float>::infinity();
+  c.tail = mode >= 2;
+  return c;
+}
+
 }  // namespace
 
 TEST_CASE("gemm: tile constants") {
@@ -331,21 +347,11 @@ TEST_CASE("gemm: N spanning several NC blocks") {
 }
 
 TEST_CASE("gemm: bias, clamp, relu, tail") {
-  const float inf = std::numeric_limits<float>::infinity();
   for (index_t M : kSizes)
     for (index_t N : {index_t{1}, index_t{5}, index_t{17}, index_t{64}, index_t{100}})
       for (index_t K : {index_t{1}, index_t{7}, index_t{64}, index_t{257}})
         for (int mode = 0; mode < 4; ++mode) {
-          Case c;
-          c.M = M;
-          c.N = N;
-          c.K = K;
-          c.prepack = (mode & 1) != 0;
-          c.bias = mode != 1;
-          c.clamp = mode != 0;
-          c.lo = mode == 3 ? -0.25f : 0.f;
-          c.hi = mode == 3 ? 0.5f : inf;
-          c.tail = mode >= 2;
+          Case c = epilogue_case(M, N, K, mode);
           c.ldc_pad = mode;
           check_case(c);
         }
@@ -395,6 +401,31 @@ TEST_CASE("gemm: NaN in A propagates through relu") {
             c.nan_row = M - 1;  // the last row: an edge tile unless M % MR == 0
             check_case(c);
             c.nan_row = 0;
+            check_case(c);
+          }
+}
+
+TEST_CASE("gemm: one output column (dot products per row) and A read in place for few panels") {
+  // N == 1 with M >= MR takes the dot-product path (gemv_n1): kLanes rows at a time, row and K
+  // tails, ldc > 1, K past one KC block (the tiled path again). N up to kNoPackPanels panels reads
+  // a row-major A in place (rows past an edge tile's last are re-read, never stored); one more
+  // panel packs it. NaN in the last row and in the first must come out in their rows only.
+  using gemm_detail::kMR;
+  using gemm_detail::kNoPackPanels;
+  using gemm_detail::kNR;
+  const index_t Ms[] = {kMR, kMR + 1, 8, 9, 16, 23, 300};
+  const index_t Ns[] = {1, 2, kNoPackPanels * kNR, kNoPackPanels * kNR + 1};
+  const index_t Ks[] = {1, 7, 8, 32, 33, 256, 257};
+  for (index_t M : Ms)
+    for (index_t N : Ns)
+      for (index_t K : Ks)
+        for (int mode = 0; mode < 4; ++mode)
+          for (index_t ldc_pad : {0, 3}) {  // ldc == 1: the vector store of N == 1
+            Case c = epilogue_case(M, N, K, mode);
+            // A strided along K: N == 1 goes through the tiled path instead.
+            c.la = mode == 3 && ldc_pad != 0 ? Layout::strided : Layout::row_major;
+            c.ldc_pad = ldc_pad;
+            c.nan_row = mode == 2 ? M - 1 : (mode == 1 ? 0 : -1);
             check_case(c);
           }
 }

@@ -3303,7 +3303,8 @@ constexpr std::size_t int8_workspace_bytes(const Graph& g, const Layout* layouts
 //    by the weight's transpose; the GEMM reads the input where it lies.
 //  - depthwise (groups == in_c, any channel multiplier): direct, vectorised over output channels
 //    with the weight transposed to [kh][kw][out_c]; a GEMM would have depth kh*kw and waste
-//    its register tile.
+//    its register tile. 3-wide stride-1 windows (the common case) stream along rows
+//    (DepthwiseStream3), everything else goes through register blocks of pixels.
 //  - im2col (implicit): everything else, as a GEMM whose A is the im2col matrix (one row per
 //    output pixel, columns (kh, kw, c) in the order of an OHWI weight's rows) without ever
 //    materialising it: the GEMM micro-kernel's A operand is MR pointers into the input, one per
@@ -3462,9 +3463,15 @@ KILN_GEMM_INLINE void vstore(float* p, const vec& x) { x.store_unaligned(p); }
 KILN_GEMM_INLINE vec vsplat(float x) { return vec(x); }
 KILN_GEMM_INLINE vec vfma(const vec& a, const vec& b, const vec& c) { return xsimd::fma(a, b, c); }
 KILN_GEMM_INLINE vec vadd(const vec& a, const vec& b) { return a + b; }
-// select-based so NaN passes through on every ISA (max/min differ on NaN).
+// NaN passes through on every ISA. x86's max/min return their second operand when either is
+// NaN, so max(lo, x) then min(hi, .) is the select form below bit for bit (-0 included) in two
+// instructions instead of four; NEON's max/min differ on NaN and -0, so elsewhere the select.
 KILN_GEMM_INLINE vec vclamp(const vec& x, const vec& lo, const vec& hi) {
+#if KILN_GEMM_SSE
+  return xsimd::min(hi, xsimd::max(lo, x));
+#else
   return xsimd::select(x < lo, lo, xsimd::select(x > hi, hi, x));
+#endif
 }
 #else
 struct vec {
@@ -3524,6 +3531,9 @@ static_assert(kMC % kMR == 0 && kNC % kNR == 0 && kTailN % kNR == 0, "bad blocki
 
 enum : int { kAccum = 1, kBias = 2, kClamp = 4 };
 
+/// gemm reads a row-major A in place (no packing) when N needs at most this many B panels.
+inline constexpr index_t kNoPackPanels = 4;
+
 constexpr index_t min_i(index_t a, index_t b) { return a < b ? a : b; }
 constexpr index_t round_up(index_t a, index_t b) { return (a + b - 1) / b * b; }
 
@@ -3564,11 +3574,13 @@ KILN_GEMM_INLINE void finish_row(vec* acc, float* c, index_t n, int flags, const
 }
 
 // ---------------------------------------------------------------------------
-// The micro-kernel: C[0:m, 0:n] (op)= A_panel (MR x kc, packed [k][MR]) *
-// B_panel (kc x NR, packed [k][NR]); m <= MR, n <= NR. Full tiles store with
-// vector ops; edge tiles go through finish_row's partial store, never writing
-// outside C.
-inline void micro_kernel(index_t kc, const float* KILN_GEMM_RESTRICT a,
+// The micro-kernel: C[0:m, 0:n] (op)= A_panel (m x kc) * B_panel (kc x NR, packed [k][NR]);
+// m <= MR, n <= NR. A is either packed (kPackedA: [k][MR], zero-padded rows) or read where it
+// lies, row i at a + i*lda with unit stride along k (rows past m re-read row m - 1, whose results
+// are never stored). Full tiles store with vector ops; edge tiles go through finish_row's partial
+// store, never writing outside C.
+template <bool kPackedA>
+inline void micro_kernel(index_t kc, const float* KILN_GEMM_RESTRICT a, index_t lda,
                          const float* KILN_GEMM_RESTRICT b, float* KILN_GEMM_RESTRICT c,
                          index_t ldc, index_t m, index_t n, int flags, const float* bias,
                          float lo, float hi) {
@@ -3582,17 +3594,22 @@ inline void micro_kernel(index_t kc, const float* KILN_GEMM_RESTRICT a,
     KILN_GEMM_UNROLL
     for (int i = 0; i < kMR; ++i) KILN_GEMM_PREFETCH_W(c + (i < m ? i : 0) * ldc);
   }
+  const float* ar[kMR];  // unpacked A: one pointer per row
+  if constexpr (!kPackedA) {
+    KILN_GEMM_UNROLL
+    for (int i = 0; i < kMR; ++i) ar[i] = a + (i < m ? i : m - 1) * lda;
+  }
   for (index_t k = 0; k < kc; ++k) {
     vec bv[kNV];
     KILN_GEMM_UNROLL
     for (int v = 0; v < kNV; ++v) bv[v] = vload(b + v * kLanes);
     KILN_GEMM_UNROLL
     for (int i = 0; i < kMR; ++i) {
-      const vec av = vsplat(a[i]);
+      const vec av = vsplat(kPackedA ? a[i] : ar[i][k]);
       KILN_GEMM_UNROLL
       for (int v = 0; v < kNV; ++v) acc[i][v] = vfma(av, bv[v], acc[i][v]);
     }
-    a += kMR;
+    if constexpr (kPackedA) a += kMR;
     b += kNR;
   }
   KILN_GEMM_UNROLL
@@ -3735,6 +3752,67 @@ inline void small_m(index_t m, index_t kc, const float* a, index_t ars, index_t 
     rows_block<2>(kc, a + r * ars, ars, acs, b, bps, c + r * ldc, ldc, n, flags, bias, lo, hi);
   if (r < m)
     rows_block<1>(kc, a + r * ars, ars, acs, b, bps, c + r * ldc, ldc, n, flags, bias, lo, hi);
+}
+
+// ---------------------------------------------------------------------------
+// N == 1 (a linear layer with one output): one dot product per row of A (row-major), kLanes
+// rows at a time whose sums are reduced together (haddp), the bias and clamp on the vector of
+// results. The micro-kernel spent a whole NR-wide tile, and a scalar partial store per row, on
+// the one column. w: the K weights, contiguous. Sums in another order than the micro-kernel.
+#if KILN_SIMD
+KILN_GEMM_INLINE vec vsum_lanes(const vec (&rows)[kLanes]) { return xsimd::haddp(rows); }
+#else
+KILN_GEMM_INLINE vec vsum_lanes(const vec (&rows)[kLanes]) { return rows[0]; }
+#endif
+
+inline void gemv_n1(index_t M, index_t K, MatrixRef A, const float* w, float* C, index_t ldc,
+                    const GemmEpilogue& ep) {
+  constexpr int L = kLanes;
+  const index_t kv = K / L * L;
+  const vec vb = vsplat(ep.bias ? ep.bias[0] : 0.f), vlo = vsplat(ep.lo), vhi = vsplat(ep.hi);
+  for (index_t i0 = 0; i0 < M; i0 += L) {
+    const index_t m = min_i(L, M - i0);
+    const float* ar[L];  // rows past m re-read row m - 1; their sums are dropped
+    KILN_GEMM_UNROLL
+    for (int r = 0; r < L; ++r) ar[r] = A.data + (i0 + (r < m ? r : m - 1)) * A.row_stride;
+    vec acc[L];
+    KILN_GEMM_UNROLL
+    for (int r = 0; r < L; ++r) acc[r] = vsplat(0.f);
+    for (index_t k = 0; k < kv; k += L) {
+      const vec wv = vload(w + k);
+      KILN_GEMM_UNROLL
+      for (int r = 0; r < L; ++r) acc[r] = vfma(vload(ar[r] + k), wv, acc[r]);
+    }
+    vec sum = vsum_lanes(acc);
+    if (m == L && kv == K && ldc == 1) {
+      sum = vadd(sum, vb);
+      vstore(C + i0, ep.clamp ? vclamp(sum, vlo, vhi) : sum);
+      continue;
+    }
+    float t[L];
+    vstore(t, sum);
+    for (index_t r = 0; r < m; ++r) {
+      float x = t[r];
+      for (index_t k = kv; k < K; ++k) x += ar[r][k] * w[k];
+      if (ep.bias) x += ep.bias[0];
+      if (ep.clamp) x = sclamp(x, ep.lo, ep.hi);
+      C[(i0 + r) * ldc] = x;
+    }
+  }
+  if (!ep.tail) return;
+  for (index_t i0 = 0; i0 < M; i0 += kMC) ep.tail(ep.ctx, i0, 0, min_i(kMC, M - i0), 1, C + i0 * ldc, ldc);
+}
+
+// gemv_n1 with the K <= KC weights gathered from B or from its packed panel (column 0). Not
+// inlined into gemm: its 1 KiB buffer would make every gemm call set up the larger frame.
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+inline void gemv_n1_gather(index_t M, index_t K, MatrixRef A, MatrixRef B, const float* packed_b, float* C,
+                           index_t ldc, const GemmEpilogue& ep) {
+  alignas(kAlignment) float w[kKC];
+  for (index_t k = 0; k < K; ++k) w[k] = packed_b ? packed_b[k * kNR] : B.data[k * B.row_stride];
+  gemv_n1(M, K, A, w, C, ldc, ep);
 }
 
 // ---------------------------------------------------------------------------
@@ -3945,6 +4023,9 @@ inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
   if (K <= 0) return gemm_k0(M, N, C, ldc, ep);
   const int last_flags = (ep.bias ? kBias : 0) | (ep.clamp ? kClamp : 0);
 
+  // One output column, enough rows for whole vectors of them: dot products (gemv_n1).
+  if (N == 1 && M >= kMR && K <= kKC && A.col_stride == 1) return gemv_n1_gather(M, K, A, B, packed_b, C, ldc, ep);
+
   // Batch-1 / small M with prepacked B: no packing at all, one pass over K.
   if (M < kMR && packed_b) {
     small_m(M, K, A.data, A.row_stride, A.col_stride, packed_b, K * kNR, C, ldc, N, last_flags,
@@ -3953,6 +4034,10 @@ inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
     return;
   }
 
+  // A is packed so the micro-kernel streams one contiguous panel, which pays off when many B
+  // panels reuse it; a row-major A feeding few panels (a small MLP's layers, a 1x1 conv to 64
+  // channels) is read in place: there packing took ~10 % of the GEMM's instructions (callgrind).
+  const bool pack_a = !(A.col_stride == 1 && N <= kNoPackPanels * kNR);
   float* wa = workspace;
   float* wb = workspace + ws_b_offset(M, K);
   for (index_t jc = 0; jc < N; jc += kNC) {
@@ -3982,7 +4067,7 @@ inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
       for (index_t ic = 0; ic < M; ic += kMC) {
         const index_t mc = min_i(kMC, M - ic);
         MatrixRef Ablk{A.data + ic * A.row_stride + pc * A.col_stride, A.row_stride, A.col_stride};
-        pack_a_panels(mc, kc, Ablk, wa);
+        if (pack_a) pack_a_panels(mc, kc, Ablk, wa);
         for (index_t jg = 0; jg < nc; jg += kTailN) {
           const index_t ng = min_i(kTailN, nc - jg);
           for (index_t jr = jg; jr < jg + ng; jr += kNR) {
@@ -3990,9 +4075,15 @@ inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
             const float* bpanel = bb + (jr / kNR) * bps;
             const float* bias_r = bias ? bias + jr : nullptr;
             float* cj = C + ic * ldc + jc + jr;
-            for (index_t ir = 0; ir < mc; ir += kMR)
-              micro_kernel(kc, wa + ir * kc, bpanel, cj + ir * ldc, ldc, min_i(kMR, mc - ir), nr,
-                           flags, bias_r, ep.lo, ep.hi);
+            if (pack_a) {
+              for (index_t ir = 0; ir < mc; ir += kMR)
+                micro_kernel<true>(kc, wa + ir * kc, 0, bpanel, cj + ir * ldc, ldc, min_i(kMR, mc - ir), nr,
+                                   flags, bias_r, ep.lo, ep.hi);
+            } else {
+              for (index_t ir = 0; ir < mc; ir += kMR)
+                micro_kernel<false>(kc, Ablk.data + ir * Ablk.row_stride, Ablk.row_stride, bpanel,
+                                    cj + ir * ldc, ldc, min_i(kMR, mc - ir), nr, flags, bias_r, ep.lo, ep.hi);
+            }
           }
           if (last && ep.tail) ep.tail(ep.ctx, ic, jc + jg, mc, ng, C + ic * ldc + jc + jg, ldc);
         }
@@ -4391,35 +4482,178 @@ KILN_WINDOW_INLINE void depthwise_pixels(const WindowGeometry& g, NhwcIn x, inde
   }
 }
 
-/// kRowPixels adjacent output pixels of a 3-wide, stride-1, undilated window inside the input
-/// along W, channels [o0, o0 + kLanes), multiplier 1. Neighbouring pixels share input columns:
-/// each of the kRowPixels + 2 input vectors of a row is loaded once and feeds up to three
-/// accumulators, and the row's three weight vectors stay in registers, so a row costs 13 loads
-/// for 24 FMAs (the generic block above: 1.25 loads per FMA, load-bound).
-inline constexpr int kRowPixels = 8;
-KILN_WINDOW_INLINE void depthwise_row3(const WindowGeometry& g, NhwcIn x, index_t n, const window_detail::TapRange& th,
-                                       index_t iw0, const float* wt, index_t o0, const float* bias, bool clamp,
-                                       float lo, float hi, float* out, index_t ldc) {
-  using namespace window_detail;
-  constexpr int P = kRowPixels;
-  vec acc[P];
-  KILN_WINDOW_UNROLL
-  for (int p = 0; p < P; ++p) acc[p] = bias ? vload(bias + o0) : vsplat(0.f);
-  for (int kh = th.t0; kh < th.t1; ++kh) {
-    const float* xrow = x.at(n, th.origin + static_cast<index_t>(kh) * g.dilation_h, iw0) + o0;
-    const float* wrow = wt + static_cast<index_t>(kh) * 3 * g.out_c + o0;
-    const vec w0 = vload(wrow), w1 = vload(wrow + g.out_c), w2 = vload(wrow + 2 * g.out_c);
+/// clamp(x, lo, hi) in two instructions where the ISA allows: x86's max/min return their second
+/// operand when either is NaN, so max(lo, x) then min(hi, .) passes a NaN x through and treats
+/// -0 as the select-based window_detail::vclamp does (x < lo ? lo : x > hi ? hi : x), bit for bit.
+/// Elsewhere (NEON max/min differ on -0) the select form.
+KILN_WINDOW_INLINE window_detail::vec depthwise_clamp(const window_detail::vec& x, const window_detail::vec& lo,
+                                                      const window_detail::vec& hi) {
+#if KILN_SIMD && (defined(__SSE2__) || defined(_M_X64))
+  return xsimd::min(hi, xsimd::max(lo, x));
+#else
+  return window_detail::vclamp(x, lo, hi);
+#endif
+}
+
+/// Output pixels [p0, p1) of Q output rows of a 3-wide, stride-1, undilated depthwise window,
+/// multiplier 1, for the channel vector at xr / w / b / o, streamed left to right. Each row sees
+/// R kernel rows (1..3, the ones inside the input); row q reads input rows xr[q .. q + R) (Q = 2
+/// needs stride_h == dilation_h == 1: the two rows share R - 1 input rows). Each input column is
+/// loaded once and feeds the three pixels per output row whose windows hold it (taps 2, 1, 0), so
+/// a pixel costs (R + Q - 1) / Q loads and 3R FMAs, the 3R weight vectors stay in registers, and
+/// the only address math is one offset and one output pointer stepping by a pixel. Columns
+/// outside [0, in_w) are padding: their FMAs are skipped, so border pixels need no separate path.
+/// Needs pad_left <= 2 (a pixel's last column is >= 0).
+template <int R, int Q>
+struct DepthwiseStream3 {
+  using vec = window_detail::vec;
+  vec w[R][3];
+  vec b, lo, hi;
+  const float* xr[R + Q - 1];  // column 0 of each input row, at this channel vector
+  index_t sw, in_w, pad_left, orow;  // orow: floats between the Q output rows
+  bool clamp;
+
+  /// Column at `off` (inside the input) completes a0 (tap 2), advances a1 (tap 1), starts a2 (tap 0).
+  KILN_WINDOW_INLINE void column(index_t off, vec (&a0)[Q], vec (&a1)[Q], vec (&a2)[Q]) const {
+    using namespace window_detail;
     KILN_WINDOW_UNROLL
-    for (int j = 0; j < P + 2; ++j) {  // input column j feeds pixels j, j - 1, j - 2 (taps 0, 1, 2)
-      const vec xv = vload(xrow + j * x.sw);
-      if (j < P) acc[j] = vfma(xv, w0, acc[j]);
-      if (j >= 1 && j - 1 < P) acc[j - 1] = vfma(xv, w1, acc[j - 1]);
-      if (j >= 2) acc[j - 2] = vfma(xv, w2, acc[j - 2]);
+    for (int q = 0; q < Q; ++q) a2[q] = b;
+    KILN_WINDOW_UNROLL
+    for (int i = 0; i < R + Q - 1; ++i) {
+      const vec xv = vload(xr[i] + off);
+      KILN_WINDOW_UNROLL
+      for (int q = 0; q < Q; ++q) {
+        const int r = i - q;  // kernel row of input row i in output row q
+        if (r < 0 || r >= R) continue;
+        a0[q] = vfma(xv, w[r][2], a0[q]);
+        a1[q] = vfma(xv, w[r][1], a1[q]);
+        a2[q] = vfma(xv, w[r][0], a2[q]);
+      }
     }
   }
-  const vec vlo = vsplat(lo), vhi = vsplat(hi);
+  KILN_WINDOW_INLINE void store(float* o, const vec (&a)[Q]) const {
+    KILN_WINDOW_UNROLL
+    for (int q = 0; q < Q; ++q) window_detail::vstore(o + q * orow, clamp ? depthwise_clamp(a[q], lo, hi) : a[q]);
+  }
+
+  KILN_WINDOW_INLINE void pixels(index_t p0, index_t p1, float* o, index_t ldc) const {
+    using namespace window_detail;
+    // Before pixel p0: a0 holds its taps 0-1 (columns j0, j0 + 1), a1 tap 0 of pixel p0 + 1.
+    vec a0[Q], a1[Q], a2[Q];
+    KILN_WINDOW_UNROLL
+    for (int q = 0; q < Q; ++q) a0[q] = a1[q] = a2[q] = b;
+    const index_t j0 = p0 - pad_left;
+    for (index_t j = j0; j < j0 + 2; ++j) {
+      if (j < 0 || j >= in_w) continue;
+      KILN_WINDOW_UNROLL
+      for (int i = 0; i < R + Q - 1; ++i) {
+        const vec xv = vload(xr[i] + j * sw);
+        KILN_WINDOW_UNROLL
+        for (int q = 0; q < Q; ++q) {
+          const int r = i - q;
+          if (r < 0 || r >= R) continue;
+          if (j == j0) {
+            a0[q] = vfma(xv, w[r][0], a0[q]);
+          } else {
+            a0[q] = vfma(xv, w[r][1], a0[q]);
+            a1[q] = vfma(xv, w[r][0], a1[q]);
+          }
+        }
+      }
+    }
+    // Pixel p reads column p - pad + 2 last: inside the input for p < in_w + pad - 2.
+    index_t inner = in_w + pad_left - 2;
+    inner = inner < p0 ? p0 : (inner > p1 ? p1 : inner);
+    index_t p = p0, off = (j0 + 2) * sw;
+    // Three pixels per trip, so the accumulators rotate by renaming instead of moves.
+    for (; p + 3 <= inner; p += 3, off += 3 * sw, o += 3 * ldc) {
+      column(off, a0, a1, a2);
+      store(o, a0);
+      column(off + sw, a1, a2, a0);
+      store(o + ldc, a1);
+      column(off + 2 * sw, a2, a0, a1);
+      store(o + 2 * ldc, a2);
+    }
+    for (; p < p1; ++p, off += sw, o += ldc) {
+      if (p < inner) {
+        column(off, a0, a1, a2);
+      } else {  // the column is right padding: nothing to add
+        KILN_WINDOW_UNROLL
+        for (int q = 0; q < Q; ++q) a2[q] = b;
+      }
+      store(o, a0);
+      KILN_WINDOW_UNROLL
+      for (int q = 0; q < Q; ++q) {
+        a0[q] = a1[q];
+        a1[q] = a2[q];
+      }
+    }
+  }
+};
+
+/// Whether DepthwiseStream3 handles g (multiplier 1 and at least one full vector of channels).
+constexpr bool depthwise_streams3(const WindowGeometry& g) {
+  return g.out_c == g.in_c && g.out_c >= kLanes && g.kernel_w == 3 && g.stride_w == 1 && g.dilation_w == 1 &&
+         g.kernel_h <= 3 && g.pad_left >= 0 && g.pad_left <= 2;
+}
+
+/// Pixels per DepthwiseStream3 run. A run touches one channel vector in each pixel of its R + Q - 1
+/// input and Q output rows, and the next channel vector reads the rest of the same cache lines, so
+/// they should still be in L1 then. With a pixel stride of a power-of-two number of lines those
+/// lines fall into few of the L1's sets (stride 256 B: 16 of 64), and whole 56-pixel rows overflowed
+/// them (cachegrind: twice the D1 misses of 16-pixel runs; 20-45 % slower at 56x56x64 and
+/// 28x28x128). Runs are sized to fill about 3/4 of the ways of the sets they use, for an L1 of 64
+/// sets x 8 ways (32 KiB: x86 and most ARM cores, whose fewer ways only shorten the runs' reach);
+/// the cost is a 2-column prologue per run.
+inline index_t depthwise_run_pixels(index_t pixel_stride_floats, int lines_per_pixel) {
+  index_t stride_lines = pixel_stride_floats * static_cast<index_t>(sizeof(float)) / 64, sets = 64;
+  if (stride_lines < 1) stride_lines = 1;
+  while (sets > 1 && stride_lines % 2 == 0) {  // 64 / gcd(stride_lines, 64) sets are reachable
+    sets /= 2;
+    stride_lines /= 2;
+  }
+  const index_t run = 6 * sets / lines_per_pixel;
+  return run < 4 ? 4 : (run > 64 ? 64 : run);
+}
+
+/// Q output rows (from output row oh, tap range th of the first) through DepthwiseStream3: chunks
+/// of pixels, every channel vector of a chunk in turn (its 3R weight vectors loaded once per
+/// chunk). A channel count that is not a multiple of the vector width ends with one vector
+/// overlapping the previous one (the same values written twice).
+template <int R, int Q>
+inline void depthwise_stream3_rows(const WindowGeometry& g, NhwcIn x, index_t n, const window_detail::TapRange& th,
+                                   const float* wt, float* orow, index_t ldc, const GemmEpilogue& ep) {
+  using namespace window_detail;
+  constexpr index_t L = kLanes;
+  const index_t C = g.out_c;
+  DepthwiseStream3<R, Q> s;
+  s.sw = x.sw;
+  s.in_w = g.in_w;
+  s.pad_left = g.pad_left;
+  s.orow = g.out_w * ldc;
+  s.clamp = ep.clamp;
+  s.lo = vsplat(ep.lo);
+  s.hi = vsplat(ep.hi);
+  const float* rows[R + Q - 1];
+  const float* wrow = wt + static_cast<index_t>(th.t0) * 3 * C;
   KILN_WINDOW_UNROLL
-  for (int p = 0; p < P; ++p) vstore(out + p * ldc + o0, clamp ? vclamp(acc[p], vlo, vhi) : acc[p]);
+  for (int i = 0; i < R + Q - 1; ++i) rows[i] = x.at(n, th.origin + static_cast<index_t>(th.t0 + i) * g.dilation_h, 0);
+  const index_t run = depthwise_run_pixels(x.sw, R + 2 * Q - 1);
+  for (index_t p0 = 0; p0 < g.out_w; p0 += run) {
+    const index_t p1 = p0 + run < g.out_w ? p0 + run : g.out_w;
+    for (index_t c0 = 0; c0 < C; c0 += L) {
+      const index_t c = c0 + L <= C ? c0 : C - L;
+      KILN_WINDOW_UNROLL
+      for (int i = 0; i < R + Q - 1; ++i) s.xr[i] = rows[i] + c;
+      KILN_WINDOW_UNROLL
+      for (int r = 0; r < R; ++r) {
+        KILN_WINDOW_UNROLL
+        for (int k = 0; k < 3; ++k) s.w[r][k] = vload(wrow + (r * 3 + k) * C + c);
+      }
+      s.b = ep.bias ? vload(ep.bias + c) : vsplat(0.f);
+      s.pixels(p0, p1, orow + p0 * ldc + c, ldc);
+    }
+  }
 }
 
 /// Depthwise conv, weight transposed to wt[kh][kw][out_c]; output rows of ldc floats.
@@ -4433,6 +4667,21 @@ inline void depthwise(const WindowGeometry& g, NhwcIn x, const float* wt, float*
       const TapRange th = taps(oh, g.stride_h, g.pad_top, g.kernel_h, g.dilation_h, g.in_h);
       const index_t row0 = (n * g.out_h + oh) * g.out_w;
       float* orow = out + row0 * ldc;
+      if (depthwise_streams3(g) && th.t1 - th.t0 >= 1) {
+        // Two rows at once when both see all three kernel rows and share two input rows.
+        const bool pair = g.kernel_h == 3 && g.stride_h == 1 && g.dilation_h == 1 && th.t0 == 0 && th.t1 == 3 &&
+                          oh + 1 < g.out_h && th.origin + 3 < g.in_h;
+        if (pair) depthwise_stream3_rows<3, 2>(g, x, n, th, wt, orow, ldc, ep);
+        else if (th.t1 - th.t0 == 3) depthwise_stream3_rows<3, 1>(g, x, n, th, wt, orow, ldc, ep);
+        else if (th.t1 - th.t0 == 2) depthwise_stream3_rows<2, 1>(g, x, n, th, wt, orow, ldc, ep);
+        else depthwise_stream3_rows<1, 1>(g, x, n, th, wt, orow, ldc, ep);
+        if (ep.tail) ep.tail(ep.ctx, row0, 0, g.out_w, C, orow, ldc);
+        if (pair) {
+          ++oh;
+          if (ep.tail) ep.tail(ep.ctx, row0 + g.out_w, 0, g.out_w, C, orow + g.out_w * ldc, ldc);
+        }
+        continue;
+      }
       // Channels [c0, C) of pixel ow one at a time: the tail of the vectors, and every channel
       // when the multiplier is > 1 (output channel o reads input channel o / mult).
       auto scalar_channels = [&](index_t ow, index_t c0) {
@@ -4452,21 +4701,7 @@ inline void depthwise(const WindowGeometry& g, NhwcIn x, const float* wt, float*
           o[c] = acc;
         }
       };
-      const bool row3 = mult == 1 && C >= L && g.kernel_w == 3 && g.stride_w == 1 && g.dilation_w == 1;
       for (index_t ow = 0; ow < g.out_w;) {
-        // 3-wide stride-1 windows (the common depthwise): kRowPixels pixels sharing input columns.
-        if (row3 && ow + kRowPixels <= g.out_w) {
-          const index_t iw0 = ow - g.pad_left;
-          if (iw0 >= 0 && iw0 + kRowPixels + 1 < g.in_w) {
-            float* o = orow + ow * ldc;
-            index_t c = 0;
-            for (; c + L <= C; c += L)
-              depthwise_row3(g, x, n, th, iw0, wt, c, ep.bias, ep.clamp, ep.lo, ep.hi, o, ldc);
-            for (index_t p = 0; p < kRowPixels; ++p) scalar_channels(ow + p, c);
-            ow += kRowPixels;
-            continue;
-          }
-        }
         // Blocks of kDepthwisePixels pixels whose windows are inside the input along W.
         if (mult == 1 && C >= L && ow + kDepthwisePixels <= g.out_w) {
           const index_t last = ow + kDepthwisePixels - 1;

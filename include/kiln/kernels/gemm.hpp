@@ -84,9 +84,15 @@ KILN_GEMM_INLINE void vstore(float* p, const vec& x) { x.store_unaligned(p); }
 KILN_GEMM_INLINE vec vsplat(float x) { return vec(x); }
 KILN_GEMM_INLINE vec vfma(const vec& a, const vec& b, const vec& c) { return xsimd::fma(a, b, c); }
 KILN_GEMM_INLINE vec vadd(const vec& a, const vec& b) { return a + b; }
-// select-based so NaN passes through on every ISA (max/min differ on NaN).
+// NaN passes through on every ISA. x86's max/min return their second operand when either is
+// NaN, so max(lo, x) then min(hi, .) is the select form below bit for bit (-0 included) in two
+// instructions instead of four; NEON's max/min differ on NaN and -0, so elsewhere the select.
 KILN_GEMM_INLINE vec vclamp(const vec& x, const vec& lo, const vec& hi) {
+#if KILN_GEMM_SSE
+  return xsimd::min(hi, xsimd::max(lo, x));
+#else
   return xsimd::select(x < lo, lo, xsimd::select(x > hi, hi, x));
+#endif
 }
 #else
 struct vec {
@@ -146,6 +152,9 @@ static_assert(kMC % kMR == 0 && kNC % kNR == 0 && kTailN % kNR == 0, "bad blocki
 
 enum : int { kAccum = 1, kBias = 2, kClamp = 4 };
 
+/// gemm reads a row-major A in place (no packing) when N needs at most this many B panels.
+inline constexpr index_t kNoPackPanels = 4;
+
 constexpr index_t min_i(index_t a, index_t b) { return a < b ? a : b; }
 constexpr index_t round_up(index_t a, index_t b) { return (a + b - 1) / b * b; }
 
@@ -186,11 +195,13 @@ KILN_GEMM_INLINE void finish_row(vec* acc, float* c, index_t n, int flags, const
 }
 
 // ---------------------------------------------------------------------------
-// The micro-kernel: C[0:m, 0:n] (op)= A_panel (MR x kc, packed [k][MR]) *
-// B_panel (kc x NR, packed [k][NR]); m <= MR, n <= NR. Full tiles store with
-// vector ops; edge tiles go through finish_row's partial store, never writing
-// outside C.
-inline void micro_kernel(index_t kc, const float* KILN_GEMM_RESTRICT a,
+// The micro-kernel: C[0:m, 0:n] (op)= A_panel (m x kc) * B_panel (kc x NR, packed [k][NR]);
+// m <= MR, n <= NR. A is either packed (kPackedA: [k][MR], zero-padded rows) or read where it
+// lies, row i at a + i*lda with unit stride along k (rows past m re-read row m - 1, whose results
+// are never stored). Full tiles store with vector ops; edge tiles go through finish_row's partial
+// store, never writing outside C.
+template <bool kPackedA>
+inline void micro_kernel(index_t kc, const float* KILN_GEMM_RESTRICT a, index_t lda,
                          const float* KILN_GEMM_RESTRICT b, float* KILN_GEMM_RESTRICT c,
                          index_t ldc, index_t m, index_t n, int flags, const float* bias,
                          float lo, float hi) {
@@ -204,17 +215,22 @@ inline void micro_kernel(index_t kc, const float* KILN_GEMM_RESTRICT a,
     KILN_GEMM_UNROLL
     for (int i = 0; i < kMR; ++i) KILN_GEMM_PREFETCH_W(c + (i < m ? i : 0) * ldc);
   }
+  const float* ar[kMR];  // unpacked A: one pointer per row
+  if constexpr (!kPackedA) {
+    KILN_GEMM_UNROLL
+    for (int i = 0; i < kMR; ++i) ar[i] = a + (i < m ? i : m - 1) * lda;
+  }
   for (index_t k = 0; k < kc; ++k) {
     vec bv[kNV];
     KILN_GEMM_UNROLL
     for (int v = 0; v < kNV; ++v) bv[v] = vload(b + v * kLanes);
     KILN_GEMM_UNROLL
     for (int i = 0; i < kMR; ++i) {
-      const vec av = vsplat(a[i]);
+      const vec av = vsplat(kPackedA ? a[i] : ar[i][k]);
       KILN_GEMM_UNROLL
       for (int v = 0; v < kNV; ++v) acc[i][v] = vfma(av, bv[v], acc[i][v]);
     }
-    a += kMR;
+    if constexpr (kPackedA) a += kMR;
     b += kNR;
   }
   KILN_GEMM_UNROLL
@@ -357,6 +373,67 @@ inline void small_m(index_t m, index_t kc, const float* a, index_t ars, index_t 
     rows_block<2>(kc, a + r * ars, ars, acs, b, bps, c + r * ldc, ldc, n, flags, bias, lo, hi);
   if (r < m)
     rows_block<1>(kc, a + r * ars, ars, acs, b, bps, c + r * ldc, ldc, n, flags, bias, lo, hi);
+}
+
+// ---------------------------------------------------------------------------
+// N == 1 (a linear layer with one output): one dot product per row of A (row-major), kLanes
+// rows at a time whose sums are reduced together (haddp), the bias and clamp on the vector of
+// results. The micro-kernel spent a whole NR-wide tile, and a scalar partial store per row, on
+// the one column. w: the K weights, contiguous. Sums in another order than the micro-kernel.
+#if KILN_SIMD
+KILN_GEMM_INLINE vec vsum_lanes(const vec (&rows)[kLanes]) { return xsimd::haddp(rows); }
+#else
+KILN_GEMM_INLINE vec vsum_lanes(const vec (&rows)[kLanes]) { return rows[0]; }
+#endif
+
+inline void gemv_n1(index_t M, index_t K, MatrixRef A, const float* w, float* C, index_t ldc,
+                    const GemmEpilogue& ep) {
+  constexpr int L = kLanes;
+  const index_t kv = K / L * L;
+  const vec vb = vsplat(ep.bias ? ep.bias[0] : 0.f), vlo = vsplat(ep.lo), vhi = vsplat(ep.hi);
+  for (index_t i0 = 0; i0 < M; i0 += L) {
+    const index_t m = min_i(L, M - i0);
+    const float* ar[L];  // rows past m re-read row m - 1; their sums are dropped
+    KILN_GEMM_UNROLL
+    for (int r = 0; r < L; ++r) ar[r] = A.data + (i0 + (r < m ? r : m - 1)) * A.row_stride;
+    vec acc[L];
+    KILN_GEMM_UNROLL
+    for (int r = 0; r < L; ++r) acc[r] = vsplat(0.f);
+    for (index_t k = 0; k < kv; k += L) {
+      const vec wv = vload(w + k);
+      KILN_GEMM_UNROLL
+      for (int r = 0; r < L; ++r) acc[r] = vfma(vload(ar[r] + k), wv, acc[r]);
+    }
+    vec sum = vsum_lanes(acc);
+    if (m == L && kv == K && ldc == 1) {
+      sum = vadd(sum, vb);
+      vstore(C + i0, ep.clamp ? vclamp(sum, vlo, vhi) : sum);
+      continue;
+    }
+    float t[L];
+    vstore(t, sum);
+    for (index_t r = 0; r < m; ++r) {
+      float x = t[r];
+      for (index_t k = kv; k < K; ++k) x += ar[r][k] * w[k];
+      if (ep.bias) x += ep.bias[0];
+      if (ep.clamp) x = sclamp(x, ep.lo, ep.hi);
+      C[(i0 + r) * ldc] = x;
+    }
+  }
+  if (!ep.tail) return;
+  for (index_t i0 = 0; i0 < M; i0 += kMC) ep.tail(ep.ctx, i0, 0, min_i(kMC, M - i0), 1, C + i0 * ldc, ldc);
+}
+
+// gemv_n1 with the K <= KC weights gathered from B or from its packed panel (column 0). Not
+// inlined into gemm: its 1 KiB buffer would make every gemm call set up the larger frame.
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+inline void gemv_n1_gather(index_t M, index_t K, MatrixRef A, MatrixRef B, const float* packed_b, float* C,
+                           index_t ldc, const GemmEpilogue& ep) {
+  alignas(kAlignment) float w[kKC];
+  for (index_t k = 0; k < K; ++k) w[k] = packed_b ? packed_b[k * kNR] : B.data[k * B.row_stride];
+  gemv_n1(M, K, A, w, C, ldc, ep);
 }
 
 // ---------------------------------------------------------------------------
@@ -567,6 +644,9 @@ inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
   if (K <= 0) return gemm_k0(M, N, C, ldc, ep);
   const int last_flags = (ep.bias ? kBias : 0) | (ep.clamp ? kClamp : 0);
 
+  // One output column, enough rows for whole vectors of them: dot products (gemv_n1).
+  if (N == 1 && M >= kMR && K <= kKC && A.col_stride == 1) return gemv_n1_gather(M, K, A, B, packed_b, C, ldc, ep);
+
   // Batch-1 / small M with prepacked B: no packing at all, one pass over K.
   if (M < kMR && packed_b) {
     small_m(M, K, A.data, A.row_stride, A.col_stride, packed_b, K * kNR, C, ldc, N, last_flags,
@@ -575,6 +655,10 @@ inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
     return;
   }
 
+  // A is packed so the micro-kernel streams one contiguous panel, which pays off when many B
+  // panels reuse it; a row-major A feeding few panels (a small MLP's layers, a 1x1 conv to 64
+  // channels) is read in place: there packing took ~10 % of the GEMM's instructions (callgrind).
+  const bool pack_a = !(A.col_stride == 1 && N <= kNoPackPanels * kNR);
   float* wa = workspace;
   float* wb = workspace + ws_b_offset(M, K);
   for (index_t jc = 0; jc < N; jc += kNC) {
@@ -604,7 +688,7 @@ inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
       for (index_t ic = 0; ic < M; ic += kMC) {
         const index_t mc = min_i(kMC, M - ic);
         MatrixRef Ablk{A.data + ic * A.row_stride + pc * A.col_stride, A.row_stride, A.col_stride};
-        pack_a_panels(mc, kc, Ablk, wa);
+        if (pack_a) pack_a_panels(mc, kc, Ablk, wa);
         for (index_t jg = 0; jg < nc; jg += kTailN) {
           const index_t ng = min_i(kTailN, nc - jg);
           for (index_t jr = jg; jr < jg + ng; jr += kNR) {
@@ -612,9 +696,15 @@ inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
             const float* bpanel = bb + (jr / kNR) * bps;
             const float* bias_r = bias ? bias + jr : nullptr;
             float* cj = C + ic * ldc + jc + jr;
-            for (index_t ir = 0; ir < mc; ir += kMR)
-              micro_kernel(kc, wa + ir * kc, bpanel, cj + ir * ldc, ldc, min_i(kMR, mc - ir), nr,
-                           flags, bias_r, ep.lo, ep.hi);
+            if (pack_a) {
+              for (index_t ir = 0; ir < mc; ir += kMR)
+                micro_kernel<true>(kc, wa + ir * kc, 0, bpanel, cj + ir * ldc, ldc, min_i(kMR, mc - ir), nr,
+                                   flags, bias_r, ep.lo, ep.hi);
+            } else {
+              for (index_t ir = 0; ir < mc; ir += kMR)
+                micro_kernel<false>(kc, Ablk.data + ir * Ablk.row_stride, Ablk.row_stride, bpanel,
+                                    cj + ir * ldc, ldc, min_i(kMR, mc - ir), nr, flags, bias_r, ep.lo, ep.hi);
+            }
           }
           if (last && ep.tail) ep.tail(ep.ctx, ic, jc + jg, mc, ng, C + ic * ldc + jc + jg, ldc);
         }
