@@ -52,10 +52,12 @@ constexpr std::int32_t wrapping_shift_left(std::int32_t x, int n) {
 /// to INT32_MAX.
 constexpr std::int32_t saturating_rounding_doubling_high_mul(std::int32_t a, std::int32_t b) {
   if (a == kInt32Min && b == kInt32Min) return kInt32Max;
+  // gemmlowp's (ab + nudge) / 2^31 truncating toward zero equals floor((ab + 2^30) / 2^31) for
+  // either sign of ab (for ab = -k < 0: -floor((k + 2^30 - 1) / 2^31) = floor((2^30 - k) / 2^31)),
+  // and the floor is an arithmetic shift: on a 32-bit core one SMLAL and two shifts instead of
+  // a sign test, two 64-bit adds and a 64-bit division by a power of two.
   const std::int64_t ab = static_cast<std::int64_t>(a) * static_cast<std::int64_t>(b);
-  const std::int32_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-  // C++ division truncates toward zero, which is what gemmlowp relies on.
-  return static_cast<std::int32_t>((ab + nudge) / (std::int64_t{1} << 31));
+  return static_cast<std::int32_t>((ab + (std::int64_t{1} << 30)) >> 31);
 }
 
 /// x / 2^exponent rounded to nearest, ties away from zero (gemmlowp RoundingDivideByPOT),
@@ -63,9 +65,9 @@ constexpr std::int32_t saturating_rounding_doubling_high_mul(std::int32_t a, std
 /// the remainder is compared against half the divisor, with the threshold raised by
 /// one for negative x so that a negative tie rounds down (away from zero).
 constexpr std::int32_t rounding_divide_by_pot(std::int32_t x, int exponent) {
-  const std::int32_t mask = static_cast<std::int32_t>((std::int64_t{1} << exponent) - 1);
+  const std::int32_t mask = static_cast<std::int32_t>((std::uint32_t{1} << exponent) - 1u);  // 32-bit math
   const std::int32_t remainder = x & mask;
-  const std::int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  const std::int32_t threshold = (mask >> 1) - (x >> 31);  // + 1 when x < 0 (x >> 31 is -1)
   return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 

@@ -33,10 +33,13 @@ struct OutputStage {
 
   inline std::int8_t apply(std::int32_t acc, index_t channel) const {
     const index_t k = per_channel ? channel : 0;
+    return apply_with(acc, multiplier[k], shift[k]);
+  }
+  /// apply() with the channel's multiplier and shift already loaded (kernels that reuse them).
+  inline std::int8_t apply_with(std::int32_t acc, std::int32_t m, std::int32_t s) const {
     // TFLite adds the offset in int32 (undefined on overflow, a wrap on every real target);
     // the wrap is made explicit so extreme multipliers stay defined and match the SIMD adds.
-    std::int32_t v = quant::wrapping_add(
-        quant::multiply_by_quantized_multiplier(acc, multiplier[k], shift[k]), output_offset);
+    std::int32_t v = quant::wrapping_add(quant::multiply_by_quantized_multiplier(acc, m, s), output_offset);
     v = v < act_min ? act_min : v;
     v = v > act_max ? act_max : v;
     return static_cast<std::int8_t>(v);
