@@ -5711,10 +5711,47 @@ constexpr std::int32_t saturating_rounding_multiply_by_pot(std::int32_t x, int e
 /// a negative one as a rounding right shift after it; so two roundings happen:
 /// SRDHM (ties toward +inf) and the divide (ties away from zero). The result can
 /// differ by one from the exactly rounded product; TFLite's bytes depend on it.
+namespace detail {
+
+/// rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, m), r) for m >= 0 (every
+/// multiplier TFLite makes lies in [2^30, 2^31) or is 0), 0 <= r <= 31, as one 64-bit
+/// multiply-add and a shift; on a Cortex-M4 one SMLAL and a few 32-bit operations instead of
+/// SRDHM's 64-bit rounding and the divide's mask/threshold compare. Same bits, because:
+///  - SRDHM is h = floor((p + 2^30) / 2^31) with p = x * m (see above); m >= 0 rules out its
+///    one saturating input (INT32_MIN * INT32_MIN).
+///  - The divide, round half away from zero, is floor((h + 2^(r-1) - [h < 0]) / 2^r) for r >= 1
+///    (h = q 2^r + rem: both add 1 to q exactly when rem >= 2^(r-1) + [h < 0]).
+///  - Floors nest (floor(floor(a) / n) = floor(a / n), integers add inside a floor), so the
+///    result is floor((p + 2^30 + 2^(30+r) - [h < 0] 2^31) / 2^(31+r)): the high word of that
+///    64-bit sum shifted right by r - 1.
+///  - [h < 0] may be replaced by [x < 0]: they differ only when -2^30 <= p <= 0 with x < 0,
+///    where h = 0 and the sum lies in [0, 2^(31+r)) either way: the result is 0 in both cases.
+/// The addend's words: 2^30 - [x < 0] 2^31 is 0x40000000 or (borrowing) 0xC0000000 with high
+/// word -1; 2^(30+r) adds 2^(r-2) to the high word for r >= 2, and 2^31 to the low word for r = 1.
+constexpr std::int32_t srdhm_divide_nonnegative(std::int32_t x, std::int32_t m, int r) {
+  const std::int64_t p = static_cast<std::int64_t>(x) * m;
+  if (r == 0) return static_cast<std::int32_t>((p + (std::int64_t{1} << 30)) >> 31);
+  const std::uint32_t sign = static_cast<std::uint32_t>(x) & 0x80000000u;
+  std::uint32_t lo = 0x40000000u | sign;
+  std::int32_t hi = x >> 31;  // -1 with the borrow when x < 0
+  if (r >= 2) {
+    hi += std::int32_t{1} << (r - 2);
+  } else {  // r == 1: + 2^31 on the low word (0xC0000000 + 2^31 carries into hi = -1)
+    lo = 0xC0000000u ^ sign;
+    hi = 0;
+  }
+  const std::int64_t addend = static_cast<std::int64_t>((static_cast<std::uint64_t>(static_cast<std::uint32_t>(hi)) << 32) | lo);
+  const std::int64_t sum = p + addend;  // |p| < 2^62: no overflow
+  return static_cast<std::int32_t>(sum >> 32) >> (r - 1);
+}
+
+}  // namespace detail
+
 constexpr std::int32_t multiply_by_quantized_multiplier(std::int32_t x, std::int32_t multiplier,
                                                         int shift) {
   const int left_shift = shift > 0 ? shift : 0;
   const int right_shift = shift > 0 ? 0 : -shift;
+  if (multiplier >= 0) return detail::srdhm_divide_nonnegative(wrapping_shift_left(x, left_shift), multiplier, right_shift);
   return rounding_divide_by_pot(
       saturating_rounding_doubling_high_mul(wrapping_shift_left(x, left_shift), multiplier),
       right_shift);
@@ -5724,6 +5761,7 @@ constexpr std::int32_t multiply_by_quantized_multiplier(std::int32_t x, std::int
 constexpr std::int32_t multiply_by_quantized_multiplier_smaller_than_one(std::int32_t x,
                                                                          std::int32_t multiplier,
                                                                          int left_shift) {
+  if (multiplier >= 0) return detail::srdhm_divide_nonnegative(x, multiplier, -left_shift);
   return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -left_shift);
 }
 
@@ -6192,7 +6230,8 @@ inline Status add(const AddParams& p, const Shape& input1_shape, const std::int8
 // unpacks, 4 column loads, 8 SMLADs. The column is widened once per pixel and used by every
 // output channel; the weights stay int8 in flash (no pre-expanded copy). The multiplier and
 // shift of a channel are loaded once for both pixels. Odd channel or pixel counts run the last
-// one twice (duplicate row/column) and drop the copy. Sums are exact int32: the same bits as
+// one twice (duplicate row/column) and drop the copy. The requantisation constants of every
+// channel are precomputed once per call (requant.hpp's ChannelRequant) when they fit its form. Sums are exact int32: the same bits as
 // every other path. Without the DSP extension dsp.hpp's plain C does the same operations.
 
 
@@ -6368,6 +6407,47 @@ struct OutputStage {
     return static_cast<std::int8_t>(v);
   }
 };
+
+#ifndef KILN_INT8_REQUANT_CHANNELS
+/// Output channels whose requantisation constants a kernel without vector units precomputes on
+/// the stack (ChannelRequant, 12 bytes each); layers with more channels use OutputStage::apply.
+#define KILN_INT8_REQUANT_CHANNELS 256
+#endif
+
+/// One output channel's requantisation in the one-multiply-add form of
+/// quant::detail::srdhm_divide_nonnegative, its constants computed once per layer: for a
+/// multiplier m >= 0 and a right shift r >= 2 (shift <= -2: every conv/FC of the MLPerf Tiny
+/// models), x * m + (0x40000000 | sign bit of x) + ((x >> 31) + 2^(r-2)) 2^32, high word, >> (r - 1).
+/// On a Cortex-M4 that is AND, ORR, ADD, SMLAL, ASR: 5 instructions for both roundings.
+struct ChannelRequant {
+  std::int32_t multiplier = 0;
+  std::int32_t high_add = 0;     ///< 2^(r-2)
+  std::int32_t shift_right = 0;  ///< r - 1
+};
+
+/// Fills c[0, n) from `s` when every channel fits ChannelRequant's form (else false: apply()).
+inline bool channel_requant(const OutputStage& s, index_t n, ChannelRequant* c) {
+  if (n > KILN_INT8_REQUANT_CHANNELS) return false;
+  for (index_t k = 0; k < n; ++k) {
+    const index_t j = s.per_channel ? k : 0;
+    const std::int32_t m = s.multiplier[j], shift = s.shift[j];
+    if (m < 0 || shift > -2 || shift < -31) return false;
+    c[k] = ChannelRequant{m, std::int32_t{1} << (-shift - 2), -shift - 1};
+  }
+  return true;
+}
+
+/// OutputStage::apply(acc, channel) with the channel's ChannelRequant: the same bits.
+inline std::int8_t apply_channel(std::int32_t acc, const ChannelRequant& c, const OutputStage& s) {
+  const std::uint32_t lo = (static_cast<std::uint32_t>(acc) & 0x80000000u) | 0x40000000u;
+  const std::int32_t hi = (acc >> 31) + c.high_add;
+  const std::int64_t addend = static_cast<std::int64_t>((static_cast<std::uint64_t>(static_cast<std::uint32_t>(hi)) << 32) | lo);
+  const std::int64_t sum = addend + static_cast<std::int64_t>(acc) * c.multiplier;  // SMLAL
+  std::int32_t v = quant::wrapping_add(static_cast<std::int32_t>(sum >> 32) >> c.shift_right, s.output_offset);
+  v = v < s.act_min ? s.act_min : v;
+  v = v > s.act_max ? s.act_max : v;
+  return static_cast<std::int8_t>(v);
+}
 
 /// y[i] = stage.apply(acc[i], c0 + i) for i < 8. Vector form on AVX2 and NEON, same bits:
 ///   AVX2: x << max(shift, 0) (vpsllvd); SRDHM as floor((x*m + 2^30) / 2^31) on 64-bit
@@ -6708,6 +6788,8 @@ inline void conv2d_pairs(const Window2D& w, std::int32_t input_offset, const Out
   const std::int8_t zero_point = static_cast<std::int8_t>(-input_offset);
   alignas(4) std::int16_t cols[2][KILN_INT8_CONV_COLUMN];
   alignas(4) std::int8_t patch[KILN_INT8_CONV_COLUMN];
+  ChannelRequant rq[KILN_INT8_REQUANT_CHANNELS];  // both roundings in one SMLAL when they fit
+  const bool fast = channel_requant(out, out_c, rq);
   // Widens output pixel q's window into cols[slot].
   auto load_column = [&](index_t q, int slot) {
     const index_t b = q / (out_h * out_w), oy = q / out_w % out_h, ox = q % out_w;
@@ -6730,6 +6812,13 @@ inline void conv2d_pairs(const Window2D& w, std::int32_t input_offset, const Out
       acc[0] = acc[1] = bias ? bias[oc] : 0;
       acc[2] = acc[3] = bias ? bias[od] : 0;
       dot_2x2(cols[0], filter + oc * patch_len, filter + od * patch_len, patch_len, acc);
+      if (fast) {
+        y0[oc] = apply_channel(acc[0], rq[oc], out);
+        y1[oc] = apply_channel(acc[1], rq[oc], out);
+        y0[od] = apply_channel(acc[2], rq[od], out);
+        y1[od] = apply_channel(acc[3], rq[od], out);
+        continue;
+      }
       const index_t kc = out.per_channel ? oc : 0, kd = out.per_channel ? od : 0;
       const std::int32_t mc = out.multiplier[kc], sc = out.shift[kc];
       const std::int32_t md = out.multiplier[kd], sd = out.shift[kd];
@@ -7239,16 +7328,19 @@ struct DepthwiseConv2DParams {
 
 namespace detail {
 
-// One output pixel of a depth-multiplier-1 depthwise conv, vector (or packed int16) channels only: returns
-// how many leading channels it wrote (a multiple of the vector width; 0 without SIMD). The
-// accumulators stay in registers across all taps. (x + offset) * w is at most 255 * 128 in
-// magnitude, so the int16 product (vpmullw / vmull) is exact before widening to int32.
+// One output pixel of a depth-multiplier-1 depthwise conv, vector (or packed int16) channels
+// only: returns how many leading channels it wrote (a multiple of the vector width); rq: the
+// channels' ChannelRequant (scalar path) or null. The accumulators stay in registers across all
+// taps. (x + offset) * w is at most 255 * 128 in magnitude, so the int16 product (vpmullw /
+// vmull) is exact before widening to int32.
 inline index_t depthwise_pixel_simd(const std::int8_t* in_b, const std::int8_t* filter,
                                     const std::int32_t* bias, const DepthwiseConv2DParams& p,
+                                    const ChannelRequant* rq,
                                     index_t in_w, index_t channels, index_t kw, index_t y0,
                                     index_t x0, TapRange ry, TapRange rx, std::int8_t* y) {
   const Window2D& w = p.window;
   index_t c = 0;
+  (void)rq;  // the vector paths requantise with requantize8
 #if KILN_INT8_AVX2
   const __m256i off = _mm256_set1_epi16(static_cast<short>(p.input_offset));
   for (; c + 16 <= channels; c += 16) {
@@ -7340,6 +7432,13 @@ inline index_t depthwise_pixel_simd(const std::int8_t* in_b, const std::int8_t* 
       for (index_t k = 0; k < taps_w; ++k, px += col_step, f += channels) tap(px, f);
     }
     const OutputStage& o = p.output;
+    if (rq) {
+      y[c] = apply_channel(a0, rq[c], o);
+      y[c + 1] = apply_channel(a1, rq[c + 1], o);
+      y[c + 2] = apply_channel(a2, rq[c + 2], o);
+      y[c + 3] = apply_channel(a3, rq[c + 3], o);
+      continue;
+    }
     const index_t k = o.per_channel ? c : 0, d = o.per_channel ? 1 : 0;
     y[c] = o.apply_with(a0, o.multiplier[k], o.shift[k]);
     y[c + 1] = o.apply_with(a1, o.multiplier[k + d], o.shift[k + d]);
@@ -7379,6 +7478,12 @@ inline Status depthwise_conv2d(const DepthwiseConv2DParams& p, const Shape& inpu
 
   // Output channels handled per pass; 64 int32 accumulators = 256 bytes of stack.
   constexpr index_t kBlock = 64;
+  // Without vector units: the channels' requantisation constants once per call (ChannelRequant).
+  const ChannelRequant* rq = nullptr;
+#if !(KILN_INT8_AVX2 || KILN_INT8_SSE41 || KILN_INT8_NEON)
+  ChannelRequant rq_storage[KILN_INT8_REQUANT_CHANNELS];
+  if (dm == 1 && channel_requant(p.output, out_c, rq_storage)) rq = rq_storage;
+#endif
   for (index_t b = 0; b < batches; ++b) {
     const std::int8_t* in_b = input + b * in_h * in_w * in_c;
     for (index_t oy = 0; oy < out_h; ++oy) {
@@ -7389,7 +7494,7 @@ inline Status depthwise_conv2d(const DepthwiseConv2DParams& p, const Shape& inpu
         const detail::TapRange rx = detail::valid_taps(x0, kw, w.dilation_w, in_w);
         std::int8_t* y = output + ((b * out_h + oy) * out_w + ox) * out_c;
         index_t c_done = 0;
-        if (dm == 1) c_done = detail::depthwise_pixel_simd(in_b, filter, bias, p, in_w, in_c, kw, y0, x0, ry, rx, y);
+        if (dm == 1) c_done = detail::depthwise_pixel_simd(in_b, filter, bias, p, rq, in_w, in_c, kw, y0, x0, ry, rx, y);
         for (index_t c0 = c_done; c0 < out_c; c0 += kBlock) {
           const index_t nc = out_c - c0 < kBlock ? out_c - c0 : kBlock;
           std::int32_t acc[kBlock];

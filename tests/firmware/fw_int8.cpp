@@ -143,13 +143,14 @@ void test_depthwise(index_t H, index_t W, index_t C, index_t DM, int shift_lo, i
 
 int main() {
   test_fully_connected();
+  // Shifts all <= -2 take requant.hpp's per-channel one-SMLAL form, others OutputStage::apply.
   test_conv2d({9, 7, 5, 6, 3, 2, 1, -3, -9, -6});    // 20 pixels, 45-byte windows (tail 1)
   test_conv2d({5, 5, 8, 7, 1, 1, 0, 128, -12, 1});  // 1x1 in place, 25 pixels, 7 channels
-  test_conv2d({6, 5, 12, 4, 3, 1, 1, -20, -31, 0}); // 108-byte windows, padding, 30 pixels
+  test_conv2d({6, 5, 12, 4, 3, 1, 1, -20, -31, -2}); // 108-byte windows, 30 pixels, one-SMLAL requant
   test_conv2d({9, 4, 1, 5, 3, 2, 1, 17, -3, 3});    // 1 input channel, 9-byte windows, left shifts
   test_depthwise(8, 8, 4, 2, -9, -6);               // depth multiplier 2: the scalar block
   test_depthwise(7, 5, 12, 1, -12, 1);              // 3 words of channels, borders and interior
-  test_depthwise(6, 6, 10, 1, -31, 0);              // 2 words + a tail of 2 channels
+  test_depthwise(6, 6, 10, 1, -31, -2);             // 2 words + a tail of 2 channels, one-SMLAL requant
 #if defined(__ARM_FEATURE_DSP)
   const char* path = "DSP (SMLAD)";
 #else

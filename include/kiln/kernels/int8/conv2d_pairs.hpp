@@ -9,7 +9,8 @@
 // unpacks, 4 column loads, 8 SMLADs. The column is widened once per pixel and used by every
 // output channel; the weights stay int8 in flash (no pre-expanded copy). The multiplier and
 // shift of a channel are loaded once for both pixels. Odd channel or pixel counts run the last
-// one twice (duplicate row/column) and drop the copy. Sums are exact int32: the same bits as
+// one twice (duplicate row/column) and drop the copy. The requantisation constants of every
+// channel are precomputed once per call (requant.hpp's ChannelRequant) when they fit its form. Sums are exact int32: the same bits as
 // every other path. Without the DSP extension dsp.hpp's plain C does the same operations.
 #pragma once
 
@@ -132,6 +133,8 @@ inline void conv2d_pairs(const Window2D& w, std::int32_t input_offset, const Out
   const std::int8_t zero_point = static_cast<std::int8_t>(-input_offset);
   alignas(4) std::int16_t cols[2][KILN_INT8_CONV_COLUMN];
   alignas(4) std::int8_t patch[KILN_INT8_CONV_COLUMN];
+  ChannelRequant rq[KILN_INT8_REQUANT_CHANNELS];  // both roundings in one SMLAL when they fit
+  const bool fast = channel_requant(out, out_c, rq);
   // Widens output pixel q's window into cols[slot].
   auto load_column = [&](index_t q, int slot) {
     const index_t b = q / (out_h * out_w), oy = q / out_w % out_h, ox = q % out_w;
@@ -154,6 +157,13 @@ inline void conv2d_pairs(const Window2D& w, std::int32_t input_offset, const Out
       acc[0] = acc[1] = bias ? bias[oc] : 0;
       acc[2] = acc[3] = bias ? bias[od] : 0;
       dot_2x2(cols[0], filter + oc * patch_len, filter + od * patch_len, patch_len, acc);
+      if (fast) {
+        y0[oc] = apply_channel(acc[0], rq[oc], out);
+        y1[oc] = apply_channel(acc[1], rq[oc], out);
+        y0[od] = apply_channel(acc[2], rq[od], out);
+        y1[od] = apply_channel(acc[3], rq[od], out);
+        continue;
+      }
       const index_t kc = out.per_channel ? oc : 0, kd = out.per_channel ? od : 0;
       const std::int32_t mc = out.multiplier[kc], sc = out.shift[kc];
       const std::int32_t md = out.multiplier[kd], sd = out.shift[kd];

@@ -34,16 +34,19 @@ struct DepthwiseConv2DParams {
 
 namespace detail {
 
-// One output pixel of a depth-multiplier-1 depthwise conv, vector (or packed int16) channels only: returns
-// how many leading channels it wrote (a multiple of the vector width; 0 without SIMD). The
-// accumulators stay in registers across all taps. (x + offset) * w is at most 255 * 128 in
-// magnitude, so the int16 product (vpmullw / vmull) is exact before widening to int32.
+// One output pixel of a depth-multiplier-1 depthwise conv, vector (or packed int16) channels
+// only: returns how many leading channels it wrote (a multiple of the vector width); rq: the
+// channels' ChannelRequant (scalar path) or null. The accumulators stay in registers across all
+// taps. (x + offset) * w is at most 255 * 128 in magnitude, so the int16 product (vpmullw /
+// vmull) is exact before widening to int32.
 inline index_t depthwise_pixel_simd(const std::int8_t* in_b, const std::int8_t* filter,
                                     const std::int32_t* bias, const DepthwiseConv2DParams& p,
+                                    const ChannelRequant* rq,
                                     index_t in_w, index_t channels, index_t kw, index_t y0,
                                     index_t x0, TapRange ry, TapRange rx, std::int8_t* y) {
   const Window2D& w = p.window;
   index_t c = 0;
+  (void)rq;  // the vector paths requantise with requantize8
 #if KILN_INT8_AVX2
   const __m256i off = _mm256_set1_epi16(static_cast<short>(p.input_offset));
   for (; c + 16 <= channels; c += 16) {
@@ -135,6 +138,13 @@ inline index_t depthwise_pixel_simd(const std::int8_t* in_b, const std::int8_t* 
       for (index_t k = 0; k < taps_w; ++k, px += col_step, f += channels) tap(px, f);
     }
     const OutputStage& o = p.output;
+    if (rq) {
+      y[c] = apply_channel(a0, rq[c], o);
+      y[c + 1] = apply_channel(a1, rq[c + 1], o);
+      y[c + 2] = apply_channel(a2, rq[c + 2], o);
+      y[c + 3] = apply_channel(a3, rq[c + 3], o);
+      continue;
+    }
     const index_t k = o.per_channel ? c : 0, d = o.per_channel ? 1 : 0;
     y[c] = o.apply_with(a0, o.multiplier[k], o.shift[k]);
     y[c + 1] = o.apply_with(a1, o.multiplier[k + d], o.shift[k + d]);
@@ -174,6 +184,12 @@ inline Status depthwise_conv2d(const DepthwiseConv2DParams& p, const Shape& inpu
 
   // Output channels handled per pass; 64 int32 accumulators = 256 bytes of stack.
   constexpr index_t kBlock = 64;
+  // Without vector units: the channels' requantisation constants once per call (ChannelRequant).
+  const ChannelRequant* rq = nullptr;
+#if !(KILN_INT8_AVX2 || KILN_INT8_SSE41 || KILN_INT8_NEON)
+  ChannelRequant rq_storage[KILN_INT8_REQUANT_CHANNELS];
+  if (dm == 1 && channel_requant(p.output, out_c, rq_storage)) rq = rq_storage;
+#endif
   for (index_t b = 0; b < batches; ++b) {
     const std::int8_t* in_b = input + b * in_h * in_w * in_c;
     for (index_t oy = 0; oy < out_h; ++oy) {
@@ -184,7 +200,7 @@ inline Status depthwise_conv2d(const DepthwiseConv2DParams& p, const Shape& inpu
         const detail::TapRange rx = detail::valid_taps(x0, kw, w.dilation_w, in_w);
         std::int8_t* y = output + ((b * out_h + oy) * out_w + ox) * out_c;
         index_t c_done = 0;
-        if (dm == 1) c_done = detail::depthwise_pixel_simd(in_b, filter, bias, p, in_w, in_c, kw, y0, x0, ry, rx, y);
+        if (dm == 1) c_done = detail::depthwise_pixel_simd(in_b, filter, bias, p, rq, in_w, in_c, kw, y0, x0, ry, rx, y);
         for (index_t c0 = c_done; c0 < out_c; c0 += kBlock) {
           const index_t nc = out_c - c0 < kBlock ? out_c - c0 : kBlock;
           std::int32_t acc[kBlock];
