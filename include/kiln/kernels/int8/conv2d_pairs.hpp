@@ -30,21 +30,8 @@
 
 namespace kiln::kernels::int8::detail {
 
-/// dst[i] = src[i] + offset as int16, groups of four in the order (0, 2, 1, 3); a tail of
-/// n % 4 elements in order.
-inline void widen_column(const std::int8_t* src, index_t n, std::int32_t offset, std::int16_t* dst) {
-  const std::uint32_t off2 = dsp::both_halves(offset);
-  index_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const std::uint32_t v = dsp::load32(src + i);
-    dsp::store32(dst + i, dsp::sxtab16(off2, v));
-    dsp::store32(dst + i + 2, dsp::sxtab16_ror8(off2, v));
-  }
-  for (; i < n; ++i) dst[i] = static_cast<std::int16_t>(src[i] + offset);
-}
-
 /// acc[2r + p] += column p . weight row r over n elements: column 0 at `c`, column 1 at
-/// c + KILN_INT8_CONV_COLUMN (widen_column's order), rows at w0 and w1. Written with one column
+/// c + KILN_INT8_CONV_COLUMN (dsp::widen_column's order), rows at w0 and w1. Written with one column
 /// pointer and the columns a constant apart so that the loop's state (4 accumulators, 3
 /// pointers, the end) nearly fits the M4's registers (unrolling further only adds spills).
 inline void dot_2x2(const std::int16_t* c, const std::int8_t* w0, const std::int8_t* w1, index_t n,
@@ -142,7 +129,7 @@ inline void conv2d_pairs(const Window2D& w, std::int32_t input_offset, const Out
     const std::int8_t* px = window_patch(input + b * in_h * in_w * in_c, in_w, in_c, kh, kw, w, y0, x0,
                                          valid_taps(y0, kh, w.dilation_h, in_h),
                                          valid_taps(x0, kw, w.dilation_w, in_w), zero_point, patch);
-    widen_column(px, patch_len, input_offset, cols[slot]);
+    dsp::widen_column(px, patch_len, input_offset, cols[slot]);
   };
   for (index_t q = 0; q < pixels; q += 2) {
     const bool two = q + 1 < pixels;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../../core/config.hpp"
 #include "isa.hpp"
 
 namespace kiln::kernels::int8::dsp {
@@ -76,5 +77,19 @@ inline std::int32_t smlatt(std::uint32_t x, std::uint32_t y, std::int32_t acc) {
   return static_cast<std::int32_t>(static_cast<std::uint32_t>(acc) + static_cast<std::uint32_t>(detail::hi(x) * detail::hi(y)));
 }
 #endif
+
+/// dst[i] = src[i] + offset as int16, groups of four in the order (0, 2, 1, 3): the order in
+/// which sxtb16 / sxtb16_ror8 unpack a word of int8 weights, so one SMLAD pairs them; a tail of
+/// n % 4 elements in order.
+inline void widen_column(const std::int8_t* src, index_t n, std::int32_t offset, std::int16_t* dst) {
+  const std::uint32_t off2 = both_halves(offset);
+  index_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const std::uint32_t v = load32(src + i);
+    store32(dst + i, sxtab16(off2, v));
+    store32(dst + i + 2, sxtab16_ror8(off2, v));
+  }
+  for (; i < n; ++i) dst[i] = static_cast<std::int16_t>(src[i] + offset);
+}
 
 }  // namespace kiln::kernels::int8::dsp
