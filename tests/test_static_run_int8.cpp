@@ -79,8 +79,11 @@ TEST_CASE("static int8: the PTQ-emitted model runs byte for byte as compile() ru
   const kiln::Tensor<float> ref = kiln::compile(tiny_int8::model)(xt);
   REQUIRE(ref.size() == 6);
   for (kiln::index_t i = 0; i < 6; ++i) CHECK(y[static_cast<std::size_t>(i)] == ref[i]);
-  // Multipliers are constants of the schedule: one per output channel of each linear/conv.
-  CHECK(kTiny.int8_channels == 4 + 6 + 3);
+  // Multipliers are constants of the schedule: one per output channel of each linear/conv, one
+  // for a layer whose channels all share multiplier and shift (runtime/int8_static.hpp's
+  // compact_per_tensor): the conv's 4 scales differ, the linears' 6 and 3 are all equal.
+  CHECK(kTiny.int8_channels == 4 + 1 + 1);
+  CHECK(kMixed.int8_channels == 4 + 1);  // depthwise: 4 scales; the linear: a per-tensor scale
 }
 
 TEST_CASE("static int8: depthwise conv, broadcasting qadd, average pools, two outputs") {

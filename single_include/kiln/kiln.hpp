@@ -10394,9 +10394,54 @@ constexpr Status lower_int8_static(const Graph& g, const passes::Fusion& f, int 
   return Status();
 }
 
-/// Runs a lowered int8 step: `at(base, offset, dtype)` resolves a value's address, `ws` is the
-/// step's scratch (workspace_bytes), `out` the node's buffer.
-template <class At>
+/// A per-channel output stage whose channels all have one multiplier and shift (per-tensor
+/// weight scales, e.g. every FULLY_CONNECTED of the MLPerf Tiny models) keeps one entry: the
+/// stage becomes per tensor, same bits, and the schedule stores 8 bytes instead of 8 per channel.
+/// Returns the entries to keep of the `n` in mult/shift.
+constexpr index_t compact_per_tensor(StaticInt8& q, const std::int32_t* mult, const std::int32_t* shift, index_t n) {
+  for (index_t k = 1; k < n; ++k)
+    if (mult[k] != mult[0] || shift[k] != shift[0]) return n;
+  if (n <= 1) return n;
+  q.call.fc.output.per_channel = q.call.conv.output.per_channel = q.call.dw.output.per_channel = false;
+  return 1;
+}
+
+/// The kernel a static int8 step calls. The runner instantiates run_int8_static once per kind a
+/// model uses, so an image links only its model's kernels (run_int8's switch would link all).
+enum class Int8Kernel : std::uint8_t { fully_connected, conv2d, depthwise_conv2d, add, softmax, max_pool, avg_pool, other };
+
+constexpr Int8Kernel int8_kernel(const Int8Call& c) {
+  switch (c.op) {
+    case Op::qlinear: return Int8Kernel::fully_connected;
+    case Op::qconv2d:
+      return c.depthwise ? Int8Kernel::depthwise_conv2d : c.groups > 1 ? Int8Kernel::other : Int8Kernel::conv2d;
+    case Op::qadd: return Int8Kernel::add;
+    case Op::qsoftmax: return Int8Kernel::softmax;
+    case Op::qpool2d: return c.rk == ReduceKind::max ? Int8Kernel::max_pool : Int8Kernel::avg_pool;
+    default: return Int8Kernel::other;
+  }
+}
+
+/// run_int8 for kernel K only (Int8Kernel::other: run_int8 itself, e.g. quantize, grouped convs).
+template <Int8Kernel K>
+Status run_int8_as(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w, const std::int32_t* bias,
+                   void* y, void* scratch) {
+  namespace k8 = kernels::int8;
+  const auto* xi = static_cast<const std::int8_t*>(x);
+  auto* yi = static_cast<std::int8_t*>(y);
+  if constexpr (K == Int8Kernel::fully_connected) return k8::fully_connected(c.fc, c.x, xi, c.w, w, bias, c.y, yi);
+  else if constexpr (K == Int8Kernel::conv2d) return k8::conv2d(c.conv, c.x, xi, c.w, w, bias, c.y, yi);
+  else if constexpr (K == Int8Kernel::depthwise_conv2d) return k8::depthwise_conv2d(c.dw, c.x, xi, c.w, w, bias, c.y, yi);
+  else if constexpr (K == Int8Kernel::add) return qadd_broadcast(c, xi, static_cast<const std::int8_t*>(x2), yi);
+  else if constexpr (K == Int8Kernel::softmax) return k8::softmax(c.softmax, c.x, xi, c.y, yi);
+  else if constexpr (K == Int8Kernel::max_pool) return k8::max_pool2d(c.pool, c.x, xi, c.y, yi);
+  else if constexpr (K == Int8Kernel::avg_pool) return k8::avg_pool2d(c.pool, c.x, xi, c.y, yi);
+  else return run_int8(c, x, x2, w, bias, y, scratch);
+}
+
+/// Runs a lowered int8 step with kernel K (int8_kernel(q.call)): `at(base, offset, dtype)`
+/// resolves a value's address, `ws` is the step's scratch (workspace_bytes), `out` the node's buffer.
+template <Int8Kernel K, class At>
 Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std::int32_t* shift, At&& at,
                        char* ws, void* out) {
   auto dense = [&](const Int8Ref& r) -> const void* {
@@ -10425,7 +10470,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
   }
   const auto* bias = q.bias.base >= 0 ? reinterpret_cast<const std::int32_t*>(at(q.bias.base, q.bias.offset, q.bias.dtype))
                                       : nullptr;
-  return run_int8(c, x, x2, w, bias, out, scratch);
+  return run_int8_as<K>(c, x, x2, w, bias, out, scratch);
 }
 
 }  // namespace kiln::runtime
@@ -10872,17 +10917,22 @@ struct FixedSchedule {
   constexpr int lower_int8(const Graph& g, const passes::Fusion& f, int root) {
     StaticInt8 q;
     const index_t begin = MaxInt8 > 0 ? num_channels : 0;
-    const index_t need = g[root].op == Op::qlinear || g[root].op == Op::qconv2d ? g[g[root].inputs[1]].shape[0] : 0;
-    if (begin + need > MaxChannels) {
+    index_t need = g[root].op == Op::qlinear || g[root].op == Op::qconv2d ? g[g[root].inputs[1]].shape[0] : 0;
+    // Prepared into locals (one call's channels, at most kCallChannels), compacted (per-tensor
+    // scales keep one entry), then copied into the arrays (without MaxInt8 nothing is kept).
+    constexpr index_t kCallChannels = 4096;
+    std::int32_t m[kCallChannels]{}, sh[kCallChannels]{};
+    if (need <= kCallChannels) {
+      const Status st = lower_int8_static(g, f, root, q, m, sh);
+      if (!st.ok() && status.ok()) status = st;
+      need = compact_per_tensor(q, m, sh, need);
+    }
+    if (need > kCallChannels || begin + need > MaxChannels) {
       if (status.ok())
         status = Status(Errc::not_supported) << op_name(g[root].op) << ": more output channels than the static "
                                              << "schedule holds (" << static_cast<long long>(need) << ')';
       return -1;
     }
-    // Prepared into locals, then copied into the arrays (without MaxInt8 nothing is kept).
-    std::int32_t m[MaxChannels > 0 ? MaxChannels : 1]{}, sh[MaxChannels > 0 ? MaxChannels : 1]{};
-    const Status st = lower_int8_static(g, f, root, q, m, sh);
-    if (!st.ok() && status.ok()) status = st;
     for (index_t k = 0; k < need && MaxInt8 > 0; ++k) {
       mult[begin + k] = m[k];
       shift[begin + k] = sh[k];
@@ -13708,7 +13758,7 @@ struct StaticModel {
 
  private:
   // The int8 steps' address resolver: one type for every step, so run_int8_static is instantiated
-  // once per model rather than once per step (a lambda in run_step<I> is a new type each time).
+  // once per kernel kind of the model rather than once per step (a lambda in run_step<I> is a new type each time).
   struct EnvAt {
     const Env& e;
     const char* operator()(int base, index_t offset, DType t) const { return e.ptr(base, offset, t); }
@@ -13730,8 +13780,8 @@ struct StaticModel {
     else if constexpr (s.kind == GroupKind::offload)
       static_assert(s.kind != GroupKind::offload, "kiln::run: accelerator regions run through compile()");
     else if constexpr (s.kind == GroupKind::int8) {
-      const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
-      (void)runtime::run_int8_static(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
+      constexpr const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
+      (void)runtime::run_int8_static<runtime::int8_kernel(q.call)>(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
                                      s.workspace_bytes >= 0 ? e.arena + s.workspace_bytes : nullptr,
                                      runtime::step_run::node_out(e, s));  // parameters checked at compile time
     }

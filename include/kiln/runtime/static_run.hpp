@@ -262,7 +262,7 @@ struct StaticModel {
 
  private:
   // The int8 steps' address resolver: one type for every step, so run_int8_static is instantiated
-  // once per model rather than once per step (a lambda in run_step<I> is a new type each time).
+  // once per kernel kind of the model rather than once per step (a lambda in run_step<I> is a new type each time).
   struct EnvAt {
     const Env& e;
     const char* operator()(int base, index_t offset, DType t) const { return e.ptr(base, offset, t); }
@@ -284,8 +284,8 @@ struct StaticModel {
     else if constexpr (s.kind == GroupKind::offload)
       static_assert(s.kind != GroupKind::offload, "kiln::run: accelerator regions run through compile()");
     else if constexpr (s.kind == GroupKind::int8) {
-      const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
-      (void)runtime::run_int8_static(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
+      constexpr const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
+      (void)runtime::run_int8_static<runtime::int8_kernel(q.call)>(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
                                      s.workspace_bytes >= 0 ? e.arena + s.workspace_bytes : nullptr,
                                      runtime::step_run::node_out(e, s));  // parameters checked at compile time
     }
