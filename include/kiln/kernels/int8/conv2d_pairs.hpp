@@ -120,8 +120,9 @@ inline void conv2d_pairs(const Window2D& w, std::int32_t input_offset, const Out
   const std::int8_t zero_point = static_cast<std::int8_t>(-input_offset);
   alignas(4) std::int16_t cols[2][KILN_INT8_CONV_COLUMN];
   alignas(4) std::int8_t patch[KILN_INT8_CONV_COLUMN];
-  ChannelRequant rq[KILN_INT8_REQUANT_CHANNELS];  // both roundings in one SMLAL when they fit
-  const bool fast = channel_requant(out, out_c, rq);
+  ChannelRequant rq[KILN_INT8_REQUANT_CHANNELS];  // bias and both roundings in one record per channel
+  const bool fast = channel_requant(out, out_c, rq, bias);
+  const std::int32_t out_offset = out.output_offset, act_min = out.act_min, act_max = out.act_max;
   // Widens output pixel q's window into cols[slot].
   auto load_column = [&](index_t q, int slot) {
     const index_t b = q / (out_h * out_w), oy = q / out_w % out_h, ox = q % out_w;
@@ -138,19 +139,27 @@ inline void conv2d_pairs(const Window2D& w, std::int32_t input_offset, const Out
     else std::memcpy(cols[1], cols[0], static_cast<std::size_t>(patch_len) * sizeof(std::int16_t));
     std::int8_t* y0 = output + q * out_c;
     std::int8_t* y1 = two ? y0 + out_c : y0;  // a lone last pixel writes its outputs twice
+    if (fast) {
+      // Pointers advance with the channel pair; the record holds bias and constants (few loads).
+      const ChannelRequant* r = rq;
+      const std::int8_t* wp = filter;
+      for (index_t oc = 0; oc < out_c; oc += 2, r += 2, wp += 2 * patch_len) {
+        const index_t d = oc + 1 < out_c ? 1 : 0;  // a lone last channel is computed twice
+        std::int32_t acc[4] = {r[0].bias, r[0].bias, r[d].bias, r[d].bias};
+        dot_2x2(cols[0], wp, wp + d * patch_len, patch_len, acc);
+        y0[oc] = apply_channel(acc[0], r[0], out_offset, act_min, act_max);
+        y1[oc] = apply_channel(acc[1], r[0], out_offset, act_min, act_max);
+        y0[oc + d] = apply_channel(acc[2], r[d], out_offset, act_min, act_max);
+        y1[oc + d] = apply_channel(acc[3], r[d], out_offset, act_min, act_max);
+      }
+      continue;
+    }
     for (index_t oc = 0; oc < out_c; oc += 2) {
-      const index_t od = oc + 1 < out_c ? oc + 1 : oc;  // a lone last channel is computed twice
+      const index_t od = oc + 1 < out_c ? oc + 1 : oc;
       std::int32_t acc[4];
       acc[0] = acc[1] = bias ? bias[oc] : 0;
       acc[2] = acc[3] = bias ? bias[od] : 0;
       dot_2x2(cols[0], filter + oc * patch_len, filter + od * patch_len, patch_len, acc);
-      if (fast) {
-        y0[oc] = apply_channel(acc[0], rq[oc], out);
-        y1[oc] = apply_channel(acc[1], rq[oc], out);
-        y0[od] = apply_channel(acc[2], rq[od], out);
-        y1[od] = apply_channel(acc[3], rq[od], out);
-        continue;
-      }
       const index_t kc = out.per_channel ? oc : 0, kd = out.per_channel ? od : 0;
       const std::int32_t mc = out.multiplier[kc], sc = out.shift[kc];
       const std::int32_t md = out.multiplier[kd], sd = out.shift[kd];
