@@ -6424,7 +6424,7 @@ struct OutputStage {
 
 #ifndef KILN_INT8_REQUANT_CHANNELS
 /// Output channels whose requantisation constants a kernel without vector units precomputes on
-/// the stack (ChannelRequant, 12 bytes each); layers with more channels use OutputStage::apply.
+/// the stack (ChannelRequant, 16 bytes each); layers with more channels use OutputStage::apply.
 #define KILN_INT8_REQUANT_CHANNELS 256
 #endif
 
@@ -6437,30 +6437,37 @@ struct ChannelRequant {
   std::int32_t multiplier = 0;
   std::int32_t high_add = 0;     ///< 2^(r-2)
   std::int32_t shift_right = 0;  ///< r - 1
+  std::int32_t bias = 0;         ///< the channel's bias (0 without), for kernels that start from it
 };
 
-/// Fills c[0, n) from `s` when every channel fits ChannelRequant's form (else false: apply()).
-inline bool channel_requant(const OutputStage& s, index_t n, ChannelRequant* c) {
+/// Fills c[0, n) from `s` (and `bias`, may be null) when every channel fits ChannelRequant's
+/// form (else false: use OutputStage::apply).
+inline bool channel_requant(const OutputStage& s, index_t n, ChannelRequant* c, const std::int32_t* bias = nullptr) {
   if (n > KILN_INT8_REQUANT_CHANNELS) return false;
   for (index_t k = 0; k < n; ++k) {
     const index_t j = s.per_channel ? k : 0;
     const std::int32_t m = s.multiplier[j], shift = s.shift[j];
     if (m < 0 || shift > -2 || shift < -31) return false;
-    c[k] = ChannelRequant{m, std::int32_t{1} << (-shift - 2), -shift - 1};
+    c[k] = ChannelRequant{m, std::int32_t{1} << (-shift - 2), -shift - 1, bias ? bias[k] : 0};
   }
   return true;
 }
 
-/// OutputStage::apply(acc, channel) with the channel's ChannelRequant: the same bits.
-inline std::int8_t apply_channel(std::int32_t acc, const ChannelRequant& c, const OutputStage& s) {
+/// OutputStage::apply(acc, channel) with the channel's ChannelRequant and the stage's output
+/// offset and clamp (passed as values so that a kernel keeps them in registers): the same bits.
+inline std::int8_t apply_channel(std::int32_t acc, const ChannelRequant& c, std::int32_t output_offset,
+                                 std::int32_t act_min, std::int32_t act_max) {
   const std::uint32_t lo = (static_cast<std::uint32_t>(acc) & 0x80000000u) | 0x40000000u;
   const std::int32_t hi = (acc >> 31) + c.high_add;
   const std::int64_t addend = static_cast<std::int64_t>((static_cast<std::uint64_t>(static_cast<std::uint32_t>(hi)) << 32) | lo);
   const std::int64_t sum = addend + static_cast<std::int64_t>(acc) * c.multiplier;  // SMLAL
-  std::int32_t v = quant::wrapping_add(static_cast<std::int32_t>(sum >> 32) >> c.shift_right, s.output_offset);
-  v = v < s.act_min ? s.act_min : v;
-  v = v > s.act_max ? s.act_max : v;
+  std::int32_t v = quant::wrapping_add(static_cast<std::int32_t>(sum >> 32) >> c.shift_right, output_offset);
+  v = v < act_min ? act_min : v;
+  v = v > act_max ? act_max : v;
   return static_cast<std::int8_t>(v);
+}
+inline std::int8_t apply_channel(std::int32_t acc, const ChannelRequant& c, const OutputStage& s) {
+  return apply_channel(acc, c, s.output_offset, s.act_min, s.act_max);
 }
 
 /// y[i] = stage.apply(acc[i], c0 + i) for i < 8. Vector form on AVX2 and NEON, same bits:
@@ -6789,8 +6796,9 @@ inline void conv2d_pairs(const Window2D& w, std::int32_t input_offset, const Out
   const std::int8_t zero_point = static_cast<std::int8_t>(-input_offset);
   alignas(4) std::int16_t cols[2][KILN_INT8_CONV_COLUMN];
   alignas(4) std::int8_t patch[KILN_INT8_CONV_COLUMN];
-  ChannelRequant rq[KILN_INT8_REQUANT_CHANNELS];  // both roundings in one SMLAL when they fit
-  const bool fast = channel_requant(out, out_c, rq);
+  ChannelRequant rq[KILN_INT8_REQUANT_CHANNELS];  // bias and both roundings in one record per channel
+  const bool fast = channel_requant(out, out_c, rq, bias);
+  const std::int32_t out_offset = out.output_offset, act_min = out.act_min, act_max = out.act_max;
   // Widens output pixel q's window into cols[slot].
   auto load_column = [&](index_t q, int slot) {
     const index_t b = q / (out_h * out_w), oy = q / out_w % out_h, ox = q % out_w;
@@ -6807,19 +6815,27 @@ inline void conv2d_pairs(const Window2D& w, std::int32_t input_offset, const Out
     else std::memcpy(cols[1], cols[0], static_cast<std::size_t>(patch_len) * sizeof(std::int16_t));
     std::int8_t* y0 = output + q * out_c;
     std::int8_t* y1 = two ? y0 + out_c : y0;  // a lone last pixel writes its outputs twice
+    if (fast) {
+      // Pointers advance with the channel pair; the record holds bias and constants (few loads).
+      const ChannelRequant* r = rq;
+      const std::int8_t* wp = filter;
+      for (index_t oc = 0; oc < out_c; oc += 2, r += 2, wp += 2 * patch_len) {
+        const index_t d = oc + 1 < out_c ? 1 : 0;  // a lone last channel is computed twice
+        std::int32_t acc[4] = {r[0].bias, r[0].bias, r[d].bias, r[d].bias};
+        dot_2x2(cols[0], wp, wp + d * patch_len, patch_len, acc);
+        y0[oc] = apply_channel(acc[0], r[0], out_offset, act_min, act_max);
+        y1[oc] = apply_channel(acc[1], r[0], out_offset, act_min, act_max);
+        y0[oc + d] = apply_channel(acc[2], r[d], out_offset, act_min, act_max);
+        y1[oc + d] = apply_channel(acc[3], r[d], out_offset, act_min, act_max);
+      }
+      continue;
+    }
     for (index_t oc = 0; oc < out_c; oc += 2) {
-      const index_t od = oc + 1 < out_c ? oc + 1 : oc;  // a lone last channel is computed twice
+      const index_t od = oc + 1 < out_c ? oc + 1 : oc;
       std::int32_t acc[4];
       acc[0] = acc[1] = bias ? bias[oc] : 0;
       acc[2] = acc[3] = bias ? bias[od] : 0;
       dot_2x2(cols[0], filter + oc * patch_len, filter + od * patch_len, patch_len, acc);
-      if (fast) {
-        y0[oc] = apply_channel(acc[0], rq[oc], out);
-        y1[oc] = apply_channel(acc[1], rq[oc], out);
-        y0[od] = apply_channel(acc[2], rq[od], out);
-        y1[od] = apply_channel(acc[3], rq[od], out);
-        continue;
-      }
       const index_t kc = out.per_channel ? oc : 0, kd = out.per_channel ? od : 0;
       const std::int32_t mc = out.multiplier[kc], sc = out.shift[kc];
       const std::int32_t md = out.multiplier[kd], sd = out.shift[kd];
@@ -13552,9 +13568,16 @@ struct OutputCopy {
 template <int S, int C, int V, int N, int O, int Q, int CH>
 struct Schedule {
   runtime::FixedSchedule<S, C, V, Q, CH> lowered;
-  StepNode nodes[S > 0 ? S : 1]{};
   BaseLoc bases[N > 0 ? N : 1]{};
   OutputCopy outputs[O > 0 ? O : 1]{};
+};
+
+/// Each step's root node and input shapes, a constant of its own (step_nodes_of): only the
+/// non-int8 step kinds read it at run time, so an int8 model's image does not hold it
+/// (StepNode is ~400 bytes a step).
+template <int S>
+struct StepNodes {
+  StepNode nodes[S > 0 ? S : 1]{};
 };
 
 constexpr runtime::Loc base_loc(int base, index_t offset, DType t) {
@@ -13591,9 +13614,6 @@ constexpr Schedule<S, C, V, N, O, Q, CH> make_schedule(const StaticPlan& p) {
         s.bias_at = base_loc(v.base, v.offset, v.dtype);
       }
     }
-    const Node& n = g[s.node];
-    sc.nodes[k].root = n;
-    for (int in = 0; in < n.num_inputs; ++in) sc.nodes[k].in[in] = g[n.inputs[in]].shape;
   }
   for (int k = 0; k < O; ++k) {
     const int from = p.memory.output_copy_from[k];
@@ -13609,6 +13629,19 @@ template <const StaticPlan& P>
 inline constexpr auto schedule_of =
     make_schedule<P.kernels(), P.code_size, P.num_specs, P.graph.size(), P.graph.num_outputs(), P.num_int8,
                   P.int8_channels>(P);
+
+template <int S, class Lowered>
+constexpr StepNodes<S> make_step_nodes(const StaticPlan& p, const Lowered& lowered) {
+  StepNodes<S> r;
+  for (int k = 0; k < S; ++k) {
+    const Node& n = p.graph[lowered.steps[k].node];
+    r.nodes[k].root = n;
+    for (int in = 0; in < n.num_inputs; ++in) r.nodes[k].in[in] = p.graph[n.inputs[in]].shape;
+  }
+  return r;
+}
+template <const StaticPlan& P>
+inline constexpr auto step_nodes_of = make_step_nodes<P.kernels()>(P, schedule_of<P>.lowered);
 
 /// The graph node of model input `k`.
 constexpr int input_node(const Graph& g, int k) {
@@ -13705,6 +13738,7 @@ struct StaticModel {
   static constexpr int num_outputs = P.graph.num_outputs();
   static constexpr int num_steps = P.kernels();
   static constexpr const auto& schedule = static_run_detail::schedule_of<P>;
+  static constexpr const auto& step_nodes = static_run_detail::step_nodes_of<P>;  // steps' root nodes
 
   /// Element count and dtype of model input / output k.
   static constexpr index_t input_elements(int k) { return P.graph[static_run_detail::input_node(P.graph, k)].shape.numel(); }
@@ -13742,7 +13776,7 @@ struct StaticModel {
       return s.workspace_bytes >= 0 ? reinterpret_cast<float*>(arena + s.workspace_bytes) : nullptr;
     }
     const static_run_detail::StepNode& node(const runtime::Step& s) const {
-      return schedule.nodes[&s - schedule.lowered.steps];
+      return step_nodes.nodes[&s - schedule.lowered.steps];
     }
     const Node& root(const runtime::Step& s) const { return node(s).root; }
     const Shape& input_shape(const runtime::Step& s, int k) const { return node(s).in[k]; }
