@@ -10448,6 +10448,7 @@ constexpr Status lower_int8_static(const Graph& g, const passes::Fusion& f, int 
 /// stage becomes per tensor, same bits, and the schedule stores 8 bytes instead of 8 per channel.
 /// Returns the entries to keep of the `n` in mult/shift.
 constexpr index_t compact_per_tensor(StaticInt8& q, const std::int32_t* mult, const std::int32_t* shift, index_t n) {
+  if (q.call.groups > 1) return n;  // grouped_conv offsets the multipliers per group
   for (index_t k = 1; k < n; ++k)
     if (mult[k] != mult[0] || shift[k] != shift[0]) return n;
   if (n <= 1) return n;
