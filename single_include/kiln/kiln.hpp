@@ -6805,8 +6805,15 @@ inline void conv2d_pairs(const Window2D& w, std::int32_t input_offset, const Out
   ChannelRequant rq[KILN_INT8_REQUANT_CHANNELS];  // bias and both roundings in one record per channel
   const bool fast = channel_requant(out, out_c, rq, bias);
   const std::int32_t out_offset = out.output_offset, act_min = out.act_min, act_max = out.act_max;
-  // Widens output pixel q's window into cols[slot].
+  // Widens output pixel q's window into cols[slot]. A pointwise conv (1x1, stride 1, no padding:
+  // the MobileNet/DS-CNN expansions) reads pixel q's channels in place, no window arithmetic.
+  const bool pointwise = kh == 1 && kw == 1 && w.stride_h == 1 && w.stride_w == 1 && w.pad_top == 0 &&
+                         w.pad_left == 0 && out_h == in_h && out_w == in_w;
   auto load_column = [&](index_t q, int slot) {
+    if (pointwise) {
+      dsp::widen_column(input + q * in_c, in_c, input_offset, cols[slot]);
+      return;
+    }
     const index_t b = q / (out_h * out_w), oy = q / out_w % out_h, ox = q % out_w;
     const index_t y0 = oy * w.stride_h - w.pad_top, x0 = ox * w.stride_w - w.pad_left;
     const std::int8_t* px = window_patch(input + b * in_h * in_w * in_c, in_w, in_c, kh, kw, w, y0, x0,
