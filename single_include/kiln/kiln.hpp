@@ -418,6 +418,7 @@ enum class Errc : std::uint8_t {
   capacity_exceeded,
   invalid_argument,
   not_supported,
+  non_finite,  ///< a training step met NaN/Inf (its update was not applied)
 };
 
 constexpr const char* errc_name(Errc e) {
@@ -431,6 +432,7 @@ constexpr const char* errc_name(Errc e) {
     case Errc::capacity_exceeded: return "capacity exceeded";
     case Errc::invalid_argument: return "invalid argument";
     case Errc::not_supported: return "not supported";
+    case Errc::non_finite: return "non-finite value";
   }
   return "?";
 }
@@ -1553,9 +1555,13 @@ inline constexpr int kMaxGraphIO = 16;
 inline constexpr int kMaxUpdates = 64;
 
 /// After a run, parameter node `param` holds the value of node `value` (both the same shape).
+/// A step flag (`finite_flag`) is a rank-0 parameter an optimiser sets to 0 when it skipped the
+/// step for a non-finite gradient: the caller of the run reads it and reports the error
+/// (trace/nonfinite.hpp), so the check costs one float read per step.
 struct Update {
   int param = -1;
   int value = -1;
+  bool finite_flag = false;
 };
 
 class Graph {
@@ -1654,7 +1660,7 @@ class Graph {
   /// Records that parameter node `param` takes the value of `value` when the run ends: every
   /// read of the old value happens during the run, the write-back after it (so the order of
   /// updates and reads never matters). One update per parameter.
-  constexpr bool add_update(int param, int value) {
+  constexpr bool add_update(int param, int value, bool finite_flag = false) {
     if (!status_.ok()) return false;
     if (param < 0 || param >= size_ || value < 0 || value >= size_ || nodes_[param].op != Op::parameter) {
       set_error(Status(Errc::invalid_argument) << "assign: the target is not a parameter of this graph");
@@ -1675,7 +1681,7 @@ class Graph {
       set_error(Status(Errc::capacity_exceeded) << "assign: more than " << kMaxUpdates << " parameter updates");
       return false;
     }
-    updates_[num_updates_++] = Update{param, value};
+    updates_[num_updates_++] = Update{param, value, finite_flag};
     return true;
   }
 
@@ -1733,7 +1739,7 @@ class Graph {
     size_ = n;
     for (int i = 0; i < num_inputs_; ++i) inputs_[i] = remap[inputs_[i]];
     for (int i = 0; i < num_outputs_; ++i) outputs_[i] = remap[outputs_[i]];
-    for (int i = 0; i < num_updates_; ++i) updates_[i] = Update{remap[updates_[i].param], remap[updates_[i].value]};
+    for (int i = 0; i < num_updates_; ++i) updates_[i] = Update{remap[updates_[i].param], remap[updates_[i].value], updates_[i].finite_flag};
     return removed;
   }
 
@@ -11411,7 +11417,8 @@ constexpr void report_static_trace_error(const Status& s) {
     case Errc::rank_too_large: static_error::rank_too_large(s); return;
     case Errc::dtype_mismatch: static_error::dtype_mismatch(s); return;
     case Errc::capacity_exceeded: static_error::graph_capacity_exceeded_raise_KILN_MAX_NODES(s); return;
-    case Errc::invalid_argument: static_error::invalid_argument(s); return;
+    case Errc::invalid_argument:
+    case Errc::non_finite: static_error::invalid_argument(s); return;
     case Errc::not_supported: static_error::not_supported(s); return;
   }
 }
@@ -11447,6 +11454,9 @@ class Tracer {
   Graph graph;
   /// A node whose value gates every kiln::assign while an UpdateGate is alive (-1: none).
   int update_gate = -1;
+  /// The loss of the latest kiln::grad call (-1: none): an optimiser also skips the step when it
+  /// is not finite (a loss of -inf can have finite gradients).
+  int last_loss = -1;
 
   /// A stable copy of `bytes` bytes at `data`, shared with an earlier capture of equal bytes.
   /// Matching by contents, not address: a temporary freed during the trace may be followed by
@@ -13190,6 +13200,7 @@ auto grad(const L& loss, const W&... wrt) {
       }
     }
     int grads[n]{};
+    t->last_loss = loss.id();
     if (!passes::append_gradients(t->graph, loss.id(), ids, static_cast<int>(n), grads).ok()) return R{};
     return detail::sym_grads<R>(t, grads, std::index_sequence_for<W...>{});
   } else {
@@ -13227,6 +13238,18 @@ void assign(Parameter& p, const V& value) {
                                         << "): call the function through kiln::eager(fn) or kiln::compile(fn)");
   }
 }
+
+namespace detail {
+
+/// Records `flag` (rank 0: 1 when the step's gradients were finite, else 0) as the step flag the
+/// caller of the run checks (Update::finite_flag): never gated, so it is written on every step.
+inline void assign_finite_flag(Parameter& flag, const SymTensor& value) {
+  Tracer* t = value.tracer();
+  if (!t || !value.valid()) return;
+  t->graph.add_update(node_in(*t, flag), value.id(), true);
+}
+
+}  // namespace detail
 
 /// While alive, every kiln::assign of the trace that `mask` belongs to writes its new value only
 /// where `mask` is non-zero and keeps the old one elsewhere. With a rank-0 mask a whole
@@ -14005,7 +14028,9 @@ class Interpreter {
  public:
   explicit Interpreter(const Graph& g) : g_(g), values_(static_cast<std::size_t>(g.size())), ptrs_(values_.size()) {}
 
-  void run(const void* const* inputs) {
+  /// Runs every node; `write_back` false leaves the parameters as they were (a re-run that only
+  /// looks at the values, as the non-finite diagnosis does).
+  void run(const void* const* inputs, bool write_back = true) {
     for (int id = 0; id < g_.size(); ++id) {
       const Node& n = g_[id];
       const auto i = static_cast<std::size_t>(id);
@@ -14033,7 +14058,7 @@ class Interpreter {
       ptrs_[i] = values_[i].data();
     }
     // Parameter write-back after the whole graph ran (Graph::add_update).
-    for (int k = 0; k < g_.num_updates(); ++k) {
+    for (int k = 0; write_back && k < g_.num_updates(); ++k) {
       const Update& u = g_.update(k);
       const Node& p = g_[u.param];
       std::memcpy(const_cast<void*>(p.data), ptrs_[static_cast<std::size_t>(u.value)],
@@ -14052,6 +14077,98 @@ class Interpreter {
 
 }  // namespace kiln::detail
 // ---- end kiln/trace/interpret.hpp ----
+
+// ---- begin kiln/trace/nonfinite.hpp ----
+// kiln/trace/nonfinite.hpp — reporting a training step that met NaN or Inf.
+//
+// An optimiser (train/optim.hpp) gates its whole update on "every gradient is finite" inside the
+// graph, so a bad step changes no parameter and no optimiser state, and it records that verdict
+// in a rank-0 step flag (Update::finite_flag). After each run the caller — kiln::compile's call
+// or kiln::eager's — reads the flag (one float). Only when it is 0 does the diagnosis run: the
+// traced graph is interpreted again node by node on the same inputs (the parameters are
+// unchanged, so this recomputes the very same step) without write-back, and the first node in
+// topological order whose output is non-finite although its inputs are finite is named in the
+// error, with its shape and its inputs: that is where the NaN was born (a log of 0, a division
+// by 0, an overflowing exp, or NaN already in an input or a parameter).
+
+#include <cmath>
+
+
+namespace kiln::detail {
+
+/// Whether the run that just ended had a step flag at 0 (an optimiser skipped its update).
+inline bool step_skipped(const Graph& g) {
+  for (int k = 0; k < g.num_updates(); ++k) {
+    const Update& u = g.update(k);
+    if (u.finite_flag && *static_cast<const float*>(g[u.param].data) == 0.f) return true;
+  }
+  return false;
+}
+
+/// Counts the NaN and infinite elements of a float value.
+inline index_t count_nonfinite(const void* data, const Node& n, index_t* nans) {
+  *nans = 0;
+  if (n.dtype != DType::f32 || !data) return 0;
+  const float* v = static_cast<const float*>(data);
+  index_t bad = 0;
+  for (index_t i = 0, e = n.shape.numel(); i < e; ++i) {
+    if (std::isnan(v[i])) ++*nans;
+    if (!std::isfinite(v[i])) ++bad;
+  }
+  return bad;
+}
+
+inline void describe_for_status(Status& s, const Graph& g, int id) {
+  const Node& n = g[id];
+  s << '%' << id << ' ';
+  if (n.op == Op::elementwise) s << ewfn_name(n.fn);
+  else if (n.op == Op::input) s << "input " << n.index;
+  else s << op_name(n.op);
+  s << ' ' << n.shape;
+}
+
+/// The error for a step whose optimiser found a non-finite gradient: names the node where the
+/// first non-finite value appeared (see the header comment). `inputs` are the step's inputs.
+inline Status explain_skipped_step(const Graph& g, const void* const* inputs) {
+  Interpreter again(g);
+  again.run(inputs, false);
+  Status s(Errc::non_finite);
+  s << "training step skipped, parameters unchanged: ";
+  for (int id = 0; id < g.size(); ++id) {
+    const Node& n = g[id];
+    index_t nans = 0;
+    const index_t bad = count_nonfinite(again.value(id), n, &nans);
+    if (bad == 0) continue;
+    bool inputs_finite = true;
+    for (int k = 0; k < n.num_inputs && inputs_finite; ++k) {
+      index_t ignored = 0;
+      inputs_finite = count_nonfinite(again.value(n.inputs[k]), g[n.inputs[k]], &ignored) == 0;
+    }
+    if (!inputs_finite) continue;
+    describe_for_status(s, g, id);
+    const bool leaf = n.op == Op::input || n.op == Op::parameter || n.op == Op::constant;
+    s << (leaf ? " holds " : " gives ") << static_cast<long long>(bad) << (nans == bad ? " NaN" : nans ? " NaN/Inf" : " Inf")
+      << (leaf ? "" : " from finite inputs");
+    for (int k = 0; k < n.num_inputs && k < 2; ++k) {
+      s << (k ? ", " : " (");
+      describe_for_status(s, g, n.inputs[k]);
+    }
+    if (n.num_inputs > 0) s << ')';
+    return s;
+  }
+  // Every value finite when interpreted: the fused plan met a non-finite value the op-by-op run
+  // does not (a rounding-order difference at the edge of the float range).
+  s << "a gradient was non-finite in the compiled step, but not when the step is re-run op by op";
+  return s;
+}
+
+/// After a run of graph `g` on `inputs`: reports a skipped step (fail()), else nothing.
+inline void check_step_flags(const Graph& g, const void* const* inputs) {
+  if (g.num_updates() > 0 && step_skipped(g)) fail(explain_skipped_step(g, inputs));
+}
+
+}  // namespace kiln::detail
+// ---- end kiln/trace/nonfinite.hpp ----
 
 namespace kiln {
 
@@ -14362,6 +14479,7 @@ class Compiled {
     int ni = 0;
     (bind_input(ins, ni, args), ...);
     run_entry(e, ins, outs);
+    detail::check_step_flags(e.traced->graph, ins);  // an optimiser skipped a non-finite step
   }
 
   /// Calls f(view, k) for each output: a TensorView/Tensor, or a tuple of them. A Tensor is
@@ -14544,6 +14662,7 @@ struct Eager {
     (bind(args), ...);
     detail::Interpreter run(g);
     run.run(ins);
+    detail::check_step_flags(g, ins);  // an optimiser skipped a non-finite step
     R result{};
     bool ok = true;
     detail::Results<R>::each(result, [&](auto& t, int k) {
@@ -14969,6 +15088,15 @@ inline Tensor<float> one_hot(const std::vector<int>& labels, int classes) {
 // corrections (1 - beta^t, computed in the graph as 1 - exp(t ln beta)) stay right on every call
 // of the same plan. Hyper-parameters are baked into the trace: after changing one, reset() the
 // compiled step.
+//
+// Non-finite steps: by default (NonFinite::error) the whole update — parameters, moments, step
+// counter — is gated in the graph on "every gradient is finite", so a NaN or Inf step changes
+// nothing, and the caller of the step gets an Errc::non_finite error naming the op where the
+// first non-finite value appeared (trace/nonfinite.hpp); NonFinite::skip skips silently and
+// counts; NonFinite::apply is torch.optim's behaviour (no check, the NaN reaches the weights).
+// The check is one reduction over the gradients per step. Under an outer kiln::UpdateGate
+// (GradScaler's, which expects overflowing steps and skips them itself) the update is gated on
+// both and no error is raised.
 
 #include <cmath>
 #include <memory>
@@ -15007,6 +15135,66 @@ inline std::vector<std::unique_ptr<Parameter>> zeros_like(const std::vector<Para
   return out;
 }
 
+/// 1 (rank 0, boolean) when every element of every gradient (and of `also`, rank 0, when given)
+/// is finite, else 0. g * 0 is 0 for a finite g and NaN for NaN or Inf, so the sum of all of
+/// them is 0 exactly when all are finite.
+template <class Tuple, class Also, std::size_t... I>
+auto all_finite(const Tuple& grads, const Also* also, std::index_sequence<I...>) {
+  auto zeros = (sum(reshape(std::get<I>(grads) * 0.f, Shape{-1}), 0) + ...);
+  return also ? eq(zeros + *also * 0.f, 0.f) : eq(zeros, 0.f);
+}
+template <class... G>
+auto all_finite(const std::tuple<G...>& grads) {
+  using First = std::tuple_element_t<0, std::tuple<G...>>;
+  return all_finite(grads, static_cast<const First*>(nullptr), std::index_sequence_for<G...>{});
+}
+
+}  // namespace detail
+
+/// What an optimiser does with a step whose gradients are not all finite (see the header comment).
+enum class NonFinite : std::uint8_t {
+  error,  ///< skip the update (parameters and state unchanged) and report Errc::non_finite
+  skip,   ///< skip the update silently; skipped_steps() counts it
+  apply,  ///< no check: apply the update whatever it holds (torch.optim)
+};
+
+namespace detail {
+
+/// The non-finite policy of one optimiser: its step flag, its skipped-step counter, and the gate
+/// around its update.
+class StepGuard {
+ public:
+  explicit StepGuard(NonFinite policy) : policy_(policy), flag_(Shape()), skipped_(Shape()) { flag_[0] = 1.f; }
+
+  /// Runs `update` (the optimiser's assign calls) gated as the policy says.
+  template <class... G, class Update>
+  void gated(const std::tuple<G...>& grads, Update&& update) {
+    using Anchor = std::remove_cv_t<std::remove_reference_t<decltype(std::get<0>(grads))>>;
+    if constexpr (is_sym_v<Anchor>) {
+      Tracer* t = std::get<0>(grads).tracer();
+      if (policy_ != NonFinite::apply && t) {
+        const SymTensor loss = t->last_loss >= 0 ? SymTensor(t, t->last_loss) : SymTensor();
+        const auto finite = all_finite(grads, loss.valid() ? &loss : nullptr, std::index_sequence_for<G...>{});
+        const int outer = t->update_gate;  // GradScaler's: it handles overflowing steps itself
+        if (policy_ == NonFinite::error && outer < 0) assign_finite_flag(flag_, where(finite, 1.f, 0.f));
+        assign(skipped_, lift(skipped_, finite) + where(finite, 0.f, 1.f));
+        const SymTensor gate = outer >= 0 ? where(SymTensor(t, outer), where(finite, 1.f, 0.f), 0.f) : finite;
+        UpdateGate g(gate);
+        update();
+        return;
+      }
+    }
+    update();
+  }
+  /// Steps whose update was skipped for a non-finite gradient (under NonFinite::error or skip).
+  long skipped() const { return static_cast<long>(skipped_[0]); }
+
+ private:
+  NonFinite policy_;
+  Parameter flag_;     // 1 after a finite step, 0 after a skipped one (read by the step's caller)
+  Parameter skipped_;  // count of skipped steps, kept by the graph
+};
+
 }  // namespace detail
 
 struct SGDOptions {
@@ -15015,6 +15203,7 @@ struct SGDOptions {
   float dampening = 0.f;
   float weight_decay = 0.f;
   bool nesterov = false;
+  NonFinite on_nonfinite = NonFinite::error;
 };
 
 /// torch.optim.SGD: g += wd p; with momentum, buf = g at the first step, then
@@ -15022,24 +15211,28 @@ struct SGDOptions {
 class SGD {
  public:
   SGD(std::initializer_list<Parameter*> params, SGDOptions o = {})
-      : params_(params), o_(o), momentum_(detail::zeros_like(params_)), steps_(Shape()) {}
+      : params_(params), o_(o), momentum_(detail::zeros_like(params_)), steps_(Shape()), guard_(o.on_nonfinite) {}
 
   template <class... G>
   void step(const std::tuple<G...>& grads) {
     if (!check_count(sizeof...(G), params_.size(), "SGD")) return;
-    const auto& anchor = std::get<0>(grads);
-    const auto first = eq(detail::lift(steps_, anchor), 0.f);  // torch: buf = g at the first step
-    detail::each_grad(grads, [&](std::size_t i, const auto& grad) {
-      const auto p = detail::lift(*params_[i], grad);
-      if (o_.weight_decay == 0.f) update(i, p, grad, first);
-      else update(i, p, grad + p * o_.weight_decay, first);
-    }, std::index_sequence_for<G...>{});
-    assign(steps_, detail::lift(steps_, anchor) + 1.f);
+    guard_.gated(grads, [&] {
+      const auto& anchor = std::get<0>(grads);
+      const auto first = eq(detail::lift(steps_, anchor), 0.f);  // torch: buf = g at the first step
+      detail::each_grad(grads, [&](std::size_t i, const auto& grad) {
+        const auto p = detail::lift(*params_[i], grad);
+        if (o_.weight_decay == 0.f) update(i, p, grad, first);
+        else update(i, p, grad + p * o_.weight_decay, first);
+      }, std::index_sequence_for<G...>{});
+      assign(steps_, detail::lift(steps_, anchor) + 1.f);
+    });
   }
 
   const std::vector<Parameter*>& params() const { return params_; }
   /// Steps taken (also state: updated by the graph).
   float steps() const { return steps_[0]; }
+  /// Steps skipped for a non-finite gradient (not counted in steps()).
+  long skipped_steps() const { return guard_.skipped(); }
 
  private:
   template <class P, class Grad, class First>
@@ -15065,6 +15258,7 @@ class SGD {
   SGDOptions o_;
   std::vector<std::unique_ptr<Parameter>> momentum_;
   Parameter steps_;
+  detail::StepGuard guard_;
 };
 
 struct AdamOptions {
@@ -15073,6 +15267,7 @@ struct AdamOptions {
   float beta2 = 0.999f;
   float eps = 1e-8f;
   float weight_decay = 0.f;
+  NonFinite on_nonfinite = NonFinite::error;
 };
 
 /// torch.optim.Adam (decoupled = false: g += wd p) and AdamW (decoupled = true: p *= 1 - lr wd),
@@ -15083,7 +15278,7 @@ class Adam {
  public:
   Adam(std::initializer_list<Parameter*> params, AdamOptions o = {}, bool decoupled = false)
       : params_(params), o_(o), decoupled_(decoupled), m_(detail::zeros_like(params_)), v_(detail::zeros_like(params_)),
-        steps_(Shape()) {}
+        steps_(Shape()), guard_(o.on_nonfinite) {}
 
   template <class... G>
   void step(const std::tuple<G...>& grads) {
@@ -15093,25 +15288,29 @@ class Adam {
                                           << static_cast<long long>(params_.size()) << " parameters");
       return;
     }
-    const auto& anchor = std::get<0>(grads);
-    auto t = detail::lift(steps_, anchor) + 1.f;
-    auto bc1 = 1.f - exp(t * std::log(o_.beta1));  // 1 - beta1^t
-    auto bc2 = 1.f - exp(t * std::log(o_.beta2));
-    auto step_size = o_.lr / bc1;  // a rank-0 value, broadcast
-    auto bc2_sqrt = sqrt(bc2);
-    detail::each_grad(
-        grads,
-        [&](std::size_t i, const auto& grad) {
-          const auto p = detail::lift(*params_[i], grad);
-          if (o_.weight_decay != 0.f && !decoupled_) update(i, p, grad + p * o_.weight_decay, step_size, bc2_sqrt);
-          else update(i, p, grad, step_size, bc2_sqrt);
-        },
-        std::index_sequence_for<G...>{});
-    assign(steps_, t);
+    guard_.gated(grads, [&] {
+      const auto& anchor = std::get<0>(grads);
+      auto t = detail::lift(steps_, anchor) + 1.f;
+      auto bc1 = 1.f - exp(t * std::log(o_.beta1));  // 1 - beta1^t
+      auto bc2 = 1.f - exp(t * std::log(o_.beta2));
+      auto step_size = o_.lr / bc1;  // a rank-0 value, broadcast
+      auto bc2_sqrt = sqrt(bc2);
+      detail::each_grad(
+          grads,
+          [&](std::size_t i, const auto& grad) {
+            const auto p = detail::lift(*params_[i], grad);
+            if (o_.weight_decay != 0.f && !decoupled_) update(i, p, grad + p * o_.weight_decay, step_size, bc2_sqrt);
+            else update(i, p, grad, step_size, bc2_sqrt);
+          },
+          std::index_sequence_for<G...>{});
+      assign(steps_, t);
+    });
   }
 
   const std::vector<Parameter*>& params() const { return params_; }
   float steps() const { return steps_[0]; }
+  /// Steps skipped for a non-finite gradient (not counted in steps()).
+  long skipped_steps() const { return guard_.skipped(); }
 
  private:
   template <class P, class Grad, class S, class B>
@@ -15134,10 +15333,12 @@ class Adam {
   bool decoupled_;
   std::vector<std::unique_ptr<Parameter>> m_, v_;
   Parameter steps_;
+  detail::StepGuard guard_;
 };
 
 /// torch.optim.AdamW: Adam with decoupled weight decay (default weight_decay 0.01, as torch).
-inline Adam AdamW(std::initializer_list<Parameter*> params, AdamOptions o = {0.001f, 0.9f, 0.999f, 1e-8f, 0.01f}) {
+inline Adam AdamW(std::initializer_list<Parameter*> params,
+                  AdamOptions o = {0.001f, 0.9f, 0.999f, 1e-8f, 0.01f, NonFinite::error}) {
   return Adam(params, o, true);
 }
 

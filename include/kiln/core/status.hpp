@@ -27,6 +27,7 @@ enum class Errc : std::uint8_t {
   capacity_exceeded,
   invalid_argument,
   not_supported,
+  non_finite,  ///< a training step met NaN/Inf (its update was not applied)
 };
 
 constexpr const char* errc_name(Errc e) {
@@ -40,6 +41,7 @@ constexpr const char* errc_name(Errc e) {
     case Errc::capacity_exceeded: return "capacity exceeded";
     case Errc::invalid_argument: return "invalid argument";
     case Errc::not_supported: return "not supported";
+    case Errc::non_finite: return "non-finite value";
   }
   return "?";
 }

@@ -15,9 +15,13 @@ inline constexpr int kMaxGraphIO = 16;
 inline constexpr int kMaxUpdates = 64;
 
 /// After a run, parameter node `param` holds the value of node `value` (both the same shape).
+/// A step flag (`finite_flag`) is a rank-0 parameter an optimiser sets to 0 when it skipped the
+/// step for a non-finite gradient: the caller of the run reads it and reports the error
+/// (trace/nonfinite.hpp), so the check costs one float read per step.
 struct Update {
   int param = -1;
   int value = -1;
+  bool finite_flag = false;
 };
 
 class Graph {
@@ -116,7 +120,7 @@ class Graph {
   /// Records that parameter node `param` takes the value of `value` when the run ends: every
   /// read of the old value happens during the run, the write-back after it (so the order of
   /// updates and reads never matters). One update per parameter.
-  constexpr bool add_update(int param, int value) {
+  constexpr bool add_update(int param, int value, bool finite_flag = false) {
     if (!status_.ok()) return false;
     if (param < 0 || param >= size_ || value < 0 || value >= size_ || nodes_[param].op != Op::parameter) {
       set_error(Status(Errc::invalid_argument) << "assign: the target is not a parameter of this graph");
@@ -137,7 +141,7 @@ class Graph {
       set_error(Status(Errc::capacity_exceeded) << "assign: more than " << kMaxUpdates << " parameter updates");
       return false;
     }
-    updates_[num_updates_++] = Update{param, value};
+    updates_[num_updates_++] = Update{param, value, finite_flag};
     return true;
   }
 
@@ -195,7 +199,7 @@ class Graph {
     size_ = n;
     for (int i = 0; i < num_inputs_; ++i) inputs_[i] = remap[inputs_[i]];
     for (int i = 0; i < num_outputs_; ++i) outputs_[i] = remap[outputs_[i]];
-    for (int i = 0; i < num_updates_; ++i) updates_[i] = Update{remap[updates_[i].param], remap[updates_[i].value]};
+    for (int i = 0; i < num_updates_; ++i) updates_[i] = Update{remap[updates_[i].param], remap[updates_[i].value], updates_[i].finite_flag};
     return removed;
   }
 

@@ -27,6 +27,7 @@
 #include "grad.hpp"
 #include "guard.hpp"
 #include "interpret.hpp"
+#include "nonfinite.hpp"
 
 namespace kiln {
 
@@ -337,6 +338,7 @@ class Compiled {
     int ni = 0;
     (bind_input(ins, ni, args), ...);
     run_entry(e, ins, outs);
+    detail::check_step_flags(e.traced->graph, ins);  // an optimiser skipped a non-finite step
   }
 
   /// Calls f(view, k) for each output: a TensorView/Tensor, or a tuple of them. A Tensor is
@@ -519,6 +521,7 @@ struct Eager {
     (bind(args), ...);
     detail::Interpreter run(g);
     run.run(ins);
+    detail::check_step_flags(g, ins);  // an optimiser skipped a non-finite step
     R result{};
     bool ok = true;
     detail::Results<R>::each(result, [&](auto& t, int k) {

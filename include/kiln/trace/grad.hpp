@@ -81,6 +81,7 @@ auto grad(const L& loss, const W&... wrt) {
       }
     }
     int grads[n]{};
+    t->last_loss = loss.id();
     if (!passes::append_gradients(t->graph, loss.id(), ids, static_cast<int>(n), grads).ok()) return R{};
     return detail::sym_grads<R>(t, grads, std::index_sequence_for<W...>{});
   } else {
@@ -118,6 +119,18 @@ void assign(Parameter& p, const V& value) {
                                         << "): call the function through kiln::eager(fn) or kiln::compile(fn)");
   }
 }
+
+namespace detail {
+
+/// Records `flag` (rank 0: 1 when the step's gradients were finite, else 0) as the step flag the
+/// caller of the run checks (Update::finite_flag): never gated, so it is written on every step.
+inline void assign_finite_flag(Parameter& flag, const SymTensor& value) {
+  Tracer* t = value.tracer();
+  if (!t || !value.valid()) return;
+  t->graph.add_update(node_in(*t, flag), value.id(), true);
+}
+
+}  // namespace detail
 
 /// While alive, every kiln::assign of the trace that `mask` belongs to writes its new value only
 /// where `mask` is non-zero and keeps the old one elsewhere. With a rank-0 mask a whole

@@ -20,7 +20,9 @@ class Interpreter {
  public:
   explicit Interpreter(const Graph& g) : g_(g), values_(static_cast<std::size_t>(g.size())), ptrs_(values_.size()) {}
 
-  void run(const void* const* inputs) {
+  /// Runs every node; `write_back` false leaves the parameters as they were (a re-run that only
+  /// looks at the values, as the non-finite diagnosis does).
+  void run(const void* const* inputs, bool write_back = true) {
     for (int id = 0; id < g_.size(); ++id) {
       const Node& n = g_[id];
       const auto i = static_cast<std::size_t>(id);
@@ -48,7 +50,7 @@ class Interpreter {
       ptrs_[i] = values_[i].data();
     }
     // Parameter write-back after the whole graph ran (Graph::add_update).
-    for (int k = 0; k < g_.num_updates(); ++k) {
+    for (int k = 0; write_back && k < g_.num_updates(); ++k) {
       const Update& u = g_.update(k);
       const Node& p = g_[u.param];
       std::memcpy(const_cast<void*>(p.data), ptrs_[static_cast<std::size_t>(u.value)],

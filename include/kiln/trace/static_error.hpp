@@ -35,7 +35,8 @@ constexpr void report_static_trace_error(const Status& s) {
     case Errc::rank_too_large: static_error::rank_too_large(s); return;
     case Errc::dtype_mismatch: static_error::dtype_mismatch(s); return;
     case Errc::capacity_exceeded: static_error::graph_capacity_exceeded_raise_KILN_MAX_NODES(s); return;
-    case Errc::invalid_argument: static_error::invalid_argument(s); return;
+    case Errc::invalid_argument:
+    case Errc::non_finite: static_error::invalid_argument(s); return;
     case Errc::not_supported: static_error::not_supported(s); return;
   }
 }

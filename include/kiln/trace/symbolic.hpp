@@ -28,6 +28,9 @@ class Tracer {
   Graph graph;
   /// A node whose value gates every kiln::assign while an UpdateGate is alive (-1: none).
   int update_gate = -1;
+  /// The loss of the latest kiln::grad call (-1: none): an optimiser also skips the step when it
+  /// is not finite (a loss of -inf can have finite gradients).
+  int last_loss = -1;
 
   /// A stable copy of `bytes` bytes at `data`, shared with an earlier capture of equal bytes.
   /// Matching by contents, not address: a temporary freed during the trace may be followed by

@@ -76,11 +76,8 @@ class GradScaler {
   }
   template <class Tuple, class S, std::size_t... I>
   auto unscale(const Tuple& scaled, const S& s, std::index_sequence<I...>) const {
-    // g * 0 is 0 for a finite g and NaN otherwise: the sum over every gradient is 0 exactly when
-    // all are finite.
-    const auto nonfinite = (sum(reshape(stored(std::get<I>(scaled)) * 0.f, Shape{-1}), 0) + ...);
-    const auto finite = eq(nonfinite, 0.f);
-    return std::make_pair(Tuple{stored(std::get<I>(scaled)) / s...}, finite);
+    const Tuple kept{stored(std::get<I>(scaled))...};
+    return std::make_pair(Tuple{std::get<I>(kept) / s...}, detail::all_finite(kept));
   }
 
   GradScalerOptions o_;

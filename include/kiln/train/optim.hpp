@@ -9,6 +9,15 @@
 // corrections (1 - beta^t, computed in the graph as 1 - exp(t ln beta)) stay right on every call
 // of the same plan. Hyper-parameters are baked into the trace: after changing one, reset() the
 // compiled step.
+//
+// Non-finite steps: by default (NonFinite::error) the whole update — parameters, moments, step
+// counter — is gated in the graph on "every gradient is finite", so a NaN or Inf step changes
+// nothing, and the caller of the step gets an Errc::non_finite error naming the op where the
+// first non-finite value appeared (trace/nonfinite.hpp); NonFinite::skip skips silently and
+// counts; NonFinite::apply is torch.optim's behaviour (no check, the NaN reaches the weights).
+// The check is one reduction over the gradients per step. Under an outer kiln::UpdateGate
+// (GradScaler's, which expects overflowing steps and skips them itself) the update is gated on
+// both and no error is raised.
 #pragma once
 
 #include <cmath>
@@ -18,6 +27,7 @@
 #include <vector>
 
 #include "../trace/grad.hpp"
+#include "../trace/nonfinite.hpp"
 #include "losses.hpp"
 
 namespace kiln {
@@ -51,6 +61,66 @@ inline std::vector<std::unique_ptr<Parameter>> zeros_like(const std::vector<Para
   return out;
 }
 
+/// 1 (rank 0, boolean) when every element of every gradient (and of `also`, rank 0, when given)
+/// is finite, else 0. g * 0 is 0 for a finite g and NaN for NaN or Inf, so the sum of all of
+/// them is 0 exactly when all are finite.
+template <class Tuple, class Also, std::size_t... I>
+auto all_finite(const Tuple& grads, const Also* also, std::index_sequence<I...>) {
+  auto zeros = (sum(reshape(std::get<I>(grads) * 0.f, Shape{-1}), 0) + ...);
+  return also ? eq(zeros + *also * 0.f, 0.f) : eq(zeros, 0.f);
+}
+template <class... G>
+auto all_finite(const std::tuple<G...>& grads) {
+  using First = std::tuple_element_t<0, std::tuple<G...>>;
+  return all_finite(grads, static_cast<const First*>(nullptr), std::index_sequence_for<G...>{});
+}
+
+}  // namespace detail
+
+/// What an optimiser does with a step whose gradients are not all finite (see the header comment).
+enum class NonFinite : std::uint8_t {
+  error,  ///< skip the update (parameters and state unchanged) and report Errc::non_finite
+  skip,   ///< skip the update silently; skipped_steps() counts it
+  apply,  ///< no check: apply the update whatever it holds (torch.optim)
+};
+
+namespace detail {
+
+/// The non-finite policy of one optimiser: its step flag, its skipped-step counter, and the gate
+/// around its update.
+class StepGuard {
+ public:
+  explicit StepGuard(NonFinite policy) : policy_(policy), flag_(Shape()), skipped_(Shape()) { flag_[0] = 1.f; }
+
+  /// Runs `update` (the optimiser's assign calls) gated as the policy says.
+  template <class... G, class Update>
+  void gated(const std::tuple<G...>& grads, Update&& update) {
+    using Anchor = std::remove_cv_t<std::remove_reference_t<decltype(std::get<0>(grads))>>;
+    if constexpr (is_sym_v<Anchor>) {
+      Tracer* t = std::get<0>(grads).tracer();
+      if (policy_ != NonFinite::apply && t) {
+        const SymTensor loss = t->last_loss >= 0 ? SymTensor(t, t->last_loss) : SymTensor();
+        const auto finite = all_finite(grads, loss.valid() ? &loss : nullptr, std::index_sequence_for<G...>{});
+        const int outer = t->update_gate;  // GradScaler's: it handles overflowing steps itself
+        if (policy_ == NonFinite::error && outer < 0) assign_finite_flag(flag_, where(finite, 1.f, 0.f));
+        assign(skipped_, lift(skipped_, finite) + where(finite, 0.f, 1.f));
+        const SymTensor gate = outer >= 0 ? where(SymTensor(t, outer), where(finite, 1.f, 0.f), 0.f) : finite;
+        UpdateGate g(gate);
+        update();
+        return;
+      }
+    }
+    update();
+  }
+  /// Steps whose update was skipped for a non-finite gradient (under NonFinite::error or skip).
+  long skipped() const { return static_cast<long>(skipped_[0]); }
+
+ private:
+  NonFinite policy_;
+  Parameter flag_;     // 1 after a finite step, 0 after a skipped one (read by the step's caller)
+  Parameter skipped_;  // count of skipped steps, kept by the graph
+};
+
 }  // namespace detail
 
 struct SGDOptions {
@@ -59,6 +129,7 @@ struct SGDOptions {
   float dampening = 0.f;
   float weight_decay = 0.f;
   bool nesterov = false;
+  NonFinite on_nonfinite = NonFinite::error;
 };
 
 /// torch.optim.SGD: g += wd p; with momentum, buf = g at the first step, then
@@ -66,24 +137,28 @@ struct SGDOptions {
 class SGD {
  public:
   SGD(std::initializer_list<Parameter*> params, SGDOptions o = {})
-      : params_(params), o_(o), momentum_(detail::zeros_like(params_)), steps_(Shape()) {}
+      : params_(params), o_(o), momentum_(detail::zeros_like(params_)), steps_(Shape()), guard_(o.on_nonfinite) {}
 
   template <class... G>
   void step(const std::tuple<G...>& grads) {
     if (!check_count(sizeof...(G), params_.size(), "SGD")) return;
-    const auto& anchor = std::get<0>(grads);
-    const auto first = eq(detail::lift(steps_, anchor), 0.f);  // torch: buf = g at the first step
-    detail::each_grad(grads, [&](std::size_t i, const auto& grad) {
-      const auto p = detail::lift(*params_[i], grad);
-      if (o_.weight_decay == 0.f) update(i, p, grad, first);
-      else update(i, p, grad + p * o_.weight_decay, first);
-    }, std::index_sequence_for<G...>{});
-    assign(steps_, detail::lift(steps_, anchor) + 1.f);
+    guard_.gated(grads, [&] {
+      const auto& anchor = std::get<0>(grads);
+      const auto first = eq(detail::lift(steps_, anchor), 0.f);  // torch: buf = g at the first step
+      detail::each_grad(grads, [&](std::size_t i, const auto& grad) {
+        const auto p = detail::lift(*params_[i], grad);
+        if (o_.weight_decay == 0.f) update(i, p, grad, first);
+        else update(i, p, grad + p * o_.weight_decay, first);
+      }, std::index_sequence_for<G...>{});
+      assign(steps_, detail::lift(steps_, anchor) + 1.f);
+    });
   }
 
   const std::vector<Parameter*>& params() const { return params_; }
   /// Steps taken (also state: updated by the graph).
   float steps() const { return steps_[0]; }
+  /// Steps skipped for a non-finite gradient (not counted in steps()).
+  long skipped_steps() const { return guard_.skipped(); }
 
  private:
   template <class P, class Grad, class First>
@@ -109,6 +184,7 @@ class SGD {
   SGDOptions o_;
   std::vector<std::unique_ptr<Parameter>> momentum_;
   Parameter steps_;
+  detail::StepGuard guard_;
 };
 
 struct AdamOptions {
@@ -117,6 +193,7 @@ struct AdamOptions {
   float beta2 = 0.999f;
   float eps = 1e-8f;
   float weight_decay = 0.f;
+  NonFinite on_nonfinite = NonFinite::error;
 };
 
 /// torch.optim.Adam (decoupled = false: g += wd p) and AdamW (decoupled = true: p *= 1 - lr wd),
@@ -127,7 +204,7 @@ class Adam {
  public:
   Adam(std::initializer_list<Parameter*> params, AdamOptions o = {}, bool decoupled = false)
       : params_(params), o_(o), decoupled_(decoupled), m_(detail::zeros_like(params_)), v_(detail::zeros_like(params_)),
-        steps_(Shape()) {}
+        steps_(Shape()), guard_(o.on_nonfinite) {}
 
   template <class... G>
   void step(const std::tuple<G...>& grads) {
@@ -137,25 +214,29 @@ class Adam {
                                           << static_cast<long long>(params_.size()) << " parameters");
       return;
     }
-    const auto& anchor = std::get<0>(grads);
-    auto t = detail::lift(steps_, anchor) + 1.f;
-    auto bc1 = 1.f - exp(t * std::log(o_.beta1));  // 1 - beta1^t
-    auto bc2 = 1.f - exp(t * std::log(o_.beta2));
-    auto step_size = o_.lr / bc1;  // a rank-0 value, broadcast
-    auto bc2_sqrt = sqrt(bc2);
-    detail::each_grad(
-        grads,
-        [&](std::size_t i, const auto& grad) {
-          const auto p = detail::lift(*params_[i], grad);
-          if (o_.weight_decay != 0.f && !decoupled_) update(i, p, grad + p * o_.weight_decay, step_size, bc2_sqrt);
-          else update(i, p, grad, step_size, bc2_sqrt);
-        },
-        std::index_sequence_for<G...>{});
-    assign(steps_, t);
+    guard_.gated(grads, [&] {
+      const auto& anchor = std::get<0>(grads);
+      auto t = detail::lift(steps_, anchor) + 1.f;
+      auto bc1 = 1.f - exp(t * std::log(o_.beta1));  // 1 - beta1^t
+      auto bc2 = 1.f - exp(t * std::log(o_.beta2));
+      auto step_size = o_.lr / bc1;  // a rank-0 value, broadcast
+      auto bc2_sqrt = sqrt(bc2);
+      detail::each_grad(
+          grads,
+          [&](std::size_t i, const auto& grad) {
+            const auto p = detail::lift(*params_[i], grad);
+            if (o_.weight_decay != 0.f && !decoupled_) update(i, p, grad + p * o_.weight_decay, step_size, bc2_sqrt);
+            else update(i, p, grad, step_size, bc2_sqrt);
+          },
+          std::index_sequence_for<G...>{});
+      assign(steps_, t);
+    });
   }
 
   const std::vector<Parameter*>& params() const { return params_; }
   float steps() const { return steps_[0]; }
+  /// Steps skipped for a non-finite gradient (not counted in steps()).
+  long skipped_steps() const { return guard_.skipped(); }
 
  private:
   template <class P, class Grad, class S, class B>
@@ -178,10 +259,12 @@ class Adam {
   bool decoupled_;
   std::vector<std::unique_ptr<Parameter>> m_, v_;
   Parameter steps_;
+  detail::StepGuard guard_;
 };
 
 /// torch.optim.AdamW: Adam with decoupled weight decay (default weight_decay 0.01, as torch).
-inline Adam AdamW(std::initializer_list<Parameter*> params, AdamOptions o = {0.001f, 0.9f, 0.999f, 1e-8f, 0.01f}) {
+inline Adam AdamW(std::initializer_list<Parameter*> params,
+                  AdamOptions o = {0.001f, 0.9f, 0.999f, 1e-8f, 0.01f, NonFinite::error}) {
   return Adam(params, o, true);
 }
 
