@@ -77,6 +77,14 @@ constexpr auto grouped = [](auto x) {  // x f32 [1, 4, 4, 4]
 constexpr kiln::StaticPlan kGrouped = kiln::plan(grouped, kiln::input<float>({1, 4, 4, 4}));
 static_assert(kGrouped.ok());
 
+// QUANTIZE of an int8 value (TFLite's requantise: new scale and zero point).
+constexpr auto requantised = [](auto x) {
+  auto q = kiln::quantize(x, kiln::QuantParams{0.02f, 3});
+  return kiln::dequantize(kiln::quantize(q, kiln::QuantParams{0.05f, -7}));
+};
+constexpr kiln::StaticPlan kRequant = kiln::plan(requantised, kiln::input<float>({1, 64}));
+static_assert(kRequant.ok());
+
 std::vector<float> inputs(std::size_t n, unsigned seed) {
   std::mt19937 gen(seed);
   std::vector<float> v(n);
@@ -137,4 +145,20 @@ TEST_CASE("static int8: a grouped conv with a per-tensor scale keeps its per-cha
     }
     CHECK(nonzero > 8);  // not trivially zero
   }
+}
+
+TEST_CASE("static int8: QUANTIZE of an int8 value requantises as compile() does") {
+  const std::vector<float> x = inputs(64, 6);
+  alignas(kiln::kAlignment) static std::uint8_t arena[kRequant.arena_bytes() + 1];
+  std::vector<float> y(64, -1.f);
+  kiln::run<kRequant>(arena, x.data(), y.data());
+  kiln::Tensor<float> xt({1, 64});
+  for (std::size_t i = 0; i < x.size(); ++i) xt[static_cast<kiln::index_t>(i)] = x[i];
+  const kiln::Tensor<float> ref = kiln::compile(requantised)(xt);
+  int distinct_from_input = 0;
+  for (kiln::index_t i = 0; i < 64; ++i) {
+    CHECK(y[static_cast<std::size_t>(i)] == ref[i]);
+    distinct_from_input += ref[i] != x[static_cast<std::size_t>(i)];
+  }
+  CHECK(distinct_from_input > 8);  // the coarser scale changes values: the step did something
 }

@@ -10412,6 +10412,9 @@ constexpr Int8Call without_channels(const Int8Call& c) {
   r.in = c.in;
   r.out = c.out;
   r.depthwise = c.depthwise;
+  r.groups = c.groups;  // (these three were not copied: grouped convs ran as one conv and failed
+  r.requant = c.requant;        // its shape check, an i8 -> i8 quantize did not requantise)
+  r.requantize = c.requantize;
   r.rk = c.rk;
   r.fc = kernels::int8::FullyConnectedParams{c.fc.input_offset, stage(c.fc.output)};
   r.conv = kernels::int8::Conv2DParams{c.conv.window, c.conv.input_offset, stage(c.conv.output)};
