@@ -68,3 +68,28 @@ TEST_CASE("quantize over arrays equals quantize_value element by element") {
     CHECK(got[static_cast<std::size_t>(n)] == 0x5A);
   }
 }
+
+TEST_CASE("quantize_value is TFLite's float rounding: std::round(x / scale) + zero point, saturated") {
+  // The reference rounds with the C library's roundf (half away from zero, TfLiteRound); kiln
+  // rounds in float by truncation and the exact fraction (no double arithmetic on FPUs without it).
+  for (const q::TensorQuant tq : {q::TensorQuant{0.02f, 3}, q::TensorQuant{1.f, -128}, q::TensorQuant{0.0039215689f, 127},
+                                  q::TensorQuant{7.5f, 0}, q::TensorQuant{3e-7f, -5}}) {
+    index_t bad = 0, checked = 0;
+    for (const float x : probe_values(tq)) {
+      const float r = x / tq.scale;
+      std::int32_t want;
+      if (r != r) want = tq.zero_point;
+      else if (r >= 1e9f) want = 127;
+      else if (r <= -1e9f) want = -128;
+      else {
+        const long v = static_cast<long>(std::round(r)) + tq.zero_point;
+        want = static_cast<std::int32_t>(v < -128 ? -128 : v > 127 ? 127 : v);
+      }
+      bad += q::quantize_value(x, tq) != want;
+      ++checked;
+    }
+    INFO("scale " << tq.scale << " zero point " << tq.zero_point);
+    CHECK(bad == 0);
+    CHECK(checked > 60000);
+  }
+}

@@ -7,6 +7,7 @@
 #include <kiln/quant/multiplier.hpp>
 #include <kiln/quant/params.hpp>
 #include <kiln/quant/quantize.hpp>
+#include <kiln/kernels/int8/requant.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -176,6 +177,41 @@ TEST_CASE("multiply_by_quantized_multiplier: TFLite's double rounding, within 1 
   CHECK(multiply_by_quantized_multiplier(-5, 1 << 30, -1) == -1);  // -5 * 0.25: srdhm -2 (tie -2.5 up), /2 -> -1
   CHECK(multiply_by_quantized_multiplier(kMax, kMax, 0) == 2147483646);
   CHECK(multiply_by_quantized_multiplier(1000, 1 << 30, -31) == 0);
+}
+
+TEST_CASE("one-SMLAL requantisation (multiplier >= 0) equals SRDHM then the divide on all of int32") {
+  // quant::detail::srdhm_divide_nonnegative (inside multiply_by_quantized_multiplier and its
+  // smaller-than-one twin) and kernels::int8::apply_channel fold both roundings into one 64-bit
+  // multiply-add; here against the reference's two separate roundings over every shift, extreme
+  // and random accumulators (no headroom assumed) and multipliers including 0 and 2^31 - 1.
+  ref::Rng rng(2718);
+  const std::int32_t xs_fixed[] = {0, 1, -1, 2, -2, 3, -3, kMin, kMin + 1, kMax, kMax - 1, 1 << 30, -(1 << 30),
+                                   (1 << 30) - 1, -(1 << 30) - 1, 12345, -12345};
+  const std::int32_t ms_fixed[] = {0, 1, 1 << 30, (1 << 30) + 1, kMax, kMax - 1, 1518500250};
+  namespace k8 = kiln::kernels::int8;
+  long checked = 0, fast = 0;
+  for (int shift = -31; shift <= 31; ++shift) {
+    for (int trial = 0; trial < 600; ++trial) {
+      const std::int32_t x = trial < 17 ? xs_fixed[trial] : static_cast<std::int32_t>(rng.gen());
+      const std::int32_t m = trial % 9 < 7 ? ms_fixed[trial % 7] : static_cast<std::int32_t>(rng.gen() >> 1);
+      REQUIRE(multiply_by_quantized_multiplier(x, m, shift) == ref::mbqm(x, m, shift));
+      if (shift <= 0) REQUIRE(multiply_by_quantized_multiplier_smaller_than_one(x, m, shift) == ref::rdbpot(ref::srdhm(x, m), -shift));
+      // The kernels' per-channel form, with an output offset and a relu-like clamp.
+      const std::int32_t shifts[] = {shift};
+      const std::int32_t mults[] = {m};
+      const k8::OutputStage stage{mults, shifts, true, -7, -20, 127};
+      k8::ChannelRequant c;
+      if (k8::channel_requant(stage, 1, &c)) {
+        REQUIRE(k8::apply_channel(x, c, stage) == ref::requant(x, m, shift, -7, -20, 127));
+        ++fast;
+      }
+      ++checked;
+    }
+  }
+  CHECK(fast == 600 * 30);  // shifts -31..-2 take the per-channel form, the others do not
+  CHECK(checked == 600 * 63);
+  // The one saturating SRDHM input still saturates (a negative multiplier: the general path).
+  CHECK(multiply_by_quantized_multiplier(kMin, kMin, 0) == kMax);
 }
 
 TEST_CASE("exp_on_negative_values and 1/(1+x) approximate the real functions") {

@@ -60,6 +60,31 @@ constexpr kiln::StaticPlan kMixed = kiln::plan(mixed, kiln::input<float>({1, 4, 
 static_assert(kMixed.ok());
 static_assert(kMixed.arena_bytes() == kMixed.lower_bound());
 
+// A grouped (not depthwise) conv with a per-tensor weight scale: its multipliers stay one per
+// channel (grouped_conv offsets them per group), the stage stays per channel.
+constexpr auto kGw = bytes<4 * 3 * 3 * 2>(5);
+constexpr float kGwScale[1] = {0.004f};
+constexpr std::int32_t kGwBias[4] = {30, -60, 0, 90};
+constexpr kiln::TensorView<const std::int8_t> Gw(kGw.data(), {4, 3, 3, 2});
+constexpr kiln::TensorView<const float> GwScale(kGwScale, {1});
+constexpr kiln::TensorView<const std::int32_t> GwBias(kGwBias, {4});
+constexpr auto grouped = [](auto x) {  // x f32 [1, 4, 4, 4]
+  auto q = kiln::quantize(x, kiln::QuantParams{0.02f, 3});
+  auto g = kiln::qconv2d(q, Gw, GwScale, GwBias, kiln::QuantParams{0.03f, -4},
+                         kiln::Conv2dOptions().with_groups(2).with_padding(kiln::Padding2d::same()));
+  return kiln::dequantize(g);
+};
+constexpr kiln::StaticPlan kGrouped = kiln::plan(grouped, kiln::input<float>({1, 4, 4, 4}));
+static_assert(kGrouped.ok());
+
+// QUANTIZE of an int8 value (TFLite's requantise: new scale and zero point).
+constexpr auto requantised = [](auto x) {
+  auto q = kiln::quantize(x, kiln::QuantParams{0.02f, 3});
+  return kiln::dequantize(kiln::quantize(q, kiln::QuantParams{0.05f, -7}));
+};
+constexpr kiln::StaticPlan kRequant = kiln::plan(requantised, kiln::input<float>({1, 64}));
+static_assert(kRequant.ok());
+
 std::vector<float> inputs(std::size_t n, unsigned seed) {
   std::mt19937 gen(seed);
   std::vector<float> v(n);
@@ -79,8 +104,11 @@ TEST_CASE("static int8: the PTQ-emitted model runs byte for byte as compile() ru
   const kiln::Tensor<float> ref = kiln::compile(tiny_int8::model)(xt);
   REQUIRE(ref.size() == 6);
   for (kiln::index_t i = 0; i < 6; ++i) CHECK(y[static_cast<std::size_t>(i)] == ref[i]);
-  // Multipliers are constants of the schedule: one per output channel of each linear/conv.
-  CHECK(kTiny.int8_channels == 4 + 6 + 3);
+  // Multipliers are constants of the schedule: one per output channel of each linear/conv, one
+  // for a layer whose channels all share multiplier and shift (runtime/int8_static.hpp's
+  // compact_per_tensor): the conv's 4 scales differ, the linears' 6 and 3 are all equal.
+  CHECK(kTiny.int8_channels == 4 + 1 + 1);
+  CHECK(kMixed.int8_channels == 4 + 1);  // depthwise: 4 scales; the linear: a per-tensor scale
 }
 
 TEST_CASE("static int8: depthwise conv, broadcasting qadd, average pools, two outputs") {
@@ -98,4 +126,39 @@ TEST_CASE("static int8: depthwise conv, broadcasting qadd, average pools, two ou
     for (float v : pooled) nonzero += v != 0.f;
     CHECK(nonzero > 0.f);  // the values are not trivially zero
   }
+}
+
+TEST_CASE("static int8: a grouped conv with a per-tensor scale keeps its per-channel multipliers") {
+  CHECK(kGrouped.int8_channels == 4);
+  for (unsigned seed : {4u, 5u}) {
+    const std::vector<float> x = inputs(64, seed);
+    alignas(kiln::kAlignment) static std::uint8_t arena[kGrouped.arena_bytes()];
+    std::vector<float> y(64, -1.f);
+    kiln::run<kGrouped>(arena, x.data(), y.data());
+    kiln::Tensor<float> xt({1, 4, 4, 4});
+    for (std::size_t i = 0; i < x.size(); ++i) xt[static_cast<kiln::index_t>(i)] = x[i];
+    const kiln::Tensor<float> ref = kiln::compile(grouped)(xt);
+    int nonzero = 0;
+    for (kiln::index_t i = 0; i < 64; ++i) {
+      CHECK(y[static_cast<std::size_t>(i)] == ref[i]);
+      nonzero += ref[i] != 0.f;
+    }
+    CHECK(nonzero > 8);  // not trivially zero
+  }
+}
+
+TEST_CASE("static int8: QUANTIZE of an int8 value requantises as compile() does") {
+  const std::vector<float> x = inputs(64, 6);
+  alignas(kiln::kAlignment) static std::uint8_t arena[kRequant.arena_bytes() + 1];
+  std::vector<float> y(64, -1.f);
+  kiln::run<kRequant>(arena, x.data(), y.data());
+  kiln::Tensor<float> xt({1, 64});
+  for (std::size_t i = 0; i < x.size(); ++i) xt[static_cast<kiln::index_t>(i)] = x[i];
+  const kiln::Tensor<float> ref = kiln::compile(requantised)(xt);
+  int distinct_from_input = 0;
+  for (kiln::index_t i = 0; i < 64; ++i) {
+    CHECK(y[static_cast<std::size_t>(i)] == ref[i]);
+    distinct_from_input += ref[i] != x[static_cast<std::size_t>(i)];
+  }
+  CHECK(distinct_from_input > 8);  // the coarser scale changes values: the step did something
 }

@@ -118,7 +118,7 @@ int main() {
   // Window k+1 (then k+1 + steps for input B) is step k.
   using Model = kiln::StaticModel<m::plan>;
   for (int k = 0; k < Model::num_steps; ++k) {
-    const kiln::Node& root = Model::schedule.nodes[k].root;
+    const kiln::Node& root = Model::step_nodes.nodes[k].root;
     fw::print("mlperf ", MLPERF_NAME, ": step ", static_cast<long>(k), " = window ", static_cast<long>(k + 1), ": ",
               kiln::op_name(root.op), root.op == kiln::Op::qconv2d && root.win.groups > 1 ? " depthwise" : "",
               ", output elements ", static_cast<long>(root.shape.numel()));

@@ -6096,10 +6096,12 @@ constexpr std::int32_t wrapping_shift_left(std::int32_t x, int n) {
 /// to INT32_MAX.
 constexpr std::int32_t saturating_rounding_doubling_high_mul(std::int32_t a, std::int32_t b) {
   if (a == kInt32Min && b == kInt32Min) return kInt32Max;
+  // gemmlowp's (ab + nudge) / 2^31 truncating toward zero equals floor((ab + 2^30) / 2^31) for
+  // either sign of ab (for ab = -k < 0: -floor((k + 2^30 - 1) / 2^31) = floor((2^30 - k) / 2^31)),
+  // and the floor is an arithmetic shift: on a 32-bit core one SMLAL and two shifts instead of
+  // a sign test, two 64-bit adds and a 64-bit division by a power of two.
   const std::int64_t ab = static_cast<std::int64_t>(a) * static_cast<std::int64_t>(b);
-  const std::int32_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-  // C++ division truncates toward zero, which is what gemmlowp relies on.
-  return static_cast<std::int32_t>((ab + nudge) / (std::int64_t{1} << 31));
+  return static_cast<std::int32_t>((ab + (std::int64_t{1} << 30)) >> 31);
 }
 
 /// x / 2^exponent rounded to nearest, ties away from zero (gemmlowp RoundingDivideByPOT),
@@ -6107,9 +6109,9 @@ constexpr std::int32_t saturating_rounding_doubling_high_mul(std::int32_t a, std
 /// the remainder is compared against half the divisor, with the threshold raised by
 /// one for negative x so that a negative tie rounds down (away from zero).
 constexpr std::int32_t rounding_divide_by_pot(std::int32_t x, int exponent) {
-  const std::int32_t mask = static_cast<std::int32_t>((std::int64_t{1} << exponent) - 1);
+  const std::int32_t mask = static_cast<std::int32_t>((std::uint32_t{1} << exponent) - 1u);  // 32-bit math
   const std::int32_t remainder = x & mask;
-  const std::int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  const std::int32_t threshold = (mask >> 1) - (x >> 31);  // + 1 when x < 0 (x >> 31 is -1)
   return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
@@ -6131,10 +6133,47 @@ constexpr std::int32_t saturating_rounding_multiply_by_pot(std::int32_t x, int e
 /// a negative one as a rounding right shift after it; so two roundings happen:
 /// SRDHM (ties toward +inf) and the divide (ties away from zero). The result can
 /// differ by one from the exactly rounded product; TFLite's bytes depend on it.
+namespace detail {
+
+/// rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, m), r) for m >= 0 (every
+/// multiplier TFLite makes lies in [2^30, 2^31) or is 0), 0 <= r <= 31, as one 64-bit
+/// multiply-add and a shift; on a Cortex-M4 one SMLAL and a few 32-bit operations instead of
+/// SRDHM's 64-bit rounding and the divide's mask/threshold compare. Same bits, because:
+///  - SRDHM is h = floor((p + 2^30) / 2^31) with p = x * m (see above); m >= 0 rules out its
+///    one saturating input (INT32_MIN * INT32_MIN).
+///  - The divide, round half away from zero, is floor((h + 2^(r-1) - [h < 0]) / 2^r) for r >= 1
+///    (h = q 2^r + rem: both add 1 to q exactly when rem >= 2^(r-1) + [h < 0]).
+///  - Floors nest (floor(floor(a) / n) = floor(a / n), integers add inside a floor), so the
+///    result is floor((p + 2^30 + 2^(30+r) - [h < 0] 2^31) / 2^(31+r)): the high word of that
+///    64-bit sum shifted right by r - 1.
+///  - [h < 0] may be replaced by [x < 0]: they differ only when -2^30 <= p <= 0 with x < 0,
+///    where h = 0 and the sum lies in [0, 2^(31+r)) either way: the result is 0 in both cases.
+/// The addend's words: 2^30 - [x < 0] 2^31 is 0x40000000 or (borrowing) 0xC0000000 with high
+/// word -1; 2^(30+r) adds 2^(r-2) to the high word for r >= 2, and 2^31 to the low word for r = 1.
+constexpr std::int32_t srdhm_divide_nonnegative(std::int32_t x, std::int32_t m, int r) {
+  const std::int64_t p = static_cast<std::int64_t>(x) * m;
+  if (r == 0) return static_cast<std::int32_t>((p + (std::int64_t{1} << 30)) >> 31);
+  const std::uint32_t sign = static_cast<std::uint32_t>(x) & 0x80000000u;
+  std::uint32_t lo = 0x40000000u | sign;
+  std::int32_t hi = x >> 31;  // -1 with the borrow when x < 0
+  if (r >= 2) {
+    hi += std::int32_t{1} << (r - 2);
+  } else {  // r == 1: + 2^31 on the low word (0xC0000000 + 2^31 carries into hi = -1)
+    lo = 0xC0000000u ^ sign;
+    hi = 0;
+  }
+  const std::int64_t addend = static_cast<std::int64_t>((static_cast<std::uint64_t>(static_cast<std::uint32_t>(hi)) << 32) | lo);
+  const std::int64_t sum = p + addend;  // |p| < 2^62: no overflow
+  return static_cast<std::int32_t>(sum >> 32) >> (r - 1);
+}
+
+}  // namespace detail
+
 constexpr std::int32_t multiply_by_quantized_multiplier(std::int32_t x, std::int32_t multiplier,
                                                         int shift) {
   const int left_shift = shift > 0 ? shift : 0;
   const int right_shift = shift > 0 ? 0 : -shift;
+  if (multiplier >= 0) return detail::srdhm_divide_nonnegative(wrapping_shift_left(x, left_shift), multiplier, right_shift);
   return rounding_divide_by_pot(
       saturating_rounding_doubling_high_mul(wrapping_shift_left(x, left_shift), multiplier),
       right_shift);
@@ -6144,6 +6183,7 @@ constexpr std::int32_t multiply_by_quantized_multiplier(std::int32_t x, std::int
 constexpr std::int32_t multiply_by_quantized_multiplier_smaller_than_one(std::int32_t x,
                                                                          std::int32_t multiplier,
                                                                          int left_shift) {
+  if (multiplier >= 0) return detail::srdhm_divide_nonnegative(x, multiplier, -left_shift);
   return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -left_shift);
 }
 
@@ -6466,7 +6506,13 @@ constexpr std::int8_t quantize_value(float x, TensorQuant q) {
   // Saturate before converting: a huge (or infinite) quotient must not overflow int64.
   if (r >= 1e9f) return static_cast<std::int8_t>(kInt8Max);
   if (r <= -1e9f) return static_cast<std::int8_t>(kInt8Min);
-  std::int64_t v = detail::round_half_away(r) + q.zero_point;
+  // Round half away from zero in float, not through round_half_away(double): same result (|r| <
+  // 1e9 < 2^31 truncates exactly, and a float minus its truncation is exact), but no soft-double
+  // calls on an FPU that only has single precision (Cortex-M4F: ~30x fewer instructions).
+  const float a = r < 0.f ? -r : r;
+  std::int32_t t = static_cast<std::int32_t>(a);
+  if (a - static_cast<float>(t) >= 0.5f) ++t;
+  std::int32_t v = (r < 0.f ? -t : t) + q.zero_point;
   v = v < kInt8Min ? kInt8Min : (v > kInt8Max ? kInt8Max : v);
   return static_cast<std::int8_t>(v);
 }
@@ -6809,33 +6855,37 @@ inline Status add(const AddParams& p, const Shape& input1_shape, const std::int8
 // time (dot4_with_offset). A 1-row window that lies inside the input (1x1 convs) is used in
 // place. Windows larger than KILN_INT8_CONV_PATCH_BYTES fall back to dot products over the
 // valid spans of each window row ((kx1 - kx0) * in_c consecutive bytes when dilation_w == 1).
+// Without vector units (Cortex-M, KILN_NO_SIMD) windows up to KILN_INT8_CONV_COLUMN bytes run
+// conv2d_pairs.hpp instead (two pixels x two channels on int16 columns, SMLAD on DSP cores).
 
 
 
-// ---- begin kiln/kernels/int8/dot.hpp ----
-// kiln/kernels/int8/dot.hpp — the int8 inner product every quantised layer spends its time in.
+// ---- begin kiln/kernels/int8/conv2d_pairs.hpp ----
+// kiln/kernels/int8/conv2d_pairs.hpp — int8 CONV_2D for cores without vector units (Cortex-M):
+// two output pixels x two output channels per inner loop, the CMSIS-NN shape.
 //
-//   acc += sum_i (x[i] + x_offset) * w[i]      x, w int8; x_offset = -input_zero_point
-//
-// x + x_offset lies in [-255, 255] and w in [-128, 127], so every product fits in
-// 16 bits plus sign and a pair of products fits easily in int32: the sum is exact in
-// int32 whatever the order of accumulation (integer addition is associative), which
-// is why the SIMD and scalar paths below give bit-identical results.
-//
-// One accumulator object per output value; feed it several spans (the rows of a
-// convolution window) and read it once, so a vector accumulator is reduced to a
-// scalar once per output, not once per window row.
-//
-// Paths, chosen at compile time (KILN_NO_SIMD forces the scalar one, as for the f32 kernels):
-//   AVX2   sign-extend 16 int8 to int16 (vpmovsxbw), add the offset, vpmaddwd into 8 int32
-//   SSE4.1 the same 8 at a time (pmovsxbw + pmaddwd)
-//   NEON   vmovl_s8 to int16, add the offset, vmlal_s16 into int32x4 (armv7 and aarch64)
-//   scalar two elements per step as int16 pairs: on Cortex-M with the DSP extension
-//          (__ARM_FEATURE_DSP: M4/M7/M33/M55) four bytes are unpacked with SXTAB16 and
-//          accumulated with SMLAD (two 16x16 products per instruction), as CMSIS-NN does;
-//          elsewhere the pair form is plain C.
-// The xsimd batch types are not used: xsimd 8.1 has no widening int8/int16 multiply-add.
+// Each output pixel's window (conv2d.hpp's patch, or the input itself for 1x1 windows) is
+// widened once into an int16 column with the input offset added, its bytes reordered per group
+// of four as (0, 2, 1, 3): exactly the order in which SXTB16 and SXTB16-ROR8 unpack a word of
+// weights, so an int8 weight word feeds two SMLADs per column without any repacking. Per four
+// weight bytes and two channels x two pixels (16 multiply-accumulates): 2 weight loads, 4
+// unpacks, 4 column loads, 8 SMLADs. The column is widened once per pixel and used by every
+// output channel; the weights stay int8 in flash (no pre-expanded copy). The multiplier and
+// shift of a channel are loaded once for both pixels. Odd channel or pixel counts run the last
+// one twice (duplicate row/column) and drop the copy. The requantisation constants of every
+// channel are precomputed once per call (requant.hpp's ChannelRequant) when they fit its form. Sums are exact int32: the same bits as
+// every other path. Without the DSP extension dsp.hpp's plain C does the same operations.
 
+
+
+// ---- begin kiln/kernels/int8/dsp.hpp ----
+// kiln/kernels/int8/dsp.hpp — the packed 16-bit operations of the Cortex-M DSP extension that the
+// scalar int8 kernels are written in (conv2d_pairs.hpp, depthwise_conv2d.hpp).
+//
+// On cores with the extension (__ARM_FEATURE_DSP: M4/M7/M33/M55) these are the ACLE intrinsics,
+// one instruction each; elsewhere (M0/M3, the host's KILN_NO_SIMD build, which is how the host
+// tests check these kernels' arithmetic) the same operations in plain C. A word holds two int16
+// halves; "bytes 0 and 2" / "bytes 1 and 3" are the halves SXTB16 makes of four int8.
 
 
 
@@ -6888,6 +6938,593 @@ inline constexpr const char* kDotPathName = KILN_INT8_AVX2    ? "avx2"
 
 }  // namespace kiln::kernels::int8
 // ---- end kiln/kernels/int8/isa.hpp ----
+
+namespace kiln::kernels::int8::dsp {
+
+inline std::uint32_t load32(const void* p) {
+  std::uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline void store32(void* p, std::uint32_t v) { std::memcpy(p, &v, 4); }
+
+/// `v` (an int16 value) in both halves of a word: the offset operand of sxtab16.
+constexpr std::uint32_t both_halves(std::int32_t v) { return (static_cast<std::uint32_t>(v) & 0xFFFFu) * 0x00010001u; }
+
+#if KILN_INT8_ARM_DSP
+/// Bytes 0 and 2 of v sign-extended into the low and high half.
+inline std::uint32_t sxtb16(std::uint32_t v) { return __sxtb16(v); }
+/// a + (bytes 0 and 2 of v), per half.
+inline std::uint32_t sxtab16(std::uint32_t a, std::uint32_t v) { return __sxtab16(a, v); }
+// Bytes 1 and 3: SXTB16's rotate operand. GCC 12 has no __ror and does not fold a separate
+// rotate into SXTB16, so the rotated forms are one instruction of inline assembly.
+inline std::uint32_t sxtb16_ror8(std::uint32_t v) {
+  std::uint32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+  return r;
+}
+inline std::uint32_t sxtab16_ror8(std::uint32_t a, std::uint32_t v) {
+  std::uint32_t r;
+  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(v));
+  return r;
+}
+/// acc + lo(x) * lo(y) + hi(x) * hi(y), int16 halves.
+inline std::int32_t smlad(std::uint32_t x, std::uint32_t y, std::int32_t acc) { return __smlad(x, y, acc); }
+/// acc + lo(x) * lo(y) and acc + hi(x) * hi(y).
+inline std::int32_t smlabb(std::uint32_t x, std::uint32_t y, std::int32_t acc) { return __smlabb(x, y, acc); }
+inline std::int32_t smlatt(std::uint32_t x, std::uint32_t y, std::int32_t acc) { return __smlatt(x, y, acc); }
+#else
+namespace detail {
+constexpr std::int32_t lo(std::uint32_t v) { return static_cast<std::int16_t>(v & 0xFFFFu); }
+constexpr std::int32_t hi(std::uint32_t v) { return static_cast<std::int16_t>(v >> 16); }
+constexpr std::uint32_t byte(std::uint32_t v, int k) {
+  return static_cast<std::uint32_t>(static_cast<std::int32_t>(static_cast<std::int8_t>((v >> (8 * k)) & 0xFFu)));
+}
+constexpr std::uint32_t pack(std::uint32_t l, std::uint32_t h) { return (l & 0xFFFFu) | (h << 16); }
+}  // namespace detail
+inline std::uint32_t sxtb16(std::uint32_t v) { return detail::pack(detail::byte(v, 0), detail::byte(v, 2)); }
+inline std::uint32_t sxtb16_ror8(std::uint32_t v) { return detail::pack(detail::byte(v, 1), detail::byte(v, 3)); }
+inline std::uint32_t sxtab16(std::uint32_t a, std::uint32_t v) {
+  return detail::pack(a + detail::byte(v, 0), (a >> 16) + detail::byte(v, 2));
+}
+inline std::uint32_t sxtab16_ror8(std::uint32_t a, std::uint32_t v) {
+  return detail::pack(a + detail::byte(v, 1), (a >> 16) + detail::byte(v, 3));
+}
+// Wrapping int32 sums, as the instructions (the kernels' sums never wrap: dot.hpp's bound).
+inline std::int32_t smlad(std::uint32_t x, std::uint32_t y, std::int32_t acc) {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(acc) +
+                                   static_cast<std::uint32_t>(detail::lo(x) * detail::lo(y)) +
+                                   static_cast<std::uint32_t>(detail::hi(x) * detail::hi(y)));
+}
+inline std::int32_t smlabb(std::uint32_t x, std::uint32_t y, std::int32_t acc) {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(acc) + static_cast<std::uint32_t>(detail::lo(x) * detail::lo(y)));
+}
+inline std::int32_t smlatt(std::uint32_t x, std::uint32_t y, std::int32_t acc) {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(acc) + static_cast<std::uint32_t>(detail::hi(x) * detail::hi(y)));
+}
+#endif
+
+/// dst[i] = src[i] + offset as int16, groups of four in the order (0, 2, 1, 3): the order in
+/// which sxtb16 / sxtb16_ror8 unpack a word of int8 weights, so one SMLAD pairs them; a tail of
+/// n % 4 elements in order.
+inline void widen_column(const std::int8_t* src, index_t n, std::int32_t offset, std::int16_t* dst) {
+  const std::uint32_t off2 = both_halves(offset);
+  index_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const std::uint32_t v = load32(src + i);
+    store32(dst + i, sxtab16(off2, v));
+    store32(dst + i + 2, sxtab16_ror8(off2, v));
+  }
+  for (; i < n; ++i) dst[i] = static_cast<std::int16_t>(src[i] + offset);
+}
+
+}  // namespace kiln::kernels::int8::dsp
+// ---- end kiln/kernels/int8/dsp.hpp ----
+
+// ---- begin kiln/kernels/int8/requant.hpp ----
+// kiln/kernels/int8/requant.hpp — the fused epilogue of the int8 layers.
+//
+//   y = clamp( multiply_by_quantized_multiplier(acc + bias[c], m[c], shift[c])
+//              + output_offset, act_min, act_max )
+//
+// acc is the exact int32 inner product; the multiplier/shift pair comes from
+// quant::conv_output_multipliers (per output channel) or quant::quantize_multiplier
+// (per tensor). The activation (relu, relu6) is only this clamp, with bounds from
+// quant::activation_range.
+
+
+
+namespace kiln::kernels::int8 {
+
+/// How int32 accumulators become int8 outputs.
+struct OutputStage {
+  /// Q0.31 multipliers and shifts (shift > 0: left): `channels` entries when per_channel,
+  /// else one entry used for every channel.
+  const std::int32_t* multiplier = nullptr;
+  const std::int32_t* shift = nullptr;
+  bool per_channel = true;
+  /// The output zero point, added after scaling.
+  std::int32_t output_offset = 0;
+  /// Clamp bounds (fused relu / relu6), within [-128, 127].
+  std::int32_t act_min = -128;
+  std::int32_t act_max = 127;
+
+  inline std::int8_t apply(std::int32_t acc, index_t channel) const {
+    const index_t k = per_channel ? channel : 0;
+    return apply_with(acc, multiplier[k], shift[k]);
+  }
+  /// apply() with the channel's multiplier and shift already loaded (kernels that reuse them).
+  inline std::int8_t apply_with(std::int32_t acc, std::int32_t m, std::int32_t s) const {
+    // TFLite adds the offset in int32 (undefined on overflow, a wrap on every real target);
+    // the wrap is made explicit so extreme multipliers stay defined and match the SIMD adds.
+    std::int32_t v = quant::wrapping_add(quant::multiply_by_quantized_multiplier(acc, m, s), output_offset);
+    v = v < act_min ? act_min : v;
+    v = v > act_max ? act_max : v;
+    return static_cast<std::int8_t>(v);
+  }
+};
+
+#ifndef KILN_INT8_REQUANT_CHANNELS
+/// Output channels whose requantisation constants a kernel without vector units precomputes on
+/// the stack (ChannelRequant, 16 bytes each); layers with more channels use OutputStage::apply.
+#define KILN_INT8_REQUANT_CHANNELS 256
+#endif
+
+/// One output channel's requantisation in the one-multiply-add form of
+/// quant::detail::srdhm_divide_nonnegative, its constants computed once per layer: for a
+/// multiplier m >= 0 and a right shift r >= 2 (shift <= -2: every conv/FC of the MLPerf Tiny
+/// models), x * m + (0x40000000 | sign bit of x) + ((x >> 31) + 2^(r-2)) 2^32, high word, >> (r - 1).
+/// On a Cortex-M4 that is AND, ORR, ADD, SMLAL, ASR: 5 instructions for both roundings.
+struct ChannelRequant {
+  std::int32_t multiplier = 0;
+  std::int32_t high_add = 0;     ///< 2^(r-2)
+  std::int32_t shift_right = 0;  ///< r - 1
+  std::int32_t bias = 0;         ///< the channel's bias (0 without), for kernels that start from it
+};
+
+/// Fills c[0, n) from `s` (and `bias`, may be null) when every channel fits ChannelRequant's
+/// form (else false: use OutputStage::apply).
+inline bool channel_requant(const OutputStage& s, index_t n, ChannelRequant* c, const std::int32_t* bias = nullptr) {
+  if (n > KILN_INT8_REQUANT_CHANNELS) return false;
+  for (index_t k = 0; k < n; ++k) {
+    const index_t j = s.per_channel ? k : 0;
+    const std::int32_t m = s.multiplier[j], shift = s.shift[j];
+    if (m < 0 || shift > -2 || shift < -31) return false;
+    c[k] = ChannelRequant{m, std::int32_t{1} << (-shift - 2), -shift - 1, bias ? bias[k] : 0};
+  }
+  return true;
+}
+
+/// OutputStage::apply(acc, channel) with the channel's ChannelRequant and the stage's output
+/// offset and clamp (passed as values so that a kernel keeps them in registers): the same bits.
+inline std::int8_t apply_channel(std::int32_t acc, const ChannelRequant& c, std::int32_t output_offset,
+                                 std::int32_t act_min, std::int32_t act_max) {
+  const std::uint32_t lo = (static_cast<std::uint32_t>(acc) & 0x80000000u) | 0x40000000u;
+  const std::int32_t hi = (acc >> 31) + c.high_add;
+  const std::int64_t addend = static_cast<std::int64_t>((static_cast<std::uint64_t>(static_cast<std::uint32_t>(hi)) << 32) | lo);
+  const std::int64_t sum = addend + static_cast<std::int64_t>(acc) * c.multiplier;  // SMLAL
+  std::int32_t v = quant::wrapping_add(static_cast<std::int32_t>(sum >> 32) >> c.shift_right, output_offset);
+  v = v < act_min ? act_min : v;
+  v = v > act_max ? act_max : v;
+  return static_cast<std::int8_t>(v);
+}
+inline std::int8_t apply_channel(std::int32_t acc, const ChannelRequant& c, const OutputStage& s) {
+  return apply_channel(acc, c, s.output_offset, s.act_min, s.act_max);
+}
+
+/// y[i] = stage.apply(acc[i], c0 + i) for i < 8. Vector form on AVX2 and NEON, same bits:
+///   AVX2: x << max(shift, 0) (vpsllvd); SRDHM as floor((x*m + 2^30) / 2^31) on 64-bit
+///         products of even and odd lanes (vpmuldq), which equals gemmlowp's nudge-and-truncate
+///         for every input but INT32_MIN * INT32_MIN (saturated separately); then the rounding
+///         divide with per-lane mask/threshold and arithmetic shift (vpsravd).
+///   NEON: vqrdmulhq_s32 *is* SRDHM (rounding (2ab + 2^31) >> 32, saturating); the divide is
+///         vrshlq_s32 by -exponent (ties toward +inf) after subtracting 1 from negative x when
+///         exponent > 0 (saturating), which turns the ties away from zero, as TFLite's NEON code.
+inline void requantize8(const std::int32_t* acc, index_t c0, const OutputStage& s, std::int8_t* y) {
+#if KILN_INT8_AVX2
+  const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc));
+  __m256i m, sh;
+  if (s.per_channel) {
+    m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.multiplier + c0));
+    sh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.shift + c0));
+  } else {
+    m = _mm256_set1_epi32(s.multiplier[0]);
+    sh = _mm256_set1_epi32(s.shift[0]);
+  }
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i left = _mm256_max_epi32(sh, zero);
+  const __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, sh), zero);
+  const __m256i a = _mm256_sllv_epi32(x, left);
+  // SRDHM: 64-bit products of lanes 0,2,4,6 and (after a 32-bit shift) 1,3,5,7.
+  const __m256i nudge = _mm256_set1_epi64x(std::int64_t{1} << 30);
+  const __m256i p_even = _mm256_add_epi64(_mm256_mul_epi32(a, m), nudge);
+  const __m256i p_odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(m, 32)), nudge);
+  // floor(p / 2^31): bits 31..62 of p; a logical shift keeps the same low 32 bits as an arithmetic one.
+  const __m256i q_even = _mm256_srli_epi64(p_even, 31);
+  const __m256i q_odd = _mm256_slli_epi64(_mm256_srli_epi64(p_odd, 31), 32);
+  __m256i h = _mm256_blend_epi32(q_even, q_odd, 0xAA);
+  const __m256i int_min = _mm256_set1_epi32(quant::kInt32Min);
+  const __m256i overflow = _mm256_and_si256(_mm256_cmpeq_epi32(a, int_min), _mm256_cmpeq_epi32(m, int_min));
+  h = _mm256_blendv_epi8(h, _mm256_set1_epi32(quant::kInt32Max), overflow);
+  // Rounding divide by 2^right, ties away from zero.
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+  const __m256i remainder = _mm256_and_si256(h, mask);
+  const __m256i threshold = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), _mm256_cmpgt_epi32(zero, h));
+  __m256i r = _mm256_add_epi32(_mm256_srav_epi32(h, right),
+                               _mm256_and_si256(_mm256_cmpgt_epi32(remainder, threshold), one));
+  r = _mm256_add_epi32(r, _mm256_set1_epi32(s.output_offset));
+  r = _mm256_min_epi32(_mm256_max_epi32(r, _mm256_set1_epi32(s.act_min)), _mm256_set1_epi32(s.act_max));
+  // 8 x int32 (already in [-128, 127]) -> 8 x int8.
+  const __m128i r16 = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+  const __m128i r8 = _mm_packs_epi16(r16, r16);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(y), r8);
+#elif KILN_INT8_NEON
+  int16x4_t half[2];
+  for (int k = 0; k < 2; ++k) {
+    const int32x4_t x = vld1q_s32(acc + 4 * k);
+    const int32x4_t m = s.per_channel ? vld1q_s32(s.multiplier + c0 + 4 * k) : vdupq_n_s32(s.multiplier[0]);
+    const int32x4_t sh = s.per_channel ? vld1q_s32(s.shift + c0 + 4 * k) : vdupq_n_s32(s.shift[0]);
+    const int32x4_t zero = vdupq_n_s32(0);
+    const int32x4_t left = vmaxq_s32(sh, zero);
+    const int32x4_t right_neg = vminq_s32(sh, zero);  // -exponent of the divide, <= 0
+    // x << left (vshlq by a positive count is a plain left shift, wrapping like the scalar code).
+    const int32x4_t h = vqrdmulhq_s32(vshlq_s32(x, left), m);
+    // fixup = -1 where h < 0 and the exponent is > 0: (h & right_neg) has its sign bit set then.
+    const int32x4_t fixup = vshrq_n_s32(vandq_s32(h, right_neg), 31);
+    int32x4_t r = vrshlq_s32(vqaddq_s32(h, fixup), right_neg);
+    r = vaddq_s32(r, vdupq_n_s32(s.output_offset));
+    r = vminq_s32(vmaxq_s32(r, vdupq_n_s32(s.act_min)), vdupq_n_s32(s.act_max));
+    half[k] = vmovn_s32(r);
+  }
+  vst1_s8(y, vmovn_s16(vcombine_s16(half[0], half[1])));
+#else
+  for (int i = 0; i < 8; ++i) y[i] = s.apply(acc[i], c0 + i);
+#endif
+}
+
+namespace detail {
+
+/// Checks an OutputStage (and an input offset) before a kernel touches memory.
+/// `channels` is the number of multipliers read when per_channel.
+inline Status check_output_stage(const char* op, const OutputStage& s, index_t channels,
+                                 std::int32_t input_offset) {
+  if (!s.multiplier || !s.shift)
+    return Status(Errc::invalid_argument) << op << ": output multiplier/shift pointers are null";
+  if (s.act_min < -128 || s.act_max > 127 || s.act_min > s.act_max)
+    return Status(Errc::invalid_argument)
+           << op << ": activation range [" << s.act_min << ", " << s.act_max
+           << "] is not an int8 range";
+  if (s.output_offset < -128 || s.output_offset > 127)
+    return Status(Errc::invalid_argument)
+           << op << ": output offset " << s.output_offset << " is not an int8 zero point";
+  // -input_zero_point for an int8 zero point; keeps (x + offset) within int16 in the dot paths.
+  if (input_offset < -127 || input_offset > 128)
+    return Status(Errc::invalid_argument)
+           << op << ": input offset " << input_offset << " is not minus an int8 zero point";
+  const index_t n = s.per_channel ? channels : 1;
+  for (index_t c = 0; c < n; ++c)
+    if (s.shift[c] < -31 || s.shift[c] > 31)
+      return Status(Errc::invalid_argument)
+             << op << ": output shift " << s.shift[c] << " of channel " << static_cast<long long>(c)
+             << " outside [-31, 31]";
+  return Status();
+}
+
+}  // namespace detail
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/requant.hpp ----
+
+// ---- begin kiln/kernels/int8/window.hpp ----
+// kiln/kernels/int8/window.hpp — sliding-window geometry shared by conv, depthwise conv, pooling.
+//
+// Padding is explicit (top, bottom, left, right), so the output size is determined:
+//   out = (in + pad_before + pad_after - ((k - 1) * dilation + 1)) / stride + 1
+// Input position of output o, tap t:  o * stride - pad_before + t * dilation; taps that fall
+// outside the input read the input zero point (they add nothing), as in TFLite.
+// same_padding() reproduces TFLite's Padding::SAME (odd total padding: the extra row/column
+// goes after), valid padding is all zeros.
+
+
+
+namespace kiln::kernels::int8 {
+
+struct Window2D {
+  index_t stride_h = 1, stride_w = 1;
+  index_t dilation_h = 1, dilation_w = 1;
+  index_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+};
+
+/// Output extent of one spatial dimension (0 or negative when the window does not fit).
+constexpr index_t window_output_size(index_t in, index_t k, index_t stride, index_t dilation,
+                                     index_t pad_before, index_t pad_after) {
+  const index_t span = in + pad_before + pad_after - ((k - 1) * dilation + 1);
+  return span < 0 ? 0 : span / stride + 1;
+}
+
+struct PaddingPair {
+  index_t before = 0, after = 0;
+};
+
+/// TFLite's SAME padding for one dimension: out = ceil(in / stride), total padding
+/// max((out - 1) * stride + effective_k - in, 0), before = total / 2.
+constexpr PaddingPair same_padding(index_t in, index_t k, index_t stride, index_t dilation) {
+  const index_t out = (in + stride - 1) / stride;
+  const index_t eff_k = (k - 1) * dilation + 1;
+  index_t total = (out - 1) * stride + eff_k - in;
+  total = total < 0 ? 0 : total;
+  return {total / 2, total - total / 2};
+}
+
+/// A Window2D with TFLite SAME padding for an input of in_h x in_w and a kh x kw window.
+constexpr Window2D same_window(index_t in_h, index_t in_w, index_t kh, index_t kw, index_t stride_h,
+                               index_t stride_w, index_t dilation_h = 1, index_t dilation_w = 1) {
+  const PaddingPair ph = same_padding(in_h, kh, stride_h, dilation_h);
+  const PaddingPair pw = same_padding(in_w, kw, stride_w, dilation_w);
+  return {stride_h, stride_w, dilation_h, dilation_w, ph.before, ph.after, pw.before, pw.after};
+}
+
+namespace detail {
+
+// Valid tap range [t0, t1) of a window starting at `origin` (may be negative).
+struct TapRange {
+  index_t t0, t1;
+};
+constexpr TapRange valid_taps(index_t origin, index_t taps, index_t dilation, index_t extent) {
+  // First t with origin + t*d >= 0, first t with origin + t*d >= extent.
+  index_t t0 = origin >= 0 ? 0 : (-origin + dilation - 1) / dilation;
+  index_t t1 = extent - origin <= 0 ? 0 : (extent - origin + dilation - 1) / dilation;
+  t1 = t1 < taps ? t1 : taps;
+  t0 = t0 < t1 ? t0 : t1;
+  return {t0, t1};
+}
+
+/// Validates the window against a kh x kw filter and the NHWC input/output extents.
+inline Status check_window(const char* op, const Window2D& w, index_t kh, index_t kw,
+                           const Shape& input, const Shape& output) {
+  if (w.stride_h < 1 || w.stride_w < 1 || w.dilation_h < 1 || w.dilation_w < 1 || w.pad_top < 0 ||
+      w.pad_bottom < 0 || w.pad_left < 0 || w.pad_right < 0)
+    return Status(Errc::invalid_argument)
+           << op << ": stride " << w.stride_h << "x" << w.stride_w << ", dilation " << w.dilation_h
+           << "x" << w.dilation_w << " must be >= 1 and padding >= 0";
+  const index_t oh = window_output_size(input[1], kh, w.stride_h, w.dilation_h, w.pad_top, w.pad_bottom);
+  const index_t ow = window_output_size(input[2], kw, w.stride_w, w.dilation_w, w.pad_left, w.pad_right);
+  if (oh != output[1] || ow != output[2])
+    return Status(Errc::shape_mismatch)
+           << op << ": input " << input << " with a " << kh << "x" << kw << " window, stride "
+           << w.stride_h << "x" << w.stride_w << ", dilation " << w.dilation_h << "x"
+           << w.dilation_w << " and padding gives " << oh << "x" << ow << ", output is " << output;
+  return Status();
+}
+
+/// Both shapes NHWC (rank 4, same batch).
+inline Status check_nhwc(const char* op, const Shape& input, const Shape& output) {
+  if (input.rank() != 4 || output.rank() != 4 || !input.valid() || !output.valid() ||
+      input[0] != output[0])
+    return Status(Errc::shape_mismatch)
+           << op << ": input " << input << " and output " << output
+           << " must be NHWC with the same batch";
+  return Status();
+}
+
+/// The window of one output pixel as patch_len = kh*kw*in_c contiguous bytes in the weights'
+/// order (im2col of one pixel): the input itself when the window is one contiguous span (1x1
+/// convs), else gathered into `patch` with padded taps holding the input zero point (they add
+/// exactly zero).
+inline const std::int8_t* window_patch(const std::int8_t* in_b, index_t in_w, index_t in_c, index_t kh,
+                                       index_t kw, const Window2D& w, index_t y0, index_t x0, TapRange ry,
+                                       TapRange rx, std::int8_t zero_point, std::int8_t* patch) {
+  if (kh == 1 && ry.t0 == 0 && ry.t1 == 1 && rx.t0 == 0 && rx.t1 == kw && (w.dilation_w == 1 || kw == 1))
+    return in_b + (y0 * in_w + x0) * in_c;
+  const index_t filter_row = kw * in_c;
+  for (index_t ky = 0; ky < kh; ++ky) {
+    std::int8_t* dst = patch + ky * filter_row;
+    if (ky < ry.t0 || ky >= ry.t1) {
+      std::memset(dst, zero_point, static_cast<std::size_t>(filter_row));
+      continue;
+    }
+    const std::int8_t* in_row = in_b + (y0 + ky * w.dilation_h) * in_w * in_c;
+    std::memset(dst, zero_point, static_cast<std::size_t>(rx.t0 * in_c));
+    if (w.dilation_w == 1) {
+      std::memcpy(dst + rx.t0 * in_c, in_row + (x0 + rx.t0) * in_c, static_cast<std::size_t>((rx.t1 - rx.t0) * in_c));
+    } else {
+      for (index_t kx = rx.t0; kx < rx.t1; ++kx)
+        std::memcpy(dst + kx * in_c, in_row + (x0 + kx * w.dilation_w) * in_c, static_cast<std::size_t>(in_c));
+    }
+    std::memset(dst + rx.t1 * in_c, zero_point, static_cast<std::size_t>((kw - rx.t1) * in_c));
+  }
+  return patch;
+}
+
+}  // namespace detail
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/window.hpp ----
+
+#ifndef KILN_INT8_CONV_COLUMN
+/// int16 elements of one widened window column (two on the stack); larger windows use conv2d's
+/// general path. 640 covers 3x3x64 and 1x1x640.
+#define KILN_INT8_CONV_COLUMN 640
+#endif
+
+namespace kiln::kernels::int8::detail {
+
+/// acc[2r + p] += column p . weight row r over n elements: column 0 at `c`, column 1 at
+/// c + KILN_INT8_CONV_COLUMN (dsp::widen_column's order), rows at w0 and w1. Written with one column
+/// pointer and the columns a constant apart so that the loop's state (4 accumulators, 3
+/// pointers, the end) nearly fits the M4's registers (unrolling further only adds spills).
+inline void dot_2x2(const std::int16_t* c, const std::int8_t* w0, const std::int8_t* w1, index_t n,
+                    std::int32_t* acc) {
+  constexpr index_t kC1 = KILN_INT8_CONV_COLUMN;
+  std::int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+  const std::int8_t* end4 = w0 + (n & ~index_t{3});
+#if KILN_INT8_ARM_DSP && defined(__GNUC__)
+  // The same step in assembly: GCC 12 spills and reloads columns in the C loop (about 30
+  // instructions per step instead of these 21, measured on the MLPerf Tiny convs).
+  if (w0 != end4) {
+    std::uint32_t wa, wb, x0, x1, t;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldr %[wa], [%[w0]], #4\n\t"
+        "ldr %[wb], [%[w1]], #4\n\t"
+        "ldr %[x0], [%[c]]\n\t"
+        "ldr %[x1], [%[c], %[o1]]\n\t"
+        "sxtb16 %[t], %[wa]\n\t"
+        "smlad %[a00], %[t], %[x0], %[a00]\n\t"
+        "smlad %[a01], %[t], %[x1], %[a01]\n\t"
+        "sxtb16 %[t], %[wb]\n\t"
+        "smlad %[a10], %[t], %[x0], %[a10]\n\t"
+        "smlad %[a11], %[t], %[x1], %[a11]\n\t"
+        "ldr %[x0], [%[c], #4]\n\t"
+        "ldr %[x1], [%[c], %[o2]]\n\t"
+        "sxtb16 %[t], %[wa], ror #8\n\t"
+        "smlad %[a00], %[t], %[x0], %[a00]\n\t"
+        "smlad %[a01], %[t], %[x1], %[a01]\n\t"
+        "sxtb16 %[t], %[wb], ror #8\n\t"
+        "smlad %[a10], %[t], %[x0], %[a10]\n\t"
+        "smlad %[a11], %[t], %[x1], %[a11]\n\t"
+        "adds %[c], %[c], #8\n\t"
+        "cmp %[w0], %[end]\n\t"
+        "bne 1b\n\t"
+        : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [w0] "+r"(w0), [w1] "+r"(w1),
+          [c] "+r"(c), [wa] "=&r"(wa), [wb] "=&r"(wb), [x0] "=&r"(x0), [x1] "=&r"(x1), [t] "=&r"(t)
+        : [end] "r"(end4), [o1] "n"(2 * kC1), [o2] "n"(2 * kC1 + 4)
+        : "cc", "memory");
+  }
+#else
+  // Four weight bytes of both rows against both columns: 16 multiply-accumulates.
+  auto step = [&](const std::int16_t* cp, const std::int8_t* p0, const std::int8_t* p1) {
+    const std::uint32_t x0a = dsp::load32(cp), x1a = dsp::load32(cp + kC1);
+    const std::uint32_t wa = dsp::load32(p0), wb = dsp::load32(p1);
+    const std::uint32_t wa02 = dsp::sxtb16(wa), wb02 = dsp::sxtb16(wb);
+    a00 = dsp::smlad(wa02, x0a, a00);
+    a01 = dsp::smlad(wa02, x1a, a01);
+    a10 = dsp::smlad(wb02, x0a, a10);
+    a11 = dsp::smlad(wb02, x1a, a11);
+    const std::uint32_t x0b = dsp::load32(cp + 2), x1b = dsp::load32(cp + kC1 + 2);
+    const std::uint32_t wa13 = dsp::sxtb16_ror8(wa), wb13 = dsp::sxtb16_ror8(wb);
+    a00 = dsp::smlad(wa13, x0b, a00);
+    a01 = dsp::smlad(wa13, x1b, a01);
+    a10 = dsp::smlad(wb13, x0b, a10);
+    a11 = dsp::smlad(wb13, x1b, a11);
+  };
+  while (w0 != end4) {
+    step(c, w0, w1);
+    c += 4;
+    w0 += 4;
+    w1 += 4;
+  }
+#endif
+  for (index_t i = 0; i < (n & 3); ++i) {
+    a00 += c[i] * w0[i];
+    a01 += c[kC1 + i] * w0[i];
+    a10 += c[i] * w1[i];
+    a11 += c[kC1 + i] * w1[i];
+  }
+  acc[0] = a00;
+  acc[1] = a01;
+  acc[2] = a10;
+  acc[3] = a11;
+}
+
+/// conv2d (shapes already checked by conv2d.hpp) when patch_len <= KILN_INT8_CONV_COLUMN.
+inline void conv2d_pairs(const Window2D& w, std::int32_t input_offset, const OutputStage& out,
+                         const Shape& input_shape, const std::int8_t* input, index_t kh, index_t kw,
+                         const std::int8_t* filter, const std::int32_t* bias, const Shape& output_shape,
+                         std::int8_t* output) {
+  const index_t in_h = input_shape[1], in_w = input_shape[2], in_c = input_shape[3];
+  const index_t out_h = output_shape[1], out_w = output_shape[2], out_c = output_shape[3];
+  const index_t patch_len = kh * kw * in_c;
+  const index_t pixels = output_shape[0] * out_h * out_w;
+  const std::int8_t zero_point = static_cast<std::int8_t>(-input_offset);
+  alignas(4) std::int16_t cols[2][KILN_INT8_CONV_COLUMN];
+  alignas(4) std::int8_t patch[KILN_INT8_CONV_COLUMN];
+  ChannelRequant rq[KILN_INT8_REQUANT_CHANNELS];  // bias and both roundings in one record per channel
+  const bool fast = channel_requant(out, out_c, rq, bias);
+  const std::int32_t out_offset = out.output_offset, act_min = out.act_min, act_max = out.act_max;
+  // Widens output pixel q's window into cols[slot]. A pointwise conv (1x1, stride 1, no padding:
+  // the MobileNet/DS-CNN expansions) reads pixel q's channels in place, no window arithmetic.
+  const bool pointwise = kh == 1 && kw == 1 && w.stride_h == 1 && w.stride_w == 1 && w.pad_top == 0 &&
+                         w.pad_left == 0 && out_h == in_h && out_w == in_w;
+  auto load_column = [&](index_t q, int slot) {
+    if (pointwise) {
+      dsp::widen_column(input + q * in_c, in_c, input_offset, cols[slot]);
+      return;
+    }
+    const index_t b = q / (out_h * out_w), oy = q / out_w % out_h, ox = q % out_w;
+    const index_t y0 = oy * w.stride_h - w.pad_top, x0 = ox * w.stride_w - w.pad_left;
+    const std::int8_t* px = window_patch(input + b * in_h * in_w * in_c, in_w, in_c, kh, kw, w, y0, x0,
+                                         valid_taps(y0, kh, w.dilation_h, in_h),
+                                         valid_taps(x0, kw, w.dilation_w, in_w), zero_point, patch);
+    dsp::widen_column(px, patch_len, input_offset, cols[slot]);
+  };
+  for (index_t q = 0; q < pixels; q += 2) {
+    const bool two = q + 1 < pixels;
+    load_column(q, 0);
+    if (two) load_column(q + 1, 1);
+    else std::memcpy(cols[1], cols[0], static_cast<std::size_t>(patch_len) * sizeof(std::int16_t));
+    std::int8_t* y0 = output + q * out_c;
+    std::int8_t* y1 = two ? y0 + out_c : y0;  // a lone last pixel writes its outputs twice
+    if (fast) {
+      // Pointers advance with the channel pair; the record holds bias and constants (few loads).
+      const ChannelRequant* r = rq;
+      const std::int8_t* wp = filter;
+      for (index_t oc = 0; oc < out_c; oc += 2, r += 2, wp += 2 * patch_len) {
+        const index_t d = oc + 1 < out_c ? 1 : 0;  // a lone last channel is computed twice
+        std::int32_t acc[4] = {r[0].bias, r[0].bias, r[d].bias, r[d].bias};
+        dot_2x2(cols[0], wp, wp + d * patch_len, patch_len, acc);
+        y0[oc] = apply_channel(acc[0], r[0], out_offset, act_min, act_max);
+        y1[oc] = apply_channel(acc[1], r[0], out_offset, act_min, act_max);
+        y0[oc + d] = apply_channel(acc[2], r[d], out_offset, act_min, act_max);
+        y1[oc + d] = apply_channel(acc[3], r[d], out_offset, act_min, act_max);
+      }
+      continue;
+    }
+    for (index_t oc = 0; oc < out_c; oc += 2) {
+      const index_t od = oc + 1 < out_c ? oc + 1 : oc;
+      std::int32_t acc[4];
+      acc[0] = acc[1] = bias ? bias[oc] : 0;
+      acc[2] = acc[3] = bias ? bias[od] : 0;
+      dot_2x2(cols[0], filter + oc * patch_len, filter + od * patch_len, patch_len, acc);
+      const index_t kc = out.per_channel ? oc : 0, kd = out.per_channel ? od : 0;
+      const std::int32_t mc = out.multiplier[kc], sc = out.shift[kc];
+      const std::int32_t md = out.multiplier[kd], sd = out.shift[kd];
+      y0[oc] = out.apply_with(acc[0], mc, sc);
+      y1[oc] = out.apply_with(acc[1], mc, sc);
+      y0[od] = out.apply_with(acc[2], md, sd);
+      y1[od] = out.apply_with(acc[3], md, sd);
+    }
+  }
+}
+
+}  // namespace kiln::kernels::int8::detail
+// ---- end kiln/kernels/int8/conv2d_pairs.hpp ----
+
+// ---- begin kiln/kernels/int8/dot.hpp ----
+// kiln/kernels/int8/dot.hpp — the int8 inner product every quantised layer spends its time in.
+//
+//   acc += sum_i (x[i] + x_offset) * w[i]      x, w int8; x_offset = -input_zero_point
+//
+// x + x_offset lies in [-255, 255] and w in [-128, 127], so every product fits in
+// 16 bits plus sign and a pair of products fits easily in int32: the sum is exact in
+// int32 whatever the order of accumulation (integer addition is associative), which
+// is why the SIMD and scalar paths below give bit-identical results.
+//
+// One accumulator object per output value; feed it several spans (the rows of a
+// convolution window) and read it once, so a vector accumulator is reduced to a
+// scalar once per output, not once per window row.
+//
+// Paths, chosen at compile time (KILN_NO_SIMD forces the scalar one, as for the f32 kernels):
+//   AVX2   sign-extend 16 int8 to int16 (vpmovsxbw), add the offset, vpmaddwd into 8 int32
+//   SSE4.1 the same 8 at a time (pmovsxbw + pmaddwd)
+//   NEON   vmovl_s8 to int16, add the offset, vmlal_s16 into int32x4 (armv7 and aarch64)
+//   scalar two elements per step as int16 pairs: on Cortex-M with the DSP extension
+//          (__ARM_FEATURE_DSP: M4/M7/M33/M55) four bytes are unpacked with SXTAB16 and
+//          accumulated with SMLAD (two 16x16 products per instruction), as CMSIS-NN does;
+//          elsewhere the pair form is plain C.
+// The xsimd batch types are not used: xsimd 8.1 has no widening int8/int16 multiply-add.
+
+
+
 
 namespace kiln::kernels::int8 {
 
@@ -7182,244 +7819,6 @@ inline std::int32_t dot_with_offset(const std::int8_t* x, const std::int8_t* w, 
 }  // namespace kiln::kernels::int8
 // ---- end kiln/kernels/int8/dot.hpp ----
 
-// ---- begin kiln/kernels/int8/requant.hpp ----
-// kiln/kernels/int8/requant.hpp — the fused epilogue of the int8 layers.
-//
-//   y = clamp( multiply_by_quantized_multiplier(acc + bias[c], m[c], shift[c])
-//              + output_offset, act_min, act_max )
-//
-// acc is the exact int32 inner product; the multiplier/shift pair comes from
-// quant::conv_output_multipliers (per output channel) or quant::quantize_multiplier
-// (per tensor). The activation (relu, relu6) is only this clamp, with bounds from
-// quant::activation_range.
-
-
-
-namespace kiln::kernels::int8 {
-
-/// How int32 accumulators become int8 outputs.
-struct OutputStage {
-  /// Q0.31 multipliers and shifts (shift > 0: left): `channels` entries when per_channel,
-  /// else one entry used for every channel.
-  const std::int32_t* multiplier = nullptr;
-  const std::int32_t* shift = nullptr;
-  bool per_channel = true;
-  /// The output zero point, added after scaling.
-  std::int32_t output_offset = 0;
-  /// Clamp bounds (fused relu / relu6), within [-128, 127].
-  std::int32_t act_min = -128;
-  std::int32_t act_max = 127;
-
-  inline std::int8_t apply(std::int32_t acc, index_t channel) const {
-    const index_t k = per_channel ? channel : 0;
-    // TFLite adds the offset in int32 (undefined on overflow, a wrap on every real target);
-    // the wrap is made explicit so extreme multipliers stay defined and match the SIMD adds.
-    std::int32_t v = quant::wrapping_add(
-        quant::multiply_by_quantized_multiplier(acc, multiplier[k], shift[k]), output_offset);
-    v = v < act_min ? act_min : v;
-    v = v > act_max ? act_max : v;
-    return static_cast<std::int8_t>(v);
-  }
-};
-
-/// y[i] = stage.apply(acc[i], c0 + i) for i < 8. Vector form on AVX2 and NEON, same bits:
-///   AVX2: x << max(shift, 0) (vpsllvd); SRDHM as floor((x*m + 2^30) / 2^31) on 64-bit
-///         products of even and odd lanes (vpmuldq), which equals gemmlowp's nudge-and-truncate
-///         for every input but INT32_MIN * INT32_MIN (saturated separately); then the rounding
-///         divide with per-lane mask/threshold and arithmetic shift (vpsravd).
-///   NEON: vqrdmulhq_s32 *is* SRDHM (rounding (2ab + 2^31) >> 32, saturating); the divide is
-///         vrshlq_s32 by -exponent (ties toward +inf) after subtracting 1 from negative x when
-///         exponent > 0 (saturating), which turns the ties away from zero, as TFLite's NEON code.
-inline void requantize8(const std::int32_t* acc, index_t c0, const OutputStage& s, std::int8_t* y) {
-#if KILN_INT8_AVX2
-  const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc));
-  __m256i m, sh;
-  if (s.per_channel) {
-    m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.multiplier + c0));
-    sh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.shift + c0));
-  } else {
-    m = _mm256_set1_epi32(s.multiplier[0]);
-    sh = _mm256_set1_epi32(s.shift[0]);
-  }
-  const __m256i zero = _mm256_setzero_si256();
-  const __m256i left = _mm256_max_epi32(sh, zero);
-  const __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, sh), zero);
-  const __m256i a = _mm256_sllv_epi32(x, left);
-  // SRDHM: 64-bit products of lanes 0,2,4,6 and (after a 32-bit shift) 1,3,5,7.
-  const __m256i nudge = _mm256_set1_epi64x(std::int64_t{1} << 30);
-  const __m256i p_even = _mm256_add_epi64(_mm256_mul_epi32(a, m), nudge);
-  const __m256i p_odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(m, 32)), nudge);
-  // floor(p / 2^31): bits 31..62 of p; a logical shift keeps the same low 32 bits as an arithmetic one.
-  const __m256i q_even = _mm256_srli_epi64(p_even, 31);
-  const __m256i q_odd = _mm256_slli_epi64(_mm256_srli_epi64(p_odd, 31), 32);
-  __m256i h = _mm256_blend_epi32(q_even, q_odd, 0xAA);
-  const __m256i int_min = _mm256_set1_epi32(quant::kInt32Min);
-  const __m256i overflow = _mm256_and_si256(_mm256_cmpeq_epi32(a, int_min), _mm256_cmpeq_epi32(m, int_min));
-  h = _mm256_blendv_epi8(h, _mm256_set1_epi32(quant::kInt32Max), overflow);
-  // Rounding divide by 2^right, ties away from zero.
-  const __m256i one = _mm256_set1_epi32(1);
-  const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
-  const __m256i remainder = _mm256_and_si256(h, mask);
-  const __m256i threshold = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), _mm256_cmpgt_epi32(zero, h));
-  __m256i r = _mm256_add_epi32(_mm256_srav_epi32(h, right),
-                               _mm256_and_si256(_mm256_cmpgt_epi32(remainder, threshold), one));
-  r = _mm256_add_epi32(r, _mm256_set1_epi32(s.output_offset));
-  r = _mm256_min_epi32(_mm256_max_epi32(r, _mm256_set1_epi32(s.act_min)), _mm256_set1_epi32(s.act_max));
-  // 8 x int32 (already in [-128, 127]) -> 8 x int8.
-  const __m128i r16 = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
-  const __m128i r8 = _mm_packs_epi16(r16, r16);
-  _mm_storel_epi64(reinterpret_cast<__m128i*>(y), r8);
-#elif KILN_INT8_NEON
-  int16x4_t half[2];
-  for (int k = 0; k < 2; ++k) {
-    const int32x4_t x = vld1q_s32(acc + 4 * k);
-    const int32x4_t m = s.per_channel ? vld1q_s32(s.multiplier + c0 + 4 * k) : vdupq_n_s32(s.multiplier[0]);
-    const int32x4_t sh = s.per_channel ? vld1q_s32(s.shift + c0 + 4 * k) : vdupq_n_s32(s.shift[0]);
-    const int32x4_t zero = vdupq_n_s32(0);
-    const int32x4_t left = vmaxq_s32(sh, zero);
-    const int32x4_t right_neg = vminq_s32(sh, zero);  // -exponent of the divide, <= 0
-    // x << left (vshlq by a positive count is a plain left shift, wrapping like the scalar code).
-    const int32x4_t h = vqrdmulhq_s32(vshlq_s32(x, left), m);
-    // fixup = -1 where h < 0 and the exponent is > 0: (h & right_neg) has its sign bit set then.
-    const int32x4_t fixup = vshrq_n_s32(vandq_s32(h, right_neg), 31);
-    int32x4_t r = vrshlq_s32(vqaddq_s32(h, fixup), right_neg);
-    r = vaddq_s32(r, vdupq_n_s32(s.output_offset));
-    r = vminq_s32(vmaxq_s32(r, vdupq_n_s32(s.act_min)), vdupq_n_s32(s.act_max));
-    half[k] = vmovn_s32(r);
-  }
-  vst1_s8(y, vmovn_s16(vcombine_s16(half[0], half[1])));
-#else
-  for (int i = 0; i < 8; ++i) y[i] = s.apply(acc[i], c0 + i);
-#endif
-}
-
-namespace detail {
-
-/// Checks an OutputStage (and an input offset) before a kernel touches memory.
-/// `channels` is the number of multipliers read when per_channel.
-inline Status check_output_stage(const char* op, const OutputStage& s, index_t channels,
-                                 std::int32_t input_offset) {
-  if (!s.multiplier || !s.shift)
-    return Status(Errc::invalid_argument) << op << ": output multiplier/shift pointers are null";
-  if (s.act_min < -128 || s.act_max > 127 || s.act_min > s.act_max)
-    return Status(Errc::invalid_argument)
-           << op << ": activation range [" << s.act_min << ", " << s.act_max
-           << "] is not an int8 range";
-  if (s.output_offset < -128 || s.output_offset > 127)
-    return Status(Errc::invalid_argument)
-           << op << ": output offset " << s.output_offset << " is not an int8 zero point";
-  // -input_zero_point for an int8 zero point; keeps (x + offset) within int16 in the dot paths.
-  if (input_offset < -127 || input_offset > 128)
-    return Status(Errc::invalid_argument)
-           << op << ": input offset " << input_offset << " is not minus an int8 zero point";
-  const index_t n = s.per_channel ? channels : 1;
-  for (index_t c = 0; c < n; ++c)
-    if (s.shift[c] < -31 || s.shift[c] > 31)
-      return Status(Errc::invalid_argument)
-             << op << ": output shift " << s.shift[c] << " of channel " << static_cast<long long>(c)
-             << " outside [-31, 31]";
-  return Status();
-}
-
-}  // namespace detail
-}  // namespace kiln::kernels::int8
-// ---- end kiln/kernels/int8/requant.hpp ----
-
-// ---- begin kiln/kernels/int8/window.hpp ----
-// kiln/kernels/int8/window.hpp — sliding-window geometry shared by conv, depthwise conv, pooling.
-//
-// Padding is explicit (top, bottom, left, right), so the output size is determined:
-//   out = (in + pad_before + pad_after - ((k - 1) * dilation + 1)) / stride + 1
-// Input position of output o, tap t:  o * stride - pad_before + t * dilation; taps that fall
-// outside the input read the input zero point (they add nothing), as in TFLite.
-// same_padding() reproduces TFLite's Padding::SAME (odd total padding: the extra row/column
-// goes after), valid padding is all zeros.
-
-
-namespace kiln::kernels::int8 {
-
-struct Window2D {
-  index_t stride_h = 1, stride_w = 1;
-  index_t dilation_h = 1, dilation_w = 1;
-  index_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
-};
-
-/// Output extent of one spatial dimension (0 or negative when the window does not fit).
-constexpr index_t window_output_size(index_t in, index_t k, index_t stride, index_t dilation,
-                                     index_t pad_before, index_t pad_after) {
-  const index_t span = in + pad_before + pad_after - ((k - 1) * dilation + 1);
-  return span < 0 ? 0 : span / stride + 1;
-}
-
-struct PaddingPair {
-  index_t before = 0, after = 0;
-};
-
-/// TFLite's SAME padding for one dimension: out = ceil(in / stride), total padding
-/// max((out - 1) * stride + effective_k - in, 0), before = total / 2.
-constexpr PaddingPair same_padding(index_t in, index_t k, index_t stride, index_t dilation) {
-  const index_t out = (in + stride - 1) / stride;
-  const index_t eff_k = (k - 1) * dilation + 1;
-  index_t total = (out - 1) * stride + eff_k - in;
-  total = total < 0 ? 0 : total;
-  return {total / 2, total - total / 2};
-}
-
-/// A Window2D with TFLite SAME padding for an input of in_h x in_w and a kh x kw window.
-constexpr Window2D same_window(index_t in_h, index_t in_w, index_t kh, index_t kw, index_t stride_h,
-                               index_t stride_w, index_t dilation_h = 1, index_t dilation_w = 1) {
-  const PaddingPair ph = same_padding(in_h, kh, stride_h, dilation_h);
-  const PaddingPair pw = same_padding(in_w, kw, stride_w, dilation_w);
-  return {stride_h, stride_w, dilation_h, dilation_w, ph.before, ph.after, pw.before, pw.after};
-}
-
-namespace detail {
-
-// Valid tap range [t0, t1) of a window starting at `origin` (may be negative).
-struct TapRange {
-  index_t t0, t1;
-};
-constexpr TapRange valid_taps(index_t origin, index_t taps, index_t dilation, index_t extent) {
-  // First t with origin + t*d >= 0, first t with origin + t*d >= extent.
-  index_t t0 = origin >= 0 ? 0 : (-origin + dilation - 1) / dilation;
-  index_t t1 = extent - origin <= 0 ? 0 : (extent - origin + dilation - 1) / dilation;
-  t1 = t1 < taps ? t1 : taps;
-  t0 = t0 < t1 ? t0 : t1;
-  return {t0, t1};
-}
-
-/// Validates the window against a kh x kw filter and the NHWC input/output extents.
-inline Status check_window(const char* op, const Window2D& w, index_t kh, index_t kw,
-                           const Shape& input, const Shape& output) {
-  if (w.stride_h < 1 || w.stride_w < 1 || w.dilation_h < 1 || w.dilation_w < 1 || w.pad_top < 0 ||
-      w.pad_bottom < 0 || w.pad_left < 0 || w.pad_right < 0)
-    return Status(Errc::invalid_argument)
-           << op << ": stride " << w.stride_h << "x" << w.stride_w << ", dilation " << w.dilation_h
-           << "x" << w.dilation_w << " must be >= 1 and padding >= 0";
-  const index_t oh = window_output_size(input[1], kh, w.stride_h, w.dilation_h, w.pad_top, w.pad_bottom);
-  const index_t ow = window_output_size(input[2], kw, w.stride_w, w.dilation_w, w.pad_left, w.pad_right);
-  if (oh != output[1] || ow != output[2])
-    return Status(Errc::shape_mismatch)
-           << op << ": input " << input << " with a " << kh << "x" << kw << " window, stride "
-           << w.stride_h << "x" << w.stride_w << ", dilation " << w.dilation_h << "x"
-           << w.dilation_w << " and padding gives " << oh << "x" << ow << ", output is " << output;
-  return Status();
-}
-
-/// Both shapes NHWC (rank 4, same batch).
-inline Status check_nhwc(const char* op, const Shape& input, const Shape& output) {
-  if (input.rank() != 4 || output.rank() != 4 || !input.valid() || !output.valid() ||
-      input[0] != output[0])
-    return Status(Errc::shape_mismatch)
-           << op << ": input " << input << " and output " << output
-           << " must be NHWC with the same batch";
-  return Status();
-}
-
-}  // namespace detail
-}  // namespace kiln::kernels::int8
-// ---- end kiln/kernels/int8/window.hpp ----
-
 #ifndef KILN_INT8_CONV_PATCH_BYTES
 /// Stack bytes for one im2col patch of conv2d (kh*kw*in_c); firmware may lower it.
 #define KILN_INT8_CONV_PATCH_BYTES 2048
@@ -7448,6 +7847,12 @@ inline Status conv2d(const Conv2DParams& p, const Shape& input_shape, const std:
   const index_t out_c = output_shape[3];
   if (Status s = detail::check_output_stage("conv2d", p.output, out_c, p.input_offset); !s) return s;
 
+  // Without vector units (Cortex-M, KILN_NO_SIMD): two pixels x two channels on widened columns.
+  if (!(KILN_INT8_AVX2 || KILN_INT8_SSE41 || KILN_INT8_NEON) && kh * kw * input_shape[3] <= KILN_INT8_CONV_COLUMN) {
+    detail::conv2d_pairs(p.window, p.input_offset, p.output, input_shape, input, kh, kw, filter, bias, output_shape,
+                         output);
+    return Status();
+  }
   const index_t batches = input_shape[0], in_h = input_shape[1], in_w = input_shape[2],
                 in_c = input_shape[3];
   const index_t out_h = output_shape[1], out_w = output_shape[2];
@@ -7470,29 +7875,7 @@ inline Status conv2d(const Conv2DParams& p, const Shape& input_shape, const std:
         const detail::TapRange rx = detail::valid_taps(x0, kw, w.dilation_w, in_w);
         std::int8_t* y = output + ((b * out_h + oy) * out_w + ox) * out_c;
         if (use_patch) {
-          const std::int8_t* px = patch;
-          if (kh == 1 && ry.t0 == 0 && ry.t1 == 1 && rx.t0 == 0 && rx.t1 == kw && (w.dilation_w == 1 || kw == 1)) {
-            px = in_b + (y0 * in_w + x0) * in_c;  // the window is one contiguous input span
-          } else {
-            for (index_t ky = 0; ky < kh; ++ky) {
-              std::int8_t* dst = patch + ky * filter_row;
-              if (ky < ry.t0 || ky >= ry.t1) {
-                std::memset(dst, zero_point, static_cast<std::size_t>(filter_row));
-                continue;
-              }
-              const std::int8_t* in_row = in_b + (y0 + ky * w.dilation_h) * in_w * in_c;
-              std::memset(dst, zero_point, static_cast<std::size_t>(rx.t0 * in_c));
-              if (w.dilation_w == 1) {
-                std::memcpy(dst + rx.t0 * in_c, in_row + (x0 + rx.t0) * in_c,
-                            static_cast<std::size_t>((rx.t1 - rx.t0) * in_c));
-              } else {
-                for (index_t kx = rx.t0; kx < rx.t1; ++kx)
-                  std::memcpy(dst + kx * in_c, in_row + (x0 + kx * w.dilation_w) * in_c,
-                              static_cast<std::size_t>(in_c));
-              }
-              std::memset(dst + rx.t1 * in_c, zero_point, static_cast<std::size_t>((kw - rx.t1) * in_c));
-            }
-          }
+          const std::int8_t* px = detail::window_patch(in_b, in_w, in_c, kh, kw, w, y0, x0, ry, rx, zero_point, patch);
           index_t oc = 0;
           for (; oc + 8 <= out_c; oc += 8) {
             std::int32_t acc[8];
@@ -7719,8 +8102,9 @@ inline Status concat2(const Shape& as, const std::int8_t* a, const Requant& ra, 
 // Channels are independent, so the loop keeps a block of int32 accumulators (one per
 // output channel) and walks the window taps outside, the channels inside. With depth
 // multiplier 1 (every MLPerf Tiny model) the channel loop is explicit SIMD, 16 (AVX2) or
-// 8 (SSE4.1, NEON) channels in registers; other channels and depth multipliers use the
-// scalar block (int32 accumulators on the stack). Integer sums: any order gives the same bits.
+// 8 (SSE4.1, NEON) channels in registers, or without a vector unit 4 channels as packed int16
+// halves (dsp.hpp: SXTAB16 + SMLABB/SMLATT on Cortex-M DSP cores); other channels and depth
+// multipliers use the scalar block (int32 accumulators on the stack). Integer sums: any order gives the same bits.
 
 
 
@@ -7735,16 +8119,19 @@ struct DepthwiseConv2DParams {
 
 namespace detail {
 
-// One output pixel of a depth-multiplier-1 depthwise conv, vector channels only: returns how
-// many leading channels it wrote (a multiple of the vector width; 0 without SIMD). The
-// accumulators stay in registers across all taps. (x + offset) * w is at most 255 * 128 in
-// magnitude, so the int16 product (vpmullw / vmull) is exact before widening to int32.
+// One output pixel of a depth-multiplier-1 depthwise conv, vector (or packed int16) channels
+// only: returns how many leading channels it wrote (a multiple of the vector width); rq: the
+// channels' ChannelRequant (scalar path) or null. The accumulators stay in registers across all
+// taps. (x + offset) * w is at most 255 * 128 in magnitude, so the int16 product (vpmullw /
+// vmull) is exact before widening to int32.
 inline index_t depthwise_pixel_simd(const std::int8_t* in_b, const std::int8_t* filter,
                                     const std::int32_t* bias, const DepthwiseConv2DParams& p,
+                                    const ChannelRequant* rq,
                                     index_t in_w, index_t channels, index_t kw, index_t y0,
                                     index_t x0, TapRange ry, TapRange rx, std::int8_t* y) {
   const Window2D& w = p.window;
   index_t c = 0;
+  (void)rq;  // the vector paths requantise with requantize8
 #if KILN_INT8_AVX2
   const __m256i off = _mm256_set1_epi16(static_cast<short>(p.input_offset));
   for (; c + 16 <= channels; c += 16) {
@@ -7803,8 +8190,79 @@ inline index_t depthwise_pixel_simd(const std::int8_t* in_b, const std::int8_t* 
     requantize8(acc, c, p.output, y + c);
   }
 #else
-  (void)in_b, (void)filter, (void)bias, (void)in_w, (void)channels, (void)kw, (void)y0, (void)x0,
-      (void)ry, (void)rx, (void)y, (void)w;
+  // No vector unit (Cortex-M, KILN_NO_SIMD): four channels per word, dsp.hpp's packed halves.
+  // SXTAB16 unpacks channels 0 and 2 (and, rotated, 1 and 3) with the offset added, SXTB16 the
+  // weights; SMLABB/SMLATT accumulate the bottom/top halves: 4 multiply-accumulates per 2 loads,
+  // 4 unpacks and 4 MACs, the accumulators in registers across the window.
+  const std::uint32_t off2 = dsp::both_halves(p.input_offset);
+  const index_t row_step = w.dilation_h * in_w * channels, col_step = w.dilation_w * channels;
+  const index_t taps_w = rx.t1 - rx.t0;
+  for (; c + 4 <= channels; c += 4) {
+    std::int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    if (bias) a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
+    const std::int8_t* px_row = in_b + ((y0 + ry.t0 * w.dilation_h) * in_w + (x0 + rx.t0 * w.dilation_w)) * channels + c;
+    const std::int8_t* f_row = filter + (ry.t0 * kw + rx.t0) * channels + c;
+    auto tap = [&](const std::int8_t* px, const std::int8_t* f) {
+      const std::uint32_t xv = dsp::load32(px), wv = dsp::load32(f);
+      const std::uint32_t x02 = dsp::sxtab16(off2, xv), x13 = dsp::sxtab16_ror8(off2, xv);
+      const std::uint32_t w02 = dsp::sxtb16(wv), w13 = dsp::sxtb16_ror8(wv);
+      a0 = dsp::smlabb(x02, w02, a0);
+      a2 = dsp::smlatt(x02, w02, a2);
+      a1 = dsp::smlabb(x13, w13, a1);
+      a3 = dsp::smlatt(x13, w13, a3);
+    };
+    for (index_t ky = ry.t0; ky < ry.t1; ++ky, px_row += row_step, f_row += kw * channels) {
+      if (taps_w == 3) {  // a whole 3-wide row (3x3 kernels away from the border): no loop
+#if KILN_INT8_ARM_DSP && defined(__GNUC__)
+        // The three taps in assembly, 12 instructions each: from C, GCC 12 spills the loaded
+        // words around the 13 live registers (about 49 instructions a row).
+        const std::int8_t* xp = px_row;
+        const std::int8_t* fp = f_row;
+        std::uint32_t xv, wv, t1, t2;
+#define KILN_DW_TAP(advance)                         \
+  "ldr %[xv], [%[xp]]\n\t"                          \
+  "ldr %[wv], [%[fp]]\n\t" advance                  \
+  "sxtab16 %[t1], %[off], %[xv]\n\t"                \
+  "sxtb16 %[t2], %[wv]\n\t"                         \
+  "smlabb %[a0], %[t1], %[t2], %[a0]\n\t"           \
+  "smlatt %[a2], %[t1], %[t2], %[a2]\n\t"           \
+  "sxtab16 %[t1], %[off], %[xv], ror #8\n\t"        \
+  "sxtb16 %[t2], %[wv], ror #8\n\t"                 \
+  "smlabb %[a1], %[t1], %[t2], %[a1]\n\t"           \
+  "smlatt %[a3], %[t1], %[t2], %[a3]\n\t"
+#define KILN_DW_NEXT "add %[xp], %[xp], %[cs]\n\tadd %[fp], %[fp], %[fs]\n\t"
+        __asm__(KILN_DW_TAP(KILN_DW_NEXT) KILN_DW_TAP(KILN_DW_NEXT) KILN_DW_TAP("")
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [xp] "+r"(xp), [fp] "+r"(fp),
+                  [xv] "=&r"(xv), [wv] "=&r"(wv), [t1] "=&r"(t1), [t2] "=&r"(t2)
+                : [cs] "r"(col_step), [fs] "r"(channels), [off] "r"(off2)
+                : "memory");
+#undef KILN_DW_NEXT
+#undef KILN_DW_TAP
+#else
+        tap(px_row, f_row);
+        tap(px_row + col_step, f_row + channels);
+        tap(px_row + 2 * col_step, f_row + 2 * channels);
+#endif
+        continue;
+      }
+      const std::int8_t* px = px_row;
+      const std::int8_t* f = f_row;
+      for (index_t k = 0; k < taps_w; ++k, px += col_step, f += channels) tap(px, f);
+    }
+    const OutputStage& o = p.output;
+    if (rq) {
+      y[c] = apply_channel(a0, rq[c], o);
+      y[c + 1] = apply_channel(a1, rq[c + 1], o);
+      y[c + 2] = apply_channel(a2, rq[c + 2], o);
+      y[c + 3] = apply_channel(a3, rq[c + 3], o);
+      continue;
+    }
+    const index_t k = o.per_channel ? c : 0, d = o.per_channel ? 1 : 0;
+    y[c] = o.apply_with(a0, o.multiplier[k], o.shift[k]);
+    y[c + 1] = o.apply_with(a1, o.multiplier[k + d], o.shift[k + d]);
+    y[c + 2] = o.apply_with(a2, o.multiplier[k + 2 * d], o.shift[k + 2 * d]);
+    y[c + 3] = o.apply_with(a3, o.multiplier[k + 3 * d], o.shift[k + 3 * d]);
+  }
 #endif
   return c;
 }
@@ -7838,6 +8296,12 @@ inline Status depthwise_conv2d(const DepthwiseConv2DParams& p, const Shape& inpu
 
   // Output channels handled per pass; 64 int32 accumulators = 256 bytes of stack.
   constexpr index_t kBlock = 64;
+  // Without vector units: the channels' requantisation constants once per call (ChannelRequant).
+  const ChannelRequant* rq = nullptr;
+#if !(KILN_INT8_AVX2 || KILN_INT8_SSE41 || KILN_INT8_NEON)
+  ChannelRequant rq_storage[KILN_INT8_REQUANT_CHANNELS];
+  if (dm == 1 && channel_requant(p.output, out_c, rq_storage)) rq = rq_storage;
+#endif
   for (index_t b = 0; b < batches; ++b) {
     const std::int8_t* in_b = input + b * in_h * in_w * in_c;
     for (index_t oy = 0; oy < out_h; ++oy) {
@@ -7848,7 +8312,7 @@ inline Status depthwise_conv2d(const DepthwiseConv2DParams& p, const Shape& inpu
         const detail::TapRange rx = detail::valid_taps(x0, kw, w.dilation_w, in_w);
         std::int8_t* y = output + ((b * out_h + oy) * out_w + ox) * out_c;
         index_t c_done = 0;
-        if (dm == 1) c_done = detail::depthwise_pixel_simd(in_b, filter, bias, p, in_w, in_c, kw, y0, x0, ry, rx, y);
+        if (dm == 1) c_done = detail::depthwise_pixel_simd(in_b, filter, bias, p, rq, in_w, in_c, kw, y0, x0, ry, rx, y);
         for (index_t c0 = c_done; c0 < out_c; c0 += kBlock) {
           const index_t nc = out_c - c0 < kBlock ? out_c - c0 : kBlock;
           std::int32_t acc[kBlock];
@@ -7888,9 +8352,16 @@ inline Status depthwise_conv2d(const DepthwiseConv2DParams& p, const Shape& inpu
 // input [..., in] flattened to batches x in, output [batches, out] (any shape with
 // batches * out elements and out as its last extent). Weights are symmetric int8
 // (zero point 0); multipliers per output channel or per tensor (OutputStage::per_channel).
-// bias may be null (no bias).
+// bias may be null (no bias). Without vector units (Cortex-M, KILN_NO_SIMD) the input row is
+// widened once and four weight rows run against it (detail::fully_connected_rows: SMLAD on DSP cores).
 
 
+
+#ifndef KILN_INT8_FC_COLUMN
+/// Without vector units: the longest input row widened once to int16 on the stack (2 bytes each);
+/// longer rows use the dot4 path.
+#define KILN_INT8_FC_COLUMN 1024
+#endif
 
 namespace kiln::kernels::int8 {
 
@@ -7898,6 +8369,107 @@ struct FullyConnectedParams {
   std::int32_t input_offset = 0;  ///< -input_zero_point
   OutputStage output;
 };
+
+namespace detail {
+
+/// acc[r] += column . row r for four weight rows (int8) against one int16 column in
+/// dsp::widen_column's order: per four bytes 2 column loads, then per row a weight load, two
+/// unpacks and two SMLADs (24 instructions for 16 multiply-accumulates on a Cortex-M4; the
+/// input side is widened once per call instead of once per row group as in dot4).
+inline void dot_4x1(const std::int16_t* c, const std::int8_t* w0, const std::int8_t* w1, const std::int8_t* w2,
+                    const std::int8_t* w3, index_t n, std::int32_t* acc) {
+  std::int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  const std::int16_t* end4 = c + (n & ~index_t{3});
+#if KILN_INT8_ARM_DSP && defined(__GNUC__)
+  // In assembly: the loop's state needs all 14 registers, which GCC 12 does not find from C.
+  if (c != end4) {
+    std::uint32_t xa, xb, w, t;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldr %[xa], [%[c]], #4\n\t"
+        "ldr %[xb], [%[c]], #4\n\t"
+        "ldr %[w], [%[w0]], #4\n\t"
+        "sxtb16 %[t], %[w]\n\t"
+        "smlad %[a0], %[t], %[xa], %[a0]\n\t"
+        "sxtb16 %[t], %[w], ror #8\n\t"
+        "smlad %[a0], %[t], %[xb], %[a0]\n\t"
+        "ldr %[w], [%[w1]], #4\n\t"
+        "sxtb16 %[t], %[w]\n\t"
+        "smlad %[a1], %[t], %[xa], %[a1]\n\t"
+        "sxtb16 %[t], %[w], ror #8\n\t"
+        "smlad %[a1], %[t], %[xb], %[a1]\n\t"
+        "ldr %[w], [%[w2]], #4\n\t"
+        "sxtb16 %[t], %[w]\n\t"
+        "smlad %[a2], %[t], %[xa], %[a2]\n\t"
+        "sxtb16 %[t], %[w], ror #8\n\t"
+        "smlad %[a2], %[t], %[xb], %[a2]\n\t"
+        "ldr %[w], [%[w3]], #4\n\t"
+        "sxtb16 %[t], %[w]\n\t"
+        "smlad %[a3], %[t], %[xa], %[a3]\n\t"
+        "sxtb16 %[t], %[w], ror #8\n\t"
+        "smlad %[a3], %[t], %[xb], %[a3]\n\t"
+        "cmp %[c], %[end]\n\t"
+        "bne 1b\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w0] "+r"(w0), [w1] "+r"(w1),
+          [w2] "+r"(w2), [w3] "+r"(w3), [c] "+r"(c), [xa] "=&r"(xa), [xb] "=&r"(xb), [w] "=&r"(w), [t] "=&r"(t)
+        : [end] "r"(end4)
+        : "cc", "memory");
+  }
+#else
+  for (; c != end4; c += 4, w0 += 4, w1 += 4, w2 += 4, w3 += 4) {
+    const std::uint32_t xa = dsp::load32(c), xb = dsp::load32(c + 2);
+    auto row = [&](const std::int8_t* wr, std::int32_t a) {
+      const std::uint32_t wv = dsp::load32(wr);
+      return dsp::smlad(dsp::sxtb16_ror8(wv), xb, dsp::smlad(dsp::sxtb16(wv), xa, a));
+    };
+    a0 = row(w0, a0);
+    a1 = row(w1, a1);
+    a2 = row(w2, a2);
+    a3 = row(w3, a3);
+  }
+#endif
+  for (index_t i = 0; i < (n & 3); ++i) {
+    a0 += c[i] * w0[i];
+    a1 += c[i] * w1[i];
+    a2 += c[i] * w2[i];
+    a3 += c[i] * w3[i];
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+}
+
+/// fully_connected (shapes checked) without vector units, n_in <= KILN_INT8_FC_COLUMN: each input
+/// row widened once, four output rows per dot_4x1 (a tail reuses the last row and drops the
+/// copies), requantised with ChannelRequant when the stage fits it.
+inline void fully_connected_rows(const FullyConnectedParams& p, index_t batches, index_t n_in, index_t n_out,
+                                 const std::int8_t* input, const std::int8_t* weights, const std::int32_t* bias,
+                                 std::int8_t* output) {
+  alignas(4) std::int16_t col[KILN_INT8_FC_COLUMN];
+  const OutputStage& out = p.output;
+  ChannelRequant rq[KILN_INT8_REQUANT_CHANNELS];
+  const index_t rq_step = out.per_channel ? 1 : 0;  // per tensor: one entry for every row
+  const bool fast = channel_requant(out, out.per_channel ? n_out : 1, rq);
+  for (index_t b = 0; b < batches; ++b) {
+    dsp::widen_column(input + b * n_in, n_in, p.input_offset, col);
+    std::int8_t* y = output + b * n_out;
+    for (index_t o = 0; o < n_out; o += 4) {
+      index_t rows[4];
+      std::int32_t acc[4];
+      for (int r = 0; r < 4; ++r) {
+        rows[r] = o + r < n_out ? o + r : n_out - 1;
+        acc[r] = bias ? bias[rows[r]] : 0;
+      }
+      dot_4x1(col, weights + rows[0] * n_in, weights + rows[1] * n_in, weights + rows[2] * n_in,
+              weights + rows[3] * n_in, n_in, acc);
+      for (int r = 0; r < 4; ++r)
+        y[rows[r]] = fast ? apply_channel(acc[r], rq[rows[r] * rq_step], out) : out.apply(acc[r], rows[r]);
+    }
+  }
+}
+
+}  // namespace detail
 
 inline Status fully_connected(const FullyConnectedParams& p, const Shape& input_shape,
                               const std::int8_t* input, const Shape& weight_shape,
@@ -7919,6 +8491,10 @@ inline Status fully_connected(const FullyConnectedParams& p, const Shape& input_
   if (Status s = detail::check_output_stage("fully_connected", p.output, n_out, p.input_offset); !s)
     return s;
 
+  if (!(KILN_INT8_AVX2 || KILN_INT8_SSE41 || KILN_INT8_NEON) && n_in <= KILN_INT8_FC_COLUMN) {
+    detail::fully_connected_rows(p, batches, n_in, n_out, input, weights, bias, output);
+    return Status();
+  }
   for (index_t b = 0; b < batches; ++b) {
     const std::int8_t* x = input + b * n_in;
     std::int8_t* y = output + b * n_out;
@@ -10883,6 +11459,9 @@ constexpr Int8Call without_channels(const Int8Call& c) {
   r.in = c.in;
   r.out = c.out;
   r.depthwise = c.depthwise;
+  r.groups = c.groups;  // (these three were not copied: grouped convs ran as one conv and failed
+  r.requant = c.requant;        // its shape check, an i8 -> i8 quantize did not requantise)
+  r.requantize = c.requantize;
   r.rk = c.rk;
   r.fc = kernels::int8::FullyConnectedParams{c.fc.input_offset, stage(c.fc.output)};
   r.conv = kernels::int8::Conv2DParams{c.conv.window, c.conv.input_offset, stage(c.conv.output)};
@@ -10947,9 +11526,56 @@ constexpr bool uses_tflite_int8_ops(const Steps& steps, int count) {
   return false;
 }
 
-/// Runs a lowered int8 step: `at(base, offset, dtype)` resolves a value's address, `ws` is the
-/// step's scratch (workspace_bytes), `out` the node's buffer.
-template <bool WithTfliteOps = true, class At>
+/// A per-channel output stage whose channels all have one multiplier and shift (per-tensor
+/// weight scales, e.g. every FULLY_CONNECTED of the MLPerf Tiny models) keeps one entry: the
+/// stage becomes per tensor, same bits, and the schedule stores 8 bytes instead of 8 per channel.
+/// Returns the entries to keep of the `n` in mult/shift.
+constexpr index_t compact_per_tensor(StaticInt8& q, const std::int32_t* mult, const std::int32_t* shift, index_t n) {
+  if (q.call.groups > 1) return n;  // grouped_conv offsets the multipliers per group
+  for (index_t k = 1; k < n; ++k)
+    if (mult[k] != mult[0] || shift[k] != shift[0]) return n;
+  if (n <= 1) return n;
+  q.call.fc.output.per_channel = q.call.conv.output.per_channel = q.call.dw.output.per_channel = false;
+  return 1;
+}
+
+/// The kernel a static int8 step calls. The runner instantiates run_int8_static once per kind a
+/// model uses, so an image links only its model's kernels (run_int8's switch would link all).
+enum class Int8Kernel : std::uint8_t { fully_connected, conv2d, depthwise_conv2d, add, softmax, max_pool, avg_pool, other };
+
+constexpr Int8Kernel int8_kernel(const Int8Call& c) {
+  switch (c.op) {
+    case Op::qlinear: return Int8Kernel::fully_connected;
+    case Op::qconv2d:
+      return c.depthwise ? Int8Kernel::depthwise_conv2d : c.groups > 1 ? Int8Kernel::other : Int8Kernel::conv2d;
+    case Op::qadd: return Int8Kernel::add;
+    case Op::qsoftmax: return Int8Kernel::softmax;
+    case Op::qpool2d: return c.rk == ReduceKind::max ? Int8Kernel::max_pool : Int8Kernel::avg_pool;
+    default: return Int8Kernel::other;
+  }
+}
+
+/// run_int8 for kernel K only (Int8Kernel::other: run_int8 itself, e.g. quantize, grouped convs).
+template <Int8Kernel K, bool WithTfliteOps>
+Status run_int8_as(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w, const std::int32_t* bias,
+                   void* y, void* scratch, const std::int32_t* mult, const std::int32_t* shift) {
+  namespace k8 = kernels::int8;
+  const auto* xi = static_cast<const std::int8_t*>(x);
+  auto* yi = static_cast<std::int8_t*>(y);
+  if constexpr (K == Int8Kernel::fully_connected) return k8::fully_connected(with_channels(c.fc, mult, shift), c.x, xi, c.w, w, bias, c.y, yi);
+  else if constexpr (K == Int8Kernel::conv2d) return k8::conv2d(with_channels(c.conv, mult, shift), c.x, xi, c.w, w, bias, c.y, yi);
+  else if constexpr (K == Int8Kernel::depthwise_conv2d) return k8::depthwise_conv2d(with_channels(c.dw, mult, shift), c.x, xi, c.w, w, bias, c.y, yi);
+  else if constexpr (K == Int8Kernel::add) return qadd_broadcast(c, xi, static_cast<const std::int8_t*>(x2), yi);
+  else if constexpr (K == Int8Kernel::softmax) return k8::softmax(c.softmax, c.x, xi, c.y, yi);
+  else if constexpr (K == Int8Kernel::max_pool) return k8::max_pool2d(c.pool, c.x, xi, c.y, yi);
+  else if constexpr (K == Int8Kernel::avg_pool) return k8::avg_pool2d(c.pool, c.x, xi, c.y, yi);
+  else return run_int8<WithTfliteOps>(c, x, x2, w, bias, y, scratch, mult, shift);
+}
+
+/// Runs a lowered int8 step with kernel K (int8_kernel(q.call)); WithTfliteOps: whether the plan has
+/// any of int8_tflite_steps.hpp's operators (else none of their kernels is linked). `at(base, offset, dtype)`
+/// resolves a value's address, `ws` is the step's scratch (workspace_bytes), `out` the node's buffer.
+template <Int8Kernel K, bool WithTfliteOps, class At>
 Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std::int32_t* shift, At&& at,
                        char* ws, void* out) {
   auto dense = [&](const Int8Ref& r) -> const void* {
@@ -10977,7 +11603,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
   }
   const auto* bias = q.bias.base >= 0 ? reinterpret_cast<const std::int32_t*>(at(q.bias.base, q.bias.offset, q.bias.dtype))
                                       : nullptr;
-  return run_int8<WithTfliteOps>(c, x, x2, w, bias, out, scratch, mult + q.channel_begin, shift + q.channel_begin);
+  return run_int8_as<K, WithTfliteOps>(c, x, x2, w, bias, out, scratch, mult + q.channel_begin, shift + q.channel_begin);
 }
 
 }  // namespace kiln::runtime
@@ -11424,17 +12050,22 @@ struct FixedSchedule {
   constexpr int lower_int8(const Graph& g, const passes::Fusion& f, int root) {
     StaticInt8 q;
     const index_t begin = MaxInt8 > 0 ? num_channels : 0;
-    const index_t need = g[root].op == Op::qlinear || g[root].op == Op::qconv2d ? g[g[root].inputs[1]].shape[0] : 0;
-    if (begin + need > MaxChannels) {
+    index_t need = g[root].op == Op::qlinear || g[root].op == Op::qconv2d ? g[g[root].inputs[1]].shape[0] : 0;
+    // Prepared into locals (one call's channels, at most kCallChannels), compacted (per-tensor
+    // scales keep one entry), then copied into the arrays (without MaxInt8 nothing is kept).
+    constexpr index_t kCallChannels = 4096;
+    std::int32_t m[kCallChannels]{}, sh[kCallChannels]{};
+    if (need <= kCallChannels) {
+      const Status st = lower_int8_static(g, f, root, q, m, sh);
+      if (!st.ok() && status.ok()) status = st;
+      need = compact_per_tensor(q, m, sh, need);
+    }
+    if (need > kCallChannels || begin + need > MaxChannels) {
       if (status.ok())
         status = Status(Errc::not_supported) << op_name(g[root].op) << ": more output channels than the static "
                                              << "schedule holds (" << static_cast<long long>(need) << ')';
       return -1;
     }
-    // Prepared into locals, then copied into the arrays (without MaxInt8 nothing is kept).
-    std::int32_t m[MaxChannels > 0 ? MaxChannels : 1]{}, sh[MaxChannels > 0 ? MaxChannels : 1]{};
-    const Status st = lower_int8_static(g, f, root, q, m, sh);
-    if (!st.ok() && status.ok()) status = st;
     for (index_t k = 0; k < need && MaxInt8 > 0; ++k) {
       mult[begin + k] = m[k];
       shift[begin + k] = sh[k];
@@ -14245,9 +14876,16 @@ struct OutputCopy {
 template <int S, int C, int V, int N, int O, int Q, int CH>
 struct Schedule {
   runtime::FixedSchedule<S, C, V, Q, CH> lowered;
-  StepNode nodes[S > 0 ? S : 1]{};
   BaseLoc bases[N > 0 ? N : 1]{};
   OutputCopy outputs[O > 0 ? O : 1]{};
+};
+
+/// Each step's root node and input shapes, a constant of its own (step_nodes_of): only the
+/// non-int8 step kinds read it at run time, so an int8 model's image does not hold it
+/// (StepNode is ~400 bytes a step).
+template <int S>
+struct StepNodes {
+  StepNode nodes[S > 0 ? S : 1]{};
 };
 
 constexpr runtime::Loc base_loc(int base, index_t offset, DType t) {
@@ -14284,9 +14922,6 @@ constexpr Schedule<S, C, V, N, O, Q, CH> make_schedule(const StaticPlan& p) {
         s.bias_at = base_loc(v.base, v.offset, v.dtype);
       }
     }
-    const Node& n = g[s.node];
-    sc.nodes[k].root = n;
-    for (int in = 0; in < n.num_inputs; ++in) sc.nodes[k].in[in] = g[n.inputs[in]].shape;
   }
   for (int k = 0; k < O; ++k) {
     const int from = p.memory.output_copy_from[k];
@@ -14302,6 +14937,19 @@ template <const StaticPlan& P>
 inline constexpr auto schedule_of =
     make_schedule<P.kernels(), P.code_size, P.num_specs, P.graph.size(), P.graph.num_outputs(), P.num_int8,
                   P.int8_channels>(P);
+
+template <int S, class Lowered>
+constexpr StepNodes<S> make_step_nodes(const StaticPlan& p, const Lowered& lowered) {
+  StepNodes<S> r;
+  for (int k = 0; k < S; ++k) {
+    const Node& n = p.graph[lowered.steps[k].node];
+    r.nodes[k].root = n;
+    for (int in = 0; in < n.num_inputs; ++in) r.nodes[k].in[in] = p.graph[n.inputs[in]].shape;
+  }
+  return r;
+}
+template <const StaticPlan& P>
+inline constexpr auto step_nodes_of = make_step_nodes<P.kernels()>(P, schedule_of<P>.lowered);
 
 /// The graph node of model input `k`.
 constexpr int input_node(const Graph& g, int k) {
@@ -14398,6 +15046,7 @@ struct StaticModel {
   static constexpr int num_outputs = P.graph.num_outputs();
   static constexpr int num_steps = P.kernels();
   static constexpr const auto& schedule = static_run_detail::schedule_of<P>;
+  static constexpr const auto& step_nodes = static_run_detail::step_nodes_of<P>;  // steps' root nodes
 
   /// Element count and dtype of model input / output k.
   static constexpr index_t input_elements(int k) { return P.graph[static_run_detail::input_node(P.graph, k)].shape.numel(); }
@@ -14435,7 +15084,7 @@ struct StaticModel {
       return s.workspace_bytes >= 0 ? reinterpret_cast<float*>(arena + s.workspace_bytes) : nullptr;
     }
     const static_run_detail::StepNode& node(const runtime::Step& s) const {
-      return schedule.nodes[&s - schedule.lowered.steps];
+      return step_nodes.nodes[&s - schedule.lowered.steps];
     }
     const Node& root(const runtime::Step& s) const { return node(s).root; }
     const Shape& input_shape(const runtime::Step& s, int k) const { return node(s).in[k]; }
@@ -14451,7 +15100,7 @@ struct StaticModel {
 
  private:
   // The int8 steps' address resolver: one type for every step, so run_int8_static is instantiated
-  // once per model rather than once per step (a lambda in run_step<I> is a new type each time).
+  // once per kernel kind of the model rather than once per step (a lambda in run_step<I> is a new type each time).
   struct EnvAt {
     const Env& e;
     const char* operator()(int base, index_t offset, DType t) const { return e.ptr(base, offset, t); }
@@ -14473,9 +15122,9 @@ struct StaticModel {
     else if constexpr (s.kind == GroupKind::offload)
       static_assert(s.kind != GroupKind::offload, "kiln::run: accelerator regions run through compile()");
     else if constexpr (s.kind == GroupKind::int8) {
-      const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
+      constexpr const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
       constexpr bool tflite_ops = runtime::uses_tflite_int8_ops(schedule.lowered.int8, schedule.lowered.num_int8);
-      (void)runtime::run_int8_static<tflite_ops>(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
+      (void)runtime::run_int8_static<runtime::int8_kernel(q.call), tflite_ops>(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
                                      s.workspace_bytes >= 0 ? e.arena + s.workspace_bytes : nullptr,
                                      runtime::step_run::node_out(e, s));  // parameters checked at compile time
     }

@@ -26,10 +26,10 @@ void fill(std::int8_t* x, index_t n, int lo = -128, int hi = 127) {
 void fill(std::int32_t* x, index_t n, int lo, int hi) {
   for (index_t i = 0; i < n; ++i) x[i] = next(lo, hi);
 }
-void multipliers(std::int32_t* m, std::int32_t* s, index_t n) {
+void multipliers(std::int32_t* m, std::int32_t* s, index_t n, int shift_lo = -9, int shift_hi = -6) {
   for (index_t i = 0; i < n; ++i) {
     m[i] = (1 << 30) + next(0, (1 << 30) - 1);
-    s[i] = next(-9, -6);
+    s[i] = next(shift_lo, shift_hi);
   }
 }
 bool same(const std::int8_t* a, const std::int8_t* b, index_t n, const char* what) {
@@ -67,20 +67,28 @@ void test_fully_connected() {
   FW_CHECK(same(y, ref, B * O, "fully_connected"));
 }
 
-void test_conv2d() {
-  // [1, 9, 7, 5] * OHWI [6, 3, 3, 5], stride 2, padding 1 on every side.
-  constexpr index_t H = 9, W = 7, C = 5, O = 6, K = 3;
-  constexpr index_t OH = (H + 2 - K) / 2 + 1, OW = (W + 2 - K) / 2 + 1;
-  static std::int8_t x[H * W * C], f[O * K * K * C], y[OH * OW * O], ref[OH * OW * O];
-  static std::int32_t bias[O], m[O], s[O];
+// Conv2D [1, H, W, C] * OHWI [O, K, K, C], stride and padding on every side: the DSP path's
+// shapes (conv2d_pairs.hpp): odd pixel and channel counts (a lone last pixel/channel), windows
+// that are a multiple of 4 bytes or not, 1x1 windows read in place, shifts of both signs.
+struct ConvCase {
+  index_t H, W, C, O, K, stride, pad;
+  std::int32_t input_offset;
+  int shift_lo, shift_hi;
+};
+void test_conv2d(const ConvCase& k) {
+  constexpr index_t kMax = 9 * 9 * 12;
+  static std::int8_t x[kMax], f[kMax], y[kMax], ref[kMax];
+  static std::int32_t bias[16], m[16], s[16];
+  const index_t H = k.H, W = k.W, C = k.C, O = k.O, K = k.K;
+  const index_t OH = (H + 2 * k.pad - K) / k.stride + 1, OW = (W + 2 * k.pad - K) / k.stride + 1;
   fill(x, H * W * C);
   fill(f, O * K * K * C, -127, 127);
   fill(bias, O, -2000, 2000);
-  multipliers(m, s, O);
+  multipliers(m, s, O, k.shift_lo, k.shift_hi);
   i8::Conv2DParams p;
-  p.window.stride_h = p.window.stride_w = 2;
-  p.window.pad_top = p.window.pad_bottom = p.window.pad_left = p.window.pad_right = 1;
-  p.input_offset = -3;
+  p.window.stride_h = p.window.stride_w = k.stride;
+  p.window.pad_top = p.window.pad_bottom = p.window.pad_left = p.window.pad_right = k.pad;
+  p.input_offset = k.input_offset;
   p.output = i8::OutputStage{m, s, true, 4, -128, 127};
   FW_CHECK(i8::conv2d(p, Shape{1, H, W, C}, x, Shape{O, K, K, C}, f, bias, Shape{1, OH, OW, O}, y).ok());
   for (index_t oy = 0; oy < OH; ++oy)
@@ -89,25 +97,27 @@ void test_conv2d() {
         int8ref::i64 acc = bias[o];
         for (index_t ky = 0; ky < K; ++ky)
           for (index_t kx = 0; kx < K; ++kx) {
-            const index_t iy = oy * 2 - 1 + ky, ix = ox * 2 - 1 + kx;
+            const index_t iy = oy * k.stride - k.pad + ky, ix = ox * k.stride - k.pad + kx;
             if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;  // padding adds nothing
             for (index_t c = 0; c < C; ++c)
-              acc += (int8ref::i64{x[(iy * W + ix) * C + c]} - 3) * f[((o * K + ky) * K + kx) * C + c];
+              acc += (int8ref::i64{x[(iy * W + ix) * C + c]} + k.input_offset) * f[((o * K + ky) * K + kx) * C + c];
           }
         ref[(oy * OW + ox) * O + o] = int8ref::requant(acc, m[o], s[o], 4, -128, 127);
       }
   FW_CHECK(same(y, ref, OH * OW * O, "conv2d"));
 }
 
-void test_depthwise() {
-  // [1, 8, 8, 4], filter [1, 3, 3, 8] (depth multiplier 2), stride 1, padding 1 ("same").
-  constexpr index_t H = 8, W = 8, C = 4, DM = 2, OC = C * DM, K = 3;
-  static std::int8_t x[H * W * C], f[K * K * OC], y[H * W * OC], ref[H * W * OC];
-  static std::int32_t bias[OC], m[OC], s[OC];
+// Depthwise [1, H, W, C], filter [1, K, K, C * DM], stride 1, padding 1 ("same"): depth multiplier
+// 2 (the scalar block) and 1 (the DSP path: 4 channels a word, a tail of C % 4 channels).
+void test_depthwise(index_t H, index_t W, index_t C, index_t DM, int shift_lo, int shift_hi) {
+  constexpr index_t K = 3, kMax = 8 * 8 * 12;
+  static std::int8_t x[kMax], f[K * K * 16], y[kMax], ref[kMax];
+  static std::int32_t bias[16], m[16], s[16];
+  const index_t OC = C * DM;
   fill(x, H * W * C);
   fill(f, K * K * OC, -127, 127);
   fill(bias, OC, -500, 500);
-  multipliers(m, s, OC);
+  multipliers(m, s, OC, shift_lo, shift_hi);
   i8::DepthwiseConv2DParams p;
   p.window.pad_top = p.window.pad_bottom = p.window.pad_left = p.window.pad_right = 1;
   p.depth_multiplier = DM;
@@ -133,8 +143,14 @@ void test_depthwise() {
 
 int main() {
   test_fully_connected();
-  test_conv2d();
-  test_depthwise();
+  // Shifts all <= -2 take requant.hpp's per-channel one-SMLAL form, others OutputStage::apply.
+  test_conv2d({9, 7, 5, 6, 3, 2, 1, -3, -9, -6});    // 20 pixels, 45-byte windows (tail 1)
+  test_conv2d({5, 5, 8, 7, 1, 1, 0, 128, -12, 1});  // 1x1 in place, 25 pixels, 7 channels
+  test_conv2d({6, 5, 12, 4, 3, 1, 1, -20, -31, -2}); // 108-byte windows, 30 pixels, one-SMLAL requant
+  test_conv2d({9, 4, 1, 5, 3, 2, 1, 17, -3, 3});    // 1 input channel, 9-byte windows, left shifts
+  test_depthwise(8, 8, 4, 2, -9, -6);               // depth multiplier 2: the scalar block
+  test_depthwise(7, 5, 12, 1, -12, 1);              // 3 words of channels, borders and interior
+  test_depthwise(6, 6, 10, 1, -31, -2);             // 2 words + a tail of 2 channels, one-SMLAL requant
 #if defined(__ARM_FEATURE_DSP)
   const char* path = "DSP (SMLAD)";
 #else

@@ -51,6 +51,9 @@ constexpr Int8Call without_channels(const Int8Call& c) {
   r.in = c.in;
   r.out = c.out;
   r.depthwise = c.depthwise;
+  r.groups = c.groups;  // (these three were not copied: grouped convs ran as one conv and failed
+  r.requant = c.requant;        // its shape check, an i8 -> i8 quantize did not requantise)
+  r.requantize = c.requantize;
   r.rk = c.rk;
   r.fc = kernels::int8::FullyConnectedParams{c.fc.input_offset, stage(c.fc.output)};
   r.conv = kernels::int8::Conv2DParams{c.conv.window, c.conv.input_offset, stage(c.conv.output)};
@@ -115,9 +118,56 @@ constexpr bool uses_tflite_int8_ops(const Steps& steps, int count) {
   return false;
 }
 
-/// Runs a lowered int8 step: `at(base, offset, dtype)` resolves a value's address, `ws` is the
-/// step's scratch (workspace_bytes), `out` the node's buffer.
-template <bool WithTfliteOps = true, class At>
+/// A per-channel output stage whose channels all have one multiplier and shift (per-tensor
+/// weight scales, e.g. every FULLY_CONNECTED of the MLPerf Tiny models) keeps one entry: the
+/// stage becomes per tensor, same bits, and the schedule stores 8 bytes instead of 8 per channel.
+/// Returns the entries to keep of the `n` in mult/shift.
+constexpr index_t compact_per_tensor(StaticInt8& q, const std::int32_t* mult, const std::int32_t* shift, index_t n) {
+  if (q.call.groups > 1) return n;  // grouped_conv offsets the multipliers per group
+  for (index_t k = 1; k < n; ++k)
+    if (mult[k] != mult[0] || shift[k] != shift[0]) return n;
+  if (n <= 1) return n;
+  q.call.fc.output.per_channel = q.call.conv.output.per_channel = q.call.dw.output.per_channel = false;
+  return 1;
+}
+
+/// The kernel a static int8 step calls. The runner instantiates run_int8_static once per kind a
+/// model uses, so an image links only its model's kernels (run_int8's switch would link all).
+enum class Int8Kernel : std::uint8_t { fully_connected, conv2d, depthwise_conv2d, add, softmax, max_pool, avg_pool, other };
+
+constexpr Int8Kernel int8_kernel(const Int8Call& c) {
+  switch (c.op) {
+    case Op::qlinear: return Int8Kernel::fully_connected;
+    case Op::qconv2d:
+      return c.depthwise ? Int8Kernel::depthwise_conv2d : c.groups > 1 ? Int8Kernel::other : Int8Kernel::conv2d;
+    case Op::qadd: return Int8Kernel::add;
+    case Op::qsoftmax: return Int8Kernel::softmax;
+    case Op::qpool2d: return c.rk == ReduceKind::max ? Int8Kernel::max_pool : Int8Kernel::avg_pool;
+    default: return Int8Kernel::other;
+  }
+}
+
+/// run_int8 for kernel K only (Int8Kernel::other: run_int8 itself, e.g. quantize, grouped convs).
+template <Int8Kernel K, bool WithTfliteOps>
+Status run_int8_as(const Int8Call& c, const void* x, const void* x2, const std::int8_t* w, const std::int32_t* bias,
+                   void* y, void* scratch, const std::int32_t* mult, const std::int32_t* shift) {
+  namespace k8 = kernels::int8;
+  const auto* xi = static_cast<const std::int8_t*>(x);
+  auto* yi = static_cast<std::int8_t*>(y);
+  if constexpr (K == Int8Kernel::fully_connected) return k8::fully_connected(with_channels(c.fc, mult, shift), c.x, xi, c.w, w, bias, c.y, yi);
+  else if constexpr (K == Int8Kernel::conv2d) return k8::conv2d(with_channels(c.conv, mult, shift), c.x, xi, c.w, w, bias, c.y, yi);
+  else if constexpr (K == Int8Kernel::depthwise_conv2d) return k8::depthwise_conv2d(with_channels(c.dw, mult, shift), c.x, xi, c.w, w, bias, c.y, yi);
+  else if constexpr (K == Int8Kernel::add) return qadd_broadcast(c, xi, static_cast<const std::int8_t*>(x2), yi);
+  else if constexpr (K == Int8Kernel::softmax) return k8::softmax(c.softmax, c.x, xi, c.y, yi);
+  else if constexpr (K == Int8Kernel::max_pool) return k8::max_pool2d(c.pool, c.x, xi, c.y, yi);
+  else if constexpr (K == Int8Kernel::avg_pool) return k8::avg_pool2d(c.pool, c.x, xi, c.y, yi);
+  else return run_int8<WithTfliteOps>(c, x, x2, w, bias, y, scratch, mult, shift);
+}
+
+/// Runs a lowered int8 step with kernel K (int8_kernel(q.call)); WithTfliteOps: whether the plan has
+/// any of int8_tflite_steps.hpp's operators (else none of their kernels is linked). `at(base, offset, dtype)`
+/// resolves a value's address, `ws` is the step's scratch (workspace_bytes), `out` the node's buffer.
+template <Int8Kernel K, bool WithTfliteOps, class At>
 Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std::int32_t* shift, At&& at,
                        char* ws, void* out) {
   auto dense = [&](const Int8Ref& r) -> const void* {
@@ -145,7 +195,7 @@ Status run_int8_static(const StaticInt8& q, const std::int32_t* mult, const std:
   }
   const auto* bias = q.bias.base >= 0 ? reinterpret_cast<const std::int32_t*>(at(q.bias.base, q.bias.offset, q.bias.dtype))
                                       : nullptr;
-  return run_int8<WithTfliteOps>(c, x, x2, w, bias, out, scratch, mult + q.channel_begin, shift + q.channel_begin);
+  return run_int8_as<K, WithTfliteOps>(c, x, x2, w, bias, out, scratch, mult + q.channel_begin, shift + q.channel_begin);
 }
 
 }  // namespace kiln::runtime

@@ -461,17 +461,22 @@ struct FixedSchedule {
   constexpr int lower_int8(const Graph& g, const passes::Fusion& f, int root) {
     StaticInt8 q;
     const index_t begin = MaxInt8 > 0 ? num_channels : 0;
-    const index_t need = g[root].op == Op::qlinear || g[root].op == Op::qconv2d ? g[g[root].inputs[1]].shape[0] : 0;
-    if (begin + need > MaxChannels) {
+    index_t need = g[root].op == Op::qlinear || g[root].op == Op::qconv2d ? g[g[root].inputs[1]].shape[0] : 0;
+    // Prepared into locals (one call's channels, at most kCallChannels), compacted (per-tensor
+    // scales keep one entry), then copied into the arrays (without MaxInt8 nothing is kept).
+    constexpr index_t kCallChannels = 4096;
+    std::int32_t m[kCallChannels]{}, sh[kCallChannels]{};
+    if (need <= kCallChannels) {
+      const Status st = lower_int8_static(g, f, root, q, m, sh);
+      if (!st.ok() && status.ok()) status = st;
+      need = compact_per_tensor(q, m, sh, need);
+    }
+    if (need > kCallChannels || begin + need > MaxChannels) {
       if (status.ok())
         status = Status(Errc::not_supported) << op_name(g[root].op) << ": more output channels than the static "
                                              << "schedule holds (" << static_cast<long long>(need) << ')';
       return -1;
     }
-    // Prepared into locals, then copied into the arrays (without MaxInt8 nothing is kept).
-    std::int32_t m[MaxChannels > 0 ? MaxChannels : 1]{}, sh[MaxChannels > 0 ? MaxChannels : 1]{};
-    const Status st = lower_int8_static(g, f, root, q, m, sh);
-    if (!st.ok() && status.ok()) status = st;
     for (index_t k = 0; k < need && MaxInt8 > 0; ++k) {
       mult[begin + k] = m[k];
       shift[begin + k] = sh[k];

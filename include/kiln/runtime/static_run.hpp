@@ -56,9 +56,16 @@ struct OutputCopy {
 template <int S, int C, int V, int N, int O, int Q, int CH>
 struct Schedule {
   runtime::FixedSchedule<S, C, V, Q, CH> lowered;
-  StepNode nodes[S > 0 ? S : 1]{};
   BaseLoc bases[N > 0 ? N : 1]{};
   OutputCopy outputs[O > 0 ? O : 1]{};
+};
+
+/// Each step's root node and input shapes, a constant of its own (step_nodes_of): only the
+/// non-int8 step kinds read it at run time, so an int8 model's image does not hold it
+/// (StepNode is ~400 bytes a step).
+template <int S>
+struct StepNodes {
+  StepNode nodes[S > 0 ? S : 1]{};
 };
 
 constexpr runtime::Loc base_loc(int base, index_t offset, DType t) {
@@ -95,9 +102,6 @@ constexpr Schedule<S, C, V, N, O, Q, CH> make_schedule(const StaticPlan& p) {
         s.bias_at = base_loc(v.base, v.offset, v.dtype);
       }
     }
-    const Node& n = g[s.node];
-    sc.nodes[k].root = n;
-    for (int in = 0; in < n.num_inputs; ++in) sc.nodes[k].in[in] = g[n.inputs[in]].shape;
   }
   for (int k = 0; k < O; ++k) {
     const int from = p.memory.output_copy_from[k];
@@ -113,6 +117,19 @@ template <const StaticPlan& P>
 inline constexpr auto schedule_of =
     make_schedule<P.kernels(), P.code_size, P.num_specs, P.graph.size(), P.graph.num_outputs(), P.num_int8,
                   P.int8_channels>(P);
+
+template <int S, class Lowered>
+constexpr StepNodes<S> make_step_nodes(const StaticPlan& p, const Lowered& lowered) {
+  StepNodes<S> r;
+  for (int k = 0; k < S; ++k) {
+    const Node& n = p.graph[lowered.steps[k].node];
+    r.nodes[k].root = n;
+    for (int in = 0; in < n.num_inputs; ++in) r.nodes[k].in[in] = p.graph[n.inputs[in]].shape;
+  }
+  return r;
+}
+template <const StaticPlan& P>
+inline constexpr auto step_nodes_of = make_step_nodes<P.kernels()>(P, schedule_of<P>.lowered);
 
 /// The graph node of model input `k`.
 constexpr int input_node(const Graph& g, int k) {
@@ -209,6 +226,7 @@ struct StaticModel {
   static constexpr int num_outputs = P.graph.num_outputs();
   static constexpr int num_steps = P.kernels();
   static constexpr const auto& schedule = static_run_detail::schedule_of<P>;
+  static constexpr const auto& step_nodes = static_run_detail::step_nodes_of<P>;  // steps' root nodes
 
   /// Element count and dtype of model input / output k.
   static constexpr index_t input_elements(int k) { return P.graph[static_run_detail::input_node(P.graph, k)].shape.numel(); }
@@ -246,7 +264,7 @@ struct StaticModel {
       return s.workspace_bytes >= 0 ? reinterpret_cast<float*>(arena + s.workspace_bytes) : nullptr;
     }
     const static_run_detail::StepNode& node(const runtime::Step& s) const {
-      return schedule.nodes[&s - schedule.lowered.steps];
+      return step_nodes.nodes[&s - schedule.lowered.steps];
     }
     const Node& root(const runtime::Step& s) const { return node(s).root; }
     const Shape& input_shape(const runtime::Step& s, int k) const { return node(s).in[k]; }
@@ -262,7 +280,7 @@ struct StaticModel {
 
  private:
   // The int8 steps' address resolver: one type for every step, so run_int8_static is instantiated
-  // once per model rather than once per step (a lambda in run_step<I> is a new type each time).
+  // once per kernel kind of the model rather than once per step (a lambda in run_step<I> is a new type each time).
   struct EnvAt {
     const Env& e;
     const char* operator()(int base, index_t offset, DType t) const { return e.ptr(base, offset, t); }
@@ -284,9 +302,9 @@ struct StaticModel {
     else if constexpr (s.kind == GroupKind::offload)
       static_assert(s.kind != GroupKind::offload, "kiln::run: accelerator regions run through compile()");
     else if constexpr (s.kind == GroupKind::int8) {
-      const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
+      constexpr const runtime::StaticInt8& q = schedule.lowered.int8[s.int8];
       constexpr bool tflite_ops = runtime::uses_tflite_int8_ops(schedule.lowered.int8, schedule.lowered.num_int8);
-      (void)runtime::run_int8_static<tflite_ops>(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
+      (void)runtime::run_int8_static<runtime::int8_kernel(q.call), tflite_ops>(q, schedule.lowered.mult, schedule.lowered.shift, EnvAt{e},
                                      s.workspace_bytes >= 0 ? e.arena + s.workspace_bytes : nullptr,
                                      runtime::step_run::node_out(e, s));  // parameters checked at compile time
     }

@@ -8,6 +8,10 @@
  *   qemu-system-arm ... -plugin ./libkiln_insn_count.so,mark=0x1234 -d plugin
  *   -> "kiln insns: window 1: 15768"
  *
+ * With hist=FILE it also counts every instruction address (whole run, windows or not) and writes
+ * "address count" lines to FILE at exit: a per-instruction profile that
+ * tests/firmware/qemu/hist_by_function.py sums per function (nm) for the hot spots.
+ *
  * Every executed instruction is counted inline (no callback per instruction); only the marker's
  * first instruction has a callback, which snapshots the running total. Written against QEMU's
  * plugin ABI version 1 (Debian bookworm's QEMU 7.2 ships no qemu-plugin.h, so the few
@@ -63,6 +67,11 @@ static uint64_t mark;      /* the marker function's address (Thumb bit cleared) 
 static uint64_t opened;    /* total at the odd-numbered marker call */
 static unsigned windows;   /* completed windows */
 static bool in_window;
+/* hist=FILE: one counter per halfword of the first 4 MiB of the address space (the mps2-an386
+ * code memory), indexed by address / 2. */
+#define HIST_SLOTS (4u << 20 >> 1)
+static uint64_t* hist;
+static char* hist_path;
 
 static void on_mark(unsigned int vcpu, void* data) {
   (void)vcpu;
@@ -86,6 +95,9 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb* tb) {
   for (size_t i = 0; i < n; ++i) {
     struct qemu_plugin_insn* insn = qemu_plugin_tb_get_insn(tb, i);
     qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &total, 1);
+    const uint64_t addr = qemu_plugin_insn_vaddr(insn);
+    if (hist && addr / 2 < HIST_SLOTS)
+      qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &hist[addr / 2], 1);
     if (mark && qemu_plugin_insn_vaddr(insn) == mark)
       qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, NULL);
   }
@@ -97,6 +109,13 @@ static void at_exit(qemu_plugin_id_t id, void* p) {
   char buf[96];
   snprintf(buf, sizeof buf, "kiln insns: total %" PRIu64 " (%u windows)\n", total, windows);
   qemu_plugin_outs(buf);
+  if (hist) {
+    FILE* f = fopen(hist_path, "w");
+    if (!f) return;
+    for (uint64_t k = 0; k < HIST_SLOTS; ++k)
+      if (hist[k]) fprintf(f, "0x%" PRIx64 " %" PRIu64 "\n", k * 2, hist[k]);
+    fclose(f);
+  }
 }
 
 EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t* info, int argc, char** argv) {
@@ -104,8 +123,12 @@ EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t* info, int
   for (int i = 0; i < argc; ++i) {
     if (!strncmp(argv[i], "mark=", 5)) {
       mark = strtoull(argv[i] + 5, NULL, 0) & ~(uint64_t)1;
+    } else if (!strncmp(argv[i], "hist=", 5)) {
+      hist_path = strdup(argv[i] + 5);
+      hist = calloc(HIST_SLOTS, sizeof *hist);
+      if (!hist_path || !hist) return -1;
     } else {
-      fprintf(stderr, "kiln insn_count: unknown argument %s (expected mark=ADDR)\n", argv[i]);
+      fprintf(stderr, "kiln insn_count: unknown argument %s (expected mark=ADDR or hist=FILE)\n", argv[i]);
       return -1;
     }
   }

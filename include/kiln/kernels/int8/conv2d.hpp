@@ -12,6 +12,8 @@
 // time (dot4_with_offset). A 1-row window that lies inside the input (1x1 convs) is used in
 // place. Windows larger than KILN_INT8_CONV_PATCH_BYTES fall back to dot products over the
 // valid spans of each window row ((kx1 - kx0) * in_c consecutive bytes when dilation_w == 1).
+// Without vector units (Cortex-M, KILN_NO_SIMD) windows up to KILN_INT8_CONV_COLUMN bytes run
+// conv2d_pairs.hpp instead (two pixels x two channels on int16 columns, SMLAD on DSP cores).
 #pragma once
 
 #include <cstdint>
@@ -20,6 +22,7 @@
 #include "../../core/config.hpp"
 #include "../../core/shape.hpp"
 #include "../../core/status.hpp"
+#include "conv2d_pairs.hpp"
 #include "dot.hpp"
 #include "requant.hpp"
 #include "window.hpp"
@@ -52,6 +55,12 @@ inline Status conv2d(const Conv2DParams& p, const Shape& input_shape, const std:
   const index_t out_c = output_shape[3];
   if (Status s = detail::check_output_stage("conv2d", p.output, out_c, p.input_offset); !s) return s;
 
+  // Without vector units (Cortex-M, KILN_NO_SIMD): two pixels x two channels on widened columns.
+  if (!(KILN_INT8_AVX2 || KILN_INT8_SSE41 || KILN_INT8_NEON) && kh * kw * input_shape[3] <= KILN_INT8_CONV_COLUMN) {
+    detail::conv2d_pairs(p.window, p.input_offset, p.output, input_shape, input, kh, kw, filter, bias, output_shape,
+                         output);
+    return Status();
+  }
   const index_t batches = input_shape[0], in_h = input_shape[1], in_w = input_shape[2],
                 in_c = input_shape[3];
   const index_t out_h = output_shape[1], out_w = output_shape[2];
@@ -74,29 +83,7 @@ inline Status conv2d(const Conv2DParams& p, const Shape& input_shape, const std:
         const detail::TapRange rx = detail::valid_taps(x0, kw, w.dilation_w, in_w);
         std::int8_t* y = output + ((b * out_h + oy) * out_w + ox) * out_c;
         if (use_patch) {
-          const std::int8_t* px = patch;
-          if (kh == 1 && ry.t0 == 0 && ry.t1 == 1 && rx.t0 == 0 && rx.t1 == kw && (w.dilation_w == 1 || kw == 1)) {
-            px = in_b + (y0 * in_w + x0) * in_c;  // the window is one contiguous input span
-          } else {
-            for (index_t ky = 0; ky < kh; ++ky) {
-              std::int8_t* dst = patch + ky * filter_row;
-              if (ky < ry.t0 || ky >= ry.t1) {
-                std::memset(dst, zero_point, static_cast<std::size_t>(filter_row));
-                continue;
-              }
-              const std::int8_t* in_row = in_b + (y0 + ky * w.dilation_h) * in_w * in_c;
-              std::memset(dst, zero_point, static_cast<std::size_t>(rx.t0 * in_c));
-              if (w.dilation_w == 1) {
-                std::memcpy(dst + rx.t0 * in_c, in_row + (x0 + rx.t0) * in_c,
-                            static_cast<std::size_t>((rx.t1 - rx.t0) * in_c));
-              } else {
-                for (index_t kx = rx.t0; kx < rx.t1; ++kx)
-                  std::memcpy(dst + kx * in_c, in_row + (x0 + kx * w.dilation_w) * in_c,
-                              static_cast<std::size_t>(in_c));
-              }
-              std::memset(dst + rx.t1 * in_c, zero_point, static_cast<std::size_t>((kw - rx.t1) * in_c));
-            }
-          }
+          const std::int8_t* px = detail::window_patch(in_b, in_w, in_c, kh, kw, w, y0, x0, ry, rx, zero_point, patch);
           index_t oc = 0;
           for (; oc + 8 <= out_c; oc += 8) {
             std::int32_t acc[8];

@@ -33,15 +33,66 @@ struct OutputStage {
 
   inline std::int8_t apply(std::int32_t acc, index_t channel) const {
     const index_t k = per_channel ? channel : 0;
+    return apply_with(acc, multiplier[k], shift[k]);
+  }
+  /// apply() with the channel's multiplier and shift already loaded (kernels that reuse them).
+  inline std::int8_t apply_with(std::int32_t acc, std::int32_t m, std::int32_t s) const {
     // TFLite adds the offset in int32 (undefined on overflow, a wrap on every real target);
     // the wrap is made explicit so extreme multipliers stay defined and match the SIMD adds.
-    std::int32_t v = quant::wrapping_add(
-        quant::multiply_by_quantized_multiplier(acc, multiplier[k], shift[k]), output_offset);
+    std::int32_t v = quant::wrapping_add(quant::multiply_by_quantized_multiplier(acc, m, s), output_offset);
     v = v < act_min ? act_min : v;
     v = v > act_max ? act_max : v;
     return static_cast<std::int8_t>(v);
   }
 };
+
+#ifndef KILN_INT8_REQUANT_CHANNELS
+/// Output channels whose requantisation constants a kernel without vector units precomputes on
+/// the stack (ChannelRequant, 16 bytes each); layers with more channels use OutputStage::apply.
+#define KILN_INT8_REQUANT_CHANNELS 256
+#endif
+
+/// One output channel's requantisation in the one-multiply-add form of
+/// quant::detail::srdhm_divide_nonnegative, its constants computed once per layer: for a
+/// multiplier m >= 0 and a right shift r >= 2 (shift <= -2: every conv/FC of the MLPerf Tiny
+/// models), x * m + (0x40000000 | sign bit of x) + ((x >> 31) + 2^(r-2)) 2^32, high word, >> (r - 1).
+/// On a Cortex-M4 that is AND, ORR, ADD, SMLAL, ASR: 5 instructions for both roundings.
+struct ChannelRequant {
+  std::int32_t multiplier = 0;
+  std::int32_t high_add = 0;     ///< 2^(r-2)
+  std::int32_t shift_right = 0;  ///< r - 1
+  std::int32_t bias = 0;         ///< the channel's bias (0 without), for kernels that start from it
+};
+
+/// Fills c[0, n) from `s` (and `bias`, may be null) when every channel fits ChannelRequant's
+/// form (else false: use OutputStage::apply).
+inline bool channel_requant(const OutputStage& s, index_t n, ChannelRequant* c, const std::int32_t* bias = nullptr) {
+  if (n > KILN_INT8_REQUANT_CHANNELS) return false;
+  for (index_t k = 0; k < n; ++k) {
+    const index_t j = s.per_channel ? k : 0;
+    const std::int32_t m = s.multiplier[j], shift = s.shift[j];
+    if (m < 0 || shift > -2 || shift < -31) return false;
+    c[k] = ChannelRequant{m, std::int32_t{1} << (-shift - 2), -shift - 1, bias ? bias[k] : 0};
+  }
+  return true;
+}
+
+/// OutputStage::apply(acc, channel) with the channel's ChannelRequant and the stage's output
+/// offset and clamp (passed as values so that a kernel keeps them in registers): the same bits.
+inline std::int8_t apply_channel(std::int32_t acc, const ChannelRequant& c, std::int32_t output_offset,
+                                 std::int32_t act_min, std::int32_t act_max) {
+  const std::uint32_t lo = (static_cast<std::uint32_t>(acc) & 0x80000000u) | 0x40000000u;
+  const std::int32_t hi = (acc >> 31) + c.high_add;
+  const std::int64_t addend = static_cast<std::int64_t>((static_cast<std::uint64_t>(static_cast<std::uint32_t>(hi)) << 32) | lo);
+  const std::int64_t sum = addend + static_cast<std::int64_t>(acc) * c.multiplier;  // SMLAL
+  std::int32_t v = quant::wrapping_add(static_cast<std::int32_t>(sum >> 32) >> c.shift_right, output_offset);
+  v = v < act_min ? act_min : v;
+  v = v > act_max ? act_max : v;
+  return static_cast<std::int8_t>(v);
+}
+inline std::int8_t apply_channel(std::int32_t acc, const ChannelRequant& c, const OutputStage& s) {
+  return apply_channel(acc, c, s.output_offset, s.act_min, s.act_max);
+}
 
 /// y[i] = stage.apply(acc[i], c0 + i) for i < 8. Vector form on AVX2 and NEON, same bits:
 ///   AVX2: x << max(shift, 0) (vpsllvd); SRDHM as floor((x*m + 2^30) / 2^31) on 64-bit

@@ -8,6 +8,9 @@
 // goes after), valid padding is all zeros.
 #pragma once
 
+#include <cstdint>
+#include <cstring>
+
 #include "../../core/config.hpp"
 #include "../../core/shape.hpp"
 #include "../../core/status.hpp"
@@ -90,6 +93,35 @@ inline Status check_nhwc(const char* op, const Shape& input, const Shape& output
            << op << ": input " << input << " and output " << output
            << " must be NHWC with the same batch";
   return Status();
+}
+
+/// The window of one output pixel as patch_len = kh*kw*in_c contiguous bytes in the weights'
+/// order (im2col of one pixel): the input itself when the window is one contiguous span (1x1
+/// convs), else gathered into `patch` with padded taps holding the input zero point (they add
+/// exactly zero).
+inline const std::int8_t* window_patch(const std::int8_t* in_b, index_t in_w, index_t in_c, index_t kh,
+                                       index_t kw, const Window2D& w, index_t y0, index_t x0, TapRange ry,
+                                       TapRange rx, std::int8_t zero_point, std::int8_t* patch) {
+  if (kh == 1 && ry.t0 == 0 && ry.t1 == 1 && rx.t0 == 0 && rx.t1 == kw && (w.dilation_w == 1 || kw == 1))
+    return in_b + (y0 * in_w + x0) * in_c;
+  const index_t filter_row = kw * in_c;
+  for (index_t ky = 0; ky < kh; ++ky) {
+    std::int8_t* dst = patch + ky * filter_row;
+    if (ky < ry.t0 || ky >= ry.t1) {
+      std::memset(dst, zero_point, static_cast<std::size_t>(filter_row));
+      continue;
+    }
+    const std::int8_t* in_row = in_b + (y0 + ky * w.dilation_h) * in_w * in_c;
+    std::memset(dst, zero_point, static_cast<std::size_t>(rx.t0 * in_c));
+    if (w.dilation_w == 1) {
+      std::memcpy(dst + rx.t0 * in_c, in_row + (x0 + rx.t0) * in_c, static_cast<std::size_t>((rx.t1 - rx.t0) * in_c));
+    } else {
+      for (index_t kx = rx.t0; kx < rx.t1; ++kx)
+        std::memcpy(dst + kx * in_c, in_row + (x0 + kx * w.dilation_w) * in_c, static_cast<std::size_t>(in_c));
+    }
+    std::memset(dst + rx.t1 * in_c, zero_point, static_cast<std::size_t>((kw - rx.t1) * in_c));
+  }
+  return patch;
 }
 
 }  // namespace detail
