@@ -142,6 +142,20 @@ void run_node(const Node& n, const void* const* in, const Shape* in_shapes, cons
   dispatch::selected().run_node(&n, in, in_shapes, in_dtypes, out, workspace);
 }
 
+namespace {
+/// The dispatcher's Executable around engine `t`'s plan `impl` (null: the build failed).
+runtime::Executable* wrap(const dispatch::Table& t, void* impl) {
+  if (!impl) return nullptr;
+  auto exe = std::make_unique<runtime::Executable>();
+  exe->engine = &t;
+  exe->impl = impl;
+  t.plan_info(exe->impl, &exe->info);
+  exe->planned = std::make_unique<Graph>();
+  t.planned_graph(exe->impl, exe->planned.get());
+  return exe.release();
+}
+}  // namespace
+
 runtime::Executable* build(const Graph& traced, Status& status, const accel::Offload* offload) {
   if (offload && offload->active()) {
     status = Status(Errc::not_supported) << "compile: accelerator offload is not available in a dispatching "
@@ -149,14 +163,17 @@ runtime::Executable* build(const Graph& traced, Status& status, const accel::Off
     return nullptr;
   }
   const dispatch::Table& t = dispatch::selected();
-  auto exe = std::make_unique<runtime::Executable>();
-  exe->engine = &t;
-  exe->impl = t.build(&traced, &status);
-  if (!exe->impl) return nullptr;
-  t.plan_info(exe->impl, &exe->info);
-  exe->planned = std::make_unique<Graph>();
-  t.planned_graph(exe->impl, exe->planned.get());
-  return exe.release();
+  return wrap(t, t.build(&traced, &status));
+}
+
+runtime::Executable* build_observing(const Graph& traced, Status& status) {
+  const dispatch::Table& t = dispatch::selected();
+  return wrap(t, t.build_observing(&traced, &status));
+}
+
+bool read_value(const runtime::Executable& exe, int node, const void* const* inputs, void* const* outputs,
+                const void* arena, void* dense) {
+  return exe.engine->read_value(exe.impl, node, inputs, outputs, arena, dense);
 }
 
 void destroy(runtime::Executable* exe) {

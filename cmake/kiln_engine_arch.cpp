@@ -90,13 +90,21 @@ void run_node(const void* node, const void* const* in, const void* in_shapes, co
   k::engine::run_node(n, in, shapes, dtypes, out, workspace);
 }
 
-void* build(const void* graph, void* status) {
+template <bool Observing>
+void* build_plan(const void* graph, void* status) {
   auto g = std::make_unique<k::Graph>();
   copy_in(g.get(), graph);
   k::Status st;
-  Exe* exe = k::engine::build(*g, st);
+  Exe* exe = Observing ? k::engine::build_observing(*g, st) : k::engine::build(*g, st);
   std::memcpy(status, static_cast<const void*>(&st), sizeof st);
   return exe;
+}
+void* build(const void* graph, void* status) { return build_plan<false>(graph, status); }
+void* build_observing(const void* graph, void* status) { return build_plan<true>(graph, status); }
+
+bool read_value(const void* exe, int node, const void* const* inputs, void* const* outputs, const void* arena,
+                void* dense) {
+  return k::engine::read_value(*static_cast<const Exe*>(exe), node, inputs, outputs, arena, dense);
 }
 
 void destroy(void* exe) { k::engine::destroy(static_cast<Exe*>(exe)); }
@@ -133,6 +141,8 @@ constexpr kiln::dispatch::EngineTable kTable{
     &node_workspace_floats,
     &run_node,
     &build,
+    &build_observing,
+    &read_value,
     &destroy,
     &arena_bytes,
     &plan_info,

@@ -297,6 +297,33 @@ TEST_CASE("dispatch: a plan keeps the engine that built it; reset() re-plans wit
   kt::check_close(y_avx2, y_sse2, Tol{1e-4, 1e-5}, "avx2 vs sse2 plan");
 }
 
+TEST_CASE("dispatch: the observation plan (CompileOptions::observe) works under every engine") {
+  const Tensor<float> x = kt::random_tensor({9, 13}, 31);
+  const Tensor<float> w = random_weights({11, 13}, 32), b = random_weights({11}, 33);
+  const std::vector<double> want = ref_linear_relu(x, w, b);
+  for (const std::string& arch : runnable_arches()) {
+    INFO(arch);
+    UseArch use(arch);
+    kiln::CompileOptions o;
+    o.observe = true;
+    auto net = kiln::compile([&](const auto& in) { return kiln::relu(kiln::linear(in, w, b)); }, o);
+    const Tensor<float> y = net(x);
+    REQUIRE(y.size() == static_cast<index_t>(want.size()));
+    // Every traced node has a value; the last one is the output, the relu's input is pre-activation.
+    const int n = net.executable() ? static_cast<int>(kiln::engine::planned_graph(*net.executable()).size()) : 0;
+    REQUIRE(n >= 2);
+    const Tensor<float> out = net.observed(n - 1);
+    const Tensor<float> pre = net.observed(n - 2);
+    REQUIRE(out.size() == y.size());
+    REQUIRE(pre.size() == y.size());
+    for (index_t i = 0; i < y.size(); ++i) {
+      CHECK(out[i] == y[i]);
+      CHECK(std::abs(y[i] - want[static_cast<std::size_t>(i)]) <= 1e-5 + 1e-5 * std::abs(want[static_cast<std::size_t>(i)]));
+      CHECK((pre[i] > 0.f ? pre[i] : 0.f) == y[i]);
+    }
+  }
+}
+
 TEST_CASE("dispatch: accelerator offload is refused with an error naming compile, never a crash") {
   refdev::Device dev;
   const auto be = refdev::backend(dev);

@@ -30,6 +30,11 @@ struct EngineTable {
                    void* out, float* workspace);
   /// A planned executable of the traced graph, or nullptr with *status (a kiln::Status) set.
   void* (*build)(const void* graph, void* status);
+  /// The observation plan (runtime/observe.hpp), or nullptr with *status set.
+  void* (*build_observing)(const void* graph, void* status);
+  /// engine::read_value of an observation plan.
+  bool (*read_value)(const void* exe, int node, const void* const* inputs, void* const* outputs, const void* arena,
+                     void* dense);
   void (*destroy)(void* exe);
   std::size_t (*arena_bytes)(const void* exe);
   /// Copies the plan's PlanInfo / planned Graph into caller storage of the dispatcher's types.
