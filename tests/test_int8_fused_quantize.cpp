@@ -69,7 +69,7 @@ Tensor<float> check_layer(Layer layer, const Tensor<float>& x, QuantParams q, co
 TEST_CASE("linear + bias + relu + quantize: the GEMM tail stores i8, same bytes as the separate step") {
   const QuantParams q{0.05f, -7};
   for (const index_t B : {index_t{1}, index_t{5}, index_t{13}})
-    for (const index_t N : {index_t{1}, index_t{7}, index_t{9}, index_t{33}, index_t{70}}) {
+    for (const index_t N : {index_t{1}, index_t{7}, index_t{9}, index_t{33}, index_t{70}, index_t{150}}) {
       const index_t K = 19;
       const Tensor<float> w = kt::random_tensor({N, K}, 3, -0.5f, 0.5f), b = kt::random_tensor({N}, 4, -0.5f, 0.5f);
       const Tensor<float> x = kt::random_tensor({B, K}, 5, -2.f, 2.f);

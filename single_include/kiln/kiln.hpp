@@ -11420,8 +11420,11 @@ void tail_block(const Step& s, const Env& e, float* c, index_t ldc, const Shape&
     const Strides st = two_d(v);
     if (st[1] == 1) {
       auto* q = reinterpret_cast<std::int8_t*>(const_cast<char*>(at(v)));
-      for (index_t i = 0; i < block[0]; ++i)
-        kernels::int8::quantize(c + i * ldc, q + i * st[0], block[1], {v.quant.scale, v.quant.zero_point});
+      const quant::TensorQuant tq{v.quant.scale, v.quant.zero_point};
+      if (ldc == block[1] && st[0] == block[1])  // whole rows, both dense: one run
+        kernels::int8::quantize(c, q, block[0] * block[1], tq);
+      else
+        for (index_t i = 0; i < block[0]; ++i) kernels::int8::quantize(c + i * ldc, q + i * st[0], block[1], tq);
       return;
     }
   }
