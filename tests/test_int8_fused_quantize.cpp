@@ -4,11 +4,14 @@
 // separate quantize step (CompileOptions::observe: one step per node, nothing fused) and as
 // eager, and as quant::quantize_value applied to the separate plan's f32 value; on odd sizes
 // (every tail of the 32- and 8-wide quantize paths) and values on rounding ties. Built twice
-// (SIMD and -DKILN_NO_SIMD): the scalar store must give the same bytes as the vector one.
+// (SIMD and -DKILN_NO_SIMD): the scalar store must give the same bytes as the vector one. The
+// compile-time plan (kiln::plan, runtime/static_run.hpp) runs the same steps.
+#define KILN_MAX_NODES 32  // constant evaluation cost grows with the graph capacity
 #include <doctest/doctest.h>
 
 #include <kiln/kiln.hpp>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <tuple>
@@ -28,6 +31,25 @@ kiln::CompileOptions separate_steps() {
   o.observe = true;  // no fusion: the quantize is its own int8 step
   return o;
 }
+
+// A compile-time plan: [3, 11] -> linear [13, 11] + bias -> relu -> quantize (one GEMM kernel).
+template <std::size_t N>
+constexpr std::array<float, N> floats(std::uint32_t seed) {
+  std::array<float, N> a{};
+  for (std::size_t i = 0; i < N; ++i) {
+    seed = seed * 1664525u + 1013904223u;
+    a[i] = static_cast<float>(static_cast<int>((seed >> 20) % 2001u) - 1000) * 0.0007f;
+  }
+  return a;
+}
+constexpr auto kW = floats<13 * 11>(1);
+constexpr auto kB = floats<13>(2);
+constexpr kiln::TensorView<const float> W(kW.data(), {13, 11}), Bias(kB.data(), {13});
+constexpr QuantParams kQ{0.03f, -3};
+constexpr auto static_layer = [](auto x) { return kiln::relu(kiln::linear(x, W, Bias)); };
+constexpr auto static_model = [](auto x) { return kiln::quantize(static_layer(x), kQ); };
+constexpr kiln::StaticPlan kStatic = kiln::plan(static_model, kiln::input<float>({3, 11}));
+static_assert(kStatic.ok() && kStatic.kernels() == 1, "the quantize is in the GEMM's epilogue");
 
 // got == want byte for byte, and want == quantize_value(f) for the separate plan's f32 value f.
 void check_fused(const Tensor<std::int8_t>& got, const Tensor<std::int8_t>& want, const Tensor<float>& f,
@@ -111,4 +133,15 @@ TEST_CASE("elementwise chain + quantize: the elementwise program stores i8, ties
     const Tensor<float> hs = check_layer(chain, x, q, "fused elementwise store vs separate quantize step");
     for (index_t i = 0; i < n; ++i) CHECK(hs[i] == (static_cast<float>(i % 600) - 300.f) * 0.125f);
   }
+}
+
+TEST_CASE("a compile-time plan runs the fused quantize as compile() does") {
+  const Tensor<float> x = kt::random_tensor({3, 11}, 12, -3.f, 3.f);
+  alignas(kiln::kAlignment) static std::uint8_t arena[kStatic.arena_bytes()];
+  std::int8_t y[3 * 13];
+  kiln::run<kStatic>(arena, x.data(), y);
+  Tensor<std::int8_t> got(Shape{3, 13});
+  for (index_t i = 0; i < got.size(); ++i) got[i] = y[i];
+  const Tensor<float> hs = kiln::compile(static_layer, separate_steps())(x);
+  check_fused(got, kiln::compile(static_model, separate_steps())(x), hs, kQ, "static plan vs separate quantize step");
 }
