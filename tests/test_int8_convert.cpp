@@ -1,8 +1,8 @@
 // int8 quantize over arrays (kernels/int8/convert.hpp) equals the element definition of
 // quant/quantize.hpp (TFLite's QUANTIZE) bit for bit: over a sweep of float bit
 // patterns (every exponent, both signs, NaN and infinities), values at and next to the rounding
-// ties, several scales and zero points, and lengths that leave every tail size. Built twice
-// (test_int8_convert with the AVX2 path where available, _scalar with KILN_NO_SIMD).
+// ties, several scales and zero points, lengths that leave every tail size, and short calls.
+// Built twice (test_int8_convert with the AVX2 path where available, _scalar with KILN_NO_SIMD).
 #include <doctest/doctest.h>
 
 #include <kiln/kernels/int8/convert.hpp>
@@ -57,6 +57,20 @@ TEST_CASE("quantize over arrays equals quantize_value element by element") {
     INFO("scale " << tq.scale << " zero point " << tq.zero_point << ", first mismatch at " << first);
     CHECK(bad == 0);
     CHECK(got[x.size()] == 0x5A);  // nothing written past the end
+  }
+  // The probe values through short calls (8..31 long: the 8-wide step and the scalar tail alone, as
+  // the elementwise kernel's fused i8 store calls it on short rows).
+  {
+    const q::TensorQuant tq{0.02f, 3};
+    const std::vector<float> x = probe_values(tq);
+    index_t bad = 0;
+    for (index_t len = 8; len < 32; ++len)
+      for (index_t at = 0; at + len <= static_cast<index_t>(x.size()); at += len) {
+        std::int8_t got[32];
+        kiln::kernels::int8::quantize(x.data() + at, got, len, tq);
+        for (index_t i = 0; i < len; ++i) bad += got[i] != q::quantize_value(x[static_cast<std::size_t>(at + i)], tq);
+      }
+    CHECK(bad == 0);
   }
   // Every tail length of the 32-wide path.
   std::vector<float> x(70);

@@ -4840,6 +4840,511 @@ inline void conv2d(const WindowGeometry& g, NhwcIn x, const float* w_ohwi, const
 
 
 
+// ---- begin kiln/quant/quantize.hpp ----
+// kiln/quant/quantize.hpp — float <-> int8 conversion as TFLite's QUANTIZE / DEQUANTIZE.
+//
+//   quantize:   q = clamp(round(x / scale) + zero_point, -128, 127)
+//               (division in float, round half away from zero: TfLiteRound = std::round)
+//   dequantize: x = scale * (q - zero_point)   (in float)
+//
+// Used to build test data and, later, at the float boundary of a quantised graph.
+
+
+
+// ---- begin kiln/quant/fixed_point.hpp ----
+// kiln/quant/fixed_point.hpp — the integer arithmetic of TFLite's int8 kernels.
+//
+// Every int8 kernel ends the same way: an int32 accumulator is scaled by a real
+// factor M = input_scale * weight_scale / output_scale that the model fixes at
+// conversion time. TFLite (and TFLite Micro, CMSIS-NN) represent M as a Q0.31
+// multiplier m in [2^30, 2^31) and a power-of-two exponent `shift`:
+//
+//     M ~= m * 2^(shift - 31)
+//
+// and evaluate x * M with two integer roundings (gemmlowp's "double rounding"):
+//
+//     multiply_by_quantized_multiplier(x, m, shift) =
+//         rounding_divide_by_pot(srdhm(x * 2^max(shift,0), m), max(-shift, 0))
+//
+// A model reproduces TFLite's bytes only if these match bit for bit, so the
+// definitions below follow gemmlowp's fixedpoint.h operation by operation; the
+// rounding of each step is documented where it happens. TFLite's optional
+// TFLITE_SINGLE_ROUNDING build (one rounding, shift <= 30) is not what TFLite
+// Micro ships by default and is not implemented.
+//
+// All functions are constexpr and branch-light; no heap, no exceptions.
+
+
+namespace kiln::quant {
+
+inline constexpr std::int32_t kInt32Min = -2147483647 - 1;
+inline constexpr std::int32_t kInt32Max = 2147483647;
+
+/// Wrapping int32 addition (two's complement). gemmlowp adds fixed-point raws
+/// without saturation; doing it through uint32 keeps the wrap defined behaviour.
+constexpr std::int32_t wrapping_add(std::int32_t a, std::int32_t b) {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(a) + static_cast<std::uint32_t>(b));
+}
+constexpr std::int32_t wrapping_sub(std::int32_t a, std::int32_t b) {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(a) - static_cast<std::uint32_t>(b));
+}
+
+/// x * 2^n for 0 <= n <= 31, wrapping like the `x * (1 << n)` TFLite writes (which
+/// is undefined behaviour in C++ when it overflows; here it is a defined wrap).
+constexpr std::int32_t wrapping_shift_left(std::int32_t x, int n) {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(x) << n);
+}
+
+/// Saturating rounding doubling high multiply (gemmlowp SaturatingRoundingDoublingHighMul):
+/// the high 32 bits of 2*a*b, i.e. a*b / 2^31 rounded to nearest.
+/// Rounding: the 64-bit product gets a nudge of +2^30 (product >= 0) or 1 - 2^30
+/// (product < 0) and is then divided by 2^31 truncating toward zero. The net effect
+/// is round to nearest with ties toward +infinity (+0.5 -> 1, -0.5 -> 0, -1.5 -> -1).
+/// The one overflowing input, INT32_MIN * INT32_MIN (= +1.0 in Q0.31), saturates
+/// to INT32_MAX.
+constexpr std::int32_t saturating_rounding_doubling_high_mul(std::int32_t a, std::int32_t b) {
+  if (a == kInt32Min && b == kInt32Min) return kInt32Max;
+  // gemmlowp's (ab + nudge) / 2^31 truncating toward zero equals floor((ab + 2^30) / 2^31) for
+  // either sign of ab (for ab = -k < 0: -floor((k + 2^30 - 1) / 2^31) = floor((2^30 - k) / 2^31)),
+  // and the floor is an arithmetic shift: on a 32-bit core one SMLAL and two shifts instead of
+  // a sign test, two 64-bit adds and a 64-bit division by a power of two.
+  const std::int64_t ab = static_cast<std::int64_t>(a) * static_cast<std::int64_t>(b);
+  return static_cast<std::int32_t>((ab + (std::int64_t{1} << 30)) >> 31);
+}
+
+/// x / 2^exponent rounded to nearest, ties away from zero (gemmlowp RoundingDivideByPOT),
+/// for 0 <= exponent <= 31. Uses an arithmetic right shift plus a correction:
+/// the remainder is compared against half the divisor, with the threshold raised by
+/// one for negative x so that a negative tie rounds down (away from zero).
+constexpr std::int32_t rounding_divide_by_pot(std::int32_t x, int exponent) {
+  const std::int32_t mask = static_cast<std::int32_t>((std::uint32_t{1} << exponent) - 1u);  // 32-bit math
+  const std::int32_t remainder = x & mask;
+  const std::int32_t threshold = (mask >> 1) - (x >> 31);  // + 1 when x < 0 (x >> 31 is -1)
+  return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/// gemmlowp SaturatingRoundingMultiplyByPOT: x * 2^exponent. A positive exponent
+/// saturates to [INT32_MIN, INT32_MAX]; a negative one is rounding_divide_by_pot
+/// (ties away from zero).
+constexpr std::int32_t saturating_rounding_multiply_by_pot(std::int32_t x, int exponent) {
+  if (exponent == 0) return x;
+  if (exponent < 0) return rounding_divide_by_pot(x, -exponent);
+  const std::int32_t threshold = static_cast<std::int32_t>((std::int64_t{1} << (31 - exponent)) - 1);
+  if (x > threshold) return kInt32Max;
+  if (x < -threshold) return kInt32Min;
+  return wrapping_shift_left(x, exponent);
+}
+
+/// TFLite MultiplyByQuantizedMultiplier (double-rounding form, the default of
+/// TFLite and TFLite Micro): x * m * 2^(shift - 31), for -31 <= shift <= 31.
+/// A positive shift is applied as an exact left shift *before* the high multiply,
+/// a negative one as a rounding right shift after it; so two roundings happen:
+/// SRDHM (ties toward +inf) and the divide (ties away from zero). The result can
+/// differ by one from the exactly rounded product; TFLite's bytes depend on it.
+namespace detail {
+
+/// rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, m), r) for m >= 0 (every
+/// multiplier TFLite makes lies in [2^30, 2^31) or is 0), 0 <= r <= 31, as one 64-bit
+/// multiply-add and a shift; on a Cortex-M4 one SMLAL and a few 32-bit operations instead of
+/// SRDHM's 64-bit rounding and the divide's mask/threshold compare. Same bits, because:
+///  - SRDHM is h = floor((p + 2^30) / 2^31) with p = x * m (see above); m >= 0 rules out its
+///    one saturating input (INT32_MIN * INT32_MIN).
+///  - The divide, round half away from zero, is floor((h + 2^(r-1) - [h < 0]) / 2^r) for r >= 1
+///    (h = q 2^r + rem: both add 1 to q exactly when rem >= 2^(r-1) + [h < 0]).
+///  - Floors nest (floor(floor(a) / n) = floor(a / n), integers add inside a floor), so the
+///    result is floor((p + 2^30 + 2^(30+r) - [h < 0] 2^31) / 2^(31+r)): the high word of that
+///    64-bit sum shifted right by r - 1.
+///  - [h < 0] may be replaced by [x < 0]: they differ only when -2^30 <= p <= 0 with x < 0,
+///    where h = 0 and the sum lies in [0, 2^(31+r)) either way: the result is 0 in both cases.
+/// The addend's words: 2^30 - [x < 0] 2^31 is 0x40000000 or (borrowing) 0xC0000000 with high
+/// word -1; 2^(30+r) adds 2^(r-2) to the high word for r >= 2, and 2^31 to the low word for r = 1.
+constexpr std::int32_t srdhm_divide_nonnegative(std::int32_t x, std::int32_t m, int r) {
+  const std::int64_t p = static_cast<std::int64_t>(x) * m;
+  if (r == 0) return static_cast<std::int32_t>((p + (std::int64_t{1} << 30)) >> 31);
+  const std::uint32_t sign = static_cast<std::uint32_t>(x) & 0x80000000u;
+  std::uint32_t lo = 0x40000000u | sign;
+  std::int32_t hi = x >> 31;  // -1 with the borrow when x < 0
+  if (r >= 2) {
+    hi += std::int32_t{1} << (r - 2);
+  } else {  // r == 1: + 2^31 on the low word (0xC0000000 + 2^31 carries into hi = -1)
+    lo = 0xC0000000u ^ sign;
+    hi = 0;
+  }
+  const std::int64_t addend = static_cast<std::int64_t>((static_cast<std::uint64_t>(static_cast<std::uint32_t>(hi)) << 32) | lo);
+  const std::int64_t sum = p + addend;  // |p| < 2^62: no overflow
+  return static_cast<std::int32_t>(sum >> 32) >> (r - 1);
+}
+
+}  // namespace detail
+
+constexpr std::int32_t multiply_by_quantized_multiplier(std::int32_t x, std::int32_t multiplier,
+                                                        int shift) {
+  const int left_shift = shift > 0 ? shift : 0;
+  const int right_shift = shift > 0 ? 0 : -shift;
+  if (multiplier >= 0) return detail::srdhm_divide_nonnegative(wrapping_shift_left(x, left_shift), multiplier, right_shift);
+  return rounding_divide_by_pot(
+      saturating_rounding_doubling_high_mul(wrapping_shift_left(x, left_shift), multiplier),
+      right_shift);
+}
+
+/// TFLite MultiplyByQuantizedMultiplierSmallerThanOneExp (used by ADD): left_shift <= 0.
+constexpr std::int32_t multiply_by_quantized_multiplier_smaller_than_one(std::int32_t x,
+                                                                         std::int32_t multiplier,
+                                                                         int left_shift) {
+  if (multiplier >= 0) return detail::srdhm_divide_nonnegative(x, multiplier, -left_shift);
+  return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -left_shift);
+}
+
+/// TFLite MultiplyByQuantizedMultiplierGreaterThanOne (used by SOFTMAX): left_shift >= 0,
+/// one rounding (SRDHM's).
+constexpr std::int32_t multiply_by_quantized_multiplier_greater_than_one(std::int32_t x,
+                                                                         std::int32_t multiplier,
+                                                                         int left_shift) {
+  return saturating_rounding_doubling_high_mul(wrapping_shift_left(x, left_shift), multiplier);
+}
+
+/// gemmlowp RoundingHalfSum for int32: (a + b) / 2 rounded half away from zero.
+constexpr std::int32_t rounding_half_sum(std::int32_t a, std::int32_t b) {
+  const std::int64_t sum = static_cast<std::int64_t>(a) + static_cast<std::int64_t>(b);
+  const std::int64_t sign = sum >= 0 ? 1 : -1;
+  return static_cast<std::int32_t>((sum + sign) / 2);
+}
+
+/// Leading zero bits of a 32-bit value (32 for 0); constexpr, no intrinsic needed.
+constexpr int count_leading_zeros(std::uint32_t x) {
+  if (x == 0) return 32;
+  int n = 0;
+  if (x <= 0x0000FFFFu) { n += 16; x <<= 16; }
+  if (x <= 0x00FFFFFFu) { n += 8; x <<= 8; }
+  if (x <= 0x0FFFFFFFu) { n += 4; x <<= 4; }
+  if (x <= 0x3FFFFFFFu) { n += 2; x <<= 2; }
+  if (x <= 0x7FFFFFFFu) { n += 1; }
+  return n;
+}
+
+}  // namespace kiln::quant
+// ---- end kiln/quant/fixed_point.hpp ----
+
+// ---- begin kiln/quant/multiplier.hpp ----
+// kiln/quant/multiplier.hpp — real scale factors as Q0.31 multiplier + shift.
+//
+// TFLite's QuantizeMultiplier, constexpr: frexp splits M into q * 2^shift with
+// |q| in [0.5, 1); q is rounded to Q0.31 (round half away from zero, like
+// TfLiteRound = std::round). Edge cases, as in TFLite:
+//   - M == 0 gives {0, 0};
+//   - q rounding up to 2^31 (M just below a power of two) gives {2^30, shift + 1};
+//   - shift < -31 (|M| < ~2^-32) flushes to {0, 0}: every result would be 0 anyway,
+//     and right shifts by more than 31 are avoided.
+// Computed in double, exactly as TFLite does, so multipliers match its bytes.
+
+
+namespace kiln::quant {
+
+/// M ~= multiplier * 2^(shift - 31); multiplier in [2^30, 2^31) (or 0), shift > 0 means
+/// a left shift. The pair the int8 kernels consume (TFLite's output_multiplier/output_shift).
+struct QuantizedMultiplier {
+  std::int32_t multiplier = 0;
+  int shift = 0;
+};
+
+namespace detail {
+// frexp for finite doubles, constexpr: d = q * 2^e with |q| in [0.5, 1). Scaling by two is
+// exact in binary floating point, so q is exactly std::frexp's.
+constexpr double frexp_constexpr(double d, int& e) {
+  e = 0;
+  if (d == 0.0) return 0.0;
+  double a = d < 0 ? -d : d;
+  while (a >= 1.0) { a *= 0.5; ++e; }
+  while (a < 0.5) { a *= 2.0; --e; }
+  return d < 0 ? -a : a;
+}
+// std::round for |x| < 2^62, constexpr: half away from zero. x - trunc(x) is exact.
+constexpr std::int64_t round_half_away(double x) {
+  const bool neg = x < 0;
+  const double a = neg ? -x : x;
+  std::int64_t t = static_cast<std::int64_t>(a);
+  if (a - static_cast<double>(t) >= 0.5) ++t;
+  return neg ? -t : t;
+}
+}  // namespace detail
+
+/// TFLite QuantizeMultiplier (double-rounding build). Valid for any finite M; a
+/// |M| >= 2^31 gives a shift above 31 that the kernels reject.
+constexpr QuantizedMultiplier quantize_multiplier(double real_multiplier) {
+  if (real_multiplier == 0.0) return {};
+  int shift = 0;
+  const double q = detail::frexp_constexpr(real_multiplier, shift);
+  std::int64_t q_fixed = detail::round_half_away(q * static_cast<double>(std::int64_t{1} << 31));
+  // |q| < 1, so rounding reaches at most 2^31: renormalise to 2^30 with one more bit of shift.
+  if (q_fixed == (std::int64_t{1} << 31) || q_fixed == -(std::int64_t{1} << 31)) {
+    q_fixed /= 2;
+    ++shift;
+  }
+  if (shift < -31) return {};
+  return {static_cast<std::int32_t>(q_fixed), shift};
+}
+
+/// TFLite QuantizeMultiplierSmallerThanOneExp (ADD's multipliers): for 0 < M < 1, shift <= 0.
+constexpr QuantizedMultiplier quantize_multiplier_smaller_than_one(double real_multiplier) {
+  return quantize_multiplier(real_multiplier);
+}
+
+/// TFLite QuantizeMultiplierGreaterThanOne (SOFTMAX's input multiplier): for M > 1, shift >= 0.
+constexpr QuantizedMultiplier quantize_multiplier_greater_than_one(double real_multiplier) {
+  return quantize_multiplier(real_multiplier);
+}
+
+/// Output scale factor of a convolution / fully connected channel, as TFLite computes it
+/// (kernel_util.cc PopulateConvolutionQuantizationParams): the float scales are widened to
+/// double *before* multiplying, so the product is the exact product of the two floats.
+constexpr double conv_effective_scale(float input_scale, float weight_scale, float output_scale) {
+  return static_cast<double>(input_scale) * static_cast<double>(weight_scale) /
+         static_cast<double>(output_scale);
+}
+
+}  // namespace kiln::quant
+// ---- end kiln/quant/multiplier.hpp ----
+
+// ---- begin kiln/quant/params.hpp ----
+// kiln/quant/params.hpp — quantisation parameters of TFLite's int8 scheme.
+//
+//   activations: int8, per tensor, asymmetric:  real = scale * (q - zero_point)
+//   weights:     int8, per output channel (or per tensor), symmetric: zero_point = 0
+//   bias:        int32, scale = input_scale * weight_scale[c], zero_point = 0
+//
+// The kernels never see floats: these types exist to derive, once, the integers
+// the kernels take (multipliers, shifts, offsets, clamp bounds) the way TFLite's
+// Prepare() does, so a converted model gives TFLite's bytes.
+
+
+
+namespace kiln::quant {
+
+inline constexpr std::int32_t kInt8Min = -128;
+inline constexpr std::int32_t kInt8Max = 127;
+
+/// Per-tensor asymmetric quantisation of an int8 activation tensor.
+struct TensorQuant {
+  float scale = 1.f;
+  std::int32_t zero_point = 0;
+};
+
+/// Per-output-channel symmetric quantisation of int8 weights (zero point 0 by the
+/// TFLite int8 spec). `channels == 1` is per-tensor quantisation.
+struct ChannelQuant {
+  const float* scales = nullptr;
+  index_t channels = 0;
+};
+
+/// Fused activation of a TFLite op, applied as a clamp of the int8 output.
+enum class Activation : std::uint8_t { none, relu, relu6, relu_n1_to_1 };
+
+struct ActivationRange {
+  std::int32_t min = kInt8Min;
+  std::int32_t max = kInt8Max;
+};
+
+/// TFLite CalculateActivationRangeQuantized for int8: the real bounds 0, 6, -1, 1
+/// quantised with the output's parameters (zero_point + round(f / scale), the
+/// division in float and the rounding half away from zero), intersected with [-128, 127].
+constexpr ActivationRange activation_range(Activation act, TensorQuant out) {
+  auto quantize = [out](float f) {
+    return out.zero_point + static_cast<std::int32_t>(detail::round_half_away(f / out.scale));
+  };
+  auto max_i = [](std::int32_t a, std::int32_t b) { return a > b ? a : b; };
+  auto min_i = [](std::int32_t a, std::int32_t b) { return a < b ? a : b; };
+  switch (act) {
+    case Activation::none: return {kInt8Min, kInt8Max};
+    case Activation::relu: return {max_i(kInt8Min, quantize(0.f)), kInt8Max};
+    case Activation::relu6: return {max_i(kInt8Min, quantize(0.f)), min_i(kInt8Max, quantize(6.f))};
+    case Activation::relu_n1_to_1:
+      return {max_i(kInt8Min, quantize(-1.f)), min_i(kInt8Max, quantize(1.f))};
+  }
+  return {};
+}
+
+/// Per-channel output multipliers of a conv / depthwise conv / fully connected layer
+/// (TFLite PopulateConvolutionQuantizationParams): for each output channel c,
+/// quantize_multiplier(input_scale * weight_scale[c] / output_scale). A per-tensor
+/// weight scale (w.channels == 1) is broadcast over the `channels` outputs.
+/// Writes `channels` entries to multiplier[] and shift[].
+constexpr void conv_output_multipliers(TensorQuant input, ChannelQuant w, TensorQuant output,
+                                       index_t channels, std::int32_t* multiplier,
+                                       std::int32_t* shift) {
+  for (index_t c = 0; c < channels; ++c) {
+    const float ws = w.scales[w.channels == 1 ? 0 : c];
+    const QuantizedMultiplier q =
+        quantize_multiplier(conv_effective_scale(input.scale, ws, output.scale));
+    multiplier[c] = q.multiplier;
+    shift[c] = q.shift;
+  }
+}
+
+}  // namespace kiln::quant
+// ---- end kiln/quant/params.hpp ----
+
+namespace kiln::quant {
+
+/// One float to int8 with TFLite's rounding and saturation.
+constexpr std::int8_t quantize_value(float x, TensorQuant q) {
+  const float r = x / q.scale;
+  if (r != r) return static_cast<std::int8_t>(q.zero_point);  // NaN: the real value 0 (TFLite: UB)
+  // Saturate before converting: a huge (or infinite) quotient must not overflow int64.
+  if (r >= 1e9f) return static_cast<std::int8_t>(kInt8Max);
+  if (r <= -1e9f) return static_cast<std::int8_t>(kInt8Min);
+  // Round half away from zero in float, not through round_half_away(double): same result (|r| <
+  // 1e9 < 2^31 truncates exactly, and a float minus its truncation is exact), but no soft-double
+  // calls on an FPU that only has single precision (Cortex-M4F: ~30x fewer instructions).
+  const float a = r < 0.f ? -r : r;
+  std::int32_t t = static_cast<std::int32_t>(a);
+  if (a - static_cast<float>(t) >= 0.5f) ++t;
+  std::int32_t v = (r < 0.f ? -t : t) + q.zero_point;
+  v = v < kInt8Min ? kInt8Min : (v > kInt8Max ? kInt8Max : v);
+  return static_cast<std::int8_t>(v);
+}
+
+/// One int8 back to float: scale * (q - zero_point).
+constexpr float dequantize_value(std::int8_t v, TensorQuant q) {
+  return q.scale * static_cast<float>(static_cast<std::int32_t>(v) - q.zero_point);
+}
+
+inline void quantize(const float* x, std::int8_t* out, index_t n, TensorQuant q) {
+  for (index_t i = 0; i < n; ++i) out[i] = quantize_value(x[i], q);
+}
+
+inline void dequantize(const std::int8_t* x, float* out, index_t n, TensorQuant q) {
+  for (index_t i = 0; i < n; ++i) out[i] = dequantize_value(x[i], q);
+}
+
+/// A float bias as TFLite's converter stores it: int32, scale input_scale * weight_scale,
+/// zero point 0, rounded half away from zero (and saturated to int32).
+constexpr std::int32_t quantize_bias_value(float b, float input_scale, float weight_scale) {
+  const double r = static_cast<double>(b) /
+                   (static_cast<double>(input_scale) * static_cast<double>(weight_scale));
+  if (r >= 2147483647.0) return kInt32Max;
+  if (r <= -2147483648.0) return kInt32Min;
+  return static_cast<std::int32_t>(detail::round_half_away(r));
+}
+
+}  // namespace kiln::quant
+// ---- end kiln/quant/quantize.hpp ----
+
+// ---- begin kiln/kernels/int8/convert.hpp ----
+// kiln/kernels/int8/convert.hpp — f32 -> int8 over an array (the QUANTIZE at a graph's float
+// boundary), bit-exact with quant::quantize_value.
+//
+// quantize: q = clamp(round_half_away(x / scale) + zero_point, -128, 127), NaN -> zero_point.
+// The AVX2 path does the same arithmetic 8 lanes at a time: the IEEE division, |r| clamped to
+// 512 (beyond it every result saturates anyway), round half away from zero as trunc(|r|) + (frac
+// >= 0.5) with the sign put back (exact: trunc and the fraction of a float are exact), the zero
+// point added in int32 and the int8 saturation of two saturating packs: 8x the scalar loop
+// (16384 values: 5.2 vs 41.8 us on AVX2), which the compiler does not vectorise. Other targets
+// use the scalar loop. The elementwise kernel's i8 store (a quantize fused into its f32 producer)
+// calls this too, on rows of any length. (DEQUANTIZE needs no kernel: quant::dequantize's loop
+// vectorises as is.)
+
+
+
+// ---- begin kiln/kernels/int8/isa.hpp ----
+// kiln/kernels/int8/isa.hpp — which integer SIMD the int8 kernels compile for.
+//
+// Chosen at compile time from the target's predefined macros; KILN_NO_SIMD forces the
+// scalar code, as for the f32 kernels. Raw intrinsics, not xsimd: xsimd 8.1 has no
+// widening int8/int16 multiply-add (vpmaddwd, vmlal_s16), which is what int8 needs.
+//   KILN_INT8_AVX2    AVX2: vpmovsxbw + vpmaddwd, 16 int8 per step
+//   KILN_INT8_SSE41   SSE4.1: pmovsxbw + pmaddwd, 8 per step
+//   KILN_INT8_NEON    NEON (armv7 and aarch64): vmovl_s8 + vmlal_s16
+//   KILN_INT8_ARM_DSP Cortex-M with the DSP extension (M4/M7/M33/M55): SXTAB16 + SMLAD
+// Every path computes exact int32 sums, so all give the scalar path's bits.
+
+#if !defined(KILN_NO_SIMD) && defined(__AVX2__)
+#include <immintrin.h>
+#define KILN_INT8_AVX2 1
+#elif !defined(KILN_NO_SIMD) && defined(__SSE4_1__)
+#include <smmintrin.h>
+#define KILN_INT8_SSE41 1
+#elif !defined(KILN_NO_SIMD) && (defined(__ARM_NEON) || defined(__ARM_NEON__))
+#include <arm_neon.h>
+#define KILN_INT8_NEON 1
+#elif defined(__ARM_FEATURE_DSP) && defined(__ARM_ARCH_ISA_THUMB)
+#include <arm_acle.h>
+#define KILN_INT8_ARM_DSP 1
+#endif
+#ifndef KILN_INT8_AVX2
+#define KILN_INT8_AVX2 0
+#endif
+#ifndef KILN_INT8_SSE41
+#define KILN_INT8_SSE41 0
+#endif
+#ifndef KILN_INT8_NEON
+#define KILN_INT8_NEON 0
+#endif
+#ifndef KILN_INT8_ARM_DSP
+#define KILN_INT8_ARM_DSP 0
+#endif
+
+namespace kiln::kernels::int8 {
+
+/// Which inner-product path this build uses (for benchmarks and test logs).
+inline constexpr const char* kDotPathName = KILN_INT8_AVX2    ? "avx2"
+                                            : KILN_INT8_SSE41 ? "sse4.1"
+                                            : KILN_INT8_NEON  ? "neon"
+                                            : KILN_INT8_ARM_DSP ? "scalar+dsp(smlad)"
+                                                                : "scalar";
+
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/isa.hpp ----
+
+namespace kiln::kernels::int8 {
+
+#if KILN_INT8_AVX2
+namespace detail {
+
+/// Eight floats quantised to int32 (before the int8 saturation; |result - zero_point| <= 512).
+inline __m256i quantize_lanes8(const float* p, __m256 scale, __m256i zp) {
+  const __m256 lim = _mm256_set1_ps(512.f), nlim = _mm256_set1_ps(-512.f);
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.f), sign_bit = _mm256_set1_ps(-0.f);
+  __m256 r = _mm256_div_ps(_mm256_loadu_ps(p), scale);
+  r = _mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));  // NaN -> 0
+  r = _mm256_min_ps(_mm256_max_ps(r, nlim), lim);
+  const __m256 sign = _mm256_and_ps(r, sign_bit);
+  const __m256 a = _mm256_andnot_ps(sign_bit, r);
+  __m256 t = _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(_mm256_sub_ps(a, t), half, _CMP_GE_OQ), one));
+  return _mm256_add_epi32(_mm256_cvttps_epi32(_mm256_or_ps(t, sign)), zp);
+}
+
+}  // namespace detail
+#endif
+
+/// Any n: blocks of 32, then of 8 (short rows, e.g. a GEMM epilogue's block storing i8 through
+/// the elementwise kernel), then the scalar function for the last n % 8.
+inline void quantize(const float* x, std::int8_t* out, index_t n, quant::TensorQuant q) {
+  index_t i = 0;
+#if KILN_INT8_AVX2
+  const __m256 scale = _mm256_set1_ps(q.scale);
+  const __m256i zp = _mm256_set1_epi32(q.zero_point);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // undo the packs' lane interleave
+  for (; i + 32 <= n; i += 32) {
+    const __m256i lo = _mm256_packs_epi32(detail::quantize_lanes8(x + i, scale, zp),
+                                          detail::quantize_lanes8(x + i + 8, scale, zp));
+    const __m256i hi = _mm256_packs_epi32(detail::quantize_lanes8(x + i + 16, scale, zp),
+                                          detail::quantize_lanes8(x + i + 24, scale, zp));
+    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(lo, hi), order);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), bytes);
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m256i v = detail::quantize_lanes8(x + i, scale, zp);
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i), _mm_packs_epi16(w, w));
+  }
+#endif
+  for (; i < n; ++i) out[i] = quant::quantize_value(x[i], q);
+}
+
+}  // namespace kiln::kernels::int8
+// ---- end kiln/kernels/int8/convert.hpp ----
+
 // ---- begin kiln/kernels/ew_math.hpp ----
 // kiln/kernels/ew_math.hpp — every EwFn, per value and over arrays.
 //
@@ -4903,11 +5408,17 @@ struct EwOperand {
   Strides strides;
 };
 
-/// An output of the loop; boolean targets store (value != 0).
+/// An output of the loop; boolean targets store (value != 0); i8 targets store the value
+/// quantised with scale / zero_point (quant::quantize_value: a quantize fused into the program).
 struct EwTarget {
+  constexpr EwTarget() = default;
+  constexpr EwTarget(void* d, DType t, const Strides& s, float sc = 1.f, std::int32_t zp = 0)
+      : data(d), dtype(t), strides(s), scale(sc), zero_point(zp) {}
   void* data = nullptr;
   DType dtype = DType::f32;
   Strides strides;
+  float scale = 1.f;
+  std::int32_t zero_point = 0;
 };
 
 }  // namespace kiln::kernels
@@ -5435,11 +5946,13 @@ struct EwRowIn {
   index_t stride = 1;
   DType dtype = DType::f32;
 };
-/// One target along the innermost dimension.
+/// One target along the innermost dimension (i8: quantised with scale / zero_point).
 struct EwRowOut {
   void* data = nullptr;
   index_t stride = 1;
   DType dtype = DType::f32;
+  float scale = 1.f;
+  std::int32_t zero_point = 0;
 };
 
 /// What a plan step computes beyond its instruction (see detail::plan_program). Each fused form
@@ -5828,6 +6341,15 @@ class EwTileEval {
       for (int i = 0; i < len; ++i) p[i * st] = v[i] != 0.f ? 1 : 0;
       return;
     }
+    if (t.dtype == DType::i8) {  // a quantize fused into the program: the separate step's kernel, same bytes
+      auto* p = static_cast<std::int8_t*>(t.data) + pos * st;
+      const quant::TensorQuant q{t.scale, t.zero_point};
+      if (st == 1)
+        int8::quantize(v, p, len, q);
+      else
+        for (int i = 0; i < len; ++i) p[i * st] = quant::quantize_value(v[i], q);
+      return;
+    }
     float* p = static_cast<float*>(t.data) + pos * st;
     if (st == 1) {
       if (p != v) std::memmove(p, v, static_cast<std::size_t>(len) * sizeof(float));
@@ -6004,7 +6526,7 @@ inline void ew_run(const EwProgram& prog, const EwOperand* in, int n_in, const E
   bool unit_stride[kEwMaxOperands];
   for (int k = 0; k < n_in; ++k) rin[k] = {in[k].data, inner_stride(in[k].strides), in[k].dtype};
   for (int t = 0; t < n_out; ++t) {
-    rout[t] = {out[t].data, inner_stride(out[t].strides), out[t].dtype};
+    rout[t] = {out[t].data, inner_stride(out[t].strides), out[t].dtype, out[t].scale, out[t].zero_point};
     unit_stride[t] = rout[t].stride == 1 || row_len == 1;
     if (row_len == 1) rout[t].stride = 1;
   }
@@ -6042,180 +6564,6 @@ inline void ew_run(const EwProgram& prog, const EwOperand* in, int n_in, const E
 // array conversion quantize. The integers they take (multipliers, shifts, offsets,
 // clamps) come from kiln/quant/. The IR's int8 ops reach them through runtime/int8_steps.hpp.
 
-
-// ---- begin kiln/quant/fixed_point.hpp ----
-// kiln/quant/fixed_point.hpp — the integer arithmetic of TFLite's int8 kernels.
-//
-// Every int8 kernel ends the same way: an int32 accumulator is scaled by a real
-// factor M = input_scale * weight_scale / output_scale that the model fixes at
-// conversion time. TFLite (and TFLite Micro, CMSIS-NN) represent M as a Q0.31
-// multiplier m in [2^30, 2^31) and a power-of-two exponent `shift`:
-//
-//     M ~= m * 2^(shift - 31)
-//
-// and evaluate x * M with two integer roundings (gemmlowp's "double rounding"):
-//
-//     multiply_by_quantized_multiplier(x, m, shift) =
-//         rounding_divide_by_pot(srdhm(x * 2^max(shift,0), m), max(-shift, 0))
-//
-// A model reproduces TFLite's bytes only if these match bit for bit, so the
-// definitions below follow gemmlowp's fixedpoint.h operation by operation; the
-// rounding of each step is documented where it happens. TFLite's optional
-// TFLITE_SINGLE_ROUNDING build (one rounding, shift <= 30) is not what TFLite
-// Micro ships by default and is not implemented.
-//
-// All functions are constexpr and branch-light; no heap, no exceptions.
-
-
-namespace kiln::quant {
-
-inline constexpr std::int32_t kInt32Min = -2147483647 - 1;
-inline constexpr std::int32_t kInt32Max = 2147483647;
-
-/// Wrapping int32 addition (two's complement). gemmlowp adds fixed-point raws
-/// without saturation; doing it through uint32 keeps the wrap defined behaviour.
-constexpr std::int32_t wrapping_add(std::int32_t a, std::int32_t b) {
-  return static_cast<std::int32_t>(static_cast<std::uint32_t>(a) + static_cast<std::uint32_t>(b));
-}
-constexpr std::int32_t wrapping_sub(std::int32_t a, std::int32_t b) {
-  return static_cast<std::int32_t>(static_cast<std::uint32_t>(a) - static_cast<std::uint32_t>(b));
-}
-
-/// x * 2^n for 0 <= n <= 31, wrapping like the `x * (1 << n)` TFLite writes (which
-/// is undefined behaviour in C++ when it overflows; here it is a defined wrap).
-constexpr std::int32_t wrapping_shift_left(std::int32_t x, int n) {
-  return static_cast<std::int32_t>(static_cast<std::uint32_t>(x) << n);
-}
-
-/// Saturating rounding doubling high multiply (gemmlowp SaturatingRoundingDoublingHighMul):
-/// the high 32 bits of 2*a*b, i.e. a*b / 2^31 rounded to nearest.
-/// Rounding: the 64-bit product gets a nudge of +2^30 (product >= 0) or 1 - 2^30
-/// (product < 0) and is then divided by 2^31 truncating toward zero. The net effect
-/// is round to nearest with ties toward +infinity (+0.5 -> 1, -0.5 -> 0, -1.5 -> -1).
-/// The one overflowing input, INT32_MIN * INT32_MIN (= +1.0 in Q0.31), saturates
-/// to INT32_MAX.
-constexpr std::int32_t saturating_rounding_doubling_high_mul(std::int32_t a, std::int32_t b) {
-  if (a == kInt32Min && b == kInt32Min) return kInt32Max;
-  // gemmlowp's (ab + nudge) / 2^31 truncating toward zero equals floor((ab + 2^30) / 2^31) for
-  // either sign of ab (for ab = -k < 0: -floor((k + 2^30 - 1) / 2^31) = floor((2^30 - k) / 2^31)),
-  // and the floor is an arithmetic shift: on a 32-bit core one SMLAL and two shifts instead of
-  // a sign test, two 64-bit adds and a 64-bit division by a power of two.
-  const std::int64_t ab = static_cast<std::int64_t>(a) * static_cast<std::int64_t>(b);
-  return static_cast<std::int32_t>((ab + (std::int64_t{1} << 30)) >> 31);
-}
-
-/// x / 2^exponent rounded to nearest, ties away from zero (gemmlowp RoundingDivideByPOT),
-/// for 0 <= exponent <= 31. Uses an arithmetic right shift plus a correction:
-/// the remainder is compared against half the divisor, with the threshold raised by
-/// one for negative x so that a negative tie rounds down (away from zero).
-constexpr std::int32_t rounding_divide_by_pot(std::int32_t x, int exponent) {
-  const std::int32_t mask = static_cast<std::int32_t>((std::uint32_t{1} << exponent) - 1u);  // 32-bit math
-  const std::int32_t remainder = x & mask;
-  const std::int32_t threshold = (mask >> 1) - (x >> 31);  // + 1 when x < 0 (x >> 31 is -1)
-  return (x >> exponent) + (remainder > threshold ? 1 : 0);
-}
-
-/// gemmlowp SaturatingRoundingMultiplyByPOT: x * 2^exponent. A positive exponent
-/// saturates to [INT32_MIN, INT32_MAX]; a negative one is rounding_divide_by_pot
-/// (ties away from zero).
-constexpr std::int32_t saturating_rounding_multiply_by_pot(std::int32_t x, int exponent) {
-  if (exponent == 0) return x;
-  if (exponent < 0) return rounding_divide_by_pot(x, -exponent);
-  const std::int32_t threshold = static_cast<std::int32_t>((std::int64_t{1} << (31 - exponent)) - 1);
-  if (x > threshold) return kInt32Max;
-  if (x < -threshold) return kInt32Min;
-  return wrapping_shift_left(x, exponent);
-}
-
-/// TFLite MultiplyByQuantizedMultiplier (double-rounding form, the default of
-/// TFLite and TFLite Micro): x * m * 2^(shift - 31), for -31 <= shift <= 31.
-/// A positive shift is applied as an exact left shift *before* the high multiply,
-/// a negative one as a rounding right shift after it; so two roundings happen:
-/// SRDHM (ties toward +inf) and the divide (ties away from zero). The result can
-/// differ by one from the exactly rounded product; TFLite's bytes depend on it.
-namespace detail {
-
-/// rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, m), r) for m >= 0 (every
-/// multiplier TFLite makes lies in [2^30, 2^31) or is 0), 0 <= r <= 31, as one 64-bit
-/// multiply-add and a shift; on a Cortex-M4 one SMLAL and a few 32-bit operations instead of
-/// SRDHM's 64-bit rounding and the divide's mask/threshold compare. Same bits, because:
-///  - SRDHM is h = floor((p + 2^30) / 2^31) with p = x * m (see above); m >= 0 rules out its
-///    one saturating input (INT32_MIN * INT32_MIN).
-///  - The divide, round half away from zero, is floor((h + 2^(r-1) - [h < 0]) / 2^r) for r >= 1
-///    (h = q 2^r + rem: both add 1 to q exactly when rem >= 2^(r-1) + [h < 0]).
-///  - Floors nest (floor(floor(a) / n) = floor(a / n), integers add inside a floor), so the
-///    result is floor((p + 2^30 + 2^(30+r) - [h < 0] 2^31) / 2^(31+r)): the high word of that
-///    64-bit sum shifted right by r - 1.
-///  - [h < 0] may be replaced by [x < 0]: they differ only when -2^30 <= p <= 0 with x < 0,
-///    where h = 0 and the sum lies in [0, 2^(31+r)) either way: the result is 0 in both cases.
-/// The addend's words: 2^30 - [x < 0] 2^31 is 0x40000000 or (borrowing) 0xC0000000 with high
-/// word -1; 2^(30+r) adds 2^(r-2) to the high word for r >= 2, and 2^31 to the low word for r = 1.
-constexpr std::int32_t srdhm_divide_nonnegative(std::int32_t x, std::int32_t m, int r) {
-  const std::int64_t p = static_cast<std::int64_t>(x) * m;
-  if (r == 0) return static_cast<std::int32_t>((p + (std::int64_t{1} << 30)) >> 31);
-  const std::uint32_t sign = static_cast<std::uint32_t>(x) & 0x80000000u;
-  std::uint32_t lo = 0x40000000u | sign;
-  std::int32_t hi = x >> 31;  // -1 with the borrow when x < 0
-  if (r >= 2) {
-    hi += std::int32_t{1} << (r - 2);
-  } else {  // r == 1: + 2^31 on the low word (0xC0000000 + 2^31 carries into hi = -1)
-    lo = 0xC0000000u ^ sign;
-    hi = 0;
-  }
-  const std::int64_t addend = static_cast<std::int64_t>((static_cast<std::uint64_t>(static_cast<std::uint32_t>(hi)) << 32) | lo);
-  const std::int64_t sum = p + addend;  // |p| < 2^62: no overflow
-  return static_cast<std::int32_t>(sum >> 32) >> (r - 1);
-}
-
-}  // namespace detail
-
-constexpr std::int32_t multiply_by_quantized_multiplier(std::int32_t x, std::int32_t multiplier,
-                                                        int shift) {
-  const int left_shift = shift > 0 ? shift : 0;
-  const int right_shift = shift > 0 ? 0 : -shift;
-  if (multiplier >= 0) return detail::srdhm_divide_nonnegative(wrapping_shift_left(x, left_shift), multiplier, right_shift);
-  return rounding_divide_by_pot(
-      saturating_rounding_doubling_high_mul(wrapping_shift_left(x, left_shift), multiplier),
-      right_shift);
-}
-
-/// TFLite MultiplyByQuantizedMultiplierSmallerThanOneExp (used by ADD): left_shift <= 0.
-constexpr std::int32_t multiply_by_quantized_multiplier_smaller_than_one(std::int32_t x,
-                                                                         std::int32_t multiplier,
-                                                                         int left_shift) {
-  if (multiplier >= 0) return detail::srdhm_divide_nonnegative(x, multiplier, -left_shift);
-  return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -left_shift);
-}
-
-/// TFLite MultiplyByQuantizedMultiplierGreaterThanOne (used by SOFTMAX): left_shift >= 0,
-/// one rounding (SRDHM's).
-constexpr std::int32_t multiply_by_quantized_multiplier_greater_than_one(std::int32_t x,
-                                                                         std::int32_t multiplier,
-                                                                         int left_shift) {
-  return saturating_rounding_doubling_high_mul(wrapping_shift_left(x, left_shift), multiplier);
-}
-
-/// gemmlowp RoundingHalfSum for int32: (a + b) / 2 rounded half away from zero.
-constexpr std::int32_t rounding_half_sum(std::int32_t a, std::int32_t b) {
-  const std::int64_t sum = static_cast<std::int64_t>(a) + static_cast<std::int64_t>(b);
-  const std::int64_t sign = sum >= 0 ? 1 : -1;
-  return static_cast<std::int32_t>((sum + sign) / 2);
-}
-
-/// Leading zero bits of a 32-bit value (32 for 0); constexpr, no intrinsic needed.
-constexpr int count_leading_zeros(std::uint32_t x) {
-  if (x == 0) return 32;
-  int n = 0;
-  if (x <= 0x0000FFFFu) { n += 16; x <<= 16; }
-  if (x <= 0x00FFFFFFu) { n += 8; x <<= 8; }
-  if (x <= 0x0FFFFFFFu) { n += 4; x <<= 4; }
-  if (x <= 0x3FFFFFFFu) { n += 2; x <<= 2; }
-  if (x <= 0x7FFFFFFFu) { n += 1; }
-  return n;
-}
-
-}  // namespace kiln::quant
-// ---- end kiln/quant/fixed_point.hpp ----
 
 // ---- begin kiln/quant/fixed_point_exp.hpp ----
 // kiln/quant/fixed_point_exp.hpp — gemmlowp's fixed-point exp and reciprocal (int8 SOFTMAX).
@@ -6327,221 +6675,6 @@ constexpr Reciprocal get_reciprocal(std::int32_t x, int x_integer_digits) {
 
 }  // namespace kiln::quant
 // ---- end kiln/quant/fixed_point_exp.hpp ----
-
-// ---- begin kiln/quant/multiplier.hpp ----
-// kiln/quant/multiplier.hpp — real scale factors as Q0.31 multiplier + shift.
-//
-// TFLite's QuantizeMultiplier, constexpr: frexp splits M into q * 2^shift with
-// |q| in [0.5, 1); q is rounded to Q0.31 (round half away from zero, like
-// TfLiteRound = std::round). Edge cases, as in TFLite:
-//   - M == 0 gives {0, 0};
-//   - q rounding up to 2^31 (M just below a power of two) gives {2^30, shift + 1};
-//   - shift < -31 (|M| < ~2^-32) flushes to {0, 0}: every result would be 0 anyway,
-//     and right shifts by more than 31 are avoided.
-// Computed in double, exactly as TFLite does, so multipliers match its bytes.
-
-
-namespace kiln::quant {
-
-/// M ~= multiplier * 2^(shift - 31); multiplier in [2^30, 2^31) (or 0), shift > 0 means
-/// a left shift. The pair the int8 kernels consume (TFLite's output_multiplier/output_shift).
-struct QuantizedMultiplier {
-  std::int32_t multiplier = 0;
-  int shift = 0;
-};
-
-namespace detail {
-// frexp for finite doubles, constexpr: d = q * 2^e with |q| in [0.5, 1). Scaling by two is
-// exact in binary floating point, so q is exactly std::frexp's.
-constexpr double frexp_constexpr(double d, int& e) {
-  e = 0;
-  if (d == 0.0) return 0.0;
-  double a = d < 0 ? -d : d;
-  while (a >= 1.0) { a *= 0.5; ++e; }
-  while (a < 0.5) { a *= 2.0; --e; }
-  return d < 0 ? -a : a;
-}
-// std::round for |x| < 2^62, constexpr: half away from zero. x - trunc(x) is exact.
-constexpr std::int64_t round_half_away(double x) {
-  const bool neg = x < 0;
-  const double a = neg ? -x : x;
-  std::int64_t t = static_cast<std::int64_t>(a);
-  if (a - static_cast<double>(t) >= 0.5) ++t;
-  return neg ? -t : t;
-}
-}  // namespace detail
-
-/// TFLite QuantizeMultiplier (double-rounding build). Valid for any finite M; a
-/// |M| >= 2^31 gives a shift above 31 that the kernels reject.
-constexpr QuantizedMultiplier quantize_multiplier(double real_multiplier) {
-  if (real_multiplier == 0.0) return {};
-  int shift = 0;
-  const double q = detail::frexp_constexpr(real_multiplier, shift);
-  std::int64_t q_fixed = detail::round_half_away(q * static_cast<double>(std::int64_t{1} << 31));
-  // |q| < 1, so rounding reaches at most 2^31: renormalise to 2^30 with one more bit of shift.
-  if (q_fixed == (std::int64_t{1} << 31) || q_fixed == -(std::int64_t{1} << 31)) {
-    q_fixed /= 2;
-    ++shift;
-  }
-  if (shift < -31) return {};
-  return {static_cast<std::int32_t>(q_fixed), shift};
-}
-
-/// TFLite QuantizeMultiplierSmallerThanOneExp (ADD's multipliers): for 0 < M < 1, shift <= 0.
-constexpr QuantizedMultiplier quantize_multiplier_smaller_than_one(double real_multiplier) {
-  return quantize_multiplier(real_multiplier);
-}
-
-/// TFLite QuantizeMultiplierGreaterThanOne (SOFTMAX's input multiplier): for M > 1, shift >= 0.
-constexpr QuantizedMultiplier quantize_multiplier_greater_than_one(double real_multiplier) {
-  return quantize_multiplier(real_multiplier);
-}
-
-/// Output scale factor of a convolution / fully connected channel, as TFLite computes it
-/// (kernel_util.cc PopulateConvolutionQuantizationParams): the float scales are widened to
-/// double *before* multiplying, so the product is the exact product of the two floats.
-constexpr double conv_effective_scale(float input_scale, float weight_scale, float output_scale) {
-  return static_cast<double>(input_scale) * static_cast<double>(weight_scale) /
-         static_cast<double>(output_scale);
-}
-
-}  // namespace kiln::quant
-// ---- end kiln/quant/multiplier.hpp ----
-
-// ---- begin kiln/quant/params.hpp ----
-// kiln/quant/params.hpp — quantisation parameters of TFLite's int8 scheme.
-//
-//   activations: int8, per tensor, asymmetric:  real = scale * (q - zero_point)
-//   weights:     int8, per output channel (or per tensor), symmetric: zero_point = 0
-//   bias:        int32, scale = input_scale * weight_scale[c], zero_point = 0
-//
-// The kernels never see floats: these types exist to derive, once, the integers
-// the kernels take (multipliers, shifts, offsets, clamp bounds) the way TFLite's
-// Prepare() does, so a converted model gives TFLite's bytes.
-
-
-
-namespace kiln::quant {
-
-inline constexpr std::int32_t kInt8Min = -128;
-inline constexpr std::int32_t kInt8Max = 127;
-
-/// Per-tensor asymmetric quantisation of an int8 activation tensor.
-struct TensorQuant {
-  float scale = 1.f;
-  std::int32_t zero_point = 0;
-};
-
-/// Per-output-channel symmetric quantisation of int8 weights (zero point 0 by the
-/// TFLite int8 spec). `channels == 1` is per-tensor quantisation.
-struct ChannelQuant {
-  const float* scales = nullptr;
-  index_t channels = 0;
-};
-
-/// Fused activation of a TFLite op, applied as a clamp of the int8 output.
-enum class Activation : std::uint8_t { none, relu, relu6, relu_n1_to_1 };
-
-struct ActivationRange {
-  std::int32_t min = kInt8Min;
-  std::int32_t max = kInt8Max;
-};
-
-/// TFLite CalculateActivationRangeQuantized for int8: the real bounds 0, 6, -1, 1
-/// quantised with the output's parameters (zero_point + round(f / scale), the
-/// division in float and the rounding half away from zero), intersected with [-128, 127].
-constexpr ActivationRange activation_range(Activation act, TensorQuant out) {
-  auto quantize = [out](float f) {
-    return out.zero_point + static_cast<std::int32_t>(detail::round_half_away(f / out.scale));
-  };
-  auto max_i = [](std::int32_t a, std::int32_t b) { return a > b ? a : b; };
-  auto min_i = [](std::int32_t a, std::int32_t b) { return a < b ? a : b; };
-  switch (act) {
-    case Activation::none: return {kInt8Min, kInt8Max};
-    case Activation::relu: return {max_i(kInt8Min, quantize(0.f)), kInt8Max};
-    case Activation::relu6: return {max_i(kInt8Min, quantize(0.f)), min_i(kInt8Max, quantize(6.f))};
-    case Activation::relu_n1_to_1:
-      return {max_i(kInt8Min, quantize(-1.f)), min_i(kInt8Max, quantize(1.f))};
-  }
-  return {};
-}
-
-/// Per-channel output multipliers of a conv / depthwise conv / fully connected layer
-/// (TFLite PopulateConvolutionQuantizationParams): for each output channel c,
-/// quantize_multiplier(input_scale * weight_scale[c] / output_scale). A per-tensor
-/// weight scale (w.channels == 1) is broadcast over the `channels` outputs.
-/// Writes `channels` entries to multiplier[] and shift[].
-constexpr void conv_output_multipliers(TensorQuant input, ChannelQuant w, TensorQuant output,
-                                       index_t channels, std::int32_t* multiplier,
-                                       std::int32_t* shift) {
-  for (index_t c = 0; c < channels; ++c) {
-    const float ws = w.scales[w.channels == 1 ? 0 : c];
-    const QuantizedMultiplier q =
-        quantize_multiplier(conv_effective_scale(input.scale, ws, output.scale));
-    multiplier[c] = q.multiplier;
-    shift[c] = q.shift;
-  }
-}
-
-}  // namespace kiln::quant
-// ---- end kiln/quant/params.hpp ----
-
-// ---- begin kiln/quant/quantize.hpp ----
-// kiln/quant/quantize.hpp — float <-> int8 conversion as TFLite's QUANTIZE / DEQUANTIZE.
-//
-//   quantize:   q = clamp(round(x / scale) + zero_point, -128, 127)
-//               (division in float, round half away from zero: TfLiteRound = std::round)
-//   dequantize: x = scale * (q - zero_point)   (in float)
-//
-// Used to build test data and, later, at the float boundary of a quantised graph.
-
-
-
-namespace kiln::quant {
-
-/// One float to int8 with TFLite's rounding and saturation.
-constexpr std::int8_t quantize_value(float x, TensorQuant q) {
-  const float r = x / q.scale;
-  if (r != r) return static_cast<std::int8_t>(q.zero_point);  // NaN: the real value 0 (TFLite: UB)
-  // Saturate before converting: a huge (or infinite) quotient must not overflow int64.
-  if (r >= 1e9f) return static_cast<std::int8_t>(kInt8Max);
-  if (r <= -1e9f) return static_cast<std::int8_t>(kInt8Min);
-  // Round half away from zero in float, not through round_half_away(double): same result (|r| <
-  // 1e9 < 2^31 truncates exactly, and a float minus its truncation is exact), but no soft-double
-  // calls on an FPU that only has single precision (Cortex-M4F: ~30x fewer instructions).
-  const float a = r < 0.f ? -r : r;
-  std::int32_t t = static_cast<std::int32_t>(a);
-  if (a - static_cast<float>(t) >= 0.5f) ++t;
-  std::int32_t v = (r < 0.f ? -t : t) + q.zero_point;
-  v = v < kInt8Min ? kInt8Min : (v > kInt8Max ? kInt8Max : v);
-  return static_cast<std::int8_t>(v);
-}
-
-/// One int8 back to float: scale * (q - zero_point).
-constexpr float dequantize_value(std::int8_t v, TensorQuant q) {
-  return q.scale * static_cast<float>(static_cast<std::int32_t>(v) - q.zero_point);
-}
-
-inline void quantize(const float* x, std::int8_t* out, index_t n, TensorQuant q) {
-  for (index_t i = 0; i < n; ++i) out[i] = quantize_value(x[i], q);
-}
-
-inline void dequantize(const std::int8_t* x, float* out, index_t n, TensorQuant q) {
-  for (index_t i = 0; i < n; ++i) out[i] = dequantize_value(x[i], q);
-}
-
-/// A float bias as TFLite's converter stores it: int32, scale input_scale * weight_scale,
-/// zero point 0, rounded half away from zero (and saturated to int32).
-constexpr std::int32_t quantize_bias_value(float b, float input_scale, float weight_scale) {
-  const double r = static_cast<double>(b) /
-                   (static_cast<double>(input_scale) * static_cast<double>(weight_scale));
-  if (r >= 2147483647.0) return kInt32Max;
-  if (r <= -2147483648.0) return kInt32Min;
-  return static_cast<std::int32_t>(detail::round_half_away(r));
-}
-
-}  // namespace kiln::quant
-// ---- end kiln/quant/quantize.hpp ----
 
 // ---- begin kiln/kernels/int8/activations.hpp ----
 // kiln/kernels/int8/activations.hpp — TFLite int8 LOGISTIC, TANH and HARD_SWISH.
@@ -6888,56 +7021,6 @@ inline Status add(const AddParams& p, const Shape& input1_shape, const std::int8
 // halves; "bytes 0 and 2" / "bytes 1 and 3" are the halves SXTB16 makes of four int8.
 
 
-
-// ---- begin kiln/kernels/int8/isa.hpp ----
-// kiln/kernels/int8/isa.hpp — which integer SIMD the int8 kernels compile for.
-//
-// Chosen at compile time from the target's predefined macros; KILN_NO_SIMD forces the
-// scalar code, as for the f32 kernels. Raw intrinsics, not xsimd: xsimd 8.1 has no
-// widening int8/int16 multiply-add (vpmaddwd, vmlal_s16), which is what int8 needs.
-//   KILN_INT8_AVX2    AVX2: vpmovsxbw + vpmaddwd, 16 int8 per step
-//   KILN_INT8_SSE41   SSE4.1: pmovsxbw + pmaddwd, 8 per step
-//   KILN_INT8_NEON    NEON (armv7 and aarch64): vmovl_s8 + vmlal_s16
-//   KILN_INT8_ARM_DSP Cortex-M with the DSP extension (M4/M7/M33/M55): SXTAB16 + SMLAD
-// Every path computes exact int32 sums, so all give the scalar path's bits.
-
-#if !defined(KILN_NO_SIMD) && defined(__AVX2__)
-#include <immintrin.h>
-#define KILN_INT8_AVX2 1
-#elif !defined(KILN_NO_SIMD) && defined(__SSE4_1__)
-#include <smmintrin.h>
-#define KILN_INT8_SSE41 1
-#elif !defined(KILN_NO_SIMD) && (defined(__ARM_NEON) || defined(__ARM_NEON__))
-#include <arm_neon.h>
-#define KILN_INT8_NEON 1
-#elif defined(__ARM_FEATURE_DSP) && defined(__ARM_ARCH_ISA_THUMB)
-#include <arm_acle.h>
-#define KILN_INT8_ARM_DSP 1
-#endif
-#ifndef KILN_INT8_AVX2
-#define KILN_INT8_AVX2 0
-#endif
-#ifndef KILN_INT8_SSE41
-#define KILN_INT8_SSE41 0
-#endif
-#ifndef KILN_INT8_NEON
-#define KILN_INT8_NEON 0
-#endif
-#ifndef KILN_INT8_ARM_DSP
-#define KILN_INT8_ARM_DSP 0
-#endif
-
-namespace kiln::kernels::int8 {
-
-/// Which inner-product path this build uses (for benchmarks and test logs).
-inline constexpr const char* kDotPathName = KILN_INT8_AVX2    ? "avx2"
-                                            : KILN_INT8_SSE41 ? "sse4.1"
-                                            : KILN_INT8_NEON  ? "neon"
-                                            : KILN_INT8_ARM_DSP ? "scalar+dsp(smlad)"
-                                                                : "scalar";
-
-}  // namespace kiln::kernels::int8
-// ---- end kiln/kernels/int8/isa.hpp ----
 
 namespace kiln::kernels::int8::dsp {
 
@@ -7920,52 +8003,6 @@ inline Status conv2d(const Conv2DParams& p, const Shape& input_shape, const std:
 
 }  // namespace kiln::kernels::int8
 // ---- end kiln/kernels/int8/conv2d.hpp ----
-
-// ---- begin kiln/kernels/int8/convert.hpp ----
-// kiln/kernels/int8/convert.hpp — f32 -> int8 over an array (the QUANTIZE at a graph's float
-// boundary), bit-exact with quant::quantize_value.
-//
-// quantize: q = clamp(round_half_away(x / scale) + zero_point, -128, 127), NaN -> zero_point.
-// The AVX2 path does the same arithmetic 8 lanes at a time: the IEEE division, |r| clamped to
-// 512 (beyond it every result saturates anyway), round half away from zero as trunc(|r|) + (frac
-// >= 0.5) with the sign put back (exact: trunc and the fraction of a float are exact), the zero
-// point added in int32 and the int8 saturation of two saturating packs: 8x the scalar loop
-// (16384 values: 5.2 vs 41.8 us on AVX2), which the compiler does not vectorise. Other targets
-// use the scalar loop. (DEQUANTIZE needs no kernel: quant::dequantize's loop vectorises as is.)
-
-
-
-namespace kiln::kernels::int8 {
-
-inline void quantize(const float* x, std::int8_t* out, index_t n, quant::TensorQuant q) {
-  index_t i = 0;
-#if KILN_INT8_AVX2
-  const __m256 scale = _mm256_set1_ps(q.scale), lim = _mm256_set1_ps(512.f), nlim = _mm256_set1_ps(-512.f);
-  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.f), sign_bit = _mm256_set1_ps(-0.f);
-  const __m256i zp = _mm256_set1_epi32(q.zero_point);
-  auto lanes8 = [&](const float* p) {
-    __m256 r = _mm256_div_ps(_mm256_loadu_ps(p), scale);
-    r = _mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));  // NaN -> 0
-    r = _mm256_min_ps(_mm256_max_ps(r, nlim), lim);
-    const __m256 sign = _mm256_and_ps(r, sign_bit);
-    const __m256 a = _mm256_andnot_ps(sign_bit, r);
-    __m256 t = _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(_mm256_sub_ps(a, t), half, _CMP_GE_OQ), one));
-    return _mm256_add_epi32(_mm256_cvttps_epi32(_mm256_or_ps(t, sign)), zp);
-  };
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // undo the packs' lane interleave
-  for (; i + 32 <= n; i += 32) {
-    const __m256i lo = _mm256_packs_epi32(lanes8(x + i), lanes8(x + i + 8));
-    const __m256i hi = _mm256_packs_epi32(lanes8(x + i + 16), lanes8(x + i + 24));
-    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(lo, hi), order);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), bytes);
-  }
-#endif
-  for (; i < n; ++i) out[i] = quant::quantize_value(x[i], q);
-}
-
-}  // namespace kiln::kernels::int8
-// ---- end kiln/kernels/int8/convert.hpp ----
 
 // ---- begin kiln/kernels/int8/copy.hpp ----
 // kiln/kernels/int8/copy.hpp — the int8 operators that move bytes along one axis: PAD,
@@ -9737,7 +9774,11 @@ constexpr int fold_channel_affine(Graph& g, Affine&& affine) {
 //     depthwise kernel); pool2d, pad and upsample are one window kernel each.
 //  6. every int8 op (quantize, dequantize, qlinear, ...) is a group of its own, an int8 kernel with
 //     its requantisation and fused activation inside; float elementwise nodes never join it
-//     (they cannot read i8, and a dequantize's consumers start their own float group).
+//     (they cannot read i8, and a dequantize's consumers start their own float group). Except:
+//     a quantize of a float value joins its producer's elementwise group or GEMM epilogue like an
+//     elementwise node (its program stores i8: where an f32 layer meets int8 ones, e.g. a layer
+//     the precision doctor keeps in f32, the conversion costs no step of its own); in a GEMM group
+//     the f32 value it reads is stored too (C must land in f32 memory).
 //     Leaves and views (permute, slice, expand, contiguous reshape) have no kernel.
 //  7. nodes pinned to an accelerator region (accel/partition.hpp, via `pinned`) form one offload
 //     group per region, which nothing else joins.
@@ -9840,6 +9881,9 @@ constexpr bool order_groups(const Graph& g, Fusion& f) {
 constexpr bool is_group_output(const Graph& g, const Fusion& f, int id) {
   if (g.is_output(id) || (f.observe && f.group_of[id] >= 0)) return true;
   const int gi = f.group_of[id];
+  if (gi >= 0 && f.groups[gi].kind == GroupKind::gemm)  // rule 6: C lands in the f32 value a quantize reads
+    for (int i = id + 1; i < g.size(); ++i)
+      if (g[i].op == Op::quantize && g[i].inputs[0] == id && f.group_of[i] == gi) return true;
   for (int i = id + 1; i < g.size(); ++i)
     for (int k = 0; k < g[i].num_inputs; ++k) {
       const int in = g[i].inputs[k];
@@ -10118,7 +10162,16 @@ constexpr bool fuse(const Graph& g, Fusion& f, const int* pinned = nullptr) {
         break;
       }
       case Op::concat: f.group_of[i] = detail::new_group(f, GroupKind::concat, i, n.shape); break;
-      case Op::quantize:
+      case Op::quantize: {  // rule 6's exception
+        const int p = n.inputs[0];
+        const int pg = f.group_of[p];
+        bool placed = false;
+        if (!f.observe && pg >= 0 && f.layouts[p].base == p && g[p].dtype == DType::f32 && f.groups[pg].loop == n.shape &&
+            (f.groups[pg].kind == GroupKind::elementwise || f.groups[pg].kind == GroupKind::gemm))
+          placed = detail::try_membership(g, f, i, pg, nullptr, 0);
+        if (!placed) f.group_of[i] = detail::new_group(f, GroupKind::int8, i, n.shape);
+        break;
+      }
       case Op::dequantize:
       case Op::qlinear:
       case Op::qconv2d:
@@ -11614,10 +11667,14 @@ namespace kiln::runtime {
 /// A value read or written by a step: its base buffer, element offset, and strides over the
 /// step's loop shape.
 struct ValueSpec {
+  constexpr ValueSpec() = default;
+  constexpr ValueSpec(int b, index_t o, const Strides& s, DType t, const QuantParams& q = {})
+      : base(b), offset(o), strides(s), dtype(t), quant(q) {}
   int base = -1;
   index_t offset = 0;
   Strides strides;
   DType dtype = DType::f32;
+  QuantParams quant;  // i8 targets of a program (a fused quantize): what the store applies
 };
 
 /// An address the plan knows up to the call's buffers: a fixed address (captured, folded or
@@ -11799,14 +11856,14 @@ class Lowering {
   constexpr ValueSpec spec_over(int node, const Shape& loop, int unit_dim = -1) const {
     const passes::Layout& l = f_.layouts[node];
     const Node& n = g_[node];
-    if (unit_dim < 0) return ValueSpec{l.base, l.offset, passes::operand_strides(n.shape, l, loop), n.dtype};
+    if (unit_dim < 0) return ValueSpec{l.base, l.offset, passes::operand_strides(n.shape, l, loop), n.dtype, n.quant};
     Shape real;
     for (int d = 0; d < loop.rank(); ++d)
       if (d != unit_dim) real.push_back(loop[d]);
     const Strides st = passes::operand_strides(n.shape, l, real);
     Strides out;
     for (int d = 0, k = 0; d < loop.rank(); ++d) out[d] = d == unit_dim ? 0 : st[k++];
-    return ValueSpec{l.base, l.offset, out, n.dtype};
+    return ValueSpec{l.base, l.offset, out, n.dtype, n.quant};
   }
 
  private:
@@ -12128,7 +12185,8 @@ kernels::EwOperand operand(const Env& e, const ValueSpec& v) {
 }
 template <class Env>
 kernels::EwTarget target(const Env& e, const ValueSpec& v) {
-  return kernels::EwTarget{const_cast<char*>(e.ptr(v.base, v.offset, v.dtype)), v.dtype, v.strides};
+  return kernels::EwTarget{const_cast<char*>(e.ptr(v.base, v.offset, v.dtype)), v.dtype, v.strides, v.quant.scale,
+                           v.quant.zero_point};
 }
 template <class Env>
 char* node_out(const Env& e, const Step& s) {
@@ -12206,11 +12264,36 @@ void window(const Step& s, const Env& e) {
   run_window_op(e.root(s), xs, nhwc_input(e, s.a, xs, s.dense_a, ws), reinterpret_cast<float*>(node_out(e, s)));
 }
 
+/// Whether a tail program only quantizes C (load operand 0, identity, store to target 0): a
+/// quantize fused into an f32 GEMM's epilogue, which tail_block runs as the int8 quantize kernel
+/// row by row instead of planning the elementwise program on every block (that planning cost
+/// more than the separate quantize step saved on small layers).
+inline bool quantize_only_tail(const Step& s, const kernels::EwProgram& p) {
+  if (s.num_ops != 1 || s.num_tgts != 1 || p.size != 3) return false;
+  const kernels::EwInstr* c = p.code;
+  return c[0].kind == kernels::EwKind::load && c[0].a == 0 && c[1].kind == kernels::EwKind::apply &&
+         c[1].fn == EwFn::identity && c[1].a == c[0].dst && c[2].kind == kernels::EwKind::store && c[2].dst == 0 &&
+         c[2].a == c[1].dst;
+}
+
 /// Runs step `s`'s tail program on a finished block of C (rows x cols in `block`, row stride
 /// ldc): operand 0 is the block, the other operands and the targets are addressed by `at`
 /// (a ValueSpec's pointer at the block's origin) with 2-D strides from `two_d`.
 template <class Env, class At, class TwoD>
 void tail_block(const Step& s, const Env& e, float* c, index_t ldc, const Shape& block, At&& at, TwoD&& two_d) {
+  if (s.num_tgts == 1 && e.spec(s.tgt_begin).dtype == DType::i8 && quantize_only_tail(s, e.program(s))) {
+    const ValueSpec& v = e.spec(s.tgt_begin);
+    const Strides st = two_d(v);
+    if (st[1] == 1) {
+      auto* q = reinterpret_cast<std::int8_t*>(const_cast<char*>(at(v)));
+      const quant::TensorQuant tq{v.quant.scale, v.quant.zero_point};
+      if (ldc == block[1] && st[0] == block[1])  // whole rows, both dense: one run
+        kernels::int8::quantize(c, q, block[0] * block[1], tq);
+      else
+        for (index_t i = 0; i < block[0]; ++i) kernels::int8::quantize(c + i * ldc, q + i * st[0], block[1], tq);
+      return;
+    }
+  }
   OperandSlots op_slots;
   TargetSlots tgt_slots;
   kernels::EwOperand* ops = op_slots.v;
@@ -12225,7 +12308,7 @@ void tail_block(const Step& s, const Env& e, float* c, index_t ldc, const Shape&
   }
   for (int k = 0; k < s.num_tgts; ++k) {
     const ValueSpec& v = e.spec(s.tgt_begin + k);
-    tgts[k] = kernels::EwTarget{const_cast<char*>(at(v)), v.dtype, two_d(v)};
+    tgts[k] = kernels::EwTarget{const_cast<char*>(at(v)), v.dtype, two_d(v), v.quant.scale, v.quant.zero_point};
   }
   kernels::ew_run(e.program(s), ops, s.num_ops, tgts, s.num_tgts, block);
 }

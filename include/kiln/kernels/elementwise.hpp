@@ -24,6 +24,8 @@
 #include "../core/config.hpp"
 #include "../core/shape.hpp"
 #include "../core/status.hpp"
+#include "../quant/quantize.hpp"
+#include "int8/convert.hpp"
 #include "ew_math.hpp"
 #include "ew_program.hpp"
 
@@ -38,11 +40,13 @@ struct EwRowIn {
   index_t stride = 1;
   DType dtype = DType::f32;
 };
-/// One target along the innermost dimension.
+/// One target along the innermost dimension (i8: quantised with scale / zero_point).
 struct EwRowOut {
   void* data = nullptr;
   index_t stride = 1;
   DType dtype = DType::f32;
+  float scale = 1.f;
+  std::int32_t zero_point = 0;
 };
 
 /// What a plan step computes beyond its instruction (see detail::plan_program). Each fused form
@@ -431,6 +435,15 @@ class EwTileEval {
       for (int i = 0; i < len; ++i) p[i * st] = v[i] != 0.f ? 1 : 0;
       return;
     }
+    if (t.dtype == DType::i8) {  // a quantize fused into the program: the separate step's kernel, same bytes
+      auto* p = static_cast<std::int8_t*>(t.data) + pos * st;
+      const quant::TensorQuant q{t.scale, t.zero_point};
+      if (st == 1)
+        int8::quantize(v, p, len, q);
+      else
+        for (int i = 0; i < len; ++i) p[i * st] = quant::quantize_value(v[i], q);
+      return;
+    }
     float* p = static_cast<float*>(t.data) + pos * st;
     if (st == 1) {
       if (p != v) std::memmove(p, v, static_cast<std::size_t>(len) * sizeof(float));
@@ -607,7 +620,7 @@ inline void ew_run(const EwProgram& prog, const EwOperand* in, int n_in, const E
   bool unit_stride[kEwMaxOperands];
   for (int k = 0; k < n_in; ++k) rin[k] = {in[k].data, inner_stride(in[k].strides), in[k].dtype};
   for (int t = 0; t < n_out; ++t) {
-    rout[t] = {out[t].data, inner_stride(out[t].strides), out[t].dtype};
+    rout[t] = {out[t].data, inner_stride(out[t].strides), out[t].dtype, out[t].scale, out[t].zero_point};
     unit_stride[t] = rout[t].stride == 1 || row_len == 1;
     if (row_len == 1) rout[t].stride = 1;
   }

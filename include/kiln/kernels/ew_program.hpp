@@ -49,11 +49,17 @@ struct EwOperand {
   Strides strides;
 };
 
-/// An output of the loop; boolean targets store (value != 0).
+/// An output of the loop; boolean targets store (value != 0); i8 targets store the value
+/// quantised with scale / zero_point (quant::quantize_value: a quantize fused into the program).
 struct EwTarget {
+  constexpr EwTarget() = default;
+  constexpr EwTarget(void* d, DType t, const Strides& s, float sc = 1.f, std::int32_t zp = 0)
+      : data(d), dtype(t), strides(s), scale(sc), zero_point(zp) {}
   void* data = nullptr;
   DType dtype = DType::f32;
   Strides strides;
+  float scale = 1.f;
+  std::int32_t zero_point = 0;
 };
 
 }  // namespace kiln::kernels

@@ -18,7 +18,11 @@
 //     depthwise kernel); pool2d, pad and upsample are one window kernel each.
 //  6. every int8 op (quantize, dequantize, qlinear, ...) is a group of its own, an int8 kernel with
 //     its requantisation and fused activation inside; float elementwise nodes never join it
-//     (they cannot read i8, and a dequantize's consumers start their own float group).
+//     (they cannot read i8, and a dequantize's consumers start their own float group). Except:
+//     a quantize of a float value joins its producer's elementwise group or GEMM epilogue like an
+//     elementwise node (its program stores i8: where an f32 layer meets int8 ones, e.g. a layer
+//     the precision doctor keeps in f32, the conversion costs no step of its own); in a GEMM group
+//     the f32 value it reads is stored too (C must land in f32 memory).
 //     Leaves and views (permute, slice, expand, contiguous reshape) have no kernel.
 //  7. nodes pinned to an accelerator region (accel/partition.hpp, via `pinned`) form one offload
 //     group per region, which nothing else joins.
@@ -124,6 +128,9 @@ constexpr bool order_groups(const Graph& g, Fusion& f) {
 constexpr bool is_group_output(const Graph& g, const Fusion& f, int id) {
   if (g.is_output(id) || (f.observe && f.group_of[id] >= 0)) return true;
   const int gi = f.group_of[id];
+  if (gi >= 0 && f.groups[gi].kind == GroupKind::gemm)  // rule 6: C lands in the f32 value a quantize reads
+    for (int i = id + 1; i < g.size(); ++i)
+      if (g[i].op == Op::quantize && g[i].inputs[0] == id && f.group_of[i] == gi) return true;
   for (int i = id + 1; i < g.size(); ++i)
     for (int k = 0; k < g[i].num_inputs; ++k) {
       const int in = g[i].inputs[k];
@@ -402,7 +409,16 @@ constexpr bool fuse(const Graph& g, Fusion& f, const int* pinned = nullptr) {
         break;
       }
       case Op::concat: f.group_of[i] = detail::new_group(f, GroupKind::concat, i, n.shape); break;
-      case Op::quantize:
+      case Op::quantize: {  // rule 6's exception
+        const int p = n.inputs[0];
+        const int pg = f.group_of[p];
+        bool placed = false;
+        if (!f.observe && pg >= 0 && f.layouts[p].base == p && g[p].dtype == DType::f32 && f.groups[pg].loop == n.shape &&
+            (f.groups[pg].kind == GroupKind::elementwise || f.groups[pg].kind == GroupKind::gemm))
+          placed = detail::try_membership(g, f, i, pg, nullptr, 0);
+        if (!placed) f.group_of[i] = detail::new_group(f, GroupKind::int8, i, n.shape);
+        break;
+      }
       case Op::dequantize:
       case Op::qlinear:
       case Op::qconv2d:

@@ -25,10 +25,14 @@ namespace kiln::runtime {
 /// A value read or written by a step: its base buffer, element offset, and strides over the
 /// step's loop shape.
 struct ValueSpec {
+  constexpr ValueSpec() = default;
+  constexpr ValueSpec(int b, index_t o, const Strides& s, DType t, const QuantParams& q = {})
+      : base(b), offset(o), strides(s), dtype(t), quant(q) {}
   int base = -1;
   index_t offset = 0;
   Strides strides;
   DType dtype = DType::f32;
+  QuantParams quant;  // i8 targets of a program (a fused quantize): what the store applies
 };
 
 /// An address the plan knows up to the call's buffers: a fixed address (captured, folded or
@@ -210,14 +214,14 @@ class Lowering {
   constexpr ValueSpec spec_over(int node, const Shape& loop, int unit_dim = -1) const {
     const passes::Layout& l = f_.layouts[node];
     const Node& n = g_[node];
-    if (unit_dim < 0) return ValueSpec{l.base, l.offset, passes::operand_strides(n.shape, l, loop), n.dtype};
+    if (unit_dim < 0) return ValueSpec{l.base, l.offset, passes::operand_strides(n.shape, l, loop), n.dtype, n.quant};
     Shape real;
     for (int d = 0; d < loop.rank(); ++d)
       if (d != unit_dim) real.push_back(loop[d]);
     const Strides st = passes::operand_strides(n.shape, l, real);
     Strides out;
     for (int d = 0, k = 0; d < loop.rank(); ++d) out[d] = d == unit_dim ? 0 : st[k++];
-    return ValueSpec{l.base, l.offset, out, n.dtype};
+    return ValueSpec{l.base, l.offset, out, n.dtype, n.quant};
   }
 
  private:

@@ -16,6 +16,7 @@
 #pragma once
 
 #include "lower.hpp"
+#include "../kernels/int8/convert.hpp"
 
 namespace kiln::runtime::step_run {
 
@@ -37,7 +38,8 @@ kernels::EwOperand operand(const Env& e, const ValueSpec& v) {
 }
 template <class Env>
 kernels::EwTarget target(const Env& e, const ValueSpec& v) {
-  return kernels::EwTarget{const_cast<char*>(e.ptr(v.base, v.offset, v.dtype)), v.dtype, v.strides};
+  return kernels::EwTarget{const_cast<char*>(e.ptr(v.base, v.offset, v.dtype)), v.dtype, v.strides, v.quant.scale,
+                           v.quant.zero_point};
 }
 template <class Env>
 char* node_out(const Env& e, const Step& s) {
@@ -115,11 +117,36 @@ void window(const Step& s, const Env& e) {
   run_window_op(e.root(s), xs, nhwc_input(e, s.a, xs, s.dense_a, ws), reinterpret_cast<float*>(node_out(e, s)));
 }
 
+/// Whether a tail program only quantizes C (load operand 0, identity, store to target 0): a
+/// quantize fused into an f32 GEMM's epilogue, which tail_block runs as the int8 quantize kernel
+/// row by row instead of planning the elementwise program on every block (that planning cost
+/// more than the separate quantize step saved on small layers).
+inline bool quantize_only_tail(const Step& s, const kernels::EwProgram& p) {
+  if (s.num_ops != 1 || s.num_tgts != 1 || p.size != 3) return false;
+  const kernels::EwInstr* c = p.code;
+  return c[0].kind == kernels::EwKind::load && c[0].a == 0 && c[1].kind == kernels::EwKind::apply &&
+         c[1].fn == EwFn::identity && c[1].a == c[0].dst && c[2].kind == kernels::EwKind::store && c[2].dst == 0 &&
+         c[2].a == c[1].dst;
+}
+
 /// Runs step `s`'s tail program on a finished block of C (rows x cols in `block`, row stride
 /// ldc): operand 0 is the block, the other operands and the targets are addressed by `at`
 /// (a ValueSpec's pointer at the block's origin) with 2-D strides from `two_d`.
 template <class Env, class At, class TwoD>
 void tail_block(const Step& s, const Env& e, float* c, index_t ldc, const Shape& block, At&& at, TwoD&& two_d) {
+  if (s.num_tgts == 1 && e.spec(s.tgt_begin).dtype == DType::i8 && quantize_only_tail(s, e.program(s))) {
+    const ValueSpec& v = e.spec(s.tgt_begin);
+    const Strides st = two_d(v);
+    if (st[1] == 1) {
+      auto* q = reinterpret_cast<std::int8_t*>(const_cast<char*>(at(v)));
+      const quant::TensorQuant tq{v.quant.scale, v.quant.zero_point};
+      if (ldc == block[1] && st[0] == block[1])  // whole rows, both dense: one run
+        kernels::int8::quantize(c, q, block[0] * block[1], tq);
+      else
+        for (index_t i = 0; i < block[0]; ++i) kernels::int8::quantize(c + i * ldc, q + i * st[0], block[1], tq);
+      return;
+    }
+  }
   OperandSlots op_slots;
   TargetSlots tgt_slots;
   kernels::EwOperand* ops = op_slots.v;
@@ -134,7 +161,7 @@ void tail_block(const Step& s, const Env& e, float* c, index_t ldc, const Shape&
   }
   for (int k = 0; k < s.num_tgts; ++k) {
     const ValueSpec& v = e.spec(s.tgt_begin + k);
-    tgts[k] = kernels::EwTarget{const_cast<char*>(at(v)), v.dtype, two_d(v)};
+    tgts[k] = kernels::EwTarget{const_cast<char*>(at(v)), v.dtype, two_d(v), v.quant.scale, v.quant.zero_point};
   }
   kernels::ew_run(e.program(s), ops, s.num_ops, tgts, s.num_tgts, block);
 }
