@@ -5,6 +5,7 @@
 // exactly once); pooling on channel counts around the vector width.
 // Tolerance: conv |err| <= 1e-5 * sum |x * w| + 1e-6; pooling averages 1e-6; copies exact.
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "test_util.hpp"
@@ -55,7 +56,13 @@ struct TailLog {
   }
 };
 
-void check_conv_kernel(const WindowGeometry& g, bool prepack) {
+/// The epilogue under test: bias or not, a clamp [lo, hi] or none, a tail or none.
+struct EpilogueCase {
+  bool bias = true, clamp = true, tail = true;
+  float lo = -0.5f, hi = 0.75f;
+};
+
+void check_conv_kernel(const WindowGeometry& g, bool prepack, const EpilogueCase& e = {}) {
   const auto x = random_vec(static_cast<std::size_t>(g.batch * g.in_h * g.in_w * g.in_c), 1);
   const auto w = random_vec(static_cast<std::size_t>(g.out_c * g.depth()), 2);
   const auto bias = random_vec(static_cast<std::size_t>(g.out_c), 3);
@@ -65,19 +72,21 @@ void check_conv_kernel(const WindowGeometry& g, bool prepack) {
   Scratch ws(conv_workspace_floats(g, prepack));
   TailLog log{std::vector<int>(out.size(), 0), g.out_c};
   GemmEpilogue ep;
-  ep.bias = bias.data();
-  ep.clamp = true;
-  ep.lo = -0.5f;
-  ep.hi = 0.75f;
-  ep.tail = &TailLog::call;
-  ep.ctx = &log;
+  ep.bias = e.bias ? bias.data() : nullptr;
+  ep.clamp = e.clamp;
+  ep.lo = e.lo;
+  ep.hi = e.hi;
+  if (e.tail) {
+    ep.tail = &TailLog::call;
+    ep.ctx = &log;
+  }
   conv2d(g, dense_nhwc(x.data(), g.in_h, g.in_w, g.in_c), prepack ? nullptr : w.data(), prepack ? packed.data() : nullptr,
          out.data(), g.out_c, ep, ws.get());
   const index_t cg = g.in_c_group(), og = g.out_c_group();
   for (index_t r = 0; r < g.rows(); ++r) {
     const index_t ow = r % g.out_w, oh = (r / g.out_w) % g.out_h, n = r / (g.out_w * g.out_h);
     for (index_t o = 0; o < g.out_c; ++o) {
-      double acc = bias[static_cast<std::size_t>(o)], mag = 0;
+      double acc = e.bias ? bias[static_cast<std::size_t>(o)] : 0.0, mag = 0;
       for (int i = 0; i < g.kernel_h; ++i)
         for (int j = 0; j < g.kernel_w; ++j) {
           const index_t ih = oh * g.stride_h - g.pad_top + i * g.dilation_h;
@@ -90,9 +99,10 @@ void check_conv_kernel(const WindowGeometry& g, bool prepack) {
             mag += std::fabs(a * b);
           }
         }
-      const double want = 2.0 * std::min(std::max(acc, -0.5), 0.75);
+      const double clamped = e.clamp ? std::min(std::max(acc, double{e.lo}), double{e.hi}) : acc;
+      const double want = e.tail ? 2.0 * clamped : clamped;
       const std::size_t at = static_cast<std::size_t>(r * g.out_c + o);
-      REQUIRE(log.hits[at] == 1);
+      REQUIRE(log.hits[at] == (e.tail ? 1 : 0));
       if (!(std::fabs(out[at] - want) <= 2e-5 * mag + 1e-6)) {
         INFO("row " << r << " channel " << o << ": got " << out[at] << ", want " << want);
         CHECK(false);
@@ -235,4 +245,31 @@ TEST_CASE("pad2d and upsample_nearest2d read strided pixels") {
         for (index_t w = 0; w < 3 * W; ++w)
           CHECK(u[static_cast<std::size_t>(((n * 2 * H + h) * 3 * W + w) * C + c)] == x.at(n, h / 2, w / 3)[c]);
     }
+}
+
+TEST_CASE("depthwise kernel: groups of 1-4 output rows, odd widths and channel counts, every epilogue") {
+  // Stride-1 3x3 rows are streamed in groups of up to four output rows (two where the target has
+  // 16 vector registers) while every row of the group sees all three kernel rows: heights 1..9
+  // with "same" padding give every mix of groups and border rows, widths 1..9 every border case
+  // of a run, and C = 3 (narrower than a vector: generic path), 12 and 20 (a last vector that
+  // overlaps the previous one). Each with bias + clamp + tail, nothing, and bias + ReLU.
+  EpilogueCase plain;
+  plain.bias = plain.clamp = plain.tail = false;
+  EpilogueCase relu;
+  relu.tail = false;
+  relu.lo = 0.f;
+  relu.hi = std::numeric_limits<float>::infinity();
+  const EpilogueCase epilogues[] = {EpilogueCase{}, plain, relu};
+  for (index_t c : {3, 12, 20})
+    for (index_t h = 1; h <= 9; ++h)
+      for (index_t w = 1; w <= 9; ++w) {
+        const WindowGeometry g = depthwise_geometry(1, h, w, c, 3, 1, 1, 1, 1, 1);
+        INFO("depthwise 1x" << h << "x" << w << "x" << c);
+        for (const EpilogueCase& e : epilogues) check_conv_kernel(g, true, e);
+      }
+  // Rows wider than one run (64 pixels: two runs of 35), two images, C = 64, no padding on top.
+  const WindowGeometry wide[] = {depthwise_geometry(2, 11, 70, 64, 3, 1, 1, 1, 1, 1),
+                                 depthwise_geometry(1, 10, 66, 24, 3, 1, 1, 0, 0, 0)};
+  for (const WindowGeometry& g : wide)
+    for (const EpilogueCase& e : epilogues) check_conv_kernel(g, false, e);
 }

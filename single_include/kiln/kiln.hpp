@@ -4511,7 +4511,6 @@ struct DepthwiseStream3 {
   vec b, lo, hi;
   const float* xr[R + Q - 1];  // column 0 of each input row, at this channel vector
   index_t sw, in_w, pad_left, orow;  // orow: floats between the Q output rows
-  bool clamp;
 
   /// Column at `off` (inside the input) completes a0 (tap 2), advances a1 (tap 1), starts a2 (tap 0).
   KILN_WINDOW_INLINE void column(index_t off, vec (&a0)[Q], vec (&a1)[Q], vec (&a2)[Q]) const {
@@ -4533,7 +4532,7 @@ struct DepthwiseStream3 {
   }
   KILN_WINDOW_INLINE void store(float* o, const vec (&a)[Q]) const {
     KILN_WINDOW_UNROLL
-    for (int q = 0; q < Q; ++q) window_detail::vstore(o + q * orow, clamp ? depthwise_clamp(a[q], lo, hi) : a[q]);
+    for (int q = 0; q < Q; ++q) window_detail::vstore(o + q * orow, depthwise_clamp(a[q], lo, hi));
   }
 
   KILN_WINDOW_INLINE void pixels(index_t p0, index_t p1, float* o, index_t ldc) const {
@@ -4631,14 +4630,19 @@ inline void depthwise_stream3_rows(const WindowGeometry& g, NhwcIn x, index_t n,
   s.in_w = g.in_w;
   s.pad_left = g.pad_left;
   s.orow = g.out_w * ldc;
-  s.clamp = ep.clamp;
-  s.lo = vsplat(ep.lo);
-  s.hi = vsplat(ep.hi);
+  // Without a clamp the bounds are infinite: clamping then returns x exactly (NaN and -0
+  // included, see depthwise_clamp), and the stream has no branch per pixel.
+  s.lo = vsplat(ep.clamp ? ep.lo : -std::numeric_limits<float>::infinity());
+  s.hi = vsplat(ep.clamp ? ep.hi : std::numeric_limits<float>::infinity());
   const float* rows[R + Q - 1];
   const float* wrow = wt + static_cast<index_t>(th.t0) * 3 * C;
   KILN_WINDOW_UNROLL
   for (int i = 0; i < R + Q - 1; ++i) rows[i] = x.at(n, th.origin + static_cast<index_t>(th.t0 + i) * g.dilation_h, 0);
-  const index_t run = depthwise_run_pixels(x.sw, R + 2 * Q - 1);
+  // Groups of 3-4 rows take whole rows (up to 64 pixels): their 2-column prologue and 9 weight
+  // loads per run cost more than the L1 misses of long runs (measured at 56x56x64 and 28x28x128).
+  index_t run = Q >= 3 ? 64 : depthwise_run_pixels(x.sw, R + 2 * Q - 1);
+  const index_t runs = (g.out_w + run - 1) / run;
+  run = (g.out_w + runs - 1) / runs;  // equal runs, no short last one
   for (index_t p0 = 0; p0 < g.out_w; p0 += run) {
     const index_t p1 = p0 + run < g.out_w ? p0 + run : g.out_w;
     for (index_t c0 = 0; c0 < C; c0 += L) {
@@ -4656,6 +4660,48 @@ inline void depthwise_stream3_rows(const WindowGeometry& g, NhwcIn x, index_t n,
   }
 }
 
+/// Up to kDepthwiseRowGroup output rows from row oh (tap range th) through DepthwiseStream3;
+/// returns how many. Rows are grouped while each sees all three kernel rows (stride and dilation
+/// 1 along H): Q rows read Q + 2 input rows, so each input row is loaded (Q + 2) / Q times per
+/// channel vector instead of 3 (Q = 4: 1.5), and each loaded column feeds 3Q FMAs. Q = 4 needs
+/// 9 weight + 12 accumulator + 3 constant vectors, so it is used with 32 vector registers
+/// (AVX-512VL, aarch64); with 16 (AVX2, SSE, armv7) it spilled (callgrind, -mavx2: 1.4x the
+/// loads of Q = 2), so groups stop at two rows there.
+#if KILN_SIMD && defined(__AVX512VL__)
+inline constexpr index_t kDepthwiseRowGroup = 4;  // 8-lane vectors in ymm0-31 (AVX-512 capped at AVX2 width)
+#else
+inline constexpr index_t kDepthwiseRowGroup = kVectorRegs >= 32 ? 4 : 2;
+#endif
+inline index_t depthwise_stream3_group(const WindowGeometry& g, NhwcIn x, index_t n, index_t oh,
+                                       const window_detail::TapRange& th, const float* wt, float* orow, index_t ldc,
+                                       const GemmEpilogue& ep) {
+  index_t group = 1;
+  if (g.kernel_h == 3 && g.stride_h == 1 && g.dilation_h == 1 && th.t0 == 0 && th.t1 == 3) {
+    // Rows oh .. oh + group - 1 read input rows th.origin .. th.origin + group + 1.
+    group = g.out_h - oh;
+    if (g.in_h - th.origin - 2 < group) group = g.in_h - th.origin - 2;
+    if (group > kDepthwiseRowGroup) group = kDepthwiseRowGroup;
+  }
+  if constexpr (kDepthwiseRowGroup >= 4) {
+    if (group == 4) {
+      depthwise_stream3_rows<3, 4>(g, x, n, th, wt, orow, ldc, ep);
+      return 4;
+    }
+    if (group == 3) {
+      depthwise_stream3_rows<3, 3>(g, x, n, th, wt, orow, ldc, ep);
+      return 3;
+    }
+  }
+  if (group >= 2) {
+    depthwise_stream3_rows<3, 2>(g, x, n, th, wt, orow, ldc, ep);
+    return 2;
+  }
+  if (th.t1 - th.t0 == 3) depthwise_stream3_rows<3, 1>(g, x, n, th, wt, orow, ldc, ep);
+  else if (th.t1 - th.t0 == 2) depthwise_stream3_rows<2, 1>(g, x, n, th, wt, orow, ldc, ep);
+  else depthwise_stream3_rows<1, 1>(g, x, n, th, wt, orow, ldc, ep);
+  return 1;
+}
+
 /// Depthwise conv, weight transposed to wt[kh][kw][out_c]; output rows of ldc floats.
 inline void depthwise(const WindowGeometry& g, NhwcIn x, const float* wt, float* out, index_t ldc,
                       const GemmEpilogue& ep) {
@@ -4668,18 +4714,9 @@ inline void depthwise(const WindowGeometry& g, NhwcIn x, const float* wt, float*
       const index_t row0 = (n * g.out_h + oh) * g.out_w;
       float* orow = out + row0 * ldc;
       if (depthwise_streams3(g) && th.t1 - th.t0 >= 1) {
-        // Two rows at once when both see all three kernel rows and share two input rows.
-        const bool pair = g.kernel_h == 3 && g.stride_h == 1 && g.dilation_h == 1 && th.t0 == 0 && th.t1 == 3 &&
-                          oh + 1 < g.out_h && th.origin + 3 < g.in_h;
-        if (pair) depthwise_stream3_rows<3, 2>(g, x, n, th, wt, orow, ldc, ep);
-        else if (th.t1 - th.t0 == 3) depthwise_stream3_rows<3, 1>(g, x, n, th, wt, orow, ldc, ep);
-        else if (th.t1 - th.t0 == 2) depthwise_stream3_rows<2, 1>(g, x, n, th, wt, orow, ldc, ep);
-        else depthwise_stream3_rows<1, 1>(g, x, n, th, wt, orow, ldc, ep);
-        if (ep.tail) ep.tail(ep.ctx, row0, 0, g.out_w, C, orow, ldc);
-        if (pair) {
-          ++oh;
-          if (ep.tail) ep.tail(ep.ctx, row0 + g.out_w, 0, g.out_w, C, orow + g.out_w * ldc, ldc);
-        }
+        const index_t rows = depthwise_stream3_group(g, x, n, oh, th, wt, orow, ldc, ep);
+        if (ep.tail) ep.tail(ep.ctx, row0, 0, rows * g.out_w, C, orow, ldc);
+        oh += rows - 1;
         continue;
       }
       // Channels [c0, C) of pixel ow one at a time: the tail of the vectors, and every channel
