@@ -7,6 +7,9 @@
 //               FLOPs = 2 * 56*56 * 64 * 9 = 3.61 M; bytes >= 2 * 56*56*64*4 = 1.61 MB.
 //   pointwise   1x56x56x64 -> 64 channels, 1x1 (the GEMM reads the input in place).
 //               FLOPs = 2 * 56*56 * 64*64 = 25.7 M; bytes >= 2 * 56*56*64*4 = 1.61 MB.
+//   dw_s2_112   1x112x112x32, 3x3, stride 2, "same" (-> 56x56x32), multiplier 1: MobileNet's
+//               downsampling depthwise. FLOPs = 2 * 56*56 * 32 * 9 = 1.81 M; bytes >= 1.61 + 0.40 MB.
+//   dw_s2_56    1x56x56x64, 3x3, stride 2, "same" (-> 28x28x64). FLOPs 0.90 M; bytes >= 0.80 + 0.20 MB.
 //   copy        memcpy of the depthwise/pointwise input size (the memory roof of bench/README.md).
 // Variants: *_compiled (net.run_into: guard + plan, no allocation), *_eager (op by op),
 // *_kernel (kiln::kernels::conv2d on prepacked weights, no graph). Counter FLOPS is a rate;
@@ -31,22 +34,26 @@ using kiln_bench::uniform;
 struct ConvWorkload {
   const char* name;
   index_t h, w, c, o;
-  int k, groups;
+  int k, groups, stride;
+  index_t out_h() const { return (h + stride - 1) / stride; }  // "same" padding
+  index_t out_w() const { return (w + stride - 1) / stride; }
 };
 
 const ConvWorkload kWorkloads[] = {
-    {"conv3x3", 32, 32, 16, 32, 3, 1},
-    {"depthwise", 56, 56, 64, 64, 3, 64},
-    {"pointwise", 56, 56, 64, 64, 1, 1},
+    {"conv3x3", 32, 32, 16, 32, 3, 1, 1},           {"depthwise", 56, 56, 64, 64, 3, 64, 1},
+    {"pointwise", 56, 56, 64, 64, 1, 1, 1},         {"dw_s2_112", 112, 112, 32, 32, 3, 32, 2},
+    {"dw_s2_56", 56, 56, 64, 64, 3, 64, 2},
 };
+constexpr int kLastWorkload = static_cast<int>(sizeof(kWorkloads) / sizeof(kWorkloads[0])) - 1;
 
 struct Setup {
   explicit Setup(const ConvWorkload& wl)
       : x(uniform({1, wl.h, wl.w, wl.c}, 1)),
         w(uniform({wl.o, wl.k, wl.k, wl.c / wl.groups}, 2, -0.2f, 0.2f)),
         b(uniform({wl.o}, 3)),
-        opt(kiln::Conv2dOptions().with_padding(kiln::Padding2d::same()).with_groups(wl.groups)),
-        flops(2.0 * static_cast<double>(wl.h * wl.w * wl.o) * static_cast<double>(wl.k * wl.k * (wl.c / wl.groups))) {}
+        opt(kiln::Conv2dOptions().with_stride(wl.stride).with_padding(kiln::Padding2d::same()).with_groups(wl.groups)),
+        flops(2.0 * static_cast<double>(wl.out_h() * wl.out_w() * wl.o) *
+              static_cast<double>(wl.k * wl.k * (wl.c / wl.groups))) {}
   auto model() const {
     return [this](auto in) { return kiln::relu(kiln::conv2d(in, w, b, opt)); };
   }
@@ -85,7 +92,7 @@ void BM_conv_compiled(benchmark::State& state) {
   state.counters["kernels"] = net.stats().kernels;
   state.SetLabel(kWorkloads[state.range(0)].name);
 }
-BENCHMARK(BM_conv_compiled)->DenseRange(0, 2)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_conv_compiled)->DenseRange(0, kLastWorkload)->Unit(benchmark::kMicrosecond);
 
 void BM_conv_eager(benchmark::State& state) {
   const Setup s(kWorkloads[state.range(0)]);
@@ -98,24 +105,29 @@ void BM_conv_eager(benchmark::State& state) {
   counters(state, s.flops);
   state.SetLabel(kWorkloads[state.range(0)].name);
 }
-BENCHMARK(BM_conv_eager)->DenseRange(0, 2)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_conv_eager)->DenseRange(0, kLastWorkload)->Unit(benchmark::kMicrosecond);
 
 /// The kernel alone: prepacked weights, bias and ReLU in registers, caller-owned buffers.
 void BM_conv_kernel(benchmark::State& state) {
   const ConvWorkload& wl = kWorkloads[state.range(0)];
   const Setup s(wl);
   kiln::kernels::WindowGeometry g;
-  g.in_h = g.out_h = wl.h;
-  g.in_w = g.out_w = wl.w;
+  g.in_h = wl.h;
+  g.in_w = wl.w;
+  g.out_h = wl.out_h();
+  g.out_w = wl.out_w();
   g.in_c = wl.c;
   g.out_c = wl.o;
   g.kernel_h = g.kernel_w = wl.k;
-  g.pad_top = g.pad_left = wl.k / 2;
+  g.stride_h = g.stride_w = wl.stride;
+  // "same": the padding the output size needs, the odd one after (as kiln::conv2d resolves it).
+  g.pad_top = static_cast<int>(((g.out_h - 1) * wl.stride + wl.k - wl.h) / 2);
+  g.pad_left = static_cast<int>(((g.out_w - 1) * wl.stride + wl.k - wl.w) / 2);
   g.groups = wl.groups;
   Tensor<float> packed({static_cast<index_t>(kiln::kernels::conv_packed_weight_floats(g))});
   kiln::kernels::conv_pack_weights(g, s.w.data(), packed.data());
   Tensor<float> ws({static_cast<index_t>(kiln::kernels::conv_workspace_floats(g, true) + 16)});
-  Tensor<float> y({1, wl.h, wl.w, wl.o});
+  Tensor<float> y({1, wl.out_h(), wl.out_w(), wl.o});
   kiln::kernels::GemmEpilogue ep;
   ep.bias = s.b.data();
   ep.clamp = true;
@@ -132,7 +144,7 @@ void BM_conv_kernel(benchmark::State& state) {
   counters(state, s.flops);
   state.SetLabel(wl.name);
 }
-BENCHMARK(BM_conv_kernel)->DenseRange(0, 2)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_conv_kernel)->DenseRange(0, kLastWorkload)->Unit(benchmark::kMicrosecond);
 
 /// The memory roof: copy the 56x56x64 activation (what depthwise and pointwise read and write).
 void BM_copy_activation(benchmark::State& state) {

@@ -247,19 +247,28 @@ TEST_CASE("pad2d and upsample_nearest2d read strided pixels") {
     }
 }
 
+namespace {
+
+/// Bias + clamp [-0.5, 0.75] + tail; nothing; bias + ReLU; bias + clamp [0, 0.5] (both bounds bite).
+std::vector<EpilogueCase> epilogue_variants() {
+  EpilogueCase plain, relu, clamp;
+  plain.bias = plain.clamp = plain.tail = false;
+  relu.tail = clamp.tail = false;
+  relu.lo = clamp.lo = 0.f;
+  relu.hi = std::numeric_limits<float>::infinity();
+  clamp.hi = 0.5f;
+  return {EpilogueCase{}, plain, relu, clamp};
+}
+
+}  // namespace
+
 TEST_CASE("depthwise kernel: groups of 1-4 output rows, odd widths and channel counts, every epilogue") {
   // Stride-1 3x3 rows are streamed in groups of up to four output rows (two where the target has
   // 16 vector registers) while every row of the group sees all three kernel rows: heights 1..9
   // with "same" padding give every mix of groups and border rows, widths 1..9 every border case
   // of a run, and C = 3 (narrower than a vector: generic path), 12 and 20 (a last vector that
-  // overlaps the previous one). Each with bias + clamp + tail, nothing, and bias + ReLU.
-  EpilogueCase plain;
-  plain.bias = plain.clamp = plain.tail = false;
-  EpilogueCase relu;
-  relu.tail = false;
-  relu.lo = 0.f;
-  relu.hi = std::numeric_limits<float>::infinity();
-  const EpilogueCase epilogues[] = {EpilogueCase{}, plain, relu};
+  // overlaps the previous one). Each with every epilogue_variants().
+  const auto epilogues = epilogue_variants();
   for (index_t c : {3, 12, 20})
     for (index_t h = 1; h <= 9; ++h)
       for (index_t w = 1; w <= 9; ++w) {
@@ -272,4 +281,44 @@ TEST_CASE("depthwise kernel: groups of 1-4 output rows, odd widths and channel c
                                  depthwise_geometry(1, 10, 66, 24, 3, 1, 1, 0, 0, 0)};
   for (const WindowGeometry& g : wide)
     for (const EpilogueCase& e : epilogues) check_conv_kernel(g, false, e);
+}
+
+TEST_CASE("depthwise kernel: 3x3 stride 2 streamed, odd sizes, every padding, epilogue variants") {
+  // DepthwiseStream3Stride2: pixel p reads columns 2p - pad .. 2p - pad + 2. Odd and even input
+  // sizes 1..9 (the last pixel's window ends inside, on, or past the input), left/right padding
+  // 0..2 (pad 2: the first pixel's middle column is padding), stride 2 along H too (row pairs
+  // sharing an input row, and a single last row) or stride 1 along H, C = 3 (generic path), 12, 20.
+  const auto epilogues = epilogue_variants();
+  auto stride2 = [](index_t h, index_t w, index_t c, int sh, int pad_top, int pad_left, int pad_right) {
+    WindowGeometry g = depthwise_geometry(1, h, w, c, 3, sh, 1, pad_top, pad_left, pad_right);
+    g.stride_w = 2;
+    g.out_w = (w + pad_left + pad_right - 3) / 2 + 1;
+    return g;
+  };
+  for (index_t c : {3, 12, 20})
+    for (index_t h = 1; h <= 9; h += 2)
+      for (index_t w = 1; w <= 9; ++w)
+        for (int pad : {0, 1, 2}) {
+          if (w + 2 * pad < 3 || h + 2 < 3) continue;
+          for (int sh : {2, 1}) {
+            const WindowGeometry g = stride2(h + (w % 2), w, c, sh, 1, pad, pad);
+            if (g.out_w < 1 || g.out_h < 1) continue;
+            INFO("depthwise stride 2: 1x" << g.in_h << "x" << w << "x" << c << ", stride_h " << sh << ", pad left/right "
+                                          << pad);
+            REQUIRE(conv_algorithm(g) == ConvAlgorithm::depthwise);
+            for (const EpilogueCase& e : epilogues) check_conv_kernel(g, true, e);
+          }
+        }
+  // TF "same" padding of an even input (pad 0 left, 1 right), MobileNet-like sizes, two images,
+  // a dilated H (no row pairs), and 5x5 (generic path: no stride-2 stream).
+  WindowGeometry dilated = stride2(13, 14, 24, 2, 2, 0, 1);
+  dilated.dilation_h = 2;
+  dilated.out_h = (13 + 4 - 4 - 1) / 2 + 1;
+  WindowGeometry five = geometry(1, 11, 12, 16, 16, 5, 2, 2, 1, 16);
+  const WindowGeometry more[] = {stride2(16, 16, 32, 2, 0, 0, 1), stride2(15, 29, 64, 2, 1, 1, 1), dilated, five};
+  for (WindowGeometry g : more)
+    for (const EpilogueCase& e : epilogues) check_conv_kernel(g, false, e);
+  WindowGeometry two = stride2(10, 11, 16, 2, 1, 1, 1);
+  two.batch = 2;
+  check_conv_kernel(two, true);
 }

@@ -4507,6 +4507,8 @@ KILN_WINDOW_INLINE window_detail::vec depthwise_clamp(const window_detail::vec& 
 template <int R, int Q>
 struct DepthwiseStream3 {
   using vec = window_detail::vec;
+  static constexpr int kRows = R + Q - 1;  // input rows read
+  static constexpr int kStride = 1;
   vec w[R][3];
   vec b, lo, hi;
   const float* xr[R + Q - 1];  // column 0 of each input row, at this channel vector
@@ -4590,10 +4592,97 @@ struct DepthwiseStream3 {
   }
 };
 
-/// Whether DepthwiseStream3 handles g (multiplier 1 and at least one full vector of channels).
+/// DepthwiseStream3 for stride 2 along W: pixel p reads input columns 2p - pad .. 2p - pad + 2, so
+/// its first column is the previous pixel's last. Streaming loads each column once per kernel row
+/// (2 loads per pixel and row instead of 3) and keeps two accumulators per output row: the pixel
+/// in progress (a) and the next one (nx), started by the shared column. Rows as DepthwiseStream3,
+/// except that Q = 2 needs stride_h 2 (row q reads input rows 2q .. 2q + 2: the two share one).
+template <int R, int Q>
+struct DepthwiseStream3Stride2 {
+  using vec = window_detail::vec;
+  static constexpr int kRows = R + 2 * (Q - 1);
+  static constexpr int kStride = 2;
+  vec w[R][3];
+  vec b, lo, hi;
+  const float* xr[kRows];  // column 0 of each input row, at this channel vector
+  index_t sw, in_w, pad_left, orow;
+
+  /// The column at `off`: tap 1 of a (Shared false), or tap 2 of a and tap 0 of nx (Shared true:
+  /// the column two pixels share).
+  template <bool Shared>
+  KILN_WINDOW_INLINE void column(index_t off, vec (&a)[Q], vec (&nx)[Q]) const {
+    using namespace window_detail;
+    KILN_WINDOW_UNROLL
+    for (int i = 0; i < kRows; ++i) {
+      const vec xv = vload(xr[i] + off);
+      KILN_WINDOW_UNROLL
+      for (int q = 0; q < Q; ++q) {
+        const int r = i - 2 * q;  // kernel row of input row i in output row q
+        if (r < 0 || r >= R) continue;
+        if constexpr (Shared) {
+          a[q] = vfma(xv, w[r][2], a[q]);
+          nx[q] = vfma(xv, w[r][0], nx[q]);
+        } else {
+          a[q] = vfma(xv, w[r][1], a[q]);
+        }
+      }
+    }
+  }
+  KILN_WINDOW_INLINE void store(float* o, const vec (&a)[Q]) const {
+    KILN_WINDOW_UNROLL
+    for (int q = 0; q < Q; ++q) window_detail::vstore(o + q * orow, depthwise_clamp(a[q], lo, hi));
+  }
+  /// Pixel whose first column is j, any of its columns possibly padding; a becomes the next pixel.
+  KILN_WINDOW_INLINE void edge_pixel(index_t j, float* o, vec (&a)[Q]) const {
+    vec nx[Q];
+    KILN_WINDOW_UNROLL
+    for (int q = 0; q < Q; ++q) nx[q] = b;
+    if (j + 1 >= 0 && j + 1 < in_w) column<false>((j + 1) * sw, a, nx);
+    if (j + 2 >= 0 && j + 2 < in_w) column<true>((j + 2) * sw, a, nx);
+    store(o, a);
+    KILN_WINDOW_UNROLL
+    for (int q = 0; q < Q; ++q) a[q] = nx[q];
+  }
+
+  KILN_WINDOW_INLINE void pixels(index_t p0, index_t p1, float* o, index_t ldc) const {
+    using namespace window_detail;
+    vec a[Q], nx[Q];
+    KILN_WINDOW_UNROLL
+    for (int q = 0; q < Q; ++q) a[q] = b;
+    index_t j = 2 * p0 - pad_left;  // first column of pixel p
+    if (j >= 0 && j < in_w) {       // tap 0 of pixel p0
+      KILN_WINDOW_UNROLL
+      for (int q = 0; q < Q; ++q) nx[q] = b;
+      column<true>(j * sw, nx, a);  // (nx: a throwaway tap 2 of the pixel before p0)
+    }
+    index_t p = p0;
+    for (; p < p1 && j + 1 < 0; ++p, j += 2, o += ldc) edge_pixel(j, o, a);
+    // Pixel p's last column 2p - pad + 2 is inside the input for p <= (in_w + pad - 3) / 2.
+    index_t inner = in_w + pad_left - 3 >= 0 ? (in_w + pad_left - 3) / 2 + 1 : p;
+    inner = inner < p ? p : (inner > p1 ? p1 : inner);
+    index_t off = j * sw;
+    // Two pixels per trip, so the accumulators rotate by renaming instead of moves.
+    for (; p + 2 <= inner; p += 2, j += 4, off += 4 * sw, o += 2 * ldc) {
+      KILN_WINDOW_UNROLL
+      for (int q = 0; q < Q; ++q) nx[q] = b;
+      column<false>(off + sw, a, nx);
+      column<true>(off + 2 * sw, a, nx);
+      store(o, a);
+      KILN_WINDOW_UNROLL
+      for (int q = 0; q < Q; ++q) a[q] = b;
+      column<false>(off + 3 * sw, nx, a);
+      column<true>(off + 4 * sw, nx, a);
+      store(o + ldc, nx);
+    }
+    for (; p < p1; ++p, j += 2, o += ldc) edge_pixel(j, o, a);
+  }
+};
+
+/// Whether DepthwiseStream3 (stride_w 1) or DepthwiseStream3Stride2 (stride_w 2) handles g
+/// (multiplier 1 and at least one full vector of channels).
 constexpr bool depthwise_streams3(const WindowGeometry& g) {
-  return g.out_c == g.in_c && g.out_c >= kLanes && g.kernel_w == 3 && g.stride_w == 1 && g.dilation_w == 1 &&
-         g.kernel_h <= 3 && g.pad_left >= 0 && g.pad_left <= 2;
+  return g.out_c == g.in_c && g.out_c >= kLanes && g.kernel_w == 3 && (g.stride_w == 1 || g.stride_w == 2) &&
+         g.dilation_w == 1 && g.kernel_h <= 3 && g.pad_left >= 0 && g.pad_left <= 2;
 }
 
 /// Pixels per DepthwiseStream3 run. A run touches one channel vector in each pixel of its R + Q - 1
@@ -4615,17 +4704,19 @@ inline index_t depthwise_run_pixels(index_t pixel_stride_floats, int lines_per_p
   return run < 4 ? 4 : (run > 64 ? 64 : run);
 }
 
-/// Q output rows (from output row oh, tap range th of the first) through DepthwiseStream3: chunks
-/// of pixels, every channel vector of a chunk in turn (its 3R weight vectors loaded once per
-/// chunk). A channel count that is not a multiple of the vector width ends with one vector
-/// overlapping the previous one (the same values written twice).
-template <int R, int Q>
+/// Q output rows (from output row oh, tap range th of the first) through Stream<R, Q>
+/// (DepthwiseStream3 or DepthwiseStream3Stride2): chunks of pixels, every channel vector of a
+/// chunk in turn (its 3R weight vectors loaded once per chunk). A channel count that is not a
+/// multiple of the vector width ends with one vector overlapping the previous one (the same
+/// values written twice).
+template <template <int, int> class Stream, int R, int Q>
 inline void depthwise_stream3_rows(const WindowGeometry& g, NhwcIn x, index_t n, const window_detail::TapRange& th,
                                    const float* wt, float* orow, index_t ldc, const GemmEpilogue& ep) {
   using namespace window_detail;
+  using S = Stream<R, Q>;
   constexpr index_t L = kLanes;
   const index_t C = g.out_c;
-  DepthwiseStream3<R, Q> s;
+  S s;
   s.sw = x.sw;
   s.in_w = g.in_w;
   s.pad_left = g.pad_left;
@@ -4634,13 +4725,14 @@ inline void depthwise_stream3_rows(const WindowGeometry& g, NhwcIn x, index_t n,
   // included, see depthwise_clamp), and the stream has no branch per pixel.
   s.lo = vsplat(ep.clamp ? ep.lo : -std::numeric_limits<float>::infinity());
   s.hi = vsplat(ep.clamp ? ep.hi : std::numeric_limits<float>::infinity());
-  const float* rows[R + Q - 1];
+  const float* rows[S::kRows];
   const float* wrow = wt + static_cast<index_t>(th.t0) * 3 * C;
   KILN_WINDOW_UNROLL
-  for (int i = 0; i < R + Q - 1; ++i) rows[i] = x.at(n, th.origin + static_cast<index_t>(th.t0 + i) * g.dilation_h, 0);
+  for (int i = 0; i < S::kRows; ++i) rows[i] = x.at(n, th.origin + static_cast<index_t>(th.t0 + i) * g.dilation_h, 0);
   // Groups of 3-4 rows take whole rows (up to 64 pixels): their 2-column prologue and 9 weight
   // loads per run cost more than the L1 misses of long runs (measured at 56x56x64 and 28x28x128).
-  index_t run = Q >= 3 ? 64 : depthwise_run_pixels(x.sw, R + 2 * Q - 1);
+  // A stride-2 pixel touches two input pixels per input row.
+  index_t run = Q >= 3 ? 64 : depthwise_run_pixels(x.sw, S::kStride * S::kRows + Q);
   const index_t runs = (g.out_w + run - 1) / run;
   run = (g.out_w + runs - 1) / runs;  // equal runs, no short last one
   for (index_t p0 = 0; p0 < g.out_w; p0 += run) {
@@ -4648,7 +4740,7 @@ inline void depthwise_stream3_rows(const WindowGeometry& g, NhwcIn x, index_t n,
     for (index_t c0 = 0; c0 < C; c0 += L) {
       const index_t c = c0 + L <= C ? c0 : C - L;
       KILN_WINDOW_UNROLL
-      for (int i = 0; i < R + Q - 1; ++i) s.xr[i] = rows[i] + c;
+      for (int i = 0; i < S::kRows; ++i) s.xr[i] = rows[i] + c;
       KILN_WINDOW_UNROLL
       for (int r = 0; r < R; ++r) {
         KILN_WINDOW_UNROLL
@@ -4660,13 +4752,23 @@ inline void depthwise_stream3_rows(const WindowGeometry& g, NhwcIn x, index_t n,
   }
 }
 
-/// Up to kDepthwiseRowGroup output rows from row oh (tap range th) through DepthwiseStream3;
-/// returns how many. Rows are grouped while each sees all three kernel rows (stride and dilation
-/// 1 along H): Q rows read Q + 2 input rows, so each input row is loaded (Q + 2) / Q times per
-/// channel vector instead of 3 (Q = 4: 1.5), and each loaded column feeds 3Q FMAs. Q = 4 needs
-/// 9 weight + 12 accumulator + 3 constant vectors, so it is used with 32 vector registers
-/// (AVX-512VL, aarch64); with 16 (AVX2, SSE, armv7) it spilled (callgrind, -mavx2: 1.4x the
-/// loads of Q = 2), so groups stop at two rows there.
+/// One output row through Stream<R, 1>, R = the kernel rows inside the input (1..3).
+template <template <int, int> class Stream>
+inline void depthwise_stream3_row(const WindowGeometry& g, NhwcIn x, index_t n, const window_detail::TapRange& th,
+                                  const float* wt, float* orow, index_t ldc, const GemmEpilogue& ep) {
+  if (th.t1 - th.t0 == 3) depthwise_stream3_rows<Stream, 3, 1>(g, x, n, th, wt, orow, ldc, ep);
+  else if (th.t1 - th.t0 == 2) depthwise_stream3_rows<Stream, 2, 1>(g, x, n, th, wt, orow, ldc, ep);
+  else depthwise_stream3_rows<Stream, 1, 1>(g, x, n, th, wt, orow, ldc, ep);
+}
+
+/// Up to kDepthwiseRowGroup output rows from row oh (tap range th) through DepthwiseStream3
+/// (stride_w 1) or DepthwiseStream3Stride2 (stride_w 2); returns how many. Stride 1: rows are
+/// grouped while each sees all three kernel rows (stride and dilation 1 along H): Q rows read
+/// Q + 2 input rows, so each input row is loaded (Q + 2) / Q times per channel vector instead of
+/// 3 (Q = 4: 1.5), and each loaded column feeds 3Q FMAs. Q = 4 needs 9 weight + 12 accumulator
+/// + 3 constant vectors, so it is used with 32 vector registers (AVX-512VL, aarch64); with 16
+/// (AVX2, SSE, armv7) it spilled (callgrind, -mavx2: 1.4x the loads of Q = 2), so groups stop at
+/// two rows there. Stride 2 (both axes): pairs of rows, which share one of their five input rows.
 #if KILN_SIMD && defined(__AVX512VL__)
 inline constexpr index_t kDepthwiseRowGroup = 4;  // 8-lane vectors in ymm0-31 (AVX-512 capped at AVX2 width)
 #else
@@ -4675,8 +4777,18 @@ inline constexpr index_t kDepthwiseRowGroup = kVectorRegs >= 32 ? 4 : 2;
 inline index_t depthwise_stream3_group(const WindowGeometry& g, NhwcIn x, index_t n, index_t oh,
                                        const window_detail::TapRange& th, const float* wt, float* orow, index_t ldc,
                                        const GemmEpilogue& ep) {
+  const bool full = g.kernel_h == 3 && g.dilation_h == 1 && th.t0 == 0 && th.t1 == 3;
+  if (g.stride_w == 2) {
+    // Rows oh and oh + 1 read input rows th.origin .. th.origin + 4.
+    if (full && g.stride_h == 2 && oh + 1 < g.out_h && th.origin + 4 < g.in_h) {
+      depthwise_stream3_rows<DepthwiseStream3Stride2, 3, 2>(g, x, n, th, wt, orow, ldc, ep);
+      return 2;
+    }
+    depthwise_stream3_row<DepthwiseStream3Stride2>(g, x, n, th, wt, orow, ldc, ep);
+    return 1;
+  }
   index_t group = 1;
-  if (g.kernel_h == 3 && g.stride_h == 1 && g.dilation_h == 1 && th.t0 == 0 && th.t1 == 3) {
+  if (full && g.stride_h == 1) {
     // Rows oh .. oh + group - 1 read input rows th.origin .. th.origin + group + 1.
     group = g.out_h - oh;
     if (g.in_h - th.origin - 2 < group) group = g.in_h - th.origin - 2;
@@ -4684,21 +4796,19 @@ inline index_t depthwise_stream3_group(const WindowGeometry& g, NhwcIn x, index_
   }
   if constexpr (kDepthwiseRowGroup >= 4) {
     if (group == 4) {
-      depthwise_stream3_rows<3, 4>(g, x, n, th, wt, orow, ldc, ep);
+      depthwise_stream3_rows<DepthwiseStream3, 3, 4>(g, x, n, th, wt, orow, ldc, ep);
       return 4;
     }
     if (group == 3) {
-      depthwise_stream3_rows<3, 3>(g, x, n, th, wt, orow, ldc, ep);
+      depthwise_stream3_rows<DepthwiseStream3, 3, 3>(g, x, n, th, wt, orow, ldc, ep);
       return 3;
     }
   }
   if (group >= 2) {
-    depthwise_stream3_rows<3, 2>(g, x, n, th, wt, orow, ldc, ep);
+    depthwise_stream3_rows<DepthwiseStream3, 3, 2>(g, x, n, th, wt, orow, ldc, ep);
     return 2;
   }
-  if (th.t1 - th.t0 == 3) depthwise_stream3_rows<3, 1>(g, x, n, th, wt, orow, ldc, ep);
-  else if (th.t1 - th.t0 == 2) depthwise_stream3_rows<2, 1>(g, x, n, th, wt, orow, ldc, ep);
-  else depthwise_stream3_rows<1, 1>(g, x, n, th, wt, orow, ldc, ep);
+  depthwise_stream3_row<DepthwiseStream3>(g, x, n, th, wt, orow, ldc, ep);
   return 1;
 }
 
