@@ -3303,8 +3303,9 @@ constexpr std::size_t int8_workspace_bytes(const Graph& g, const Layout* layouts
 //    by the weight's transpose; the GEMM reads the input where it lies.
 //  - depthwise (groups == in_c, any channel multiplier): direct, vectorised over output channels
 //    with the weight transposed to [kh][kw][out_c]; a GEMM would have depth kh*kw and waste
-//    its register tile. 3-wide stride-1 windows (the common case) stream along rows
-//    (DepthwiseStream3), everything else goes through register blocks of pixels.
+//    its register tile. 3-wide windows of stride 1 or 2 (MobileNet's) stream along rows
+//    (DepthwiseStream3, DepthwiseStream3Stride2), everything else goes through register blocks
+//    of pixels.
 //  - im2col (implicit): everything else, as a GEMM whose A is the im2col matrix (one row per
 //    output pixel, columns (kh, kw, c) in the order of an OHWI weight's rows) without ever
 //    materialising it: the GEMM micro-kernel's A operand is MR pointers into the input, one per
