@@ -43,6 +43,42 @@ def median(runs, name, field):
     return statistics.median(b[field] for b in runs[name])
 
 
+def machine_line(build):
+    """CPU model, compiler and flags of the build, commit: what a quoted figure needs beside it."""
+    cpu, isa = platform.machine(), []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    isa = [name for flag, name in (("avx2", "AVX2"), ("fma", "FMA"), ("avx512f", "AVX-512F"))
+                           if flag in have]
+                    break
+    except OSError:
+        pass
+    if isa:
+        cpu += " (" + ", ".join(isa) + ")"
+    cache = {}
+    try:
+        with open(os.path.join(build, "CMakeCache.txt")) as f:
+            for line in f:
+                if "=" in line and ":" in line.split("=", 1)[0]:
+                    key, value = line.rstrip("\n").split("=", 1)
+                    cache[key.split(":")[0]] = value
+    except OSError:
+        pass
+    compiler = cache.get("CMAKE_CXX_COMPILER", "?")
+    try:
+        compiler = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    except (OSError, IndexError):
+        pass
+    flags = cache.get("CMAKE_CXX_FLAGS_RELEASE", "?") + (" -march=native" if cache.get("KILN_NATIVE") == "ON" else "")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return f"{cpu}; {compiler}, {flags}; commit {commit or '?'}"
+
+
 def fmt(x, digits=1, scale=1.0):
     return "-" if x is None else f"{x / scale:,.{digits}f}"
 
@@ -128,7 +164,8 @@ def main():
                  "(no target)", ""))
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"Machine: {platform.processor() or platform.machine()}, {ctx.get('num_cpus')} CPUs at "
+    print(f"Machine: {machine_line(args.build)}")
+    print(f"{ctx.get('num_cpus')} CPUs at "
           f"{ctx.get('mhz_per_cpu')} MHz (as Google Benchmark reads it); load {load:.2f} at the end; "
           f"{args.repetitions} repetitions x {args.min_time} s, medians of CPU time; "
           f"FMA peak {fmt(peak, 1, G)} GFLOP/s, copy {fmt(copy_bw, 1, G)} GB/s (56x56x64 activation).")
