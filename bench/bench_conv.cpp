@@ -11,10 +11,13 @@
 //               downsampling depthwise. FLOPs = 2 * 56*56 * 32 * 9 = 1.81 M; bytes >= 1.61 + 0.40 MB.
 //   dw_s2_56    1x56x56x64, 3x3, stride 2, "same" (-> 28x28x64). FLOPs 0.90 M; bytes >= 0.80 + 0.20 MB.
 //   copy        memcpy of the depthwise/pointwise input size (the memory roof of bench/README.md).
+//   fma_peak    independent FMAs on kiln's vector registers: the compute roof, measured in the same
+//               run as the kernels (the clock of this VM varies by +-10 % from day to day).
 // Variants: *_compiled (net.run_into: guard + plan, no allocation), *_eager (op by op),
-// *_kernel (kiln::kernels::conv2d on prepacked weights, no graph). Counter FLOPS is a rate;
-// the README derives the roofline and the fraction reached. Each variant is first checked
-// against eager (a mismatch skips it instead of timing a wrong result).
+// *_kernel (kiln::kernels::conv2d on prepacked weights, no graph), *_onednn_nhwc / _blocked
+// (oneDNN, when found: bench_onednn.hpp). Counter FLOPS is a rate; bench/README.md derives the
+// roofline and scripts/bench_targets.py prints the fractions reached. Each variant is first
+// checked against eager (a mismatch skips it instead of timing a wrong result).
 #include <benchmark/benchmark.h>
 #include <kiln/kiln.hpp>
 
@@ -23,6 +26,9 @@
 #include <random>
 
 #include "bench_random.hpp"
+#if KILN_BENCH_HAVE_DNNL
+#include "bench_onednn.hpp"
+#endif
 
 namespace {
 
@@ -145,6 +151,67 @@ void BM_conv_kernel(benchmark::State& state) {
   state.SetLabel(wl.name);
 }
 BENCHMARK(BM_conv_kernel)->DenseRange(0, kLastWorkload)->Unit(benchmark::kMicrosecond);
+
+#if KILN_BENCH_HAVE_DNNL
+/// oneDNN on the same problem: NHWC in and out (kiln's problem), or its own blocked layout.
+void onednn_conv(benchmark::State& state, bool blocked) {
+  const ConvWorkload& wl = kWorkloads[state.range(0)];
+  const Setup s(wl);
+  kiln_bench::OneDnnConv conv({wl.h, wl.w, wl.c, wl.o, wl.k, wl.groups, blocked}, s.x.data(), s.w.data(),
+                              s.b.data());
+  conv.run();
+  Tensor<float> y({1, wl.h, wl.w, wl.o});
+  std::memcpy(y.data(), conv.result_nhwc(), static_cast<std::size_t>(y.size()) * sizeof(float));
+  if (!same(state, y, kiln::eager(s.model())(s.x))) return;
+  for (auto _ : state) conv.run();
+  counters(state, s.flops);
+  state.SetLabel(std::string(wl.name) + " " + conv.implementation());
+}
+void BM_conv_onednn_nhwc(benchmark::State& state) { onednn_conv(state, false); }
+void BM_conv_onednn_blocked(benchmark::State& state) { onednn_conv(state, true); }
+BENCHMARK(BM_conv_onednn_nhwc)->DenseRange(0, 2)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_conv_onednn_blocked)->DenseRange(0, 2)->Unit(benchmark::kMicrosecond);
+#endif
+
+/// The compute roof: kAccumulators independent FMA chains on kiln's vector type, enough to cover
+/// the FMA latency on both FMA pipes (4 cycles x 2 pipes = 8 in flight on Zen and Skylake).
+#if KILN_SIMD
+using PeakVector = kiln::kernels::fbatch;
+#else
+using PeakVector = float;
+#endif
+constexpr int kPeakAccumulators = 12;
+constexpr int kPeakRounds = 1000;
+
+// A local copy of the accumulators (it never escapes, so they live in registers) per call.
+void fma_rounds(PeakVector (&state)[kPeakAccumulators]) {
+  PeakVector acc[kPeakAccumulators];
+  for (int i = 0; i < kPeakAccumulators; ++i) acc[i] = state[i];
+  const PeakVector scale(0.9999999f), add(1e-7f);
+  for (int r = 0; r < kPeakRounds; ++r) {
+#pragma GCC unroll 12
+    for (int i = 0; i < kPeakAccumulators; ++i) {
+#if KILN_SIMD
+      acc[i] = xsimd::fma(acc[i], scale, add);
+#else
+      acc[i] = std::fma(acc[i], scale, add);
+#endif
+    }
+  }
+  for (int i = 0; i < kPeakAccumulators; ++i) state[i] = acc[i];
+}
+
+void BM_fma_peak(benchmark::State& state) {
+  PeakVector acc[kPeakAccumulators];
+  for (int i = 0; i < kPeakAccumulators; ++i) acc[i] = PeakVector(1.f + 1e-3f * static_cast<float>(i));
+  for (auto _ : state) {
+    fma_rounds(acc);
+    benchmark::DoNotOptimize(acc);
+  }
+  counters(state, 2.0 * kPeakRounds * kPeakAccumulators * kiln::kernels::kLanes);
+  state.SetLabel(kiln::kernels::kSimdName);
+}
+BENCHMARK(BM_fma_peak);
 
 /// The memory roof: copy the 56x56x64 activation (what depthwise and pointwise read and write).
 void BM_copy_activation(benchmark::State& state) {
