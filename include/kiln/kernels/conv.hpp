@@ -197,33 +197,49 @@ inline InteriorBox interior_box(const WindowGeometry& g) {
   return b;
 }
 
-/// The walk of group `grp` over output pixels [r, r + m): rows past m repeat pixel r + m - 1 (computed,
-/// never stored). `zeros` holds C / groups zeros; `tile` MR * depth() floats (gather only).
-/// Loops run over all MR rows so that they unroll (this runs once per tile for all of N).
-inline void tile_walk(const WindowGeometry& g, NhwcIn x, const InteriorBox& box, index_t grp, index_t r, index_t m,
-                      const float* zeros, float* tile, TileWalk& t) {
+/// The output pixel a tile starts at, carried from tile to tile (no divisions per tile), with the
+/// offset in x of its window's first tap (a tap in the padding is never read).
+struct PixelCursor {
+  index_t n = 0, oh = 0, ow = 0, off = 0;
+
+  void locate(const WindowGeometry& g, NhwcIn x, index_t grp) {
+    off = n * x.sn + (oh * g.stride_h - g.pad_top) * x.sh + (ow * g.stride_w - g.pad_left) * x.sw + grp * g.in_c_group();
+  }
+  void next(const WindowGeometry& g, NhwcIn x, index_t grp) {
+    if (++ow < g.out_w) {
+      off += g.stride_w * x.sw;
+      return;
+    }
+    ow = 0;
+    if (++oh == g.out_h) {
+      oh = 0;
+      ++n;
+    }
+    locate(g, x, grp);
+  }
+};
+
+/// The walk of group `grp` over the m output pixels from `at` (which moves past them): rows past m
+/// repeat the last pixel (computed, never stored). `zeros` holds C / groups zeros; `tile` MR *
+/// depth() floats (gather only). Loops run over all MR rows so that they unroll (this runs once
+/// per tile for all of N).
+inline void tile_walk(const WindowGeometry& g, NhwcIn x, const InteriorBox& box, index_t grp, PixelCursor& at,
+                      index_t m, const float* zeros, float* tile, TileWalk& t) {
   using gemm_detail::kMR;
   const index_t cg = g.in_c_group();
-  index_t pn[kMR], ph[kMR], pw[kMR];  // the tile's output pixels
+  const index_t r = (at.n * g.out_h + at.oh) * g.out_w + at.ow;  // gather only
+  index_t ph[kMR], pw[kMR], off[kMR];  // the tile's output pixels
   bool interior = true;
-  index_t ow = r % g.out_w, oh = (r / g.out_w) % g.out_h, n = r / (g.out_w * g.out_h);
   KILN_WINDOW_UNROLL
   for (int i = 0; i < kMR; ++i) {
-    pn[i] = n, ph[i] = oh, pw[i] = ow;
-    interior = interior && box.contains(oh, ow);
-    if (i + 1 < m && ++ow == g.out_w) {
-      ow = 0;
-      if (++oh == g.out_h) {
-        oh = 0;
-        ++n;
-      }
+    if (i == 0 || i < m) {
+      ph[i] = at.oh, pw[i] = at.ow, off[i] = at.off;
+      interior = interior && box.contains(at.oh, at.ow);
+      at.next(g, x, grp);
+    } else {
+      ph[i] = ph[i - 1], pw[i] = pw[i - 1], off[i] = off[i - 1];
     }
   }
-  // Offset of each pixel's first tap in x (a tap in the padding is never read) and tap steps.
-  index_t off[kMR];
-  KILN_WINDOW_UNROLL
-  for (int i = 0; i < kMR; ++i)
-    off[i] = pn[i] * x.sn + (ph[i] * g.stride_h - g.pad_top) * x.sh + (pw[i] * g.stride_w - g.pad_left) * x.sw + grp * cg;
   const index_t row_step = g.dilation_h * x.sh, col_step = g.dilation_w * x.sw;
   if (interior && window_rows_merge(g, x)) {
     t.run = g.kernel_w * cg;
@@ -282,11 +298,13 @@ inline void implicit_gemm(const WindowGeometry& g, NhwcIn x, const float* packed
   TileWalk walk;
   for (int grp = 0; grp < g.groups; ++grp) {
     const float* bg = packed + grp * per_group;
+    PixelCursor at;
+    at.locate(g, x, grp);
     for (index_t r0 = 0; r0 < rows; r0 += kTailRows) {
       const index_t block = kTailRows < rows - r0 ? kTailRows : rows - r0;
       for (index_t r = r0; r < r0 + block; r += kMR) {
         const index_t m = kMR < r0 + block - r ? kMR : r0 + block - r;
-        tile_walk(g, x, box, grp, r, m, tile, tile, walk);
+        tile_walk(g, x, box, grp, at, m, tile, tile, walk);
         for (index_t j = 0; j < ng; j += kNR) {
           const index_t col = grp * ng + j;
           direct_micro_kernel(walk, bg + (j / kNR) * depth * kNR, out + r * ldc + col, ldc, m,
