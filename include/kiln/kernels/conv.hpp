@@ -11,9 +11,10 @@
 //    output pixel, columns (kh, kw, c) in the order of an OHWI weight's rows) without ever
 //    materialising it: the GEMM micro-kernel's A operand is MR pointers into the input, one per
 //    output pixel, walked tap by tap (a window row of a stride-1 conv is one contiguous run of
-//    kw * C floats). Only tiles whose windows touch the padding gather their MR rows into a small
-//    buffer first. This saves the im2col copy and the A packing, both as large as the FMAs'
-//    own memory traffic when the output has few channels.
+//    kw * C floats). Tiles whose windows touch the padding walk tap by tap, a padding tap reading
+//    a run of zeros (TileWalk; kernels above 7x7 gather those tiles into a small buffer). This
+//    saves the im2col copy and the A packing, both as large as the FMAs' own memory traffic when
+//    the output has few channels.
 // Both GEMM paths keep the weight as the GEMM's B operand: an OHWI weight is exactly a linear
 // layer's [out, in] matrix, so it is prepacked once like one (conv_pack_weights).
 //
@@ -671,7 +672,8 @@ constexpr std::size_t conv_workspace_floats(const WindowGeometry& g, bool prepac
   if (a == ConvAlgorithm::depthwise) return prepacked ? 0 : conv_packed_weight_floats(g);
   const index_t depth = g.depth();  // in_c_group() for pointwise
   if (a == ConvAlgorithm::pointwise) return gemm_workspace_size(g.rows(), g.out_c_group(), depth, prepacked);
-  // The implicit GEMM: one gathered tile, and the packed weights when they are not prepacked.
+  // The implicit GEMM: one tile (zeros for padding taps, or a gathered tile), and the packed
+  // weights when they are not prepacked.
   const std::size_t tile = align_up(static_cast<std::size_t>(gemm_detail::kMR * depth), kAlignment / sizeof(float));
   return tile + (prepacked ? 0 : conv_packed_weight_floats(g));
 }
