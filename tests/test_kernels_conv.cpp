@@ -171,6 +171,15 @@ TEST_CASE("implicit GEMM: border tiles walked per tap, interior rows merged, big
     check_conv_kernel(c.g, true);
     check_conv_kernel(c.g, false);
   }
+  // Non-square kernels with one-sided padding, and a strided 1x1 (one tap, never padded).
+  WindowGeometry wide = geometry(1, 6, 11, 5, 12, 1, 1, 0, 1, 1);
+  wide.kernel_w = 5, wide.pad_left = 3, wide.out_w = 11 + 3 - 4;
+  WindowGeometry tall = geometry(2, 9, 5, 8, 16, 1, 1, 0, 1, 1);
+  tall.kernel_h = 4, tall.pad_top = 2, tall.stride_h = 2, tall.out_h = (9 + 2 - 3 - 1) / 2 + 1;
+  for (const WindowGeometry& g : {wide, tall, geometry(1, 9, 9, 16, 24, 1, 2, 0, 1, 1)}) {
+    REQUIRE(conv_algorithm(g) == ConvAlgorithm::im2col);
+    check_conv_kernel(g, true);
+  }
   // Pixels further apart than C: interior rows cannot merge their taps into one run.
   check_conv_kernel(geometry(1, 6, 8, 16, 16, 3, 1, 1, 1, 1), true, 5);
   check_conv_kernel(geometry(1, 6, 8, 3, 16, 3, 2, 1, 1, 1), true, 1);
