@@ -62,8 +62,15 @@ struct EpilogueCase {
   float lo = -0.5f, hi = 0.75f;
 };
 
-void check_conv_kernel(const WindowGeometry& g, bool prepack, const EpilogueCase& e = {}) {
-  const auto x = random_vec(static_cast<std::size_t>(g.batch * g.in_h * g.in_w * g.in_c), 1);
+/// `pixel_gap` > 0 reads the input as a view whose pixels are in_c + pixel_gap floats apart.
+void check_conv_kernel(const WindowGeometry& g, bool prepack, const EpilogueCase& e = {}, index_t pixel_gap = 0) {
+  const index_t sw = g.in_c + pixel_gap;
+  const auto xs = random_vec(static_cast<std::size_t>(g.batch * g.in_h * g.in_w * sw), 1);
+  std::vector<float> x(static_cast<std::size_t>(g.batch * g.in_h * g.in_w * g.in_c));  // dense, for the reference
+  for (std::size_t p = 0; p < x.size() / static_cast<std::size_t>(g.in_c); ++p)
+    for (index_t c = 0; c < g.in_c; ++c)
+      x[p * static_cast<std::size_t>(g.in_c) + static_cast<std::size_t>(c)] =
+          xs[p * static_cast<std::size_t>(sw) + static_cast<std::size_t>(c)];
   const auto w = random_vec(static_cast<std::size_t>(g.out_c * g.depth()), 2);
   const auto bias = random_vec(static_cast<std::size_t>(g.out_c), 3);
   std::vector<float> out(static_cast<std::size_t>(g.rows() * g.out_c), -99.f);
@@ -80,7 +87,8 @@ void check_conv_kernel(const WindowGeometry& g, bool prepack, const EpilogueCase
     ep.tail = &TailLog::call;
     ep.ctx = &log;
   }
-  conv2d(g, dense_nhwc(x.data(), g.in_h, g.in_w, g.in_c), prepack ? nullptr : w.data(), prepack ? packed.data() : nullptr,
+  const NhwcIn xv{xs.data(), g.in_h * g.in_w * sw, g.in_w * sw, sw};
+  conv2d(g, xv, prepack ? nullptr : w.data(), prepack ? packed.data() : nullptr,
          out.data(), g.out_c, ep, ws.get());
   const index_t cg = g.in_c_group(), og = g.out_c_group();
   for (index_t r = 0; r < g.rows(); ++r) {
@@ -141,6 +149,50 @@ TEST_CASE("conv2d kernel: every algorithm, prepacked or not, with bias, clamp an
       check_conv_kernel(c.g, prepack);
     }
   }
+}
+
+TEST_CASE("implicit GEMM: border tiles walked per tap, interior rows merged, big kernels gathered") {
+  // Tiles of MR output pixels run across output rows, so at these widths most tiles hold border
+  // pixels (padding taps read zeros, all-padding taps are skipped) next to interior ones.
+  for (index_t w : {1, 2, 3, 4, 5, 6, 7, 8, 9, 31, 32, 33}) {
+    INFO("width " << w);
+    check_conv_kernel(geometry(1, 5, w, 3, 8, 3, 1, 1, 1, 1), true);
+    check_conv_kernel(geometry(1, 4, w, 16, 32, 3, 1, 1, 1, 1), true);
+  }
+  struct C {
+    WindowGeometry g;
+    const char* what;
+  };
+  const C cases[] = {
+      {geometry(1, 32, 32, 16, 32, 3, 1, 1, 1, 1), "the bench_conv problem"},
+      {geometry(2, 7, 9, 20, 24, 3, 1, 1, 1, 1), "C 20 (not a multiple of 8), N 24, batch 2"},
+      {geometry(1, 9, 11, 16, 40, 3, 1, 1, 1, 1), "N 40: a partial column panel"},
+      {geometry(1, 11, 13, 3, 8, 3, 2, 1, 1, 1), "stride 2"},
+      {geometry(1, 10, 12, 16, 24, 3, 1, 2, 2, 1), "dilation 2"},
+      {geometry(1, 8, 10, 20, 32, 3, 1, 1, 1, 2), "groups 2"},
+      {geometry(1, 9, 9, 16, 8, 3, 1, 0, 1, 1), "no padding: every tile interior"},
+      {geometry(1, 6, 7, 5, 9, 3, 2, 3, 1, 1), "padding 3: taps in the padding for whole tiles"},
+      {geometry(2, 10, 9, 4, 10, 7, 1, 3, 1, 1), "7x7: the biggest per-tap walk"},
+      {geometry(1, 12, 11, 3, 8, 9, 1, 4, 1, 1), "9x9: border tiles gathered"},
+  };
+  for (const C& c : cases) {
+    INFO(c.what);
+    REQUIRE(conv_algorithm(c.g) == ConvAlgorithm::im2col);
+    check_conv_kernel(c.g, true);
+    check_conv_kernel(c.g, false);
+  }
+  // Non-square kernels with one-sided padding, and a strided 1x1 (one tap, never padded).
+  WindowGeometry wide = geometry(1, 6, 11, 5, 12, 1, 1, 0, 1, 1);
+  wide.kernel_w = 5, wide.pad_left = 3, wide.out_w = 11 + 3 - 4;
+  WindowGeometry tall = geometry(2, 9, 5, 8, 16, 1, 1, 0, 1, 1);
+  tall.kernel_h = 4, tall.pad_top = 2, tall.stride_h = 2, tall.out_h = (9 + 2 - 3 - 1) / 2 + 1;
+  for (const WindowGeometry& g : {wide, tall, geometry(1, 9, 9, 16, 24, 1, 2, 0, 1, 1)}) {
+    REQUIRE(conv_algorithm(g) == ConvAlgorithm::im2col);
+    check_conv_kernel(g, true);
+  }
+  // Pixels further apart than C: interior rows cannot merge their taps into one run.
+  check_conv_kernel(geometry(1, 6, 8, 16, 16, 3, 1, 1, 1, 1), true, EpilogueCase{}, 5);
+  check_conv_kernel(geometry(1, 6, 8, 3, 16, 3, 2, 1, 1, 1), true, EpilogueCase{}, 1);
 }
 
 namespace {
@@ -281,6 +333,8 @@ TEST_CASE("depthwise kernel: groups of 1-4 output rows, odd widths and channel c
                                  depthwise_geometry(1, 10, 66, 24, 3, 1, 1, 0, 0, 0)};
   for (const WindowGeometry& g : wide)
     for (const EpilogueCase& e : epilogues) check_conv_kernel(g, false, e);
+  // Pixels 5 floats further apart than C (an input view): the streams step by the pixel stride.
+  check_conv_kernel(depthwise_geometry(1, 9, 13, 24, 3, 1, 1, 1, 1, 1), true, EpilogueCase{}, 5);
 }
 
 TEST_CASE("depthwise kernel: 3x3 stride 2 streamed, odd sizes, every padding, epilogue variants") {
@@ -321,4 +375,5 @@ TEST_CASE("depthwise kernel: 3x3 stride 2 streamed, odd sizes, every padding, ep
   WindowGeometry two = stride2(10, 11, 16, 2, 1, 1, 1);
   two.batch = 2;
   check_conv_kernel(two, true);
+  check_conv_kernel(stride2(9, 13, 20, 2, 1, 1, 1), true, EpilogueCase{}, 3);  // strided pixels
 }
