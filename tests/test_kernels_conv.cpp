@@ -335,6 +335,9 @@ TEST_CASE("depthwise kernel: groups of 1-4 output rows, odd widths and channel c
     for (const EpilogueCase& e : epilogues) check_conv_kernel(g, false, e);
   // Pixels 5 floats further apart than C (an input view): the streams step by the pixel stride.
   check_conv_kernel(depthwise_geometry(1, 9, 13, 24, 3, 1, 1, 1, 1, 1), true, EpilogueCase{}, 5);
+  // More channels than kDepthwiseLongStreamChannels: row pairs only.
+  const index_t wide_c = conv_detail::kDepthwiseLongStreamChannels + 8;
+  check_conv_kernel(depthwise_geometry(1, 7, 6, wide_c, 3, 1, 1, 1, 1, 1), true);
 }
 
 TEST_CASE("depthwise kernel: 3x3 stride 2 streamed, odd sizes, every padding, epilogue variants") {
@@ -376,4 +379,7 @@ TEST_CASE("depthwise kernel: 3x3 stride 2 streamed, odd sizes, every padding, ep
   two.batch = 2;
   check_conv_kernel(two, true);
   check_conv_kernel(stride2(9, 13, 20, 2, 1, 1, 1), true, EpilogueCase{}, 3);  // strided pixels
+  // Up to kDepthwiseLongStreamChannels channels streamed, more through the register blocks.
+  for (index_t c : {conv_detail::kDepthwiseLongStreamChannels, conv_detail::kDepthwiseLongStreamChannels + 8})
+    check_conv_kernel(stride2(7, 9, c, 2, 1, 1, 1), true);
 }

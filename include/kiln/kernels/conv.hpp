@@ -598,9 +598,16 @@ struct DepthwiseStream3Stride2 {
 
 /// Whether DepthwiseStream3 (stride_w 1) or DepthwiseStream3Stride2 (stride_w 2) handles g
 /// (multiplier 1 and at least one full vector of channels).
+/// Stride 2 and 3-4-row groups of stride 1 stream only up to this many channels (pixels of
+/// 512 B): a stream walks pixels C floats apart, and from 1 KB pixels on their lines fall into
+/// 4 or fewer of the L1's 64 sets (measured: 14x14x512 and 28x28x256 were 7-54 % slower than
+/// the register-block path at stride 2 and than row pairs at stride 1).
+inline constexpr index_t kDepthwiseLongStreamChannels = 128;
+
 constexpr bool depthwise_streams3(const WindowGeometry& g) {
-  return g.out_c == g.in_c && g.out_c >= kLanes && g.kernel_w == 3 && (g.stride_w == 1 || g.stride_w == 2) &&
-         g.dilation_w == 1 && g.kernel_h <= 3 && g.pad_left >= 0 && g.pad_left <= 2;
+  return g.out_c == g.in_c && g.out_c >= kLanes && g.kernel_w == 3 &&
+         (g.stride_w == 1 || (g.stride_w == 2 && g.in_c <= kDepthwiseLongStreamChannels)) && g.dilation_w == 1 &&
+         g.kernel_h <= 3 && g.pad_left >= 0 && g.pad_left <= 2;
 }
 
 /// Pixels per DepthwiseStream3 run. A run touches one channel vector in each pixel of its R + Q - 1
@@ -710,7 +717,8 @@ inline index_t depthwise_stream3_group(const WindowGeometry& g, NhwcIn x, index_
     // Rows oh .. oh + group - 1 read input rows th.origin .. th.origin + group + 1.
     group = g.out_h - oh;
     if (g.in_h - th.origin - 2 < group) group = g.in_h - th.origin - 2;
-    if (group > kDepthwiseRowGroup) group = kDepthwiseRowGroup;
+    const index_t most = g.in_c <= kDepthwiseLongStreamChannels ? kDepthwiseRowGroup : 2;
+    if (group > most) group = most;
   }
   if constexpr (kDepthwiseRowGroup >= 4) {
     if (group == 4) {
