@@ -16,6 +16,7 @@
 #include "eager.hpp"
 #include "int8_steps.hpp"
 #include "lower.hpp"
+#include "row_gemm.hpp"
 #include "step_run.hpp"
 #include "plan_info.hpp"
 
@@ -103,6 +104,9 @@ class Executable {
       s.workspace_slot = mem_->workspace_slot[s.group];
       if (s.kind == passes::GroupKind::gemm) resolve_gemm(s);
     }
+    bool plain = !offload_ && g.num_updates() == 0;
+    for (int k = 0; k < g.num_outputs(); ++k) plain = plain && mem_->output_copy_from[k] < 0;
+    row_chain_.build(steps_, plain, [this](const Step& s) { return packed_[static_cast<std::size_t>(s.packed)].data(); });
     info_.nodes = g.size();
     info_.groups = fusion_->num_groups;
     info_.kernels = static_cast<int>(steps_.size());
@@ -126,6 +130,16 @@ class Executable {
   /// Runs the plan. inputs[i]: dense data of graph input i; outputs[k]: dense buffer for output k;
   /// arena: arena_bytes() bytes, kAlignment-aligned.
   void run(const void* const* inputs, void* const* outputs, void* arena) const {
+    if (row_chain_.active()) return row_chain_.run(inputs, outputs, static_cast<char*>(arena));  // batch-1 layers
+    run_steps(inputs, outputs, arena);
+  }
+
+ private:
+  // Out of line so the batch-1 chain's call does not pay this loop's frame (a tenth of its cost).
+#if defined(__GNUC__) || defined(__clang__)
+  __attribute__((noinline))
+#endif
+  void run_steps(const void* const* inputs, void* const* outputs, void* arena) const {
     Bindings b{inputs, outputs, static_cast<char*>(arena)};
     if (offload_) {
       if (!run_offloaded(b)) return;
@@ -295,15 +309,7 @@ class Executable {
     }
     s.workspace_bytes = s.workspace_slot >= 0 ? static_cast<index_t>(mem_->slot_offset[s.workspace_slot]) : -1;
   }
-  static const char* at(const Bindings& b, const Loc& l) {
-    switch (l.root) {
-      case Loc::Root::fixed: return l.fixed;
-      case Loc::Root::arena: return b.arena + l.bytes;
-      case Loc::Root::input: return static_cast<const char*>(b.inputs[l.index]) + l.bytes;
-      case Loc::Root::output: return static_cast<const char*>(b.outputs[l.index]) + l.bytes;
-    }
-    return nullptr;
-  }
+  static const char* at(const Bindings& b, const Loc& l) { return loc_address(l, b.inputs, b.outputs, b.arena); }
 
   // ---- execution (runtime/step_run.hpp, shared with the static runner) ----------------------
   const char* base_ptr(const Bindings& b, int base) const {
@@ -379,6 +385,7 @@ class Executable {
   std::vector<AlignedFloats> packed_;
   std::vector<AlignedFloats> folded_;
   std::vector<Int8Step> int8_;
+  RowGemmChain row_chain_;  // every step a batch-1 layer: run() goes straight to the M = 1 kernels
   Status lower_status_;
   PlanInfo info_;
   // Accelerator regions (accel/offload.hpp), reached only through the hooks: null without backends.

@@ -169,7 +169,7 @@ class Compiled {
     if (fallback) return run_eagerly(args...);
     if (!e) return R{};
     R result{};
-    void* outs[kMaxGraphIO]{};
+    void* outs[kMaxGraphIO];  // one per model output, set below (no zeroing per call)
     bool ok = true;
     detail::Results<R>::each(result, [&](auto& t, int k) {
       using T = typename std::remove_reference_t<decltype(t)>::value_type;
@@ -192,7 +192,7 @@ class Compiled {
   bool run_into(const Out& outputs, const Args&... args) {
     bool fallback = false;
     Entry* e = lookup(fallback, args...);
-    void* outs[kMaxGraphIO]{};
+    void* outs[kMaxGraphIO];  // one per model output, set below (no zeroing per call)
     if (fallback) {  // no plan for this call: run eagerly and copy
       auto r = run_eagerly(args...);
       bool ok = true;
@@ -356,7 +356,7 @@ class Compiled {
 
   template <class... Args>
   void run_bound(Entry& e, void* const* outs, const Args&... args) {
-    const void* ins[kMaxGuardArgs]{};
+    const void* ins[kMaxGuardArgs];  // one per tensor argument, set below
     int ni = 0;
     (bind_input(ins, ni, args), ...);
     run_entry(e, ins, outs);
