@@ -13184,6 +13184,7 @@ class Executable {
   const PlanInfo& info() const { return info_; }
   const std::vector<Step>& steps() const { return steps_; }
   const std::vector<Int8Step>& int8_steps() const { return int8_; }
+  const RowGemmChain& row_chain() const { return row_chain_; }
   std::size_t arena_bytes() const { return mem_->arena_bytes; }
 
   /// Runs the plan. inputs[i]: dense data of graph input i; outputs[k]: dense buffer for output k;
