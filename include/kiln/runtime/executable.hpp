@@ -310,7 +310,15 @@ class Executable {
     }
     s.workspace_bytes = s.workspace_slot >= 0 ? static_cast<index_t>(mem_->slot_offset[s.workspace_slot]) : -1;
   }
-  static const char* at(const Bindings& b, const Loc& l) { return loc_address(l, b.inputs, b.outputs, b.arena); }
+  static const char* at(const Bindings& b, const Loc& l) {
+    switch (l.root) {
+      case Loc::Root::fixed: return l.fixed;
+      case Loc::Root::arena: return b.arena + l.bytes;
+      case Loc::Root::input: return static_cast<const char*>(b.inputs[l.index]) + l.bytes;
+      case Loc::Root::output: return static_cast<const char*>(b.outputs[l.index]) + l.bytes;
+    }
+    return nullptr;
+  }
 
   // ---- execution (runtime/step_run.hpp, shared with the static runner) ----------------------
   const char* base_ptr(const Bindings& b, int base) const {

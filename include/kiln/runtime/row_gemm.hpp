@@ -6,7 +6,7 @@
 // dispatch, the small-M row kernels with run-time flags) spent as much again around it. When
 // every step of a plan is a GEMM with one row (M = 1), weights prepacked, no batch and no tail
 // program, Executable::build also records this chain: per layer, where its row and its output
-// are (Locs resolved after memory planning), the packed panels, the bias and the clamp. run()
+// are (Locs resolved after memory planning, as slots of a per-run table of base addresses), the packed panels, the bias and the clamp. run()
 // then resolves two addresses and calls one M = 1 kernel per layer (kernels/gemm_m1.hpp); a
 // layer with one output (N = 1) runs a dot product over a contiguous copy of its weight column.
 // Anything else (outputs copied out, parameter updates, offload, other step kinds) keeps the
@@ -19,23 +19,13 @@
 
 namespace kiln::runtime {
 
-/// The address of a gemm operand resolved at build time (Step::a_at, ...) in one run's buffers.
-inline const char* loc_address(const Loc& l, const void* const* inputs, void* const* outputs, char* arena) {
-  switch (l.root) {
-    case Loc::Root::fixed: return l.fixed;
-    case Loc::Root::arena: return arena + l.bytes;
-    case Loc::Root::input: return static_cast<const char*>(inputs[l.index]) + l.bytes;
-    case Loc::Root::output: return static_cast<const char*>(outputs[l.index]) + l.bytes;
-  }
-  return nullptr;
-}
-
 class RowGemmChain {
  public:
   /// Whether a lowered step can be one layer of the chain.
   static bool eligible(const Step& s) {
     if (s.kind != passes::GroupKind::gemm || s.conv || s.direct || s.packed < 0) return false;
     if (s.M != 1 || s.N < 1 || s.K < 1 || s.batch.rank() != 0 || s.code_size != 0) return false;
+    if (s.a_at.root == Loc::Root::fixed || s.c_at.root == Loc::Root::fixed) return false;  // not a layer's row
     return s.a.dtype == DType::f32 && s.c.dtype == DType::f32;
   }
 
@@ -52,11 +42,12 @@ class RowGemmChain {
     for (const Step& s : steps) {
       Layer l;
       const int r = s.loop.rank();
-      l.a = s.a_at;
-      l.c = s.c_at;
-      l.bias = s.bias_at;
-      l.bias_per_run = s.bias >= 0 && s.bias_at.root != Loc::Root::fixed;
-      if (s.bias >= 0 && !l.bias_per_run) l.ep.bias = reinterpret_cast<const float*>(s.bias_at.fixed);  // a constant
+      l.a = address_of(s.a_at);
+      l.c = address_of(s.c_at);
+      if (s.bias >= 0 && s.bias_at.root == Loc::Root::fixed)
+        l.ep.bias = reinterpret_cast<const float*>(s.bias_at.fixed);  // a constant: resolved once
+      else if (s.bias >= 0)
+        l.bias = address_of(s.bias_at), l.bias_per_run = true;  // computed by the model: looked up per run
       l.K = s.K;
       l.N = s.N;
       l.xs = s.a.strides[r - 1];
@@ -79,20 +70,37 @@ class RowGemmChain {
   std::size_t layers() const { return layers_.size(); }
 
   void run(const void* const* inputs, void* const* outputs, char* arena) const {
+    // Every operand is roots[root][index] + bytes: two loads and an add, where a switch on each
+    // Loc's root cost more than the address arithmetic of the whole chain.
+    const void* const arena_root[1] = {arena};
+    const void* const* const roots[3] = {arena_root, inputs, outputs};
+    auto at = [&roots](const Address& a) {
+      return const_cast<char*>(static_cast<const char*>(roots[a.root][a.index])) + a.bytes;
+    };
     for (const Layer& l : layers_) {
-      const auto* x = reinterpret_cast<const float*>(loc_address(l.a, inputs, outputs, arena));
-      auto* y = reinterpret_cast<float*>(const_cast<char*>(loc_address(l.c, inputs, outputs, arena)));
+      const auto* x = reinterpret_cast<const float*>(at(l.a));
+      auto* y = reinterpret_cast<float*>(at(l.c));
       kernels::RowEpilogue ep = l.ep;
-      if (l.bias_per_run) ep.bias = reinterpret_cast<const float*>(loc_address(l.bias, inputs, outputs, arena));
+      if (l.bias_per_run) ep.bias = reinterpret_cast<const float*>(at(l.bias));
       if (l.column >= 0) kernels::dot_m1(l.K, x, l.xs, l.packed, y, ep);
       else kernels::gemv_m1_packed(l.K, l.N, x, l.xs, l.packed, y, ep);
     }
   }
 
  private:
+  /// An operand in one run's buffers: root 0 the arena (index 0), 1 input `index`, 2 output `index`.
+  struct Address {
+    int root = 0, index = 0;
+    index_t bytes = 0;
+  };
+  static Address address_of(const Loc& l) {
+    const int root = l.root == Loc::Root::input ? 1 : l.root == Loc::Root::output ? 2 : 0;
+    return Address{root, root ? l.index : 0, l.bytes};  // Root::fixed: not eligible (a, c), resolved at build (bias)
+  }
+
   struct Layer {
-    Loc a, c, bias;
-    bool bias_per_run = false;  // a bias computed by the model (else a constant, in ep)
+    Address a, c, bias;
+    bool bias_per_run = false;  // a bias the model computes (else a constant, in ep.bias)
     index_t K = 0, N = 0, xs = 1;
     const float* packed = nullptr;  // the panels, or the contiguous column when column >= 0
     int column = -1;                // N == 1: offset of the weight column in columns_
