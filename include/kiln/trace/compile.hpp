@@ -320,9 +320,20 @@ class Compiled {
   Entry* lookup(bool& fallback, const Args&... args) {
     static_assert(sizeof...(Args) <= kMaxGuardArgs, "kiln::compile: too many arguments");
     ++stats_.calls;
-    Entry* e = nullptr;
     // The last entry used is the likely one; compare the arguments in place (no key is built).
-    if (last_ && guard_matches(last_->guard, args...)) e = last_;
+    if (last_ && guard_matches(last_->guard, args...)) {
+      ++stats_.cache_hits;
+      return last_;
+    }
+    return lookup_miss(fallback, args...);
+  }
+  // Out of line: the tracing path's frame cost a batch-1 call more than its guard check.
+  template <class... Args>
+#if defined(__GNUC__) || defined(__clang__)
+  __attribute__((noinline))
+#endif
+  Entry* lookup_miss(bool& fallback, const Args&... args) {
+    Entry* e = nullptr;
     for (std::size_t c = 0; !e && c < cache_.size(); ++c)
       if (guard_matches(cache_[c]->guard, args...)) e = cache_[c].get();
     if (e) {
