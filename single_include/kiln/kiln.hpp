@@ -3338,7 +3338,8 @@ constexpr std::size_t int8_workspace_bytes(const Graph& g, const Layout* layouts
 //
 // Batch-1 / small M (M < MR), typical of GEMV in a small MLP, skips A packing:
 // a row kernel walks several NR-wide panels of B at once (splitting K when there
-// are too few panels to hide FMA latency) and reads A where it lies.
+// are too few panels to hide FMA latency) and reads A where it lies; M = 1 with
+// a prepacked B has its own kernels (kernels/gemm_m1.hpp).
 //
 // No heap, no exceptions, no iostream: all scratch comes from the caller's
 // workspace (gemm_workspace_size floats, 64-byte aligned).
@@ -3940,6 +3941,183 @@ inline void gemm_k0(index_t M, index_t N, float* C, index_t ldc, const GemmEpilo
 }
 
 }  // namespace gemm_detail
+}  // namespace kiln::kernels
+
+
+// ---- begin kiln/kernels/gemm_m1.hpp ----
+// kiln/kernels/gemm_m1.hpp — one row of A times B (M = 1): the batch-1 layer of a small model.
+//
+// A fragment of kernels/gemm.hpp (included inside it, after gemm_detail's vector layer, with its
+// macros): gemm() sends M == 1 here, and the compiled runtime calls these kernels directly for a
+// chain of batch-1 layers (runtime/row_gemm.hpp).
+//
+//   gemv_m1_packed: y[0:N) = clamp(x . B + bias) over B's prepacked NR-wide panels. Panels go
+//     four at a time (8 accumulators on 16-register SIMD); two or one panels left split K two or
+//     four ways so there are still 8 independent FMA chains. Bias and clamp are applied to the
+//     accumulators in registers and full vectors are stored directly; only a last partial
+//     panel (N % NR) goes through a small buffer. Nothing per row or per flag inside the loops.
+//   dot_m1: N == 1 over K contiguous weights (a layer with one output): four vector partial sums,
+//     one horizontal add. A packed panel holds that column with stride NR, so callers that run it
+//     often keep a contiguous copy (the gemm() entry reads the panel column with a scalar loop).
+//
+// Sums run in another order than the blocked micro-kernel (K split S ways): results agree with
+// gemm() for M > 1 to rounding, not bit for bit.
+
+namespace kiln::kernels {
+
+/// The epilogue the M = 1 kernels apply in registers (what GemmEpilogue says minus its tail).
+struct RowEpilogue {
+  const float* bias = nullptr;
+  bool clamp = false;
+  float lo = 0.f, hi = 0.f;
+};
+
+namespace gemm_detail {
+
+// P panels (n <= P*NR valid columns) of a K x NR packed B starting at b (panel stride bps),
+// accumulated in S * P * NV registers; x[k * xs] broadcast once per k.
+template <int P, int S>
+KILN_GEMM_INLINE void m1_panels(index_t K, const float* KILN_GEMM_RESTRICT x, index_t xs,
+                                const float* KILN_GEMM_RESTRICT b, index_t bps, float* KILN_GEMM_RESTRICT y,
+                                index_t n, const RowEpilogue& ep) {
+  vec acc[S][P][kNV];
+  KILN_GEMM_UNROLL
+  for (int s = 0; s < S; ++s) {
+    KILN_GEMM_UNROLL
+    for (int p = 0; p < P; ++p) {
+      KILN_GEMM_UNROLL
+      for (int v = 0; v < kNV; ++v) acc[s][p][v] = vsplat(0.f);
+    }
+  }
+  // The loop runs on B's pointer alone (no counter): its bookkeeping is a third of a K step here.
+  const index_t k = K / S * S;
+  for (const float* const end = b + k * kNR; b != end; x += S * xs, b += S * kNR) {
+    KILN_GEMM_UNROLL
+    for (int s = 0; s < S; ++s) {
+      const vec xv = vsplat(x[s * xs]);
+      KILN_GEMM_UNROLL
+      for (int p = 0; p < P; ++p) {
+        KILN_GEMM_UNROLL
+        for (int v = 0; v < kNV; ++v)
+          acc[s][p][v] = vfma(xv, vload(b + p * bps + s * kNR + v * kLanes), acc[s][p][v]);
+      }
+    }
+  }
+  if constexpr (S > 1) {
+    for (index_t t = k; t < K; ++t, x += xs, b += kNR) {
+      const vec xv = vsplat(*x);
+      KILN_GEMM_UNROLL
+      for (int p = 0; p < P; ++p) {
+        KILN_GEMM_UNROLL
+        for (int v = 0; v < kNV; ++v) acc[0][p][v] = vfma(xv, vload(b + p * bps + v * kLanes), acc[0][p][v]);
+      }
+    }
+    KILN_GEMM_UNROLL
+    for (int s = 1; s < S; ++s) {
+      KILN_GEMM_UNROLL
+      for (int p = 0; p < P; ++p) {
+        KILN_GEMM_UNROLL
+        for (int v = 0; v < kNV; ++v) acc[0][p][v] = vadd(acc[0][p][v], acc[s][p][v]);
+      }
+    }
+  }
+  if (n == P * kNR) {  // whole panels: bias and clamp on the registers, vector stores
+    if (ep.bias) {
+      KILN_GEMM_UNROLL
+      for (int p = 0; p < P; ++p) {
+        KILN_GEMM_UNROLL
+        for (int v = 0; v < kNV; ++v) acc[0][p][v] = vadd(acc[0][p][v], vload(ep.bias + p * kNR + v * kLanes));
+      }
+    }
+    if (ep.clamp) {
+      const vec vlo = vsplat(ep.lo), vhi = vsplat(ep.hi);
+      KILN_GEMM_UNROLL
+      for (int p = 0; p < P; ++p) {
+        KILN_GEMM_UNROLL
+        for (int v = 0; v < kNV; ++v) acc[0][p][v] = vclamp(acc[0][p][v], vlo, vhi);
+      }
+    }
+    KILN_GEMM_UNROLL
+    for (int p = 0; p < P; ++p) {
+      KILN_GEMM_UNROLL
+      for (int v = 0; v < kNV; ++v) vstore(y + p * kNR + v * kLanes, acc[0][p][v]);
+    }
+    return;
+  }
+  // The last, partial panel group: the bias exists for n columns only, so it is added in scalar.
+  float t[P * kNR];
+  KILN_GEMM_UNROLL
+  for (int p = 0; p < P; ++p) {
+    KILN_GEMM_UNROLL
+    for (int v = 0; v < kNV; ++v) vstore(t + p * kNR + v * kLanes, acc[0][p][v]);
+  }
+  for (index_t j = 0; j < n; ++j) {
+    float r = t[j];
+    if (ep.bias) r += ep.bias[j];
+    if (ep.clamp) r = sclamp(r, ep.lo, ep.hi);
+    y[j] = r;
+  }
+}
+
+}  // namespace gemm_detail
+
+/// y[0:N) = clamp(x . B + bias), B prepacked by pack_b(K, N) (panel q at packed + q*K*NR),
+/// x[k] at x + k*xs. K >= 1, N >= 1.
+inline void gemv_m1_packed(index_t K, index_t N, const float* x, index_t xs, const float* packed, float* y,
+                           const RowEpilogue& ep) {
+  using namespace gemm_detail;
+  const index_t np = (N + kNR - 1) / kNR, bps = K * kNR;
+  index_t p = 0;
+  RowEpilogue e = ep;
+  for (; p + 4 <= np; p += 4) {
+    m1_panels<4, 1>(K, x, xs, packed + p * bps, bps, y + p * kNR, min_i(4 * kNR, N - p * kNR), e);
+    if (e.bias) e.bias += 4 * kNR;
+  }
+  if (np - p >= 2) {
+    m1_panels<2, 2>(K, x, xs, packed + p * bps, bps, y + p * kNR, min_i(2 * kNR, N - p * kNR), e);
+    if (e.bias) e.bias += 2 * kNR;
+    p += 2;
+  }
+  if (np - p == 1) m1_panels<1, 4>(K, x, xs, packed + p * bps, bps, y + p * kNR, N - p * kNR, e);
+}
+
+/// y[0] = clamp(x . w + bias[0]) with w[0:K) contiguous and x[k] at x + k*xs.
+inline void dot_m1(index_t K, const float* x, index_t xs, const float* w, float* y, const RowEpilogue& ep) {
+  using namespace gemm_detail;
+  float s = 0.f;
+  index_t k = 0;
+#if KILN_SIMD
+  if (xs == 1) {
+    constexpr index_t L = kLanes;
+    vec a0 = vsplat(0.f), a1 = vsplat(0.f), a2 = vsplat(0.f), a3 = vsplat(0.f);
+    for (; k + 4 * L <= K; k += 4 * L) {
+      a0 = vfma(vload(x + k), vload(w + k), a0);
+      a1 = vfma(vload(x + k + L), vload(w + k + L), a1);
+      a2 = vfma(vload(x + k + 2 * L), vload(w + k + 2 * L), a2);
+      a3 = vfma(vload(x + k + 3 * L), vload(w + k + 3 * L), a3);
+    }
+    for (; k + L <= K; k += L) a0 = vfma(vload(x + k), vload(w + k), a0);
+    s = xsimd::hadd(vadd(vadd(a0, a1), vadd(a2, a3)));
+  }
+#endif
+  float s1 = 0.f, s2 = 0.f, s3 = 0.f;  // strided x, the tail, or the scalar build
+  for (; k + 4 <= K; k += 4) {
+    s += x[k * xs] * w[k];
+    s1 += x[(k + 1) * xs] * w[k + 1];
+    s2 += x[(k + 2) * xs] * w[k + 2];
+    s3 += x[(k + 3) * xs] * w[k + 3];
+  }
+  for (; k < K; ++k) s += x[k * xs] * w[k];
+  s = (s + s1) + (s2 + s3);
+  if (ep.bias) s += ep.bias[0];
+  if (ep.clamp) s = sclamp(s, ep.lo, ep.hi);
+  *y = s;
+}
+
+}  // namespace kiln::kernels
+// ---- end kiln/kernels/gemm_m1.hpp ----
+
+namespace kiln::kernels {
 
 // ---------------------------------------------------------------------------
 // Public API.
@@ -4028,7 +4206,14 @@ inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
   // One output column, enough rows for whole vectors of them: dot products (gemv_n1).
   if (N == 1 && M >= kMR && K <= kKC && A.col_stride == 1) return gemv_n1_gather(M, K, A, B, packed_b, C, ldc, ep);
 
-  // Batch-1 / small M with prepacked B: no packing at all, one pass over K.
+  // Batch 1 with prepacked B: one row against the panels, bias and clamp in registers.
+  if (M == 1 && packed_b) {
+    gemv_m1_packed(K, N, A.data, A.col_stride, packed_b, C, RowEpilogue{ep.bias, ep.clamp, ep.lo, ep.hi});
+    if (ep.tail) ep.tail(ep.ctx, 0, 0, M, N, C, ldc);
+    return;
+  }
+
+  // Small M with prepacked B: no packing at all, one pass over K.
   if (M < kMR && packed_b) {
     small_m(M, K, A.data, A.row_stride, A.col_stride, packed_b, K * kNR, C, ldc, N, last_flags,
             ep.bias, ep.lo, ep.hi);
@@ -13036,6 +13221,121 @@ KILN_ENGINE_API void print_plan(std::ostream& os, const runtime::Executable& exe
 #include <vector>
 
 
+// ---- begin kiln/runtime/row_gemm.hpp ----
+// kiln/runtime/row_gemm.hpp — a plan that is nothing but batch-1 layers, run without the step
+// machinery.
+//
+// A small MLP at batch 1 does ~1 k instructions of arithmetic per call; the general path
+// (Executable::run's step loop, step_run::gemm building a GemmEpilogue and MatrixRefs, gemm()'s
+// dispatch, the small-M row kernels with run-time flags) spent as much again around it. When
+// every step of a plan is a GEMM with one row (M = 1), weights prepacked, no batch and no tail
+// program, Executable::build also records this chain: per layer, where its row and its output
+// are (Locs resolved after memory planning, as slots of a per-run table of base addresses), the packed panels, the bias and the clamp. run()
+// then resolves two addresses and calls one M = 1 kernel per layer (kernels/gemm_m1.hpp); a
+// layer with one output (N = 1) runs a dot product over a contiguous copy of its weight column.
+// Anything else (outputs copied out, parameter updates, offload, other step kinds) keeps the
+// general path.
+
+#include <vector>
+
+
+namespace kiln::runtime {
+
+class RowGemmChain {
+ public:
+  /// Whether a lowered step can be one layer of the chain.
+  static bool eligible(const Step& s) {
+    if (s.kind != passes::GroupKind::gemm || s.conv || s.direct || s.packed < 0) return false;
+    if (s.M != 1 || s.N < 1 || s.K < 1 || s.batch.rank() != 0 || s.code_size != 0) return false;
+    if (s.a_at.root == Loc::Root::fixed || s.c_at.root == Loc::Root::fixed) return false;  // not a layer's row
+    return s.a.dtype == DType::f32 && s.c.dtype == DType::f32;
+  }
+
+  /// Records the chain when every step is eligible and `plain` (the plan copies nothing out and
+  /// writes no parameter back); `packed(s)` gives step s's prepacked weight. Else stays inactive.
+  template <class PackedOf>
+  void build(const std::vector<Step>& steps, bool plain, PackedOf&& packed) {
+    layers_.clear();
+    columns_.clear();
+    active_ = false;
+    if (!plain || steps.empty()) return;
+    for (const Step& s : steps)
+      if (!eligible(s)) return;
+    for (const Step& s : steps) {
+      Layer l;
+      const int r = s.loop.rank();
+      l.a = address_of(s.a_at);
+      l.c = address_of(s.c_at);
+      if (s.bias >= 0 && s.bias_at.root == Loc::Root::fixed)
+        l.ep.bias = reinterpret_cast<const float*>(s.bias_at.fixed);  // a constant: resolved once
+      else if (s.bias >= 0)
+        l.bias = address_of(s.bias_at), l.bias_per_run = true;  // computed by the model: looked up per run
+      l.K = s.K;
+      l.N = s.N;
+      l.xs = s.a.strides[r - 1];
+      l.packed = packed(s);
+      l.ep.clamp = s.clamp;
+      l.ep.lo = s.lo;
+      l.ep.hi = s.hi;
+      if (s.N == 1) {  // column 0 of the single packed panel, every kNR-th float: made contiguous
+        l.column = static_cast<int>(columns_.size());
+        for (index_t k = 0; k < s.K; ++k) columns_.push_back(l.packed[k * kernels::gemm_detail::kNR]);
+      }
+      layers_.push_back(l);
+    }
+    for (Layer& l : layers_)
+      if (l.column >= 0) l.packed = columns_.data() + l.column;  // columns_ no longer grows
+    active_ = true;
+  }
+
+  bool active() const { return active_; }
+  std::size_t layers() const { return layers_.size(); }
+
+  void run(const void* const* inputs, void* const* outputs, char* arena) const {
+    // Every operand is roots[root][index] + bytes: two loads and an add, where a switch on each
+    // Loc's root cost more than the address arithmetic of the whole chain.
+    const void* const arena_root[1] = {arena};
+    const void* const* const roots[3] = {arena_root, inputs, outputs};
+    auto at = [&roots](const Address& a) {
+      return const_cast<char*>(static_cast<const char*>(roots[a.root][a.index])) + a.bytes;
+    };
+    for (const Layer& l : layers_) {
+      const auto* x = reinterpret_cast<const float*>(at(l.a));
+      auto* y = reinterpret_cast<float*>(at(l.c));
+      kernels::RowEpilogue ep = l.ep;
+      if (l.bias_per_run) ep.bias = reinterpret_cast<const float*>(at(l.bias));
+      if (l.column >= 0) kernels::dot_m1(l.K, x, l.xs, l.packed, y, ep);
+      else kernels::gemv_m1_packed(l.K, l.N, x, l.xs, l.packed, y, ep);
+    }
+  }
+
+ private:
+  /// An operand in one run's buffers: root 0 the arena (index 0), 1 input `index`, 2 output `index`.
+  struct Address {
+    int root = 0, index = 0;
+    index_t bytes = 0;
+  };
+  static Address address_of(const Loc& l) {
+    const int root = l.root == Loc::Root::input ? 1 : l.root == Loc::Root::output ? 2 : 0;
+    return Address{root, root ? l.index : 0, l.bytes};  // Root::fixed: not eligible (a, c), resolved at build (bias)
+  }
+
+  struct Layer {
+    Address a, c, bias;
+    bool bias_per_run = false;  // a bias the model computes (else a constant, in ep.bias)
+    index_t K = 0, N = 0, xs = 1;
+    const float* packed = nullptr;  // the panels, or the contiguous column when column >= 0
+    int column = -1;                // N == 1: offset of the weight column in columns_
+    kernels::RowEpilogue ep;
+  };
+  std::vector<Layer> layers_;
+  std::vector<float> columns_;
+  bool active_ = false;
+};
+
+}  // namespace kiln::runtime
+// ---- end kiln/runtime/row_gemm.hpp ----
+
 namespace kiln::runtime {
 
 /// A heap buffer of floats aligned to kAlignment (packed weights, folded constants): the GEMM's
@@ -13120,6 +13420,9 @@ class Executable {
       s.workspace_slot = mem_->workspace_slot[s.group];
       if (s.kind == passes::GroupKind::gemm) resolve_gemm(s);
     }
+    bool plain = !offload_ && g.num_updates() == 0;
+    for (int k = 0; k < g.num_outputs(); ++k) plain = plain && mem_->output_copy_from[k] < 0;
+    row_chain_.build(steps_, plain, [this](const Step& s) { return packed_[static_cast<std::size_t>(s.packed)].data(); });
     info_.nodes = g.size();
     info_.groups = fusion_->num_groups;
     info_.kernels = static_cast<int>(steps_.size());
@@ -13138,11 +13441,22 @@ class Executable {
   const PlanInfo& info() const { return info_; }
   const std::vector<Step>& steps() const { return steps_; }
   const std::vector<Int8Step>& int8_steps() const { return int8_; }
+  const RowGemmChain& row_chain() const { return row_chain_; }
   std::size_t arena_bytes() const { return mem_->arena_bytes; }
 
   /// Runs the plan. inputs[i]: dense data of graph input i; outputs[k]: dense buffer for output k;
   /// arena: arena_bytes() bytes, kAlignment-aligned.
   void run(const void* const* inputs, void* const* outputs, void* arena) const {
+    if (row_chain_.active()) return row_chain_.run(inputs, outputs, static_cast<char*>(arena));  // batch-1 layers
+    run_steps(inputs, outputs, arena);
+  }
+
+ private:
+  // Out of line so the batch-1 chain's call does not pay this loop's frame (a tenth of its cost).
+#if defined(__GNUC__) || defined(__clang__)
+  __attribute__((noinline))
+#endif
+  void run_steps(const void* const* inputs, void* const* outputs, void* arena) const {
     Bindings b{inputs, outputs, static_cast<char*>(arena)};
     if (offload_) {
       if (!run_offloaded(b)) return;
@@ -13396,6 +13710,7 @@ class Executable {
   std::vector<AlignedFloats> packed_;
   std::vector<AlignedFloats> folded_;
   std::vector<Int8Step> int8_;
+  RowGemmChain row_chain_;  // every step a batch-1 layer: run() goes straight to the M = 1 kernels
   Status lower_status_;
   PlanInfo info_;
   // Accelerator regions (accel/offload.hpp), reached only through the hooks: null without backends.
@@ -15887,7 +16202,7 @@ class Compiled {
     if (fallback) return run_eagerly(args...);
     if (!e) return R{};
     R result{};
-    void* outs[kMaxGraphIO]{};
+    void* outs[kMaxGraphIO];  // one per model output, set below (no zeroing per call)
     bool ok = true;
     detail::Results<R>::each(result, [&](auto& t, int k) {
       using T = typename std::remove_reference_t<decltype(t)>::value_type;
@@ -15910,7 +16225,7 @@ class Compiled {
   bool run_into(const Out& outputs, const Args&... args) {
     bool fallback = false;
     Entry* e = lookup(fallback, args...);
-    void* outs[kMaxGraphIO]{};
+    void* outs[kMaxGraphIO];  // one per model output, set below (no zeroing per call)
     if (fallback) {  // no plan for this call: run eagerly and copy
       auto r = run_eagerly(args...);
       bool ok = true;
@@ -16038,9 +16353,20 @@ class Compiled {
   Entry* lookup(bool& fallback, const Args&... args) {
     static_assert(sizeof...(Args) <= kMaxGuardArgs, "kiln::compile: too many arguments");
     ++stats_.calls;
-    Entry* e = nullptr;
     // The last entry used is the likely one; compare the arguments in place (no key is built).
-    if (last_ && guard_matches(last_->guard, args...)) e = last_;
+    if (last_ && guard_matches(last_->guard, args...)) {
+      ++stats_.cache_hits;
+      return last_;
+    }
+    return lookup_miss(fallback, args...);
+  }
+  // Out of line: the tracing path's frame cost a batch-1 call more than its guard check.
+  template <class... Args>
+#if defined(__GNUC__) || defined(__clang__)
+  __attribute__((noinline))
+#endif
+  Entry* lookup_miss(bool& fallback, const Args&... args) {
+    Entry* e = nullptr;
     for (std::size_t c = 0; !e && c < cache_.size(); ++c)
       if (guard_matches(cache_[c]->guard, args...)) e = cache_[c].get();
     if (e) {
@@ -16074,7 +16400,7 @@ class Compiled {
 
   template <class... Args>
   void run_bound(Entry& e, void* const* outs, const Args&... args) {
-    const void* ins[kMaxGuardArgs]{};
+    const void* ins[kMaxGuardArgs];  // one per tensor argument, set below
     int ni = 0;
     (bind_input(ins, ni, args), ...);
     run_entry(e, ins, outs);

@@ -12,7 +12,8 @@
 //
 // Batch-1 / small M (M < MR), typical of GEMV in a small MLP, skips A packing:
 // a row kernel walks several NR-wide panels of B at once (splitting K when there
-// are too few panels to hide FMA latency) and reads A where it lies.
+// are too few panels to hide FMA latency) and reads A where it lies; M = 1 with
+// a prepacked B has its own kernels (kernels/gemm_m1.hpp).
 //
 // No heap, no exceptions, no iostream: all scratch comes from the caller's
 // workspace (gemm_workspace_size floats, 64-byte aligned).
@@ -559,6 +560,11 @@ inline void gemm_k0(index_t M, index_t N, float* C, index_t ldc, const GemmEpilo
 }
 
 }  // namespace gemm_detail
+}  // namespace kiln::kernels
+
+#include "gemm_m1.hpp"  // M = 1 against prepacked panels (uses the vector layer above)
+
+namespace kiln::kernels {
 
 // ---------------------------------------------------------------------------
 // Public API.
@@ -647,7 +653,14 @@ inline void gemm(index_t M, index_t N, index_t K, MatrixRef A, MatrixRef B,
   // One output column, enough rows for whole vectors of them: dot products (gemv_n1).
   if (N == 1 && M >= kMR && K <= kKC && A.col_stride == 1) return gemv_n1_gather(M, K, A, B, packed_b, C, ldc, ep);
 
-  // Batch-1 / small M with prepacked B: no packing at all, one pass over K.
+  // Batch 1 with prepacked B: one row against the panels, bias and clamp in registers.
+  if (M == 1 && packed_b) {
+    gemv_m1_packed(K, N, A.data, A.col_stride, packed_b, C, RowEpilogue{ep.bias, ep.clamp, ep.lo, ep.hi});
+    if (ep.tail) ep.tail(ep.ctx, 0, 0, M, N, C, ldc);
+    return;
+  }
+
+  // Small M with prepacked B: no packing at all, one pass over K.
   if (M < kMR && packed_b) {
     small_m(M, K, A.data, A.row_stride, A.col_stride, packed_b, K * kNR, C, ldc, N, last_flags,
             ep.bias, ep.lo, ep.hi);

@@ -16,6 +16,7 @@
 #include "eager.hpp"
 #include "int8_steps.hpp"
 #include "lower.hpp"
+#include "row_gemm.hpp"
 #include "step_run.hpp"
 #include "plan_info.hpp"
 
@@ -103,6 +104,9 @@ class Executable {
       s.workspace_slot = mem_->workspace_slot[s.group];
       if (s.kind == passes::GroupKind::gemm) resolve_gemm(s);
     }
+    bool plain = !offload_ && g.num_updates() == 0;
+    for (int k = 0; k < g.num_outputs(); ++k) plain = plain && mem_->output_copy_from[k] < 0;
+    row_chain_.build(steps_, plain, [this](const Step& s) { return packed_[static_cast<std::size_t>(s.packed)].data(); });
     info_.nodes = g.size();
     info_.groups = fusion_->num_groups;
     info_.kernels = static_cast<int>(steps_.size());
@@ -121,11 +125,22 @@ class Executable {
   const PlanInfo& info() const { return info_; }
   const std::vector<Step>& steps() const { return steps_; }
   const std::vector<Int8Step>& int8_steps() const { return int8_; }
+  const RowGemmChain& row_chain() const { return row_chain_; }
   std::size_t arena_bytes() const { return mem_->arena_bytes; }
 
   /// Runs the plan. inputs[i]: dense data of graph input i; outputs[k]: dense buffer for output k;
   /// arena: arena_bytes() bytes, kAlignment-aligned.
   void run(const void* const* inputs, void* const* outputs, void* arena) const {
+    if (row_chain_.active()) return row_chain_.run(inputs, outputs, static_cast<char*>(arena));  // batch-1 layers
+    run_steps(inputs, outputs, arena);
+  }
+
+ private:
+  // Out of line so the batch-1 chain's call does not pay this loop's frame (a tenth of its cost).
+#if defined(__GNUC__) || defined(__clang__)
+  __attribute__((noinline))
+#endif
+  void run_steps(const void* const* inputs, void* const* outputs, void* arena) const {
     Bindings b{inputs, outputs, static_cast<char*>(arena)};
     if (offload_) {
       if (!run_offloaded(b)) return;
@@ -379,6 +394,7 @@ class Executable {
   std::vector<AlignedFloats> packed_;
   std::vector<AlignedFloats> folded_;
   std::vector<Int8Step> int8_;
+  RowGemmChain row_chain_;  // every step a batch-1 layer: run() goes straight to the M = 1 kernels
   Status lower_status_;
   PlanInfo info_;
   // Accelerator regions (accel/offload.hpp), reached only through the hooks: null without backends.

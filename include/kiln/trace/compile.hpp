@@ -169,7 +169,7 @@ class Compiled {
     if (fallback) return run_eagerly(args...);
     if (!e) return R{};
     R result{};
-    void* outs[kMaxGraphIO]{};
+    void* outs[kMaxGraphIO];  // one per model output, set below (no zeroing per call)
     bool ok = true;
     detail::Results<R>::each(result, [&](auto& t, int k) {
       using T = typename std::remove_reference_t<decltype(t)>::value_type;
@@ -192,7 +192,7 @@ class Compiled {
   bool run_into(const Out& outputs, const Args&... args) {
     bool fallback = false;
     Entry* e = lookup(fallback, args...);
-    void* outs[kMaxGraphIO]{};
+    void* outs[kMaxGraphIO];  // one per model output, set below (no zeroing per call)
     if (fallback) {  // no plan for this call: run eagerly and copy
       auto r = run_eagerly(args...);
       bool ok = true;
@@ -320,9 +320,20 @@ class Compiled {
   Entry* lookup(bool& fallback, const Args&... args) {
     static_assert(sizeof...(Args) <= kMaxGuardArgs, "kiln::compile: too many arguments");
     ++stats_.calls;
-    Entry* e = nullptr;
     // The last entry used is the likely one; compare the arguments in place (no key is built).
-    if (last_ && guard_matches(last_->guard, args...)) e = last_;
+    if (last_ && guard_matches(last_->guard, args...)) {
+      ++stats_.cache_hits;
+      return last_;
+    }
+    return lookup_miss(fallback, args...);
+  }
+  // Out of line: the tracing path's frame cost a batch-1 call more than its guard check.
+  template <class... Args>
+#if defined(__GNUC__) || defined(__clang__)
+  __attribute__((noinline))
+#endif
+  Entry* lookup_miss(bool& fallback, const Args&... args) {
+    Entry* e = nullptr;
     for (std::size_t c = 0; !e && c < cache_.size(); ++c)
       if (guard_matches(cache_[c]->guard, args...)) e = cache_[c].get();
     if (e) {
@@ -356,7 +367,7 @@ class Compiled {
 
   template <class... Args>
   void run_bound(Entry& e, void* const* outs, const Args&... args) {
-    const void* ins[kMaxGuardArgs]{};
+    const void* ins[kMaxGuardArgs];  // one per tensor argument, set below
     int ni = 0;
     (bind_input(ins, ni, args), ...);
     run_entry(e, ins, outs);
